@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The test command: type-check, start a throwaway PostgreSQL (the suite runs on it and on the
+# embedded store), run every test file with Node's test runner, stop PostgreSQL.
+# Needs PostgreSQL's server binaries (Debian: postgresql); without them it fails, it does not skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== type check"
+npx tsc -p tsconfig.json
+
+pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+if [ -z "$pgbin" ] || [ ! -x "$pgbin/initdb" ]; then
+  echo "error: PostgreSQL server binaries not found (apt-get install postgresql)" >&2
+  exit 1
+fi
+pgdir=$(mktemp -d /tmp/kvmfleet-test-pg.XXXXXX)
+pgport=$(( 20000 + RANDOM % 20000 ))
+as_pg=()
+if [ "$(id -u)" = 0 ]; then
+  chown postgres: "$pgdir"
+  as_pg=(runuser -u postgres --)
+fi
+cleanup() {
+  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$pgdir"
+}
+trap cleanup EXIT
+"${as_pg[@]}" "$pgbin/initdb" -D "$pgdir/data" -U kvmfleet --auth=trust -E UTF8 >"$pgdir/initdb.log" 2>&1 || { cat "$pgdir/initdb.log"; exit 1; }
+"${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w \
+  -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off" start >/dev/null
+export KVMFLEET_TEST_PG_URL="postgres://kvmfleet@127.0.0.1:$pgport/postgres"
+echo "== PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') on port $pgport"
+
+files=$(find test -name '*.test.ts' | sort)
+if [ "${1:-}" = "--only-unit" ]; then files=$(echo "$files" | grep -v '^test/e2e/' || true); fi
+echo "== tests"
+# shellcheck disable=SC2086
+node --import tsx --test --test-reporter=spec --test-concurrency=2 $files

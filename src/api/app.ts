@@ -1,0 +1,107 @@
+/** The REST API: inventory resources, imports, health, and the OpenAPI document at /openapi.json. */
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { ErrorCode, KvmfleetError } from '../errors.ts';
+import * as hosts from '../fleet/hosts.ts';
+import type { Host, HostInput, Network, NetworkInput, Profile, ProfileInput, Site, SiteInput } from '../fleet/model.ts';
+import { Type } from '@sinclair/typebox';
+import * as networks from '../fleet/networks.ts';
+import * as profiles from '../fleet/profiles.ts';
+import * as sites from '../fleet/sites.ts';
+import type { Store } from '../store/open.ts';
+import { VERSION } from '../version.ts';
+import { registerResource } from './resource.ts';
+import * as S from './schemas.ts';
+import { registerImportRoutes } from './routes/imports.ts';
+
+export interface ApiOptions {
+  readonly store: Store;
+  readonly logger?: FastifyServerOptions['logger'];
+}
+
+/** Bodies of imports may be large (a CSV of tens of thousands of hosts). */
+const BODY_LIMIT = 64 * 1024 * 1024;
+
+export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: BODY_LIMIT,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+  });
+  const { db } = options.store;
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'kvmfleet', version: VERSION, description: 'Provision KVM fleets: inventory, network boot, VMs.' },
+      tags: [{ name: 'sites' }, { name: 'networks' }, { name: 'profiles' }, { name: 'hosts' }, { name: 'import' }, { name: 'health' }],
+    },
+    // Name shared schemas by their $id in the document, not def-0, def-1…
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  for (const schema of [S.ErrorReply, S.Site, S.Network, S.Profile, S.Host]) app.addSchema(schema);
+
+  app.setErrorHandler((error: FastifyError | KvmfleetError, request, reply) => {
+    if (error instanceof KvmfleetError) {
+      return reply.code(error.httpStatus).send({ error: { code: error.code, message: error.message, ...(error.details !== undefined ? { details: error.details } : {}) } });
+    }
+    if ((error as FastifyError).validation) {
+      return reply.code(400).send({ error: { code: ErrorCode.BadRequest, message: error.message } });
+    }
+    const status = (error as FastifyError).statusCode;
+    if (status && status >= 400 && status < 500) {
+      return reply.code(status).send({ error: { code: ErrorCode.BadRequest, message: error.message } });
+    }
+    request.log.error({ err: error }, 'unexpected error');
+    return reply.code(500).send({ error: { code: ErrorCode.Internal, message: 'internal error; see the server log' } });
+  });
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: ErrorCode.NotFound, message: `no route ${request.method} ${request.url}` } }));
+
+  app.get('/healthz', { schema: { tags: ['health'] } }, async () => ({ status: 'ok', version: VERSION }));
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  registerResource<Site, SiteInput, Partial<SiteInput>, unknown>(app, db, {
+    plural: 'sites',
+    schema: S.Site,
+    input: S.SiteInput,
+    patch: S.SitePatch,
+    list: (db) => sites.listSites(db),
+    get: sites.getSite,
+    create: sites.createSite,
+    update: sites.updateSite,
+    remove: sites.deleteSite,
+  });
+  registerResource<Network, NetworkInput, Partial<NetworkInput>, { site?: string }>(app, db, {
+    plural: 'networks',
+    schema: S.Network,
+    input: S.NetworkInput,
+    patch: S.NetworkPatch,
+    query: Type.Object({ site: Type.Optional(Type.String()) }),
+    list: networks.listNetworks,
+    get: networks.getNetwork,
+    create: networks.createNetwork,
+    update: networks.updateNetwork,
+    remove: networks.deleteNetwork,
+  });
+  registerResource<Profile, ProfileInput, never, unknown>(app, db, {
+    plural: 'profiles',
+    schema: S.Profile,
+    input: S.ProfileInput,
+    list: (db) => profiles.listProfiles(db),
+    get: profiles.getProfile,
+    create: profiles.createProfile,
+    remove: profiles.deleteProfile,
+  });
+  registerResource<Host, HostInput, never, hosts.HostFilter>(app, db, {
+    plural: 'hosts',
+    schema: S.Host,
+    input: S.HostInput,
+    query: S.HostQuery,
+    list: hosts.listHosts,
+    get: hosts.getHost,
+    create: hosts.createHost,
+    remove: hosts.deleteHost,
+  });
+  registerImportRoutes(app, db);
+  return app;
+}

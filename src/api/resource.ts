@@ -1,0 +1,54 @@
+/**
+ * One REST resource of the inventory: list, show, create, update, delete by name,
+ * with schemas for validation and the OpenAPI document. Each inventory kind is one table of these.
+ */
+import type { TSchema } from '@sinclair/typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { Database } from '../store/schema.ts';
+import { NameParams } from './schemas.ts';
+
+export interface ResourceSpec<T, Input, Patch, Query> {
+  /** Plural path segment: /api/v1/{plural} */
+  readonly plural: string;
+  readonly schema: TSchema;
+  readonly input: TSchema;
+  readonly patch?: TSchema;
+  readonly query?: TSchema;
+  list(db: Kysely<Database>, query: Query): Promise<T[]>;
+  get(db: Kysely<Database>, name: string): Promise<T>;
+  create(db: Kysely<Database>, input: Input): Promise<T>;
+  update?(db: Kysely<Database>, name: string, patch: Patch): Promise<T>;
+  remove(db: Kysely<Database>, name: string): Promise<void>;
+}
+
+const errors = { 400: { $ref: 'ErrorReply#' }, 404: { $ref: 'ErrorReply#' }, 409: { $ref: 'ErrorReply#' }, 422: { $ref: 'ErrorReply#' } };
+
+export function registerResource<T, Input, Patch, Query>(app: FastifyInstance, db: Kysely<Database>, spec: ResourceSpec<T, Input, Patch, Query>): void {
+  const base = `/api/v1/${spec.plural}`;
+  const tags = [spec.plural];
+  const item = { $ref: `${(spec.schema as { $id: string }).$id}#` };
+
+  app.get(base, { schema: { tags, ...(spec.query ? { querystring: spec.query } : {}), response: { 200: Type.Array(Type.Ref(spec.schema)), ...errors } } }, (request) =>
+    spec.list(db, request.query as Query),
+  );
+  app.get(`${base}/:name`, { schema: { tags, params: NameParams, response: { 200: item, ...errors } } }, (request) =>
+    spec.get(db, (request.params as { name: string }).name),
+  );
+  app.post(base, { schema: { tags, body: spec.input, response: { 201: item, ...errors } } }, async (request, reply) => {
+    reply.code(201);
+    return spec.create(db, request.body as Input);
+  });
+  const update = spec.update;
+  if (update && spec.patch) {
+    app.patch(`${base}/:name`, { schema: { tags, params: NameParams, body: spec.patch, response: { 200: item, ...errors } } }, (request) =>
+      update(db, (request.params as { name: string }).name, request.body as Patch),
+    );
+  }
+  app.delete(`${base}/:name`, { schema: { tags, params: NameParams, response: { 204: Type.Null(), ...errors } } }, async (request, reply) => {
+    await spec.remove(db, (request.params as { name: string }).name);
+    reply.code(204);
+    return null;
+  });
+}

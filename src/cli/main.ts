@@ -1,0 +1,238 @@
+/** The `kvmfleet` command. `serve` runs the server; every other verb talks to it over the REST API. */
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { Command, Option } from 'commander';
+import { parseRoles, ROLES } from '../cluster/roles.ts';
+import type { Host, Network, Profile, Site } from '../fleet/model.ts';
+import { VERSION } from '../version.ts';
+import { ApiClient, ApiError } from './client.ts';
+import { formatRecord, formatTable } from './table.ts';
+
+interface GlobalOptions {
+  url: string;
+  token?: string;
+  json?: boolean;
+}
+
+const program = new Command('kvmfleet')
+  .description('Provision KVM fleets: network-boot hypervisors with Kickstart, then VMs from templates.')
+  .version(VERSION)
+  .addOption(new Option('--url <url>', 'kvmfleet API to talk to').env('KVMFLEET_URL').default('http://127.0.0.1:8080'))
+  .addOption(new Option('--token <token>', 'API token').env('KVMFLEET_TOKEN'))
+  .option('--json', 'print JSON instead of tables');
+
+const globals = () => program.opts<GlobalOptions>();
+const client = () => new ApiClient({ baseUrl: globals().url, token: globals().token });
+const print = (data: unknown, human: () => string) => console.log(globals().json ? JSON.stringify(data, null, 2) : human());
+const enc = encodeURIComponent;
+const list = (value: string) => value.split(',').map((v) => v.trim()).filter((v) => v !== '');
+const integer = (value: string) => {
+  if (!/^\d+$/.test(value)) throw new Error(`"${value}" is not a whole number`);
+  return Number(value);
+};
+
+program
+  .command('serve')
+  .description('run kvmfleet (default: every role in one process on the embedded store)')
+  .addOption(new Option('--data-dir <dir>', 'embedded store directory').env('KVMFLEET_DATA_DIR').default('./data'))
+  .addOption(new Option('--database-url <url>', 'postgres://… to use a PostgreSQL server instead of the embedded store').env('KVMFLEET_DATABASE_URL'))
+  .addOption(new Option('--listen <host:port>', 'API address').env('KVMFLEET_LISTEN').default('127.0.0.1:8080'))
+  .addOption(new Option('--roles <roles>', `comma-separated roles (${ROLES.join(',')})`).env('KVMFLEET_ROLES').default(ROLES.join(',')))
+  .addOption(new Option('--log-level <level>', 'log level').env('KVMFLEET_LOG_LEVEL').default('info'))
+  .action(async (options: { dataDir: string; databaseUrl?: string; listen: string; roles: string; logLevel: string }) => {
+    const match = /^(.*):(\d+)$/.exec(options.listen);
+    if (!match) throw new Error(`--listen wants host:port, not "${options.listen}"`);
+    const { serve } = await import('../serve.ts');
+    const running = await serve({
+      dataDir: options.dataDir,
+      databaseUrl: options.databaseUrl,
+      host: match[1]!.replace(/^\[|\]$/g, ''),
+      port: Number(match[2]),
+      roles: parseRoles(options.roles),
+      logLevel: options.logLevel,
+    });
+    console.error(`kvmfleet ${VERSION} serving ${running.url} (store: ${running.store.kind}${running.store.kind === 'embedded' ? ` in ${options.dataDir}` : ''})`);
+    const stop = async (signal: string) => {
+      console.error(`kvmfleet: ${signal}, stopping`);
+      await running.stop();
+      process.exit(0);
+    };
+    process.once('SIGINT', () => void stop('SIGINT'));
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+  });
+
+const site = program.command('site').description('sites and their build caps');
+site.command('list').action(async () => {
+  const sites = await client().request<Site[]>('GET', '/api/v1/sites');
+  print(sites, () => formatTable(['name', 'build cap', 'description'], sites.map((s) => [s.name, s.buildCap, s.description])));
+});
+site.command('show <name>').action(async (name: string) => {
+  const data = await client().request<Site>('GET', `/api/v1/sites/${enc(name)}`);
+  print(data, () => formatRecord({ ...data }));
+});
+site
+  .command('add <name>')
+  .option('--cap <n>', 'concurrent builds allowed', integer)
+  .option('--description <text>')
+  .action(async (name: string, options: { cap?: number; description?: string }) => {
+    const data = await client().request<Site>('POST', '/api/v1/sites', { json: { name, buildCap: options.cap, description: options.description } });
+    print(data, () => `site ${data.name} added (build cap ${data.buildCap})`);
+  });
+site
+  .command('set <name>')
+  .description('change a site (e.g. its build cap, at run time)')
+  .option('--cap <n>', 'concurrent builds allowed', integer)
+  .option('--description <text>')
+  .action(async (name: string, options: { cap?: number; description?: string }) => {
+    const data = await client().request<Site>('PATCH', `/api/v1/sites/${enc(name)}`, { json: { buildCap: options.cap, description: options.description } });
+    print(data, () => formatRecord({ ...data }));
+  });
+site.command('rm <name>').action(async (name: string) => {
+  await client().request('DELETE', `/api/v1/sites/${enc(name)}`);
+  if (!globals().json) console.log(`site ${name} removed`);
+});
+
+const network = program.command('network').description('networks (subnets) of sites');
+network
+  .command('list')
+  .option('--site <site>')
+  .action(async (options: { site?: string }) => {
+    const data = await client().request<Network[]>('GET', `/api/v1/networks${options.site ? `?site=${enc(options.site)}` : ''}`);
+    print(data, () =>
+      formatTable(
+        ['name', 'site', 'cidr', 'gateway', 'dynamic range', 'relays'],
+        data.map((n) => [n.name, n.site, n.cidr, n.gateway, n.dynamicRange ? `${n.dynamicRange.start}-${n.dynamicRange.end}` : null, n.relays]),
+      ),
+    );
+  });
+network.command('show <name>').action(async (name: string) => {
+  const data = await client().request<Network>('GET', `/api/v1/networks/${enc(name)}`);
+  print(data, () => formatRecord({ ...data }));
+});
+network
+  .command('add <name>')
+  .requiredOption('--site <site>')
+  .requiredOption('--cidr <cidr>', 'e.g. 10.1.0.0/22')
+  .option('--gateway <ip>')
+  .option('--dns <ips>', 'comma-separated', list)
+  .option('--domain <domain>')
+  .option('--range <start-end>', 'dynamic pool, e.g. 10.1.3.0-10.1.3.250')
+  .option('--relay <ips>', 'relay agent addresses (giaddr), comma-separated', list)
+  .option('--vlan <id>', 'VLAN id', integer)
+  .option('--lease <seconds>', 'lease time', integer)
+  .action(async (name: string, o: { site: string; cidr: string; gateway?: string; dns?: string[]; domain?: string; range?: string; relay?: string[]; vlan?: number; lease?: number }) => {
+    let dynamicRange: { start: string; end: string } | undefined;
+    if (o.range) {
+      const [start, end] = o.range.split('-');
+      if (!start || !end) throw new Error(`--range wants start-end, not "${o.range}"`);
+      dynamicRange = { start, end };
+    }
+    const data = await client().request<Network>('POST', '/api/v1/networks', {
+      json: { name, site: o.site, cidr: o.cidr, gateway: o.gateway, dns: o.dns, domain: o.domain, dynamicRange, relays: o.relay, vlan: o.vlan, leaseSeconds: o.lease },
+    });
+    print(data, () => `network ${data.name} (${data.cidr}) added to site ${data.site}`);
+  });
+network.command('rm <name>').action(async (name: string) => {
+  await client().request('DELETE', `/api/v1/networks/${enc(name)}`);
+  if (!globals().json) console.log(`network ${name} removed`);
+});
+
+const profile = program.command('profile').description('install profiles (OS, install tree, Kickstart template)');
+profile.command('list').action(async () => {
+  const data = await client().request<Profile[]>('GET', '/api/v1/profiles');
+  print(data, () => formatTable(['name', 'os', 'arch', 'install tree', 'template'], data.map((p) => [p.name, p.os, p.arch, p.installTreeUrl, p.kickstartTemplate])));
+});
+profile.command('show <name>').action(async (name: string) => {
+  const data = await client().request<Profile>('GET', `/api/v1/profiles/${enc(name)}`);
+  print(data, () => formatRecord({ ...data }));
+});
+profile
+  .command('add <name>')
+  .requiredOption('--os <os>', 'rhel6|rhel7|rhel8|rhel9|rhel10')
+  .requiredOption('--tree <url>', 'install tree URL')
+  .option('--arch <arch>')
+  .option('--kernel <path>', 'kernel path in the tree')
+  .option('--initrd <path>', 'initrd path in the tree')
+  .option('--template <name>', 'Kickstart template')
+  .option('--packages <list>', 'comma-separated packages/groups', list)
+  .option('--kernel-args <args>')
+  .option('--root-password-hash <hash>', 'crypt(3) hash for rootpw --iscrypted')
+  .action(async (name: string, o: { os: string; tree: string; arch?: string; kernel?: string; initrd?: string; template?: string; packages?: string[]; kernelArgs?: string; rootPasswordHash?: string }) => {
+    const data = await client().request<Profile>('POST', '/api/v1/profiles', {
+      json: { name, os: o.os, installTreeUrl: o.tree, arch: o.arch, kernelPath: o.kernel, initrdPath: o.initrd, kickstartTemplate: o.template, packages: o.packages, kernelArgs: o.kernelArgs, rootPasswordHash: o.rootPasswordHash },
+    });
+    print(data, () => `profile ${data.name} added`);
+  });
+profile.command('rm <name>').action(async (name: string) => {
+  await client().request('DELETE', `/api/v1/profiles/${enc(name)}`);
+  if (!globals().json) console.log(`profile ${name} removed`);
+});
+
+const host = program.command('host').description('hosts (bare-metal machines)');
+host
+  .command('list')
+  .option('--site <site>')
+  .option('--network <network>')
+  .option('--state <state>', 'discovered|ready|building|built|failed')
+  .action(async (o: { site?: string; network?: string; state?: string }) => {
+    const query = new URLSearchParams(Object.entries(o).filter(([, v]) => v !== undefined) as [string, string][]).toString();
+    const data = await client().request<Host[]>('GET', `/api/v1/hosts${query ? `?${query}` : ''}`);
+    print(data, () => formatTable(['hostname', 'mac', 'ip', 'network', 'profile', 'state'], data.map((h) => [h.hostname, h.macs, h.ip, h.network, h.profile, h.buildState])));
+  });
+host.command('show <hostname>').action(async (name: string) => {
+  const data = await client().request<Host>('GET', `/api/v1/hosts/${enc(name)}`);
+  print(data, () => formatRecord({ ...data }));
+});
+host
+  .command('add <hostname>')
+  .requiredOption('--mac <mac...>', 'MAC address(es)')
+  .requiredOption('--network <network>')
+  .requiredOption('--profile <profile>')
+  .option('--ip <ip>', 'reserved address (outside the dynamic range)')
+  .option('--uuid <uuid>', 'SMBIOS UUID')
+  .action(async (hostname: string, o: { mac: string[]; network: string; profile: string; ip?: string; uuid?: string }) => {
+    const data = await client().request<Host>('POST', '/api/v1/hosts', { json: { hostname, macs: o.mac, network: o.network, profile: o.profile, ip: o.ip, smbiosUuid: o.uuid } });
+    print(data, () => `host ${data.hostname} added (${data.ip ?? 'dynamic address'}, ${data.buildState})`);
+  });
+host.command('rm <hostname>').action(async (name: string) => {
+  await client().request('DELETE', `/api/v1/hosts/${enc(name)}`);
+  if (!globals().json) console.log(`host ${name} removed`);
+});
+
+program
+  .command('import <file>')
+  .description('import a site YAML (.yaml/.yml) or a hosts CSV (.csv), all or nothing')
+  .option('--dry-run', 'check only; write nothing')
+  .option('--upsert', 'hosts: update hosts that exist instead of refusing them')
+  .action(async (file: string, o: { dryRun?: boolean; upsert?: boolean }) => {
+    const text = readFileSync(file === '-' ? 0 : file, 'utf8');
+    const ext = extname(file).toLowerCase();
+    const kind = ext === '.csv' ? 'hosts' : ext === '.yaml' || ext === '.yml' ? 'site' : undefined;
+    if (!kind) throw new Error(`cannot tell what ${file} is: name it .yaml/.yml (site) or .csv (hosts)`);
+    const query = new URLSearchParams({ ...(o.dryRun ? { dryRun: 'true' } : {}), ...(o.upsert ? { mode: 'upsert' } : {}) }).toString();
+    const result = await client().request<Record<string, unknown>>('POST', `/api/v1/import/${kind}${query ? `?${query}` : ''}`, { text, contentType: kind === 'hosts' ? 'text/csv' : 'application/yaml' });
+    print(result, () => `${o.dryRun ? 'checked (dry run, nothing written)' : 'imported'} ${file}: ${JSON.stringify(result)}`);
+  });
+
+/** Problems of an import, one line each, so an operator can fix the file. */
+function describeDetails(details: unknown): string {
+  const d = details as { rows?: { line: number; hostname: string; problems: { code: string; message: string }[] }[]; items?: { item: string; name: string; problems: { code: string; message: string }[] }[]; problems?: { code: string; message: string }[] } | undefined;
+  if (d?.rows) return formatTable(['line', 'hostname', 'code', 'problem'], d.rows.flatMap((r) => r.problems.map((p) => [r.line, r.hostname, p.code, p.message])));
+  if (d?.items) return formatTable(['item', 'name', 'code', 'problem'], d.items.flatMap((r) => r.problems.map((p) => [r.item, r.name, p.code, p.message])));
+  if (d?.problems) return d.problems.map((p) => `  ${p.code}: ${p.message}`).join('\n');
+  return '';
+}
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof ApiError) {
+    if (globals().json) console.error(JSON.stringify({ error: { code: error.code, message: error.message, details: error.details } }, null, 2));
+    else {
+      console.error(`error: ${error.message} [${error.code}]`);
+      const more = describeDetails(error.details);
+      if (more) console.error(more);
+    }
+  } else {
+    console.error(`error: ${(error as Error).message}`);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,75 @@
+/**
+ * Errors with stable codes. Callers (API, CLI, tests) match on `code`, never on the message.
+ * The HTTP status lives beside the code so every layer reports the same thing.
+ */
+export const ErrorCode = {
+  Validation: 'KVMF_ERR_VALIDATION',
+  NotFound: 'KVMF_ERR_NOT_FOUND',
+  AlreadyExists: 'KVMF_ERR_ALREADY_EXISTS',
+  InUse: 'KVMF_ERR_IN_USE',
+  CidrOverlap: 'KVMF_ERR_CIDR_OVERLAP',
+  IpOutsideNetwork: 'KVMF_ERR_IP_OUTSIDE_NETWORK',
+  IpInDynamicRange: 'KVMF_ERR_IP_IN_DYNAMIC_RANGE',
+  DuplicateMac: 'KVMF_ERR_DUPLICATE_MAC',
+  DuplicateIp: 'KVMF_ERR_DUPLICATE_IP',
+  DuplicateHostname: 'KVMF_ERR_DUPLICATE_HOSTNAME',
+  UnknownSite: 'KVMF_ERR_UNKNOWN_SITE',
+  UnknownNetwork: 'KVMF_ERR_UNKNOWN_NETWORK',
+  UnknownProfile: 'KVMF_ERR_UNKNOWN_PROFILE',
+  ImportRejected: 'KVMF_ERR_IMPORT_REJECTED',
+  BadRequest: 'KVMF_ERR_BAD_REQUEST',
+  Unauthorized: 'KVMF_ERR_UNAUTHORIZED',
+  Forbidden: 'KVMF_ERR_FORBIDDEN',
+  Internal: 'KVMF_ERR_INTERNAL',
+  StoreLocked: 'KVMF_ERR_STORE_LOCKED',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const httpStatusOf: Record<ErrorCode, number> = {
+  KVMF_ERR_VALIDATION: 422,
+  KVMF_ERR_NOT_FOUND: 404,
+  KVMF_ERR_ALREADY_EXISTS: 409,
+  KVMF_ERR_IN_USE: 409,
+  KVMF_ERR_CIDR_OVERLAP: 409,
+  KVMF_ERR_IP_OUTSIDE_NETWORK: 422,
+  KVMF_ERR_IP_IN_DYNAMIC_RANGE: 422,
+  KVMF_ERR_DUPLICATE_MAC: 409,
+  KVMF_ERR_DUPLICATE_IP: 409,
+  KVMF_ERR_DUPLICATE_HOSTNAME: 409,
+  KVMF_ERR_UNKNOWN_SITE: 422,
+  KVMF_ERR_UNKNOWN_NETWORK: 422,
+  KVMF_ERR_UNKNOWN_PROFILE: 422,
+  KVMF_ERR_IMPORT_REJECTED: 422,
+  KVMF_ERR_BAD_REQUEST: 400,
+  KVMF_ERR_UNAUTHORIZED: 401,
+  KVMF_ERR_FORBIDDEN: 403,
+  KVMF_ERR_INTERNAL: 500,
+  KVMF_ERR_STORE_LOCKED: 503,
+};
+
+export class KvmfleetError extends Error {
+  readonly code: ErrorCode;
+  readonly details: unknown;
+  constructor(code: ErrorCode, message: string, details?: unknown) {
+    super(message);
+    this.name = 'KvmfleetError';
+    this.code = code;
+    this.details = details;
+  }
+  get httpStatus(): number {
+    return httpStatusOf[this.code];
+  }
+}
+
+/** One problem found while validating an input record (a row of an import, a field of a request). */
+export interface Problem {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly field?: string;
+}
+
+export function problemsToError(problems: readonly Problem[]): KvmfleetError {
+  const first = problems[0];
+  if (!first) throw new Error('problemsToError needs at least one problem');
+  return new KvmfleetError(first.code, first.message, problems.length > 1 ? { problems } : undefined);
+}

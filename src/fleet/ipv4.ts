@@ -1,0 +1,88 @@
+/**
+ * IPv4 arithmetic on unsigned 32-bit numbers. Strings are parsed strictly (dotted quad,
+ * no leading zeros, which some parsers read as octal) so that "010.0.0.1" is an error, not 8.0.0.1.
+ */
+export type Ipv4 = number;
+
+export interface Cidr {
+  readonly network: Ipv4;
+  readonly prefix: number;
+}
+
+const OCTET = /^(0|[1-9][0-9]{0,2})$/;
+
+export function parseIpv4(text: string): Ipv4 | undefined {
+  const parts = text.split('.');
+  if (parts.length !== 4) return undefined;
+  let value = 0;
+  for (const part of parts) {
+    if (!OCTET.test(part)) return undefined;
+    const octet = Number(part);
+    if (octet > 255) return undefined;
+    value = value * 256 + octet;
+  }
+  return value;
+}
+
+export function formatIpv4(ip: Ipv4): string {
+  return `${(ip >>> 24) & 255}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}`;
+}
+
+export function isIpv4(text: string): boolean {
+  return parseIpv4(text) !== undefined;
+}
+
+export function maskOf(prefix: number): Ipv4 {
+  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+}
+
+/** Parses "10.1.0.0/22". The address must be the network address (no host bits set). */
+export function parseCidr(text: string): Cidr | undefined {
+  const slash = text.indexOf('/');
+  if (slash < 0) return undefined;
+  const network = parseIpv4(text.slice(0, slash));
+  const prefixText = text.slice(slash + 1);
+  if (network === undefined || !/^[0-9]{1,2}$/.test(prefixText)) return undefined;
+  const prefix = Number(prefixText);
+  if (prefix > 32) return undefined;
+  if (((network & ~maskOf(prefix)) >>> 0) !== 0) return undefined;
+  return { network, prefix };
+}
+
+export function formatCidr(cidr: Cidr): string {
+  return `${formatIpv4(cidr.network)}/${cidr.prefix}`;
+}
+
+export function broadcastOf(cidr: Cidr): Ipv4 {
+  return (cidr.network | ~maskOf(cidr.prefix)) >>> 0;
+}
+
+export function cidrContains(cidr: Cidr, ip: Ipv4): boolean {
+  return ((ip & maskOf(cidr.prefix)) >>> 0) === cidr.network;
+}
+
+/** True when ip is a usable host address: inside the network and not its network or broadcast address (for prefixes < 31). */
+export function isHostAddress(cidr: Cidr, ip: Ipv4): boolean {
+  if (!cidrContains(cidr, ip)) return false;
+  if (cidr.prefix >= 31) return true;
+  return ip !== cidr.network && ip !== broadcastOf(cidr);
+}
+
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  const prefix = Math.min(a.prefix, b.prefix);
+  const mask = maskOf(prefix);
+  return ((a.network & mask) >>> 0) === ((b.network & mask) >>> 0);
+}
+
+export interface Ipv4Range {
+  readonly start: Ipv4;
+  readonly end: Ipv4;
+}
+
+export function rangeContains(range: Ipv4Range, ip: Ipv4): boolean {
+  return ip >= range.start && ip <= range.end;
+}
+
+export function rangeSize(range: Ipv4Range): number {
+  return range.end - range.start + 1;
+}

@@ -1,0 +1,55 @@
+/**
+ * Hosts CSV: one host a row, header first. Required columns: hostname, mac, network, profile;
+ * optional: ip, uuid, bmc_type, bmc_address, bmc_username. Several MACs go in one cell, separated by ";" or spaces.
+ */
+import { parse } from 'csv-parse/sync';
+import { ErrorCode, KvmfleetError } from '../errors.ts';
+import type { HostInput } from '../fleet/model.ts';
+
+export const HOSTS_CSV_COLUMNS = ['hostname', 'mac', 'ip', 'network', 'profile', 'uuid', 'bmc_type', 'bmc_address', 'bmc_username'] as const;
+const REQUIRED = ['hostname', 'mac', 'network', 'profile'];
+
+export interface CsvHostRow {
+  /** Line of the file the row came from (the header is line 1). */
+  readonly line: number;
+  readonly host: HostInput;
+}
+
+export function parseHostsCsv(text: string): CsvHostRow[] {
+  let records: { record: Record<string, string>; info: { lines: number } }[];
+  try {
+    records = parse(text, {
+      columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()),
+      info: true,
+      skip_empty_lines: true,
+      trim: true,
+      bom: true,
+      comment: '#',
+      comment_no_infix: true,
+      max_record_size: 64 * 1024,
+    });
+  } catch (error) {
+    throw new KvmfleetError(ErrorCode.BadRequest, `hosts CSV is not well-formed: ${(error as Error).message}`);
+  }
+  const header = records.length > 0 ? Object.keys(records[0]!.record) : text.split(/\r?\n/, 1)[0]!.split(',').map((h) => h.trim().toLowerCase());
+  const missing = REQUIRED.filter((c) => !header.includes(c));
+  if (missing.length > 0) throw new KvmfleetError(ErrorCode.BadRequest, `hosts CSV header lacks column(s): ${missing.join(', ')} (expected ${HOSTS_CSV_COLUMNS.join(',')})`);
+  const unknown = header.filter((c) => !(HOSTS_CSV_COLUMNS as readonly string[]).includes(c));
+  if (unknown.length > 0) throw new KvmfleetError(ErrorCode.BadRequest, `hosts CSV has unknown column(s): ${unknown.join(', ')}`);
+
+  return records.map(({ record, info }) => {
+    const bmc = record.bmc_address ? { type: record.bmc_type || 'ipmi', address: record.bmc_address, ...(record.bmc_username ? { username: record.bmc_username } : {}) } : null;
+    return {
+      line: info.lines,
+      host: {
+        hostname: record.hostname ?? '',
+        macs: (record.mac ?? '').split(/[;\s]+/).filter((m) => m !== ''),
+        ip: record.ip || null,
+        network: record.network ?? '',
+        profile: record.profile ?? '',
+        smbiosUuid: record.uuid || null,
+        bmc,
+      },
+    };
+  });
+}

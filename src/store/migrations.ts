@@ -1,0 +1,122 @@
+/**
+ * Versioned schema migrations, in code so the binary carries its schema. They run at start
+ * (Kysely's Migrator takes a lock, so several nodes starting on one PostgreSQL do not race).
+ * Never edit a released migration: add a new one.
+ */
+import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+const migrations: Record<string, Migration> = {
+  '0001_inventory': {
+    async up(db: Kysely<any>) {
+      await sql`
+        create table sites (
+          id serial primary key,
+          name text not null unique check (name ~ '^[a-z0-9][a-z0-9-]{0,62}$'),
+          description text not null default '',
+          build_cap integer not null default 20 check (build_cap >= 0),
+          created_at timestamptz not null default now()
+        )`.execute(db);
+      // The exclusion constraint is the store's own guard against overlapping networks;
+      // the service checks first so users get a clear error naming the other network.
+      await sql`
+        create table networks (
+          id serial primary key,
+          name text not null unique check (name ~ '^[a-z0-9][a-z0-9-]{0,62}$'),
+          site_id integer not null references sites(id),
+          cidr cidr not null,
+          gateway inet,
+          dns jsonb not null default '[]',
+          domain text not null default '',
+          dynamic_start inet,
+          dynamic_end inet,
+          relays jsonb not null default '[]',
+          vlan integer check (vlan between 1 and 4094),
+          lease_seconds integer not null default 86400 check (lease_seconds >= 60),
+          created_at timestamptz not null default now(),
+          exclude using gist (cidr inet_ops with &&)
+        )`.execute(db);
+      await sql`
+        create table profiles (
+          id serial primary key,
+          name text not null unique check (name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'),
+          os text not null,
+          arch text not null default 'x86_64',
+          install_tree_url text not null,
+          kernel_path text not null,
+          initrd_path text not null,
+          kickstart_template text not null,
+          packages jsonb not null default '[]',
+          kernel_args text not null default '',
+          root_password_hash text not null default '',
+          created_at timestamptz not null default now()
+        )`.execute(db);
+      await sql`
+        create table hosts (
+          id serial primary key,
+          hostname text not null unique,
+          network_id integer references networks(id),
+          ip inet unique,
+          profile_id integer references profiles(id),
+          smbios_uuid uuid unique,
+          bmc jsonb,
+          build_state text not null check (build_state in ('discovered','ready','building','built','failed')),
+          build_token text unique,
+          state_changed_at timestamptz not null default now(),
+          created_at timestamptz not null default now()
+        )`.execute(db);
+      await sql`create index hosts_network_idx on hosts(network_id)`.execute(db);
+      await sql`create index hosts_state_idx on hosts(build_state)`.execute(db);
+      await sql`
+        create table host_macs (
+          mac text primary key check (mac ~ '^([0-9a-f]{2}:){5}[0-9a-f]{2}$'),
+          host_id integer not null references hosts(id) on delete cascade,
+          position integer not null default 0
+        )`.execute(db);
+      await sql`create index host_macs_host_idx on host_macs(host_id)`.execute(db);
+      await sql`
+        create table host_events (
+          id bigserial primary key,
+          host_id integer not null references hosts(id) on delete cascade,
+          at timestamptz not null default clock_timestamp(),
+          kind text not null,
+          detail jsonb not null default '{}'
+        )`.execute(db);
+      await sql`create index host_events_host_idx on host_events(host_id, at)`.execute(db);
+      await sql`
+        create table users (
+          id serial primary key,
+          name text not null unique,
+          role text not null check (role in ('admin','operator','viewer')),
+          password_hash text,
+          created_at timestamptz not null default now()
+        )`.execute(db);
+      await sql`
+        create table api_tokens (
+          id serial primary key,
+          user_id integer not null references users(id) on delete cascade,
+          name text not null,
+          token_hash text not null unique,
+          scopes jsonb not null default '[]',
+          expires_at timestamptz,
+          last_used_at timestamptz,
+          created_at timestamptz not null default now()
+        )`.execute(db);
+      await sql`
+        create table audit_log (
+          id bigserial primary key,
+          at timestamptz not null default now(),
+          actor text not null,
+          action text not null,
+          target text not null,
+          result text not null,
+          detail jsonb not null default '{}'
+        )`.execute(db);
+    },
+  },
+};
+
+export const migrationProvider: MigrationProvider = {
+  async getMigrations() {
+    return migrations;
+  },
+};

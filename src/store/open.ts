@@ -1,0 +1,78 @@
+/**
+ * Opens the store: PGlite under a data directory (the embedded default) or a PostgreSQL server
+ * when a postgres:// URL is given. Both speak the same SQL; migrations run before it is returned.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, Migrator, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { KvmfleetError, ErrorCode } from '../errors.ts';
+import { acquireDataDirLock, type DataDirLock } from './lock.ts';
+import { migrationProvider } from './migrations.ts';
+import { PgliteDialect } from './pglite-dialect.ts';
+import type { Database } from './schema.ts';
+
+export interface StoreOptions {
+  /** postgres://… selects a PostgreSQL server; otherwise the embedded store is used. */
+  readonly databaseUrl?: string | undefined;
+  /** Directory of the embedded store; `memory://` keeps it in memory (tests). */
+  readonly dataDir?: string | undefined;
+}
+
+export interface Store {
+  readonly db: Kysely<Database>;
+  readonly kind: 'embedded' | 'postgresql';
+  close(): Promise<void>;
+}
+
+// pg returns int8 (count(*), bigserial) as strings; our ids and counts fit in a double.
+pg.types.setTypeParser(20, (value: string) => Number(value));
+
+export async function openStore(options: StoreOptions): Promise<Store> {
+  const url = options.databaseUrl;
+  if (url && /^postgres(ql)?:\/\//.test(url)) {
+    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    await migrate(db);
+    return { db, kind: 'postgresql', close: () => db.destroy() };
+  }
+  if (url) throw new KvmfleetError(ErrorCode.BadRequest, `unsupported database URL (want postgres://…): ${url}`);
+
+  const dataDir = options.dataDir ?? './data';
+  let lock: DataDirLock | undefined;
+  let pglite: PGlite;
+  if (dataDir === 'memory://') {
+    pglite = new PGlite();
+  } else {
+    mkdirSync(dataDir, { recursive: true });
+    // PGlite has no inter-process locking: two processes on one directory would corrupt it.
+    lock = acquireDataDirLock(dataDir);
+    pglite = new PGlite(join(dataDir, 'pg'));
+  }
+  const db = new Kysely<Database>({ dialect: new PgliteDialect(pglite) });
+  try {
+    await migrate(db);
+  } catch (error) {
+    await db.destroy().catch(() => {});
+    lock?.release();
+    throw error;
+  }
+  return {
+    db,
+    kind: 'embedded',
+    async close() {
+      await db.destroy();
+      lock?.release();
+    },
+  };
+}
+
+async function migrate(db: Kysely<Database>): Promise<void> {
+  const migrator = new Migrator({ db, provider: migrationProvider, migrationTableName: 'kvmfleet_migrations', migrationLockTableName: 'kvmfleet_migrations_lock' });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error');
+    throw new Error(`store migration ${failed?.migrationName ?? ''} failed: ${String(error)}`);
+  }
+}

@@ -1,0 +1,122 @@
+/** Row types of the store, as Kysely sees them. Column names are snake_case as in SQL. */
+import type { ColumnType, Generated } from 'kysely';
+
+type CreatedAt = ColumnType<Date, never, never>;
+type Json<T> = ColumnType<T, string, string>;
+
+export type BuildState = 'discovered' | 'ready' | 'building' | 'built' | 'failed';
+export const BUILD_STATES: readonly BuildState[] = ['discovered', 'ready', 'building', 'built', 'failed'];
+
+export interface SitesTable {
+  id: Generated<number>;
+  name: string;
+  description: string;
+  build_cap: number;
+  created_at: CreatedAt;
+}
+
+export interface NetworksTable {
+  id: Generated<number>;
+  name: string;
+  site_id: number;
+  cidr: string;
+  gateway: string | null;
+  dns: Json<string[]>;
+  domain: string;
+  dynamic_start: string | null;
+  dynamic_end: string | null;
+  relays: Json<string[]>;
+  vlan: number | null;
+  lease_seconds: number;
+  created_at: CreatedAt;
+}
+
+export interface Bmc {
+  type: string;
+  address: string;
+  username?: string;
+}
+
+export interface ProfilesTable {
+  id: Generated<number>;
+  name: string;
+  os: string;
+  arch: string;
+  install_tree_url: string;
+  kernel_path: string;
+  initrd_path: string;
+  kickstart_template: string;
+  packages: Json<string[]>;
+  kernel_args: string;
+  root_password_hash: string;
+  created_at: CreatedAt;
+}
+
+export interface HostsTable {
+  id: Generated<number>;
+  hostname: string;
+  network_id: number | null;
+  ip: string | null;
+  profile_id: number | null;
+  smbios_uuid: string | null;
+  bmc: Json<Bmc | null>;
+  build_state: BuildState;
+  build_token: string | null;
+  state_changed_at: ColumnType<Date, string | undefined, string>;
+  created_at: CreatedAt;
+}
+
+export interface HostMacsTable {
+  mac: string;
+  host_id: number;
+  position: number;
+}
+
+export interface HostEventsTable {
+  id: Generated<number>;
+  host_id: number;
+  at: ColumnType<Date, string | undefined, never>;
+  kind: string;
+  detail: Json<Record<string, unknown>>;
+}
+
+export interface UsersTable {
+  id: Generated<number>;
+  name: string;
+  role: 'admin' | 'operator' | 'viewer';
+  password_hash: string | null;
+  created_at: CreatedAt;
+}
+
+export interface ApiTokensTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string;
+  token_hash: string;
+  scopes: Json<string[]>;
+  expires_at: Date | null;
+  last_used_at: Date | null;
+  created_at: CreatedAt;
+}
+
+export interface AuditLogTable {
+  id: Generated<number>;
+  at: ColumnType<Date, string | undefined, never>;
+  actor: string;
+  action: string;
+  target: string;
+  result: string;
+  detail: Json<Record<string, unknown>>;
+}
+
+export interface Database {
+  sites: SitesTable;
+  networks: NetworksTable;
+  profiles: ProfilesTable;
+  hosts: HostsTable;
+  host_macs: HostMacsTable;
+  host_events: HostEventsTable;
+  users: UsersTable;
+  api_tokens: ApiTokensTable;
+  audit_log: AuditLogTable;
+}
