@@ -26,7 +26,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: BODY_LIMIT,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    // No type coercion: a number where a string belongs is an error, not a silent conversion.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true } },
   });
   const { db } = options.store;
 

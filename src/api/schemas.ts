@@ -126,7 +126,7 @@ export const NameParams = Type.Object({ name: Type.String({ maxLength: 253 }) })
 
 const Counts = Type.Object({ created: Type.Integer(), updated: Type.Integer() });
 export const ImportQuery = Type.Object({
-  dryRun: Type.Optional(Type.Boolean({ default: false, description: 'check only, write nothing' })),
+  dryRun: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'true: check only, write nothing' })),
   mode: Type.Optional(Type.Union([Type.Literal('create'), Type.Literal('upsert')], { default: 'create', description: 'hosts: create fails on an existing hostname; upsert updates it' })),
 });
 export const SiteImportReply = Type.Object({ dryRun: Type.Boolean(), sites: Counts, networks: Counts, profiles: Counts });

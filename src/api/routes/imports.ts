@@ -9,7 +9,7 @@ const errors = { 400: { $ref: 'ErrorReply#' }, 422: { $ref: 'ErrorReply#' } };
 const TEXT_TYPES = ['text/csv', 'text/yaml', 'application/yaml', 'application/x-yaml', 'text/plain'];
 
 interface ImportQueryT {
-  dryRun?: boolean;
+  dryRun?: 'true' | 'false';
   mode?: 'create' | 'upsert';
 }
 
@@ -21,7 +21,7 @@ export function registerImportRoutes(app: FastifyInstance, db: Kysely<Database>)
     { schema: { tags: ['import'], summary: 'Apply a site YAML (sites, networks, profiles)', querystring: ImportQuery, consumes: ['application/yaml', 'text/yaml'], response: { 200: SiteImportReply, ...errors } } },
     async (request) => {
       const query = request.query as ImportQueryT;
-      return importSiteYaml(db, String(request.body ?? ''), { dryRun: !!query.dryRun });
+      return importSiteYaml(db, String(request.body ?? ''), { dryRun: query.dryRun === 'true' });
     },
   );
 
@@ -33,7 +33,7 @@ export function registerImportRoutes(app: FastifyInstance, db: Kysely<Database>)
       const started = Date.now();
       const result = await importHostsCsv(db, String(request.body ?? ''), {
         mode: query.mode ?? 'create',
-        dryRun: !!query.dryRun,
+        dryRun: query.dryRun === 'true',
         onProgress: (done, total) => request.log.info({ done, total }, 'hosts import progress'),
       });
       request.log.info({ ...result, ms: Date.now() - started }, 'hosts import finished');
