@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { Command, Option } from 'commander';
-import { parseRoles, ROLES } from '../cluster/roles.ts';
+import { parseHostPort, parseRoles, ROLES } from '../cluster/roles.ts';
 import type { Host, Network, Profile, Site } from '../fleet/model.ts';
 import { VERSION } from '../version.ts';
 import { ApiClient, ApiError } from './client.ts';
@@ -37,21 +37,23 @@ program
   .addOption(new Option('--data-dir <dir>', 'embedded store directory').env('KVMFLEET_DATA_DIR').default('./data'))
   .addOption(new Option('--database-url <url>', 'postgres://… to use a PostgreSQL server instead of the embedded store').env('KVMFLEET_DATABASE_URL'))
   .addOption(new Option('--listen <host:port>', 'API address').env('KVMFLEET_LISTEN').default('127.0.0.1:8080'))
+  .addOption(new Option('--tftp-listen <host:port>', 'TFTP address').env('KVMFLEET_TFTP_LISTEN').default('0.0.0.0:69'))
+  .addOption(new Option('--tftp-root <dir>', 'TFTP served root (default: <data-dir>/tftp); Debian\'s iPXE binaries are served too').env('KVMFLEET_TFTP_ROOT'))
+  .addOption(new Option('--tftp-timeout-ms <ms>', 'TFTP retransmission timeout when the client negotiates none').env('KVMFLEET_TFTP_TIMEOUT_MS').default(1000).argParser(integer))
   .addOption(new Option('--roles <roles>', `comma-separated roles (${ROLES.join(',')})`).env('KVMFLEET_ROLES').default(ROLES.join(',')))
   .addOption(new Option('--log-level <level>', 'log level').env('KVMFLEET_LOG_LEVEL').default('info'))
-  .action(async (options: { dataDir: string; databaseUrl?: string; listen: string; roles: string; logLevel: string }) => {
-    const match = /^(.*):(\d+)$/.exec(options.listen);
-    if (!match) throw new Error(`--listen wants host:port, not "${options.listen}"`);
+  .action(async (options: { dataDir: string; databaseUrl?: string; listen: string; tftpListen: string; tftpRoot?: string; tftpTimeoutMs: number; roles: string; logLevel: string }) => {
     const { serve } = await import('../serve.ts');
     const running = await serve({
       dataDir: options.dataDir,
       databaseUrl: options.databaseUrl,
-      host: match[1]!.replace(/^\[|\]$/g, ''),
-      port: Number(match[2]),
+      api: parseHostPort(options.listen, '--listen'),
+      tftp: { ...parseHostPort(options.tftpListen, '--tftp-listen'), root: options.tftpRoot, timeoutMs: options.tftpTimeoutMs },
       roles: parseRoles(options.roles),
       logLevel: options.logLevel,
     });
-    console.error(`kvmfleet ${VERSION} serving ${running.url} (store: ${running.store.kind}${running.store.kind === 'embedded' ? ` in ${options.dataDir}` : ''})`);
+    const where = Object.entries(running.endpoints).map(([role, url]) => `${role} ${url}`).join(', ');
+    console.error(`kvmfleet ${VERSION} serving ${where} (store: ${running.store.kind}${running.store.kind === 'embedded' ? ` in ${options.dataDir}` : ''})`);
     const stop = async (signal: string) => {
       console.error(`kvmfleet: ${signal}, stopping`);
       await running.stop();

@@ -1,5 +1,5 @@
 /** The roles one kvmfleet process can run. The embedded default runs all that are available. */
-export const ROLES = ['api'] as const;
+export const ROLES = ['api', 'tftp'] as const;
 export type Role = (typeof ROLES)[number];
 
 export function parseRoles(text: string): Role[] {
@@ -8,4 +8,12 @@ export function parseRoles(text: string): Role[] {
   if (unknown.length > 0) throw new Error(`unknown role(s): ${unknown.join(', ')} (available: ${ROLES.join(', ')})`);
   if (names.length === 0) throw new Error('name at least one role');
   return names as Role[];
+}
+
+/** "host:port" → parts; IPv6 hosts may be bracketed. */
+export function parseHostPort(text: string, what: string): { host: string; port: number } {
+  const match = /^(.*):(\d{1,5})$/.exec(text);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || !match[1] || port > 65535) throw new Error(`${what} wants host:port, not "${text}"`);
+  return { host: match[1].replace(/^\[|\]$/g, ''), port };
 }

@@ -15,8 +15,11 @@ export interface ServerProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startServer(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [KVMFLEET_BIN, 'serve', '--listen', '127.0.0.1:0', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startServer(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000, options: { netns?: string } = {}): Promise<ServerProcess> {
+  const command = [process.execPath, KVMFLEET_BIN, 'serve', '--listen', '127.0.0.1:0', ...(args.includes('--roles') ? [] : ['--roles', 'api']), ...args];
+  // Boot roles run inside a test namespace, as they would on a boot network.
+  const [file, ...argv] = options.netns ? ['ip', 'netns', 'exec', options.netns, ...command] : command;
+  const child = spawn(file!, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
   const onData = (chunk: Buffer) => {
@@ -42,8 +45,8 @@ export async function startServer(args: string[], env: Record<string, string> = 
       waiters.push({ pattern, resolve: (line) => (clearTimeout(timer), resolve(line)) });
       void exited.then(() => reject(new Error(`server exited (${child.exitCode ?? child.signalCode}) before printing ${pattern}:\n${lines.join('\n')}`)));
     });
-  const ready = await waitForLine(/serving (http:\/\/\S+)/);
-  const url = /serving (http:\/\/\S+)/.exec(ready)![1]!;
+  const ready = await waitForLine(/serving .*\(store/);
+  const url = /api (http:\/\/[^\s,]+)/.exec(ready)?.[1] ?? '';
   return {
     url,
     child,

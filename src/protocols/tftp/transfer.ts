@@ -1,0 +1,167 @@
+/**
+ * One read transfer on its own UDP socket (its own TID, RFC 1350 §4). Sends a window of blocks
+ * (RFC 7440; window 1 is plain lock-step), moves on at each ACK, resends the window from the
+ * first unacknowledged block on timeout, and gives up after maxRetries silent timeouts.
+ * Block numbers are 16-bit on the wire and wrap to 0; internally blocks are counted absolutely.
+ */
+import type { RemoteInfo, Socket } from 'node:dgram';
+import { decodePacket, encodeData, encodeError, encodeOack, Opcode, TftpDecodeError, TftpErrorCode } from './packet.ts';
+import type { NegotiatedTransfer } from './options.ts';
+
+export type TransferOutcome = 'completed' | 'timed-out' | 'aborted-by-client' | 'protocol-error' | 'closed';
+
+export interface TransferPeer {
+  readonly address: string;
+  readonly port: number;
+}
+
+export class ReadTransfer {
+  readonly #socket: Socket;
+  readonly #peer: TransferPeer;
+  readonly #data: Buffer;
+  readonly #blockSize: number;
+  readonly #windowSize: number;
+  readonly #timeoutMs: number;
+  readonly #maxRetries: number;
+  readonly #oack: Buffer | undefined;
+  readonly #totalBlocks: number;
+  #awaitingOackAck: boolean;
+  /** Highest block the client has acknowledged (absolute count; 0 = none). */
+  #acked = 0;
+  #retries = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #finished = false;
+  readonly #onDone: (outcome: TransferOutcome, bytes: number) => void;
+  #bytesSent = 0;
+
+  constructor(socket: Socket, peer: TransferPeer, data: Buffer, negotiated: NegotiatedTransfer, maxRetries: number, onDone: (outcome: TransferOutcome, bytes: number) => void) {
+    this.#socket = socket;
+    this.#peer = peer;
+    this.#data = data;
+    this.#blockSize = negotiated.blockSize;
+    this.#windowSize = negotiated.windowSize;
+    this.#timeoutMs = negotiated.timeoutMs;
+    this.#maxRetries = maxRetries;
+    this.#onDone = onDone;
+    this.#oack = negotiated.oack.size > 0 ? encodeOack(negotiated.oack) : undefined;
+    this.#awaitingOackAck = this.#oack !== undefined;
+    // A file that is an exact multiple of the block size ends with an empty block.
+    this.#totalBlocks = Math.floor(data.length / this.#blockSize) + 1;
+    socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
+    socket.on('error', () => this.#finish('closed'));
+  }
+
+  start(): void {
+    this.#sendWindow();
+  }
+
+  /** Stops the transfer (server shutdown). */
+  close(): void {
+    this.#finish('closed');
+  }
+
+  #send(packet: Buffer): void {
+    if (this.#finished) return;
+    this.#socket.send(packet, this.#peer.port, this.#peer.address);
+  }
+
+  #sendWindow(): void {
+    if (this.#awaitingOackAck) {
+      this.#send(this.#oack!);
+    } else {
+      const last = Math.min(this.#acked + this.#windowSize, this.#totalBlocks);
+      for (let block = this.#acked + 1; block <= last; block++) {
+        const start = (block - 1) * this.#blockSize;
+        const chunk = this.#data.subarray(start, Math.min(start + this.#blockSize, this.#data.length));
+        this.#bytesSent += chunk.length;
+        this.#send(encodeData(block, chunk));
+      }
+    }
+    this.#arm();
+  }
+
+  #arm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.#onTimeout(), this.#timeoutMs);
+  }
+
+  #onTimeout(): void {
+    if (this.#finished) return;
+    this.#retries += 1;
+    if (this.#retries > this.#maxRetries) {
+      this.#send(encodeError(TftpErrorCode.NotDefined, 'timed out'));
+      this.#finish('timed-out');
+      return;
+    }
+    this.#sendWindow();
+  }
+
+  #onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    if (this.#finished) return;
+    if (rinfo.address !== this.#peer.address || rinfo.port !== this.#peer.port) {
+      // RFC 1350 §4: a packet from a stranger gets ERROR 5 and does not disturb the transfer.
+      this.#socket.send(encodeError(TftpErrorCode.UnknownTid, 'unknown transfer ID'), rinfo.port, rinfo.address);
+      return;
+    }
+    let packet;
+    try {
+      packet = decodePacket(msg);
+    } catch (error) {
+      if (!(error instanceof TftpDecodeError)) throw error;
+      this.#send(encodeError(TftpErrorCode.IllegalOperation, 'malformed packet'));
+      this.#finish('protocol-error');
+      return;
+    }
+    if (packet.opcode === Opcode.Error) {
+      this.#finish('aborted-by-client'); // e.g. the client refused our OACK (error 8)
+      return;
+    }
+    if (packet.opcode !== Opcode.Ack) {
+      this.#send(encodeError(TftpErrorCode.IllegalOperation, 'expected an ACK'));
+      this.#finish('protocol-error');
+      return;
+    }
+    this.#onAck(packet.block);
+  }
+
+  #onAck(wireBlock: number): void {
+    if (this.#awaitingOackAck) {
+      if (wireBlock !== 0) return;
+      this.#awaitingOackAck = false;
+      this.#retries = 0;
+      this.#sendWindow();
+      return;
+    }
+    // Which block in flight does this 16-bit number name? Only blocks after the last ACK count;
+    // anything else is a duplicate or stale ACK and is ignored (no Sorcerer's Apprentice resend).
+    const inFlight = Math.min(this.#acked + this.#windowSize, this.#totalBlocks);
+    let acked = -1;
+    for (let block = this.#acked + 1; block <= inFlight; block++) {
+      if ((block & 0xffff) === wireBlock) {
+        acked = block;
+        break;
+      }
+    }
+    if (acked < 0) return;
+    this.#acked = acked;
+    this.#retries = 0;
+    if (acked === this.#totalBlocks) {
+      this.#finish('completed');
+      return;
+    }
+    // RFC 7440: an ACK inside the window means the client lost what followed; go on from there.
+    this.#sendWindow();
+  }
+
+  #finish(outcome: TransferOutcome): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    clearTimeout(this.#timer);
+    try {
+      this.#socket.close();
+    } catch {
+      /* already closed */
+    }
+    this.#onDone(outcome, this.#bytesSent);
+  }
+}

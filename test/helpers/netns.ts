@@ -1,0 +1,97 @@
+/**
+ * Test networks made of Linux network namespaces: a "server" and a "client" namespace joined by a
+ * veth pair, with no uplink, no NAT and no forwarding. Everything the tests send stays inside them.
+ * Removed by cleanup() — also at process exit, so a failing test leaves nothing behind.
+ */
+import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const live = new Set<string>();
+process.on('exit', () => {
+  for (const name of live) {
+    try {
+      execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+    } catch {
+      /* gone */
+    }
+  }
+});
+
+let counter = 0;
+
+export interface Namespace {
+  readonly name: string;
+  readonly ip: string;
+  readonly device: string;
+  /** Runs a command inside the namespace and resolves with its output (rejects on non-zero exit). */
+  exec(command: string, args: string[], options?: { timeoutMs?: number; maxBuffer?: number }): Promise<{ stdout: string; stderr: string }>;
+  /** Starts a long-running command inside the namespace. */
+  spawn(command: string, args: string[], options?: SpawnOptions): ChildProcess;
+}
+
+export interface NamespacePair {
+  readonly server: Namespace;
+  readonly client: Namespace;
+  readonly prefix: number;
+  /** Drops this share of UDP datagrams arriving in each namespace (nftables; this kernel has no netem). */
+  setUdpLoss(percent: number): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+function namespace(name: string, ip: string, device: string): Namespace {
+  return {
+    name,
+    ip,
+    device,
+    exec: (command, args, options = {}) => run('ip', ['netns', 'exec', name, command, ...args], { timeout: options.timeoutMs ?? 120_000, maxBuffer: options.maxBuffer ?? 64 * 1024 * 1024 }),
+    spawn: (command, args, options = {}) => spawn('ip', ['netns', 'exec', name, command, ...args], options),
+  };
+}
+
+/** Creates two namespaces on 10.231.<n>.0/24: server .1, client .2. */
+export async function createNamespacePair(label: string): Promise<NamespacePair> {
+  if (process.getuid?.() !== 0) throw new Error('network namespace tests need root (run them as CI does)');
+  const id = `${process.pid % 10000}${counter++}`;
+  const serverName = `kvt-${label}-${id}-s`;
+  const clientName = `kvt-${label}-${id}-c`;
+  const subnet = `10.231.${(process.pid + counter) % 250}`;
+  const serverDev = `ks${id}`.slice(0, 15);
+  const clientDev = `kc${id}`.slice(0, 15);
+  live.add(serverName);
+  live.add(clientName);
+  const ip = (...args: string[]) => run('ip', args);
+  await ip('netns', 'add', serverName);
+  await ip('netns', 'add', clientName);
+  await ip('link', 'add', serverDev, 'netns', serverName, 'type', 'veth', 'peer', 'name', clientDev, 'netns', clientName);
+  for (const [ns, dev, addr] of [
+    [serverName, serverDev, `${subnet}.1`],
+    [clientName, clientDev, `${subnet}.2`],
+  ] as const) {
+    await ip('-n', ns, 'link', 'set', 'lo', 'up');
+    await ip('-n', ns, 'addr', 'add', `${addr}/24`, 'dev', dev);
+    await ip('-n', ns, 'link', 'set', dev, 'up');
+  }
+  const server = namespace(serverName, `${subnet}.1`, serverDev);
+  const client = namespace(clientName, `${subnet}.2`, clientDev);
+  return {
+    server,
+    client,
+    prefix: 24,
+    async setUdpLoss(percent) {
+      for (const ns of [server, client]) {
+        await ns.exec('nft', ['flush', 'ruleset']);
+        if (percent <= 0) continue;
+        await ns.exec('nft', ['add', 'table', 'inet', 'kvtloss']);
+        await ns.exec('nft', ['add', 'chain', 'inet', 'kvtloss', 'input', '{ type filter hook input priority 0; }']);
+        await ns.exec('nft', ['add', 'rule', 'inet', 'kvtloss', 'input', 'meta', 'l4proto', 'udp', 'numgen', 'random', 'mod', '100', '<', String(percent), 'drop']);
+      }
+    },
+    async cleanup() {
+      for (const name of [serverName, clientName]) {
+        await ip('netns', 'del', name).catch(() => {});
+        live.delete(name);
+      }
+    },
+  };
+}
