@@ -8,6 +8,21 @@ import type { RemoteInfo, Socket } from 'node:dgram';
 import { decodePacket, encodeData, encodeError, encodeOack, Opcode, TftpDecodeError, TftpErrorCode } from './packet.ts';
 import type { NegotiatedTransfer } from './options.ts';
 
+/**
+ * DATA packets are built once per (file, block size) and shared by every transfer of that file:
+ * in a boot storm hundreds of clients fetch the same ipxe.efi, and the send path then allocates nothing.
+ * Keyed weakly by the file's buffer, so packets go when the file leaves the cache.
+ */
+const packetCache = new WeakMap<Buffer, Map<number, Buffer[]>>();
+
+function packetsFor(data: Buffer, blockSize: number): Buffer[] {
+  let bySize = packetCache.get(data);
+  if (!bySize) packetCache.set(data, (bySize = new Map()));
+  let packets = bySize.get(blockSize);
+  if (!packets) bySize.set(blockSize, (packets = []));
+  return packets;
+}
+
 export type TransferOutcome = 'completed' | 'timed-out' | 'aborted-by-client' | 'protocol-error' | 'closed';
 
 export interface TransferPeer {
@@ -32,6 +47,7 @@ export class ReadTransfer {
   #timer: NodeJS.Timeout | undefined;
   #finished = false;
   readonly #onDone: (outcome: TransferOutcome, bytes: number) => void;
+  readonly #packets: Buffer[];
   #bytesSent = 0;
 
   constructor(socket: Socket, peer: TransferPeer, data: Buffer, negotiated: NegotiatedTransfer, maxRetries: number, onDone: (outcome: TransferOutcome, bytes: number) => void) {
@@ -47,6 +63,7 @@ export class ReadTransfer {
     this.#awaitingOackAck = this.#oack !== undefined;
     // A file that is an exact multiple of the block size ends with an empty block.
     this.#totalBlocks = Math.floor(data.length / this.#blockSize) + 1;
+    this.#packets = packetsFor(data, this.#blockSize);
     socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
     socket.on('error', () => this.#finish('closed'));
   }
@@ -71,10 +88,13 @@ export class ReadTransfer {
     } else {
       const last = Math.min(this.#acked + this.#windowSize, this.#totalBlocks);
       for (let block = this.#acked + 1; block <= last; block++) {
-        const start = (block - 1) * this.#blockSize;
-        const chunk = this.#data.subarray(start, Math.min(start + this.#blockSize, this.#data.length));
-        this.#bytesSent += chunk.length;
-        this.#send(encodeData(block, chunk));
+        let packet = this.#packets[block - 1];
+        if (!packet) {
+          const start = (block - 1) * this.#blockSize;
+          packet = this.#packets[block - 1] = encodeData(block, this.#data.subarray(start, Math.min(start + this.#blockSize, this.#data.length)));
+        }
+        this.#bytesSent += packet.length - 4;
+        this.#send(packet);
       }
     }
     this.#arm();
@@ -101,6 +121,11 @@ export class ReadTransfer {
     if (rinfo.address !== this.#peer.address || rinfo.port !== this.#peer.port) {
       // RFC 1350 §4: a packet from a stranger gets ERROR 5 and does not disturb the transfer.
       this.#socket.send(encodeError(TftpErrorCode.UnknownTid, 'unknown transfer ID'), rinfo.port, rinfo.address);
+      return;
+    }
+    // Fast path for the packet that makes up half of all traffic: a well-formed ACK.
+    if (msg.length === 4 && msg[0] === 0 && msg[1] === Opcode.Ack) {
+      this.#onAck(msg.readUInt16BE(2));
       return;
     }
     let packet;

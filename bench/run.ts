@@ -1,0 +1,70 @@
+/**
+ * `npm run bench`: measures kvmfleet side by side with its peers on this machine, in the same run,
+ * and prints one table of ratios (medians of several runs, with min and max). Installs nothing:
+ * it checks for the peers and says what is missing. Results go to bench/results/ as JSON and Markdown.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { markdownTable, measure, type Row } from './stats.ts';
+import { tftpStorm } from './tftp-storm.ts';
+
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, clients: { type: 'string', default: '500' }, only: { type: 'string' } } });
+const runs = Number(values.runs);
+const clients = Number(values.clients);
+const wanted = (area: string) => !values.only || values.only.split(',').includes(area);
+
+const PEERS: Record<string, string[]> = { tftp: ['/usr/sbin/in.tftpd', '/usr/bin/curl', '/usr/bin/atftp', '/usr/lib/ipxe/ipxe.efi'] };
+const missing = Object.entries(PEERS)
+  .filter(([area]) => wanted(area))
+  .flatMap(([, files]) => files.filter((f) => !existsSync(f)));
+if (missing.length > 0) {
+  console.error(`bench: missing peers or tools: ${missing.join(', ')} (apt-get install tftpd-hpa curl atftp ipxe)`);
+  process.exit(1);
+}
+if (process.getuid?.() !== 0) {
+  console.error('bench: needs root (it builds network namespaces)');
+  process.exit(1);
+}
+
+const rows: Row[] = [];
+const log = (text: string) => console.error(`bench: ${text}`);
+
+if (wanted('tftp')) {
+  for (const windowed of [false, true]) {
+    const times = { kvmfleet: [] as number[], 'tftpd-hpa': [] as number[] };
+    const failures = { kvmfleet: 0, 'tftpd-hpa': 0 };
+    for (let run = 0; run < runs; run++) {
+      for (const peer of ['kvmfleet', 'tftpd-hpa'] as const) {
+        const result = await tftpStorm(peer, clients, windowed);
+        log(`tftp ${windowed ? 'windowsize 16' : 'lock-step'} ${peer} run ${run + 1}: ${result.seconds.toFixed(2)} s, ${result.failures} failures`);
+        times[peer].push(result.seconds);
+        failures[peer] += result.failures;
+      }
+    }
+    const k = measure(times.kvmfleet);
+    const p = measure(times['tftpd-hpa']);
+    rows.push({
+      area: 'TFTP',
+      metric: `${clients} concurrent fetches of ipxe.efi, ${windowed ? 'atftp windowsize 16' : 'curl lock-step, 90 s cap'}; failed fetches kvmfleet ${failures.kvmfleet}, tftpd-hpa ${failures['tftpd-hpa']}`,
+      unit: 's',
+      kvmfleet: k,
+      peer: 'tftpd-hpa',
+      peerValue: p,
+      ratio: k.median / p.median,
+      lowerIsBetter: true,
+      goal: windowed ? '≤ 0.5×' : '≤ 1.0×',
+    });
+  }
+}
+
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${execFileSync('uname', ['-sr']).toString().trim()}`;
+const date = new Date().toISOString();
+const table = markdownTable(rows);
+console.log(`\nkvmfleet bench — ${date}\n${machine}\n\n${table}\n`);
+const dir = join(import.meta.dirname, 'results');
+mkdirSync(dir, { recursive: true });
+writeFileSync(join(dir, 'latest.json'), JSON.stringify({ date, machine, runs, clients, rows }, null, 2));
+writeFileSync(join(dir, 'latest.md'), `# kvmfleet bench\n\n${date} — ${machine}\n\nEach figure is the median of ${runs} runs (min–max). Ratio = kvmfleet ÷ peer; for times lower is better.\n\n${table}\n`);
