@@ -13,9 +13,14 @@ import { VERSION } from '../version.ts';
 import { registerResource } from './resource.ts';
 import * as S from './schemas.ts';
 import { registerImportRoutes } from './routes/imports.ts';
+import { registerBuildRoutes } from './routes/builds.ts';
+import type { BootService } from '../boot/service.ts';
 
 export interface ApiOptions {
   readonly store: Store;
+  readonly boot: BootService;
+  /** Base URL of the boot HTTP role, for previews of scripts and Kickstarts. */
+  readonly bootBaseUrl: string;
   readonly logger?: FastifyServerOptions['logger'];
 }
 
@@ -35,7 +40,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     openapi: {
       openapi: '3.0.3',
       info: { title: 'kvmfleet', version: VERSION, description: 'Provision KVM fleets: inventory, network boot, VMs.' },
-      tags: [{ name: 'sites' }, { name: 'networks' }, { name: 'profiles' }, { name: 'hosts' }, { name: 'import' }, { name: 'health' }],
+      tags: [{ name: 'sites' }, { name: 'networks' }, { name: 'profiles' }, { name: 'hosts' }, { name: 'import' }, { name: 'builds' }, { name: 'health' }],
     },
     // Name shared schemas by their $id in the document, not def-0, def-1…
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
@@ -104,5 +109,6 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     remove: hosts.deleteHost,
   });
   registerImportRoutes(app, db);
+  registerBuildRoutes(app, db, options.boot, options.bootBaseUrl);
   return app;
 }

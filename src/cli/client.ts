@@ -37,11 +37,13 @@ export class ApiClient {
     }
     if (response.status === 204) return undefined as T;
     const text = await response.text();
-    let data: unknown;
-    try {
-      data = text ? JSON.parse(text) : undefined;
-    } catch {
-      data = text;
+    let data: unknown = text;
+    if (response.headers.get('content-type')?.startsWith('application/json')) {
+      try {
+        data = text ? JSON.parse(text) : undefined;
+      } catch {
+        data = text;
+      }
     }
     if (!response.ok) {
       const error = (data as { error?: { code?: string; message?: string; details?: unknown } } | undefined)?.error;

@@ -37,17 +37,40 @@ program
   .addOption(new Option('--data-dir <dir>', 'embedded store directory').env('KVMFLEET_DATA_DIR').default('./data'))
   .addOption(new Option('--database-url <url>', 'postgres://… to use a PostgreSQL server instead of the embedded store').env('KVMFLEET_DATABASE_URL'))
   .addOption(new Option('--listen <host:port>', 'API address').env('KVMFLEET_LISTEN').default('127.0.0.1:8080'))
+  .addOption(new Option('--http-listen <host:port>', 'boot HTTP address (iPXE scripts, Kickstarts, install trees)').env('KVMFLEET_HTTP_LISTEN').default('0.0.0.0:8081'))
+  .addOption(new Option('--boot-base-url <url>', 'URL machines reach the boot HTTP role on (default: from each request)').env('KVMFLEET_BOOT_BASE_URL'))
+  .addOption(new Option('--trees-dir <dir>', 'install trees served under /trees/ (default: <data-dir>/trees)').env('KVMFLEET_TREES_DIR'))
+  .addOption(new Option('--build-timeout-min <minutes>', 'a build that has not called back after this long fails and frees its slot').env('KVMFLEET_BUILD_TIMEOUT_MIN').default(180).argParser(integer))
+  .addOption(new Option('--retry-seconds <s>', 'how often a waiting machine asks again').env('KVMFLEET_RETRY_SECONDS').default(30).argParser(integer))
+  .addOption(new Option('--trust-proxy', 'trust X-Forwarded-For on the boot HTTP role (behind HAProxy)').env('KVMFLEET_TRUST_PROXY'))
   .addOption(new Option('--tftp-listen <host:port>', 'TFTP address').env('KVMFLEET_TFTP_LISTEN').default('0.0.0.0:69'))
   .addOption(new Option('--tftp-root <dir>', 'TFTP served root (default: <data-dir>/tftp); Debian\'s iPXE binaries are served too').env('KVMFLEET_TFTP_ROOT'))
   .addOption(new Option('--tftp-timeout-ms <ms>', 'TFTP retransmission timeout when the client negotiates none').env('KVMFLEET_TFTP_TIMEOUT_MS').default(1000).argParser(integer))
   .addOption(new Option('--roles <roles>', `comma-separated roles (${ROLES.join(',')})`).env('KVMFLEET_ROLES').default(ROLES.join(',')))
   .addOption(new Option('--log-level <level>', 'log level').env('KVMFLEET_LOG_LEVEL').default('info'))
-  .action(async (options: { dataDir: string; databaseUrl?: string; listen: string; tftpListen: string; tftpRoot?: string; tftpTimeoutMs: number; roles: string; logLevel: string }) => {
+  .action(async (options: {
+    dataDir: string;
+    databaseUrl?: string;
+    listen: string;
+    httpListen: string;
+    bootBaseUrl?: string;
+    treesDir?: string;
+    buildTimeoutMin: number;
+    retrySeconds: number;
+    trustProxy?: boolean;
+    tftpListen: string;
+    tftpRoot?: string;
+    tftpTimeoutMs: number;
+    roles: string;
+    logLevel: string;
+  }) => {
     const { serve } = await import('../serve.ts');
     const running = await serve({
       dataDir: options.dataDir,
       databaseUrl: options.databaseUrl,
       api: parseHostPort(options.listen, '--listen'),
+      http: { ...parseHostPort(options.httpListen, '--http-listen'), treesDir: options.treesDir, baseUrl: options.bootBaseUrl, trustProxy: !!options.trustProxy },
+      policy: { buildTimeoutMs: options.buildTimeoutMin * 60_000, retrySeconds: options.retrySeconds },
       tftp: { ...parseHostPort(options.tftpListen, '--tftp-listen'), root: options.tftpRoot, timeoutMs: options.tftpTimeoutMs },
       roles: parseRoles(options.roles),
       logLevel: options.logLevel,
@@ -88,6 +111,18 @@ site
   .action(async (name: string, options: { cap?: number; description?: string }) => {
     const data = await client().request<Site>('PATCH', `/api/v1/sites/${enc(name)}`, { json: { buildCap: options.cap, description: options.description } });
     print(data, () => formatRecord({ ...data }));
+  });
+site
+  .command('builds <name>')
+  .description('hosts building and queued at the site (admission control)')
+  .action(async (name: string) => {
+    const data = await client().request<{ cap: number; building: { hostname: string; since: string }[]; queued: { hostname: string; position: number; since: string }[] }>('GET', `/api/v1/sites/${enc(name)}/builds`);
+    print(data, () =>
+      [
+        `site ${name}: ${data.building.length} of ${data.cap} building, ${data.queued.length} queued`,
+        formatTable(['state', 'hostname', 'position', 'since'], [...data.building.map((b) => ['building', b.hostname, null, b.since]), ...data.queued.map((q) => ['queued', q.hostname, q.position, q.since])]),
+      ].join('\n'),
+    );
   });
 site.command('rm <name>').action(async (name: string) => {
   await client().request('DELETE', `/api/v1/sites/${enc(name)}`);
@@ -196,10 +231,43 @@ host
     const data = await client().request<Host>('POST', '/api/v1/hosts', { json: { hostname, macs: o.mac, network: o.network, profile: o.profile, ip: o.ip, smbiosUuid: o.uuid } });
     print(data, () => `host ${data.hostname} added (${data.ip ?? 'dynamic address'}, ${data.buildState})`);
   });
+host
+  .command('rebuild <hostname>')
+  .description('install the host again at its next network boot')
+  .action(async (name: string) => {
+    const data = await client().request<{ hostname: string }>('POST', `/api/v1/hosts/${enc(name)}/rebuild`);
+    print(data, () => `host ${data.hostname} will be rebuilt at its next network boot`);
+  });
+host
+  .command('timeline <hostname>')
+  .description('boot and build events of a host (DHCP, TFTP, script, kernel, Kickstart, built)')
+  .action(async (name: string) => {
+    const data = await client().request<{ at: string; kind: string; detail: Record<string, unknown> }[]>('GET', `/api/v1/hosts/${enc(name)}/timeline`);
+    print(data, () => formatTable(['at', 'event', 'detail'], data.map((e) => [e.at, e.kind, Object.keys(e.detail).length ? JSON.stringify(e.detail) : null])));
+  });
 host.command('rm <hostname>').action(async (name: string) => {
   await client().request('DELETE', `/api/v1/hosts/${enc(name)}`);
   if (!globals().json) console.log(`host ${name} removed`);
 });
+
+program
+  .command('boot')
+  .description('what machines get from the boot service')
+  .command('show <hostname>')
+  .description('print the iPXE script the host would get now (no side effects)')
+  .option('--platform <platform>', 'pcbios or efi')
+  .action(async (name: string, o: { platform?: string }) => {
+    process.stdout.write(await client().request<string>('GET', `/api/v1/hosts/${enc(name)}/boot-script${o.platform ? `?platform=${enc(o.platform)}` : ''}`));
+  });
+
+program
+  .command('kickstart')
+  .description('Kickstart files')
+  .command('render <hostname>')
+  .description("print the host's Kickstart to stdout (with a placeholder build token)")
+  .action(async (name: string) => {
+    process.stdout.write(await client().request<string>('GET', `/api/v1/hosts/${enc(name)}/kickstart`));
+  });
 
 program
   .command('import <file>')

@@ -1,5 +1,5 @@
 /** The roles one kvmfleet process can run. The embedded default runs all that are available. */
-export const ROLES = ['api', 'tftp'] as const;
+export const ROLES = ['api', 'http', 'tftp'] as const;
 export type Role = (typeof ROLES)[number];
 
 export function parseRoles(text: string): Role[] {

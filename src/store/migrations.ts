@@ -113,6 +113,17 @@ const migrations: Record<string, Migration> = {
         )`.execute(db);
     },
   },
+  '0002_builds': {
+    async up(db: Kysely<any>) {
+      // build_token holds the SHA-256 of the current build token; the token itself only travels to the host.
+      await sql`alter table hosts add column build_started_at timestamptz`.execute(db);
+      await sql`alter table hosts add column queued_at timestamptz`.execute(db);
+      await sql`alter table hosts add column queue_seen_at timestamptz`.execute(db);
+      await sql`alter table hosts add column build_count integer not null default 0`.execute(db);
+      await sql`alter table hosts add column last_seen_ip inet`.execute(db);
+      await sql`create index hosts_queue_idx on hosts(queued_at) where queued_at is not null`.execute(db);
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

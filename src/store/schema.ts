@@ -63,6 +63,11 @@ export interface HostsTable {
   build_state: BuildState;
   build_token: string | null;
   state_changed_at: ColumnType<Date, string | undefined, string>;
+  build_started_at: Date | null;
+  queued_at: Date | null;
+  queue_seen_at: Date | null;
+  build_count: Generated<number>;
+  last_seen_ip: string | null;
   created_at: CreatedAt;
 }
 

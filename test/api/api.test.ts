@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../../src/api/app.ts';
+import { KickstartTemplates } from '../../src/boot/kickstart.ts';
+import { BootService } from '../../src/boot/service.ts';
 import { ErrorCode } from '../../src/errors.ts';
 import { generateEnterprise } from '../fixtures/enterprise.ts';
 import { describeEachStore } from '../helpers/stores.ts';
@@ -9,7 +11,8 @@ import { describeEachStore } from '../helpers/stores.ts';
 describeEachStore('REST API', (ctx) => {
   let app: FastifyInstance;
   before(async () => {
-    app = await buildApi({ store: ctx.store });
+    const boot = new BootService({ db: ctx.store.db, templates: new KickstartTemplates() });
+    app = await buildApi({ store: ctx.store, boot, bootBaseUrl: 'http://boot.test:8081' });
   });
   after(() => app.close());
 

@@ -1,0 +1,44 @@
+/** Build operations on the API: rebuild, timeline, admission queue, and previews of what a host will get. */
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import { hostTimeline, requestRebuild, siteBuilds } from '../../boot/builds.ts';
+import { PREVIEW_TOKEN, type BootService } from '../../boot/service.ts';
+import type { Database } from '../../store/schema.ts';
+import { NameParams } from '../schemas.ts';
+
+const errors = { 404: { $ref: 'ErrorReply#' }, 422: { $ref: 'ErrorReply#' } };
+const Timeline = Type.Array(Type.Object({ at: Type.String({ format: 'date-time' }), kind: Type.String(), detail: Type.Record(Type.String(), Type.Unknown()) }));
+const SiteBuilds = Type.Object({
+  site: Type.String(),
+  cap: Type.Integer(),
+  building: Type.Array(Type.Object({ hostname: Type.String(), since: Type.String() })),
+  queued: Type.Array(Type.Object({ hostname: Type.String(), position: Type.Integer(), since: Type.String() })),
+});
+
+export function registerBuildRoutes(app: FastifyInstance, db: Kysely<Database>, boot: BootService, bootBaseUrl: string): void {
+  app.post('/api/v1/hosts/:name/rebuild', { schema: { tags: ['builds'], summary: 'Install the host again at its next network boot', params: NameParams, response: { 202: Type.Object({ hostname: Type.String(), buildState: Type.String() }), ...errors } } }, async (request, reply) => {
+    const { name } = request.params as { name: string };
+    await requestRebuild(db, name, 'api');
+    reply.code(202);
+    return { hostname: name, buildState: 'ready' };
+  });
+  app.get('/api/v1/hosts/:name/timeline', { schema: { tags: ['builds'], summary: 'Boot and build events of a host', params: NameParams, response: { 200: Timeline, ...errors } } }, (request) =>
+    hostTimeline(db, (request.params as { name: string }).name),
+  );
+  app.get('/api/v1/sites/:name/builds', { schema: { tags: ['builds'], summary: 'Hosts building and queued at a site (admission control)', params: NameParams, response: { 200: SiteBuilds, ...errors } } }, (request) =>
+    siteBuilds(db, (request.params as { name: string }).name, boot.policy),
+  );
+  app.get(
+    '/api/v1/hosts/:name/boot-script',
+    { schema: { tags: ['builds'], summary: 'The iPXE script the host would get now (no side effects; placeholder token)', params: NameParams, querystring: Type.Object({ platform: Type.Optional(Type.Union([Type.Literal('pcbios'), Type.Literal('efi')])) }) } },
+    async (request, reply) => {
+      const { script } = await boot.preview((request.params as { name: string }).name, bootBaseUrl, (request.query as { platform?: 'pcbios' | 'efi' }).platform);
+      return reply.type('text/plain; charset=utf-8').send(script);
+    },
+  );
+  app.get('/api/v1/hosts/:name/kickstart', { schema: { tags: ['builds'], summary: 'The host\'s Kickstart (placeholder token)', params: NameParams } }, async (request, reply) => {
+    const text = await boot.renderKickstart((request.params as { name: string }).name, PREVIEW_TOKEN, bootBaseUrl);
+    return reply.type('text/plain; charset=utf-8').send(text);
+  });
+}

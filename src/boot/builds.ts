@@ -1,0 +1,261 @@
+/**
+ * The build lifecycle in the store: admission control per site, build tokens, the %post callback,
+ * rebuilds, discovered machines, and the per-host timeline of boot events.
+ *
+ *   discovered ──adopt──▶ ready ──admitted──▶ building ──callback──▶ built ──rebuild──▶ ready
+ *                           ▲  (queued while the site is at its cap)   │ timeout
+ *                           └──────────────────rebuild──────────── failed
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { sql, type Kysely } from 'kysely';
+import { ErrorCode, KvmfleetError } from '../errors.ts';
+import { cidrContains, parseCidr, parseIpv4 } from '../fleet/ipv4.ts';
+import { normalizeMac } from '../fleet/mac.ts';
+import type { Database } from '../store/schema.ts';
+import type { Db } from '../store/tx.ts';
+
+export interface BuildPolicy {
+  /** A build that has not called back after this long is marked failed and frees its slot. */
+  readonly buildTimeoutMs: number;
+  /** How often a waiting machine asks again. */
+  readonly retrySeconds: number;
+}
+
+export const DEFAULT_BUILD_POLICY: BuildPolicy = { buildTimeoutMs: 3 * 3600_000, retrySeconds: 30 };
+
+export type HostEventKind =
+  | 'discovered'
+  | 'dhcp'
+  | 'tftp'
+  | 'script'
+  | 'queued'
+  | 'build-started'
+  | 'kernel'
+  | 'initrd'
+  | 'kickstart'
+  | 'built'
+  | 'build-failed'
+  | 'rebuild-requested';
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+function newToken(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+export async function recordEvent(db: Db, hostId: number, kind: HostEventKind, detail: Record<string, unknown> = {}): Promise<void> {
+  await db.insertInto('host_events').values({ host_id: hostId, kind, detail: JSON.stringify(detail) }).execute();
+}
+
+async function setState(db: Db, hostId: number, state: Database['hosts']['build_state'], extra: Partial<Record<'build_token' | 'build_started_at' | 'queued_at' | 'queue_seen_at', string | null>> = {}): Promise<void> {
+  await db
+    .updateTable('hosts')
+    .set({ build_state: state, state_changed_at: sql`now()` as unknown as string, ...(extra as object) })
+    .where('id', '=', hostId)
+    .execute();
+}
+
+export interface BootHost {
+  readonly id: number;
+  readonly hostname: string;
+  readonly buildState: Database['hosts']['build_state'];
+  readonly siteId: number | null;
+  readonly profileId: number | null;
+}
+
+export async function findBootHost(db: Db, mac: string): Promise<BootHost | undefined> {
+  const normalized = normalizeMac(mac);
+  if (!normalized) return undefined;
+  const row = await db
+    .selectFrom('host_macs')
+    .innerJoin('hosts', 'hosts.id', 'host_macs.host_id')
+    .leftJoin('networks', 'networks.id', 'hosts.network_id')
+    .select(['hosts.id', 'hosts.hostname', 'hosts.build_state', 'networks.site_id', 'hosts.profile_id'])
+    .where('host_macs.mac', '=', normalized)
+    .executeTakeFirst();
+  return row ? { id: row.id, hostname: row.hostname, buildState: row.build_state, siteId: row.site_id, profileId: row.profile_id } : undefined;
+}
+
+/** Records an unknown machine that asked to boot, on the network its address belongs to. */
+export async function registerDiscovered(db: Kysely<Database>, mac: string, clientIp: string | undefined, via: string): Promise<BootHost> {
+  const normalized = normalizeMac(mac);
+  if (!normalized) throw new KvmfleetError(ErrorCode.Validation, `"${mac}" is not a MAC address`);
+  return db.transaction().execute(async (trx) => {
+    const existing = await findBootHost(trx, normalized);
+    if (existing) return existing;
+    let networkId: number | null = null;
+    const ip = clientIp ? parseIpv4(clientIp.replace(/^::ffff:/, '')) : undefined;
+    if (ip !== undefined) {
+      for (const network of await trx.selectFrom('networks').select(['id', 'cidr']).execute()) {
+        const cidr = parseCidr(network.cidr);
+        if (cidr && cidrContains(cidr, ip)) networkId = network.id;
+      }
+    }
+    const hostname = `discovered-${normalized.replace(/:/g, '')}`;
+    const row = await trx
+      .insertInto('hosts')
+      .values({ hostname, network_id: networkId, build_state: 'discovered', bmc: 'null', last_seen_ip: clientIp?.replace(/^::ffff:/, '') ?? null })
+      .onConflict((oc) => oc.column('hostname').doNothing())
+      .returning(['id'])
+      .executeTakeFirst();
+    if (!row) return (await findBootHost(trx, normalized))!;
+    await trx.insertInto('host_macs').values({ mac: normalized, host_id: row.id, position: 0 }).execute();
+    await recordEvent(trx, row.id, 'discovered', { via, ip: clientIp ?? null });
+    const site = networkId ? await trx.selectFrom('networks').select('site_id').where('id', '=', networkId).executeTakeFirst() : undefined;
+    return { id: row.id, hostname, buildState: 'discovered', siteId: site?.site_id ?? null, profileId: null };
+  });
+}
+
+export type Admission = { readonly admitted: true; readonly token: string } | { readonly admitted: false; readonly position: number; readonly cap: number };
+
+/**
+ * Lets a ready (or building) host build if its site has a free slot and no one is ahead of it.
+ * Serialized per site by locking the site row, so N boot servers on one PostgreSQL never exceed the cap.
+ * A building host asking again gets a fresh token (only the hash is stored, so the old one cannot be re-sent).
+ */
+export async function admit(db: Kysely<Database>, host: BootHost, policy: BuildPolicy): Promise<Admission> {
+  return db.transaction().execute(async (trx) => {
+    const current = await trx.selectFrom('hosts').select(['build_state', 'queued_at']).where('id', '=', host.id).forUpdate().executeTakeFirstOrThrow();
+    if (current.build_state === 'building') {
+      const token = newToken();
+      await trx.updateTable('hosts').set({ build_token: hashToken(token) }).where('id', '=', host.id).execute();
+      return { admitted: true, token };
+    }
+    if (current.build_state !== 'ready') throw new KvmfleetError(ErrorCode.Validation, `host ${host.hostname} is ${current.build_state}, not ready to build`);
+    if (host.siteId === null) throw new KvmfleetError(ErrorCode.Validation, `host ${host.hostname} has no network, so no site`);
+    const site = await trx.selectFrom('sites').select(['id', 'build_cap']).where('id', '=', host.siteId).forUpdate().executeTakeFirstOrThrow();
+    await expireStaleBuilds(trx, site.id, policy);
+
+    const inSite = (qb: ReturnType<typeof trx.selectFrom<'hosts'>>) =>
+      qb.innerJoin('networks', 'networks.id', 'hosts.network_id').where('networks.site_id', '=', site.id);
+    const { building } = await inSite(trx.selectFrom('hosts'))
+      .select((eb) => eb.fn.countAll<number>().as('building'))
+      .where('hosts.build_state', '=', 'building')
+      .executeTakeFirstOrThrow();
+    // Waiting hosts that stopped asking (powered off) do not hold their place for ever.
+    const fresh = new Date(Date.now() - policy.retrySeconds * 3000).toISOString();
+    const queuedAt = current.queued_at ? new Date(current.queued_at).toISOString() : new Date().toISOString();
+    const { ahead } = await inSite(trx.selectFrom('hosts'))
+      .select((eb) => eb.fn.countAll<number>().as('ahead'))
+      .where('hosts.build_state', '=', 'ready')
+      .where('hosts.id', '!=', host.id)
+      .where('hosts.queued_at', 'is not', null)
+      .where('hosts.queued_at', '<', queuedAt as unknown as Date)
+      .where('hosts.queue_seen_at', '>=', fresh as unknown as Date)
+      .executeTakeFirstOrThrow();
+    const free = site.build_cap - Number(building);
+    if (Number(ahead) < free) {
+      const token = newToken();
+      await trx
+        .updateTable('hosts')
+        .set({
+          build_state: 'building',
+          build_token: hashToken(token),
+          build_started_at: sql`now()` as unknown as Date,
+          state_changed_at: sql`now()` as unknown as string,
+          queued_at: null,
+          queue_seen_at: null,
+          build_count: sql`build_count + 1` as unknown as number,
+        })
+        .where('id', '=', host.id)
+        .execute();
+      await recordEvent(trx, host.id, 'build-started', { waited: current.queued_at !== null });
+      return { admitted: true, token };
+    }
+    await trx
+      .updateTable('hosts')
+      .set({ queued_at: current.queued_at ?? (sql`now()` as unknown as Date), queue_seen_at: sql`now()` as unknown as Date })
+      .where('id', '=', host.id)
+      .execute();
+    if (!current.queued_at) await recordEvent(trx, host.id, 'queued', { position: Number(ahead) + 1, cap: site.build_cap });
+    return { admitted: false, position: Number(ahead) + 1, cap: site.build_cap };
+  });
+}
+
+/** Builds that never called back are failed, so they stop holding one of the site's slots. */
+async function expireStaleBuilds(trx: Db, siteId: number, policy: BuildPolicy): Promise<void> {
+  const cutoff = new Date(Date.now() - policy.buildTimeoutMs).toISOString();
+  const stale = await trx
+    .selectFrom('hosts')
+    .innerJoin('networks', 'networks.id', 'hosts.network_id')
+    .select('hosts.id')
+    .where('networks.site_id', '=', siteId)
+    .where('hosts.build_state', '=', 'building')
+    .where('hosts.build_started_at', '<', cutoff as unknown as Date)
+    .execute();
+  for (const { id } of stale) {
+    await setState(trx, id, 'failed', { build_token: null });
+    await recordEvent(trx, id, 'build-failed', { reason: 'timeout', timeoutMs: policy.buildTimeoutMs });
+  }
+}
+
+/** The host whose current build token this is, or undefined (wrong, old or used token). */
+export async function hostByToken(db: Db, token: string): Promise<{ id: number; hostname: string } | undefined> {
+  if (!/^[A-Za-z0-9_-]{16,64}$/.test(token)) return undefined;
+  return db.selectFrom('hosts').select(['id', 'hostname']).where('build_token', '=', hashToken(token)).where('build_state', '=', 'building').executeTakeFirst();
+}
+
+/** The %post callback: the build is done; the token is spent. */
+export async function markBuilt(db: Kysely<Database>, token: string, clientIp: string | undefined): Promise<string | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const host = await hostByToken(trx, token);
+    if (!host) return undefined;
+    await setState(trx, host.id, 'built', { build_token: null });
+    await recordEvent(trx, host.id, 'built', { ip: clientIp ?? null });
+    return host.hostname;
+  });
+}
+
+/** Starts a new build of a host: it installs at its next network boot. */
+export async function requestRebuild(db: Kysely<Database>, hostname: string, actor: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    const host = await trx.selectFrom('hosts').select(['id', 'build_state', 'profile_id']).where('hostname', '=', hostname.toLowerCase()).forUpdate().executeTakeFirst();
+    if (!host) throw new KvmfleetError(ErrorCode.NotFound, `host "${hostname}" does not exist`);
+    if (host.build_state === 'discovered' || host.profile_id === null) throw new KvmfleetError(ErrorCode.Validation, `host "${hostname}" has no profile: adopt it first`);
+    await setState(trx, host.id, 'ready', { build_token: null, queued_at: null, queue_seen_at: null });
+    await recordEvent(trx, host.id, 'rebuild-requested', { by: actor, was: host.build_state });
+  });
+}
+
+export interface TimelineEntry {
+  readonly at: string;
+  readonly kind: string;
+  readonly detail: Record<string, unknown>;
+}
+
+export async function hostTimeline(db: Db, hostname: string): Promise<TimelineEntry[]> {
+  const host = await db.selectFrom('hosts').select('id').where('hostname', '=', hostname.toLowerCase()).executeTakeFirst();
+  if (!host) throw new KvmfleetError(ErrorCode.NotFound, `host "${hostname}" does not exist`);
+  const rows = await db.selectFrom('host_events').select(['at', 'kind', 'detail']).where('host_id', '=', host.id).orderBy('at').orderBy('id').execute();
+  return rows.map((r) => ({ at: new Date(r.at).toISOString(), kind: r.kind, detail: r.detail }));
+}
+
+export interface SiteBuilds {
+  readonly site: string;
+  readonly cap: number;
+  readonly building: { hostname: string; since: string }[];
+  readonly queued: { hostname: string; position: number; since: string }[];
+}
+
+export async function siteBuilds(db: Db, siteName: string, policy: BuildPolicy): Promise<SiteBuilds> {
+  const site = await db.selectFrom('sites').select(['id', 'build_cap']).where('name', '=', siteName).executeTakeFirst();
+  if (!site) throw new KvmfleetError(ErrorCode.NotFound, `site "${siteName}" does not exist`);
+  const base = db.selectFrom('hosts').innerJoin('networks', 'networks.id', 'hosts.network_id').where('networks.site_id', '=', site.id);
+  const building = await base.select(['hosts.hostname', 'hosts.build_started_at']).where('hosts.build_state', '=', 'building').orderBy('hosts.build_started_at').execute();
+  const fresh = new Date(Date.now() - policy.retrySeconds * 3000);
+  const queued = await base
+    .select(['hosts.hostname', 'hosts.queued_at'])
+    .where('hosts.build_state', '=', 'ready')
+    .where('hosts.queued_at', 'is not', null)
+    .where('hosts.queue_seen_at', '>=', fresh)
+    .orderBy('hosts.queued_at')
+    .execute();
+  return {
+    site: siteName,
+    cap: site.build_cap,
+    building: building.map((b) => ({ hostname: b.hostname, since: new Date(b.build_started_at!).toISOString() })),
+    queued: queued.map((q, i) => ({ hostname: q.hostname, position: i + 1, since: new Date(q.queued_at!).toISOString() })),
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * The boot HTTP role: iPXE scripts, Kickstarts, build callbacks, and install trees.
+ * Everything here is reached by machines on the boot network, unauthenticated: a build token in
+ * the URL is the only key, and a wrong or spent one gets a bare 403.
+ */
+import fastifyStatic from '@fastify/static';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { normalizeMac } from '../fleet/mac.ts';
+import type { Store } from '../store/open.ts';
+import type { Platform } from './decide.ts';
+import type { BootService } from './service.ts';
+
+export interface BootHttpOptions {
+  readonly store: Store;
+  readonly boot: BootService;
+  /** Directory served under /trees/ (kernels, initrds, repositories). */
+  readonly treesDir?: string | undefined;
+  /** Base URL machines reach this role on; default: taken from each request's Host header. */
+  readonly baseUrl?: string | undefined;
+  readonly logger?: boolean | { level: string };
+  /** Trust X-Forwarded-For from a load balancer in front (HAProxy). */
+  readonly trustProxy?: boolean;
+}
+
+const FORBIDDEN = 'forbidden\n';
+
+export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyInstance> {
+  const app = Fastify({ logger: options.logger ?? false, trustProxy: options.trustProxy ?? false, bodyLimit: 64 * 1024 });
+  const baseUrl = (request: FastifyRequest) => options.baseUrl ?? `${request.protocol}://${request.host}`;
+  const platformOf = (value: unknown): Platform | undefined => (value === 'pcbios' || value === 'efi' ? value : undefined);
+
+  app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+    // Client errors (a bad Range, a malformed URL) are answered as such.
+    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) return reply.code(error.statusCode).type('text/plain').send(`${error.message}\n`);
+    request.log.error({ err: error }, 'boot request failed');
+    // A machine in iPXE reads a script: give it one that retries instead of a JSON error.
+    return reply.code(500).type('text/plain').send('#!ipxe\necho kvmfleet: server error, retrying in 30 s\nsleep 30\nchain --replace --autofree ${filename}\n');
+  });
+  app.setNotFoundHandler((_request, reply) => reply.code(404).type('text/plain').send('not found\n'));
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get<{ Params: { mac: string }; Querystring: { platform?: string } }>('/boot/:mac', async (request, reply) => {
+    const mac = normalizeMac(request.params.mac);
+    if (!mac) return reply.code(400).type('text/plain').send('bad MAC address\n');
+    const { script } = await options.boot.script(mac, { clientIp: request.ip, platform: platformOf(request.query.platform), baseUrl: baseUrl(request) });
+    return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(script);
+  });
+
+  app.get<{ Params: { uuid: string }; Querystring: { platform?: string } }>('/boot/uuid/:uuid', async (request, reply) => {
+    const uuid = request.params.uuid.toLowerCase();
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(uuid)) return reply.code(400).type('text/plain').send('bad UUID\n');
+    const row = await options.store.db
+      .selectFrom('hosts')
+      .innerJoin('host_macs', 'host_macs.host_id', 'hosts.id')
+      .select('host_macs.mac')
+      .where('hosts.smbios_uuid', '=', uuid)
+      .orderBy('host_macs.position')
+      .executeTakeFirst();
+    if (!row) return reply.code(404).type('text/plain').send('no host with that UUID; boot by MAC\n');
+    const { script } = await options.boot.script(row.mac, { clientIp: request.ip, platform: platformOf(request.query.platform), baseUrl: baseUrl(request) });
+    return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(script);
+  });
+
+  app.get<{ Params: { token: string } }>('/boot/ks/:token', async (request, reply) => {
+    const text = await options.boot.kickstart(request.params.token, baseUrl(request), request.ip);
+    if (text === undefined) return reply.code(403).type('text/plain').send(FORBIDDEN);
+    return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(text);
+  });
+
+  app.get<{ Params: { token: string; which: string } }>('/boot/files/:token/:which', async (request, reply) => {
+    const which = request.params.which;
+    if (which !== 'kernel' && which !== 'initrd') return reply.code(404).type('text/plain').send('not found\n');
+    const url = await options.boot.bootFile(request.params.token, which);
+    if (url === undefined) return reply.code(403).type('text/plain').send(FORBIDDEN);
+    return reply.redirect(url, 302);
+  });
+
+  app.post<{ Params: { token: string } }>('/boot/built/:token', async (request, reply) => {
+    const hostname = await options.boot.built(request.params.token, request.ip);
+    if (hostname === undefined) return reply.code(403).type('text/plain').send(FORBIDDEN);
+    return reply.type('text/plain').send(`built: ${hostname}\n`);
+  });
+
+  if (options.treesDir) {
+    // send (under @fastify/static) answers Range, If-None-Match/ETag and If-Modified-Since, streams
+    // the file, and refuses paths that climb out of the root; dotfiles are not served.
+    await app.register(fastifyStatic, { root: options.treesDir, prefix: '/trees/', decorateReply: false, index: false, dotfiles: 'deny', acceptRanges: true, etag: true, lastModified: true, cacheControl: false });
+  }
+  return app;
+}

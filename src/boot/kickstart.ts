@@ -1,0 +1,81 @@
+/**
+ * Kickstart files rendered from Handlebars templates. A profile names its template; operators may
+ * add or override templates in <data-dir>/templates/kickstart/NAME.ks.hbs. Rendering is strict:
+ * a template that names a variable that does not exist is an error, not an empty string.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Handlebars from 'handlebars';
+import { ErrorCode, KvmfleetError } from '../errors.ts';
+import { formatIpv4, maskOf, parseCidr } from '../fleet/ipv4.ts';
+import type { Host, Network, Profile, Site } from '../fleet/model.ts';
+import { VERSION } from '../version.ts';
+
+export const BUILTIN_TEMPLATE_DIR = fileURLToPath(new URL('../../templates/kickstart', import.meta.url));
+
+export interface KickstartContext {
+  host: { hostname: string; fqdn: string; shortname: string; ip: string | null; mac: string; macs: readonly string[] };
+  network: { name: string; cidr: string; netmask: string; prefix: number; gateway: string | null; dns: readonly string[]; domain: string };
+  site: { name: string };
+  profile: { name: string; os: string; osVersion: string; installTreeUrl: string; packages: readonly string[]; kernelArgs: string; rootPasswordHash: string };
+  urls: { built: string; kickstart: string };
+  kvmfleet: { version: string };
+}
+
+export function kickstartContext(input: { host: Host; network: Network; site: Site; profile: Profile; rootPasswordHash: string; urls: { built: string; kickstart: string } }): KickstartContext {
+  const { host, network, profile } = input;
+  const cidr = parseCidr(network.cidr);
+  if (!cidr) throw new KvmfleetError(ErrorCode.Validation, `network ${network.name} has a bad CIDR`);
+  const fqdn = host.hostname.includes('.') || !network.domain ? host.hostname : `${host.hostname}.${network.domain}`;
+  return {
+    host: { hostname: host.hostname, fqdn, shortname: fqdn.split('.')[0]!, ip: host.ip, mac: host.macs[0] ?? '', macs: host.macs },
+    network: { name: network.name, cidr: network.cidr, netmask: formatIpv4(maskOf(cidr.prefix)), prefix: cidr.prefix, gateway: network.gateway, dns: network.dns, domain: network.domain },
+    site: { name: input.site.name },
+    profile: {
+      name: profile.name,
+      os: profile.os,
+      osVersion: profile.os.replace(/^rhel/, ''),
+      installTreeUrl: profile.installTreeUrl,
+      packages: profile.packages,
+      kernelArgs: profile.kernelArgs,
+      rootPasswordHash: input.rootPasswordHash,
+    },
+    urls: input.urls,
+    kvmfleet: { version: VERSION },
+  };
+}
+
+const handlebars = Handlebars.create();
+handlebars.registerHelper('join', (list: unknown, separator: unknown) => (Array.isArray(list) ? list.join(typeof separator === 'string' ? separator : ',') : ''));
+
+export class KickstartTemplates {
+  readonly #dirs: string[];
+  readonly #compiled = new Map<string, { mtimeMs: number; render: HandlebarsTemplateDelegate }>();
+
+  /** @param operatorDir templates here win over the built-in ones of the same name. */
+  constructor(operatorDir?: string) {
+    this.#dirs = [...(operatorDir ? [operatorDir] : []), BUILTIN_TEMPLATE_DIR];
+  }
+
+  render(name: string, context: KickstartContext): string {
+    if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(name)) throw new KvmfleetError(ErrorCode.Validation, `bad Kickstart template name "${name}"`);
+    const path = this.#dirs.map((dir) => join(dir, `${name}.ks.hbs`)).find((p) => existsSync(p));
+    if (!path) throw new KvmfleetError(ErrorCode.NotFound, `Kickstart template "${name}" not found in ${this.#dirs.join(', ')}`);
+    try {
+      return this.#template(path)(context);
+    } catch (error) {
+      if (error instanceof KvmfleetError) throw error;
+      throw new KvmfleetError(ErrorCode.Validation, `Kickstart template "${name}" failed: ${(error as Error).message}`);
+    }
+  }
+
+  #template(path: string): HandlebarsTemplateDelegate {
+    const mtimeMs = statSync(path).mtimeMs;
+    const cached = this.#compiled.get(path);
+    if (cached && cached.mtimeMs === mtimeMs) return cached.render;
+    const render = handlebars.compile(readFileSync(path, 'utf8'), { strict: true, noEscape: true });
+    this.#compiled.set(path, { mtimeMs, render });
+    return render;
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * What the boot HTTP role does for a machine, independent of HTTP: its iPXE script (running
+ * admission control), its Kickstart (only with the current build token), the build callback,
+ * and side-effect-free previews for operators.
+ */
+import type { Kysely } from 'kysely';
+import { ErrorCode, KvmfleetError } from '../errors.ts';
+import { getHost } from '../fleet/hosts.ts';
+import type { Host } from '../fleet/model.ts';
+import { getNetwork } from '../fleet/networks.ts';
+import { getProfile } from '../fleet/profiles.ts';
+import { getSite } from '../fleet/sites.ts';
+import type { Database } from '../store/schema.ts';
+import { admit, findBootHost, hostByToken, markBuilt, recordEvent, registerDiscovered, type BuildPolicy, DEFAULT_BUILD_POLICY } from './builds.ts';
+import { decideBoot, type BootDecision, type InstallPlan, type Platform } from './decide.ts';
+import { renderIpxeScript } from './ipxe-script.ts';
+import { KickstartTemplates, kickstartContext } from './kickstart.ts';
+import { bootUrls } from './urls.ts';
+
+export const PREVIEW_TOKEN = 'PREVIEW-TOKEN-NOT-VALID';
+
+export interface BootServiceOptions {
+  readonly db: Kysely<Database>;
+  readonly templates: KickstartTemplates;
+  readonly policy?: BuildPolicy;
+}
+
+export class BootService {
+  readonly #db: Kysely<Database>;
+  readonly #templates: KickstartTemplates;
+  readonly policy: BuildPolicy;
+
+  constructor(options: BootServiceOptions) {
+    this.#db = options.db;
+    this.#templates = options.templates;
+    this.policy = options.policy ?? DEFAULT_BUILD_POLICY;
+  }
+
+  /** The iPXE script for the machine with this MAC; registers unknown machines and runs admission. */
+  async script(mac: string, request: { clientIp?: string | undefined; platform?: Platform | undefined; baseUrl: string }): Promise<{ script: string; decision: BootDecision }> {
+    let host = await findBootHost(this.#db, mac);
+    if (!host) host = await registerDiscovered(this.#db, mac, request.clientIp, 'http');
+    let install: InstallPlan | undefined;
+    let queuePosition: number | undefined;
+    if ((host.buildState === 'ready' || host.buildState === 'building') && host.profileId !== null) {
+      const admission = await admit(this.#db, host, this.policy);
+      if (admission.admitted) install = await this.#installPlan(host.hostname, mac, admission.token, request.baseUrl);
+      else queuePosition = admission.position;
+      host = { ...host, buildState: admission.admitted ? 'building' : host.buildState };
+    }
+    const decision = decideBoot({
+      host: { hostname: host.hostname, buildState: host.buildState, hasProfile: host.profileId !== null, install, queuePosition },
+      platform: request.platform,
+      retrySeconds: this.policy.retrySeconds,
+    });
+    await recordEvent(this.#db, host.id, 'script', { action: decision.action, ...(decision.action === 'wait' ? { reason: decision.reason } : {}), ip: request.clientIp ?? null });
+    return { script: renderIpxeScript(decision, bootUrls(request.baseUrl).script()), decision };
+  }
+
+  async #installPlan(hostname: string, mac: string, token: string, baseUrl: string): Promise<InstallPlan> {
+    const host = await getHost(this.#db, hostname);
+    const profile = await getProfile(this.#db, host.profile!);
+    const urls = bootUrls(baseUrl);
+    const legacy = profile.os === 'rhel6';
+    const bootif = `BOOTIF=01-${mac.toLowerCase().replace(/[:]/g, '-')}`;
+    // RHEL 7+ reads inst.ks/inst.repo; RHEL 6 reads ks/repo and needs the NIC named.
+    const args = legacy
+      ? [`ks=${urls.kickstart(token)}`, `repo=${profile.installTreeUrl}`, 'ksdevice=bootif', bootif]
+      : [`inst.ks=${urls.kickstart(token)}`, `inst.repo=${profile.installTreeUrl}`, 'ip=dhcp', bootif];
+    if (profile.kernelArgs) args.push(profile.kernelArgs);
+    return { kernelUrl: urls.kernel(token), initrdUrl: urls.initrd(token), kernelArgs: args.join(' ') };
+  }
+
+  /** The Kickstart for the build this token belongs to, or undefined when the token is not current. */
+  async kickstart(token: string, baseUrl: string, clientIp?: string): Promise<string | undefined> {
+    const found = await hostByToken(this.#db, token);
+    if (!found) return undefined;
+    const text = await this.renderKickstart(found.hostname, token, baseUrl);
+    await recordEvent(this.#db, found.id, 'kickstart', { ip: clientIp ?? null });
+    return text;
+  }
+
+  /** Renders a host's Kickstart with the given token in its URLs (a placeholder for previews). */
+  async renderKickstart(hostname: string, token: string, baseUrl: string): Promise<string> {
+    const host: Host = await getHost(this.#db, hostname);
+    if (!host.profile || !host.network) throw new KvmfleetError(ErrorCode.Validation, `host "${hostname}" needs a profile and a network to have a Kickstart`);
+    const [profile, network] = [await getProfile(this.#db, host.profile), await getNetwork(this.#db, host.network)];
+    const site = await getSite(this.#db, network.site);
+    const secret = await this.#db.selectFrom('profiles').select('root_password_hash').where('name', '=', profile.name).executeTakeFirstOrThrow();
+    const urls = bootUrls(baseUrl);
+    const context = kickstartContext({ host, network, site, profile, rootPasswordHash: secret.root_password_hash, urls: { built: urls.built(token), kickstart: urls.kickstart(token) } });
+    return this.#templates.render(profile.kickstartTemplate, context);
+  }
+
+  /** Where the kernel or initrd of this build lives; records that the machine fetched it. */
+  async bootFile(token: string, which: 'kernel' | 'initrd'): Promise<string | undefined> {
+    const found = await hostByToken(this.#db, token);
+    if (!found) return undefined;
+    const host = await getHost(this.#db, found.hostname);
+    const profile = await getProfile(this.#db, host.profile!);
+    await recordEvent(this.#db, found.id, which, {});
+    return `${profile.installTreeUrl}/${which === 'kernel' ? profile.kernelPath : profile.initrdPath}`;
+  }
+
+  built(token: string, clientIp?: string): Promise<string | undefined> {
+    return markBuilt(this.#db, token, clientIp);
+  }
+
+  /** What the host would get now, without admitting it, issuing a token or recording anything. */
+  async preview(hostname: string, baseUrl: string, platform: Platform | undefined): Promise<{ decision: BootDecision; script: string }> {
+    const host = await getHost(this.#db, hostname);
+    const canInstall = (host.buildState === 'ready' || host.buildState === 'building') && host.profile !== null;
+    const install = canInstall ? await this.#installPlan(host.hostname, host.macs[0] ?? '00:00:00:00:00:00', PREVIEW_TOKEN, baseUrl) : undefined;
+    const decision = decideBoot({ host: { hostname: host.hostname, buildState: host.buildState, hasProfile: host.profile !== null, install }, platform, retrySeconds: this.policy.retrySeconds });
+    return { decision, script: renderIpxeScript(decision, bootUrls(baseUrl).script()) };
+  }
+}
