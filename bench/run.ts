@@ -10,18 +10,22 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { markdownTable, measure, type Row } from './stats.ts';
 import { tftpStorm } from './tftp-storm.ts';
+import { httpBench } from './http-boot.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, clients: { type: 'string', default: '500' }, only: { type: 'string' } } });
 const runs = Number(values.runs);
 const clients = Number(values.clients);
 const wanted = (area: string) => !values.only || values.only.split(',').includes(area);
 
-const PEERS: Record<string, string[]> = { tftp: ['/usr/sbin/in.tftpd', '/usr/bin/curl', '/usr/bin/atftp', '/usr/lib/ipxe/ipxe.efi'] };
+const PEERS: Record<string, string[]> = {
+  tftp: ['/usr/sbin/in.tftpd', '/usr/bin/curl', '/usr/bin/atftp', '/usr/lib/ipxe/ipxe.efi'],
+  http: ['/usr/sbin/nginx', '/usr/bin/wrk'],
+};
 const missing = Object.entries(PEERS)
   .filter(([area]) => wanted(area))
   .flatMap(([, files]) => files.filter((f) => !existsSync(f)));
 if (missing.length > 0) {
-  console.error(`bench: missing peers or tools: ${missing.join(', ')} (apt-get install tftpd-hpa curl atftp ipxe)`);
+  console.error(`bench: missing peers or tools: ${missing.join(', ')} (apt-get install tftpd-hpa curl atftp ipxe nginx-light wrk)`);
   process.exit(1);
 }
 if (process.getuid?.() !== 0) {
@@ -58,6 +62,22 @@ if (wanted('tftp')) {
       goal: windowed ? '≤ 0.5×' : '≤ 1.0×',
     });
   }
+}
+
+if (wanted('http')) {
+  const results = [];
+  for (let run = 0; run < runs; run++) {
+    const result = await httpBench();
+    log(`http run ${run + 1}: ${JSON.stringify(result)}`);
+    results.push(result);
+  }
+  const ksK = measure(results.map((r) => r.kickstartPerSecond.kvmfleet));
+  const ksN = measure(results.map((r) => r.kickstartPerSecond.nginx));
+  rows.push({ area: 'HTTP', metric: 'Kickstart answers/s (kvmfleet renders each; nginx sends the same text as a file), wrk 32 connections', unit: 'req/s', kvmfleet: ksK, peer: 'nginx (static)', peerValue: ksN, ratio: ksK.median / ksN.median, lowerIsBetter: false });
+  const mib = (v: number) => v / 2 ** 20;
+  const trK = measure(results.map((r) => mib(r.treeBytesPerSecond.kvmfleet)));
+  const trN = measure(results.map((r) => mib(r.treeBytesPerSecond.nginx)));
+  rows.push({ area: 'HTTP', metric: 'install-tree throughput, 64 MiB file, wrk 8 connections', unit: 'MiB/s', kvmfleet: trK, peer: 'nginx', peerValue: trN, ratio: trK.median / trN.median, lowerIsBetter: false });
 }
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${execFileSync('uname', ['-sr']).toString().trim()}`;

@@ -6,6 +6,7 @@ import { buildApi } from './api/app.ts';
 import { DEFAULT_BUILD_POLICY, recordEvent, type BuildPolicy } from './boot/builds.ts';
 import { buildBootHttp } from './boot/http.ts';
 import { KickstartTemplates } from './boot/kickstart.ts';
+import { MirrorCache } from './boot/mirror.ts';
 import { BootService } from './boot/service.ts';
 import type { Role } from './cluster/roles.ts';
 import { DEBIAN_IPXE_FILES, FileStore } from './protocols/tftp/files.ts';
@@ -16,7 +17,7 @@ export interface ServeOptions {
   readonly dataDir: string;
   readonly databaseUrl?: string | undefined;
   readonly api: { host: string; port: number };
-  readonly http: { host: string; port: number; treesDir?: string | undefined; baseUrl?: string | undefined; trustProxy?: boolean };
+  readonly http: { host: string; port: number; treesDir?: string | undefined; baseUrl?: string | undefined; trustProxy?: boolean; mirrors?: ReadonlyMap<string, string> };
   readonly tftp: { host: string; port: number; root?: string | undefined; timeoutMs?: number | undefined };
   readonly policy?: Partial<BuildPolicy>;
   readonly roles: readonly Role[];
@@ -73,7 +74,8 @@ export async function serve(options: ServeOptions): Promise<Running> {
     if (options.roles.includes('http')) {
       const treesDir = options.http.treesDir ?? local('trees');
       mkdirSync(treesDir, { recursive: true });
-      http = await buildBootHttp({ store, boot, treesDir, baseUrl: options.http.baseUrl, logger: { level: options.logLevel }, trustProxy: options.http.trustProxy ?? false });
+      const mirrors = options.http.mirrors?.size ? new MirrorCache(local('mirror-cache'), options.http.mirrors) : undefined;
+      http = await buildBootHttp({ store, boot, treesDir, mirrors, baseUrl: options.http.baseUrl, logger: { level: options.logLevel }, trustProxy: options.http.trustProxy ?? false });
       await http.listen({ host: options.http.host, port: options.http.port });
       endpoints.http = urlOf(options.http.host, boundPort(http, options.http.port));
     }

@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { normalizeMac } from '../fleet/mac.ts';
 import type { Store } from '../store/open.ts';
 import type { Platform } from './decide.ts';
+import type { MirrorCache } from './mirror.ts';
 import type { BootService } from './service.ts';
 
 export interface BootHttpOptions {
@@ -18,6 +19,8 @@ export interface BootHttpOptions {
   /** Base URL machines reach this role on; default: taken from each request's Host header. */
   readonly baseUrl?: string | undefined;
   readonly logger?: boolean | { level: string };
+  /** Caching proxy of upstream mirrors, under /mirror/NAME/. */
+  readonly mirrors?: MirrorCache | undefined;
   /** Trust X-Forwarded-For from a load balancer in front (HAProxy). */
   readonly trustProxy?: boolean;
 }
@@ -82,10 +85,22 @@ export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyIn
     return reply.type('text/plain').send(`built: ${hostname}\n`);
   });
 
+  // send (under @fastify/static) answers Range, If-None-Match/ETag and If-Modified-Since, streams
+  // the file, and refuses paths that climb out of the root; dotfiles are not served.
+  const staticOptions = { index: false, dotfiles: 'deny', acceptRanges: true, etag: true, lastModified: true, cacheControl: false } as const;
   if (options.treesDir) {
-    // send (under @fastify/static) answers Range, If-None-Match/ETag and If-Modified-Since, streams
-    // the file, and refuses paths that climb out of the root; dotfiles are not served.
-    await app.register(fastifyStatic, { root: options.treesDir, prefix: '/trees/', decorateReply: false, index: false, dotfiles: 'deny', acceptRanges: true, etag: true, lastModified: true, cacheControl: false });
+    await app.register(fastifyStatic, { ...staticOptions, root: options.treesDir, prefix: '/trees/', decorateReply: true });
+  } else {
+    // reply.sendFile is needed by the mirror route even without a local tree.
+    await app.register(fastifyStatic, { ...staticOptions, root: process.cwd(), prefix: '/-/', serve: false, decorateReply: true });
+  }
+  const mirrors = options.mirrors;
+  if (mirrors) {
+    app.get<{ Params: { name: string; '*': string } }>('/mirror/:name/*', async (request, reply) => {
+      const result = await mirrors.resolve(request.params.name, request.params['*']);
+      if (!result.ok) return reply.code(result.status).type('text/plain').send(`${result.detail}\n`);
+      return reply.sendFile(result.path, result.root, staticOptions);
+    });
   }
   return app;
 }

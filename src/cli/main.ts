@@ -6,6 +6,7 @@ import { parseHostPort, parseRoles, ROLES } from '../cluster/roles.ts';
 import type { Host, Network, Profile, Site } from '../fleet/model.ts';
 import { VERSION } from '../version.ts';
 import { ApiClient, ApiError } from './client.ts';
+import { parseMirrors } from '../boot/mirror.ts';
 import { formatRecord, formatTable } from './table.ts';
 
 interface GlobalOptions {
@@ -40,6 +41,7 @@ program
   .addOption(new Option('--http-listen <host:port>', 'boot HTTP address (iPXE scripts, Kickstarts, install trees)').env('KVMFLEET_HTTP_LISTEN').default('0.0.0.0:8081'))
   .addOption(new Option('--boot-base-url <url>', 'URL machines reach the boot HTTP role on (default: from each request)').env('KVMFLEET_BOOT_BASE_URL'))
   .addOption(new Option('--trees-dir <dir>', 'install trees served under /trees/ (default: <data-dir>/trees)').env('KVMFLEET_TREES_DIR'))
+  .addOption(new Option('--mirror <name=url,...>', 'cache-proxy upstream install mirrors under /mirror/NAME/').env('KVMFLEET_MIRRORS'))
   .addOption(new Option('--build-timeout-min <minutes>', 'a build that has not called back after this long fails and frees its slot').env('KVMFLEET_BUILD_TIMEOUT_MIN').default(180).argParser(integer))
   .addOption(new Option('--retry-seconds <s>', 'how often a waiting machine asks again').env('KVMFLEET_RETRY_SECONDS').default(30).argParser(integer))
   .addOption(new Option('--trust-proxy', 'trust X-Forwarded-For on the boot HTTP role (behind HAProxy)').env('KVMFLEET_TRUST_PROXY'))
@@ -55,6 +57,7 @@ program
     httpListen: string;
     bootBaseUrl?: string;
     treesDir?: string;
+    mirror?: string;
     buildTimeoutMin: number;
     retrySeconds: number;
     trustProxy?: boolean;
@@ -69,7 +72,7 @@ program
       dataDir: options.dataDir,
       databaseUrl: options.databaseUrl,
       api: parseHostPort(options.listen, '--listen'),
-      http: { ...parseHostPort(options.httpListen, '--http-listen'), treesDir: options.treesDir, baseUrl: options.bootBaseUrl, trustProxy: !!options.trustProxy },
+      http: { ...parseHostPort(options.httpListen, '--http-listen'), treesDir: options.treesDir, baseUrl: options.bootBaseUrl, trustProxy: !!options.trustProxy, mirrors: parseMirrors(options.mirror) },
       policy: { buildTimeoutMs: options.buildTimeoutMin * 60_000, retrySeconds: options.retrySeconds },
       tftp: { ...parseHostPort(options.tftpListen, '--tftp-listen'), root: options.tftpRoot, timeoutMs: options.tftpTimeoutMs },
       roles: parseRoles(options.roles),

@@ -6,7 +6,10 @@ import { fileURLToPath } from 'node:url';
 export const KVMFLEET_BIN = fileURLToPath(new URL('../../bin/kvmfleet.js', import.meta.url));
 
 export interface ServerProcess {
+  /** The API's URL ('' when the api role is not running). */
   readonly url: string;
+  /** The boot HTTP role's URL ('' when it is not running). */
+  readonly bootUrl: string;
   readonly child: ChildProcess;
   /** Every line the server printed so far (stdout and stderr). */
   readonly lines: string[];
@@ -46,9 +49,11 @@ export async function startServer(args: string[], env: Record<string, string> = 
       void exited.then(() => reject(new Error(`server exited (${child.exitCode ?? child.signalCode}) before printing ${pattern}:\n${lines.join('\n')}`)));
     });
   const ready = await waitForLine(/serving .*\(store/);
-  const url = /api (http:\/\/[^\s,]+)/.exec(ready)?.[1] ?? '';
+  const url = /\bapi (http:\/\/[^\s,]+)/.exec(ready)?.[1] ?? '';
+  const bootUrl = /\bhttp (http:\/\/[^\s,]+)/.exec(ready)?.[1] ?? '';
   return {
     url,
+    bootUrl,
     child,
     lines,
     waitForLine,

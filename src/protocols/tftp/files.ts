@@ -6,7 +6,8 @@
  */
 import { realpathSync } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
-import { isAbsolute, join, sep } from 'node:path';
+import { join, sep } from 'node:path';
+import { safeRelativePath, type SafePath } from '../safe-path.ts';
 
 export type Lookup =
   | { readonly ok: true; readonly data: Buffer }
@@ -59,15 +60,8 @@ export class FileStore {
   }
 
   /** The name as a safe relative path, or why it is refused. */
-  static sanitize(name: string): { ok: true; path: string } | { ok: false; detail: string } {
-    if (name.length === 0) return { ok: false, detail: 'empty file name' };
-    if (/[\x00-\x1f\x7f]/.test(name)) return { ok: false, detail: 'control character in file name' };
-    // PXE firmware sometimes sends DOS separators; treat them as "/" so "..\\" is caught too.
-    const path = name.replace(/\\/g, '/');
-    if (isAbsolute(path) || path.startsWith('/')) return { ok: false, detail: 'absolute path' };
-    const segments = path.split('/');
-    if (segments.some((s) => s === '..')) return { ok: false, detail: 'path leaves the served root' };
-    return { ok: true, path: segments.filter((s) => s !== '' && s !== '.').join('/') };
+  static sanitize(name: string): SafePath {
+    return safeRelativePath(name);
   }
 
   async lookup(name: string): Promise<Lookup> {

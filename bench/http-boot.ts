@@ -1,0 +1,81 @@
+/**
+ * HTTP boot role vs nginx on loopback, with wrk as the load:
+ * - Kickstart: kvmfleet renders each one (token check, template, timeline event); nginx sends the
+ *   same text as a static file — the ceiling for a dynamic answer.
+ * - Install tree: both serve the same 64 MiB file from the same directory.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startServer } from '../test/helpers/server.ts';
+
+const run = promisify(execFile);
+
+export interface HttpBenchResult {
+  kickstartPerSecond: { kvmfleet: number; nginx: number };
+  treeBytesPerSecond: { kvmfleet: number; nginx: number };
+}
+
+/** wrk's "Requests/sec" and "Transfer/sec" lines, as numbers. */
+async function wrk(url: string, connections: number, seconds: number): Promise<{ requests: number; bytes: number }> {
+  const { stdout } = await run('wrk', ['-t2', `-c${connections}`, `-d${seconds}s`, url], { timeout: (seconds + 30) * 1000 });
+  const requests = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
+  const transfer = /Transfer\/sec:\s+([\d.]+)([KMG]?B)/.exec(stdout);
+  const scale = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }[transfer?.[2] ?? 'B'] ?? 1;
+  if (/Non-2xx or 3xx responses/.test(stdout)) throw new Error(`wrk saw non-2xx answers:\n${stdout}`);
+  return { requests, bytes: Number(transfer?.[1] ?? 0) * scale };
+}
+
+export async function httpBench(seconds = 8): Promise<HttpBenchResult> {
+  const work = mkdtempSync(join(tmpdir(), 'kvb-http-'));
+  const data = join(work, 'data');
+  const trees = join(work, 'trees');
+  mkdirSync(join(trees, 'rhel9', 'images', 'pxeboot'), { recursive: true });
+  writeFileSync(join(trees, 'rhel9', 'images', 'pxeboot', 'install.img'), randomBytes(64 << 20));
+  const server = await startServer(['--roles', 'api,http', '--data-dir', data, '--http-listen', '127.0.0.1:0', '--trees-dir', trees, '--log-level', 'error']);
+  let nginx: ReturnType<typeof spawn> | undefined;
+  try {
+    const api = (path: string, body: string, type: string) => fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
+    await api('/api/v1/import/site', 'sites:\n  - name: dc1\n    networks:\n      - { name: dc1-hv, cidr: 10.1.0.0/24, gateway: 10.1.0.1, dns: [10.1.0.10], domain: dc1.example.com }\nprofiles:\n  - { name: rhel9-kvm, os: rhel9, installTreeUrl: "http://boot/trees/rhel9" }\n', 'application/yaml');
+    await api('/api/v1/import/hosts', 'hostname,mac,ip,network,profile\nhv1,52:54:00:00:20:01,10.1.0.21,dc1-hv,rhel9-kvm\n', 'text/csv');
+    const script = await (await fetch(`${server.bootUrl}/boot/52-54-00-00-20-01`)).text();
+    const token = /\/boot\/ks\/([\w-]+)/.exec(script)?.[1];
+    if (!token) throw new Error(`no token in script:\n${script}`);
+    const kickstart = await (await fetch(`${server.bootUrl}/boot/ks/${token}`)).text();
+
+    // nginx serves the same Kickstart text and the same tree, on loopback.
+    const www = join(work, 'www');
+    mkdirSync(www);
+    writeFileSync(join(www, 'ks.cfg'), kickstart);
+    const conf = join(work, 'nginx.conf');
+    writeFileSync(
+      conf,
+      `daemon off; worker_processes auto; user root; pid ${work}/nginx.pid; error_log ${work}/nginx-error.log;
+       events { worker_connections 1024; }
+       http { access_log off; sendfile on; tcp_nopush on; types { text/plain cfg; }
+         client_body_temp_path ${work}/tmp; proxy_temp_path ${work}/tmp; fastcgi_temp_path ${work}/tmp; uwsgi_temp_path ${work}/tmp; scgi_temp_path ${work}/tmp;
+         server { listen 127.0.0.1:18090; location /ks/ { alias ${www}/; } location /trees/ { alias ${trees}/; } } }`,
+    );
+    mkdirSync(join(work, 'tmp'));
+    nginx = spawn('/usr/sbin/nginx', ['-c', conf, '-p', work], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 700));
+    if (nginx.exitCode !== null) throw new Error('nginx did not start');
+
+    const ksK = await wrk(`${server.bootUrl}/boot/ks/${token}`, 32, seconds);
+    const ksN = await wrk('http://127.0.0.1:18090/ks/ks.cfg', 32, seconds);
+    const treeK = await wrk(`${server.bootUrl}/trees/rhel9/images/pxeboot/install.img`, 8, seconds);
+    const treeN = await wrk('http://127.0.0.1:18090/trees/rhel9/images/pxeboot/install.img', 8, seconds);
+    return { kickstartPerSecond: { kvmfleet: ksK.requests, nginx: ksN.requests }, treeBytesPerSecond: { kvmfleet: treeK.bytes, nginx: treeN.bytes } };
+  } finally {
+    if (nginx && nginx.exitCode === null) {
+      nginx.kill('SIGQUIT');
+      await once(nginx, 'exit');
+    }
+    await server.kill();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
