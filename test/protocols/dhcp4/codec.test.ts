@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { classifyClient, dhcpBootAnswer } from '../../../src/boot/classify.ts';
+import { OPTION_CODECS, userClass } from '../../../src/protocols/dhcp4/option-codecs.ts';
+import { DhcpDecodeError, DhcpOptions, OptionCode } from '../../../src/protocols/dhcp4/options.ts';
+import { BOOTREQUEST, clientMac, decodePacket, encodePacket, messageType, MessageType, type DhcpPacket } from '../../../src/protocols/dhcp4/packet.ts';
+
+function pxeDiscover(extra: [number, Buffer][] = []): DhcpPacket {
+  const options = new DhcpOptions()
+    .set(OptionCode.MessageType, Buffer.from([MessageType.Discover]))
+    .set(OptionCode.ParameterRequestList, Buffer.from([1, 3, 6, 43, 60, 66, 67]))
+    .set(OptionCode.VendorClass, Buffer.from('PXEClient:Arch:00000:UNDI:002001'))
+    .set(OptionCode.ClientArch, Buffer.from([0, 0]))
+    .set(OptionCode.ClientNdi, Buffer.from([1, 2, 1]))
+    .set(OptionCode.ClientMachineId, Buffer.from([0, ...randomBytes(16)]));
+  for (const [code, value] of extra) options.set(code, value);
+  return { op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0, xid: 0x12345678, secs: 4, flags: 0x8000, ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '10.1.0.2', chaddr: Buffer.from('525400aabb01' + '00'.repeat(10), 'hex'), sname: '', file: '', options };
+}
+
+test('a PXE DISCOVER round-trips: decode(encode(p)) equals p, and re-encodes to the same bytes', () => {
+  const packet = pxeDiscover([[OptionCode.RelayAgentInfo, Buffer.from([1, 3, 0x65, 0x74, 0x30, 2, 2, 0xab, 0xcd])]]);
+  const bytes = encodePacket(packet);
+  assert.ok(bytes.length >= 300, 'padded to the BOOTP minimum');
+  const decoded = decodePacket(bytes);
+  assert.deepEqual({ ...decoded, options: decoded.options.entries() }, { ...packet, options: packet.options.entries() });
+  assert.deepEqual(encodePacket(decoded), bytes);
+  assert.equal(clientMac(decoded), '52:54:00:aa:bb:01');
+  assert.equal(messageType(decoded), MessageType.Discover);
+});
+
+test('every option kind round-trips with its codec, and encodingLength is exact', () => {
+  const samples: Record<string, unknown> = {
+    ipv4: '10.1.2.3',
+    'ipv4-list': ['10.0.0.1', '10.0.0.2'],
+    u8: 5,
+    u16: 1500,
+    u32: 86400,
+    text: 'http://boot/boot/${mac:hexhyp}',
+    'code-list': [1, 3, 6, 15, 66, 67],
+    'u16-list': [7, 9],
+    'user-class': ['iPXE', 'kvmfleet'],
+    'sub-options': new Map([[1, Buffer.from('eth0')], [2, Buffer.from([0xab])]]),
+  };
+  for (const [code, codec] of OPTION_CODECS) {
+    const value = samples[codec.kind];
+    assert.ok(value !== undefined, `sample for ${codec.kind}`);
+    const encoded = codec.encode(value);
+    assert.equal(codec.encodingLength(value), encoded.length, `option ${code} length`);
+    assert.deepEqual(codec.decode(encoded), value, `option ${code}`);
+    assert.deepEqual(codec.encode(codec.decode(encoded)), encoded);
+    // And inside a whole packet, at a non-zero offset.
+    const packet = pxeDiscover([[code, encoded]]);
+    assert.deepEqual(codec.decode(decodePacket(encodePacket(packet)).options.get(code)!), value);
+  }
+});
+
+test('user class: iPXE sends a bare string, RFC 3004 length-prefixed items are also understood', () => {
+  assert.deepEqual(userClass.decode(Buffer.from('iPXE')), ['iPXE']);
+  assert.deepEqual(userClass.decode(Buffer.from([4, ...Buffer.from('iPXE')])), ['iPXE']);
+});
+
+test('RFC 3396: a 600-byte option is split into 255-byte pieces and joined again; unknown options survive', () => {
+  const long = randomBytes(600);
+  const packet = pxeDiscover([[224, long], [OptionCode.BootFileName, Buffer.alloc(0)]]);
+  const bytes = encodePacket(packet);
+  const decoded = decodePacket(bytes);
+  assert.deepEqual(decoded.options.get(224), long);
+  assert.deepEqual(decoded.options.get(OptionCode.BootFileName), Buffer.alloc(0));
+  assert.equal(packet.options.encodingLength(), packet.options.encode().length);
+  // Three TLVs of code 224 in the wire form.
+  let count = 0;
+  const opts = bytes.subarray(240);
+  for (let i = 0; i < opts.length && opts[i] !== 255; ) {
+    if (opts[i] === 0) {
+      i++;
+      continue;
+    }
+    if (opts[i] === 224) count++;
+    i += 2 + opts[i + 1]!;
+  }
+  assert.equal(count, 3);
+});
+
+test('option 82 is encoded last whatever the order it was added in', () => {
+  const options = new DhcpOptions().set(OptionCode.RelayAgentInfo, Buffer.from([1, 1, 9])).set(OptionCode.MessageType, Buffer.from([2])).set(OptionCode.ServerId, Buffer.from([10, 0, 0, 1]));
+  const wire = options.encode();
+  assert.equal(wire[wire.length - 1], 255);
+  assert.deepEqual([...wire.subarray(wire.length - 6, wire.length - 1)], [82, 3, 1, 1, 9]);
+});
+
+test('option overload (52) moves options into the file and sname fields', () => {
+  const bytes = encodePacket(pxeDiscover([[OptionCode.Overload, Buffer.from([1])]]));
+  Buffer.from([OptionCode.HostName, 3, ...Buffer.from('abc'), 255]).copy(bytes, 108);
+  const decoded = decodePacket(bytes);
+  assert.equal(decoded.options.get(OptionCode.HostName)?.toString(), 'abc');
+  assert.equal(decoded.file, '');
+});
+
+test('malformed packets are DhcpDecodeErrors', () => {
+  const good = encodePacket(pxeDiscover());
+  const cases: [string, Buffer][] = [
+    ['empty', Buffer.alloc(0)],
+    ['short', good.subarray(0, 200)],
+    ['no cookie', Buffer.concat([good.subarray(0, 236), Buffer.from([1, 2, 3, 4]), good.subarray(240)])],
+    ['bad op', Buffer.concat([Buffer.from([7]), good.subarray(1)])],
+    ['hlen 17', Buffer.concat([good.subarray(0, 2), Buffer.from([17]), good.subarray(3)])],
+    ['option past the end', Buffer.concat([good.subarray(0, 240), Buffer.from([12, 50, 1, 2])])],
+    ['length byte missing', Buffer.concat([good.subarray(0, 240), Buffer.from([12])])],
+  ];
+  for (const [name, bytes] of cases) assert.throws(() => decodePacket(bytes), DhcpDecodeError, name);
+});
+
+test('fuzz: 1 000 000 random and mutated packets — decoding throws nothing but DhcpDecodeError, classifying nothing at all', () => {
+  const seeds = [encodePacket(pxeDiscover()), encodePacket(pxeDiscover([[OptionCode.UserClass, Buffer.from('iPXE')], [OptionCode.RelayAgentInfo, Buffer.from([1, 2, 3, 4])]])), encodePacket(pxeDiscover([[OptionCode.Overload, Buffer.from([3])]]))];
+  const pool = randomBytes(1 << 20);
+  let decoded = 0;
+  for (let i = 0; i < 1_000_000; i++) {
+    let packet: Buffer;
+    if (i % 4 === 0) {
+      const start = (i * 7919) % (pool.length - 600);
+      packet = pool.subarray(start, start + ((i * 31) % 600));
+    } else {
+      packet = Buffer.from(seeds[i % seeds.length]!);
+      const flips = 1 + (i % 5);
+      for (let f = 0; f < flips; f++) {
+        // Mutate mostly the options area, where the structure is.
+        const at = f % 2 === 0 ? 236 + ((i * 131 + f * 17) % (packet.length - 236)) : (i * 257 + f) % packet.length;
+        packet[at] = pool[(i + f * 97) % pool.length]!;
+      }
+      if (i % 7 === 0) packet = packet.subarray(0, (i * 13) % packet.length);
+    }
+    try {
+      const p = decodePacket(packet);
+      decoded++;
+      classifyClient(p);
+      messageType(p);
+      clientMac(p);
+    } catch (error) {
+      if (!(error instanceof DhcpDecodeError)) throw error;
+    }
+  }
+  assert.ok(decoded > 100_000, `mutated packets still decode (${decoded})`);
+});
+
+const urls = { script: 'http://boot/boot/${mac:hexhyp}?platform=${platform}', httpIpxeEfi: 'http://boot/ipxe.efi' };
+const answerFor = (extra: [number, Buffer][], host?: { buildState: string }) => {
+  const packet = pxeDiscover(extra);
+  return dhcpBootAnswer(classifyClient(packet), host, urls);
+};
+const arch = (n: number) => Buffer.from([n >> 8, n & 255]);
+
+test('boot answers: BIOS → undionly.kpxe, UEFI x64 → ipxe.efi, iPXE → script URL, HTTP boot → URL + HTTPClient', () => {
+  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(0)]]), { bootFile: 'undionly.kpxe' });
+  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(7)]]), { bootFile: 'ipxe.efi' });
+  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(9)]]), { bootFile: 'ipxe.efi' });
+  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(0)], [OptionCode.UserClass, Buffer.from('iPXE')]]), { bootFile: urls.script });
+  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(9)], [OptionCode.UserClass, Buffer.from('iPXE')]]), { bootFile: urls.script }, 'iPXE is never handed iPXE again');
+  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(16)], [OptionCode.VendorClass, Buffer.from('HTTPClient:Arch:00016:UNDI:003000')]]), { bootFile: urls.httpIpxeEfi, vendorClass: 'HTTPClient' });
+  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(11)]]), {}, 'no ARM64 iPXE is served');
+  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(0)]], { buildState: 'built' }), {}, 'built hosts boot their disk');
+  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(0)]], { buildState: 'ready' }), { bootFile: 'undionly.kpxe' });
+  const os = pxeDiscover();
+  os.options.delete(OptionCode.VendorClass);
+  os.options.delete(OptionCode.ClientArch);
+  assert.deepEqual(dhcpBootAnswer(classifyClient(os), undefined, urls), {}, 'an OS DHCP client gets no boot file');
+});
