@@ -12,6 +12,10 @@ import type { Role } from './cluster/roles.ts';
 import { DEBIAN_IPXE_FILES, FileStore } from './protocols/tftp/files.ts';
 import { TftpServer, type TransferEvent } from './protocols/tftp/server.ts';
 import { openStore, type Store } from './store/open.ts';
+import { LeaseWriter } from './store/lease-writer.ts';
+import { DhcpService } from './boot/dhcp-service.ts';
+import { DhcpServer } from './protocols/dhcp4/server.ts';
+import { Metrics, type Sample } from './metrics.ts';
 
 export interface ServeOptions {
   readonly dataDir: string;
@@ -19,6 +23,7 @@ export interface ServeOptions {
   readonly api: { host: string; port: number };
   readonly http: { host: string; port: number; treesDir?: string | undefined; baseUrl?: string | undefined; trustProxy?: boolean; mirrors?: ReadonlyMap<string, string> };
   readonly tftp: { host: string; port: number; root?: string | undefined; timeoutMs?: number | undefined };
+  readonly dhcp?: { serverId?: string | undefined; mode: 'full' | 'proxy'; nextServer?: string | undefined; bootBaseUrl?: string | undefined; port?: number };
   readonly policy?: Partial<BuildPolicy>;
   readonly roles: readonly Role[];
   readonly logLevel: string;
@@ -27,6 +32,7 @@ export interface ServeOptions {
 export interface Running {
   readonly store: Store;
   readonly boot: BootService;
+  readonly metrics: Metrics;
   /** What each role listens on, e.g. { api: "http://127.0.0.1:8080", tftp: "udp://0.0.0.0:69" }. */
   readonly endpoints: Partial<Record<Role, string>>;
   stop(): Promise<void>;
@@ -47,8 +53,15 @@ export async function serve(options: ServeOptions): Promise<Running> {
   let api: FastifyInstance | undefined;
   let http: FastifyInstance | undefined;
   let tftp: TftpServer | undefined;
+  let dhcp: { server: DhcpServer; service: DhcpService; writer: LeaseWriter } | undefined;
+  const metrics = new Metrics();
   const endpoints: Partial<Record<Role, string>> = {};
   const stopAll = async () => {
+    if (dhcp) {
+      await dhcp.server.close();
+      dhcp.service.stop();
+      await dhcp.writer.drain();
+    }
     await tftp?.close();
     await http?.close();
     await api?.close();
@@ -71,6 +84,28 @@ export async function serve(options: ServeOptions): Promise<Running> {
       endpoints.tftp = `udp://${bound.address}:${bound.port}`;
     }
     const bootBaseUrl = options.http.baseUrl ?? urlOf(options.http.host === '0.0.0.0' ? '127.0.0.1' : options.http.host, options.http.port);
+    if (options.roles.includes('dhcp')) {
+      const config = options.dhcp;
+      if (!config?.serverId) throw new Error('the dhcp role needs --dhcp-server-id: this server\'s address on the boot network');
+      const writer = new LeaseWriter(store.db);
+      const service = new DhcpService({
+        db: store.db,
+        writer,
+        serverId: config.serverId,
+        mode: config.mode,
+        nextServer: config.nextServer,
+        bootBaseUrl: config.bootBaseUrl ?? options.http.baseUrl ?? urlOf(config.serverId, options.http.port),
+      });
+      await service.start();
+      const server = new DhcpServer((request, context) => service.handle(request, context), { ports: config.mode === 'proxy' ? [config.port ?? 67, 4011] : [config.port ?? 67] });
+      await server.listen().catch((error: NodeJS.ErrnoException) => {
+        throw new Error(`dhcp cannot listen (${error.code ?? error.message})${error.code === 'EACCES' ? ': port 67 needs root or CAP_NET_BIND_SERVICE' : ''}`);
+      });
+      dhcp = { server, service, writer };
+      metrics.add(() => dhcpSamples(server, service, writer));
+      endpoints.dhcp = `udp://0.0.0.0:${config.port ?? 67} (${config.mode}, server id ${config.serverId})`;
+    }
+    if (tftp) metrics.add(() => tftpSamples(tftp!));
     if (options.roles.includes('http')) {
       const treesDir = options.http.treesDir ?? local('trees');
       mkdirSync(treesDir, { recursive: true });
@@ -80,7 +115,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
       endpoints.http = urlOf(options.http.host, boundPort(http, options.http.port));
     }
     if (options.roles.includes('api')) {
-      api = await buildApi({ store, boot, bootBaseUrl: endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl, logger: { level: options.logLevel } });
+      api = await buildApi({ store, boot, metrics, dhcpStats: dhcp ? () => ({ ...dhcp!.server.stats, policy: dhcp!.service.stats, pools: dhcp!.service.poolStats(), leaseWrites: dhcp!.writer.stats }) : undefined, bootBaseUrl: endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl, logger: { level: options.logLevel } });
       await api.listen({ host: options.api.host, port: options.api.port });
       endpoints.api = urlOf(options.api.host, boundPort(api, options.api.port));
     }
@@ -92,12 +127,36 @@ export async function serve(options: ServeOptions): Promise<Running> {
   return {
     store,
     boot,
+    metrics,
     endpoints,
     stop() {
       stopping ??= stopAll();
       return stopping;
     },
   };
+}
+
+function dhcpSamples(server: DhcpServer, service: DhcpService, writer: LeaseWriter): Sample[] {
+  const pools = service.poolStats();
+  return [
+    { name: 'kvmfleet_dhcp_received_total', help: 'DHCP messages received, by type', type: 'counter', values: Object.entries(server.stats.received).map(([type, value]) => ({ labels: { type }, value })) },
+    { name: 'kvmfleet_dhcp_sent_total', help: 'DHCP messages sent, by type', type: 'counter', values: Object.entries(server.stats.sent).map(([type, value]) => ({ labels: { type }, value })) },
+    { name: 'kvmfleet_dhcp_malformed_total', help: 'datagrams that did not decode', type: 'counter', values: [{ value: server.stats.malformed }] },
+    { name: 'kvmfleet_dhcp_dropped_total', help: 'requests not answered', type: 'counter', values: [{ value: server.stats.dropped }] },
+    { name: 'kvmfleet_dhcp_pool_exhausted_total', help: 'requests refused for want of a free address', type: 'counter', values: [{ value: service.stats.poolExhausted }] },
+    { name: 'kvmfleet_dhcp_lease_commits_total', help: 'group commits of leases', type: 'counter', values: [{ value: writer.stats.commits }] },
+    ...(['size', 'bound', 'offered', 'declined', 'free'] as const).map((field) => ({ name: `kvmfleet_dhcp_pool_${field}`, help: `dynamic pool addresses: ${field}`, type: 'gauge' as const, values: pools.map((p) => ({ labels: { network: p.network }, value: p[field] })) })),
+  ];
+}
+
+function tftpSamples(tftp: TftpServer): Sample[] {
+  const s = tftp.stats;
+  return [
+    { name: 'kvmfleet_tftp_transfers_total', help: 'TFTP transfers by outcome', type: 'counter', values: [{ labels: { outcome: 'completed' }, value: s.completed }, { labels: { outcome: 'failed' }, value: s.failed }, { labels: { outcome: 'refused' }, value: s.refused }] },
+    { name: 'kvmfleet_tftp_active', help: 'TFTP transfers in progress', type: 'gauge', values: [{ value: s.active }] },
+    { name: 'kvmfleet_tftp_malformed_total', help: 'datagrams that did not decode', type: 'counter', values: [{ value: s.malformed }] },
+    { name: 'kvmfleet_tftp_bytes_sent_total', help: 'file bytes sent', type: 'counter', values: [{ value: s.bytesSent }] },
+  ];
 }
 
 /** A finished TFTP transfer goes on the timeline of the host that has the client's address. */

@@ -15,12 +15,16 @@ import * as S from './schemas.ts';
 import { registerImportRoutes } from './routes/imports.ts';
 import { registerBuildRoutes } from './routes/builds.ts';
 import type { BootService } from '../boot/service.ts';
+import type { Metrics } from '../metrics.ts';
 
 export interface ApiOptions {
   readonly store: Store;
   readonly boot: BootService;
   /** Base URL of the boot HTTP role, for previews of scripts and Kickstarts. */
   readonly bootBaseUrl: string;
+  readonly metrics?: Metrics;
+  /** The DHCP role's counters and pool usage, when it runs in this process. */
+  readonly dhcpStats?: (() => unknown) | undefined;
   readonly logger?: FastifyServerOptions['logger'];
 }
 
@@ -65,6 +69,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   app.get('/healthz', { schema: { tags: ['health'] } }, async () => ({ status: 'ok', version: VERSION }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/metrics', { schema: { tags: ['health'], summary: 'Prometheus metrics' } }, async (_request, reply) => reply.type('text/plain; version=0.0.4').send(options.metrics?.render() ?? ''));
+  app.get('/api/v1/dhcp/stats', { schema: { tags: ['health'], summary: 'DHCP counters per message type, drops, pool usage' } }, async () => {
+    if (!options.dhcpStats) throw new KvmfleetError(ErrorCode.NotFound, 'the dhcp role does not run in this process');
+    return options.dhcpStats();
+  });
 
   registerResource<Site, SiteInput, Partial<SiteInput>, unknown>(app, db, {
     plural: 'sites',

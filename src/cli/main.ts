@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { Command, Option } from 'commander';
-import { parseHostPort, parseRoles, ROLES } from '../cluster/roles.ts';
+import { DEFAULT_ROLES, parseHostPort, parseRoles, ROLES } from '../cluster/roles.ts';
 import type { Host, Network, Profile, Site } from '../fleet/model.ts';
 import { VERSION } from '../version.ts';
 import { ApiClient, ApiError } from './client.ts';
@@ -48,7 +48,10 @@ program
   .addOption(new Option('--tftp-listen <host:port>', 'TFTP address').env('KVMFLEET_TFTP_LISTEN').default('0.0.0.0:69'))
   .addOption(new Option('--tftp-root <dir>', 'TFTP served root (default: <data-dir>/tftp); Debian\'s iPXE binaries are served too').env('KVMFLEET_TFTP_ROOT'))
   .addOption(new Option('--tftp-timeout-ms <ms>', 'TFTP retransmission timeout when the client negotiates none').env('KVMFLEET_TFTP_TIMEOUT_MS').default(1000).argParser(integer))
-  .addOption(new Option('--roles <roles>', `comma-separated roles (${ROLES.join(',')})`).env('KVMFLEET_ROLES').default(ROLES.join(',')))
+  .addOption(new Option('--roles <roles>', `comma-separated roles (${ROLES.join(',')}); dhcp only when named`).env('KVMFLEET_ROLES').default(DEFAULT_ROLES.join(',')))
+  .addOption(new Option('--dhcp-server-id <ip>', "this server's address on the boot network (required by the dhcp role)").env('KVMFLEET_DHCP_SERVER_ID'))
+  .addOption(new Option('--dhcp-mode <mode>', 'full: addresses and boot; proxy: boot information only, beside another DHCP server').choices(['full', 'proxy']).env('KVMFLEET_DHCP_MODE').default('full'))
+  .addOption(new Option('--dhcp-next-server <ip>', 'TFTP server for PXE firmware (default: the server id)').env('KVMFLEET_DHCP_NEXT_SERVER'))
   .addOption(new Option('--log-level <level>', 'log level').env('KVMFLEET_LOG_LEVEL').default('info'))
   .action(async (options: {
     dataDir: string;
@@ -63,6 +66,9 @@ program
     trustProxy?: boolean;
     tftpListen: string;
     tftpRoot?: string;
+    dhcpServerId?: string;
+    dhcpMode: 'full' | 'proxy';
+    dhcpNextServer?: string;
     tftpTimeoutMs: number;
     roles: string;
     logLevel: string;
@@ -73,6 +79,7 @@ program
       databaseUrl: options.databaseUrl,
       api: parseHostPort(options.listen, '--listen'),
       http: { ...parseHostPort(options.httpListen, '--http-listen'), treesDir: options.treesDir, baseUrl: options.bootBaseUrl, trustProxy: !!options.trustProxy, mirrors: parseMirrors(options.mirror) },
+      dhcp: { serverId: options.dhcpServerId, mode: options.dhcpMode, nextServer: options.dhcpNextServer },
       policy: { buildTimeoutMs: options.buildTimeoutMin * 60_000, retrySeconds: options.retrySeconds },
       tftp: { ...parseHostPort(options.tftpListen, '--tftp-listen'), root: options.tftpRoot, timeoutMs: options.tftpTimeoutMs },
       roles: parseRoles(options.roles),

@@ -1,6 +1,11 @@
 /** The roles one kvmfleet process can run. The embedded default runs all that are available. */
-export const ROLES = ['api', 'http', 'tftp'] as const;
+export const ROLES = ['api', 'http', 'tftp', 'dhcp'] as const;
 export type Role = (typeof ROLES)[number];
+/**
+ * What `serve` runs when no roles are named. DHCP is left out on purpose: a DHCP server answering on
+ * an office LAN by accident does real harm, so it runs only when asked for, with its server address.
+ */
+export const DEFAULT_ROLES: readonly Role[] = ['api', 'http', 'tftp'];
 
 export function parseRoles(text: string): Role[] {
   const names = text.split(',').map((r) => r.trim()).filter((r) => r !== '');

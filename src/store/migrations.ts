@@ -124,6 +124,24 @@ const migrations: Record<string, Migration> = {
       await sql`create index hosts_queue_idx on hosts(queued_at) where queued_at is not null`.execute(db);
     },
   },
+  '0003_leases': {
+    async up(db: Kysely<any>) {
+      // One row per address ever leased. A lease is durable before its ACK leaves the server.
+      await sql`
+        create table leases (
+          ip inet primary key,
+          network_id integer not null references networks(id) on delete cascade,
+          mac text not null,
+          client_id text,
+          hostname text,
+          state text not null check (state in ('bound', 'released', 'declined', 'expired')),
+          expires_at timestamptz not null,
+          updated_at timestamptz not null default now()
+        )`.execute(db);
+      await sql`create index leases_mac_idx on leases(mac)`.execute(db);
+      await sql`create index leases_network_idx on leases(network_id)`.execute(db);
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -114,7 +114,21 @@ export interface AuditLogTable {
   detail: Json<Record<string, unknown>>;
 }
 
+export type LeaseState = 'bound' | 'released' | 'declined' | 'expired';
+
+export interface LeasesTable {
+  ip: string;
+  network_id: number;
+  mac: string;
+  client_id: string | null;
+  hostname: string | null;
+  state: LeaseState;
+  expires_at: Date | string;
+  updated_at: ColumnType<Date, string | undefined, string | undefined>;
+}
+
 export interface Database {
+  leases: LeasesTable;
   sites: SitesTable;
   networks: NetworksTable;
   profiles: ProfilesTable;

@@ -34,6 +34,8 @@ export interface NamespacePair {
   readonly server: Namespace;
   readonly client: Namespace;
   readonly prefix: number;
+  /** The first three octets of the pair's /24, e.g. "10.231.7". */
+  readonly subnet: string;
   /** Drops this share of UDP datagrams arriving in each namespace (nftables; this kernel has no netem). */
   setUdpLoss(percent: number): Promise<void>;
   cleanup(): Promise<void>;
@@ -49,8 +51,11 @@ function namespace(name: string, ip: string, device: string): Namespace {
   };
 }
 
-/** Creates two namespaces on 10.231.<n>.0/24: server .1, client .2. */
-export async function createNamespacePair(label: string): Promise<NamespacePair> {
+/**
+ * Creates two namespaces on 10.231.<n>.0/24: server .1, client .2 (or no client address, for DHCP
+ * clients). The server namespace routes 255.255.255.255 out of its link, so broadcast replies leave.
+ */
+export async function createNamespacePair(label: string, options: { clientAddress?: boolean } = {}): Promise<NamespacePair> {
   if (process.getuid?.() !== 0) throw new Error('network namespace tests need root (run them as CI does)');
   const id = `${process.pid % 10000}${counter++}`;
   const serverName = `kvt-${label}-${id}-s`;
@@ -66,18 +71,20 @@ export async function createNamespacePair(label: string): Promise<NamespacePair>
   await ip('link', 'add', serverDev, 'netns', serverName, 'type', 'veth', 'peer', 'name', clientDev, 'netns', clientName);
   for (const [ns, dev, addr] of [
     [serverName, serverDev, `${subnet}.1`],
-    [clientName, clientDev, `${subnet}.2`],
+    [clientName, clientDev, options.clientAddress === false ? undefined : `${subnet}.2`],
   ] as const) {
     await ip('-n', ns, 'link', 'set', 'lo', 'up');
-    await ip('-n', ns, 'addr', 'add', `${addr}/24`, 'dev', dev);
+    if (addr) await ip('-n', ns, 'addr', 'add', `${addr}/24`, 'dev', dev);
     await ip('-n', ns, 'link', 'set', dev, 'up');
   }
+  await ip('-n', serverName, 'route', 'add', 'broadcast', '255.255.255.255', 'dev', serverDev, 'table', 'local', 'proto', 'kernel', 'scope', 'link').catch(() => ip('-n', serverName, 'route', 'add', '255.255.255.255/32', 'dev', serverDev));
   const server = namespace(serverName, `${subnet}.1`, serverDev);
   const client = namespace(clientName, `${subnet}.2`, clientDev);
   return {
     server,
     client,
     prefix: 24,
+    subnet,
     async setUdpLoss(percent) {
       for (const ns of [server, client]) {
         await ns.exec('nft', ['flush', 'ruleset']);

@@ -55,7 +55,7 @@ export async function openTestStore(backend: Backend): Promise<{ store: Store; d
 }
 
 export async function emptyStore(store: Store): Promise<void> {
-  await sql`truncate sites, networks, profiles, hosts, host_macs, host_events, users, api_tokens, audit_log restart identity cascade`.execute(store.db);
+  await sql`truncate sites, networks, profiles, hosts, host_macs, host_events, users, api_tokens, audit_log, leases restart identity cascade`.execute(store.db);
 }
 
 /**

@@ -1,0 +1,105 @@
+/**
+ * The dynamic addresses of one network, in memory: who holds what, until when. Pure bookkeeping —
+ * durability is the caller's (a lease is written to the store before its ACK is sent).
+ * An address is free when nobody holds it: no unexpired binding, offer, or decline.
+ */
+export type HoldKind = 'offered' | 'bound' | 'declined';
+
+export interface Hold {
+  readonly ip: number;
+  readonly mac: string;
+  readonly kind: HoldKind;
+  /** ms since epoch */
+  readonly until: number;
+}
+
+export interface PoolStats {
+  size: number;
+  bound: number;
+  offered: number;
+  declined: number;
+  free: number;
+}
+
+export class LeasePool {
+  readonly #start: number;
+  readonly #end: number;
+  readonly #holds = new Map<number, Hold>();
+  /** The address each client was last associated with, free or not: clients get their old address back. */
+  readonly #lastIpOf = new Map<string, number>();
+  readonly #isExcluded: (ip: number) => boolean;
+  #cursor: number;
+
+  constructor(range: { start: number; end: number }, isExcluded: (ip: number) => boolean = () => false) {
+    this.#start = range.start;
+    this.#end = range.end;
+    this.#cursor = range.start;
+    this.#isExcluded = isExcluded;
+  }
+
+  contains(ip: number): boolean {
+    return ip >= this.#start && ip <= this.#end;
+  }
+
+  holder(ip: number, now: number): Hold | undefined {
+    const hold = this.#holds.get(ip);
+    if (!hold) return undefined;
+    if (hold.until <= now) {
+      this.#holds.delete(ip);
+      return undefined;
+    }
+    return hold;
+  }
+
+  /** Whether this client may have this address now. */
+  availableTo(ip: number, mac: string, now: number): boolean {
+    if (!this.contains(ip) || this.#isExcluded(ip)) return false;
+    const hold = this.holder(ip, now);
+    return !hold || (hold.mac === mac && hold.kind !== 'declined');
+  }
+
+  /** The address this client holds (bound or offered), if any. */
+  heldBy(mac: string, now: number): number | undefined {
+    const ip = this.#lastIpOf.get(mac);
+    if (ip === undefined) return undefined;
+    const hold = this.holder(ip, now);
+    return hold && hold.mac === mac && hold.kind !== 'declined' ? ip : undefined;
+  }
+
+  /** An address for this client: the one it holds, its previous one if free, else the next free one. */
+  choose(mac: string, now: number, requested?: number): number | undefined {
+    const held = this.heldBy(mac, now);
+    if (held !== undefined) return held;
+    if (requested !== undefined && this.availableTo(requested, mac, now)) return requested;
+    const previous = this.#lastIpOf.get(mac);
+    if (previous !== undefined && this.availableTo(previous, mac, now)) return previous;
+    const size = this.#end - this.#start + 1;
+    for (let i = 0; i < size; i++) {
+      const ip = this.#cursor;
+      this.#cursor = this.#cursor >= this.#end ? this.#start : this.#cursor + 1;
+      if (this.availableTo(ip, mac, now) && !this.#holds.has(ip)) return ip;
+    }
+    return undefined;
+  }
+
+  hold(ip: number, mac: string, kind: HoldKind, until: number): void {
+    const previous = this.#lastIpOf.get(mac);
+    if (previous !== undefined && previous !== ip && this.#holds.get(previous)?.mac === mac && kind !== 'declined') this.#holds.delete(previous);
+    this.#holds.set(ip, { ip, mac, kind, until });
+    if (kind !== 'declined') this.#lastIpOf.set(mac, ip);
+  }
+
+  free(ip: number, mac: string): void {
+    if (this.#holds.get(ip)?.mac === mac) this.#holds.delete(ip);
+  }
+
+  stats(now: number): PoolStats {
+    const stats: PoolStats = { size: this.#end - this.#start + 1, bound: 0, offered: 0, declined: 0, free: 0 };
+    for (const ip of [...this.#holds.keys()]) {
+      const hold = this.holder(ip, now);
+      if (hold) stats[hold.kind] += 1;
+    }
+    stats.free = stats.size - stats.bound - stats.offered - stats.declined;
+    return stats;
+  }
+}
