@@ -59,6 +59,7 @@ export class DhcpService {
   readonly #pools = new Map<string, LeasePool>();
   #reserved = new Set<number>();
   #timer: NodeJS.Timeout | undefined;
+  #refreshedAt = 0;
   readonly stats = { noNetwork: 0, poolExhausted: 0, naks: 0, discovered: 0 };
 
   constructor(options: DhcpServiceOptions) {
@@ -78,6 +79,7 @@ export class DhcpService {
 
   /** Re-reads networks and reservations from the inventory. */
   async refresh(): Promise<void> {
+    this.#refreshedAt = Date.now();
     const rows = await this.#options.db.selectFrom('networks').selectAll().execute();
     this.#reserved = new Set((await this.#options.db.selectFrom('hosts').select('ip').where('ip', 'is not', null).execute()).map((h) => parseIpv4(h.ip!)!));
     const reserved = () => this.#reserved;
@@ -132,7 +134,12 @@ export class DhcpService {
     if (!mac || type === undefined) return undefined;
     const client = classifyClient(request);
     let host = await this.#host(mac);
-    const network = this.#networkFor(request);
+    let network = this.#networkFor(request);
+    // A network added a moment ago: look again (at most once a second) rather than wait for the timer.
+    if (!network && Date.now() - this.#refreshedAt > 1000) {
+      await this.refresh();
+      network = this.#networkFor(request);
+    }
     if (type === MessageType.Discover && client.netboot) {
       if (!host) {
         const ip = request.giaddr !== '0.0.0.0' ? request.giaddr : this.#options.serverId;

@@ -102,3 +102,57 @@ export async function createNamespacePair(label: string, options: { clientAddres
     },
   };
 }
+
+export interface RelayChain {
+  /** server ── upstream link ── relay ── downstream link ── client */
+  readonly server: Namespace;
+  readonly relay: Namespace & { readonly upstreamDevice: string; readonly downstreamDevice: string; readonly downstreamIp: string };
+  readonly client: Namespace;
+  /** First three octets of the relayed (downstream) /24. */
+  readonly relayedSubnet: string;
+  readonly serverSubnet: string;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Three namespaces for DHCP relay tests: the server, a relay with a foot in each /24, and a client
+ * on the far /24 with no address. The server routes the far /24 back through the relay.
+ */
+export async function createRelayChain(label: string): Promise<RelayChain> {
+  const id = `${process.pid % 10000}${counter++}`;
+  const names = { server: `kvt-${label}-${id}-s`, relay: `kvt-${label}-${id}-r`, client: `kvt-${label}-${id}-c` };
+  const up = `10.233.${(process.pid + counter) % 250}`;
+  const down = `10.234.${(process.pid + counter) % 250}`;
+  const dev = { s: `rs${id}`.slice(0, 15), ru: `ru${id}`.slice(0, 15), rd: `rd${id}`.slice(0, 15), c: `rc${id}`.slice(0, 15) };
+  const ip = (...args: string[]) => run('ip', args);
+  for (const name of Object.values(names)) {
+    live.add(name);
+    await ip('netns', 'add', name);
+    await ip('-n', name, 'link', 'set', 'lo', 'up');
+  }
+  await ip('link', 'add', dev.s, 'netns', names.server, 'type', 'veth', 'peer', 'name', dev.ru, 'netns', names.relay);
+  await ip('link', 'add', dev.rd, 'netns', names.relay, 'type', 'veth', 'peer', 'name', dev.c, 'netns', names.client);
+  for (const [ns, d, addr] of [
+    [names.server, dev.s, `${up}.1/24`],
+    [names.relay, dev.ru, `${up}.2/24`],
+    [names.relay, dev.rd, `${down}.1/24`],
+    [names.client, dev.c, undefined],
+  ] as const) {
+    if (addr) await ip('-n', ns, 'addr', 'add', addr, 'dev', d);
+    await ip('-n', ns, 'link', 'set', d, 'up');
+  }
+  await ip('-n', names.server, 'route', 'add', `${down}.0/24`, 'via', `${up}.2`);
+  return {
+    server: namespace(names.server, `${up}.1`, dev.s),
+    relay: { ...namespace(names.relay, `${up}.2`, dev.ru), upstreamDevice: dev.ru, downstreamDevice: dev.rd, downstreamIp: `${down}.1` },
+    client: namespace(names.client, '', dev.c),
+    relayedSubnet: down,
+    serverSubnet: up,
+    async cleanup() {
+      for (const name of Object.values(names)) {
+        await ip('netns', 'del', name).catch(() => {});
+        live.delete(name);
+      }
+    },
+  };
+}
