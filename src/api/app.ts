@@ -14,6 +14,7 @@ import { registerResource } from './resource.ts';
 import * as S from './schemas.ts';
 import { registerImportRoutes } from './routes/imports.ts';
 import { registerBuildRoutes } from './routes/builds.ts';
+import { registerLeaseRoutes } from './routes/leases.ts';
 import type { BootService } from '../boot/service.ts';
 import type { Metrics } from '../metrics.ts';
 
@@ -44,7 +45,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     openapi: {
       openapi: '3.0.3',
       info: { title: 'kvmfleet', version: VERSION, description: 'Provision KVM fleets: inventory, network boot, VMs.' },
-      tags: [{ name: 'sites' }, { name: 'networks' }, { name: 'profiles' }, { name: 'hosts' }, { name: 'import' }, { name: 'builds' }, { name: 'health' }],
+      tags: [{ name: 'sites' }, { name: 'networks' }, { name: 'profiles' }, { name: 'hosts' }, { name: 'import' }, { name: 'builds' }, { name: 'dhcp' }, { name: 'health' }],
     },
     // Name shared schemas by their $id in the document, not def-0, def-1…
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
@@ -119,5 +120,6 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
   registerImportRoutes(app, db);
   registerBuildRoutes(app, db, options.boot, options.bootBaseUrl);
+  registerLeaseRoutes(app, db);
   return app;
 }
