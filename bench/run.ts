@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { markdownTable, measure, type Row } from './stats.ts';
 import { tftpStorm } from './tftp-storm.ts';
 import { httpBench } from './http-boot.ts';
+import { dhcpRun, type DhcpPeer } from './dhcp-perf.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, clients: { type: 'string', default: '500' }, only: { type: 'string' } } });
 const runs = Number(values.runs);
@@ -20,12 +21,13 @@ const wanted = (area: string) => !values.only || values.only.split(',').includes
 const PEERS: Record<string, string[]> = {
   tftp: ['/usr/sbin/in.tftpd', '/usr/bin/curl', '/usr/bin/atftp', '/usr/lib/ipxe/ipxe.efi'],
   http: ['/usr/sbin/nginx', '/usr/bin/wrk'],
+  dhcp: ['/usr/sbin/perfdhcp', '/usr/sbin/kea-dhcp4', '/usr/sbin/dnsmasq', '/usr/bin/curl'],
 };
 const missing = Object.entries(PEERS)
   .filter(([area]) => wanted(area))
   .flatMap(([, files]) => files.filter((f) => !existsSync(f)));
 if (missing.length > 0) {
-  console.error(`bench: missing peers or tools: ${missing.join(', ')} (apt-get install tftpd-hpa curl atftp ipxe nginx-light wrk)`);
+  console.error(`bench: missing peers or tools: ${missing.join(', ')} (apt-get install tftpd-hpa curl atftp ipxe nginx-light wrk kea-admin kea-dhcp4-server dnsmasq-base)`);
   process.exit(1);
 }
 if (process.getuid?.() !== 0) {
@@ -35,6 +37,35 @@ if (process.getuid?.() !== 0) {
 
 const rows: Row[] = [];
 const log = (text: string) => console.error(`bench: ${text}`);
+
+if (wanted('dhcp')) {
+  const rate = 4000;
+  const seconds = 8;
+  const acks: Record<DhcpPeer, number[]> = { kvmfleet: [], kea: [], dnsmasq: [] };
+  const drops: Record<DhcpPeer, number[]> = { kvmfleet: [], kea: [], dnsmasq: [] };
+  for (let run = 0; run < runs; run++) {
+    for (const peer of ['kvmfleet', 'kea', 'dnsmasq'] as const) {
+      const result = await dhcpRun(peer, rate, seconds);
+      log(`dhcp ${peer} run ${run + 1}: ${result.acksPerSecond.toFixed(0)} ACKs/s, ${result.dropPercent.toFixed(2)} % dropped`);
+      acks[peer].push(result.acksPerSecond);
+      drops[peer].push(result.dropPercent);
+    }
+  }
+  const k = measure(acks.kvmfleet);
+  for (const peer of ['kea', 'dnsmasq'] as const) {
+    const p = measure(acks[peer]);
+    rows.push({
+      area: 'DHCP',
+      metric: `perfdhcp 4-way exchanges completed/s at ${rate}/s offered for ${seconds} s, /16 pool; median drops kvmfleet ${measure(drops.kvmfleet).median.toFixed(2)} %, ${peer} ${measure(drops[peer]).median.toFixed(2)} %`,
+      unit: 'ACK/s',
+      kvmfleet: k,
+      peer: peer === 'kea' ? 'Kea 2.2 memfile' : 'dnsmasq',
+      peerValue: p,
+      ratio: k.median / p.median,
+      lowerIsBetter: false,
+    });
+  }
+}
 
 if (wanted('tftp')) {
   for (const windowed of [false, true]) {

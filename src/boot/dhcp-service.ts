@@ -58,6 +58,8 @@ export class DhcpService {
   /** Pools survive a refresh of the network list as long as the range is unchanged. */
   readonly #pools = new Map<string, LeasePool>();
   #reserved = new Set<number>();
+  /** Hosts by MAC as of the last refresh, for clients that are not network-booting (see handle). */
+  #hostsByMac = new Map<string, HostView>();
   #timer: NodeJS.Timeout | undefined;
   #refreshedAt = 0;
   readonly stats = { noNetwork: 0, poolExhausted: 0, naks: 0, discovered: 0 };
@@ -81,7 +83,13 @@ export class DhcpService {
   async refresh(): Promise<void> {
     this.#refreshedAt = Date.now();
     const rows = await this.#options.db.selectFrom('networks').selectAll().execute();
-    this.#reserved = new Set((await this.#options.db.selectFrom('hosts').select('ip').where('ip', 'is not', null).execute()).map((h) => parseIpv4(h.ip!)!));
+    const hosts = await this.#options.db
+      .selectFrom('host_macs')
+      .innerJoin('hosts', 'hosts.id', 'host_macs.host_id')
+      .select(['host_macs.mac', 'hosts.id', 'hosts.hostname', 'hosts.ip', 'hosts.network_id', 'hosts.build_state'])
+      .execute();
+    this.#hostsByMac = new Map(hosts.map((h) => [h.mac, { id: h.id, hostname: h.hostname, ip: h.ip, networkId: h.network_id, buildState: h.build_state }]));
+    this.#reserved = new Set(hosts.filter((h) => h.ip).map((h) => parseIpv4(h.ip!)!));
     const reserved = () => this.#reserved;
     this.#networks = rows.map((row) => {
       let pool: LeasePool | undefined;
@@ -133,7 +141,10 @@ export class DhcpService {
     const type = messageType(request);
     if (!mac || type === undefined) return undefined;
     const client = classifyClient(request);
-    let host = await this.#host(mac);
+    // A network-booting machine's answer depends on its build state, which changes at any moment
+    // (rebuild, built): read it fresh. Other clients only need their reservation, which changes
+    // rarely: the copy refreshed every few seconds serves them without a store query per packet.
+    let host = client.netboot ? await this.#host(mac) : this.#hostsByMac.get(mac);
     let network = this.#networkFor(request);
     // A network added a moment ago: look again (at most once a second) rather than wait for the timer.
     if (!network && Date.now() - this.#refreshedAt > 1000) {

@@ -26,6 +26,7 @@ export class LeaseWriter {
   #queue: Pending[] = [];
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
+  #running = false;
   readonly stats = { writes: 0, commits: 0 };
 
   constructor(
@@ -37,24 +38,24 @@ export class LeaseWriter {
   write(record: LeaseRecord): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ record, resolve, reject });
-      if (this.#queue.length >= this.maxBatch) this.#schedule(0);
-      else this.#schedule(this.windowMs);
+      // While a commit runs, writes pile up and go together in the next one: the busier the
+      // server, the bigger the batches. An idle server waits only windowMs for company.
+      if (!this.#running && !this.#timer) this.#timer = setTimeout(() => this.#run(), this.windowMs);
     });
   }
 
-  #schedule(delay: number): void {
-    if (this.#timer && delay > 0) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#flushing = this.#flushing.then(() => this.#flush());
-    }, delay);
+  #run(): void {
+    this.#timer = undefined;
+    this.#running = true;
+    this.#flushing = (async () => {
+      while (this.#queue.length > 0) await this.#flush();
+      this.#running = false;
+    })();
   }
 
   async #flush(): Promise<void> {
     const batch = this.#queue.splice(0, this.maxBatch);
     if (batch.length === 0) return;
-    if (this.#queue.length > 0) this.#schedule(0);
     // The last write of an address in the batch wins.
     const latest = new Map<string, LeaseRecord>();
     for (const { record } of batch) latest.set(record.ip, record);
@@ -86,7 +87,7 @@ export class LeaseWriter {
 
   /** Waits for everything queued so far to be committed (shutdown). */
   async drain(): Promise<void> {
-    while (this.#queue.length > 0 || this.#timer) {
+    while (this.#queue.length > 0 || this.#timer || this.#running) {
       await new Promise((r) => setTimeout(r, this.windowMs + 1));
     }
     await this.#flushing;
