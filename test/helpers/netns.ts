@@ -156,3 +156,60 @@ export async function createRelayChain(label: string): Promise<RelayChain> {
     },
   };
 }
+
+export interface Segment {
+  /** One namespace per member, each with one port on an isolated bridge (in its own namespace, no uplink). */
+  readonly members: Record<string, Namespace>;
+  readonly bridge: { readonly namespace: string; readonly name: string };
+  readonly subnet: string;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * An Ethernet segment: a bridge inside a "switch" namespace, and one namespace per member plugged
+ * into it by a veth pair. Members listed in `addressed` get subnet.N (N = 1, 2, … in order).
+ */
+export async function createSegment(label: string, memberNames: readonly string[], addressed: readonly string[]): Promise<Segment> {
+  const id = `${process.pid % 10000}${counter++}`;
+  const switchNs = `kvt-${label}-${id}-sw`;
+  const subnet = `10.235.${(process.pid + counter) % 250}`;
+  const ip = (...args: string[]) => run('ip', args);
+  const all = [switchNs, ...memberNames.map((m) => `kvt-${label}-${id}-${m}`)];
+  for (const name of all) {
+    live.add(name);
+    await ip('netns', 'add', name);
+    await ip('-n', name, 'link', 'set', 'lo', 'up');
+  }
+  const bridge = 'br0';
+  await ip('-n', switchNs, 'link', 'add', bridge, 'type', 'bridge');
+  await ip('-n', switchNs, 'link', 'set', bridge, 'up');
+  const members: Record<string, Namespace> = {};
+  let n = 0;
+  for (const [i, member] of memberNames.entries()) {
+    const ns = all[i + 1]!;
+    const inside = `e${id}${i}`.slice(0, 15);
+    const port = `p${id}${i}`.slice(0, 15);
+    await ip('link', 'add', inside, 'netns', ns, 'type', 'veth', 'peer', 'name', port, 'netns', switchNs);
+    await ip('-n', switchNs, 'link', 'set', port, 'master', bridge);
+    await ip('-n', switchNs, 'link', 'set', port, 'up');
+    let address = '';
+    if (addressed.includes(member)) {
+      address = `${subnet}.${++n}`;
+      await ip('-n', ns, 'addr', 'add', `${address}/24`, 'dev', inside);
+    }
+    await ip('-n', ns, 'link', 'set', inside, 'up');
+    if (address) await ip('-n', ns, 'route', 'add', '255.255.255.255/32', 'dev', inside).catch(() => {});
+    members[member] = namespace(ns, address, inside);
+  }
+  return {
+    members,
+    bridge: { namespace: switchNs, name: bridge },
+    subnet,
+    async cleanup() {
+      for (const name of all) {
+        await ip('netns', 'del', name).catch(() => {});
+        live.delete(name);
+      }
+    },
+  };
+}
