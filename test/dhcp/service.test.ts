@@ -1,0 +1,108 @@
+/** The DHCP policy called directly (no sockets): every message type and REQUEST state of RFC 2131. */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { DhcpService } from '../../src/boot/dhcp-service.ts';
+import { createHost } from '../../src/fleet/hosts.ts';
+import { importSiteYaml } from '../../src/import/apply.ts';
+import { ipv4 } from '../../src/protocols/dhcp4/option-codecs.ts';
+import { DhcpOptions, OptionCode } from '../../src/protocols/dhcp4/options.ts';
+import { BOOTREQUEST, messageType, MessageType, type DhcpPacket } from '../../src/protocols/dhcp4/packet.ts';
+import { LeaseWriter } from '../../src/store/lease-writer.ts';
+import { openStore, type Store } from '../../src/store/open.ts';
+
+let store: Store;
+let service: DhcpService;
+const SERVER = '10.9.0.1';
+
+before(async () => {
+  store = await openStore({ dataDir: 'memory://' });
+  await importSiteYaml(store.db, 'sites:\n  - name: s\n    networks:\n      - { name: n, cidr: 10.9.0.0/24, gateway: 10.9.0.1, dns: [10.9.0.2], domain: lab.test, dynamicRange: { start: 10.9.0.100, end: 10.9.0.101 }, leaseSeconds: 300 }\n      - { name: far, cidr: 10.8.0.0/24, dynamicRange: { start: 10.8.0.10, end: 10.8.0.20 } }\nprofiles:\n  - { name: p, os: rhel9, installTreeUrl: "http://x/t" }\n');
+  await createHost(store.db, { hostname: 'known', macs: ['52:54:00:00:00:0a'], ip: '10.9.0.10', network: 'n', profile: 'p' });
+  service = new DhcpService({ db: store.db, writer: new LeaseWriter(store.db), serverId: SERVER, mode: 'full', bootBaseUrl: 'http://10.9.0.1:8081' });
+  await service.start();
+});
+after(async () => {
+  service.stop();
+  await store.close();
+});
+
+function request(type: MessageType, mac: string, fields: Partial<DhcpPacket> = {}, options: [number, Buffer][] = []): DhcpPacket {
+  const opts = new DhcpOptions().set(OptionCode.MessageType, Buffer.from([type]));
+  for (const [code, value] of options) opts.set(code, value);
+  return { op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0, xid: 1, secs: 0, flags: 0, ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0', chaddr: Buffer.from(mac.replace(/:/g, '') + '00'.repeat(10), 'hex'), sname: '', file: '', options: opts, ...fields };
+}
+const ip = (text: string) => ipv4.encode(text);
+const handle = (packet: DhcpPacket) => service.handle(packet, { port: 67 });
+
+test('known MAC: OFFER of its reservation with the network options, then ACK', async () => {
+  const offer = (await handle(request(MessageType.Discover, '52:54:00:00:00:0a')))!;
+  assert.equal(messageType(offer.packet), MessageType.Offer);
+  assert.equal(offer.packet.yiaddr, '10.9.0.10');
+  assert.deepEqual(offer.to, { address: '255.255.255.255', port: 68 });
+  assert.equal(ipv4.decode(offer.packet.options.get(OptionCode.SubnetMask)!), '255.255.255.0');
+  assert.equal(offer.packet.options.get(OptionCode.HostName)!.toString(), 'known');
+  assert.equal(offer.packet.options.get(OptionCode.LeaseTime)!.readUInt32BE(0), 300);
+  assert.equal(offer.packet.options.get(OptionCode.RenewalTime)!.readUInt32BE(0), 150);
+  const ack = (await handle(request(MessageType.Request, '52:54:00:00:00:0a', {}, [[OptionCode.ServerId, ip(SERVER)], [OptionCode.RequestedIp, ip('10.9.0.10')]])))!;
+  assert.equal(messageType(ack.packet), MessageType.Ack);
+  const [lease] = await store.db.selectFrom('leases').selectAll().where('ip', '=', '10.9.0.10').execute();
+  assert.equal(lease!.state, 'bound');
+});
+
+test('SELECTING another server: our offer is withdrawn, no reply', async () => {
+  await handle(request(MessageType.Discover, '52:54:00:00:00:0b'));
+  const reply = await handle(request(MessageType.Request, '52:54:00:00:00:0b', {}, [[OptionCode.ServerId, ip('10.9.0.99')], [OptionCode.RequestedIp, ip('10.9.0.100')]]));
+  assert.equal(reply, undefined);
+  assert.equal(service.poolStats().find((p) => p.network === 'n')!.offered, 0);
+});
+
+test('INIT-REBOOT with an address that is not the client\'s is NAKed (broadcast); RENEWING answers to ciaddr', async () => {
+  const nak = (await handle(request(MessageType.Request, '52:54:00:00:00:0a', {}, [[OptionCode.RequestedIp, ip('10.9.0.11')]])))!;
+  assert.equal(messageType(nak.packet), MessageType.Nak);
+  assert.equal(nak.to.address, '255.255.255.255');
+  const renew = (await handle(request(MessageType.Request, '52:54:00:00:00:0a', { ciaddr: '10.9.0.10' })))!;
+  assert.equal(messageType(renew.packet), MessageType.Ack);
+  assert.deepEqual(renew.to, { address: '10.9.0.10', port: 68 });
+});
+
+test('DECLINE takes the address out of the pool; the pool runs dry and says so', async () => {
+  const a = (await handle(request(MessageType.Discover, '52:54:00:00:00:0c')))!.packet.yiaddr;
+  await handle(request(MessageType.Decline, '52:54:00:00:00:0c', {}, [[OptionCode.RequestedIp, ip(a)]]));
+  const b = (await handle(request(MessageType.Discover, '52:54:00:00:00:0d')))!.packet.yiaddr;
+  assert.notEqual(b, a);
+  assert.equal(await handle(request(MessageType.Discover, '52:54:00:00:00:0e')), undefined, 'two addresses: one declined, one offered');
+  assert.ok(service.stats.poolExhausted >= 1);
+});
+
+test('INFORM gets options and no lease; RELEASE frees; relayed requests use giaddr\'s network and go back to the relay', async () => {
+  const inform = (await handle(request(MessageType.Inform, '52:54:00:00:00:0f', { ciaddr: '10.9.0.50' })))!;
+  assert.equal(messageType(inform.packet), MessageType.Ack);
+  assert.equal(inform.packet.yiaddr, '0.0.0.0');
+  assert.equal(inform.packet.options.has(OptionCode.LeaseTime), false);
+  assert.deepEqual(inform.to, { address: '10.9.0.50', port: 68 });
+  const relayed = (await handle(request(MessageType.Discover, '52:54:00:00:00:10', { giaddr: '10.8.0.1' }, [[OptionCode.RelayAgentInfo, Buffer.from([1, 2, 0xaa, 0xbb])]])))!;
+  assert.ok(relayed.packet.yiaddr.startsWith('10.8.0.'));
+  assert.deepEqual(relayed.to, { address: '10.8.0.1', port: 67 });
+  assert.deepEqual(relayed.packet.options.get(OptionCode.RelayAgentInfo), Buffer.from([1, 2, 0xaa, 0xbb]), 'option 82 echoed');
+  const ack = (await handle(request(MessageType.Request, '52:54:00:00:00:10', { giaddr: '10.8.0.1' }, [[OptionCode.ServerId, ip(SERVER)], [OptionCode.RequestedIp, ip(relayed.packet.yiaddr)]])))!;
+  assert.equal(messageType(ack.packet), MessageType.Ack);
+  await handle(request(MessageType.Release, '52:54:00:00:00:10', { ciaddr: relayed.packet.yiaddr, giaddr: '10.8.0.1' }));
+  assert.equal(service.poolStats().find((p) => p.network === 'far')!.bound, 0);
+  assert.equal(await handle(request(MessageType.Discover, '52:54:00:00:00:11', { giaddr: '10.7.0.1' })), undefined, 'unknown relay network: no answer');
+});
+
+test('PXE firmware: unknown MAC is recorded as discovered and gets undionly.kpxe; built hosts get no boot file', async () => {
+  const pxe: [number, Buffer][] = [[OptionCode.VendorClass, Buffer.from('PXEClient:Arch:00000:UNDI:002001')], [OptionCode.ClientArch, Buffer.from([0, 0])]];
+  // (via the relayed network: the pool of "n" was used up by the test above)
+  const offer = (await handle(request(MessageType.Discover, '52:54:00:00:00:20', { giaddr: '10.8.0.1' }, pxe)))!;
+  assert.equal(offer.packet.file, 'undionly.kpxe');
+  assert.equal(offer.packet.siaddr, SERVER);
+  const discovered = await store.db.selectFrom('hosts').select(['hostname', 'build_state']).where('hostname', '=', 'discovered-525400000020').executeTakeFirst();
+  assert.equal(discovered?.build_state, 'discovered');
+  await store.db.updateTable('hosts').set({ build_state: 'built' }).where('hostname', '=', 'known').execute();
+  const built = (await handle(request(MessageType.Discover, '52:54:00:00:00:0a', {}, pxe)))!;
+  assert.equal(built.packet.file, '');
+  assert.equal(built.packet.options.has(OptionCode.BootFileName), false);
+  const ipxe = (await handle(request(MessageType.Discover, '52:54:00:00:00:20', { giaddr: '10.8.0.1' }, [...pxe, [OptionCode.UserClass, Buffer.from('iPXE')]])))!;
+  assert.equal(ipxe.packet.options.get(OptionCode.BootFileName)!.toString(), 'http://10.9.0.1:8081/boot/${mac:hexhyp}?platform=${platform}');
+});
