@@ -14,6 +14,7 @@ import { replyDestination } from '../protocols/dhcp4/reply-address.ts';
 import type { DhcpReply } from '../protocols/dhcp4/server.ts';
 import type { LeaseWriter } from '../store/lease-writer.ts';
 import type { Database } from '../store/schema.ts';
+import { inventoryEvents } from '../store/tx.ts';
 import { recordEvent, registerDiscovered } from './builds.ts';
 import { classifyClient, dhcpBootAnswer } from './classify.ts';
 import { bootUrls } from './urls.ts';
@@ -71,13 +72,24 @@ export class DhcpService {
   async start(): Promise<void> {
     await this.refresh();
     await this.#loadLeases();
+    // Changes made through this process are seen at once; others (other nodes on one PostgreSQL) by the timer.
+    inventoryEvents.on('changed', this.#onInventoryChanged);
     this.#timer = setInterval(() => void this.refresh().catch(() => {}), this.#options.refreshMs ?? 10_000);
     this.#timer.unref();
   }
 
   stop(): void {
     clearInterval(this.#timer);
+    clearTimeout(this.#pending);
+    inventoryEvents.off('changed', this.#onInventoryChanged);
   }
+
+  #pending: NodeJS.Timeout | undefined;
+  /** Debounced: an import of thousands of rows is one change. */
+  readonly #onInventoryChanged = () => {
+    clearTimeout(this.#pending);
+    this.#pending = setTimeout(() => void this.refresh().catch(() => {}), 50);
+  };
 
   /** Re-reads networks and reservations from the inventory. */
   async refresh(): Promise<void> {
@@ -209,8 +221,8 @@ export class DhcpService {
       }
       case MessageType.Release: {
         const ip = parseIpv4(request.ciaddr);
-        if (ip !== undefined && network.pool?.holder(ip, now)?.mac === mac) {
-          network.pool.free(ip, mac);
+        if (ip !== undefined && ip !== 0 && (ip === reservation || network.pool?.holder(ip, now)?.mac === mac)) {
+          network.pool?.free(ip, mac);
           await this.#options.writer.write({ ip: request.ciaddr, networkId: network.id, mac, clientId: null, hostname: null, state: 'released', expiresAt: new Date(now) });
         }
         return undefined;

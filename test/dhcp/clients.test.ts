@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { createNamespacePair, type NamespacePair } from '../helpers/netns.ts';
 import { startServer, type ServerProcess } from '../helpers/server.ts';
@@ -51,52 +52,85 @@ describe('DHCP with dhclient and udhcpc', { timeout: 300_000 }, () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  test('dhclient: known MAC gets its reservation, then releases it', async () => {
-    await setMac(KNOWN_MAC);
-    const lf = join(work, 'dhclient.leases');
-    writeFileSync(lf, '');
-    const dh = ['-4', '-1', '-v', '-lf', lf, '-pf', join(work, 'dhclient.pid'), '-sf', '/sbin/dhclient-script', net.client.device];
-    await net.client.exec('dhclient', dh, { timeoutMs: 60_000 });
-    assert.equal(await clientIp(), `${net.subnet}.50`);
-    const lease = readFileSync(lf, 'utf8');
-    assert.match(lease, new RegExp(`fixed-address ${net.subnet}\\.50;`));
-    assert.match(lease, /option routers .*\.1;/);
-    assert.match(lease, /option domain-name "lab.example.com";/);
-    assert.match(lease, /option host-name "hv1";/);
-    await net.client.exec('dhclient', ['-4', '-r', '-v', '-lf', lf, '-pf', join(work, 'dhclient.pid'), '-sf', '/sbin/dhclient-script', net.client.device], { timeoutMs: 30_000 });
-    assert.equal(await clientIp(), undefined, 'address removed after release');
-    await new Promise((r) => setTimeout(r, 300));
-    assert.ok(((await leases()).received.release ?? 0) >= 1);
-  });
+  const dhclient = async (lf: string, ...extra: string[]) =>
+    net.client.exec('dhclient', ['-4', '-v', '-lf', lf, '-pf', join(work, 'dhclient.pid'), '-sf', '/sbin/dhclient-script', ...extra, net.client.device], { timeoutMs: 60_000 });
 
-  test('udhcpc: unknown MAC gets a pool address, renews (unicast) and releases', async () => {
-    await setMac(UNKNOWN_MAC);
-    const child = net.client.spawn('udhcpc', ['-i', net.client.device, '-f', '-R', '-s', '/etc/udhcpc/default.script', '-t', '5', '-T', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout!.on('data', (d) => (output += d));
-    child.stderr!.on('data', (d) => (output += d));
-    try {
-      for (let i = 0; i < 100 && !/lease of .* obtained/.test(output); i++) await new Promise((r) => setTimeout(r, 100));
-      const obtained = /lease of (\S+) obtained/.exec(output)?.[1];
-      assert.ok(obtained, output);
-      const last = Number(obtained.split('.')[3]);
-      assert.ok(last >= 100 && last <= 199, `${obtained} is in the dynamic range`);
-      assert.equal(await clientIp(), obtained);
-      const before = (await leases()).sent.ack ?? 0;
-      child.kill('SIGUSR1'); // renew
-      for (let i = 0; i < 50 && ((await leases()).sent.ack ?? 0) === before; i++) await new Promise((r) => setTimeout(r, 100));
-      assert.equal((await leases()).sent.ack, before + 1, 'renewal acknowledged');
-      assert.equal(await clientIp(), obtained, 'same address after renewal');
-      child.kill('SIGUSR2'); // release
-      for (let i = 0; i < 50 && (await clientIp()) !== undefined; i++) await new Promise((r) => setTimeout(r, 100));
-      assert.equal(await clientIp(), undefined);
+  for (const [label, mac, expected] of [
+    ['known MAC gets its reservation', KNOWN_MAC, 'reserved'],
+    ['unknown MAC gets a pool address', UNKNOWN_MAC, 'pool'],
+  ] as const) {
+    test(`dhclient: ${label}, renews it (INIT-REBOOT) and releases it`, async () => {
+      await setMac(mac);
+      const lf = join(work, `dhclient-${expected}.leases`);
+      writeFileSync(lf, '');
+      await dhclient(lf, '-1');
+      const address = await clientIp();
+      if (expected === 'reserved') {
+        assert.equal(address, `${net.subnet}.50`);
+        assert.match(readFileSync(lf, 'utf8'), /option host-name "hv1";/);
+      } else {
+        const last = Number(address?.split('.')[3]);
+        assert.ok(last >= 100 && last <= 199, `${address} is in the dynamic range`);
+      }
+      const lease = readFileSync(lf, 'utf8');
+      assert.match(lease, new RegExp(`fixed-address ${address!.replace(/\./g, '\\.')};`));
+      assert.match(lease, /option routers .*\.1;/);
+      assert.match(lease, /option domain-name "lab.example.com";/);
+      // Run again with the lease file: dhclient asks for its address back (INIT-REBOOT) and keeps it.
+      const acks = (await leases()).sent.ack ?? 0;
+      await net.client.exec('ip', ['addr', 'flush', 'dev', net.client.device]);
+      await dhclient(lf, '-1');
+      assert.equal(await clientIp(), address, 'same address again');
+      assert.equal((await leases()).sent.ack, acks + 1);
+      const releases = (await leases()).received.release ?? 0;
+      await dhclient(lf, '-r');
+      assert.equal(await clientIp(), undefined, 'address removed after release');
       await new Promise((r) => setTimeout(r, 300));
-      const pool = (await leases()).pools[0]!;
-      assert.equal(pool.bound, 0, 'released lease is free again');
-    } finally {
-      child.kill();
-    }
-  });
+      assert.equal((await leases()).received.release, releases + 1);
+      const stored = ((await api('/api/v1/leases')) as { ip: string; state: string }[]).find((l) => l.ip === address);
+      assert.equal(stored?.state, 'released', 'the store records the release');
+    });
+  }
+
+  for (const [label, mac, expected] of [
+    ['unknown MAC gets a pool address', UNKNOWN_MAC, 'pool'],
+    ['known MAC gets its reservation', KNOWN_MAC, 'reserved'],
+  ] as const) {
+    test(`udhcpc: ${label}, renews it (unicast RENEWING) and releases it`, async () => {
+      await setMac(mac);
+      const child = net.client.spawn('udhcpc', ['-i', net.client.device, '-f', '-R', '-s', '/etc/udhcpc/default.script', '-t', '5', '-T', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout!.on('data', (d) => (output += d));
+      child.stderr!.on('data', (d) => (output += d));
+      try {
+        for (let i = 0; i < 100 && !/lease of .* obtained/.test(output); i++) await new Promise((r) => setTimeout(r, 100));
+        const obtained = /lease of (\S+) obtained/.exec(output)?.[1];
+        assert.ok(obtained, output);
+        if (expected === 'reserved') assert.equal(obtained, `${net.subnet}.50`);
+        else {
+          const last = Number(obtained.split('.')[3]);
+          assert.ok(last >= 100 && last <= 199, `${obtained} is in the dynamic range`);
+        }
+        assert.equal(await clientIp(), obtained);
+        const before = (await leases()).sent.ack ?? 0;
+        child.kill('SIGUSR1'); // renew
+        for (let i = 0; i < 50 && ((await leases()).sent.ack ?? 0) === before; i++) await new Promise((r) => setTimeout(r, 100));
+        assert.equal((await leases()).sent.ack, before + 1, 'renewal acknowledged');
+        assert.equal(await clientIp(), obtained, 'same address after renewal');
+        child.kill('SIGUSR2'); // release
+        for (let i = 0; i < 50 && (await clientIp()) !== undefined; i++) await new Promise((r) => setTimeout(r, 100));
+        assert.equal(await clientIp(), undefined);
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal((await leases()).pools[0]!.bound, 0, 'no address stays bound after release');
+      } finally {
+        // udhcpc deconfigures the interface as it exits: wait for that before the next test.
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill();
+          await once(child, 'exit');
+        }
+      }
+    });
+  }
 
   test('malformed datagrams are counted and dropped; metrics show it', async () => {
     const flood = `const s=require('dgram').createSocket('udp4');s.bind(()=>{s.setBroadcast(true);let n=0;(function go(){for(let i=0;i<200;i++,n++)s.send(require('crypto').randomBytes(n%400),67,'${net.server.ip}');if(n<5000)setImmediate(go);else setTimeout(()=>s.close(),200)})()})`;
