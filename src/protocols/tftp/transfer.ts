@@ -109,8 +109,16 @@ export class ReadTransfer {
     if (this.#finished) return;
     this.#retries += 1;
     if (this.#retries > this.#maxRetries) {
-      this.#send(encodeError(TftpErrorCode.NotDefined, 'timed out'));
+      // Not after an unanswered OACK: the client may be busy with a newer transfer of the same file.
+      if (!this.#awaitingOackAck) this.#send(encodeError(TftpErrorCode.NotDefined, 'timed out'));
       this.#finish('timed-out');
+      return;
+    }
+    // A lost OACK or a lost ACK of it looks the same from here. The OACK is not sent again: clients
+    // such as atftp abort on a second OACK, and every client recovers by itself — it resends its RRQ
+    // (a lost OACK; a fresh transfer answers it) or its ACK 0 (a lost ACK), which moves this one on.
+    if (this.#awaitingOackAck) {
+      this.#arm();
       return;
     }
     this.#sendWindow();
