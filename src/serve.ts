@@ -1,6 +1,6 @@
 /** `kvmfleet serve`: open the store, start the roles asked for, stop them cleanly on SIGINT/SIGTERM. */
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from './api/app.ts';
 import { DEFAULT_BUILD_POLICY, recordEvent, type BuildPolicy } from './boot/builds.ts';
@@ -47,7 +47,8 @@ function boundPort(app: FastifyInstance, fallback: number): number {
 
 export async function serve(options: ServeOptions): Promise<Running> {
   const store = await openStore({ databaseUrl: options.databaseUrl, dataDir: options.dataDir });
-  const local = (name: string) => join(options.dataDir === 'memory://' ? '.' : options.dataDir, name);
+  // Absolute, so that roles (and @fastify/static, which insists) do not depend on the working directory.
+  const local = (name: string) => resolve(options.dataDir === 'memory://' ? '.' : options.dataDir, name);
   const templatesDir = local(join('templates', 'kickstart'));
   const boot = new BootService({ db: store.db, templates: new KickstartTemplates(templatesDir), policy: { ...DEFAULT_BUILD_POLICY, ...options.policy } });
   let api: FastifyInstance | undefined;
@@ -107,7 +108,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     }
     if (tftp) metrics.add(() => tftpSamples(tftp!));
     if (options.roles.includes('http')) {
-      const treesDir = options.http.treesDir ?? local('trees');
+      const treesDir = options.http.treesDir ? resolve(options.http.treesDir) : local('trees');
       mkdirSync(treesDir, { recursive: true });
       const mirrors = options.http.mirrors?.size ? new MirrorCache(local('mirror-cache'), options.http.mirrors) : undefined;
       http = await buildBootHttp({ store, boot, treesDir, mirrors, baseUrl: options.http.baseUrl, logger: { level: options.logLevel }, trustProxy: options.http.trustProxy ?? false });

@@ -66,6 +66,21 @@ describe('kvmfleet serve + CLI (embedded store)', () => {
   });
 });
 
+test('the README default (relative ./data, api and http roles) starts and answers', async () => {
+  const cwd = join(work, 'readme');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(cwd);
+  const server = await startServer(['--roles', 'api,http', '--http-listen', '127.0.0.1:0', '--log-level', 'warn'], {}, 60_000, { cwd });
+  try {
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+    assert.equal((await fetch(`${server.url}/openapi.json`)).status, 200);
+    assert.equal((await fetch(`${server.bootUrl}/healthz`)).status, 200);
+    assert.equal((await fetch(`${server.bootUrl}/trees/nothing`)).status, 404);
+  } finally {
+    await server.kill();
+  }
+});
+
 /** A stable picture of the inventory: every host with its MACs, and every network and site. */
 async function snapshot(url: string): Promise<string> {
   const get = async (path: string) => (await fetch(`${url}${path}`)).json();

@@ -18,11 +18,11 @@ export interface ServerProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startServer(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000, options: { netns?: string } = {}): Promise<ServerProcess> {
+export async function startServer(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000, options: { netns?: string; cwd?: string } = {}): Promise<ServerProcess> {
   const command = [process.execPath, KVMFLEET_BIN, 'serve', '--listen', '127.0.0.1:0', ...(args.includes('--roles') ? [] : ['--roles', 'api']), ...args];
   // Boot roles run inside a test namespace, as they would on a boot network.
   const [file, ...argv] = options.netns ? ['ip', 'netns', 'exec', options.netns, ...command] : command;
-  const child = spawn(file!, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(file!, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...(options.cwd ? { cwd: options.cwd } : {}) });
   const lines: string[] = [];
   const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
   const onData = (chunk: Buffer) => {
