@@ -12,6 +12,7 @@ import { markdownTable, measure, type Row } from './stats.ts';
 import { tftpStorm } from './tftp-storm.ts';
 import { httpBench } from './http-boot.ts';
 import { dhcpRun, type DhcpPeer } from './dhcp-perf.ts';
+import { libvirtCalls } from './libvirt-calls.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, clients: { type: 'string', default: '500' }, only: { type: 'string' } } });
 const runs = Number(values.runs);
@@ -21,6 +22,7 @@ const wanted = (area: string) => !values.only || values.only.split(',').includes
 const PEERS: Record<string, string[]> = {
   tftp: ['/usr/sbin/in.tftpd', '/usr/bin/curl', '/usr/bin/atftp', '/usr/lib/ipxe/ipxe.efi'],
   http: ['/usr/sbin/nginx', '/usr/bin/wrk'],
+  libvirt: ['/usr/sbin/libvirtd', '/usr/bin/virsh'],
   dhcp: ['/usr/sbin/perfdhcp', '/usr/sbin/kea-dhcp4', '/usr/sbin/dnsmasq', '/usr/bin/curl'],
 };
 const missing = Object.entries(PEERS)
@@ -111,11 +113,25 @@ if (wanted('http')) {
   rows.push({ area: 'HTTP', metric: 'install-tree throughput, 64 MiB file, wrk 8 connections', unit: 'MiB/s', kvmfleet: trK, peer: 'nginx', peerValue: trN, ratio: trK.median / trN.median, lowerIsBetter: false });
 }
 
+if (wanted('libvirt')) {
+  const results = [];
+  for (let run = 0; run < runs; run++) {
+    const result = await libvirtCalls();
+    log(`libvirt run ${run + 1}: ${result.kvmfleet.toFixed(0)} pairs/s via RPC, ${result.virsh.toFixed(1)} via virsh`);
+    results.push(result);
+  }
+  const k = measure(results.map((r) => r.kvmfleet));
+  const v = measure(results.map((r) => r.virsh));
+  rows.push({ area: 'libvirt', metric: 'lookup + getState pairs/s (test driver via libvirtd): RPC client on one connection vs virsh per call', unit: 'pairs/s', kvmfleet: k, peer: 'virsh per call', peerValue: v, ratio: k.median / v.median, lowerIsBetter: false, goal: '≥ 50×' });
+}
+
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${execFileSync('uname', ['-sr']).toString().trim()}`;
 const date = new Date().toISOString();
 const table = markdownTable(rows);
 console.log(`\nkvmfleet bench — ${date}\n${machine}\n\n${table}\n`);
 const dir = join(import.meta.dirname, 'results');
 mkdirSync(dir, { recursive: true });
-writeFileSync(join(dir, 'latest.json'), JSON.stringify({ date, machine, runs, clients, rows }, null, 2));
-writeFileSync(join(dir, 'latest.md'), `# kvmfleet bench\n\n${date} — ${machine}\n\nEach figure is the median of ${runs} runs (min–max). Ratio = kvmfleet ÷ peer; for times lower is better.\n\n${table}\n`);
+// A partial run (--only) does not replace the full table the README shows.
+const stem = values.only ? `partial-${values.only.replace(/[^a-z,]/g, '').replace(/,/g, '-')}` : 'latest';
+writeFileSync(join(dir, `${stem}.json`), JSON.stringify({ date, machine, runs, clients, rows }, null, 2));
+writeFileSync(join(dir, `${stem}.md`), `# kvmfleet bench\n\n${date} — ${machine}\n\nEach figure is the median of ${runs} runs (min–max). Ratio = kvmfleet ÷ peer; for times lower is better.\n\n${table}\n`);

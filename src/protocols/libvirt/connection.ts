@@ -1,0 +1,131 @@
+/**
+ * One connection to a libvirt daemon: serial-matched calls with timeouts, error replies as
+ * LibvirtError, keepalive PINGs answered, and events (MESSAGE packets) handed to listeners.
+ * The transport is any byte stream (unix socket, TCP, an SSH channel).
+ */
+import { EventEmitter } from 'node:events';
+import { createConnection, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { XdrReader, XdrWriter } from '../xdr/xdr.ts';
+import { encodePacket, KEEPALIVE_PROGRAM, KEEPALIVE_PROTOCOL_VERSION, MessageKind, MessageStatus, PacketFramer, REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, type Packet } from './packet.ts';
+import { LibvirtError, readError } from './types.ts';
+
+const KEEPALIVE_PING = 1;
+const KEEPALIVE_PONG = 2;
+
+interface Pending {
+  resolve: (body: Buffer) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class ConnectionClosedError extends Error {
+  override readonly name = 'ConnectionClosedError';
+}
+
+export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [Error | undefined] }> {
+  readonly #stream: Duplex;
+  readonly #framer = new PacketFramer();
+  readonly #pending = new Map<number, Pending>();
+  #serial = 0;
+  #closed: Error | undefined;
+
+  constructor(
+    stream: Duplex,
+    private readonly callTimeoutMs = 30_000,
+  ) {
+    super();
+    this.#stream = stream;
+    stream.on('data', (chunk: Buffer) => {
+      try {
+        for (const packet of this.#framer.push(chunk)) this.#onPacket(packet);
+      } catch (error) {
+        this.#fail(error as Error); // a stream we cannot frame any more is dead
+        stream.destroy();
+      }
+    });
+    stream.on('error', (error) => this.#fail(error));
+    stream.on('close', () => this.#fail(new ConnectionClosedError('connection to libvirt closed')));
+  }
+
+  static unix(path: string, callTimeoutMs?: number): Promise<LibvirtConnection> {
+    return new Promise((resolve, reject) => {
+      const socket: Socket = createConnection(path);
+      socket.once('connect', () => resolve(new LibvirtConnection(socket, callTimeoutMs)));
+      socket.once('error', reject);
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed !== undefined;
+  }
+
+  /** Calls a REMOTE procedure; resolves with its decoded reply. */
+  call<T = void>(procedure: number, writeArgs?: (w: XdrWriter) => void, readReply?: (r: XdrReader) => T): Promise<T> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    const serial = (this.#serial = (this.#serial + 1) >>> 0);
+    const args = new XdrWriter();
+    writeArgs?.(args);
+    const packet = encodePacket({ program: REMOTE_PROGRAM, version: REMOTE_PROTOCOL_VERSION, procedure, type: MessageKind.Call, serial, status: MessageStatus.Ok }, args.toBuffer());
+    return new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(serial);
+        reject(new Error(`libvirt procedure ${procedure} timed out after ${this.callTimeoutMs} ms`));
+      }, this.callTimeoutMs);
+      this.#pending.set(serial, { resolve, reject, timer });
+      this.#stream.write(packet);
+    }).then((body) => {
+      const reader = new XdrReader(body);
+      const value = readReply ? readReply(reader) : (undefined as T);
+      reader.end();
+      return value;
+    });
+  }
+
+  #onPacket(packet: Packet): void {
+    const { header } = packet;
+    if (header.program === KEEPALIVE_PROGRAM) {
+      if (header.procedure === KEEPALIVE_PING) {
+        this.#stream.write(encodePacket({ program: KEEPALIVE_PROGRAM, version: KEEPALIVE_PROTOCOL_VERSION, procedure: KEEPALIVE_PONG, type: MessageKind.Message, serial: 0, status: MessageStatus.Ok }));
+      }
+      return;
+    }
+    if (header.type === MessageKind.Message) {
+      this.emit('event', packet);
+      return;
+    }
+    if (header.type !== MessageKind.Reply) return;
+    const pending = this.#pending.get(header.serial);
+    if (!pending) return; // a reply after its call timed out
+    this.#pending.delete(header.serial);
+    clearTimeout(pending.timer);
+    if (header.status === MessageStatus.Error) {
+      try {
+        pending.reject(readError(new XdrReader(packet.body)));
+      } catch (error) {
+        pending.reject(error as Error);
+      }
+      return;
+    }
+    pending.resolve(packet.body);
+  }
+
+  #fail(error: Error): void {
+    if (this.#closed) return;
+    this.#closed = error;
+    for (const pending of this.#pending.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(error);
+    }
+    this.#pending.clear();
+    this.emit('close', error instanceof ConnectionClosedError ? undefined : error);
+  }
+
+  close(): void {
+    this.#stream.end();
+    this.#stream.destroy();
+    this.#fail(new ConnectionClosedError('connection closed by kvmfleet'));
+  }
+}
+
+export { LibvirtError };

@@ -1,0 +1,90 @@
+/** The pure-TypeScript libvirt client against a real libvirtd, on its test driver (test:///default). */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
+import { after, before, test } from 'node:test';
+import { LibvirtError } from '../../src/protocols/libvirt/connection.ts';
+import { LibvirtClient, ListDomainsFlags } from '../../src/protocols/libvirt/remote.ts';
+import { uuidToString } from '../../src/protocols/libvirt/types.ts';
+import { ensureLibvirtd, LIBVIRT_SOCKET } from '../helpers/libvirtd.ts';
+
+const run = promisify(execFile);
+/** virsh through the same daemon (test+unix), not its own in-process test driver. */
+const virsh = async (...args: string[]) => (await run('virsh', ['-c', 'test+unix:///default', ...args])).stdout;
+
+let daemon: { stop(): Promise<void> };
+let client: LibvirtClient;
+const name = `kvt-${randomUUID().slice(0, 8)}`;
+const uuid = randomUUID();
+const xml = `<domain type='test'><name>${name}</name><uuid>${uuid}</uuid><memory unit='KiB'>262144</memory><vcpu>2</vcpu><os><type arch='x86_64'>hvm</type></os></domain>`;
+
+before(async () => {
+  daemon = await ensureLibvirtd();
+  client = await LibvirtClient.openUnix(LIBVIRT_SOCKET, 'test:///default');
+});
+after(async () => {
+  await client?.close();
+  await daemon?.stop();
+});
+
+test('connection facts: type, versions, hostname, node info, capabilities', async () => {
+  assert.equal(await client.getType(), 'TEST');
+  assert.ok((await client.getLibVersion()) >= 9_000_000n);
+  assert.ok((await client.getVersion()) > 0n);
+  assert.ok((await client.getHostname()).length > 0);
+  const node = await client.nodeGetInfo();
+  assert.equal(node.model, 'i686'); // the test driver's fixed node
+  assert.equal(node.cpus, 16);
+  assert.match(await client.getCapabilities(), /<capabilities>[\s\S]*<guest>/);
+});
+
+test('define, start, state, autostart, shutdown, destroy, undefine — and virsh sees the same', async () => {
+  const dom = await client.defineDomainXml(xml);
+  assert.equal(dom.name, name);
+  assert.equal(uuidToString(dom.uuid), uuid);
+  assert.deepEqual((await client.getDomainState(dom)).state, 'shutoff');
+  const dumped = await virsh('dumpxml', name);
+  assert.equal(dumped.trim(), (await client.getDomainXml(dom)).trim(), 'virsh dumpxml equals our getXMLDesc');
+  assert.match(dumped, new RegExp(`<uuid>${uuid}</uuid>`));
+
+  await client.startDomain(dom);
+  const running = await client.lookupDomainByName(name);
+  assert.ok(running.id > 0);
+  assert.equal((await client.getDomainState(running)).state, 'running');
+  assert.match(await virsh('domstate', name), /running/);
+  const info = await client.getDomainInfo(running);
+  assert.equal(info.vcpus, 2);
+  assert.equal(info.maxMemKiB, 262144n);
+
+  await client.setDomainAutostart(running, true);
+  assert.equal(await client.getDomainAutostart(running), true);
+
+  await client.shutdownDomain(running);
+  assert.equal((await client.getDomainState(running)).state, 'shutoff', 'the test driver shuts down at once');
+  await client.startDomain(running);
+  await client.destroyDomain(running);
+  assert.match(await virsh('domstate', name), /shut off/);
+
+  const all = await client.listAllDomains();
+  assert.ok(all.some((d) => d.name === name));
+  assert.ok((await client.listAllDomains(ListDomainsFlags.Inactive)).some((d) => d.name === name));
+  assert.ok(!(await client.listAllDomains(ListDomainsFlags.Active)).some((d) => d.name === name));
+  assert.equal((await client.lookupDomainByUuid(dom.uuid)).name, name);
+
+  await client.undefineDomain(dom);
+  await assert.rejects(client.lookupDomainByName(name), (error: LibvirtError) => error instanceof LibvirtError && error.code === 42 /* VIR_ERR_NO_DOMAIN */ && /not found/i.test(error.message));
+  assert.doesNotMatch(await virsh('list', '--all', '--name'), new RegExp(name));
+});
+
+test('errors come back typed and the connection stays usable', async () => {
+  await assert.rejects(client.defineDomainXml('<domain>'), LibvirtError);
+  assert.equal(await client.getType(), 'TEST');
+});
+
+test('bench-sized: 1 000 lookup + getState calls go through one connection', async () => {
+  const started = performance.now();
+  const [test1] = await client.listAllDomains(ListDomainsFlags.Active);
+  for (let i = 0; i < 1000; i++) await client.getDomainState(await client.lookupDomainByName(test1!.name));
+  console.log(`# 1 000 lookup+getState pairs in ${(performance.now() - started).toFixed(0)} ms`);
+});
