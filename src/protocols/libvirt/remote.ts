@@ -4,7 +4,22 @@
  */
 import type { XdrReader, XdrWriter } from '../xdr/xdr.ts';
 import { LibvirtConnection } from './connection.ts';
-import { readDomain, readString, writeDomain, writeString, type RemoteDomain, UUID_LENGTH } from './types.ts';
+import {
+  readDomain,
+  readNetwork,
+  readPool,
+  readString,
+  readVolume,
+  writeDomain,
+  writePool,
+  writeString,
+  writeVolume,
+  type RemoteDomain,
+  type RemoteNetwork,
+  type RemoteStoragePool,
+  type RemoteStorageVolume,
+  UUID_LENGTH,
+} from './types.ts';
 
 export const enum Procedure {
   ConnectOpen = 1,
@@ -23,13 +38,39 @@ export const enum Procedure {
   DomainLookupByUuid = 24,
   DomainSetAutostart = 29,
   DomainShutdown = 33,
+  NetworkLookupByName = 46,
   ConnectGetHostname = 59,
   AuthList = 66,
   AuthPolkit = 70,
+  StoragePoolRefresh = 83,
+  StoragePoolLookupByName = 84,
+  StoragePoolGetInfo = 87,
+  StorageVolCreateXml = 93,
+  StorageVolDelete = 94,
+  StorageVolLookupByName = 95,
+  StorageVolGetInfo = 98,
+  StorageVolGetPath = 100,
+  StorageVolCreateXmlFrom = 125,
   ConnectGetLibVersion = 157,
   DomainGetState = 212,
   DomainUndefineFlags = 231,
   ConnectListAllDomains = 273,
+  ConnectListAllStoragePools = 281,
+  StoragePoolListAllVolumes = 282,
+  ConnectListAllNetworks = 283,
+}
+
+export interface PoolInfo {
+  state: number;
+  capacity: bigint;
+  allocation: bigint;
+  available: bigint;
+}
+
+export interface VolumeInfo {
+  type: number;
+  capacity: bigint;
+  allocation: bigint;
 }
 
 /** virDomainState */
@@ -218,5 +259,70 @@ export class LibvirtClient {
 
   getDomainAutostart(dom: RemoteDomain): Promise<boolean> {
     return this.#call(Procedure.DomainGetAutostart, domainArg(dom), (r) => r.int() !== 0);
+  }
+
+  listAllStoragePools(flags = 0): Promise<RemoteStoragePool[]> {
+    return this.#call(Procedure.ConnectListAllStoragePools, (w) => void w.int(1).uint(flags), (r) => {
+      const pools = r.array(4096, readPool);
+      r.uint();
+      return pools;
+    });
+  }
+
+  lookupStoragePool(name: string): Promise<RemoteStoragePool> {
+    return this.#call(Procedure.StoragePoolLookupByName, (w) => void w.string(name), readPool);
+  }
+
+  refreshStoragePool(pool: RemoteStoragePool): Promise<void> {
+    return this.#call(Procedure.StoragePoolRefresh, (w) => void (writePool(w, pool), w.uint(0)));
+  }
+
+  getStoragePoolInfo(pool: RemoteStoragePool): Promise<PoolInfo> {
+    return this.#call(Procedure.StoragePoolGetInfo, (w) => writePool(w, pool), (r) => ({ state: r.uint(), capacity: r.uhyper(), allocation: r.uhyper(), available: r.uhyper() }));
+  }
+
+  listVolumes(pool: RemoteStoragePool): Promise<RemoteStorageVolume[]> {
+    return this.#call(Procedure.StoragePoolListAllVolumes, (w) => void (writePool(w, pool), w.int(1).uint(0)), (r) => {
+      const volumes = r.array(16384, readVolume);
+      r.uint();
+      return volumes;
+    });
+  }
+
+  createVolume(pool: RemoteStoragePool, xml: string, flags = 0): Promise<RemoteStorageVolume> {
+    return this.#call(Procedure.StorageVolCreateXml, (w) => void (writePool(w, pool), w.string(xml).uint(flags)), readVolume);
+  }
+
+  /** A new volume from an existing one (a full clone, done by the storage driver). */
+  cloneVolume(pool: RemoteStoragePool, xml: string, source: RemoteStorageVolume, flags = 0): Promise<RemoteStorageVolume> {
+    return this.#call(Procedure.StorageVolCreateXmlFrom, (w) => void (writePool(w, pool), w.string(xml), writeVolume(w, source), w.uint(flags)), readVolume);
+  }
+
+  lookupVolume(pool: RemoteStoragePool, name: string): Promise<RemoteStorageVolume> {
+    return this.#call(Procedure.StorageVolLookupByName, (w) => void (writePool(w, pool), w.string(name)), readVolume);
+  }
+
+  deleteVolume(volume: RemoteStorageVolume, flags = 0): Promise<void> {
+    return this.#call(Procedure.StorageVolDelete, (w) => void (writeVolume(w, volume), w.uint(flags)));
+  }
+
+  getVolumeInfo(volume: RemoteStorageVolume): Promise<VolumeInfo> {
+    return this.#call(Procedure.StorageVolGetInfo, (w) => writeVolume(w, volume), (r) => ({ type: r.int(), capacity: r.uhyper(), allocation: r.uhyper() }));
+  }
+
+  getVolumePath(volume: RemoteStorageVolume): Promise<string> {
+    return this.#call(Procedure.StorageVolGetPath, (w) => writeVolume(w, volume), readString);
+  }
+
+  listAllNetworks(flags = 0): Promise<RemoteNetwork[]> {
+    return this.#call(Procedure.ConnectListAllNetworks, (w) => void w.int(1).uint(flags), (r) => {
+      const networks = r.array(16384, readNetwork);
+      r.uint();
+      return networks;
+    });
+  }
+
+  lookupNetwork(name: string): Promise<RemoteNetwork> {
+    return this.#call(Procedure.NetworkLookupByName, (w) => void w.string(name), readNetwork);
   }
 }

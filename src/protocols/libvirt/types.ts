@@ -19,7 +19,34 @@ export interface RemoteNetwork {
   readonly uuid: Buffer;
 }
 
+export interface RemoteStoragePool {
+  readonly name: string;
+  readonly uuid: Buffer;
+}
+
+export interface RemoteStorageVolume {
+  readonly pool: string;
+  readonly name: string;
+  readonly key: string;
+}
+
 export const readString = (r: XdrReader) => r.string(STRING_MAX);
+
+export function readPool(r: XdrReader): RemoteStoragePool {
+  return { name: readString(r), uuid: r.fixedOpaque(UUID_LENGTH) };
+}
+
+export function writePool(w: XdrWriter, pool: RemoteStoragePool): void {
+  w.string(pool.name).fixedOpaque(pool.uuid);
+}
+
+export function readVolume(r: XdrReader): RemoteStorageVolume {
+  return { pool: readString(r), name: readString(r), key: readString(r) };
+}
+
+export function writeVolume(w: XdrWriter, volume: RemoteStorageVolume): void {
+  w.string(volume.pool).string(volume.name).string(volume.key);
+}
 export const writeString = (w: XdrWriter, value: string) => void w.string(value);
 
 export function readDomain(r: XdrReader): RemoteDomain {
