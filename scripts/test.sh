@@ -22,6 +22,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 cleanup() {
   "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true
+  if [ -f "$pgdir/libvirtd.pid" ]; then kill "$(cat "$pgdir/libvirtd.pid")" 2>/dev/null || true; fi
   rm -rf "$pgdir"
 }
 trap cleanup EXIT
@@ -30,6 +31,14 @@ trap cleanup EXIT
   -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off" start >/dev/null
 export KVMFLEET_TEST_PG_URL="postgres://kvmfleet@127.0.0.1:$pgport/postgres"
 echo "== PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') on port $pgport"
+
+# One libvirt daemon for every test file (they run in parallel), unless the machine already runs one.
+if ! virsh -c test+unix:///default version >/dev/null 2>&1; then
+  [ -x /usr/sbin/libvirtd ] || { echo "error: libvirtd not installed (apt-get install libvirt-daemon-system)" >&2; exit 1; }
+  /usr/sbin/libvirtd -d -p "$pgdir/libvirtd.pid"
+  for _ in $(seq 1 50); do virsh -c test+unix:///default version >/dev/null 2>&1 && break; sleep 0.2; done
+  echo "== libvirtd started for the tests"
+fi
 
 files=$(find test -name '*.test.ts' | sort)
 if [ "${1:-}" = "--only-unit" ]; then files=$(echo "$files" | grep -v '^test/e2e/' || true); fi
