@@ -40,6 +40,10 @@ test('connection facts: type, versions, hostname, node info, capabilities', asyn
 });
 
 test('define, start, state, autostart, shutdown, destroy, undefine — and virsh sees the same', async () => {
+  const events: string[] = [];
+  const stopEvents = await client.onLifecycle((e) => {
+    if (e.domain.name === name) events.push(`${e.event}:${e.detail}`);
+  });
   const dom = await client.defineDomainXml(xml);
   assert.equal(dom.name, name);
   assert.equal(uuidToString(dom.uuid), uuid);
@@ -75,6 +79,15 @@ test('define, start, state, autostart, shutdown, destroy, undefine — and virsh
   await client.undefineDomain(dom);
   await assert.rejects(client.lookupDomainByName(name), (error: LibvirtError) => error instanceof LibvirtError && error.code === 42 /* VIR_ERR_NO_DOMAIN */ && /not found/i.test(error.message));
   assert.doesNotMatch(await virsh('list', '--all', '--name'), new RegExp(name));
+  await new Promise((r) => setTimeout(r, 200));
+  await stopEvents();
+  // One lifecycle event per transition, in order: defined, started, stopped (shutdown), started, stopped (destroyed), undefined.
+  assert.deepEqual(
+    events.map((e) => e.split(':')[0]),
+    ['defined', 'started', 'stopped', 'started', 'stopped', 'undefined'],
+    events.join(' '),
+  );
+  assert.equal(events[4], 'stopped:1', 'VIR_DOMAIN_EVENT_STOPPED_DESTROYED');
 });
 
 test('errors come back typed and the connection stays usable', async () => {

@@ -3,7 +3,9 @@
  * argument/reply layouts follow libvirt's src/remote/remote_protocol.x.
  */
 import type { XdrReader, XdrWriter } from '../xdr/xdr.ts';
+import { XdrReader as Reader } from '../xdr/xdr.ts';
 import { LibvirtConnection } from './connection.ts';
+import type { Packet } from './packet.ts';
 import {
   readDomain,
   readNetwork,
@@ -40,6 +42,9 @@ export const enum Procedure {
   DomainShutdown = 33,
   NetworkLookupByName = 46,
   ConnectGetHostname = 59,
+  DomainEventLifecycle = 107,
+  DomainEventsRegisterAny = 167,
+  DomainEventsDeregisterAny = 168,
   AuthList = 66,
   AuthPolkit = 70,
   StoragePoolRefresh = 83,
@@ -95,6 +100,20 @@ export interface DomainInfo {
   vcpus: number;
   cpuTimeNs: bigint;
 }
+
+/** virDomainEventType: what a lifecycle event says happened. */
+export const LIFECYCLE_EVENTS = ['defined', 'undefined', 'started', 'suspended', 'resumed', 'stopped', 'shutdown', 'pmsuspended', 'crashed'] as const;
+export type LifecycleEventName = (typeof LIFECYCLE_EVENTS)[number] | 'unknown';
+
+export interface LifecycleEvent {
+  readonly domain: RemoteDomain;
+  readonly event: LifecycleEventName;
+  /** The event-specific detail code (e.g. VIR_DOMAIN_EVENT_STOPPED_DESTROYED = 1). */
+  readonly detail: number;
+}
+
+/** virDomainEventID */
+const EVENT_ID_LIFECYCLE = 0;
 
 /** virDomainUndefineFlagsValues */
 export const UndefineFlags = { ManagedSave: 1, SnapshotsMetadata: 2, Nvram: 4, KeepNvram: 8, CheckpointsMetadata: 16 } as const;
@@ -324,5 +343,30 @@ export class LibvirtClient {
 
   lookupNetwork(name: string): Promise<RemoteNetwork> {
     return this.#call(Procedure.NetworkLookupByName, (w) => void w.string(name), readNetwork);
+  }
+
+  /**
+   * Domain lifecycle events (defined, started, stopped, …) for every domain of this connection,
+   * delivered as typed objects. Returns a function that stops them.
+   */
+  async onLifecycle(listener: (event: LifecycleEvent) => void): Promise<() => Promise<void>> {
+    const handler = (packet: Packet) => {
+      if (packet.header.procedure !== Procedure.DomainEventLifecycle) return;
+      try {
+        const r = new Reader(packet.body);
+        const domain = readDomain(r);
+        const event = r.int();
+        const detail = r.int();
+        listener({ domain, event: LIFECYCLE_EVENTS[event] ?? 'unknown', detail });
+      } catch {
+        /* a malformed event is dropped; the connection goes on */
+      }
+    };
+    this.connection.on('event', handler);
+    await this.#call(Procedure.DomainEventsRegisterAny, (w) => void w.int(EVENT_ID_LIFECYCLE));
+    return async () => {
+      this.connection.off('event', handler);
+      await this.#call(Procedure.DomainEventsDeregisterAny, (w) => void w.int(EVENT_ID_LIFECYCLE));
+    };
   }
 }
