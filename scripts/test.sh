@@ -22,7 +22,9 @@ if [ "$(id -u)" = 0 ]; then
 fi
 cleanup() {
   "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true
-  if [ -f "$pgdir/libvirtd.pid" ]; then kill "$(cat "$pgdir/libvirtd.pid")" 2>/dev/null || true; fi
+  for daemon in libvirtd virtlogd; do
+    if [ -f "$pgdir/$daemon.pid" ]; then kill "$(cat "$pgdir/$daemon.pid")" 2>/dev/null || true; fi
+  done
   rm -rf "$pgdir"
 }
 trap cleanup EXIT
@@ -35,6 +37,7 @@ echo "== PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') on port $p
 # One libvirt daemon for every test file (they run in parallel), unless the machine already runs one.
 if ! virsh -c test+unix:///default version >/dev/null 2>&1; then
   [ -x /usr/sbin/libvirtd ] || { echo "error: libvirtd not installed (apt-get install libvirt-daemon-system)" >&2; exit 1; }
+  /usr/sbin/virtlogd -d -p "$pgdir/virtlogd.pid"   # the qemu driver logs through it
   /usr/sbin/libvirtd -d -p "$pgdir/libvirtd.pid"
   for _ in $(seq 1 50); do virsh -c test+unix:///default version >/dev/null 2>&1 && break; sleep 0.2; done
   echo "== libvirtd started for the tests"

@@ -19,12 +19,15 @@ function answers(path: string): Promise<boolean> {
 export async function ensureLibvirtd(): Promise<{ stop(): Promise<void> }> {
   if (await answers(LIBVIRT_SOCKET)) return { stop: async () => {} };
   if (!existsSync('/usr/sbin/libvirtd')) throw new Error('libvirtd is not installed (apt-get install libvirt-daemon-system)');
+  // The qemu driver logs through virtlogd; without it no guest starts.
+  const logd: ChildProcess = spawn('/usr/sbin/virtlogd', [], { stdio: 'ignore' });
   const child: ChildProcess = spawn('/usr/sbin/libvirtd', [], { stdio: 'ignore' });
   for (let i = 0; i < 100 && !(await answers(LIBVIRT_SOCKET)); i++) await new Promise((r) => setTimeout(r, 100));
   if (!(await answers(LIBVIRT_SOCKET))) throw new Error('libvirtd did not open its socket');
   return {
     async stop() {
       child.kill();
+      logd.kill();
       await new Promise((r) => child.once('exit', r));
     },
   };

@@ -61,7 +61,7 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
   }
 
   /** Calls a REMOTE procedure; resolves with its decoded reply. */
-  call<T = void>(procedure: number, writeArgs?: (w: XdrWriter) => void, readReply?: (r: XdrReader) => T): Promise<T> {
+  call<T = void>(procedure: number, writeArgs?: (w: XdrWriter) => void, readReply?: (r: XdrReader) => T, timeoutMs = this.callTimeoutMs): Promise<T> {
     if (this.#closed) return Promise.reject(this.#closed);
     const serial = (this.#serial = (this.#serial + 1) >>> 0);
     const args = new XdrWriter();
@@ -70,8 +70,8 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
     return new Promise<Buffer>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(serial);
-        reject(new Error(`libvirt procedure ${procedure} timed out after ${this.callTimeoutMs} ms`));
-      }, this.callTimeoutMs);
+        reject(new Error(`libvirt procedure ${procedure} timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
       this.#pending.set(serial, { resolve, reject, timer });
       this.#stream.write(packet);
     }).then((body) => {

@@ -31,6 +31,7 @@ export const enum Procedure {
   NodeGetInfo = 6,
   ConnectGetCapabilities = 7,
   DomainCreate = 9,
+  DomainCreateXml = 10,
   DomainDefineXml = 11,
   DomainDestroy = 12,
   DomainGetXmlDesc = 14,
@@ -121,6 +122,12 @@ export const UndefineFlags = { ManagedSave: 1, SnapshotsMetadata: 2, Nvram: 4, K
 export const ListDomainsFlags = { Active: 1, Inactive: 2 } as const;
 
 const DOMAIN_LIST_MAX = 16384;
+/**
+ * Starting or stopping QEMU can take long: libvirtd answers a failed KVM start only after ~45 s
+ * here. These calls get minutes, not the default 30 s.
+ */
+const SLOW_PROCEDURES = new Set<Procedure>([Procedure.DomainCreate, Procedure.DomainCreateXml, Procedure.DomainDestroy, Procedure.DomainShutdown, Procedure.StorageVolCreateXmlFrom]);
+const SLOW_CALL_TIMEOUT_MS = 300_000;
 const domainArg = (dom: RemoteDomain) => (w: XdrWriter) => writeDomain(w, dom);
 
 export class LibvirtClient {
@@ -154,7 +161,7 @@ export class LibvirtClient {
   }
 
   #call<T = void>(procedure: Procedure, args?: (w: XdrWriter) => void, reply?: (r: XdrReader) => T): Promise<T> {
-    return this.connection.call(procedure, args, reply);
+    return this.connection.call(procedure, args, reply, SLOW_PROCEDURES.has(procedure) ? SLOW_CALL_TIMEOUT_MS : undefined);
   }
 
   open(uri: string, flags = 0): Promise<void> {
@@ -231,6 +238,11 @@ export class LibvirtClient {
 
   defineDomainXml(xml: string): Promise<RemoteDomain> {
     return this.#call(Procedure.DomainDefineXml, (w) => void w.string(xml), readDomain);
+  }
+
+  /** Starts a transient domain (gone once it stops): probes, throwaway guests. */
+  createTransientDomain(xml: string, flags = 0): Promise<RemoteDomain> {
+    return this.#call(Procedure.DomainCreateXml, (w) => void w.string(xml).uint(flags), readDomain);
   }
 
   startDomain(dom: RemoteDomain): Promise<void> {
