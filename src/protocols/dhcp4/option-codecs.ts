@@ -13,7 +13,8 @@ export interface OptionCodec<T> {
   encodingLength(value: T): number;
 }
 
-function ipToBytes(text: string): number[] {
+/** Dotted quad → four bytes; the one place the DHCP codec parses addresses. */
+export function ipToBytes(text: string): number[] {
   const parts = text.split('.').map(Number);
   if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new RangeError(`bad IPv4 address ${text}`);
   return parts;

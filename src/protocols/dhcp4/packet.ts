@@ -2,6 +2,7 @@
  * DHCPv4 / BOOTP packets (RFC 2131 §2, RFC 951). Decoding is for untrusted datagrams: every
  * length is checked, and a malformed packet is a DhcpDecodeError that the server counts and drops.
  */
+import { ipToBytes } from './option-codecs.ts';
 import { DhcpDecodeError, DhcpOptions, OptionCode, readOptions } from './options.ts';
 
 export const BOOTREQUEST = 1;
@@ -46,9 +47,7 @@ export interface DhcpPacket {
 
 const ip = (buf: Buffer, at: number) => `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
 function writeIp(buf: Buffer, at: number, text: string): void {
-  const parts = text.split('.').map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new RangeError(`bad IPv4 address ${text}`);
-  parts.forEach((p, i) => (buf[at + i] = p));
+  ipToBytes(text).forEach((p, i) => (buf[at + i] = p));
 }
 const cstring = (buf: Buffer, start: number, length: number) => {
   const field = buf.subarray(start, start + length);
