@@ -7,7 +7,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Database } from '../store/schema.ts';
-import { NameParams } from './schemas.ts';
+import { errorReplies, NameParams } from './schemas.ts';
 
 export interface ResourceSpec<T, Input, Patch, Query> {
   /** Plural path segment: /api/v1/{plural} */
@@ -23,7 +23,7 @@ export interface ResourceSpec<T, Input, Patch, Query> {
   remove(db: Kysely<Database>, name: string): Promise<void>;
 }
 
-const errors = { 400: { $ref: 'ErrorReply#' }, 404: { $ref: 'ErrorReply#' }, 409: { $ref: 'ErrorReply#' }, 422: { $ref: 'ErrorReply#' } };
+const errors = errorReplies(400, 404, 409, 422);
 
 export function registerResource<T, Input, Patch, Query>(app: FastifyInstance, db: Kysely<Database>, spec: ResourceSpec<T, Input, Patch, Query>): void {
   const base = `/api/v1/${spec.plural}`;

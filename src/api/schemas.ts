@@ -16,6 +16,11 @@ export const ErrorReply = Type.Object(
   { $id: 'ErrorReply' },
 );
 
+/** Response schemas for the error statuses a route can answer, all in the one ErrorReply shape. */
+export function errorReplies(...statuses: number[]): Record<number, { $ref: string }> {
+  return Object.fromEntries(statuses.map((status) => [status, { $ref: 'ErrorReply#' }]));
+}
+
 export const Site = Type.Object({ name: Type.String(), description: Type.String(), buildCap: Type.Integer() }, { $id: 'Site' });
 export const SiteInput = Type.Object(
   { name: Type.String({ minLength: 1, maxLength: 63 }), description: Type.Optional(Type.String({ maxLength: 1000 })), buildCap: Type.Optional(Type.Integer({ minimum: 0, maximum: 100000 })) },

@@ -4,8 +4,9 @@
  * the URL is the only key, and a wrong or spent one gets a bare 403.
  */
 import fastifyStatic from '@fastify/static';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { normalizeMac } from '../fleet/mac.ts';
+import { UUID } from '../fleet/validate-host.ts';
 import type { Store } from '../store/open.ts';
 import type { Platform } from './decide.ts';
 import type { MirrorCache } from './mirror.ts';
@@ -43,16 +44,22 @@ export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyIn
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
+  /** Text a machine must read fresh every time (scripts carry tokens; Kickstarts carry secrets). */
+  const sendFresh = (reply: FastifyReply, text: string) => reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(text);
+  const sendScript = async (mac: string, request: FastifyRequest<{ Querystring: { platform?: string } }>, reply: FastifyReply) => {
+    const { script } = await options.boot.script(mac, { clientIp: request.ip, platform: platformOf(request.query.platform), baseUrl: baseUrl(request) });
+    return sendFresh(reply, script);
+  };
+
   app.get<{ Params: { mac: string }; Querystring: { platform?: string } }>('/boot/:mac', async (request, reply) => {
     const mac = normalizeMac(request.params.mac);
     if (!mac) return reply.code(400).type('text/plain').send('bad MAC address\n');
-    const { script } = await options.boot.script(mac, { clientIp: request.ip, platform: platformOf(request.query.platform), baseUrl: baseUrl(request) });
-    return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(script);
+    return sendScript(mac, request, reply);
   });
 
   app.get<{ Params: { uuid: string }; Querystring: { platform?: string } }>('/boot/uuid/:uuid', async (request, reply) => {
     const uuid = request.params.uuid.toLowerCase();
-    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(uuid)) return reply.code(400).type('text/plain').send('bad UUID\n');
+    if (!UUID.test(uuid)) return reply.code(400).type('text/plain').send('bad UUID\n');
     const row = await options.store.db
       .selectFrom('hosts')
       .innerJoin('host_macs', 'host_macs.host_id', 'hosts.id')
@@ -61,14 +68,13 @@ export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyIn
       .orderBy('host_macs.position')
       .executeTakeFirst();
     if (!row) return reply.code(404).type('text/plain').send('no host with that UUID; boot by MAC\n');
-    const { script } = await options.boot.script(row.mac, { clientIp: request.ip, platform: platformOf(request.query.platform), baseUrl: baseUrl(request) });
-    return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(script);
+    return sendScript(row.mac, request, reply);
   });
 
   app.get<{ Params: { token: string } }>('/boot/ks/:token', async (request, reply) => {
     const text = await options.boot.kickstart(request.params.token, baseUrl(request), request.ip);
     if (text === undefined) return reply.code(403).type('text/plain').send(FORBIDDEN);
-    return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(text);
+    return sendFresh(reply, text);
   });
 
   app.get<{ Params: { token: string; which: string } }>('/boot/files/:token/:which', async (request, reply) => {

@@ -34,17 +34,22 @@ function selectHosts(db: Db) {
     ]);
 }
 
+/** Runs a query per slice of values, so that lists of thousands stay within bind-parameter limits. */
+async function inChunks<T, R>(values: readonly T[], query: (chunk: T[]) => Promise<R[]>, size = 5000): Promise<R[]> {
+  const results: R[] = [];
+  for (let i = 0; i < values.length; i += size) results.push(...(await query(values.slice(i, i + size))));
+  return results;
+}
+
 type HostRow = Awaited<ReturnType<ReturnType<typeof selectHosts>['executeTakeFirstOrThrow']>>;
 
 async function withMacs(db: Db, rows: HostRow[]): Promise<Host[]> {
   const macsByHost = new Map<number, string[]>();
-  const ids = rows.map((row) => row.id);
-  // Chunked so that a listing of tens of thousands of hosts stays within bind-parameter limits.
-  for (let i = 0; i < ids.length; i += 10_000) {
-    const chunk = ids.slice(i, i + 10_000);
-    const macs = await db.selectFrom('host_macs').select(['host_id', 'mac']).where('host_id', 'in', chunk).orderBy('host_id').orderBy('position').execute();
-    for (const { host_id, mac } of macs) macsByHost.set(host_id, [...(macsByHost.get(host_id) ?? []), mac]);
-  }
+  const macs = await inChunks(
+    rows.map((row) => row.id),
+    (ids) => db.selectFrom('host_macs').select(['host_id', 'mac']).where('host_id', 'in', ids).orderBy('host_id').orderBy('position').execute(),
+  );
+  for (const { host_id, mac } of macs) macsByHost.set(host_id, [...(macsByHost.get(host_id) ?? []), mac]);
   return rows.map((row) => ({
     hostname: row.hostname,
     macs: macsByHost.get(row.id) ?? [],
@@ -88,22 +93,13 @@ async function loadExistingIdentifiers(trx: Db, rows: readonly HostInput[]): Pro
   const macs = [...new Set(rows.flatMap((r) => (r.macs ?? []).map((m) => normalizeMac(String(m)))).filter((m): m is string => m !== undefined))];
   const uuids = [...new Set(rows.map((r) => r.smbiosUuid?.toLowerCase()).filter((u): u is string => !!u && UUID.test(u)))];
   const result = { hostnames: new Set<string>(), ipOwners: new Map<string, string>(), macOwners: new Map<string, string>(), uuidOwners: new Map<string, string>() };
-  for (let i = 0; i < hostnames.length; i += 5000) {
-    for (const row of await trx.selectFrom('hosts').select('hostname').where('hostname', 'in', hostnames.slice(i, i + 5000)).execute()) result.hostnames.add(row.hostname);
-  }
+  for (const row of await inChunks(hostnames, (chunk) => trx.selectFrom('hosts').select('hostname').where('hostname', 'in', chunk).execute())) result.hostnames.add(row.hostname);
   // Only well-formed values reach SQL: a failed cast would abort the whole import transaction.
   const validIps = ips.map((ip) => parseIpv4(ip.trim())).filter((ip): ip is number => ip !== undefined).map(formatIpv4);
-  for (let i = 0; i < validIps.length; i += 5000) {
-    const chunk = validIps.slice(i, i + 5000);
-    for (const row of await trx.selectFrom('hosts').select(['hostname', 'ip']).where('ip', 'in', chunk).execute()) result.ipOwners.set(row.ip!, row.hostname);
-  }
-  for (let i = 0; i < macs.length; i += 5000) {
-    const found = await trx.selectFrom('host_macs').innerJoin('hosts', 'hosts.id', 'host_macs.host_id').select(['host_macs.mac', 'hosts.hostname']).where('host_macs.mac', 'in', macs.slice(i, i + 5000)).execute();
-    for (const row of found) result.macOwners.set(row.mac, row.hostname);
-  }
-  for (let i = 0; i < uuids.length; i += 5000) {
-    for (const row of await trx.selectFrom('hosts').select(['hostname', 'smbios_uuid']).where('smbios_uuid', 'in', uuids.slice(i, i + 5000)).execute()) result.uuidOwners.set(row.smbios_uuid!, row.hostname);
-  }
+  for (const row of await inChunks(validIps, (chunk) => trx.selectFrom('hosts').select(['hostname', 'ip']).where('ip', 'in', chunk).execute())) result.ipOwners.set(row.ip!, row.hostname);
+  const macRows = await inChunks(macs, (chunk) => trx.selectFrom('host_macs').innerJoin('hosts', 'hosts.id', 'host_macs.host_id').select(['host_macs.mac', 'hosts.hostname']).where('host_macs.mac', 'in', chunk).execute());
+  for (const row of macRows) result.macOwners.set(row.mac, row.hostname);
+  for (const row of await inChunks(uuids, (chunk) => trx.selectFrom('hosts').select(['hostname', 'smbios_uuid']).where('smbios_uuid', 'in', chunk).execute())) result.uuidOwners.set(row.smbios_uuid!, row.hostname);
   return result;
 }
 

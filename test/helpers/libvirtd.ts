@@ -2,9 +2,14 @@
  * A real libvirt daemon for the tests: the machine's own when its socket answers, otherwise one
  * started here (libvirtd in the foreground) and stopped at the end. A missing libvirtd fails loudly.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { after, before } from 'node:test';
+import { promisify } from 'node:util';
+import { LibvirtClient } from '../../src/protocols/libvirt/remote.ts';
+
+const run = promisify(execFile);
 
 export const LIBVIRT_SOCKET = '/var/run/libvirt/libvirt-sock';
 
@@ -31,4 +36,30 @@ export async function ensureLibvirtd(): Promise<{ stop(): Promise<void> }> {
       await new Promise((r) => child.once('exit', r));
     },
   };
+}
+
+/**
+ * Registers before/after hooks that open a LibvirtClient on `uri` through the daemon (started if
+ * need be) and close it; returns a getter for the client, valid inside tests.
+ */
+export function useLibvirtClient(uri: string): () => LibvirtClient {
+  let daemon: { stop(): Promise<void> } | undefined;
+  let client: LibvirtClient | undefined;
+  before(async () => {
+    daemon = await ensureLibvirtd();
+    client = await LibvirtClient.openUnix(LIBVIRT_SOCKET, uri);
+  });
+  after(async () => {
+    await client?.close();
+    await daemon?.stop();
+  });
+  return () => {
+    if (!client) throw new Error('libvirt client not open yet');
+    return client;
+  };
+}
+
+/** virsh through the daemon's test driver (test+unix), not an in-process one of its own. */
+export async function virshTest(...args: string[]): Promise<string> {
+  return (await run('virsh', ['-c', 'test+unix:///default', ...args])).stdout;
 }

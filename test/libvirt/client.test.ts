@@ -1,34 +1,22 @@
 /** The pure-TypeScript libvirt client against a real libvirtd, on its test driver (test:///default). */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { LibvirtError } from '../../src/protocols/libvirt/connection.ts';
-import { LibvirtClient, ListDomainsFlags } from '../../src/protocols/libvirt/remote.ts';
+import { ListDomainsFlags } from '../../src/protocols/libvirt/remote.ts';
 import { uuidToString } from '../../src/protocols/libvirt/types.ts';
-import { ensureLibvirtd, LIBVIRT_SOCKET } from '../helpers/libvirtd.ts';
+import { useLibvirtClient, virshTest } from '../helpers/libvirtd.ts';
 
-const run = promisify(execFile);
-/** virsh through the same daemon (test+unix), not its own in-process test driver. */
-const virsh = async (...args: string[]) => (await run('virsh', ['-c', 'test+unix:///default', ...args])).stdout;
+const virsh = virshTest;
 
-let daemon: { stop(): Promise<void> };
-let client: LibvirtClient;
+const libvirt = useLibvirtClient('test:///default');
 const name = `kvt-${randomUUID().slice(0, 8)}`;
 const uuid = randomUUID();
 const xml = `<domain type='test'><name>${name}</name><uuid>${uuid}</uuid><memory unit='KiB'>262144</memory><vcpu>2</vcpu><os><type arch='x86_64'>hvm</type></os></domain>`;
 
-before(async () => {
-  daemon = await ensureLibvirtd();
-  client = await LibvirtClient.openUnix(LIBVIRT_SOCKET, 'test:///default');
-});
-after(async () => {
-  await client?.close();
-  await daemon?.stop();
-});
 
 test('connection facts: type, versions, hostname, node info, capabilities', async () => {
+  const client = libvirt();
   assert.equal(await client.getType(), 'TEST');
   assert.ok((await client.getLibVersion()) >= 9_000_000n);
   assert.ok((await client.getVersion()) > 0n);
@@ -40,6 +28,7 @@ test('connection facts: type, versions, hostname, node info, capabilities', asyn
 });
 
 test('define, start, state, autostart, shutdown, destroy, undefine — and virsh sees the same', async () => {
+  const client = libvirt();
   const events: string[] = [];
   const stopEvents = await client.onLifecycle((e) => {
     if (e.domain.name === name) events.push(`${e.event}:${e.detail}`);
@@ -91,11 +80,13 @@ test('define, start, state, autostart, shutdown, destroy, undefine — and virsh
 });
 
 test('errors come back typed and the connection stays usable', async () => {
+  const client = libvirt();
   await assert.rejects(client.defineDomainXml('<domain>'), LibvirtError);
   assert.equal(await client.getType(), 'TEST');
 });
 
 test('bench-sized: 1 000 lookup + getState calls go through one connection', async () => {
+  const client = libvirt();
   const started = performance.now();
   const [test1] = await client.listAllDomains(ListDomainsFlags.Active);
   for (let i = 0; i < 1000; i++) await client.getDomainState(await client.lookupDomainByName(test1!.name));

@@ -1,29 +1,17 @@
 /** Storage pools and volumes, and networks, through the RPC client, cross-checked with virsh. */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { LibvirtError } from '../../src/protocols/libvirt/connection.ts';
-import { LibvirtClient } from '../../src/protocols/libvirt/remote.ts';
-import { ensureLibvirtd, LIBVIRT_SOCKET } from '../helpers/libvirtd.ts';
+import { useLibvirtClient, virshTest } from '../helpers/libvirtd.ts';
 
-const run = promisify(execFile);
-const virsh = async (...args: string[]) => (await run('virsh', ['-c', 'test+unix:///default', ...args])).stdout;
+const virsh = virshTest;
 
-let daemon: { stop(): Promise<void> };
-let client: LibvirtClient;
+const libvirt = useLibvirtClient('test:///default');
 
-before(async () => {
-  daemon = await ensureLibvirtd();
-  client = await LibvirtClient.openUnix(LIBVIRT_SOCKET, 'test:///default');
-});
-after(async () => {
-  await client?.close();
-  await daemon?.stop();
-});
 
 test('pools: list, look up, refresh, info', async () => {
+  const client = libvirt();
   const pools = await client.listAllStoragePools();
   assert.ok(pools.some((p) => p.name === 'default-pool'));
   const pool = await client.lookupStoragePool('default-pool');
@@ -33,6 +21,7 @@ test('pools: list, look up, refresh, info', async () => {
 });
 
 test('volumes: create, clone (create-from), path, info, delete — as virsh vol-list shows', async () => {
+  const client = libvirt();
   const pool = await client.lookupStoragePool('default-pool');
   const name = `kvt-${randomUUID().slice(0, 8)}`;
   const volume = await client.createVolume(pool, `<volume><name>${name}.img</name><capacity unit='MiB'>64</capacity></volume>`);
@@ -53,6 +42,7 @@ test('volumes: create, clone (create-from), path, info, delete — as virsh vol-
 });
 
 test('networks: list and look up', async () => {
+  const client = libvirt();
   const networks = await client.listAllNetworks();
   assert.ok(networks.some((n) => n.name === 'default'));
   assert.equal((await client.lookupNetwork('default')).name, 'default');

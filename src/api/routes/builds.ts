@@ -5,9 +5,9 @@ import type { Kysely } from 'kysely';
 import { hostTimeline, requestRebuild, siteBuilds } from '../../boot/builds.ts';
 import { PREVIEW_TOKEN, type BootService } from '../../boot/service.ts';
 import type { Database } from '../../store/schema.ts';
-import { NameParams } from '../schemas.ts';
+import { errorReplies, NameParams } from '../schemas.ts';
 
-const errors = { 404: { $ref: 'ErrorReply#' }, 422: { $ref: 'ErrorReply#' } };
+const errors = errorReplies(404, 422);
 const Timeline = Type.Array(Type.Object({ at: Type.String({ format: 'date-time' }), kind: Type.String(), detail: Type.Record(Type.String(), Type.Unknown()) }));
 const SiteBuilds = Type.Object({
   site: Type.String(),

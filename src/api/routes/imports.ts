@@ -3,9 +3,9 @@ import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { importHostsCsv, importSiteYaml } from '../../import/apply.ts';
 import type { Database } from '../../store/schema.ts';
-import { HostsImportReply, ImportQuery, SiteImportReply } from '../schemas.ts';
+import { errorReplies, HostsImportReply, ImportQuery, SiteImportReply } from '../schemas.ts';
 
-const errors = { 400: { $ref: 'ErrorReply#' }, 422: { $ref: 'ErrorReply#' } };
+const errors = errorReplies(400, 422);
 const TEXT_TYPES = ['text/csv', 'text/yaml', 'application/yaml', 'application/x-yaml', 'text/plain'];
 
 interface ImportQueryT {
