@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: type-check, start a throwaway PostgreSQL (the suite runs on it and on the
-# embedded store), run every test file with Node's test runner, stop PostgreSQL.
+# embedded store), run every test file with Node's test runner, then the e2e files (real guests),
+# stop PostgreSQL. --only-unit / --only-e2e run one of the two parts.
 # Needs PostgreSQL's server binaries (Debian: postgresql); without them it fails, it does not skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,8 +44,21 @@ if ! virsh -c test+unix:///default version >/dev/null 2>&1; then
   echo "== libvirtd started for the tests"
 fi
 
-files=$(find test -name '*.test.ts' | sort)
-if [ "${1:-}" = "--only-unit" ]; then files=$(echo "$files" | grep -v '^test/e2e/' || true); fi
-echo "== tests"
-# shellcheck disable=SC2086
-node --import tsx --test --test-reporter=spec --test-concurrency=2 $files
+all=$(find test -name '*.test.ts' | sort)
+unit=$(echo "$all" | grep -v '^test/e2e/' || true)
+e2e=$(echo "$all" | grep '^test/e2e/' || true)
+case "${1:-}" in
+  --only-unit) e2e="" ;;
+  --only-e2e) unit="" ;;
+esac
+if [ -n "$unit" ]; then
+  echo "== tests"
+  # shellcheck disable=SC2086
+  node --import tsx --test --test-reporter=spec --test-concurrency=2 $unit
+fi
+if [ -n "$e2e" ]; then
+  # Real guests under TCG take both cores: the e2e files run one at a time, after the rest.
+  echo "== e2e tests (serial consoles and server log kept in ${TMPDIR:-/tmp}/kvmfleet-e2e-artifacts)"
+  # shellcheck disable=SC2086
+  node --import tsx --test --test-reporter=spec --test-concurrency=1 $e2e
+fi

@@ -85,6 +85,9 @@ export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyIn
     return reply.redirect(url, 302);
   });
 
+  // Installers call back with whatever their HTTP client sends: curl -X POST sends no body, wget
+  // --post-data a form body. The callback reads nothing from it, so any type is taken and dropped.
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 64 * 1024 }, (_request, _body, done) => done(null, undefined));
   app.post<{ Params: { token: string } }>('/boot/built/:token', async (request, reply) => {
     const hostname = await options.boot.built(request.params.token, request.ip);
     if (hostname === undefined) return reply.code(403).type('text/plain').send(FORBIDDEN);

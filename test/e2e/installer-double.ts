@@ -1,0 +1,172 @@
+/**
+ * A TEST DOUBLE OF THE INSTALLER (Anaconda cannot be had here): Debian's cloud kernel with a busybox
+ * initramfs built by the test. It does the part of an install that kvmfleet can observe:
+ *   reads inst.ks= (or ks=) from the kernel command line, DHCPs, fetches the Kickstart over HTTP,
+ *   takes the install tree from its `url --url=` line, fetches the disk image from the tree, writes
+ *   it to /dev/vda, runs the Kickstart's %post (which calls kvmfleet back) and reboots.
+ *   `kvmfleet.test.hold=N` on the command line makes it take N s more, as a real install would.
+ * `curl` and `systemctl` in %post are shims over busybox (wget; a no-op that says what it skipped).
+ * Every step prints "kvmfleet-installer-double: …" on the serial console; a failed step prints
+ * "… FAILED: why" and powers the guest off, so the test sees it at once.
+ */
+import { execFile } from 'node:child_process';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** Where the double expects the disk image in the install tree. */
+export const TREE_DISK_IMAGE = 'kvmfleet-test/disk.img';
+export const INSTALLER_SAYS = 'kvmfleet-installer-double:';
+
+/** The virtio PCI transport, NIC and disk; loaded with their dependencies first. */
+const WANTED_MODULES = ['virtio_pci', 'virtio_net', 'virtio_blk'];
+
+export interface Kernel {
+  readonly version: string;
+  readonly vmlinuz: string;
+}
+
+/** The newest Debian cloud kernel on this machine whose modules are installed. */
+export async function findCloudKernel(): Promise<Kernel> {
+  const versions = (await readdir('/boot').catch(() => [] as string[]))
+    .map((f) => /^vmlinuz-(.+-cloud-amd64)$/.exec(f)?.[1])
+    .filter((v): v is string => !!v && existsSync(`/lib/modules/${v}`))
+    .sort();
+  const version = versions.at(-1);
+  if (!version) throw new Error('no Debian cloud kernel with modules in /boot (apt-get install linux-image-cloud-amd64)');
+  return { version, vmlinuz: `/boot/vmlinuz-${version}` };
+}
+
+async function moduleLoadOrder(version: string, names: readonly string[]): Promise<string[]> {
+  const order: string[] = [];
+  const visit = async (name: string): Promise<void> => {
+    if (order.includes(name)) return;
+    const { stdout } = await run('modinfo', ['-k', version, '-F', 'depends', name]);
+    for (const dep of stdout.trim().split(',').filter(Boolean)) await visit(dep);
+    order.push(name);
+  };
+  for (const name of names) await visit(name);
+  return order;
+}
+
+const INIT = `#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys /dev /tmp /usr/bin /usr/sbin /sbin
+/bin/busybox --install -s
+export PATH=/usr/bin:/bin:/usr/sbin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+say() { echo "${INSTALLER_SAYS} $*"; }
+fail() { say "FAILED: $*"; sleep 1; poweroff -f; }
+say "started (a test double of the installer, not Anaconda)"
+for m in $(cat /lib/modules/order); do insmod "/lib/modules/$m.ko" || fail "insmod $m"; done
+ks=""
+hold=0
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    inst.ks=*) ks="\${arg#inst.ks=}" ;;
+    ks=*) ks="\${arg#ks=}" ;;
+    kvmfleet.test.hold=*) hold="\${arg#kvmfleet.test.hold=}" ;;
+  esac
+done
+[ -n "$ks" ] || fail "no inst.ks= on the kernel command line"
+for i in $(seq 1 50); do [ -e /sys/class/net/eth0 ] && [ -b /dev/vda ] && break; sleep 0.2; done
+[ -b /dev/vda ] || fail "no disk /dev/vda"
+ip link set lo up
+ip link set eth0 up
+udhcpc -i eth0 -n -q -t 20 -T 2 -s /etc/udhcpc.script || fail "no DHCP lease"
+say "address $(ip -4 -o addr show dev eth0 | awk '{print $4}')"
+wget -q -O /tmp/ks.cfg "$ks" || fail "could not fetch the Kickstart $ks"
+say "fetched the Kickstart ($(wc -c </tmp/ks.cfg) bytes)"
+if [ "$hold" -gt 0 ]; then say "holding $hold s (the length of a real install)"; sleep "$hold"; fi
+tree=$(sed -n 's/^url --url=\\([^ ]*\\).*/\\1/p' /tmp/ks.cfg)
+[ -n "$tree" ] || fail "the Kickstart names no install tree (url --url=)"
+wget -q -O /tmp/disk.img "$tree/${TREE_DISK_IMAGE}" || fail "could not fetch ${TREE_DISK_IMAGE} from $tree"
+dd if=/tmp/disk.img of=/dev/vda bs=1M conv=fsync 2>/dev/null || fail "could not write the disk"
+sync
+say "wrote the disk image from the install tree to /dev/vda"
+sed -n '/^%post/,/^%end/p' /tmp/ks.cfg | sed '1d;$d' >/tmp/post.sh
+sh -e /tmp/post.sh || fail "%post failed"
+say "install complete; rebooting"
+sync
+reboot -f
+`;
+
+const UDHCPC_SCRIPT = `#!/bin/sh
+case "$1" in
+  deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
+  bound|renew)
+    ip -4 addr flush dev "$interface"
+    ip addr add "$ip/\${mask:-24}" dev "$interface"
+    [ -n "$router" ] && ip route add default via "\${router%% *}" dev "$interface"
+    ;;
+esac
+exit 0
+`;
+
+/** Enough of curl for a Kickstart %post: "curl [flags] [-X METHOD] URL", with retries. */
+const CURL_SHIM = `#!/bin/sh
+method=GET; url=""; retries=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -X|--request) method="$2"; shift ;;
+    --retry) retries="$2"; shift ;;
+    --retry-delay|-o|--output|-H|--header|-d|--data) shift ;;
+    http://*|https://*) url="$1" ;;
+  esac
+  shift
+done
+[ -n "$url" ] || { echo "curl (shim): no URL" >&2; exit 2; }
+i=0
+while :; do
+  if [ "$method" = POST ]; then wget -q -O - --post-data '' "$url" && exit 0
+  else wget -q -O - "$url" && exit 0; fi
+  i=$((i + 1)); [ "$i" -gt "$retries" ] && exit 22
+  sleep 1
+done
+`;
+
+const SYSTEMCTL_SHIM = `#!/bin/sh
+echo "systemctl (shim): skipped: systemctl $*"
+`;
+
+/** Builds the initramfs (newc cpio, gzip) and returns its bytes. */
+export async function buildInstallerInitramfs(kernel: Kernel): Promise<Buffer> {
+  if (!existsSync('/bin/busybox')) throw new Error('busybox is not installed (apt-get install busybox-static)');
+  const root = await mkdtemp(join(tmpdir(), 'kvt-initramfs-'));
+  try {
+    for (const dir of ['bin', 'etc', 'usr/bin', 'lib/modules', 'proc', 'sys', 'dev', 'tmp']) await mkdir(join(root, dir), { recursive: true });
+    await copyFile('/bin/busybox', join(root, 'bin/busybox'));
+    const order = await moduleLoadOrder(kernel.version, WANTED_MODULES);
+    for (const name of order) {
+      const { stdout } = await run('modinfo', ['-k', kernel.version, '-F', 'filename', name]);
+      const file = stdout.trim();
+      if (!file.endsWith('.ko')) throw new Error(`module ${name} is ${file}: compressed modules are not handled by the test double`);
+      await copyFile(file, join(root, 'lib/modules', `${name}.ko`));
+    }
+    await writeFile(join(root, 'lib/modules/order'), order.join('\n') + '\n');
+    const scripts: [string, string][] = [
+      ['init', INIT],
+      ['etc/udhcpc.script', UDHCPC_SCRIPT],
+      ['usr/bin/curl', CURL_SHIM],
+      ['usr/bin/systemctl', SYSTEMCTL_SHIM],
+    ];
+    for (const [path, text] of scripts) {
+      await writeFile(join(root, path), text);
+      await chmod(join(root, path), 0o755);
+    }
+    await chmod(join(root, 'bin/busybox'), 0o755);
+    const archive = join(root, '..', `${root.split('/').at(-1)}.cpio.gz`);
+    await run('sh', ['-c', `cd "${root}" && find . | cpio -o -H newc --quiet -R 0:0 | gzip -1 > "${archive}"`]);
+    const bytes = await readFile(archive);
+    await rm(archive, { force: true });
+    return bytes;
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
