@@ -1,0 +1,87 @@
+/** Domain XML from a spec: validated against libvirt's own schema (virt-xml-validate), and its choices checked. */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { domainXml, escapeXml, type DomainSpec } from '../../src/vms/domain-xml.ts';
+
+const run = promisify(execFile);
+
+async function validate(xml: string): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'kvt-xml-'));
+  try {
+    await writeFile(join(dir, 'domain.xml'), xml);
+    await run('virt-xml-validate', [join(dir, 'domain.xml'), 'domain']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const seedVm: DomainSpec = {
+  // The seed's virt-install: 32 GiB, 4 vCPUs, a qcow2 disk, bridge br0, SPICE with a password.
+  name: 'vm1.example.com',
+  uuid: '6f1c4b1e-0d7a-4a43-9d1c-1b2e3f405162',
+  type: 'kvm',
+  memoryMiB: 32768,
+  vcpus: 4,
+  disks: [{ source: '/vm1/vm1.example.com.qcow2', format: 'qcow2' }, { source: '/vm1/iso/CentOS-6.4-x86_64-bin-DVD1.iso', format: 'raw', device: 'cdrom' }],
+  interfaces: [{ bridge: 'br0', mac: '52:54:00:aa:bb:cc' }],
+  bootOrder: ['disk:0', 'disk:1'],
+  graphics: { type: 'spice', password: 'mypassword' },
+  serial: 'pty',
+};
+
+test('the seed VM: valid for libvirt, kvm with the host CPU, disk and cdrom, bridge, SPICE password', async () => {
+  const xml = domainXml(seedVm);
+  await validate(xml);
+  assert.match(xml, /^<domain type='kvm'>/);
+  assert.match(xml, /<cpu mode='host-passthrough'\/>/);
+  assert.match(xml, /<memory unit='MiB'>32768<\/memory>/);
+  assert.match(xml, /<target dev='vda' bus='virtio'\/>[\s\S]*<boot order='1'\/>/);
+  assert.match(xml, /device='cdrom'[\s\S]*<target dev='sdb' bus='sata'\/>\s*<readonly\/>\s*<boot order='2'\/>/);
+  assert.match(xml, /<source bridge='br0'\/>/);
+  assert.match(xml, /<graphics type='spice' autoport='yes' listen='127.0.0.1' passwd='mypassword'\/>/);
+  assert.equal(domainXml(seedVm), xml, 'pure: the same spec gives the same XML');
+});
+
+test('a TCG UEFI guest network-booting after its disk: OVMF loader and vars, NIC ROM off, serial to a file', async () => {
+  const xml = domainXml({
+    name: 'e2e-uefi',
+    type: 'qemu',
+    memoryMiB: 384,
+    vcpus: 1,
+    firmware: 'uefi',
+    disks: [{ source: '/tmp/x.qcow2', format: 'qcow2' }],
+    interfaces: [{ bridge: 'kvfbr1', rom: false }],
+    bootOrder: ['disk:0', 'net:0'],
+    serial: { file: '/tmp/x.log' },
+  });
+  await validate(xml);
+  assert.match(xml, /^<domain type='qemu'>/);
+  assert.doesNotMatch(xml, /<cpu /, 'TCG keeps its default CPU model');
+  assert.match(xml, /machine='q35'/);
+  assert.match(xml, /<loader readonly='yes' type='pflash'>\/usr\/share\/OVMF\/OVMF_CODE_4M\.fd<\/loader>/);
+  assert.match(xml, /<nvram template='\/usr\/share\/OVMF\/OVMF_VARS_4M\.fd'\/>/);
+  assert.match(xml, /<rom enabled='no'\/>\s*<boot order='2'\/>/);
+  assert.match(xml, /<serial type='file'><source path='\/tmp\/x\.log' append='on'\/>/);
+});
+
+test('values are escaped; bad specs are refused with the reason', async () => {
+  const xml = domainXml({ ...seedVm, description: `<script>"&'` });
+  assert.match(xml, /<description>&lt;script&gt;&quot;&amp;&apos;<\/description>/);
+  await validate(xml);
+  assert.equal(escapeXml(`a<b`), 'a&lt;b');
+  const refused = (spec: Partial<DomainSpec>, why: RegExp) => assert.throws(() => domainXml({ ...seedVm, ...spec }), why);
+  refused({ name: 'bad name' }, /a name is 1–64/);
+  refused({ name: "x'/><devices" }, /a name is 1–64/);
+  refused({ uuid: 'not-a-uuid' }, /not a lower-case UUID/);
+  refused({ memoryMiB: 8 }, /at least 16/);
+  refused({ vcpus: 0 }, /vCPUs/);
+  refused({ interfaces: [{ bridge: 'br0', network: 'default' }] }, /either a bridge or a network/);
+  refused({ interfaces: [{ bridge: 'br0', mac: '52:54:00:AA:BB:CC' }] }, /lower-case MAC/);
+  refused({ bootOrder: ['net:3'] }, /boot device net:3 does not exist/);
+  refused({ bootOrder: ['disk:0', 'disk:0'] }, /appears twice/);
+});
