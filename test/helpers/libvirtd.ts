@@ -3,6 +3,7 @@
  * started here (libvirtd in the foreground) and stopped at the end. A missing libvirtd fails loudly.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { freePort, waitForPort } from './sshd.ts';
 import { existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { after, before } from 'node:test';
@@ -63,3 +64,21 @@ export function useLibvirtClient(uri: string): () => LibvirtClient {
 export async function virshTest(...args: string[]): Promise<string> {
   return (await run('virsh', ['-c', 'test+unix:///default', ...args])).stdout;
 }
+
+/** socat forwarding 127.0.0.1:port to the daemon's unix socket: libvirt's protocol over TCP. */
+export async function startTcpForwarder(port?: number): Promise<{ port: number; child: ChildProcess; stop(): Promise<void> }> {
+  const p = port ?? (await freePort());
+  const child = spawn('socat', [`TCP-LISTEN:${p},bind=127.0.0.1,reuseaddr,fork`, `UNIX-CONNECT:${LIBVIRT_SOCKET}`], { stdio: 'ignore' });
+  await waitForPort(p);
+  return {
+    port: p,
+    child,
+    async stop() {
+      // socat forks a child per connection: kill those too, as a host going down would.
+      await run('pkill', ['-KILL', '-P', String(child.pid)]).catch(() => undefined);
+      child.kill('SIGKILL');
+      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
+    },
+  };
+}
+

@@ -1,6 +1,7 @@
 /**
  * One connection to a libvirt daemon: serial-matched calls with timeouts, error replies as
- * LibvirtError, keepalive PINGs answered, and events (MESSAGE packets) handed to listeners.
+ * LibvirtError, keepalive (PINGs answered; when started, PINGs sent after a quiet interval and the
+ * connection closed when `count` of them go unanswered), and events (MESSAGE packets) to listeners.
  * The transport is any byte stream (unix socket, TCP, an SSH channel).
  */
 import { EventEmitter } from 'node:events';
@@ -13,6 +14,9 @@ import { LibvirtError, readError } from './types.ts';
 const KEEPALIVE_PING = 1;
 const KEEPALIVE_PONG = 2;
 
+const keepalivePacket = (procedure: number) =>
+  encodePacket({ program: KEEPALIVE_PROGRAM, version: KEEPALIVE_PROTOCOL_VERSION, procedure, type: MessageKind.Message, serial: 0, status: MessageStatus.Ok });
+
 interface Pending {
   resolve: (body: Buffer) => void;
   reject: (error: Error) => void;
@@ -23,12 +27,28 @@ export class ConnectionClosedError extends Error {
   override readonly name = 'ConnectionClosedError';
 }
 
+export interface KeepaliveOptions {
+  /** Quiet time after which a PING is sent (libvirt's default: 5 s). */
+  readonly intervalMs: number;
+  /** PINGs without any answer before the connection is declared dead (libvirt's default: 5). */
+  readonly count: number;
+}
+
+export class KeepaliveTimeoutError extends Error {
+  override readonly name = 'KeepaliveTimeoutError';
+}
+
 export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [Error | undefined] }> {
   readonly #stream: Duplex;
   readonly #framer = new PacketFramer();
   readonly #pending = new Map<number, Pending>();
   #serial = 0;
   #closed: Error | undefined;
+  #lastHeard = Date.now();
+  #unanswered = 0;
+  #keepaliveTimer: NodeJS.Timeout | undefined;
+  /** Keepalive counters, for health reporting and tests. */
+  readonly keepalive = { pingsSent: 0, pongsReceived: 0, pingsAnswered: 0 };
 
   constructor(
     stream: Duplex,
@@ -37,6 +57,8 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
     super();
     this.#stream = stream;
     stream.on('data', (chunk: Buffer) => {
+      this.#lastHeard = Date.now();
+      this.#unanswered = 0; // anything from the daemon shows it is alive
       try {
         for (const packet of this.#framer.push(chunk)) this.#onPacket(packet);
       } catch (error) {
@@ -86,7 +108,10 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
     const { header } = packet;
     if (header.program === KEEPALIVE_PROGRAM) {
       if (header.procedure === KEEPALIVE_PING) {
-        this.#stream.write(encodePacket({ program: KEEPALIVE_PROGRAM, version: KEEPALIVE_PROTOCOL_VERSION, procedure: KEEPALIVE_PONG, type: MessageKind.Message, serial: 0, status: MessageStatus.Ok }));
+        this.keepalive.pingsAnswered += 1;
+        this.#stream.write(keepalivePacket(KEEPALIVE_PONG));
+      } else if (header.procedure === KEEPALIVE_PONG) {
+        this.keepalive.pongsReceived += 1;
       }
       return;
     }
@@ -110,9 +135,32 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
     pending.resolve(packet.body);
   }
 
+  /**
+   * Sends a PING after each quiet interval; after `count` unanswered ones the connection is closed
+   * with a KeepaliveTimeoutError (pending calls fail with it). Only for daemons that support the
+   * keepalive program (LibvirtClient.enableKeepalive checks).
+   */
+  startKeepalive(options: KeepaliveOptions): void {
+    if (this.#closed || this.#keepaliveTimer) return;
+    const tick = Math.max(10, Math.floor(options.intervalMs / 2));
+    this.#keepaliveTimer = setInterval(() => {
+      if (Date.now() - this.#lastHeard < options.intervalMs * (this.#unanswered + 1)) return;
+      if (this.#unanswered >= options.count) {
+        this.#fail(new KeepaliveTimeoutError(`libvirt did not answer ${options.count} keepalive PINGs ${options.intervalMs} ms apart: connection dead`));
+        this.#stream.destroy();
+        return;
+      }
+      this.#unanswered += 1;
+      this.keepalive.pingsSent += 1;
+      this.#stream.write(keepalivePacket(KEEPALIVE_PING));
+    }, tick);
+    this.#keepaliveTimer.unref(); // keepalive never keeps a process alive by itself
+  }
+
   #fail(error: Error): void {
     if (this.#closed) return;
     this.#closed = error;
+    clearInterval(this.#keepaliveTimer);
     for (const pending of this.#pending.values()) {
       clearTimeout(pending.timer);
       pending.reject(error);

@@ -4,7 +4,9 @@
  */
 import type { XdrReader, XdrWriter } from '../xdr/xdr.ts';
 import { XdrReader as Reader } from '../xdr/xdr.ts';
-import { LibvirtConnection } from './connection.ts';
+import { ConnectionClosedError, LibvirtConnection, type KeepaliveOptions } from './connection.ts';
+import { openTransport, type TransportOptions } from './transport.ts';
+import { parseLibvirtUri } from './uri.ts';
 import type { Packet } from './packet.ts';
 import {
   readDomain,
@@ -43,6 +45,7 @@ export const enum Procedure {
   DomainShutdown = 33,
   NetworkLookupByName = 46,
   ConnectGetHostname = 59,
+  ConnectSupportsFeature = 60,
   DomainEventLifecycle = 107,
   DomainEventsRegisterAny = 167,
   DomainEventsDeregisterAny = 168,
@@ -122,6 +125,15 @@ export const UndefineFlags = { ManagedSave: 1, SnapshotsMetadata: 2, Nvram: 4, K
 export const ListDomainsFlags = { Active: 1, Inactive: 2 } as const;
 
 const DOMAIN_LIST_MAX = 16384;
+/** VIR_DRV_FEATURE_PROGRAM_KEEPALIVE */
+const FEATURE_PROGRAM_KEEPALIVE = 10;
+
+export interface ConnectOptions extends TransportOptions {
+  /** Default call timeout (calls that start or stop QEMU get minutes regardless). */
+  readonly callTimeoutMs?: number;
+  /** false: no PINGs sent (PINGs from the daemon are still answered). */
+  readonly keepalive?: KeepaliveOptions | false;
+}
 /**
  * Starting or stopping QEMU can take long: libvirtd answers a failed KVM start only after ~45 s
  * here. These calls get minutes, not the default 30 s.
@@ -134,7 +146,23 @@ export class LibvirtClient {
   constructor(readonly connection: LibvirtConnection) {}
 
   static async openUnix(socketPath: string, uri: string): Promise<LibvirtClient> {
-    const client = new LibvirtClient(await LibvirtConnection.unix(socketPath));
+    return LibvirtClient.#handshake(new LibvirtClient(await LibvirtConnection.unix(socketPath)), uri);
+  }
+
+  /**
+   * Connects by libvirt URI (qemu:///system, qemu+ssh://root@hv1/system, qemu+tcp://hv1/system,
+   * test:///default …): opens the transport, authenticates, opens the driver, and starts keepalive
+   * (default: a PING after 5 s of quiet, dead after 5 unanswered — libvirt's own defaults).
+   */
+  static async connect(uriText: string, options: ConnectOptions = {}): Promise<LibvirtClient> {
+    const uri = parseLibvirtUri(uriText);
+    const stream = await openTransport(uri, options);
+    const client = await LibvirtClient.#handshake(new LibvirtClient(new LibvirtConnection(stream, options.callTimeoutMs)), uri.remoteUri);
+    if (options.keepalive !== false) await client.enableKeepalive(options.keepalive ?? { intervalMs: 5000, count: 5 });
+    return client;
+  }
+
+  static async #handshake(client: LibvirtClient, uri: string): Promise<LibvirtClient> {
     try {
       await client.authenticate();
       await client.open(uri);
@@ -143,6 +171,13 @@ export class LibvirtClient {
       throw error;
     }
     return client;
+  }
+
+  /** Starts sending keepalive PINGs if the daemon supports the keepalive program; says whether it does. */
+  async enableKeepalive(options: KeepaliveOptions): Promise<boolean> {
+    const supported = await this.#call(Procedure.ConnectSupportsFeature, (w) => void w.int(FEATURE_PROGRAM_KEEPALIVE), (r) => r.int());
+    if (supported) this.connection.startKeepalive(options);
+    return supported === 1;
   }
 
   /**
@@ -169,8 +204,12 @@ export class LibvirtClient {
   }
 
   async close(): Promise<void> {
+    if (this.connection.closed) return;
     try {
       await this.#call(Procedure.ConnectClose);
+    } catch (error) {
+      // Some proxies (virt-ssh-helper) end the stream as the daemon closes: closed is what we asked for.
+      if (!(error instanceof ConnectionClosedError)) throw error;
     } finally {
       this.connection.close();
     }
