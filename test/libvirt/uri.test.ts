@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { parseLibvirtUri, sshRemoteCommand } from '../../src/protocols/libvirt/uri.ts';
+import { daemonSocket, parseLibvirtUri, sshRemoteCommand } from '../../src/protocols/libvirt/uri.ts';
 import { verifyHostKey } from '../../src/protocols/ssh/known-hosts.ts';
 
 const run = promisify(execFile);
@@ -22,6 +22,15 @@ test('URIs: local, unix with socket, tcp, ssh with user/port/params; the remote 
   const ssh = parseLibvirtUri('qemu+ssh://root@hv1.dc1.example.com/system?keyfile=/etc/kvmfleet/id_ed25519&no_verify=1');
   assert.deepEqual([ssh.transport, ssh.user, ssh.host, ssh.port, ssh.params.get('keyfile'), ssh.params.get('no_verify')], ['ssh', 'root', 'hv1.dc1.example.com', undefined, '/etc/kvmfleet/id_ed25519', '1']);
   assert.equal(parseLibvirtUri('qemu+libssh2://admin@[2001:db8::5]:2222/system').host, '2001:db8::5');
+});
+
+test('daemon socket: ?socket=, else libvirtd\'s, else the driver\'s modular daemon', () => {
+  const none = () => false;
+  assert.equal(daemonSocket(parseLibvirtUri('qemu:///system'), () => true), '/var/run/libvirt/libvirt-sock');
+  assert.equal(daemonSocket(parseLibvirtUri('qemu:///system'), none), '/var/run/libvirt/virtqemud-sock');
+  assert.equal(daemonSocket(parseLibvirtUri('lxc:///system'), none), '/var/run/libvirt/virtlxcd-sock');
+  assert.equal(daemonSocket(parseLibvirtUri('qemu:///system?socket=/x/sock'), none), '/x/sock');
+  assert.equal(daemonSocket(parseLibvirtUri('qemu+ssh://hv1/system'), none), '/var/run/libvirt/libvirt-sock', 'the far side is not probed');
 });
 
 test('URIs that cannot work are refused with the reason', () => {

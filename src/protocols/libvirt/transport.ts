@@ -102,7 +102,7 @@ export function openTransport(uri: LibvirtUri, options: TransportOptions = {}): 
   const timeoutMs = options.connectTimeoutMs ?? 20_000;
   switch (uri.transport) {
     case 'unix': {
-      const path = daemonSocket(uri);
+      const path = daemonSocket(uri, existsSync);
       return socketConnect(createConnection(path), timeoutMs, `libvirt socket ${path}`);
     }
     case 'tcp': {

@@ -83,9 +83,16 @@ export function parseLibvirtUri(text: string): LibvirtUri {
   };
 }
 
-/** The daemon socket on the hypervisor: ?socket=, else the monolithic libvirtd's. */
-export function daemonSocket(uri: LibvirtUri): string {
-  return uri.params.get('socket') ?? LEGACY_SOCKET;
+/**
+ * The daemon socket: ?socket=, else the monolithic libvirtd's when it exists, else the modular
+ * daemon of the driver (qemu → virtqemud-sock, lxc → virtlxcd-sock, …), as libvirt's client picks.
+ * For SSH the far side is not probed: the legacy path (netcat) unless ?socket= names another.
+ */
+export function daemonSocket(uri: LibvirtUri, exists: (path: string) => boolean = () => true): string {
+  const named = uri.params.get('socket');
+  if (named) return named;
+  if (uri.transport !== 'unix' || exists(LEGACY_SOCKET)) return LEGACY_SOCKET;
+  return `/var/run/libvirt/virt${uri.driver}d-sock`;
 }
 
 /**
