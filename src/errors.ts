@@ -22,6 +22,10 @@ export const ErrorCode = {
   Forbidden: 'KVMF_ERR_FORBIDDEN',
   Internal: 'KVMF_ERR_INTERNAL',
   StoreLocked: 'KVMF_ERR_STORE_LOCKED',
+  VmRunning: 'KVMF_ERR_VM_RUNNING',
+  HypervisorUnavailable: 'KVMF_ERR_HYPERVISOR_UNAVAILABLE',
+  NoPlacement: 'KVMF_ERR_NO_PLACEMENT',
+  Libvirt: 'KVMF_ERR_LIBVIRT',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -45,6 +49,10 @@ const httpStatusOf: Record<ErrorCode, number> = {
   KVMF_ERR_FORBIDDEN: 403,
   KVMF_ERR_INTERNAL: 500,
   KVMF_ERR_STORE_LOCKED: 503,
+  KVMF_ERR_VM_RUNNING: 409,
+  KVMF_ERR_HYPERVISOR_UNAVAILABLE: 503,
+  KVMF_ERR_NO_PLACEMENT: 409,
+  KVMF_ERR_LIBVIRT: 502,
 };
 
 export class KvmfleetError extends Error {

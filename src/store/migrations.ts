@@ -142,6 +142,78 @@ const migrations: Record<string, Migration> = {
       await sql`create index leases_network_idx on leases(network_id)`.execute(db);
     },
   },
+  '0004_vms': {
+    async up(db: Kysely<any>) {
+      // Hypervisors are reached by libvirt URI; capacity is read from libvirt, not typed in.
+      await sql`
+        create table hypervisors (
+          id serial primary key,
+          name text not null unique check (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$'),
+          uri text not null unique,
+          site_id integer not null references sites(id) on delete restrict,
+          host_id integer references hosts(id) on delete set null,
+          storage_pool text not null default 'default',
+          bridge text not null default 'br0',
+          max_parallel integer not null default 4 check (max_parallel between 1 and 64),
+          cpus integer,
+          memory_mib bigint,
+          pool_capacity bigint,
+          pool_available bigint,
+          domain_type text check (domain_type in ('kvm', 'qemu')),
+          health text not null default 'unknown' check (health in ('up', 'down', 'unknown')),
+          last_error text,
+          checked_at timestamptz,
+          created_at timestamptz not null default now()
+        )`.execute(db);
+      await sql`
+        create table templates (
+          id serial primary key,
+          name text not null unique check (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'),
+          hypervisor_id integer not null references hypervisors(id) on delete restrict,
+          disk_path text not null,
+          memory_mib integer not null,
+          vcpus integer not null,
+          domain_spec jsonb not null,
+          operations jsonb not null default '[]',
+          sealed_at timestamptz not null default now()
+        )`.execute(db);
+      await sql`
+        create table vms (
+          id serial primary key,
+          name text not null unique check (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'),
+          hypervisor_id integer not null references hypervisors(id) on delete restrict,
+          uuid uuid not null unique,
+          memory_mib integer not null,
+          vcpus integer not null,
+          state text not null default 'shutoff',
+          -- A linked clone's disk reads through the template's: the template cannot go while it exists.
+          template_id integer references templates(id) on delete restrict,
+          clone_kind text check (clone_kind in ('linked', 'full')),
+          disk_path text,
+          seed_path text,
+          macs jsonb not null default '[]',
+          anti_affinity text,
+          domain_spec jsonb not null default '{}',
+          created_at timestamptz not null default now(),
+          updated_at timestamptz not null default now()
+        )`.execute(db);
+      await sql`create index vms_hypervisor_idx on vms(hypervisor_id)`.execute(db);
+      await sql`
+        create table jobs (
+          id serial primary key,
+          kind text not null,
+          state text not null check (state in ('running', 'succeeded', 'failed', 'partial')),
+          total integer not null,
+          done integer not null default 0,
+          failed integer not null default 0,
+          params jsonb not null default '{}',
+          results jsonb not null default '[]',
+          actor text not null default 'api',
+          created_at timestamptz not null default now(),
+          finished_at timestamptz
+        )`.execute(db);
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -127,7 +127,82 @@ export interface LeasesTable {
   updated_at: ColumnType<Date, string | undefined, string | undefined>;
 }
 
+export type HypervisorHealth = 'up' | 'down' | 'unknown';
+
+export interface HypervisorsTable {
+  id: Generated<number>;
+  name: string;
+  uri: string;
+  site_id: number;
+  host_id: number | null;
+  storage_pool: Generated<string>;
+  bridge: Generated<string>;
+  max_parallel: Generated<number>;
+  cpus: number | null;
+  memory_mib: ColumnType<string | number | null, number | null, number | null>;
+  pool_capacity: ColumnType<string | number | null, number | null, number | null>;
+  pool_available: ColumnType<string | number | null, number | null, number | null>;
+  domain_type: 'kvm' | 'qemu' | null;
+  health: Generated<HypervisorHealth>;
+  last_error: string | null;
+  checked_at: ColumnType<Date | null, string | null, string | null>;
+  created_at: CreatedAt;
+}
+
+export interface TemplatesTable {
+  id: Generated<number>;
+  name: string;
+  hypervisor_id: number;
+  disk_path: string;
+  memory_mib: number;
+  vcpus: number;
+  domain_spec: Json<Record<string, unknown>>;
+  operations: Json<string[]>;
+  sealed_at: CreatedAt;
+}
+
+export type CloneKind = 'linked' | 'full';
+
+export interface VmsTable {
+  id: Generated<number>;
+  name: string;
+  hypervisor_id: number;
+  uuid: string;
+  memory_mib: number;
+  vcpus: number;
+  state: Generated<string>;
+  template_id: number | null;
+  clone_kind: CloneKind | null;
+  disk_path: string | null;
+  seed_path: string | null;
+  macs: Json<string[]>;
+  anti_affinity: string | null;
+  domain_spec: Json<Record<string, unknown>>;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, string | undefined, string | undefined>;
+}
+
+export type JobState = 'running' | 'succeeded' | 'failed' | 'partial';
+
+export interface JobsTable {
+  id: Generated<number>;
+  kind: string;
+  state: JobState;
+  total: number;
+  done: Generated<number>;
+  failed: Generated<number>;
+  params: Json<Record<string, unknown>>;
+  results: Json<unknown[]>;
+  actor: Generated<string>;
+  created_at: CreatedAt;
+  finished_at: ColumnType<Date | null, string | null | undefined, string | null>;
+}
+
 export interface Database {
+  hypervisors: HypervisorsTable;
+  templates: TemplatesTable;
+  vms: VmsTable;
+  jobs: JobsTable;
   leases: LeasesTable;
   sites: SitesTable;
   networks: NetworksTable;

@@ -44,6 +44,8 @@ export interface DomainSpec {
   /** Serial console: to a file (appended), or a pty for `virsh console`. */
   readonly serial?: { readonly file: string } | 'pty';
   readonly graphics?: { readonly type: 'vnc' | 'spice'; readonly password?: string; readonly listen?: string };
+  /** Boot a kernel (and initrd) from the hypervisor's file system instead of a disk's boot loader. */
+  readonly directBoot?: { readonly kernel: string; readonly initrd?: string; readonly cmdline?: string };
   readonly description?: string;
 }
 
@@ -101,6 +103,13 @@ export function domainXml(spec: DomainSpec): string {
       ? [
           `    <loader readonly='yes' type='pflash'>${escapeXml((spec.uefi ?? OVMF_DEFAULTS).loader)}</loader>`,
           `    <nvram template='${escapeXml((spec.uefi ?? OVMF_DEFAULTS).varsTemplate)}'/>`,
+        ]
+      : []),
+    ...(spec.directBoot
+      ? [
+          `    <kernel>${escapeXml(spec.directBoot.kernel)}</kernel>`,
+          ...(spec.directBoot.initrd ? [`    <initrd>${escapeXml(spec.directBoot.initrd)}</initrd>`] : []),
+          ...(spec.directBoot.cmdline ? [`    <cmdline>${escapeXml(spec.directBoot.cmdline)}</cmdline>`] : []),
         ]
       : []),
     '  </os>',

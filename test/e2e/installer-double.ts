@@ -9,14 +9,9 @@
  * Every step prints "kvmfleet-installer-double: …" on the serial console; a failed step prints
  * "… FAILED: why" and powers the guest off, so the test sees it at once.
  */
-import { execFile } from 'node:child_process';
-import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { buildBusyboxInitramfs, type Kernel } from '../helpers/busybox-initramfs.ts';
 
-const run = promisify(execFile);
+export { findCloudKernel } from '../helpers/busybox-initramfs.ts';
 
 /** Where the double expects the disk image in the install tree. */
 export const TREE_DISK_IMAGE = 'kvmfleet-test/disk.img';
@@ -24,34 +19,6 @@ export const INSTALLER_SAYS = 'kvmfleet-installer-double:';
 
 /** The virtio PCI transport, NIC and disk; loaded with their dependencies first. */
 const WANTED_MODULES = ['virtio_pci', 'virtio_net', 'virtio_blk'];
-
-export interface Kernel {
-  readonly version: string;
-  readonly vmlinuz: string;
-}
-
-/** The newest Debian cloud kernel on this machine whose modules are installed. */
-export async function findCloudKernel(): Promise<Kernel> {
-  const versions = (await readdir('/boot').catch(() => [] as string[]))
-    .map((f) => /^vmlinuz-(.+-cloud-amd64)$/.exec(f)?.[1])
-    .filter((v): v is string => !!v && existsSync(`/lib/modules/${v}`))
-    .sort();
-  const version = versions.at(-1);
-  if (!version) throw new Error('no Debian cloud kernel with modules in /boot (apt-get install linux-image-cloud-amd64)');
-  return { version, vmlinuz: `/boot/vmlinuz-${version}` };
-}
-
-async function moduleLoadOrder(version: string, names: readonly string[]): Promise<string[]> {
-  const order: string[] = [];
-  const visit = async (name: string): Promise<void> => {
-    if (order.includes(name)) return;
-    const { stdout } = await run('modinfo', ['-k', version, '-F', 'depends', name]);
-    for (const dep of stdout.trim().split(',').filter(Boolean)) await visit(dep);
-    order.push(name);
-  };
-  for (const name of names) await visit(name);
-  return order;
-}
 
 const INIT = `#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /dev /tmp /usr/bin /usr/sbin /sbin
@@ -135,38 +102,7 @@ const SYSTEMCTL_SHIM = `#!/bin/sh
 echo "systemctl (shim): skipped: systemctl $*"
 `;
 
-/** Builds the initramfs (newc cpio, gzip) and returns its bytes. */
-export async function buildInstallerInitramfs(kernel: Kernel): Promise<Buffer> {
-  if (!existsSync('/bin/busybox')) throw new Error('busybox is not installed (apt-get install busybox-static)');
-  const root = await mkdtemp(join(tmpdir(), 'kvt-initramfs-'));
-  try {
-    for (const dir of ['bin', 'etc', 'usr/bin', 'lib/modules', 'proc', 'sys', 'dev', 'tmp']) await mkdir(join(root, dir), { recursive: true });
-    await copyFile('/bin/busybox', join(root, 'bin/busybox'));
-    const order = await moduleLoadOrder(kernel.version, WANTED_MODULES);
-    for (const name of order) {
-      const { stdout } = await run('modinfo', ['-k', kernel.version, '-F', 'filename', name]);
-      const file = stdout.trim();
-      if (!file.endsWith('.ko')) throw new Error(`module ${name} is ${file}: compressed modules are not handled by the test double`);
-      await copyFile(file, join(root, 'lib/modules', `${name}.ko`));
-    }
-    await writeFile(join(root, 'lib/modules/order'), order.join('\n') + '\n');
-    const scripts: [string, string][] = [
-      ['init', INIT],
-      ['etc/udhcpc.script', UDHCPC_SCRIPT],
-      ['usr/bin/curl', CURL_SHIM],
-      ['usr/bin/systemctl', SYSTEMCTL_SHIM],
-    ];
-    for (const [path, text] of scripts) {
-      await writeFile(join(root, path), text);
-      await chmod(join(root, path), 0o755);
-    }
-    await chmod(join(root, 'bin/busybox'), 0o755);
-    const archive = join(root, '..', `${root.split('/').at(-1)}.cpio.gz`);
-    await run('sh', ['-c', `cd "${root}" && find . | cpio -o -H newc --quiet -R 0:0 | gzip -1 > "${archive}"`]);
-    const bytes = await readFile(archive);
-    await rm(archive, { force: true });
-    return bytes;
-  } finally {
-    await rm(root, { recursive: true, force: true });
-  }
+/** Builds the installer double's initramfs (newc cpio, gzip) and returns its bytes. */
+export function buildInstallerInitramfs(kernel: Kernel): Promise<Buffer> {
+  return buildBusyboxInitramfs(kernel, INIT, WANTED_MODULES, { 'etc/udhcpc.script': UDHCPC_SCRIPT, 'usr/bin/curl': CURL_SHIM, 'usr/bin/systemctl': SYSTEMCTL_SHIM });
 }

@@ -58,8 +58,10 @@ test('a TCG UEFI guest network-booting after its disk: OVMF loader and vars, NIC
     interfaces: [{ bridge: 'kvfbr1', rom: false }],
     bootOrder: ['disk:0', 'net:0'],
     serial: { file: '/tmp/x.log' },
+    directBoot: { kernel: '/boot/vmlinuz', initrd: '/boot/initrd.img', cmdline: 'console=ttyS0 root=/dev/vda' },
   });
   await validate(xml);
+  assert.match(xml, /<kernel>\/boot\/vmlinuz<\/kernel>\s*<initrd>\/boot\/initrd\.img<\/initrd>\s*<cmdline>console=ttyS0 root=\/dev\/vda<\/cmdline>/);
   assert.match(xml, /^<domain type='qemu'>/);
   assert.doesNotMatch(xml, /<cpu /, 'TCG keeps its default CPU model');
   assert.match(xml, /machine='q35'/);

@@ -42,6 +42,8 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
   readonly #stream: Duplex;
   readonly #framer = new PacketFramer();
   readonly #pending = new Map<number, Pending>();
+  /** Uploads waiting for the daemon's end-of-stream confirmation, by serial. */
+  readonly #streams = new Map<number, Pending>();
   #serial = 0;
   #closed: Error | undefined;
   #lastHeard = Date.now();
@@ -104,6 +106,32 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
     });
   }
 
+  /**
+   * A call that uploads a byte stream (e.g. storage volume upload): the CALL, its REPLY, then the
+   * bytes as STREAM packets (status CONTINUE), then an empty STREAM packet with status OK, which the
+   * daemon confirms with its own (or answers with an error). Chunks respect the socket's backpressure.
+   */
+  async upload(procedure: number, writeArgs: (w: XdrWriter) => void, data: Buffer, timeoutMs = this.callTimeoutMs, chunkBytes = 256 * 1024): Promise<void> {
+    const serial = (this.#serial + 1) >>> 0; // the serial call() is about to take
+    await this.call(procedure, writeArgs, undefined, timeoutMs);
+    const header = (status: MessageStatus) => ({ program: REMOTE_PROGRAM, version: REMOTE_PROTOCOL_VERSION, procedure, type: MessageKind.Stream, serial, status });
+    const confirmed = new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#streams.delete(serial);
+        reject(new Error(`libvirt upload (procedure ${procedure}) not confirmed after ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#streams.set(serial, { resolve, reject, timer });
+    });
+    confirmed.catch(() => undefined); // observed below; an early daemon error must not go unhandled meanwhile
+    for (let offset = 0; offset < data.length; offset += chunkBytes) {
+      if (this.#closed) break;
+      const ok = this.#stream.write(encodePacket(header(MessageStatus.Continue), data.subarray(offset, offset + chunkBytes)));
+      if (!ok) await new Promise((r) => this.#stream.once('drain', r));
+    }
+    if (!this.#closed) this.#stream.write(encodePacket(header(MessageStatus.Ok)));
+    await confirmed;
+  }
+
   #onPacket(packet: Packet): void {
     const { header } = packet;
     if (header.program === KEEPALIVE_PROGRAM) {
@@ -117,6 +145,20 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
     }
     if (header.type === MessageKind.Message) {
       this.emit('event', packet);
+      return;
+    }
+    if (header.type === MessageKind.Stream) {
+      const stream = this.#streams.get(header.serial);
+      if (!stream || header.status === MessageStatus.Continue) return; // download data: not used by kvmfleet
+      this.#streams.delete(header.serial);
+      clearTimeout(stream.timer);
+      if (header.status === MessageStatus.Error) {
+        try {
+          stream.reject(readError(new XdrReader(packet.body)));
+        } catch (error) {
+          stream.reject(error as Error);
+        }
+      } else stream.resolve(packet.body);
       return;
     }
     if (header.type !== MessageKind.Reply) return;
@@ -161,11 +203,12 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
     if (this.#closed) return;
     this.#closed = error;
     clearInterval(this.#keepaliveTimer);
-    for (const pending of this.#pending.values()) {
+    for (const pending of [...this.#pending.values(), ...this.#streams.values()]) {
       clearTimeout(pending.timer);
       pending.reject(error);
     }
     this.#pending.clear();
+    this.#streams.clear();
     this.emit('close', error instanceof ConnectionClosedError ? undefined : error);
   }
 

@@ -46,6 +46,8 @@ export const enum Procedure {
   NetworkLookupByName = 46,
   ConnectGetHostname = 59,
   ConnectSupportsFeature = 60,
+  NodeGetFreeMemory = 102,
+  StorageVolUpload = 208,
   DomainEventLifecycle = 107,
   DomainEventsRegisterAny = 167,
   DomainEventsDeregisterAny = 168,
@@ -378,6 +380,19 @@ export class LibvirtClient {
 
   getVolumeInfo(volume: RemoteStorageVolume): Promise<VolumeInfo> {
     return this.#call(Procedure.StorageVolGetInfo, (w) => writeVolume(w, volume), (r) => ({ type: r.int(), capacity: r.uhyper(), allocation: r.uhyper() }));
+  }
+
+  /** Writes `data` into the volume from its start (virStorageVolUpload), e.g. a cloud-init seed. */
+  uploadVolume(volume: RemoteStorageVolume, data: Buffer): Promise<void> {
+    return this.connection.upload(Procedure.StorageVolUpload, (w) => {
+      writeVolume(w, volume);
+      w.uhyper(0n).uhyper(BigInt(data.length)).uint(0);
+    }, data, SLOW_CALL_TIMEOUT_MS);
+  }
+
+  /** Free memory on the host, in bytes. */
+  nodeGetFreeMemory(): Promise<bigint> {
+    return this.#call(Procedure.NodeGetFreeMemory, undefined, (r) => r.uhyper());
   }
 
   getVolumePath(volume: RemoteStorageVolume): Promise<string> {

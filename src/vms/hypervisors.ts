@@ -1,0 +1,185 @@
+/**
+ * Hypervisors: registered by libvirt URI in a site; their capacity (CPUs, memory, storage pool) is
+ * read from libvirt, with their health (up when the last check reached them). The domain type is
+ * chosen once: "kvm" when the capabilities offer it and a KVM guest can really start, else "qemu".
+ */
+import { randomUUID } from 'node:crypto';
+import type { Kysely, Selectable } from 'kysely';
+import { ErrorCode, KvmfleetError } from '../errors.ts';
+import { siteIdOf } from '../fleet/sites.ts';
+import type { LibvirtPool } from '../protocols/libvirt/pool.ts';
+import type { LibvirtClient } from '../protocols/libvirt/remote.ts';
+import { parseLibvirtUri } from '../protocols/libvirt/uri.ts';
+import type { Database } from '../store/schema.ts';
+import { domainTypesFor, isKvmUnavailable, type DomainType } from './domain-type.ts';
+
+export interface Hypervisor {
+  readonly name: string;
+  readonly uri: string;
+  readonly site: string;
+  readonly storagePool: string;
+  readonly bridge: string;
+  readonly maxParallel: number;
+  readonly cpus: number | null;
+  readonly memoryMiB: number | null;
+  readonly poolCapacityBytes: number | null;
+  readonly poolAvailableBytes: number | null;
+  readonly domainType: DomainType | null;
+  readonly health: 'up' | 'down' | 'unknown';
+  readonly lastError: string | null;
+  readonly checkedAt: string | null;
+}
+
+export interface HypervisorInput {
+  readonly name: string;
+  readonly uri: string;
+  readonly site: string;
+  readonly storagePool?: string;
+  readonly bridge?: string;
+  readonly maxParallel?: number;
+  /** auto: probe (kvm if a KVM guest starts, else qemu); or fixed by the operator. */
+  readonly domainType?: 'auto' | DomainType;
+  readonly hostId?: number | null;
+}
+
+type Row = Selectable<Database['hypervisors']> & { site: string };
+const num = (v: string | number | null) => (v === null ? null : Number(v));
+
+function toHypervisor(row: Row): Hypervisor {
+  return {
+    name: row.name,
+    uri: row.uri,
+    site: row.site,
+    storagePool: row.storage_pool,
+    bridge: row.bridge,
+    maxParallel: row.max_parallel,
+    cpus: row.cpus,
+    memoryMiB: num(row.memory_mib),
+    poolCapacityBytes: num(row.pool_capacity),
+    poolAvailableBytes: num(row.pool_available),
+    domainType: row.domain_type,
+    health: row.health,
+    lastError: row.last_error,
+    checkedAt: row.checked_at ? new Date(row.checked_at).toISOString() : null,
+  };
+}
+
+function selectHypervisors(db: Kysely<Database>) {
+  return db.selectFrom('hypervisors').innerJoin('sites', 'sites.id', 'hypervisors.site_id').selectAll('hypervisors').select('sites.name as site');
+}
+
+export async function listHypervisors(db: Kysely<Database>, site?: string): Promise<Hypervisor[]> {
+  let q = selectHypervisors(db).orderBy('hypervisors.name');
+  if (site) q = q.where('sites.name', '=', site);
+  return (await q.execute()).map(toHypervisor);
+}
+
+export async function getHypervisor(db: Kysely<Database>, name: string): Promise<Hypervisor & { id: number }> {
+  const row = await selectHypervisors(db).where('hypervisors.name', '=', name).executeTakeFirst();
+  if (!row) throw new KvmfleetError(ErrorCode.NotFound, `hypervisor "${name}" does not exist`);
+  return { ...toHypervisor(row), id: row.id };
+}
+
+/**
+ * Whether a KVM guest really starts there: capabilities list kvm whenever /dev/kvm exists, even
+ * when QEMU cannot use it. A tiny transient guest with no disk is started and destroyed.
+ */
+export async function probeDomainType(client: LibvirtClient): Promise<DomainType> {
+  const types = domainTypesFor(await client.getCapabilities());
+  if (!types.includes('kvm')) {
+    if (!types.includes('qemu')) throw new KvmfleetError(ErrorCode.Validation, 'the hypervisor cannot run x86_64 guests');
+    return 'qemu';
+  }
+  const name = `kvmfleet-kvm-probe-${randomUUID().slice(0, 8)}`;
+  try {
+    const dom = await client.createTransientDomain(`<domain type='kvm'><name>${name}</name><memory unit='MiB'>32</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os><devices><serial type='null'/></devices></domain>`);
+    await client.destroyDomain(dom).catch(() => undefined);
+    return 'kvm';
+  } catch (error) {
+    if (isKvmUnavailable((error as Error).message)) return 'qemu';
+    throw error;
+  }
+}
+
+/** Reads capacity and health from libvirt and stores them; a hypervisor that cannot be reached is "down". */
+export async function refreshHypervisor(db: Kysely<Database>, pool: LibvirtPool, name: string): Promise<Hypervisor> {
+  const hv = await getHypervisor(db, name);
+  try {
+    const facts = await pool.use(
+      hv.uri,
+      async (client) => {
+        const node = await client.nodeGetInfo();
+        let capacity: number | null = null;
+        let available: number | null = null;
+        try {
+          const storage = await client.lookupStoragePool(hv.storagePool);
+          await client.refreshStoragePool(storage).catch(() => undefined);
+          const info = await client.getStoragePoolInfo(storage);
+          capacity = Number(info.capacity);
+          available = Number(info.available);
+        } catch {
+          /* no such pool yet: capacity unknown, the hypervisor is still up */
+        }
+        return { cpus: node.cpus, memoryMiB: Math.floor(Number(node.memoryKiB) / 1024), capacity, available };
+      },
+      { retry: true },
+    );
+    await db
+      .updateTable('hypervisors')
+      .set({ cpus: facts.cpus, memory_mib: facts.memoryMiB, pool_capacity: facts.capacity, pool_available: facts.available, health: 'up', last_error: null, checked_at: new Date().toISOString() })
+      .where('id', '=', hv.id)
+      .execute();
+  } catch (error) {
+    await db.updateTable('hypervisors').set({ health: 'down', last_error: (error as Error).message, checked_at: new Date().toISOString() }).where('id', '=', hv.id).execute();
+  }
+  return getHypervisor(db, name);
+}
+
+export async function registerHypervisor(db: Kysely<Database>, pool: LibvirtPool, input: HypervisorInput): Promise<Hypervisor> {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(input.name ?? '')) throw new KvmfleetError(ErrorCode.Validation, `hypervisor name "${input.name}" must be letters, digits, ".", "_" or "-"`);
+  try {
+    parseLibvirtUri(input.uri);
+  } catch (error) {
+    throw new KvmfleetError(ErrorCode.Validation, (error as Error).message);
+  }
+  if (input.maxParallel !== undefined && !(Number.isInteger(input.maxParallel) && input.maxParallel >= 1 && input.maxParallel <= 64)) {
+    throw new KvmfleetError(ErrorCode.Validation, 'maxParallel must be 1–64');
+  }
+  const siteId = await siteIdOf(db, input.site);
+  const taken = await db.selectFrom('hypervisors').select('name').where((eb) => eb.or([eb('name', '=', input.name), eb('uri', '=', input.uri)])).executeTakeFirst();
+  if (taken) throw new KvmfleetError(ErrorCode.AlreadyExists, `a hypervisor "${taken.name}" already has that name or URI`);
+  let domainType: DomainType;
+  try {
+    domainType = input.domainType && input.domainType !== 'auto' ? input.domainType : await pool.use(input.uri, probeDomainType);
+  } catch (error) {
+    if (error instanceof KvmfleetError) throw error;
+    throw new KvmfleetError(ErrorCode.HypervisorUnavailable, `cannot reach ${input.uri}: ${(error as Error).message}`);
+  }
+  await db
+    .insertInto('hypervisors')
+    .values({
+      name: input.name,
+      uri: input.uri,
+      site_id: siteId,
+      host_id: input.hostId ?? null,
+      storage_pool: input.storagePool ?? 'default',
+      bridge: input.bridge ?? 'br0',
+      max_parallel: input.maxParallel ?? 4,
+      domain_type: domainType,
+      cpus: null,
+      memory_mib: null,
+      pool_capacity: null,
+      pool_available: null,
+      last_error: null,
+      checked_at: null,
+    })
+    .execute();
+  return refreshHypervisor(db, pool, input.name);
+}
+
+export async function removeHypervisor(db: Kysely<Database>, name: string): Promise<void> {
+  const hv = await getHypervisor(db, name);
+  const vms = await db.selectFrom('vms').select(db.fn.countAll<number>().as('n')).where('hypervisor_id', '=', hv.id).executeTakeFirstOrThrow();
+  if (Number(vms.n) > 0) throw new KvmfleetError(ErrorCode.InUse, `hypervisor "${name}" still has ${vms.n} VMs`);
+  await db.deleteFrom('hypervisors').where('id', '=', hv.id).execute();
+}

@@ -1,0 +1,574 @@
+/**
+ * VMs on the fleet's hypervisors, through libvirt: the `virt-install` job (create), templates sealed
+ * with virt-sysprep, linked and full clones with a cloud-init identity each, lifecycle (start, ACPI
+ * shutdown with a timeout then optional destroy, destroy, undefine with or without storage,
+ * autostart), and listing with states across every hypervisor. The store holds what kvmfleet made;
+ * libvirt holds what runs — states are kept current from libvirt's lifecycle events.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Kysely, Selectable } from 'kysely';
+import { sql } from 'kysely';
+import { ErrorCode, KvmfleetError } from '../errors.ts';
+import { LibvirtError } from '../protocols/libvirt/connection.ts';
+import type { LibvirtPool } from '../protocols/libvirt/pool.ts';
+import { UndefineFlags, type LibvirtClient, type LifecycleEvent } from '../protocols/libvirt/remote.ts';
+import type { RemoteDomain, RemoteStoragePool } from '../protocols/libvirt/types.ts';
+import { parseLibvirtUri } from '../protocols/libvirt/uri.ts';
+import type { CloneKind, Database } from '../store/schema.ts';
+import { seedFiles, type SeedIdentity } from './cloud-init.ts';
+import { domainXml, type DiskSpec, type DomainSpec } from './domain-xml.ts';
+import { getHypervisor, listHypervisors, type Hypervisor } from './hypervisors.ts';
+import { planPlacements, type HostCapacity, type VmDemand } from './placement.ts';
+import { buildSeedImage } from './seed-image.ts';
+import { sysprepDisk } from './sysprep.ts';
+import { isKvmUnavailable } from './domain-type.ts';
+
+export type InstallSource =
+  | { readonly kind: 'pxe' }
+  | { readonly kind: 'cdrom'; readonly iso: string }
+  | { readonly kind: 'import'; readonly disk: string }
+  | { readonly kind: 'none' };
+
+export interface CreateVmInput {
+  readonly name: string;
+  /** A hypervisor by name, or a site to place in. */
+  readonly hypervisor?: string;
+  readonly site?: string;
+  readonly memoryMiB: number;
+  readonly vcpus: number;
+  /** New qcow2 disk in the hypervisor's pool (ignored for kind "import"). */
+  readonly diskGiB?: number;
+  readonly source: InstallSource;
+  readonly osVariant?: string;
+  readonly bridge?: string;
+  readonly mac?: string;
+  readonly graphics?: DomainSpec['graphics'];
+  readonly directBoot?: DomainSpec['directBoot'];
+  /** 'pty' (virsh console) by default; a file for unattended logs. */
+  readonly serial?: DomainSpec['serial'];
+  readonly autostart?: boolean;
+  readonly start?: boolean;
+  readonly antiAffinity?: string;
+}
+
+export interface CloneInput {
+  readonly template: string;
+  readonly name: string;
+  readonly kind: CloneKind;
+  readonly hypervisor?: string;
+  readonly identity?: Omit<SeedIdentity, 'instanceId' | 'hostname' | 'network'> & { hostname?: string; ip?: string; prefix?: number; gateway?: string; dns?: string[] };
+  readonly antiAffinity?: string;
+  readonly start?: boolean;
+  /** Write the serial console to this directory (default: a pty). */
+  readonly serialLogDir?: string;
+}
+
+export interface Vm {
+  readonly name: string;
+  readonly hypervisor: string;
+  readonly uuid: string;
+  readonly state: string;
+  readonly memoryMiB: number;
+  readonly vcpus: number;
+  readonly template: string | null;
+  readonly cloneKind: CloneKind | null;
+  readonly disk: string | null;
+  readonly macs: string[];
+  readonly antiAffinity: string | null;
+}
+
+export interface Template {
+  readonly name: string;
+  readonly hypervisor: string;
+  readonly disk: string;
+  readonly memoryMiB: number;
+  readonly vcpus: number;
+  readonly operations: string[];
+  readonly sealedAt: string;
+  readonly linkedClones: number;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const MiB = 1024 * 1024;
+
+function checkName(name: string, what: string): void {
+  if (!NAME.test(name ?? '')) throw new KvmfleetError(ErrorCode.Validation, `${what} name "${name}" must be 1–64 letters, digits, ".", "_" or "-"`);
+}
+
+function libvirtFailure(error: unknown, what: string): KvmfleetError {
+  if (error instanceof KvmfleetError) return error;
+  if (error instanceof LibvirtError) return new KvmfleetError(ErrorCode.Libvirt, `${what}: ${error.message}`);
+  return new KvmfleetError(ErrorCode.HypervisorUnavailable, `${what}: ${(error as Error).message}`);
+}
+
+/** A locally administered MAC in QEMU's 52:54:00 range. */
+export function randomMac(): string {
+  return ['52', '54', '00', ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
+type VmRow = Selectable<Database['vms']> & { hypervisor: string; template: string | null };
+
+function toVm(row: VmRow): Vm {
+  return {
+    name: row.name,
+    hypervisor: row.hypervisor,
+    uuid: row.uuid,
+    state: row.state,
+    memoryMiB: row.memory_mib,
+    vcpus: row.vcpus,
+    template: row.template,
+    cloneKind: row.clone_kind,
+    disk: row.disk_path,
+    macs: row.macs as unknown as string[],
+    antiAffinity: row.anti_affinity,
+  };
+}
+
+/** libvirt's lifecycle event → the state kvmfleet shows. */
+export function stateAfterEvent(event: LifecycleEvent['event']): string | undefined {
+  switch (event) {
+    case 'started':
+    case 'resumed':
+      return 'running';
+    case 'suspended':
+      return 'paused';
+    case 'stopped':
+    case 'shutdown':
+      return 'shutoff';
+    case 'crashed':
+      return 'crashed';
+    case 'pmsuspended':
+      return 'pmsuspended';
+    default:
+      return undefined;
+  }
+}
+
+export class VmService {
+  readonly #db: Kysely<Database>;
+  readonly #pool: LibvirtPool;
+  readonly #watching = new Set<string>();
+
+  constructor(db: Kysely<Database>, pool: LibvirtPool) {
+    this.#db = db;
+    this.#pool = pool;
+  }
+
+  /** Keeps VM states current from the hypervisor's lifecycle events (once per hypervisor). */
+  async watch(hv: Hypervisor & { id: number }): Promise<void> {
+    if (this.#watching.has(hv.uri)) return;
+    this.#watching.add(hv.uri);
+    await this.#pool.onLifecycle(hv.uri, (event) => {
+      const state = stateAfterEvent(event.event);
+      if (!state) return;
+      void this.#db
+        .updateTable('vms')
+        .set({ state, updated_at: new Date().toISOString() })
+        .where('name', '=', event.domain.name)
+        .where('hypervisor_id', '=', hv.id)
+        .execute()
+        .catch(() => undefined);
+    });
+  }
+
+  #selectVms() {
+    return this.#db
+      .selectFrom('vms')
+      .innerJoin('hypervisors', 'hypervisors.id', 'vms.hypervisor_id')
+      .leftJoin('templates', 'templates.id', 'vms.template_id')
+      .selectAll('vms')
+      .select(['hypervisors.name as hypervisor', 'templates.name as template']);
+  }
+
+  async getVm(name: string): Promise<Vm & { id: number; hypervisorId: number; seedPath: string | null }> {
+    const row = await this.#selectVms().where('vms.name', '=', name).executeTakeFirst();
+    if (!row) throw new KvmfleetError(ErrorCode.NotFound, `VM "${name}" does not exist`);
+    return { ...toVm(row), id: row.id, hypervisorId: row.hypervisor_id, seedPath: row.seed_path };
+  }
+
+  async #withHypervisor<T>(hypervisor: string, what: string, fn: (client: LibvirtClient, hv: Hypervisor & { id: number }) => Promise<T>): Promise<T> {
+    const hv = await getHypervisor(this.#db, hypervisor);
+    try {
+      return await this.#pool.use(hv.uri, (client) => fn(client, hv));
+    } catch (error) {
+      throw libvirtFailure(error, `${what} on ${hypervisor}`);
+    }
+  }
+
+  async #capacities(site: string, only?: readonly string[]): Promise<HostCapacity[]> {
+    const hvs = (await listHypervisors(this.#db, site)).filter((h) => !only || only.includes(h.name));
+    const usage = await this.#db
+      .selectFrom('vms')
+      .innerJoin('hypervisors', 'hypervisors.id', 'vms.hypervisor_id')
+      .select(['hypervisors.name as hypervisor', sql<number>`sum(vms.memory_mib)`.as('memory'), sql<number>`sum(vms.vcpus)`.as('vcpus'), sql<string[]>`array_remove(array_agg(vms.anti_affinity), null)`.as('groups')])
+      .groupBy('hypervisors.name')
+      .execute();
+    const byName = new Map(usage.map((u) => [u.hypervisor, u]));
+    return hvs.map((h) => ({
+      name: h.name,
+      up: h.health === 'up',
+      cpus: h.cpus ?? 0,
+      memoryMiB: h.memoryMiB ?? 0,
+      usedMemoryMiB: Number(byName.get(h.name)?.memory ?? 0),
+      usedVcpus: Number(byName.get(h.name)?.vcpus ?? 0),
+      groups: byName.get(h.name)?.groups ?? [],
+    }));
+  }
+
+  /** Chooses hypervisors for demands in a site (see placement.ts). */
+  async place(site: string, demands: readonly VmDemand[], only?: readonly string[]): Promise<string[]> {
+    const plans = planPlacements(demands, await this.#capacities(site, only));
+    return plans.map((p, i) => {
+      if (!p.ok) throw new KvmfleetError(ErrorCode.NoPlacement, `no hypervisor in site "${site}" can take VM ${i + 1} (${demands[i]!.memoryMiB} MiB, ${demands[i]!.vcpus} vCPUs): ${p.reasons.join('; ')}`);
+      return p.hypervisor;
+    });
+  }
+
+  async #storagePool(client: LibvirtClient, hv: Hypervisor): Promise<RemoteStoragePool> {
+    try {
+      return await client.lookupStoragePool(hv.storagePool);
+    } catch (error) {
+      throw new KvmfleetError(ErrorCode.Validation, `hypervisor ${hv.name} has no storage pool "${hv.storagePool}": ${(error as Error).message}`);
+    }
+  }
+
+  async #insertVm(values: { name: string; hypervisorId: number; uuid: string; memoryMiB: number; vcpus: number; templateId?: number | null; cloneKind?: CloneKind | null; disk: string | null; seed?: string | null; macs: string[]; antiAffinity?: string | null; spec: DomainSpec }): Promise<void> {
+    await this.#db
+      .insertInto('vms')
+      .values({
+        name: values.name,
+        hypervisor_id: values.hypervisorId,
+        uuid: values.uuid,
+        memory_mib: values.memoryMiB,
+        vcpus: values.vcpus,
+        template_id: values.templateId ?? null,
+        clone_kind: values.cloneKind ?? null,
+        disk_path: values.disk,
+        seed_path: values.seed ?? null,
+        macs: JSON.stringify(values.macs),
+        anti_affinity: values.antiAffinity ?? null,
+        domain_spec: JSON.stringify(values.spec),
+      })
+      .execute();
+  }
+
+  async #assertNameFree(name: string): Promise<void> {
+    const vm = await this.#db.selectFrom('vms').select('id').where('name', '=', name).executeTakeFirst();
+    const template = await this.#db.selectFrom('templates').select('id').where('name', '=', name).executeTakeFirst();
+    if (vm || template) throw new KvmfleetError(ErrorCode.AlreadyExists, `a VM or template "${name}" already exists`);
+  }
+
+  /** Defines (and starts) a domain; a KVM start that fails on KVM itself is retried as TCG and the hypervisor remembered as such. */
+  async #defineAndStart(client: LibvirtClient, hv: Hypervisor & { id: number }, spec: DomainSpec, start: boolean, autostart: boolean): Promise<DomainSpec> {
+    let dom: RemoteDomain = await client.defineDomainXml(domainXml(spec));
+    if (autostart) await client.setDomainAutostart(dom, true);
+    if (!start) return spec;
+    try {
+      await client.startDomain(dom);
+      return spec;
+    } catch (error) {
+      if (spec.type !== 'kvm' || !isKvmUnavailable((error as Error).message)) throw error;
+      const tcg: DomainSpec = { ...spec, type: 'qemu' };
+      dom = await client.defineDomainXml(domainXml(tcg));
+      await client.startDomain(dom);
+      await this.#db.updateTable('hypervisors').set({ domain_type: 'qemu' }).where('id', '=', hv.id).execute();
+      return tcg;
+    }
+  }
+
+  /** The `virt-install` job: a new domain with a new qcow2 disk (or an imported one), its install source and network. */
+  async create(input: CreateVmInput): Promise<Vm> {
+    checkName(input.name, 'VM');
+    if (!Number.isInteger(input.memoryMiB) || input.memoryMiB < 16) throw new KvmfleetError(ErrorCode.Validation, 'memoryMiB must be a whole number ≥ 16');
+    if (!Number.isInteger(input.vcpus) || input.vcpus < 1) throw new KvmfleetError(ErrorCode.Validation, 'vcpus must be a whole number ≥ 1');
+    if (input.source.kind !== 'import' && input.source.kind !== 'none' && !(input.diskGiB && input.diskGiB > 0)) throw new KvmfleetError(ErrorCode.Validation, 'diskGiB must be > 0 for a new disk');
+    await this.#assertNameFree(input.name);
+    const hypervisor = input.hypervisor ?? (input.site ? (await this.place(input.site, [{ memoryMiB: input.memoryMiB, vcpus: input.vcpus, antiAffinity: input.antiAffinity }]))[0]! : undefined);
+    if (!hypervisor) throw new KvmfleetError(ErrorCode.Validation, 'name a hypervisor or a site to place the VM in');
+    const uuid = randomUUID();
+    const mac = input.mac ?? randomMac();
+    return this.#withHypervisor(hypervisor, `create VM ${input.name}`, async (client, hv) => {
+      await this.watch(hv);
+      let diskPath: string | null = null;
+      const disks: DiskSpec[] = [];
+      if (input.source.kind === 'import') {
+        diskPath = input.source.disk;
+        disks.push({ source: diskPath, format: diskPath.endsWith('.qcow2') ? 'qcow2' : 'raw' });
+      } else if (input.diskGiB) {
+        const pool = await this.#storagePool(client, hv);
+        const volume = await client.createVolume(pool, `<volume><name>${input.name}.qcow2</name><capacity unit='bytes'>${Math.round(input.diskGiB * 1024 * MiB)}</capacity><target><format type='qcow2'/></target></volume>`);
+        diskPath = await client.getVolumePath(volume);
+        disks.push({ source: diskPath, format: 'qcow2' });
+      }
+      if (input.source.kind === 'cdrom') disks.push({ source: input.source.iso, format: 'raw', device: 'cdrom' });
+      const bootOrder: DomainSpec['bootOrder'] =
+        input.source.kind === 'pxe' ? [...(disks.length ? (['disk:0'] as const) : []), 'net:0'] : input.source.kind === 'cdrom' ? ['disk:0', `disk:${disks.length - 1}`] : disks.length ? ['disk:0'] : [];
+      const spec: DomainSpec = {
+        name: input.name,
+        uuid,
+        type: hv.domainType ?? 'kvm',
+        memoryMiB: input.memoryMiB,
+        vcpus: input.vcpus,
+        disks,
+        interfaces: [{ bridge: input.bridge ?? hv.bridge, mac }],
+        bootOrder: input.directBoot ? [] : bootOrder,
+        serial: input.serial ?? 'pty',
+        ...(input.graphics ? { graphics: input.graphics } : {}),
+        ...(input.directBoot ? { directBoot: input.directBoot } : {}),
+        description: `kvmfleet VM${input.osVariant ? ` (${input.osVariant})` : ''}`,
+      };
+      const final = await this.#defineAndStart(client, hv, spec, input.start ?? true, input.autostart ?? false);
+      await this.#insertVm({ name: input.name, hypervisorId: hv.id, uuid, memoryMiB: input.memoryMiB, vcpus: input.vcpus, disk: diskPath, macs: [mac], antiAffinity: input.antiAffinity ?? null, spec: final });
+      return this.#refreshState(input.name);
+    });
+  }
+
+  async #refreshState(name: string): Promise<Vm> {
+    const vm = await this.getVm(name);
+    try {
+      const state = await this.#withHypervisor(vm.hypervisor, 'read state', async (client) => (await client.getDomainState(await client.lookupDomainByName(name))).state);
+      await this.#db.updateTable('vms').set({ state, updated_at: new Date().toISOString() }).where('id', '=', vm.id).execute();
+    } catch {
+      /* state stays as last known */
+    }
+    return this.getVm(name);
+  }
+
+  async #domain(name: string): Promise<{ vm: Awaited<ReturnType<VmService['getVm']>> }> {
+    return { vm: await this.getVm(name) };
+  }
+
+  async start(name: string): Promise<Vm> {
+    const { vm } = await this.#domain(name);
+    await this.#withHypervisor(vm.hypervisor, `start ${name}`, async (client) => {
+      const dom = await client.lookupDomainByName(name);
+      if ((await client.getDomainState(dom)).state !== 'running') await client.startDomain(dom);
+    });
+    return this.#refreshState(name);
+  }
+
+  /** ACPI shutdown; after `timeoutS` still running: destroyed when `force`, else an error. */
+  async shutdown(name: string, options: { timeoutS?: number; force?: boolean } = {}): Promise<Vm & { forced: boolean }> {
+    const { vm } = await this.#domain(name);
+    const timeoutMs = (options.timeoutS ?? 120) * 1000;
+    const forced = await this.#withHypervisor(vm.hypervisor, `shut down ${name}`, async (client) => {
+      const dom = await client.lookupDomainByName(name);
+      if ((await client.getDomainState(dom)).state === 'shutoff') return false;
+      await client.shutdownDomain(dom);
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        if ((await client.getDomainState(dom)).state === 'shutoff') return false;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      if (!options.force) throw new KvmfleetError(ErrorCode.VmRunning, `${name} did not shut down within ${options.timeoutS ?? 120} s (use --force to destroy it)`);
+      await client.destroyDomain(dom);
+      return true;
+    });
+    return { ...(await this.#refreshState(name)), forced };
+  }
+
+  async destroy(name: string): Promise<Vm> {
+    const { vm } = await this.#domain(name);
+    await this.#withHypervisor(vm.hypervisor, `destroy ${name}`, async (client) => {
+      const dom = await client.lookupDomainByName(name);
+      if ((await client.getDomainState(dom)).state !== 'shutoff') await client.destroyDomain(dom);
+    });
+    return this.#refreshState(name);
+  }
+
+  async setAutostart(name: string, on: boolean): Promise<void> {
+    const { vm } = await this.#domain(name);
+    await this.#withHypervisor(vm.hypervisor, `autostart ${name}`, async (client) => client.setDomainAutostart(await client.lookupDomainByName(name), on));
+  }
+
+  /** Removes the definition (a running VM is refused); with storage, its disk and seed volumes too. */
+  async undefine(name: string, options: { removeStorage?: boolean } = {}): Promise<void> {
+    const { vm } = await this.#domain(name);
+    await this.#withHypervisor(vm.hypervisor, `undefine ${name}`, async (client, hv) => {
+      let dom: RemoteDomain | undefined;
+      try {
+        dom = await client.lookupDomainByName(name);
+      } catch {
+        dom = undefined; // already gone from libvirt: forget it here too
+      }
+      if (dom) {
+        if ((await client.getDomainState(dom)).state !== 'shutoff') throw new KvmfleetError(ErrorCode.VmRunning, `${name} is running: shut it down or destroy it first`);
+        await client.undefineDomain(dom, UndefineFlags.ManagedSave | UndefineFlags.SnapshotsMetadata | UndefineFlags.Nvram);
+      }
+      if (options.removeStorage) {
+        const pool = await this.#storagePool(client, hv);
+        for (const path of [vm.disk, vm.seedPath]) {
+          if (!path) continue;
+          const volume = await client.lookupVolume(pool, path.split('/').at(-1)!).catch(() => undefined);
+          if (volume) await client.deleteVolume(volume);
+        }
+      }
+    });
+    await this.#db.deleteFrom('vms').where('id', '=', vm.id).execute();
+  }
+
+  /** Every VM kvmfleet manages, with its live state where its hypervisor answers; plus domains it does not manage. */
+  async list(): Promise<{ vms: (Vm & { live: boolean })[]; unmanaged: { hypervisor: string; name: string; state: string }[] }> {
+    const rows = (await this.#selectVms().orderBy('vms.name').execute()).map(toVm);
+    const live = new Map<string, string>();
+    const unmanaged: { hypervisor: string; name: string; state: string }[] = [];
+    const known = new Set(rows.map((r) => `${r.hypervisor}/${r.name}`));
+    await Promise.all(
+      (await listHypervisors(this.#db)).map(async (hv) => {
+        try {
+          await this.#pool.use(hv.uri, async (client) => {
+            for (const dom of await client.listAllDomains()) {
+              const state = (await client.getDomainState(dom)).state;
+              if (known.has(`${hv.name}/${dom.name}`)) live.set(`${hv.name}/${dom.name}`, state);
+              else unmanaged.push({ hypervisor: hv.name, name: dom.name, state });
+            }
+          });
+        } catch {
+          /* an unreachable hypervisor: its VMs show their last known state */
+        }
+      }),
+    );
+    return { vms: rows.map((r) => ({ ...r, state: live.get(`${r.hypervisor}/${r.name}`) ?? r.state, live: live.has(`${r.hypervisor}/${r.name}`) })), unmanaged };
+  }
+
+  // ── templates ────────────────────────────────────────────────────────────────
+
+  /**
+   * Seals a shut-off VM as a template: virt-sysprep on its disk, then the domain is undefined so the
+   * disk (the backing file of linked clones) is never written again; its spec is kept to clone from.
+   */
+  async sealTemplate(vmName: string, templateName = vmName): Promise<Template> {
+    checkName(templateName, 'template');
+    const vm = await this.getVm(vmName);
+    if (!vm.disk) throw new KvmfleetError(ErrorCode.Validation, `${vmName} has no disk to make a template of`);
+    const hv = await getHypervisor(this.#db, vm.hypervisor);
+    const spec = await this.#withHypervisor(vm.hypervisor, `seal ${vmName}`, async (client) => {
+      const dom = await client.lookupDomainByName(vmName);
+      const state = (await client.getDomainState(dom)).state;
+      if (state !== 'shutoff') throw new KvmfleetError(ErrorCode.VmRunning, `${vmName} is ${state}: only a shut-off VM can be sealed`);
+      const row = await this.#db.selectFrom('vms').select('domain_spec').where('id', '=', vm.id).executeTakeFirstOrThrow();
+      return row.domain_spec as unknown as DomainSpec;
+    });
+    let sealed;
+    try {
+      sealed = await sysprepDisk(parseLibvirtUri(hv.uri), vm.disk, { tcg: hv.domainType === 'qemu' });
+    } catch (error) {
+      throw new KvmfleetError(ErrorCode.Internal, `sealing ${vmName}: ${(error as Error).message}`);
+    }
+    await this.#withHypervisor(vm.hypervisor, `undefine ${vmName}`, async (client) => client.undefineDomain(await client.lookupDomainByName(vmName), UndefineFlags.Nvram));
+    const templateSpec: DomainSpec = { ...spec, name: templateName };
+    await this.#db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('vms').where('id', '=', vm.id).execute();
+      await trx
+        .insertInto('templates')
+        .values({ name: templateName, hypervisor_id: hv.id, disk_path: vm.disk!, memory_mib: vm.memoryMiB, vcpus: vm.vcpus, domain_spec: JSON.stringify(templateSpec), operations: JSON.stringify(sealed.operations) })
+        .execute();
+    });
+    return this.getTemplate(templateName);
+  }
+
+  async getTemplate(name: string): Promise<Template & { id: number; spec: DomainSpec; hypervisorId: number }> {
+    const row = await this.#db
+      .selectFrom('templates')
+      .innerJoin('hypervisors', 'hypervisors.id', 'templates.hypervisor_id')
+      .selectAll('templates')
+      .select(['hypervisors.name as hypervisor', (eb) => eb.selectFrom('vms').select(eb.fn.countAll<number>().as('n')).whereRef('vms.template_id', '=', 'templates.id').where('vms.clone_kind', '=', 'linked').as('linked')])
+      .where('templates.name', '=', name)
+      .executeTakeFirst();
+    if (!row) throw new KvmfleetError(ErrorCode.NotFound, `template "${name}" does not exist`);
+    return {
+      id: row.id,
+      name: row.name,
+      hypervisor: row.hypervisor,
+      hypervisorId: row.hypervisor_id,
+      disk: row.disk_path,
+      memoryMiB: row.memory_mib,
+      vcpus: row.vcpus,
+      operations: row.operations as unknown as string[],
+      sealedAt: new Date(row.sealed_at).toISOString(),
+      linkedClones: Number(row.linked ?? 0),
+      spec: row.domain_spec as unknown as DomainSpec,
+    };
+  }
+
+  async listTemplates(): Promise<Template[]> {
+    const names = await this.#db.selectFrom('templates').select('name').orderBy('name').execute();
+    return Promise.all(names.map(async (n) => {
+      const { id: _id, spec: _spec, hypervisorId: _h, ...template } = await this.getTemplate(n.name);
+      return template;
+    }));
+  }
+
+  /** A template with linked clones cannot go: their disks read through its disk. */
+  async deleteTemplate(name: string, options: { removeStorage?: boolean } = {}): Promise<void> {
+    const template = await this.getTemplate(name);
+    if (template.linkedClones > 0) throw new KvmfleetError(ErrorCode.InUse, `template "${name}" has ${template.linkedClones} linked clones whose disks are backed by it`);
+    if (options.removeStorage) {
+      await this.#withHypervisor(template.hypervisor, `delete template ${name}`, async (client, hv) => {
+        const pool = await this.#storagePool(client, hv);
+        const volume = await client.lookupVolume(pool, template.disk.split('/').at(-1)!).catch(() => undefined);
+        if (volume) await client.deleteVolume(volume);
+      });
+    }
+    await this.#db.updateTable('vms').set({ template_id: null }).where('template_id', '=', template.id).execute();
+    await this.#db.deleteFrom('templates').where('id', '=', template.id).execute();
+  }
+
+  // ── clones ───────────────────────────────────────────────────────────────────
+
+  /**
+   * A clone of a template: a new disk (linked: qcow2 backed by the template's disk; full: an
+   * independent copy through the storage API), a NoCloud seed with its own identity, new name, UUID
+   * and MAC. On another hypervisor than the template's, the template's volume must be there too
+   * (same name in its pool).
+   */
+  async clone(input: CloneInput): Promise<Vm> {
+    checkName(input.name, 'VM');
+    if (input.kind !== 'linked' && input.kind !== 'full') throw new KvmfleetError(ErrorCode.Validation, 'a clone is "linked" or "full"');
+    await this.#assertNameFree(input.name);
+    const template = await this.getTemplate(input.template);
+    const hypervisor = input.hypervisor ?? template.hypervisor;
+    const uuid = randomUUID();
+    const mac = randomMac();
+    const hostname = input.identity?.hostname ?? input.name.split('.')[0]!.toLowerCase();
+    const files = seedFiles({
+      instanceId: uuid,
+      hostname,
+      domain: input.identity?.domain,
+      sshKeys: input.identity?.sshKeys ?? [],
+      network: { mac, ...(input.identity?.ip ? { address: { ip: input.identity.ip, prefix: input.identity.prefix ?? 24, gateway: input.identity.gateway, dns: input.identity.dns ?? [] } } : {}) },
+    });
+    const seed = await buildSeedImage(files);
+    const templateVolumeName = template.disk.split('/').at(-1)!;
+    return this.#withHypervisor(hypervisor, `clone ${input.name}`, async (client, hv) => {
+      await this.watch(hv);
+      const pool = await this.#storagePool(client, hv);
+      const base = await client.lookupVolume(pool, templateVolumeName).catch(() => {
+        throw new KvmfleetError(ErrorCode.Validation, `template "${template.name}" has no volume ${templateVolumeName} in pool ${hv.storagePool} on ${hv.name}`);
+      });
+      const basePath = await client.getVolumePath(base);
+      const capacity = (await client.getVolumeInfo(base)).capacity;
+      const diskName = `${input.name}.qcow2`;
+      const volumeXml = (backing: string | undefined) =>
+        `<volume><name>${diskName}</name><capacity unit='bytes'>${capacity}</capacity><target><format type='qcow2'/></target>${backing ? `<backingStore><path>${backing}</path><format type='qcow2'/></backingStore>` : ''}</volume>`;
+      const disk = input.kind === 'linked' ? await client.createVolume(pool, volumeXml(basePath)) : await client.cloneVolume(pool, volumeXml(undefined), base);
+      const diskPath = await client.getVolumePath(disk);
+      const seedVolume = await client.createVolume(pool, `<volume><name>${input.name}-seed.img</name><capacity unit='bytes'>${seed.length}</capacity><target><format type='raw'/></target></volume>`);
+      await client.uploadVolume(seedVolume, seed);
+      const seedPath = await client.getVolumePath(seedVolume);
+      const spec: DomainSpec = {
+        ...template.spec,
+        name: input.name,
+        uuid,
+        type: hv.domainType ?? template.spec.type,
+        disks: [{ source: diskPath, format: 'qcow2' }, { source: seedPath, format: 'raw', readonly: true }],
+        interfaces: [{ ...(template.spec.interfaces?.[0] ?? {}), bridge: hv.bridge, mac }],
+        serial: input.serialLogDir ? { file: `${input.serialLogDir}/${input.name}.serial.log` } : 'pty',
+        description: `kvmfleet ${input.kind} clone of ${template.name}`,
+      };
+      const final = await this.#defineAndStart(client, hv, spec, input.start ?? false, false);
+      await this.#insertVm({ name: input.name, hypervisorId: hv.id, uuid, memoryMiB: template.memoryMiB, vcpus: template.vcpus, templateId: template.id, cloneKind: input.kind, disk: diskPath, seed: seedPath, macs: [mac], antiAffinity: input.antiAffinity ?? null, spec: final });
+      return this.#refreshState(input.name);
+    });
+  }
+}
