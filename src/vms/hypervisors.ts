@@ -82,7 +82,9 @@ export async function getHypervisor(db: Kysely<Database>, name: string): Promise
 
 /**
  * Whether a KVM guest really starts there: capabilities list kvm whenever /dev/kvm exists, even
- * when QEMU cannot use it. A tiny transient guest with no disk is started and destroyed.
+ * when QEMU cannot use it (no permission, or nested virtualisation that cannot set the host CPU's
+ * MSRs). A tiny transient guest with the CPU mode kvmfleet gives KVM guests (host-passthrough) is
+ * started and destroyed.
  */
 export async function probeDomainType(client: LibvirtClient): Promise<DomainType> {
   const types = domainTypesFor(await client.getCapabilities());
@@ -92,7 +94,7 @@ export async function probeDomainType(client: LibvirtClient): Promise<DomainType
   }
   const name = `kvmfleet-kvm-probe-${randomUUID().slice(0, 8)}`;
   try {
-    const dom = await client.createTransientDomain(`<domain type='kvm'><name>${name}</name><memory unit='MiB'>32</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os><devices><serial type='null'/></devices></domain>`);
+    const dom = await client.createTransientDomain(`<domain type='kvm'><name>${name}</name><memory unit='MiB'>32</memory><vcpu>1</vcpu><cpu mode='host-passthrough'/><os><type arch='x86_64'>hvm</type></os><devices><serial type='null'/></devices></domain>`);
     await client.destroyDomain(dom).catch(() => undefined);
     return 'kvm';
   } catch (error) {

@@ -72,7 +72,9 @@ function runOverSsh(uri: LibvirtUri, command: string): Promise<string> {
  * working KVM (known from its domain type); otherwise KVM is tried and TCG used if it fails.
  */
 export async function sysprepDisk(uri: LibvirtUri, diskPath: string, options: { tcg: boolean }): Promise<SysprepResult> {
-  const args = ['--format', 'qcow2', '-a', diskPath];
+  // The "customize" operation would write a fresh machine-id into the template, which every clone
+  // would then share; without it /etc/machine-id stays empty and each clone makes its own at first boot.
+  const args = ['--operations', 'defaults,-customize', '--format', 'qcow2', '-a', diskPath];
   let output: string;
   if (uri.transport === 'unix') {
     try {

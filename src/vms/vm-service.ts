@@ -18,7 +18,7 @@ import type { CloneKind, Database } from '../store/schema.ts';
 import { seedFiles, type SeedIdentity } from './cloud-init.ts';
 import { domainXml, type DiskSpec, type DomainSpec } from './domain-xml.ts';
 import { getHypervisor, listHypervisors, type Hypervisor } from './hypervisors.ts';
-import { planPlacements, type HostCapacity, type VmDemand } from './placement.ts';
+import { DEFAULT_PLACEMENT_POLICY, planPlacements, type HostCapacity, type PlacementPolicy, type VmDemand } from './placement.ts';
 import { buildSeedImage } from './seed-image.ts';
 import { sysprepDisk } from './sysprep.ts';
 import { isKvmUnavailable } from './domain-type.ts';
@@ -148,10 +148,12 @@ export class VmService {
   readonly #db: Kysely<Database>;
   readonly #pool: LibvirtPool;
   readonly #watching = new Set<string>();
+  readonly #policy: PlacementPolicy;
 
-  constructor(db: Kysely<Database>, pool: LibvirtPool) {
+  constructor(db: Kysely<Database>, pool: LibvirtPool, policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY) {
     this.#db = db;
     this.#pool = pool;
+    this.#policy = policy;
   }
 
   /** Keeps VM states current from the hypervisor's lifecycle events (once per hypervisor). */
@@ -215,9 +217,14 @@ export class VmService {
     }));
   }
 
+  /** What the placement rule sees: each hypervisor's capacity and what kvmfleet put on it. */
+  capacities(site: string, only?: readonly string[]): Promise<HostCapacity[]> {
+    return this.#capacities(site, only);
+  }
+
   /** Chooses hypervisors for demands in a site (see placement.ts). */
   async place(site: string, demands: readonly VmDemand[], only?: readonly string[]): Promise<string[]> {
-    const plans = planPlacements(demands, await this.#capacities(site, only));
+    const plans = planPlacements(demands, await this.#capacities(site, only), this.#policy);
     return plans.map((p, i) => {
       if (!p.ok) throw new KvmfleetError(ErrorCode.NoPlacement, `no hypervisor in site "${site}" can take VM ${i + 1} (${demands[i]!.memoryMiB} MiB, ${demands[i]!.vcpus} vCPUs): ${p.reasons.join('; ')}`);
       return p.hypervisor;
