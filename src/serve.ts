@@ -15,6 +15,9 @@ import { openStore, type Store } from './store/open.ts';
 import { LeaseWriter } from './store/lease-writer.ts';
 import { DhcpService } from './boot/dhcp-service.ts';
 import { DhcpServer } from './protocols/dhcp4/server.ts';
+import { LibvirtPool } from './protocols/libvirt/pool.ts';
+import { JobRunner } from './vms/jobs.ts';
+import { VmService } from './vms/vm-service.ts';
 import { Metrics, type Sample } from './metrics.ts';
 
 export interface ServeOptions {
@@ -57,6 +60,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
   let dhcp: { server: DhcpServer; service: DhcpService; writer: LeaseWriter } | undefined;
   const metrics = new Metrics();
   const endpoints: Partial<Record<Role, string>> = {};
+  let libvirt: LibvirtPool | undefined;
   const stopAll = async () => {
     if (dhcp) {
       await dhcp.server.close();
@@ -66,6 +70,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     await tftp?.close();
     await http?.close();
     await api?.close();
+    await libvirt?.close();
     await store.close();
   };
   try {
@@ -116,7 +121,10 @@ export async function serve(options: ServeOptions): Promise<Running> {
       endpoints.http = urlOf(options.http.host, boundPort(http, options.http.port));
     }
     if (options.roles.includes('api')) {
-      api = await buildApi({ store, boot, metrics, dhcpStats: dhcp ? () => ({ ...dhcp!.server.stats, policy: dhcp!.service.stats, pools: dhcp!.service.poolStats(), leaseWrites: dhcp!.writer.stats }) : undefined, bootBaseUrl: endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl, logger: { level: options.logLevel } });
+      // One libvirt connection per hypervisor for this process, opened on first use.
+      libvirt = new LibvirtPool();
+      const vms = new VmService(store.db, libvirt);
+      api = await buildApi({ store, boot, metrics, vms: { db: store.db, pool: libvirt, vms, jobs: new JobRunner(store.db, vms) }, dhcpStats: dhcp ? () => ({ ...dhcp!.server.stats, policy: dhcp!.service.stats, pools: dhcp!.service.poolStats(), leaseWrites: dhcp!.writer.stats }) : undefined, bootBaseUrl: endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl, logger: { level: options.logLevel } });
       await api.listen({ host: options.api.host, port: options.api.port });
       endpoints.api = urlOf(options.api.host, boundPort(api, options.api.port));
     }

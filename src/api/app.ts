@@ -15,6 +15,7 @@ import * as S from './schemas.ts';
 import { registerImportRoutes } from './routes/imports.ts';
 import { registerBuildRoutes } from './routes/builds.ts';
 import { registerLeaseRoutes } from './routes/leases.ts';
+import { registerVmRoutes, type VmRouteDeps } from './routes/vms.ts';
 import type { BootService } from '../boot/service.ts';
 import type { Metrics } from '../metrics.ts';
 
@@ -27,6 +28,8 @@ export interface ApiOptions {
   /** The DHCP role's counters and pool usage, when it runs in this process. */
   readonly dhcpStats?: (() => unknown) | undefined;
   readonly logger?: FastifyServerOptions['logger'];
+  /** Hypervisors, VMs, templates and jobs (absent: those routes are not served). */
+  readonly vms?: VmRouteDeps;
 }
 
 /** Bodies of imports may be large (a CSV of tens of thousands of hosts). */
@@ -45,7 +48,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     openapi: {
       openapi: '3.0.3',
       info: { title: 'kvmfleet', version: VERSION, description: 'Provision KVM fleets: inventory, network boot, VMs.' },
-      tags: [{ name: 'sites' }, { name: 'networks' }, { name: 'profiles' }, { name: 'hosts' }, { name: 'import' }, { name: 'builds' }, { name: 'dhcp' }, { name: 'health' }],
+      tags: [{ name: 'sites' }, { name: 'networks' }, { name: 'profiles' }, { name: 'hosts' }, { name: 'import' }, { name: 'builds' }, { name: 'dhcp' }, { name: 'vms' }, { name: 'jobs' }, { name: 'health' }],
     },
     // Name shared schemas by their $id in the document, not def-0, def-1…
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
@@ -121,5 +124,6 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   registerImportRoutes(app, db);
   registerBuildRoutes(app, db, options.boot, options.bootBaseUrl);
   registerLeaseRoutes(app, db);
+  if (options.vms) registerVmRoutes(app, options.vms);
   return app;
 }

@@ -8,6 +8,7 @@ import { VERSION } from '../version.ts';
 import { ApiClient, ApiError } from './client.ts';
 import { parseMirrors } from '../boot/mirror.ts';
 import { formatRecord, formatTable } from './table.ts';
+import { registerVmCommands } from './vm-commands.ts';
 
 interface GlobalOptions {
   url: string;
@@ -302,6 +303,8 @@ function describeDetails(details: unknown): string {
   if (d?.problems) return d.problems.map((p) => `  ${p.code}: ${p.message}`).join('\n');
   return '';
 }
+
+registerVmCommands(program, { client, print, json: () => !!globals().json });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof ApiError) {

@@ -1,0 +1,190 @@
+/** Hypervisors, VMs, templates and jobs on the API. Long work (bulk deploy) answers 202 with a job to follow. */
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { LibvirtPool } from '../../protocols/libvirt/pool.ts';
+import type { Database } from '../../store/schema.ts';
+import { getHypervisor, listHypervisors, refreshHypervisor, registerHypervisor, removeHypervisor } from '../../vms/hypervisors.ts';
+import type { JobEvent, JobRunner } from '../../vms/jobs.ts';
+import type { VmService } from '../../vms/vm-service.ts';
+import { errorReplies, NameParams } from '../schemas.ts';
+
+const errors = errorReplies(400, 404, 409, 422, 502, 503);
+// Query strings and path parameters arrive as text (the API does not coerce types): say so in the schema.
+const Flag = Type.Union([Type.Literal('true'), Type.Literal('false')]);
+const JobParams = Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,9}$' }) });
+const jobId = (request: { params: unknown }) => Number((request.params as { id: string }).id);
+const tags = ['vms'];
+
+const HypervisorInput = Type.Object(
+  {
+    name: Type.String({ maxLength: 253 }),
+    uri: Type.String({ maxLength: 1024, description: 'libvirt URI: qemu:///system, qemu+ssh://root@hv1/system, qemu+tcp://hv1/system' }),
+    site: Type.String(),
+    storagePool: Type.Optional(Type.String({ maxLength: 128 })),
+    bridge: Type.Optional(Type.String({ maxLength: 15 })),
+    maxParallel: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+    domainType: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('kvm'), Type.Literal('qemu')])),
+  },
+  { additionalProperties: false },
+);
+
+const Source = Type.Union([
+  Type.Object({ kind: Type.Literal('pxe') }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('cdrom'), iso: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('import'), disk: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('none') }, { additionalProperties: false }),
+]);
+
+const CreateVm = Type.Object(
+  {
+    name: Type.String({ maxLength: 64 }),
+    hypervisor: Type.Optional(Type.String()),
+    site: Type.Optional(Type.String()),
+    memoryMiB: Type.Integer({ minimum: 16 }),
+    vcpus: Type.Integer({ minimum: 1, maximum: 4096 }),
+    diskGiB: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    source: Source,
+    osVariant: Type.Optional(Type.String({ maxLength: 64 })),
+    bridge: Type.Optional(Type.String({ maxLength: 15 })),
+    mac: Type.Optional(Type.String({ pattern: '^([0-9a-f]{2}:){5}[0-9a-f]{2}$' })),
+    graphics: Type.Optional(Type.Object({ type: Type.Union([Type.Literal('vnc'), Type.Literal('spice')]), password: Type.Optional(Type.String({ maxLength: 64 })), listen: Type.Optional(Type.String()) }, { additionalProperties: false })),
+    autostart: Type.Optional(Type.Boolean()),
+    start: Type.Optional(Type.Boolean()),
+    antiAffinity: Type.Optional(Type.String({ maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+
+const Identity = Type.Object(
+  {
+    hostname: Type.Optional(Type.String({ maxLength: 63 })),
+    domain: Type.Optional(Type.String({ maxLength: 190 })),
+    sshKeys: Type.Optional(Type.Array(Type.String({ maxLength: 16384 }), { maxItems: 64 })),
+    ip: Type.Optional(Type.String({ format: 'ipv4' })),
+    prefix: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })),
+    gateway: Type.Optional(Type.String({ format: 'ipv4' })),
+    dns: Type.Optional(Type.Array(Type.String({ format: 'ipv4' }), { maxItems: 8 })),
+  },
+  { additionalProperties: false },
+);
+
+const CloneBody = Type.Object(
+  { name: Type.String({ maxLength: 64 }), kind: Type.Union([Type.Literal('linked'), Type.Literal('full')]), hypervisor: Type.Optional(Type.String()), identity: Type.Optional(Identity), antiAffinity: Type.Optional(Type.String({ maxLength: 64 })), start: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false },
+);
+
+const BulkClone = Type.Object(
+  {
+    template: Type.String(),
+    count: Type.Integer({ minimum: 1, maximum: 10000 }),
+    namePrefix: Type.String({ maxLength: 56 }),
+    kind: Type.Union([Type.Literal('linked'), Type.Literal('full')]),
+    site: Type.String(),
+    hypervisors: Type.Optional(Type.Array(Type.String(), { maxItems: 1000 })),
+    antiAffinity: Type.Optional(Type.String({ maxLength: 64 })),
+    start: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+export interface VmRouteDeps {
+  readonly db: Kysely<Database>;
+  readonly pool: LibvirtPool;
+  readonly vms: VmService;
+  readonly jobs: JobRunner;
+}
+
+export function registerVmRoutes(app: FastifyInstance, deps: VmRouteDeps): void {
+  const { db, pool, vms, jobs } = deps;
+  const name = (request: { params: unknown }) => (request.params as { name: string }).name;
+
+  app.get('/api/v1/hypervisors', { schema: { tags, summary: 'Hypervisors, with capacity and health', querystring: Type.Object({ site: Type.Optional(Type.String()) }) } }, (request) => listHypervisors(db, (request.query as { site?: string }).site));
+  app.get('/api/v1/hypervisors/:name', { schema: { tags, params: NameParams, response: errors } }, (request) => getHypervisor(db, name(request)));
+  app.post('/api/v1/hypervisors', { schema: { tags, summary: 'Register a hypervisor by libvirt URI (capacity is read from it)', body: HypervisorInput, response: errors } }, async (request, reply) => {
+    const hv = await registerHypervisor(db, pool, request.body as Static<typeof HypervisorInput>);
+    reply.code(201);
+    return hv;
+  });
+  app.post('/api/v1/hypervisors/:name/refresh', { schema: { tags, summary: 'Read capacity and health again', params: NameParams, response: errors } }, (request) => refreshHypervisor(db, pool, name(request)));
+  app.delete('/api/v1/hypervisors/:name', { schema: { tags, params: NameParams, response: errors } }, async (request, reply) => {
+    await removeHypervisor(db, name(request));
+    return reply.code(204).send();
+  });
+
+  app.get('/api/v1/vms', { schema: { tags, summary: 'VMs on every hypervisor, with live state; domains kvmfleet does not manage are listed apart' } }, () => vms.list());
+  app.get('/api/v1/vms/:name', { schema: { tags, params: NameParams, response: errors } }, async (request) => {
+    const { id: _id, hypervisorId: _h, seedPath: _s, ...vm } = await vms.getVm(name(request));
+    return vm;
+  });
+  app.post('/api/v1/vms', { schema: { tags, summary: 'Create a VM (the virt-install job)', body: CreateVm, response: errors } }, async (request, reply) => {
+    const vm = await vms.create(request.body as Static<typeof CreateVm>);
+    reply.code(201);
+    return vm;
+  });
+  app.post('/api/v1/vms/:name/start', { schema: { tags, params: NameParams, response: errors } }, (request) => vms.start(name(request)));
+  app.post('/api/v1/vms/:name/shutdown', { schema: { tags, summary: 'ACPI shutdown; after timeoutS, destroy if force', params: NameParams, querystring: Type.Object({ timeoutS: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,3}$' })), force: Type.Optional(Flag) }), response: errors } }, (request) => {
+    const q = request.query as { timeoutS?: string; force?: string };
+    return vms.shutdown(name(request), { ...(q.timeoutS ? { timeoutS: Number(q.timeoutS) } : {}), force: q.force === 'true' });
+  });
+  app.post('/api/v1/vms/:name/destroy', { schema: { tags, summary: 'Power off at once', params: NameParams, response: errors } }, (request) => vms.destroy(name(request)));
+  app.post('/api/v1/vms/:name/autostart', { schema: { tags, params: NameParams, body: Type.Object({ enabled: Type.Boolean() }, { additionalProperties: false }), response: errors } }, async (request) => {
+    await vms.setAutostart(name(request), (request.body as { enabled: boolean }).enabled);
+    return { name: name(request), autostart: (request.body as { enabled: boolean }).enabled };
+  });
+  app.delete('/api/v1/vms/:name', { schema: { tags, summary: 'Undefine (refused while running); storage=true removes its volumes', params: NameParams, querystring: Type.Object({ storage: Type.Optional(Flag) }), response: errors } }, async (request, reply) => {
+    await vms.undefine(name(request), { removeStorage: (request.query as { storage?: string }).storage === 'true' });
+    return reply.code(204).send();
+  });
+
+  app.get('/api/v1/templates', { schema: { tags } }, () => vms.listTemplates());
+  app.post('/api/v1/templates', { schema: { tags, summary: 'Seal a shut-off VM as a template (virt-sysprep)', body: Type.Object({ vm: Type.String(), name: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }), response: errors } }, async (request, reply) => {
+    const body = request.body as { vm: string; name?: string };
+    const template = await vms.sealTemplate(body.vm, body.name ?? body.vm);
+    reply.code(201);
+    return template;
+  });
+  app.delete('/api/v1/templates/:name', { schema: { tags, summary: 'Refused while linked clones exist', params: NameParams, querystring: Type.Object({ storage: Type.Optional(Flag) }), response: errors } }, async (request, reply) => {
+    await vms.deleteTemplate(name(request), { removeStorage: (request.query as { storage?: string }).storage === 'true' });
+    return reply.code(204).send();
+  });
+  app.post('/api/v1/templates/:name/clones', { schema: { tags, summary: 'One linked or full clone with its own cloud-init identity', params: NameParams, body: CloneBody, response: errors } }, async (request, reply) => {
+    const vm = await vms.clone({ ...(request.body as Static<typeof CloneBody>), template: name(request) });
+    reply.code(201);
+    return vm;
+  });
+
+  app.post('/api/v1/jobs/bulk-clone', { schema: { tags: ['jobs'], summary: 'Deploy N clones across a site: 202 and a job to follow', body: BulkClone, response: errors } }, async (request, reply) => {
+    const job = await jobs.bulkClone(request.body as Static<typeof BulkClone>);
+    reply.code(202);
+    return job;
+  });
+  app.get('/api/v1/jobs', { schema: { tags: ['jobs'] } }, () => jobs.list());
+  app.get('/api/v1/jobs/:id', { schema: { tags: ['jobs'], params: JobParams, response: errors } }, (request) => jobs.get(jobId(request)));
+  // Server-sent events: one "progress" event per finished item, then "end" with the job's state.
+  app.get('/api/v1/jobs/:id/events', { schema: { tags: ['jobs'], summary: 'Server-sent events: progress per item, then end', params: JobParams } }, async (request, reply) => {
+    const id = jobId(request);
+    const job = await jobs.get(id);
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    send('progress', { job: id, state: job.state, done: job.done, failed: job.failed, total: job.total });
+    if (job.state !== 'running') {
+      send('end', job);
+      return res.end();
+    }
+    const onProgress = (event: JobEvent) => {
+      if (event.job !== id) return;
+      send('progress', event);
+      if (event.state !== 'running') {
+        jobs.off('progress', onProgress);
+        void jobs.get(id).then((final) => (send('end', final), res.end()));
+      }
+    };
+    jobs.on('progress', onProgress);
+    request.raw.on('close', () => jobs.off('progress', onProgress));
+    const now = await jobs.get(id); // it may have ended between the first read and the subscription
+    if (now.state !== 'running') onProgress({ job: id, state: now.state, done: now.done, failed: now.failed, total: now.total });
+  });
+}
