@@ -13,6 +13,7 @@ import { tftpStorm } from './tftp-storm.ts';
 import { httpBench } from './http-boot.ts';
 import { dhcpRun, type DhcpPeer } from './dhcp-perf.ts';
 import { libvirtCalls } from './libvirt-calls.ts';
+import { cloneBench } from './vm-clones.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, clients: { type: 'string', default: '500' }, only: { type: 'string' } } });
 const runs = Number(values.runs);
@@ -23,13 +24,14 @@ const PEERS: Record<string, string[]> = {
   tftp: ['/usr/sbin/in.tftpd', '/usr/bin/curl', '/usr/bin/atftp', '/usr/lib/ipxe/ipxe.efi'],
   http: ['/usr/sbin/nginx', '/usr/bin/wrk'],
   libvirt: ['/usr/sbin/libvirtd', '/usr/bin/virsh'],
+  vms: ['/usr/sbin/libvirtd', '/usr/bin/virt-clone', '/usr/bin/qemu-img', '/usr/bin/qemu-io', '/usr/bin/mkfs.vfat', '/usr/bin/mcopy'],
   dhcp: ['/usr/sbin/perfdhcp', '/usr/sbin/kea-dhcp4', '/usr/sbin/dnsmasq', '/usr/bin/curl'],
 };
 const missing = Object.entries(PEERS)
   .filter(([area]) => wanted(area))
   .flatMap(([, files]) => files.filter((f) => !existsSync(f)));
 if (missing.length > 0) {
-  console.error(`bench: missing peers or tools: ${missing.join(', ')} (apt-get install tftpd-hpa curl atftp ipxe nginx-light wrk kea-admin kea-dhcp4-server dnsmasq-base)`);
+  console.error(`bench: missing peers or tools: ${missing.join(', ')} (apt-get install tftpd-hpa curl atftp ipxe nginx-light wrk kea-admin kea-dhcp4-server dnsmasq-base libvirt-daemon-system virtinst qemu-utils dosfstools mtools)`);
   process.exit(1);
 }
 if (process.getuid?.() !== 0) {
@@ -123,6 +125,24 @@ if (wanted('libvirt')) {
   const k = measure(results.map((r) => r.kvmfleet));
   const v = measure(results.map((r) => r.virsh));
   rows.push({ area: 'libvirt', metric: 'lookup + getState pairs/s (test driver via libvirtd): RPC client on one connection vs virsh per call', unit: 'pairs/s', kvmfleet: k, peer: 'virsh per call', peerValue: v, ratio: k.median / v.median, lowerIsBetter: false, goal: '≥ 50×' });
+}
+
+if (wanted('vms')) {
+  const results = [];
+  for (let run = 0; run < runs; run++) {
+    const result = await cloneBench();
+    log(`vms run ${run + 1}: ${JSON.stringify(result)}`);
+    results.push(result);
+  }
+  const lk = measure(results.map((r) => r.linkedSeconds.kvmfleet));
+  const lv = measure(results.map((r) => r.linkedSeconds.virtClone));
+  rows.push({ area: 'VMs', metric: 'one new VM from a template (1 GiB qcow2, 512 MiB written): kvmfleet linked clone (overlay + cloud-init seed + define) vs virt-clone (copies the disk)', unit: 's', kvmfleet: lk, peer: 'virt-clone', peerValue: lv, ratio: lk.median / lv.median, lowerIsBetter: true });
+  const fk = measure(results.map((r) => r.fullMiBps.kvmfleet));
+  const fq = measure(results.map((r) => r.fullMiBps.qemuImg));
+  rows.push({ area: 'VMs', metric: 'full clone throughput, 512 MiB of data: kvmfleet (libvirt storage copy + seed + define) vs qemu-img convert', unit: 'MiB/s', kvmfleet: fk, peer: 'qemu-img convert', peerValue: fq, ratio: fk.median / fq.median, lowerIsBetter: false });
+  const bulk = measure(results.map((r) => r.bulk20Seconds));
+  const perVm = measure(results.map((r) => r.linkedSeconds.virtClone * 20));
+  rows.push({ area: 'VMs', metric: 'bulk deploy of 20 linked clones (job, 4 at a time on one hypervisor) vs 20 virt-clone runs (estimated: 20 × one run)', unit: 's', kvmfleet: bulk, peer: '20 × virt-clone', peerValue: perVm, ratio: bulk.median / perVm.median, lowerIsBetter: true });
 }
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${execFileSync('uname', ['-sr']).toString().trim()}`;

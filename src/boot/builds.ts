@@ -204,8 +204,30 @@ export async function markBuilt(db: Kysely<Database>, token: string, clientIp: s
     if (!host) return undefined;
     await setState(trx, host.id, 'built', { build_token: null });
     await recordEvent(trx, host.id, 'built', { ip: clientIp ?? null });
+    await registerBuiltHypervisor(trx, host.id, clientIp);
     return host.hostname;
   });
+}
+
+/**
+ * A built host is a KVM hypervisor (that is what the profiles install): it joins its site's
+ * hypervisors, reached over SSH by its reserved address (or the one it called back from). Its
+ * capacity and domain type are read when it is first refreshed or used; an existing entry is kept.
+ */
+async function registerBuiltHypervisor(trx: Db, hostId: number, clientIp: string | undefined): Promise<void> {
+  const row = await trx
+    .selectFrom('hosts')
+    .innerJoin('networks', 'networks.id', 'hosts.network_id')
+    .select(['hosts.hostname', 'hosts.ip', 'networks.site_id'])
+    .where('hosts.id', '=', hostId)
+    .executeTakeFirst();
+  const address = row?.ip ?? clientIp?.replace(/^::ffff:/, '');
+  if (!row || !address) return;
+  await trx
+    .insertInto('hypervisors')
+    .values({ name: row.hostname, uri: `qemu+ssh://root@${address}/system`, site_id: row.site_id, host_id: hostId, domain_type: null, cpus: null, memory_mib: null, pool_capacity: null, pool_available: null, last_error: null, checked_at: null })
+    .onConflict((oc) => oc.doNothing())
+    .execute();
 }
 
 /** Starts a new build of a host: it installs at its next network boot. */

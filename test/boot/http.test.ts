@@ -14,6 +14,7 @@ import { KickstartTemplates } from '../../src/boot/kickstart.ts';
 import { BootService } from '../../src/boot/service.ts';
 import { countHostsByState, getHost, listHosts } from '../../src/fleet/hosts.ts';
 import { updateSite } from '../../src/fleet/sites.ts';
+import { listHypervisors } from '../../src/vms/hypervisors.ts';
 import { importHostsCsv, importSiteYaml } from '../../src/import/apply.ts';
 import { generateEnterprise } from '../fixtures/enterprise.ts';
 import { describeEachStore } from '../helpers/stores.ts';
@@ -85,6 +86,10 @@ describeEachStore('boot HTTP', (ctx) => {
     // As busybox wget --post-data '' calls back: a form content type (curl -X POST sends none).
     assert.equal((await post(`/boot/built/${token2}`, '')).status, 200);
     assert.equal((await getHost(ctx.store.db, host!.hostname)).buildState, 'built');
+    // A built host joins its site's hypervisors, to be reached over SSH at its reserved address.
+    const [hv] = (await listHypervisors(ctx.store.db)).filter((h) => h.name === host!.hostname);
+    assert.equal(hv?.uri, 'qemu+ssh://root@10.1.0.20/system');
+    assert.equal(hv?.health, 'unknown');
     assert.equal((await post(`/boot/built/${token2}`)).status, 403, 'a token is spent by the callback');
     assert.equal((await get(`/boot/ks/${token2}`)).status, 403);
 

@@ -1,0 +1,133 @@
+/**
+ * Boot storm: N simulated machines of one site (bench/storm-client.ts: DHCP → TFTP → DHCP as iPXE →
+ * script → Kickstart → callback) through a relay, against kvmfleet (all boot roles, embedded
+ * store, N hosts in its inventory, build cap N) and against a dnsmasq (DHCP with a static host
+ * per MAC, TFTP) + nginx (static per-host scripts and Kickstarts) baseline serving equivalent
+ * files. Also the peak RSS of kvmfleet and of dnsmasq + nginx over the run.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createNamespacePair, type NamespacePair } from '../test/helpers/netns.ts';
+import { startServer } from '../test/helpers/server.ts';
+
+const GIADDR = '10.241.0.1';
+const MAC_PREFIX = '02:00:00';
+
+export interface StormResult {
+  readonly seconds: number;
+  readonly failures: number;
+  readonly peakRssMiB: number;
+  readonly errors: string[];
+}
+
+const macOf = (i: number) => `${MAC_PREFIX}:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+const ipOf = (i: number) => `10.241.${Math.floor(i / 250) + 1}.${(i % 250) + 2}`;
+
+/** Peak resident memory (VmHWM) of a process and its descendants, in MiB. */
+function peakRssMiB(pids: number[]): number {
+  let kib = 0;
+  for (const pid of pids) {
+    try {
+      kib += Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      /* gone */
+    }
+  }
+  return kib / 1024;
+}
+
+function childPids(pid: number): number[] {
+  try {
+    const direct = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return direct.flatMap((c) => [c, ...childPids(c)]);
+  } catch {
+    return [];
+  }
+}
+
+async function runClients(net: NamespacePair, count: number, concurrency: number): Promise<{ seconds: number; failures: number; errors: string[] }> {
+  const script = join(import.meta.dirname, 'storm-client.ts');
+  const { stdout } = await net.client.exec(process.execPath, ['--import', 'tsx', script, net.server.ip, GIADDR, String(count), String(concurrency), MAC_PREFIX, 'POST'], { timeoutMs: 600_000 });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!);
+}
+
+async function withNetwork<T>(fn: (net: NamespacePair, work: string) => Promise<T>): Promise<T> {
+  const work = mkdtempSync(join(tmpdir(), 'kvb-storm-'));
+  const net = await createNamespacePair('bstorm');
+  try {
+    await net.client.exec('ip', ['addr', 'add', `${GIADDR}/16`, 'dev', net.client.device]);
+    await net.server.exec('ip', ['route', 'add', '10.241.0.0/16', 'via', net.client.ip]);
+    return await fn(net, work);
+  } finally {
+    await net.cleanup();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export function stormKvmfleet(count: number, concurrency: number): Promise<StormResult> {
+  return withNetwork(async (net, work) => {
+    const ip = net.server.ip;
+    const server = await startServer(['--roles', 'api,http,tftp,dhcp', '--data-dir', join(work, 'data'), '--dhcp-server-id', ip, '--http-listen', `${ip}:8081`, '--tftp-listen', `${ip}:69`, '--boot-base-url', `http://${ip}:8081`, '--log-level', 'error'], {}, 60_000, { netns: net.server.name });
+    try {
+      const site = `sites:\n  - name: storm\n    buildCap: ${count}\n    networks:\n      - { name: storm-boot, cidr: ${net.subnet}.0/24 }\n      - { name: storm-hv, cidr: 10.241.0.0/16, gateway: ${GIADDR}, domain: storm.example.com }\nprofiles:\n  - { name: rhel9, os: rhel9, installTreeUrl: "http://${ip}:8081/trees/rhel9" }\n`;
+      await net.server.exec('curl', ['-sS', '--fail-with-body', '-X', 'POST', '-H', 'content-type: application/yaml', '--data-binary', site, `${server.url}/api/v1/import/site`]);
+      const csv = ['hostname,mac,ip,network,profile', ...Array.from({ length: count }, (_, i) => `hv${String(i).padStart(4, '0')}.storm.example.com,${macOf(i)},${ipOf(i)},storm-hv,rhel9`)].join('\n');
+      writeFileSync(join(work, 'hosts.csv'), csv);
+      await net.server.exec('curl', ['-sS', '--fail-with-body', '-X', 'POST', '-H', 'content-type: text/csv', '--data-binary', `@${join(work, 'hosts.csv')}`, `${server.url}/api/v1/import/hosts`]);
+      await new Promise((r) => setTimeout(r, 1500)); // the DHCP role reloads networks and reservations
+      const result = await runClients(net, count, concurrency);
+      const rss = peakRssMiB([server.child.pid!, ...childPids(server.child.pid!)]);
+      return { ...result, peakRssMiB: rss };
+    } finally {
+      await server.kill();
+    }
+  });
+}
+
+export function stormBaseline(count: number, concurrency: number): Promise<StormResult> {
+  return withNetwork(async (net, work) => {
+    const ip = net.server.ip;
+    const tftp = join(work, 'tftp');
+    const www = join(work, 'www');
+    for (const dir of [tftp, join(www, 'boot'), join(www, 'ks')]) mkdirSync(dir, { recursive: true });
+    copyFileSync('/usr/lib/ipxe/undionly.kpxe', join(tftp, 'undionly.kpxe'));
+    const hosts: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const mac = macOf(i);
+      const hyp = mac.replace(/:/g, '-');
+      hosts.push(`${mac},${ipOf(i)}`);
+      // The same content kvmfleet renders, as static files.
+      writeFileSync(join(www, 'boot', `${hyp}.ipxe`), `#!ipxe\nkernel http://${ip}:8082/trees/rhel9/images/pxeboot/vmlinuz initrd=initrd.img inst.ks=http://${ip}:8082/ks/${hyp}.cfg inst.repo=http://${ip}:8082/trees/rhel9 ip=dhcp\ninitrd http://${ip}:8082/trees/rhel9/images/pxeboot/initrd.img\nboot\n`);
+      writeFileSync(join(www, 'ks', `${hyp}.cfg`), `text\nurl --url=http://${ip}:8082/trees/rhel9\n%post\ncurl --fail -X POST http://${ip}:8082/built/${hyp}\n%end\n`);
+    }
+    writeFileSync(join(work, 'hosts'), hosts.join('\n') + '\n');
+    writeFileSync(
+      join(work, 'nginx.conf'),
+      `worker_processes auto;\ndaemon off;\npid ${join(work, 'nginx.pid')};\nerror_log ${join(work, 'nginx-error.log')} error;\nevents { worker_connections 4096; }\nhttp {\n  access_log off;\n  server {\n    listen ${ip}:8082;\n    root ${www};\n    location /built/ { return 200 "built\\n"; }\n  }\n}\n`,
+    );
+    const children: ChildProcess[] = [];
+    try {
+      children.push(net.server.spawn('nginx', ['-c', join(work, 'nginx.conf'), '-e', join(work, 'nginx-error.log')], { stdio: 'ignore' }));
+      children.push(
+        net.server.spawn(
+          'dnsmasq',
+          ['-d', '--port=0', '--conf-file=/dev/null', `--interface=${net.server.device}`, `--dhcp-range=${net.subnet}.0,static`, '--dhcp-range=10.241.0.0,static,255.255.0.0,3600', `--dhcp-hostsfile=${join(work, 'hosts')}`, `--dhcp-leasefile=${join(work, 'leases')}`, '--dhcp-authoritative', '--no-ping', '--enable-tftp', `--tftp-root=${tftp}`, '--dhcp-userclass=set:ipxe,iPXE', `--dhcp-boot=tag:!ipxe,undionly.kpxe,,${ip}`, `--dhcp-boot=tag:ipxe,http://${ip}:8082/boot/\${mac:hexhyp}.ipxe`, `--pid-file=${join(work, 'dnsmasq.pid')}`, '--dhcp-lease-max=70000'],
+          { stdio: 'ignore' },
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 1500));
+      for (const child of children) if (child.exitCode !== null) throw new Error(`${child.spawnargs.join(' ')} did not start`);
+      const result = await runClients(net, count, concurrency);
+      const pids = children.flatMap((c) => [c.pid!, ...childPids(c.pid!)]);
+      return { ...result, peakRssMiB: peakRssMiB(pids) };
+    } finally {
+      for (const child of children) {
+        child.kill();
+        if (child.exitCode === null) await once(child, 'exit');
+      }
+    }
+  });
+}

@@ -1,0 +1,180 @@
+/**
+ * The boot-storm load generator, run inside the client namespace: N simulated machines, each doing
+ * what PXE firmware and then iPXE and the installer do, against whichever server is measured:
+ *   DHCP as PXE firmware (DISCOVER/REQUEST through a relay, giaddr) → TFTP of the boot file it was
+ *   given → DHCP again as iPXE → HTTP GET of the script URL it was given → GET of the Kickstart named
+ *   by inst.ks= → the %post callback (POST, or GET where the baseline's file server has no POST).
+ * At most `concurrency` machines are in flight. Prints one JSON line: seconds, failures, first errors.
+ * Usage: node --import tsx bench/storm-client.ts SERVER_IP GIADDR COUNT CONCURRENCY MAC_PREFIX CALLBACK_METHOD
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { BOOTREQUEST, decodePacket, encodePacket, MessageType, type DhcpPacket } from '../src/protocols/dhcp4/packet.ts';
+import { DhcpOptions, OptionCode } from '../src/protocols/dhcp4/options.ts';
+
+const [serverIp = '', giaddr = '', countText = '100', concurrencyText = '50', macPrefix = '02:00:00', callbackMethod = 'POST'] = process.argv.slice(2);
+const count = Number(countText);
+const concurrency = Number(concurrencyText);
+
+const macOf = (i: number) => `${macPrefix}:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+
+/** One relay socket for all machines: replies come back to giaddr:67 and are matched by xid. */
+class Relay {
+  readonly #socket: Socket = createSocket({ type: 'udp4', reuseAddr: true });
+  readonly #waiting = new Map<number, (p: DhcpPacket) => void>();
+  async open(): Promise<void> {
+    this.#socket.on('message', (msg) => {
+      try {
+        const packet = decodePacket(msg);
+        this.#waiting.get(packet.xid)?.(packet);
+      } catch {
+        /* not ours */
+      }
+    });
+    await new Promise<void>((r) => this.#socket.bind(67, giaddr, () => r()));
+  }
+  close(): void {
+    this.#socket.close();
+  }
+  /** Sends and waits for a reply of `want`, retrying (2 s, 4 tries) as firmware does. */
+  async exchange(packet: DhcpPacket, want: MessageType): Promise<DhcpPacket> {
+    const bytes = encodePacket(packet);
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const reply = await new Promise<DhcpPacket | undefined>((resolve) => {
+        const timer = setTimeout(() => (this.#waiting.delete(packet.xid), resolve(undefined)), 2000);
+        this.#waiting.set(packet.xid, (p) => {
+          const type = p.options.get(OptionCode.MessageType)?.[0];
+          if (type !== want && type !== MessageType.Nak) return;
+          clearTimeout(timer);
+          this.#waiting.delete(packet.xid);
+          resolve(p);
+        });
+        this.#socket.send(bytes, 67, serverIp);
+      });
+      if (reply) {
+        if (reply.options.get(OptionCode.MessageType)?.[0] === MessageType.Nak) throw new Error('DHCPNAK');
+        return reply;
+      }
+    }
+    throw new Error(`no DHCP ${want === MessageType.Offer ? 'OFFER' : 'ACK'} after 4 tries`);
+  }
+}
+
+function request(mac: string, xid: number, type: MessageType, ipxe: boolean, extra: (o: DhcpOptions) => void = () => {}): DhcpPacket {
+  const options = new DhcpOptions();
+  options.set(OptionCode.MessageType, Buffer.from([type]));
+  options.set(OptionCode.ClientArch, Buffer.from([0, 0]));
+  options.set(OptionCode.VendorClass, Buffer.from('PXEClient:Arch:00000:UNDI:002001'));
+  if (ipxe) options.set(OptionCode.UserClass, Buffer.from([4, ...Buffer.from('iPXE')]));
+  extra(options);
+  const chaddr = Buffer.alloc(16);
+  Buffer.from(mac.replace(/:/g, ''), 'hex').copy(chaddr);
+  return { op: BOOTREQUEST, htype: 1, hlen: 6, hops: 1, xid, secs: 0, flags: 0, ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr, chaddr, sname: '', file: '', options };
+}
+
+async function dhcp(relay: Relay, mac: string, xid: number, ipxe: boolean): Promise<DhcpPacket> {
+  const offer = await relay.exchange(request(mac, xid, MessageType.Discover, ipxe), MessageType.Offer);
+  const serverId = offer.options.get(OptionCode.ServerId);
+  return relay.exchange(
+    request(mac, xid, MessageType.Request, ipxe, (o) => {
+      o.set(OptionCode.RequestedIp, Buffer.from(offer.yiaddr.split('.').map(Number)));
+      if (serverId) o.set(OptionCode.ServerId, serverId);
+    }),
+    MessageType.Ack,
+  );
+}
+
+/** A lock-step TFTP read with blksize 1428 (as PXE ROMs negotiate); resolves with the byte count. */
+function tftpGet(host: string, file: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = createSocket('udp4');
+    let bytes = 0;
+    let expected = 1;
+    let blksize = 512;
+    let peerPort = 69;
+    let timer: NodeJS.Timeout;
+    let last: Buffer;
+    let tries = 0;
+    const send = (b: Buffer, port: number) => {
+      last = b;
+      socket.send(b, port, host);
+      clearTimeout(timer);
+      timer = setTimeout(() => (++tries > 5 ? done(new Error(`TFTP ${file}: timed out`)) : send(last, peerPort)), 1000);
+    };
+    const done = (error?: Error) => {
+      clearTimeout(timer);
+      socket.close();
+      if (error) reject(error);
+      else resolve(bytes);
+    };
+    const ack = (block: number) => Buffer.from([0, 4, (block >> 8) & 255, block & 255]);
+    socket.on('message', (msg, rinfo) => {
+      peerPort = rinfo.port;
+      tries = 0;
+      const op = msg.readUInt16BE(0);
+      if (op === 6) {
+        const fields = msg.subarray(2).toString('latin1').split('\0');
+        const i = fields.indexOf('blksize');
+        if (i >= 0) blksize = Number(fields[i + 1]);
+        return send(ack(0), peerPort);
+      }
+      if (op === 5) return done(new Error(`TFTP ${file}: ${msg.subarray(4).toString('latin1').replace(/\0.*$/, '')}`));
+      if (op !== 3) return;
+      const block = msg.readUInt16BE(2);
+      if (block !== (expected & 0xffff)) return send(ack((expected - 1) & 0xffff), peerPort);
+      bytes += msg.length - 4;
+      expected++;
+      if (msg.length - 4 < blksize) {
+        socket.send(ack(block), peerPort, host);
+        return done();
+      }
+      send(ack(block), peerPort);
+    });
+    socket.bind(0, () => send(Buffer.concat([Buffer.from([0, 1]), Buffer.from(`${file}\x00octet\x00blksize\x001428\x00`, 'latin1')]), 69));
+  });
+}
+
+async function http(url: string, method = 'GET'): Promise<string> {
+  const response = await fetch(url, { method, redirect: 'manual' });
+  const body = await response.text();
+  if (response.status >= 400) throw new Error(`${method} ${url}: HTTP ${response.status}`);
+  return body;
+}
+
+async function machine(relay: Relay, i: number): Promise<void> {
+  const mac = macOf(i);
+  const firmware = await dhcp(relay, mac, 0x10000000 + i * 2, false);
+  if (!firmware.file) throw new Error(`${mac}: no boot file for PXE firmware`);
+  await tftpGet(firmware.siaddr !== '0.0.0.0' ? firmware.siaddr : serverIp, firmware.file);
+  const ipxe = await dhcp(relay, mac, 0x10000001 + i * 2, true);
+  const scriptUrl = ipxe.file || ipxe.options.get(OptionCode.BootFileName)?.toString('latin1');
+  if (!scriptUrl?.startsWith('http')) throw new Error(`${mac}: iPXE was not given a script URL (${scriptUrl})`);
+  const script = await http(scriptUrl.replace('${mac:hexhyp}', mac.replace(/:/g, '-')).replace('${platform}', 'pcbios'));
+  const ks = /inst\.ks=(\S+)/.exec(script)?.[1];
+  if (!ks) throw new Error(`${mac}: the script names no Kickstart: ${script.slice(0, 200)}`);
+  const kickstart = await http(ks);
+  const callback = /-X POST (\S+)/.exec(kickstart)?.[1] ?? /^# callback: (\S+)/m.exec(kickstart)?.[1];
+  if (!callback) throw new Error(`${mac}: the Kickstart has no callback`);
+  await http(callback, callbackMethod);
+}
+
+const relay = new Relay();
+await relay.open();
+const started = performance.now();
+let next = 0;
+let failures = 0;
+const errors: string[] = [];
+await Promise.all(
+  Array.from({ length: Math.min(concurrency, count) }, async () => {
+    while (next < count) {
+      const i = next++;
+      try {
+        await machine(relay, i);
+      } catch (error) {
+        failures++;
+        if (errors.length < 5) errors.push((error as Error).message);
+      }
+    }
+  }),
+);
+relay.close();
+console.log(JSON.stringify({ seconds: (performance.now() - started) / 1000, failures, errors }));
