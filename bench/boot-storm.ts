@@ -5,7 +5,7 @@
  * per MAC, TFTP) + nginx (static per-host scripts and Kickstarts) baseline serving equivalent
  * files. Also the peak RSS of kvmfleet and of dnsmasq + nginx over the run.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
@@ -56,6 +56,7 @@ async function runClients(net: NamespacePair, count: number, concurrency: number
 
 async function withNetwork<T>(fn: (net: NamespacePair, work: string) => Promise<T>): Promise<T> {
   const work = mkdtempSync(join(tmpdir(), 'kvb-storm-'));
+  chmodSync(work, 0o755); // nginx workers read the baseline's files as an unprivileged user
   const net = await createNamespacePair('bstorm');
   try {
     await net.client.exec('ip', ['addr', 'add', `${GIADDR}/16`, 'dev', net.client.device]);
@@ -114,7 +115,7 @@ export function stormBaseline(count: number, concurrency: number): Promise<Storm
       children.push(
         net.server.spawn(
           'dnsmasq',
-          ['-d', '--port=0', '--conf-file=/dev/null', `--interface=${net.server.device}`, `--dhcp-range=${net.subnet}.0,static`, '--dhcp-range=10.241.0.0,static,255.255.0.0,3600', `--dhcp-hostsfile=${join(work, 'hosts')}`, `--dhcp-leasefile=${join(work, 'leases')}`, '--dhcp-authoritative', '--no-ping', '--enable-tftp', `--tftp-root=${tftp}`, '--dhcp-userclass=set:ipxe,iPXE', `--dhcp-boot=tag:!ipxe,undionly.kpxe,,${ip}`, `--dhcp-boot=tag:ipxe,http://${ip}:8082/boot/\${mac:hexhyp}.ipxe`, `--pid-file=${join(work, 'dnsmasq.pid')}`, '--dhcp-lease-max=70000'],
+          ['-d', '--port=0', '--conf-file=/dev/null', `--interface=${net.server.device}`, `--dhcp-range=${net.subnet}.0,static`, '--dhcp-range=10.241.0.0,static,255.255.0.0,3600', `--dhcp-hostsfile=${join(work, 'hosts')}`, `--dhcp-leasefile=${join(work, 'leases')}`, '--dhcp-authoritative', '--no-ping', '--enable-tftp', '--tftp-max=2000', `--tftp-root=${tftp}`, '--dhcp-userclass=set:ipxe,iPXE', `--dhcp-boot=tag:!ipxe,undionly.kpxe,,${ip}`, `--dhcp-boot=tag:ipxe,http://${ip}:8082/boot/\${mac:hexhyp}.ipxe`, `--pid-file=${join(work, 'dnsmasq.pid')}`, '--dhcp-lease-max=70000'],
           { stdio: 'ignore' },
         ),
       );

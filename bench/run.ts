@@ -14,6 +14,7 @@ import { httpBench } from './http-boot.ts';
 import { dhcpRun, type DhcpPeer } from './dhcp-perf.ts';
 import { libvirtCalls } from './libvirt-calls.ts';
 import { cloneBench } from './vm-clones.ts';
+import { stormBaseline, stormKvmfleet } from './boot-storm.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, clients: { type: 'string', default: '500' }, only: { type: 'string' } } });
 const runs = Number(values.runs);
@@ -24,7 +25,8 @@ const PEERS: Record<string, string[]> = {
   tftp: ['/usr/sbin/in.tftpd', '/usr/bin/curl', '/usr/bin/atftp', '/usr/lib/ipxe/ipxe.efi'],
   http: ['/usr/sbin/nginx', '/usr/bin/wrk'],
   libvirt: ['/usr/sbin/libvirtd', '/usr/bin/virsh'],
-  vms: ['/usr/sbin/libvirtd', '/usr/bin/virt-clone', '/usr/bin/qemu-img', '/usr/bin/qemu-io', '/usr/bin/mkfs.vfat', '/usr/bin/mcopy'],
+  vms: ['/usr/sbin/libvirtd', '/usr/bin/virt-clone', '/usr/bin/qemu-img', '/usr/bin/qemu-io', '/usr/sbin/mkfs.vfat', '/usr/bin/mcopy'],
+  storm: ['/usr/sbin/dnsmasq', '/usr/sbin/nginx', '/usr/lib/ipxe/undionly.kpxe'],
   dhcp: ['/usr/sbin/perfdhcp', '/usr/sbin/kea-dhcp4', '/usr/sbin/dnsmasq', '/usr/bin/curl'],
 };
 const missing = Object.entries(PEERS)
@@ -125,6 +127,25 @@ if (wanted('libvirt')) {
   const k = measure(results.map((r) => r.kvmfleet));
   const v = measure(results.map((r) => r.virsh));
   rows.push({ area: 'libvirt', metric: 'lookup + getState pairs/s (test driver via libvirtd): RPC client on one connection vs virsh per call', unit: 'pairs/s', kvmfleet: k, peer: 'virsh per call', peerValue: v, ratio: k.median / v.median, lowerIsBetter: false, goal: '≥ 50×' });
+}
+
+if (wanted('storm')) {
+  const hosts = 500;
+  const inFlight = 100;
+  const k = [] as Awaited<ReturnType<typeof stormKvmfleet>>[];
+  const b = [] as Awaited<ReturnType<typeof stormBaseline>>[];
+  for (let run = 0; run < runs; run++) {
+    k.push(await stormKvmfleet(hosts, inFlight));
+    b.push(await stormBaseline(hosts, inFlight));
+    log(`storm run ${run + 1}: kvmfleet ${JSON.stringify(k.at(-1))}, dnsmasq+nginx ${JSON.stringify(b.at(-1))}`);
+  }
+  const failures = (list: { failures: number }[]) => list.reduce((sum, r) => sum + r.failures, 0);
+  const tk = measure(k.map((r) => r.seconds));
+  const tb = measure(b.map((r) => r.seconds));
+  rows.push({ area: 'Boot storm', metric: `${hosts} simulated machines of one site, ${inFlight} at a time, through a relay: DHCP (PXE) → TFTP undionly.kpxe → DHCP (iPXE) → script → Kickstart → callback; failed machines kvmfleet ${failures(k)}, baseline ${failures(b)}`, unit: 's', kvmfleet: tk, peer: 'dnsmasq + nginx (static files)', peerValue: tb, ratio: tk.median / tb.median, lowerIsBetter: true });
+  const mk = measure(k.map((r) => r.peakRssMiB));
+  const mb = measure(b.map((r) => r.peakRssMiB));
+  rows.push({ area: 'Memory', metric: 'peak RSS during that storm (kvmfleet: one process, all boot roles, embedded PGlite store — PGlite alone holds ~650 MiB)', unit: 'MiB', kvmfleet: mk, peer: 'dnsmasq + nginx', peerValue: mb, ratio: mk.median / mb.median, lowerIsBetter: true });
 }
 
 if (wanted('vms')) {
