@@ -16,6 +16,8 @@ import { LeaseWriter } from './store/lease-writer.ts';
 import { DhcpService } from './boot/dhcp-service.ts';
 import { DhcpServer } from './protocols/dhcp4/server.ts';
 import { LibvirtPool } from './protocols/libvirt/pool.ts';
+import { startHeartbeat } from './cluster/nodes.ts';
+import { hostname } from 'node:os';
 import { JobRunner } from './vms/jobs.ts';
 import { VmService } from './vms/vm-service.ts';
 import { Metrics, type Sample } from './metrics.ts';
@@ -30,6 +32,8 @@ export interface ServeOptions {
   readonly policy?: Partial<BuildPolicy>;
   readonly roles: readonly Role[];
   readonly logLevel: string;
+  /** This process in the node registry: its name (default: host name and boot HTTP port) and site. */
+  readonly node?: { name?: string | undefined; site?: string | undefined; advertiseHttp?: string | undefined };
 }
 
 export interface Running {
@@ -61,7 +65,9 @@ export async function serve(options: ServeOptions): Promise<Running> {
   const metrics = new Metrics();
   const endpoints: Partial<Record<Role, string>> = {};
   let libvirt: LibvirtPool | undefined;
+  let heartbeat: { stop(): Promise<void> } | undefined;
   const stopAll = async () => {
+    await heartbeat?.stop();
     if (dhcp) {
       await dhcp.server.close();
       dhcp.service.stop();
@@ -128,6 +134,11 @@ export async function serve(options: ServeOptions): Promise<Running> {
       await api.listen({ host: options.api.host, port: options.api.port });
       endpoints.api = urlOf(options.api.host, boundPort(api, options.api.port));
     }
+    // Announce this process (roles, site, where its boot HTTP role is reached) for load balancers and the console.
+    const httpPort = endpoints.http ? Number(/:(\d+)$/.exec(endpoints.http)?.[1]) : undefined;
+    const advertised = options.node?.advertiseHttp ?? (endpoints.http && options.http.host !== '0.0.0.0' ? `${options.http.host}:${httpPort}` : httpPort ? `${hostname()}:${httpPort}` : undefined);
+    const name = options.node?.name ?? `${hostname()}-${httpPort ?? endpoints.api?.split(':').at(-1) ?? process.pid}`.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64);
+    heartbeat = startHeartbeat(store.db, { name, site: options.node?.site, roles: options.roles, httpAddress: advertised, apiUrl: endpoints.api });
   } catch (error) {
     await stopAll().catch(() => {});
     throw error;

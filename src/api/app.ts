@@ -16,6 +16,8 @@ import { registerImportRoutes } from './routes/imports.ts';
 import { registerBuildRoutes } from './routes/builds.ts';
 import { registerLeaseRoutes } from './routes/leases.ts';
 import { registerVmRoutes, type VmRouteDeps } from './routes/vms.ts';
+import { listNodes, storeReady } from '../cluster/nodes.ts';
+import { haproxyConfig } from '../cluster/haproxy.ts';
 import type { BootService } from '../boot/service.ts';
 import type { Metrics } from '../metrics.ts';
 
@@ -71,7 +73,23 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: ErrorCode.NotFound, message: `no route ${request.method} ${request.url}` } }));
 
-  app.get('/healthz', { schema: { tags: ['health'] } }, async () => ({ status: 'ok', version: VERSION }));
+  app.get('/healthz', { schema: { tags: ['health'], summary: 'The process is up' } }, async () => ({ status: 'ok', version: VERSION }));
+  app.get('/readyz', { schema: { tags: ['health'], summary: 'The store answers (for load balancers)' } }, async (_request, reply) => ((await storeReady(db)) ? { status: 'ready' } : reply.code(503).send({ status: 'store unreachable' })));
+  app.get('/api/v1/nodes', { schema: { tags: ['health'], summary: 'kvmfleet processes, their roles and whether they are alive', querystring: Type.Object({ site: Type.Optional(Type.String()), role: Type.Optional(Type.String()) }) } }, (request) => listNodes(db, request.query as { site?: string; role?: string }));
+  app.get(
+    '/api/v1/sites/:name/haproxy.cfg',
+    { schema: { tags: ['sites'], summary: "HAProxy configuration for the site's live boot HTTP nodes", params: S.NameParams, querystring: Type.Object({ bind: Type.Optional(Type.String({ maxLength: 64 })), stats: Type.Optional(Type.String({ maxLength: 64 })), checkIntervalMs: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{1,5}$' })) }) } },
+    async (request, reply) => {
+      const site = await sites.getSite(db, (request.params as { name: string }).name);
+      const query = request.query as { bind?: string; stats?: string; checkIntervalMs?: string };
+      const nodes = (await listNodes(db, { site: site.name, role: 'http', aliveOnly: true })).filter((n) => n.httpAddress).map((n) => ({ name: n.name, address: n.httpAddress! }));
+      try {
+        return reply.type('text/plain; charset=utf-8').send(haproxyConfig(nodes, { site: site.name, ...(query.bind ? { bind: query.bind } : {}), ...(query.stats ? { statsBind: query.stats } : {}), ...(query.checkIntervalMs ? { checkIntervalMs: Number(query.checkIntervalMs) } : {}) }));
+      } catch (error) {
+        throw new KvmfleetError(ErrorCode.Validation, (error as Error).message);
+      }
+    },
+  );
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/metrics', { schema: { tags: ['health'], summary: 'Prometheus metrics' } }, async (_request, reply) => reply.type('text/plain; version=0.0.4').send(options.metrics?.render() ?? ''));
   app.get('/api/v1/dhcp/stats', { schema: { tags: ['health'], summary: 'DHCP counters per message type, drops, pool usage' } }, async () => {

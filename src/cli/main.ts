@@ -9,6 +9,7 @@ import { ApiClient, ApiError } from './client.ts';
 import { parseMirrors } from '../boot/mirror.ts';
 import { formatRecord, formatTable } from './table.ts';
 import { registerVmCommands } from './vm-commands.ts';
+import { registerPlanCommand } from './plan-command.ts';
 
 interface GlobalOptions {
   url: string;
@@ -53,6 +54,9 @@ program
   .addOption(new Option('--dhcp-server-id <ip>', "this server's address on the boot network (required by the dhcp role)").env('KVMFLEET_DHCP_SERVER_ID'))
   .addOption(new Option('--dhcp-mode <mode>', 'full: addresses and boot; proxy: boot information only, beside another DHCP server').choices(['full', 'proxy']).env('KVMFLEET_DHCP_MODE').default('full'))
   .addOption(new Option('--dhcp-next-server <ip>', 'TFTP server for PXE firmware (default: the server id)').env('KVMFLEET_DHCP_NEXT_SERVER'))
+  .addOption(new Option('--node-name <name>', 'this process in the node registry (default: host name and boot HTTP port)').env('KVMFLEET_NODE_NAME'))
+  .addOption(new Option('--site <site>', 'the site this boot node serves (clustered and distributed topologies)').env('KVMFLEET_SITE'))
+  .addOption(new Option('--advertise-http <host:port>', 'where load balancers reach this boot HTTP role (default: its listen address)').env('KVMFLEET_ADVERTISE_HTTP'))
   .addOption(new Option('--log-level <level>', 'log level').env('KVMFLEET_LOG_LEVEL').default('info'))
   .action(async (options: {
     dataDir: string;
@@ -73,6 +77,9 @@ program
     tftpTimeoutMs: number;
     roles: string;
     logLevel: string;
+    nodeName?: string;
+    site?: string;
+    advertiseHttp?: string;
   }) => {
     const { serve } = await import('../serve.ts');
     const running = await serve({
@@ -85,6 +92,7 @@ program
       tftp: { ...parseHostPort(options.tftpListen, '--tftp-listen'), root: options.tftpRoot, timeoutMs: options.tftpTimeoutMs },
       roles: parseRoles(options.roles),
       logLevel: options.logLevel,
+      node: { name: options.nodeName, site: options.site, advertiseHttp: options.advertiseHttp },
     });
     const where = Object.entries(running.endpoints).map(([role, url]) => `${role} ${url}`).join(', ');
     console.error(`kvmfleet ${VERSION} serving ${where} (store: ${running.store.kind}${running.store.kind === 'embedded' ? ` in ${options.dataDir}` : ''})`);
@@ -285,11 +293,13 @@ program
   .description('import a site YAML (.yaml/.yml) or a hosts CSV (.csv), all or nothing')
   .option('--dry-run', 'check only; write nothing')
   .option('--upsert', 'hosts: update hosts that exist instead of refusing them')
-  .action(async (file: string, o: { dryRun?: boolean; upsert?: boolean }) => {
+  .option('--kind <kind>', 'site or hosts (for standard input, "-", or a file named otherwise)')
+  .action(async (file: string, o: { dryRun?: boolean; upsert?: boolean; kind?: string }) => {
     const text = readFileSync(file === '-' ? 0 : file, 'utf8');
     const ext = extname(file).toLowerCase();
-    const kind = ext === '.csv' ? 'hosts' : ext === '.yaml' || ext === '.yml' ? 'site' : undefined;
-    if (!kind) throw new Error(`cannot tell what ${file} is: name it .yaml/.yml (site) or .csv (hosts)`);
+    if (o.kind !== undefined && o.kind !== 'site' && o.kind !== 'hosts') throw new Error(`--kind is site or hosts, not "${o.kind}"`);
+    const kind = o.kind ?? (ext === '.csv' ? 'hosts' : ext === '.yaml' || ext === '.yml' ? 'site' : undefined);
+    if (!kind) throw new Error(`cannot tell what ${file} is: name it .yaml/.yml (site) or .csv (hosts), or say --kind`);
     const query = new URLSearchParams({ ...(o.dryRun ? { dryRun: 'true' } : {}), ...(o.upsert ? { mode: 'upsert' } : {}) }).toString();
     const result = await client().request<Record<string, unknown>>('POST', `/api/v1/import/${kind}${query ? `?${query}` : ''}`, { text, contentType: kind === 'hosts' ? 'text/csv' : 'application/yaml' });
     print(result, () => `${o.dryRun ? 'checked (dry run, nothing written)' : 'imported'} ${file}: ${JSON.stringify(result)}`);
@@ -305,6 +315,26 @@ function describeDetails(details: unknown): string {
 }
 
 registerVmCommands(program, { client, print, json: () => !!globals().json });
+registerPlanCommand(program, () => !!globals().json);
+
+program
+  .command('nodes')
+  .description('kvmfleet processes (boot servers, API nodes) and whether they are alive')
+  .option('--site <site>')
+  .action(async (o: { site?: string }) => {
+    const data = await client().request<{ name: string; site: string | null; roles: string[]; httpAddress: string | null; seenAt: string; alive: boolean; version: string }[]>('GET', `/api/v1/nodes${o.site ? `?site=${enc(o.site)}` : ''}`);
+    print(data, () => formatTable(['name', 'site', 'roles', 'boot http', 'seen', 'alive', 'version'], data.map((n) => [n.name, n.site, n.roles, n.httpAddress, n.seenAt, n.alive, n.version])));
+  });
+program
+  .command('haproxy-config <site>')
+  .description("HAProxy configuration for the site's live boot HTTP nodes (check it with haproxy -c -f)")
+  .option('--bind <host:port>', 'where HAProxy listens for machines', '*:8081')
+  .option('--stats <host:port>', 'also serve HAProxy\'s stats page here')
+  .option('--check-interval <ms>', 'health check period (a node is down after 2 failed checks)', '2000')
+  .action(async (site: string, o: { bind: string; stats?: string; checkInterval: string }) => {
+    const query = new URLSearchParams({ bind: o.bind, checkIntervalMs: o.checkInterval, ...(o.stats ? { stats: o.stats } : {}) }).toString();
+    process.stdout.write(await client().request<string>('GET', `/api/v1/sites/${enc(site)}/haproxy.cfg?${query}`));
+  });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof ApiError) {

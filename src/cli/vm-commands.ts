@@ -161,15 +161,16 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .option('--hostname <hostname>')
     .option('--domain <domain>')
     .option('--ip <ip>')
+    .option('--address-from <network>', 'a free static address from this kvmfleet network (prefix, gateway, DNS from it)')
     .option('--prefix <bits>', '', whole)
     .option('--gateway <ip>')
     .option('--dns <ip...>')
     .option('--ssh-key <file...>', 'public key files')
     .option('--anti-affinity <group>')
     .option('--start')
-    .action(async (template: string, name: string, o: { full?: boolean; hypervisor?: string; hostname?: string; domain?: string; ip?: string; prefix?: number; gateway?: string; dns?: string[]; sshKey?: string[]; antiAffinity?: string; start?: boolean }) => {
+    .action(async (template: string, name: string, o: { full?: boolean; hypervisor?: string; hostname?: string; domain?: string; ip?: string; addressFrom?: string; prefix?: number; gateway?: string; dns?: string[]; sshKey?: string[]; antiAffinity?: string; start?: boolean }) => {
       const sshKeys = (o.sshKey ?? []).map((f) => readFileSync(f, 'utf8').trim());
-      const identity = Object.fromEntries(Object.entries({ hostname: o.hostname, domain: o.domain, ip: o.ip, prefix: o.prefix, gateway: o.gateway, dns: o.dns, sshKeys: sshKeys.length ? sshKeys : undefined }).filter(([, v]) => v !== undefined));
+      const identity = Object.fromEntries(Object.entries({ hostname: o.hostname, domain: o.domain, ip: o.ip, network: o.addressFrom, prefix: o.prefix, gateway: o.gateway, dns: o.dns, sshKeys: sshKeys.length ? sshKeys : undefined }).filter(([, v]) => v !== undefined));
       const data = await client().request<VmView>('POST', `/api/v1/templates/${enc(template)}/clones`, { json: { name, kind: o.full ? 'full' : 'linked', hypervisor: o.hypervisor, identity, antiAffinity: o.antiAffinity, start: o.start ?? false } });
       print(data, () => `VM ${data.name}: ${data.cloneKind} clone of ${template} on ${data.hypervisor} (${data.state})`);
     });

@@ -86,3 +86,14 @@ export function rangeContains(range: Ipv4Range, ip: Ipv4): boolean {
 export function rangeSize(range: Ipv4Range): number {
   return range.end - range.start + 1;
 }
+
+/**
+ * The lowest usable host address of the network for which `taken` is false (for static
+ * assignments: callers exclude the gateway, the dynamic range and addresses in use).
+ */
+export function firstFreeHostAddress(cidr: Cidr, taken: (ip: Ipv4) => boolean): Ipv4 | undefined {
+  const first = cidr.prefix >= 31 ? cidr.network : cidr.network + 1;
+  const last = cidr.prefix >= 31 ? broadcastOf(cidr) : broadcastOf(cidr) - 1;
+  for (let ip = first; ip <= last; ip++) if (!taken(ip >>> 0)) return ip >>> 0;
+  return undefined;
+}

@@ -194,6 +194,9 @@ const migrations: Record<string, Migration> = {
           macs jsonb not null default '[]',
           anti_affinity text,
           domain_spec jsonb not null default '{}',
+          -- A static address from a kvmfleet network (written into the clone's cloud-init seed).
+          network_id integer references networks(id) on delete restrict,
+          ip inet unique,
           created_at timestamptz not null default now(),
           updated_at timestamptz not null default now()
         )`.execute(db);
@@ -211,6 +214,23 @@ const migrations: Record<string, Migration> = {
           actor text not null default 'api',
           created_at timestamptz not null default now(),
           finished_at timestamptz
+        )`.execute(db);
+    },
+  },
+  '0005_nodes': {
+    async up(db: Kysely<any>) {
+      // kvmfleet processes announce themselves here (heartbeat): load-balancer configurations and
+      // the console read which boot servers are alive.
+      await sql`
+        create table nodes (
+          name text primary key check (name ~ '^[A-Za-z0-9._-]{1,64}$'),
+          site_id integer references sites(id) on delete set null,
+          roles jsonb not null default '[]',
+          http_address text,
+          api_url text,
+          version text not null,
+          started_at timestamptz not null default now(),
+          seen_at timestamptz not null default now()
         )`.execute(db);
     },
   },

@@ -178,6 +178,8 @@ export interface VmsTable {
   macs: Json<string[]>;
   anti_affinity: string | null;
   domain_spec: Json<Record<string, unknown>>;
+  network_id: ColumnType<number | null, number | null | undefined, number | null>;
+  ip: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
   updated_at: ColumnType<Date, string | undefined, string | undefined>;
 }
@@ -198,7 +200,19 @@ export interface JobsTable {
   finished_at: ColumnType<Date | null, string | null | undefined, string | null>;
 }
 
+export interface NodesTable {
+  name: string;
+  site_id: number | null;
+  roles: Json<string[]>;
+  http_address: string | null;
+  api_url: string | null;
+  version: string;
+  started_at: ColumnType<Date, string | undefined, string | undefined>;
+  seen_at: ColumnType<Date, string | undefined, string | undefined>;
+}
+
 export interface Database {
+  nodes: NodesTable;
   hypervisors: HypervisorsTable;
   templates: TemplatesTable;
   vms: VmsTable;

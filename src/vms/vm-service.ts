@@ -22,6 +22,8 @@ import { DEFAULT_PLACEMENT_POLICY, planPlacements, type HostCapacity, type Place
 import { buildSeedImage } from './seed-image.ts';
 import { sysprepDisk } from './sysprep.ts';
 import { isKvmUnavailable } from './domain-type.ts';
+import { getNetwork } from '../fleet/networks.ts';
+import { firstFreeHostAddress, formatIpv4, parseCidr, parseIpv4 } from '../fleet/ipv4.ts';
 
 export type InstallSource =
   | { readonly kind: 'pxe' }
@@ -56,11 +58,21 @@ export interface CloneInput {
   readonly name: string;
   readonly kind: CloneKind;
   readonly hypervisor?: string;
-  readonly identity?: Omit<SeedIdentity, 'instanceId' | 'hostname' | 'network'> & { hostname?: string; ip?: string; prefix?: number; gateway?: string; dns?: string[] };
+  /** hostname, domain, SSH keys; a static ip (prefix, gateway, dns), or a kvmfleet network to take a free address from; else DHCP. */
+  readonly identity?: Omit<SeedIdentity, 'instanceId' | 'hostname' | 'network'> & { hostname?: string; ip?: string; prefix?: number; gateway?: string; dns?: string[]; network?: string };
   readonly antiAffinity?: string;
   readonly start?: boolean;
   /** Write the serial console to this directory (default: a pty). */
   readonly serialLogDir?: string;
+}
+
+interface StaticAddress {
+  readonly networkId: number;
+  readonly ip: string;
+  readonly prefix: number;
+  readonly gateway: string | null;
+  readonly dns: string[];
+  readonly domain: string;
 }
 
 export interface Vm {
@@ -75,6 +87,8 @@ export interface Vm {
   readonly disk: string | null;
   readonly macs: string[];
   readonly antiAffinity: string | null;
+  /** A static address from a kvmfleet network, if it was given one. */
+  readonly ip: string | null;
 }
 
 export interface Template {
@@ -121,6 +135,7 @@ function toVm(row: VmRow): Vm {
     disk: row.disk_path,
     macs: row.macs as unknown as string[],
     antiAffinity: row.anti_affinity,
+    ip: row.ip ? row.ip.replace(/\/32$/, '') : null,
   };
 }
 
@@ -524,58 +539,122 @@ export class VmService {
   // ── clones ───────────────────────────────────────────────────────────────────
 
   /**
+   * A static address for a VM from a kvmfleet network: the lowest host address that is not the
+   * gateway, a relay, in the dynamic range, a host's reservation, another VM's or a bound lease.
+   */
+  async #freeAddress(networkName: string): Promise<StaticAddress> {
+    const network = await getNetwork(this.#db, networkName);
+    const row = await this.#db.selectFrom('networks').select('id').where('name', '=', networkName).executeTakeFirstOrThrow();
+    const cidr = parseCidr(network.cidr)!;
+    const taken = new Set<number>();
+    const add = (text: string | null | undefined) => {
+      const ip = text ? parseIpv4(text.replace(/\/\d+$/, '')) : undefined;
+      if (ip !== undefined) taken.add(ip);
+    };
+    add(network.gateway);
+    network.relays.forEach(add);
+    for (const h of await this.#db.selectFrom('hosts').select('ip').where('network_id', '=', row.id).where('ip', 'is not', null).execute()) add(h.ip);
+    for (const v of await this.#db.selectFrom('vms').select('ip').where('ip', 'is not', null).execute()) add(v.ip);
+    for (const l of await this.#db.selectFrom('leases').select('ip').where('network_id', '=', row.id).where('state', '=', 'bound').execute()) add(l.ip);
+    const range = network.dynamicRange ? { start: parseIpv4(network.dynamicRange.start)!, end: parseIpv4(network.dynamicRange.end)! } : undefined;
+    const ip = firstFreeHostAddress(cidr, (candidate) => taken.has(candidate) || (range !== undefined && candidate >= range.start && candidate <= range.end));
+    if (ip === undefined) throw new KvmfleetError(ErrorCode.NoPlacement, `network "${networkName}" has no free static address left`);
+    return { networkId: row.id, ip: formatIpv4(ip), prefix: cidr.prefix, gateway: network.gateway, dns: [...network.dns], domain: network.domain };
+  }
+
+  /**
+   * Reserves the VM's row (and its address) before any libvirt work, so two clones can never take
+   * one name or one address — on one kvmfleet node or several on one PostgreSQL.
+   */
+  async #reserve(input: CloneInput, template: { id: number; memoryMiB: number; vcpus: number }, hypervisorId: number, uuid: string, mac: string): Promise<{ id: number; address?: StaticAddress }> {
+    for (let attempt = 0; ; attempt++) {
+      const address = input.identity?.network ? await this.#freeAddress(input.identity.network) : undefined;
+      try {
+        const row = await this.#db
+          .insertInto('vms')
+          .values({ name: input.name, hypervisor_id: hypervisorId, uuid, memory_mib: template.memoryMiB, vcpus: template.vcpus, state: 'provisioning', template_id: template.id, clone_kind: input.kind, disk_path: null, seed_path: null, macs: JSON.stringify([mac]), anti_affinity: input.antiAffinity ?? null, domain_spec: '{}', network_id: address?.networkId ?? null, ip: address?.ip ?? null })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        return { id: row.id, ...(address ? { address } : {}) };
+      } catch (error) {
+        const message = (error as Error).message;
+        if (/vms_name_key/.test(message)) throw new KvmfleetError(ErrorCode.AlreadyExists, `a VM "${input.name}" already exists`);
+        if (/vms_ip_key/.test(message) && attempt < 20) continue; // another clone took that address meanwhile
+        throw error;
+      }
+    }
+  }
+
+  /**
    * A clone of a template: a new disk (linked: qcow2 backed by the template's disk; full: an
-   * independent copy through the storage API), a NoCloud seed with its own identity, new name, UUID
+   * independent copy through the storage API), a NoCloud seed with its own identity (hostname,
+   * SSH keys, a static address given or taken from a kvmfleet network, else DHCP), new name, UUID
    * and MAC. On another hypervisor than the template's, the template's volume must be there too
-   * (same name in its pool).
+   * (same name in its pool). A clone that fails leaves no row behind.
    */
   async clone(input: CloneInput): Promise<Vm> {
     checkName(input.name, 'VM');
     if (input.kind !== 'linked' && input.kind !== 'full') throw new KvmfleetError(ErrorCode.Validation, 'a clone is "linked" or "full"');
-    await this.#assertNameFree(input.name);
+    if (input.identity?.ip && input.identity.network) throw new KvmfleetError(ErrorCode.Validation, 'give an address or a network to take one from, not both');
     const template = await this.getTemplate(input.template);
-    const hypervisor = input.hypervisor ?? template.hypervisor;
+    const existingTemplate = await this.#db.selectFrom('templates').select('id').where('name', '=', input.name).executeTakeFirst();
+    if (existingTemplate) throw new KvmfleetError(ErrorCode.AlreadyExists, `a template "${input.name}" already exists`);
+    const hv = await getHypervisor(this.#db, input.hypervisor ?? template.hypervisor);
     const uuid = randomUUID();
     const mac = randomMac();
-    const hostname = input.identity?.hostname ?? input.name.split('.')[0]!.toLowerCase();
-    const files = seedFiles({
-      instanceId: uuid,
-      hostname,
-      domain: input.identity?.domain,
-      sshKeys: input.identity?.sshKeys ?? [],
-      network: { mac, ...(input.identity?.ip ? { address: { ip: input.identity.ip, prefix: input.identity.prefix ?? 24, gateway: input.identity.gateway, dns: input.identity.dns ?? [] } } : {}) },
-    });
-    const seed = await buildSeedImage(files);
-    const templateVolumeName = template.disk.split('/').at(-1)!;
-    return this.#withHypervisor(hypervisor, `clone ${input.name}`, async (client, hv) => {
-      await this.watch(hv);
-      const pool = await this.#storagePool(client, hv);
-      const base = await client.lookupVolume(pool, templateVolumeName).catch(() => {
-        throw new KvmfleetError(ErrorCode.Validation, `template "${template.name}" has no volume ${templateVolumeName} in pool ${hv.storagePool} on ${hv.name}`);
+    const reserved = await this.#reserve(input, template, hv.id, uuid, mac);
+    try {
+      const address = reserved.address
+        ? { ip: reserved.address.ip, prefix: reserved.address.prefix, gateway: reserved.address.gateway ?? undefined, dns: reserved.address.dns }
+        : input.identity?.ip
+          ? { ip: input.identity.ip, prefix: input.identity.prefix ?? 24, gateway: input.identity.gateway, dns: input.identity.dns ?? [] }
+          : undefined;
+      const files = seedFiles({
+        instanceId: uuid,
+        hostname: input.identity?.hostname ?? input.name.split('.')[0]!.toLowerCase(),
+        domain: input.identity?.domain ?? (reserved.address?.domain || undefined),
+        sshKeys: input.identity?.sshKeys ?? [],
+        network: { mac, ...(address ? { address } : {}) },
       });
-      const basePath = await client.getVolumePath(base);
-      const capacity = (await client.getVolumeInfo(base)).capacity;
-      const diskName = `${input.name}.qcow2`;
-      const volumeXml = (backing: string | undefined) =>
-        `<volume><name>${diskName}</name><capacity unit='bytes'>${capacity}</capacity><target><format type='qcow2'/></target>${backing ? `<backingStore><path>${backing}</path><format type='qcow2'/></backingStore>` : ''}</volume>`;
-      const disk = input.kind === 'linked' ? await client.createVolume(pool, volumeXml(basePath)) : await client.cloneVolume(pool, volumeXml(undefined), base);
-      const diskPath = await client.getVolumePath(disk);
-      const seedVolume = await client.createVolume(pool, `<volume><name>${input.name}-seed.img</name><capacity unit='bytes'>${seed.length}</capacity><target><format type='raw'/></target></volume>`);
-      await client.uploadVolume(seedVolume, seed);
-      const seedPath = await client.getVolumePath(seedVolume);
-      const spec: DomainSpec = {
-        ...template.spec,
-        name: input.name,
-        uuid,
-        type: hv.domainType ?? template.spec.type,
-        disks: [{ source: diskPath, format: 'qcow2' }, { source: seedPath, format: 'raw', readonly: true }],
-        interfaces: [{ ...(template.spec.interfaces?.[0] ?? {}), bridge: hv.bridge, mac }],
-        serial: input.serialLogDir ? { file: `${input.serialLogDir}/${input.name}.serial.log` } : 'pty',
-        description: `kvmfleet ${input.kind} clone of ${template.name}`,
-      };
-      const final = await this.#defineAndStart(client, hv, spec, input.start ?? false, false);
-      await this.#insertVm({ name: input.name, hypervisorId: hv.id, uuid, memoryMiB: template.memoryMiB, vcpus: template.vcpus, templateId: template.id, cloneKind: input.kind, disk: diskPath, seed: seedPath, macs: [mac], antiAffinity: input.antiAffinity ?? null, spec: final });
-      return this.#refreshState(input.name);
-    });
+      const seed = await buildSeedImage(files);
+      const templateVolumeName = template.disk.split('/').at(-1)!;
+      const made = await this.#withHypervisor(hv.name, `clone ${input.name}`, async (client, hvFull) => {
+        await this.watch(hvFull);
+        const pool = await this.#storagePool(client, hvFull);
+        const base = await client.lookupVolume(pool, templateVolumeName).catch(() => {
+          throw new KvmfleetError(ErrorCode.Validation, `template "${template.name}" has no volume ${templateVolumeName} in pool ${hvFull.storagePool} on ${hvFull.name}`);
+        });
+        const basePath = await client.getVolumePath(base);
+        const capacity = (await client.getVolumeInfo(base)).capacity;
+        const volumeXml = (backing: string | undefined) =>
+          `<volume><name>${input.name}.qcow2</name><capacity unit='bytes'>${capacity}</capacity><target><format type='qcow2'/></target>${backing ? `<backingStore><path>${backing}</path><format type='qcow2'/></backingStore>` : ''}</volume>`;
+        const disk = input.kind === 'linked' ? await client.createVolume(pool, volumeXml(basePath)) : await client.cloneVolume(pool, volumeXml(undefined), base);
+        const diskPath = await client.getVolumePath(disk);
+        const seedVolume = await client.createVolume(pool, `<volume><name>${input.name}-seed.img</name><capacity unit='bytes'>${seed.length}</capacity><target><format type='raw'/></target></volume>`);
+        await client.uploadVolume(seedVolume, seed);
+        const seedPath = await client.getVolumePath(seedVolume);
+        const spec: DomainSpec = {
+          ...template.spec,
+          name: input.name,
+          uuid,
+          type: hvFull.domainType ?? template.spec.type,
+          disks: [{ source: diskPath, format: 'qcow2' }, { source: seedPath, format: 'raw', readonly: true }],
+          interfaces: [{ ...(template.spec.interfaces?.[0] ?? {}), bridge: hvFull.bridge, mac }],
+          serial: input.serialLogDir ? { file: `${input.serialLogDir}/${input.name}.serial.log` } : 'pty',
+          description: `kvmfleet ${input.kind} clone of ${template.name}`,
+        };
+        const final = await this.#defineAndStart(client, hvFull, spec, input.start ?? false, false);
+        return { diskPath, seedPath, spec: final };
+      });
+      await this.#db
+        .updateTable('vms')
+        .set({ disk_path: made.diskPath, seed_path: made.seedPath, domain_spec: JSON.stringify(made.spec), state: 'shutoff', updated_at: new Date().toISOString() })
+        .where('id', '=', reserved.id)
+        .execute();
+    } catch (error) {
+      await this.#db.deleteFrom('vms').where('id', '=', reserved.id).execute();
+      throw error;
+    }
+    return this.#refreshState(input.name);
   }
 }

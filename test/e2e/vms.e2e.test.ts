@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { KvmfleetError } from '../../src/errors.ts';
+import { createNetwork } from '../../src/fleet/networks.ts';
 import { createSite } from '../../src/fleet/sites.ts';
 import { LibvirtPool } from '../../src/protocols/libvirt/pool.ts';
 import { openStore, type Store } from '../../src/store/open.ts';
@@ -174,6 +175,22 @@ test('5 linked clones and 1 full clone boot with their own hostname and machine-
     else assert.equal(info['backing-filename'], undefined, `${vm.name} is independent`);
   }
   await assert.rejects(vms.deleteTemplate(template), (e: KvmfleetError) => e.code === 'KVMF_ERR_IN_USE' && /5 linked clones/.test(e.message));
+});
+
+test('clones can take static addresses from a kvmfleet network: distinct even when made at once, in their seeds', { timeout: 120_000 }, async () => {
+  await createNetwork(store.db, { name: 'lab-vms', site: 'lab', cidr: '10.60.0.0/24', gateway: '10.60.0.1', dns: ['10.60.0.1'], domain: 'vms.example.com', dynamicRange: { start: '10.60.0.2', end: '10.60.0.9' } });
+  const names = [1, 2, 3, 4].map((n) => `${PREFIX}-addr-${n}`);
+  const made = await Promise.all(names.map((name) => vms.clone({ template, name, kind: 'linked', identity: { network: 'lab-vms' } })));
+  assert.deepEqual(made.map((v) => v.ip).sort(), ['10.60.0.10', '10.60.0.11', '10.60.0.12', '10.60.0.13'], 'after the gateway and the dynamic range, one each');
+  const seed = made[0]!;
+  const row = await store.db.selectFrom('vms').select('seed_path').where('name', '=', seed.name).executeTakeFirstOrThrow();
+  const { stdout } = await run('mtype', ['-i', row.seed_path!, '::/network-config']);
+  assert.match(stdout, new RegExp(`macaddress: "${seed.macs[0]}"[\\s\\S]*addresses: \\["${seed.ip!.replace(/\./g, '\\.')}/24"\\][\\s\\S]*via: "10\\.60\\.0\\.1"`));
+  const userData = (await run('mtype', ['-i', row.seed_path!, '::/user-data'])).stdout;
+  assert.match(userData, new RegExp(`fqdn: "${seed.name.toLowerCase()}\\.vms\\.example\\.com"`));
+  await assert.rejects(vms.clone({ template, name: names[0]!, kind: 'linked' }), /already exists/);
+  assert.equal((await store.db.selectFrom('vms').select('id').where('name', '=', names[0]!).execute()).length, 1, 'a refused clone leaves no second row');
+  for (const name of names) await vms.undefine(name, { removeStorage: true });
 });
 
 test('destroy, shutdown, undefine and list agree with virsh list --all', { timeout: 300_000 }, async () => {

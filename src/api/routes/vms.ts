@@ -65,6 +65,7 @@ const Identity = Type.Object(
     prefix: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })),
     gateway: Type.Optional(Type.String({ format: 'ipv4' })),
     dns: Type.Optional(Type.Array(Type.String({ format: 'ipv4' }), { maxItems: 8 })),
+    network: Type.Optional(Type.String({ description: 'take a free static address from this kvmfleet network' })),
   },
   { additionalProperties: false },
 );
