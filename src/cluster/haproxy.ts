@@ -43,7 +43,6 @@ export function haproxyConfig(nodes: readonly BootNode[], options: HaproxyOption
     '# Regenerate when boot nodes join or leave; check with `haproxy -c -f FILE`.',
     'global',
     '    log stdout format raw local0 warning',
-    '    maxconn 20000',
     '',
     'defaults',
     '    mode http',
