@@ -4,7 +4,7 @@
  * it checks for the peers and says what is missing. Results go to bench/results/ as JSON and Markdown.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,7 +16,7 @@ import { libvirtCalls } from './libvirt-calls.ts';
 import { cloneBench } from './vm-clones.ts';
 import { stormBaseline, stormKvmfleet } from './boot-storm.ts';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, clients: { type: 'string', default: '500' }, only: { type: 'string' } } });
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, clients: { type: 'string', default: '500' }, only: { type: 'string' }, 'update-latest': { type: 'boolean' } } });
 const runs = Number(values.runs);
 const clients = Number(values.clients);
 const wanted = (area: string) => !values.only || values.only.split(',').includes(area);
@@ -172,7 +172,18 @@ const table = markdownTable(rows);
 console.log(`\nkvmfleet bench — ${date}\n${machine}\n\n${table}\n`);
 const dir = join(import.meta.dirname, 'results');
 mkdirSync(dir, { recursive: true });
-// A partial run (--only) does not replace the full table the README shows.
-const stem = values.only ? `partial-${values.only.replace(/[^a-z,]/g, '').replace(/,/g, '-')}` : 'latest';
-writeFileSync(join(dir, `${stem}.json`), JSON.stringify({ date, machine, runs, clients, rows }, null, 2));
-writeFileSync(join(dir, `${stem}.md`), `# kvmfleet bench\n\n${date} — ${machine}\n\nEach figure is the median of ${runs} runs (min–max). Ratio = kvmfleet ÷ peer; for times lower is better.\n\n${table}\n`);
+// A partial run (--only) does not replace the full table the README shows, unless --update-latest:
+// then its rows replace those of the same areas there (each row keeps its own date in `measured`).
+const stem = values.only && !values['update-latest'] ? `partial-${values.only.replace(/[^a-z,]/g, '').replace(/,/g, '-')}` : 'latest';
+let allRows: (Row & { measured?: string })[] = rows.map((r) => ({ ...r, measured: date }));
+let header = `${date} — ${machine}`;
+if (values.only && values['update-latest'] && existsSync(join(dir, 'latest.json'))) {
+  const previous = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')) as { date: string; rows: (Row & { measured?: string })[] };
+  const areas = new Set(rows.map((r) => r.area));
+  allRows = [...previous.rows.map((r) => (areas.has(r.area) ? undefined : { ...r, measured: r.measured ?? previous.date })).filter((r): r is Row & { measured: string } => !!r), ...allRows];
+  const order = ['DHCP', 'TFTP', 'HTTP', 'libvirt', 'Boot storm', 'Memory', 'VMs'];
+  allRows.sort((a, b) => order.indexOf(a.area) - order.indexOf(b.area));
+  header = `${previous.date} (full run); ${[...areas].join(', ')} re-measured ${date} — ${machine}`;
+}
+writeFileSync(join(dir, `${stem}.json`), JSON.stringify({ date: stem === 'latest' && values.only ? JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')).date : date, machine, runs, clients, rows: allRows }, null, 2));
+writeFileSync(join(dir, `${stem}.md`), `# kvmfleet bench\n\n${header}\n\nEach figure is the median of ${runs} runs (min–max). Ratio = kvmfleet ÷ peer; for times lower is better.\n\n${markdownTable(allRows)}\n`);
