@@ -17,6 +17,7 @@ import { DhcpService } from './boot/dhcp-service.ts';
 import { DhcpServer } from './protocols/dhcp4/server.ts';
 import { LibvirtPool } from './protocols/libvirt/pool.ts';
 import { startHeartbeat } from './cluster/nodes.ts';
+import { countUsers, createToken, createUser } from './auth/accounts.ts';
 import { hostname } from 'node:os';
 import { JobRunner } from './vms/jobs.ts';
 import { VmService } from './vms/vm-service.ts';
@@ -127,10 +128,12 @@ export async function serve(options: ServeOptions): Promise<Running> {
       endpoints.http = urlOf(options.http.host, boundPort(http, options.http.port));
     }
     if (options.roles.includes('api')) {
+      const exposed = !isLoopback(options.api.host);
+      if (exposed) await requireAdmin(store);
       // One libvirt connection per hypervisor for this process, opened on first use.
       libvirt = new LibvirtPool();
       const vms = new VmService(store.db, libvirt);
-      api = await buildApi({ store, boot, metrics, vms: { db: store.db, pool: libvirt, vms, jobs: new JobRunner(store.db, vms) }, dhcpStats: dhcp ? () => ({ ...dhcp!.server.stats, policy: dhcp!.service.stats, pools: dhcp!.service.poolStats(), leaseWrites: dhcp!.writer.stats }) : undefined, bootBaseUrl: endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl, logger: { level: options.logLevel } });
+      api = await buildApi({ store, boot, metrics, authAlwaysRequired: exposed, vms: { db: store.db, pool: libvirt, vms, jobs: new JobRunner(store.db, vms) }, dhcpStats: dhcp ? () => ({ ...dhcp!.server.stats, policy: dhcp!.service.stats, pools: dhcp!.service.poolStats(), leaseWrites: dhcp!.writer.stats }) : undefined, bootBaseUrl: endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl, logger: { level: options.logLevel } });
       await api.listen({ host: options.api.host, port: options.api.port });
       endpoints.api = urlOf(options.api.host, boundPort(api, options.api.port));
     }
@@ -154,6 +157,24 @@ export async function serve(options: ServeOptions): Promise<Running> {
       return stopping;
     },
   };
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/**
+ * An API reachable from the network must not be open: start only if a user exists, or create the
+ * first admin from KVMFLEET_BOOTSTRAP_ADMIN_TOKEN (automation; the token is the admin's first token).
+ */
+async function requireAdmin(store: Store): Promise<void> {
+  if ((await countUsers(store.db)) > 0) return;
+  const token = process.env.KVMFLEET_BOOTSTRAP_ADMIN_TOKEN;
+  if (!token) {
+    throw new Error('the API would listen beyond loopback with no user to authenticate: create an admin first (run `kvmfleet serve` on loopback and `kvmfleet user add admin --role admin`), or set KVMFLEET_BOOTSTRAP_ADMIN_TOKEN=kvmf_… for the first admin');
+  }
+  await createUser(store.db, { name: 'admin', role: 'admin' });
+  await createToken(store.db, { user: 'admin', name: 'bootstrap' }, token);
 }
 
 function dhcpSamples(server: DhcpServer, service: DhcpService, writer: LeaseWriter): Sample[] {

@@ -17,6 +17,8 @@ import { registerBuildRoutes } from './routes/builds.ts';
 import { registerLeaseRoutes } from './routes/leases.ts';
 import { registerVmRoutes, type VmRouteDeps } from './routes/vms.ts';
 import { listNodes, storeReady } from '../cluster/nodes.ts';
+import { registerAuth } from './auth.ts';
+import { registerAuthRoutes } from './routes/auth.ts';
 import { haproxyConfig } from '../cluster/haproxy.ts';
 import type { BootService } from '../boot/service.ts';
 import type { Metrics } from '../metrics.ts';
@@ -32,6 +34,8 @@ export interface ApiOptions {
   readonly logger?: FastifyServerOptions['logger'];
   /** Hypervisors, VMs, templates and jobs (absent: those routes are not served). */
   readonly vms?: VmRouteDeps;
+  /** The API listens beyond loopback: every request needs a token. */
+  readonly authAlwaysRequired?: boolean;
 }
 
 /** Bodies of imports may be large (a CSV of tens of thousands of hosts). */
@@ -50,7 +54,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     openapi: {
       openapi: '3.0.3',
       info: { title: 'kvmfleet', version: VERSION, description: 'Provision KVM fleets: inventory, network boot, VMs.' },
-      tags: [{ name: 'sites' }, { name: 'networks' }, { name: 'profiles' }, { name: 'hosts' }, { name: 'import' }, { name: 'builds' }, { name: 'dhcp' }, { name: 'vms' }, { name: 'jobs' }, { name: 'health' }],
+      tags: [{ name: 'sites' }, { name: 'networks' }, { name: 'profiles' }, { name: 'hosts' }, { name: 'import' }, { name: 'builds' }, { name: 'dhcp' }, { name: 'vms' }, { name: 'jobs' }, { name: 'auth' }, { name: 'health' }],
     },
     // Name shared schemas by their $id in the document, not def-0, def-1…
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
@@ -73,6 +77,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: ErrorCode.NotFound, message: `no route ${request.method} ${request.url}` } }));
 
+  registerAuth(app, db, { alwaysRequired: options.authAlwaysRequired ?? false });
+  registerAuthRoutes(app, db);
   app.get('/healthz', { schema: { tags: ['health'], summary: 'The process is up' } }, async () => ({ status: 'ok', version: VERSION }));
   app.get('/readyz', { schema: { tags: ['health'], summary: 'The store answers (for load balancers)' } }, async (_request, reply) => ((await storeReady(db)) ? { status: 'ready' } : reply.code(503).send({ status: 'store unreachable' })));
   app.get('/api/v1/nodes', { schema: { tags: ['health'], summary: 'kvmfleet processes, their roles and whether they are alive', querystring: Type.Object({ site: Type.Optional(Type.String()), role: Type.Optional(Type.String()) }) } }, (request) => listNodes(db, request.query as { site?: string; role?: string }));

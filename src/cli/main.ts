@@ -10,6 +10,7 @@ import { parseMirrors } from '../boot/mirror.ts';
 import { formatRecord, formatTable } from './table.ts';
 import { registerVmCommands } from './vm-commands.ts';
 import { registerPlanCommand } from './plan-command.ts';
+import { registerAuthCommands } from './auth-commands.ts';
 
 interface GlobalOptions {
   url: string;
@@ -316,6 +317,7 @@ function describeDetails(details: unknown): string {
 
 registerVmCommands(program, { client, print, json: () => !!globals().json });
 registerPlanCommand(program, () => !!globals().json);
+registerAuthCommands(program, { client, print, json: () => !!globals().json });
 
 program
   .command('nodes')

@@ -1,0 +1,65 @@
+/** Login, users, tokens and the audit log on the API (the hooks in api/auth.ts guard them). */
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import { createToken, createUser, deleteUser, listTokens, listUsers, login, revokeToken } from '../../auth/accounts.ts';
+import { listAudit } from '../../auth/audit.ts';
+import { ErrorCode, KvmfleetError } from '../../errors.ts';
+import type { Database } from '../../store/schema.ts';
+import { errorReplies, NameParams } from '../schemas.ts';
+
+const errors = errorReplies(400, 401, 403, 404, 409, 422);
+const tags = ['auth'];
+const Role = Type.Union([Type.Literal('admin'), Type.Literal('operator'), Type.Literal('viewer')]);
+const Scope = Type.Union([Type.Literal('read'), Type.Literal('write'), Type.Literal('admin')]);
+const NewUser = Type.Object(
+  { name: Type.String({ maxLength: 63 }), role: Role, password: Type.Optional(Type.String({ minLength: 12, maxLength: 1024 })), withToken: Type.Optional(Type.Boolean({ description: 'also make a first token (shown once): how the first admin gets one' })) },
+  { additionalProperties: false },
+);
+const NewToken = Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }), scopes: Type.Optional(Type.Array(Scope, { maxItems: 3 })), expiresInDays: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 3650 })), user: Type.Optional(Type.String()) }, { additionalProperties: false });
+
+const isAdmin = (request: FastifyRequest) => !request.principal || request.principal.permissions.includes('admin');
+
+export function registerAuthRoutes(app: FastifyInstance, db: Kysely<Database>): void {
+  app.post('/api/v1/login', { schema: { tags, summary: 'Password login: a session token (12 h)', body: Type.Object({ name: Type.String({ maxLength: 63 }), password: Type.String({ maxLength: 1024 }) }, { additionalProperties: false }), response: errors } }, async (request) => {
+    const { name, password } = request.body as { name: string; password: string };
+    const { token, info } = await login(db, name, password);
+    return { token, user: name, expiresAt: info.expiresAt };
+  });
+  app.get('/api/v1/whoami', { schema: { tags, summary: 'The caller: user, role, permissions (anonymous while the API is open)' } }, async (request) =>
+    request.principal ? { user: request.principal.user, role: request.principal.role, permissions: request.principal.permissions } : { user: null, role: null, permissions: ['read', 'write', 'admin'], open: true },
+  );
+
+  app.get('/api/v1/users', { schema: { tags } }, () => listUsers(db));
+  app.post('/api/v1/users', { schema: { tags, body: NewUser, response: errors } }, async (request, reply) => {
+    const body = request.body as Static<typeof NewUser>;
+    const user = await createUser(db, body);
+    const token = body.withToken ? (await createToken(db, { user: user.name, name: 'first' })).token : undefined;
+    reply.code(201);
+    return { ...user, ...(token ? { token } : {}) };
+  });
+  app.delete('/api/v1/users/:name', { schema: { tags, params: NameParams, response: errors } }, async (request, reply) => {
+    await deleteUser(db, (request.params as { name: string }).name);
+    return reply.code(204).send();
+  });
+
+  app.get('/api/v1/tokens', { schema: { tags, summary: 'Your tokens (an admin sees everyone’s)' } }, (request) => listTokens(db, isAdmin(request) ? undefined : request.principal!.user));
+  app.post('/api/v1/tokens', { schema: { tags, summary: 'A new token, shown once; scopes narrow what your role allows', body: NewToken, response: errors } }, async (request, reply) => {
+    const body = request.body as Static<typeof NewToken>;
+    const user = body.user ?? request.principal?.user;
+    if (!user) throw new KvmfleetError(ErrorCode.Validation, 'name the user the token is for');
+    if (request.principal && user !== request.principal.user && !isAdmin(request)) throw new KvmfleetError(ErrorCode.Forbidden, 'only an admin makes tokens for others');
+    const { token, info } = await createToken(db, { user, name: body.name, ...(body.scopes ? { scopes: body.scopes } : {}), ...(body.expiresInDays ? { expiresInDays: body.expiresInDays } : {}) });
+    reply.code(201);
+    return { token, ...info };
+  });
+  app.delete('/api/v1/tokens/:id', { schema: { tags, params: Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,9}$' }) }), response: errors } }, async (request, reply) => {
+    await revokeToken(db, Number((request.params as { id: string }).id), isAdmin(request) ? undefined : request.principal!.user);
+    return reply.code(204).send();
+  });
+
+  app.get('/api/v1/audit', { schema: { tags, summary: 'Mutating API calls: who, what, when, result', querystring: Type.Object({ actor: Type.Optional(Type.String()), limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,4}$' })) }) } }, (request) => {
+    const q = request.query as { actor?: string; limit?: string };
+    return listAudit(db, { ...(q.actor ? { actor: q.actor } : {}), ...(q.limit ? { limit: Number(q.limit) } : {}) });
+  });
+}
