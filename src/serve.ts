@@ -20,6 +20,7 @@ import { startHeartbeat } from './cluster/nodes.ts';
 import { countUsers, createToken, createUser } from './auth/accounts.ts';
 import { hostname } from 'node:os';
 import { JobRunner } from './vms/jobs.ts';
+import { EventHub } from './api/events.ts';
 import { VmService } from './vms/vm-service.ts';
 import { Metrics, type Sample } from './metrics.ts';
 
@@ -67,8 +68,10 @@ export async function serve(options: ServeOptions): Promise<Running> {
   const endpoints: Partial<Record<Role, string>> = {};
   let libvirt: LibvirtPool | undefined;
   let heartbeat: { stop(): Promise<void> } | undefined;
+  let events: EventHub | undefined;
   const stopAll = async () => {
     await heartbeat?.stop();
+    events?.stop();
     if (dhcp) {
       await dhcp.server.close();
       dhcp.service.stop();
@@ -133,7 +136,10 @@ export async function serve(options: ServeOptions): Promise<Running> {
       // One libvirt connection per hypervisor for this process, opened on first use.
       libvirt = new LibvirtPool();
       const vms = new VmService(store.db, libvirt);
-      api = await buildApi({ store, boot, metrics, authAlwaysRequired: exposed, vms: { db: store.db, pool: libvirt, vms, jobs: new JobRunner(store.db, vms) }, dhcpStats: dhcp ? () => ({ ...dhcp!.server.stats, policy: dhcp!.service.stats, pools: dhcp!.service.poolStats(), leaseWrites: dhcp!.writer.stats }) : undefined, bootBaseUrl: endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl, logger: { level: options.logLevel } });
+      const jobs = new JobRunner(store.db, vms);
+      events = new EventHub(store.db, { jobs, vms });
+      await events.start();
+      api = await buildApi({ store, boot, metrics, authAlwaysRequired: exposed, events, vms: { db: store.db, pool: libvirt, vms, jobs }, dhcpStats: dhcp ? () => ({ ...dhcp!.server.stats, policy: dhcp!.service.stats, pools: dhcp!.service.poolStats(), leaseWrites: dhcp!.writer.stats }) : undefined, bootBaseUrl: endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl, logger: { level: options.logLevel } });
       await api.listen({ host: options.api.host, port: options.api.port });
       endpoints.api = urlOf(options.api.host, boundPort(api, options.api.port));
     }

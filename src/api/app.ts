@@ -19,6 +19,7 @@ import { registerVmRoutes, type VmRouteDeps } from './routes/vms.ts';
 import { listNodes, storeReady } from '../cluster/nodes.ts';
 import { registerAuth } from './auth.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
+import { EVENT_TYPES, type EventHub, type LiveEvent } from './events.ts';
 import { haproxyConfig } from '../cluster/haproxy.ts';
 import type { BootService } from '../boot/service.ts';
 import type { Metrics } from '../metrics.ts';
@@ -36,6 +37,8 @@ export interface ApiOptions {
   readonly vms?: VmRouteDeps;
   /** The API listens beyond loopback: every request needs a token. */
   readonly authAlwaysRequired?: boolean;
+  /** Live events for GET /api/v1/events. */
+  readonly events?: EventHub;
 }
 
 /** Bodies of imports may be large (a CSV of tens of thousands of hosts). */
@@ -149,5 +152,32 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   registerBuildRoutes(app, db, options.boot, options.bootBaseUrl);
   registerLeaseRoutes(app, db);
   if (options.vms) registerVmRoutes(app, options.vms);
+  if (options.events) registerEventStream(app, options.events);
   return app;
+}
+
+/** Server-sent events: one `event: TYPE` + JSON data per live event, a comment every 15 s to keep proxies from closing it. */
+function registerEventStream(app: FastifyInstance, hub: EventHub): void {
+  app.get(
+    '/api/v1/events',
+    { schema: { tags: ['health'], summary: 'Live events (server-sent events): host, activity, job, vm', querystring: Type.Object({ types: Type.Optional(Type.String({ pattern: '^[a-z]+(,[a-z]+)*$' })) }) } },
+    async (request, reply) => {
+      const wanted = new Set(((request.query as { types?: string }).types ?? EVENT_TYPES.join(',')).split(','));
+      const unknown = [...wanted].filter((t) => !(EVENT_TYPES as readonly string[]).includes(t));
+      if (unknown.length) throw new KvmfleetError(ErrorCode.Validation, `unknown event type(s) ${unknown.join(', ')}: use ${EVENT_TYPES.join(', ')}`);
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+      res.write(': kvmfleet live events\n\n');
+      const onEvent = (event: LiveEvent) => {
+        if (wanted.has(event.type)) res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+      };
+      const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+      hub.on('event', onEvent);
+      request.raw.on('close', () => {
+        clearInterval(keepAlive);
+        hub.off('event', onEvent);
+      });
+    },
+  );
 }

@@ -75,4 +75,25 @@ export function registerAuthCommands(program: Command, ctx: CliContext): void {
       const data = await client().request<{ at: string; actor: string; action: string; target: string; result: string }[]>('GET', `/api/v1/audit?${query}`);
       print(data, () => formatTable(['at', 'actor', 'action', 'target', 'result'], data.map((e) => [e.at, e.actor, e.action, e.target, e.result])));
     });
+
+  program
+    .command('events')
+    .description('follow live events: host boot/build steps, activity summaries, job progress, VM states')
+    .option('--types <types>', 'host,activity,job,vm (default: all)')
+    .action(async (o: { types?: string }) => {
+      await client().events(`/api/v1/events${o.types ? `?types=${enc(o.types)}` : ''}`, (name, data) => {
+        if (ctx.json()) return console.log(JSON.stringify(data));
+        const e = data as Record<string, unknown>;
+        const time = new Date().toISOString().slice(11, 19);
+        const line =
+          name === 'host'
+            ? `${e.host} ${e.kind}${e.detail && Object.keys(e.detail).length ? ` ${JSON.stringify(e.detail)}` : ''}`
+            : name === 'activity'
+              ? Object.entries(e.counts as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(', ') + ` in ${e.seconds} s`
+              : name === 'job'
+                ? `job ${e.job} ${e.state} ${e.done}/${e.total}${e.failed ? ` (${e.failed} failed)` : ''}`
+                : `${e.name} on ${e.hypervisor}: ${e.state}`;
+        console.log(`${time} ${name.padEnd(8)} ${line}`);
+      });
+    });
 }

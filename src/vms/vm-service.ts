@@ -6,6 +6,7 @@
  * libvirt holds what runs — states are kept current from libvirt's lifecycle events.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import type { Kysely, Selectable } from 'kysely';
 import { sql } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
@@ -159,13 +160,22 @@ export function stateAfterEvent(event: LifecycleEvent['event']): string | undefi
   }
 }
 
-export class VmService {
+export interface VmStateEvent {
+  readonly name: string;
+  readonly hypervisor: string;
+  readonly state: string;
+  /** libvirt's event, e.g. "started", "stopped". */
+  readonly event: string;
+}
+
+export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   readonly #db: Kysely<Database>;
   readonly #pool: LibvirtPool;
   readonly #watching = new Set<string>();
   readonly #policy: PlacementPolicy;
 
   constructor(db: Kysely<Database>, pool: LibvirtPool, policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY) {
+    super();
     this.#db = db;
     this.#pool = pool;
     this.#policy = policy;
@@ -178,6 +188,7 @@ export class VmService {
     await this.#pool.onLifecycle(hv.uri, (event) => {
       const state = stateAfterEvent(event.event);
       if (!state) return;
+      this.emit('state', { name: event.domain.name, hypervisor: hv.name, state, event: event.event });
       void this.#db
         .updateTable('vms')
         .set({ state, updated_at: new Date().toISOString() })

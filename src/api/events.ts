@@ -1,0 +1,80 @@
+/**
+ * The live event stream behind GET /api/v1/events (server-sent events) and `kvmfleet events`:
+ * - host: every boot and build event (DHCP, TFTP, script, kernel, Kickstart, built …), read from the
+ *   store, so events written by boot servers in other processes arrive too;
+ * - activity: every few seconds, how many DHCP, TFTP, script, Kickstart and built events there were;
+ * - job: bulk job progress; vm: VM state changes from libvirt (both from this process).
+ */
+import { EventEmitter } from 'node:events';
+import type { Kysely } from 'kysely';
+import type { Database } from '../store/schema.ts';
+import type { JobEvent, JobRunner } from '../vms/jobs.ts';
+import type { VmService, VmStateEvent } from '../vms/vm-service.ts';
+
+export type LiveEvent =
+  | { type: 'host'; host: string; kind: string; at: string; detail: Record<string, unknown> }
+  | { type: 'activity'; seconds: number; counts: Record<string, number> }
+  | ({ type: 'job' } & JobEvent)
+  | ({ type: 'vm' } & VmStateEvent);
+
+export const EVENT_TYPES = ['host', 'activity', 'job', 'vm'] as const;
+
+export class EventHub extends EventEmitter<{ event: [LiveEvent] }> {
+  readonly #db: Kysely<Database>;
+  #cursor = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #summary: NodeJS.Timeout | undefined;
+  #counts: Record<string, number> = {};
+  #polling = false;
+
+  constructor(db: Kysely<Database>, sources: { jobs?: JobRunner | undefined; vms?: VmService | undefined } = {}, readonly pollMs = 1000, readonly summaryMs = 5000) {
+    super();
+    this.#db = db;
+    sources.jobs?.on('progress', (e) => this.emit('event', { type: 'job', ...e }));
+    sources.vms?.on('state', (e) => this.emit('event', { type: 'vm', ...e }));
+  }
+
+  async start(): Promise<void> {
+    const last = await this.#db.selectFrom('host_events').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst();
+    this.#cursor = Number(last?.id ?? 0); // live from now on: history is in the timelines
+    this.#timer = setInterval(() => void this.#poll(), this.pollMs);
+    this.#summary = setInterval(() => this.#flushSummary(), this.summaryMs);
+    this.#timer.unref();
+    this.#summary.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    clearInterval(this.#summary);
+  }
+
+  async #poll(): Promise<void> {
+    if (this.#polling || this.listenerCount('event') === 0) return;
+    this.#polling = true;
+    try {
+      const rows = await this.#db
+        .selectFrom('host_events')
+        .innerJoin('hosts', 'hosts.id', 'host_events.host_id')
+        .select(['host_events.id', 'host_events.kind', 'host_events.at', 'host_events.detail', 'hosts.hostname'])
+        .where('host_events.id', '>', this.#cursor)
+        .orderBy('host_events.id')
+        .limit(5000)
+        .execute();
+      for (const row of rows) {
+        this.#cursor = row.id;
+        this.#counts[row.kind] = (this.#counts[row.kind] ?? 0) + 1;
+        this.emit('event', { type: 'host', host: row.hostname, kind: row.kind, at: new Date(row.at).toISOString(), detail: row.detail as unknown as Record<string, unknown> });
+      }
+    } catch {
+      /* the store is briefly unreachable: the next poll catches up from the cursor */
+    } finally {
+      this.#polling = false;
+    }
+  }
+
+  #flushSummary(): void {
+    if (Object.keys(this.#counts).length === 0) return;
+    this.emit('event', { type: 'activity', seconds: this.summaryMs / 1000, counts: this.#counts });
+    this.#counts = {};
+  }
+}
