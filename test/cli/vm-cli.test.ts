@@ -5,14 +5,14 @@
  * job show, the jobs' event stream, and clear errors for bad input.
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { parseGraphics, parseNetwork, progressLine } from '../../src/cli/vm-commands.ts';
-import { ensureLibvirtd } from '../helpers/libvirtd.ts';
+import { cleanUpAtExit, createDirPool, createIsolatedBridge, ensureLibvirtd } from '../helpers/libvirtd.ts';
 import { runCli, startServer, type ServerProcess } from '../helpers/server.ts';
 import { buildTestOsDisk } from '../helpers/test-os.ts';
 
@@ -22,20 +22,7 @@ const POOL = `kvt-cli-${id}`;
 const BRIDGE = `kvfcli${id}`;
 const VM = `kvt-cli-${id}-vm`;
 const virsh = async (...args: string[]) => (await run('virsh', ['-c', 'qemu:///system', ...args])).stdout;
-process.on('exit', () => {
-  for (const args of [['destroy', VM], ['undefine', VM], ['pool-destroy', POOL]]) {
-    try {
-      execFileSync('virsh', ['-c', 'qemu:///system', ...args], { stdio: 'ignore' });
-    } catch {
-      /* gone */
-    }
-  }
-  try {
-    execFileSync('ip', ['link', 'del', BRIDGE], { stdio: 'ignore' });
-  } catch {
-    /* gone */
-  }
-});
+cleanUpAtExit([['destroy', VM], ['undefine', VM], ['pool-destroy', POOL]], [BRIDGE]);
 
 let work: string;
 let server: ServerProcess;
@@ -46,12 +33,9 @@ before(async () => {
   work = await mkdtemp(join(tmpdir(), 'kvt-vmcli-'));
   await chmod(work, 0o755);
   await mkdir(join(work, 'pool'));
-  // An isolated bridge (no address, no uplink) for the VM's NIC.
-  await run('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
-  await run('sysctl', ['-qw', `net.ipv6.conf.${BRIDGE}.disable_ipv6=1`]);
-  await run('ip', ['link', 'set', BRIDGE, 'up']);
+  await createIsolatedBridge(BRIDGE);
   daemon = await ensureLibvirtd();
-  await virsh('pool-create-as', POOL, 'dir', '--target', join(work, 'pool'));
+  await createDirPool(POOL, join(work, 'pool'));
   await buildTestOsDisk(join(work, 'pool', 'base.qcow2'));
   await virsh('pool-refresh', POOL);
   server = await startServer(['--data-dir', join(work, 'data'), '--log-level', 'warn']);

@@ -9,7 +9,7 @@
  * Every step prints "kvmfleet-installer-double: …" on the serial console; a failed step prints
  * "… FAILED: why" and powers the guest off, so the test sees it at once.
  */
-import { buildBusyboxInitramfs, type Kernel } from '../helpers/busybox-initramfs.ts';
+import { buildBusyboxInitramfs, INIT_PROLOGUE, type Kernel } from '../helpers/busybox-initramfs.ts';
 
 export { findCloudKernel } from '../helpers/busybox-initramfs.ts';
 
@@ -20,15 +20,7 @@ export const INSTALLER_SAYS = 'kvmfleet-installer-double:';
 /** The virtio PCI transport, NIC and disk; loaded with their dependencies first. */
 const WANTED_MODULES = ['virtio_pci', 'virtio_net', 'virtio_blk'];
 
-const INIT = `#!/bin/busybox sh
-/bin/busybox mkdir -p /proc /sys /dev /tmp /usr/bin /usr/sbin /sbin
-/bin/busybox --install -s
-export PATH=/usr/bin:/bin:/usr/sbin:/sbin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-exec </dev/console >/dev/console 2>&1
-say() { echo "${INSTALLER_SAYS} $*"; }
+const INIT = `${INIT_PROLOGUE}say() { echo "${INSTALLER_SAYS} $*"; }
 fail() { say "FAILED: $*"; sleep 1; poweroff -f; }
 say "started (a test double of the installer, not Anaconda)"
 for m in $(cat /lib/modules/order); do insmod "/lib/modules/$m.ko" || fail "insmod $m"; done

@@ -6,7 +6,7 @@
  * qemu+ssh:// through a real sshd on loopback, as a remote hypervisor would be).
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +22,7 @@ import { JobRunner, type JobEvent } from '../../src/vms/jobs.ts';
 import { planPlacements } from '../../src/vms/placement.ts';
 import { VmService } from '../../src/vms/vm-service.ts';
 import { findCloudKernel } from '../helpers/busybox-initramfs.ts';
-import { ensureLibvirtd } from '../helpers/libvirtd.ts';
+import { cleanUpAtExit, createDirPool, createIsolatedBridge, ensureLibvirtd } from '../helpers/libvirtd.ts';
 import { startSshd, type Sshd } from '../helpers/sshd.ts';
 import { buildTestOsBoot, buildTestOsDisk, TEST_OS_LOGIN, type TestOs } from '../helpers/test-os.ts';
 
@@ -32,21 +32,7 @@ const PREFIX = `kvt-vm-${id}`;
 const POOL = `kvt-vms-${id}`;
 const BRIDGE = `kvfvm${id}`;
 const virsh = async (...args: string[]) => (await run('virsh', ['-c', 'qemu:///system', ...args])).stdout;
-const exitCleanup = () => {
-  for (const args of [['pool-destroy', POOL]]) {
-    try {
-      execFileSync('virsh', ['-c', 'qemu:///system', ...args], { stdio: 'ignore' });
-    } catch {
-      /* gone */
-    }
-  }
-  try {
-    execFileSync('ip', ['link', 'del', BRIDGE], { stdio: 'ignore' });
-  } catch {
-    /* gone */
-  }
-};
-process.on('exit', exitCleanup);
+const exitCleanup = cleanUpAtExit([['pool-destroy', POOL]], [BRIDGE]);
 
 let work: string;
 let serialDir: string;
@@ -83,11 +69,9 @@ before(async () => {
   await mkdir(serialDir, { recursive: true });
   await chmod(serialDir, 0o777); // QEMU (libvirt-qemu) writes the consoles here
   await mkdir(join(work, 'pool'));
-  await run('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
-  await run('sysctl', ['-qw', `net.ipv6.conf.${BRIDGE}.disable_ipv6=1`]);
-  await run('ip', ['link', 'set', BRIDGE, 'up']);
+  await createIsolatedBridge(BRIDGE);
   daemon = await ensureLibvirtd();
-  await virsh('pool-create-as', POOL, 'dir', '--target', join(work, 'pool'));
+  await createDirPool(POOL, join(work, 'pool'));
   os = await buildTestOsBoot(await findCloudKernel(), join(work, 'boot'));
   await buildTestOsDisk(join(work, 'pool', `${source}.qcow2`));
   await virsh('pool-refresh', POOL);

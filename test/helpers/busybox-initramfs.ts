@@ -11,6 +11,20 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
+/**
+ * How every test guest's /init starts: busybox's applets on PATH, /proc, /sys and /dev mounted,
+ * output to the console (the serial port, with console=ttyS0).
+ */
+export const INIT_PROLOGUE = `#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys /dev /tmp /mnt /seed /usr/bin /usr/sbin /sbin
+/bin/busybox --install -s
+export PATH=/usr/bin:/bin:/usr/sbin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+`;
+
 export interface Kernel {
   readonly version: string;
   readonly vmlinuz: string;

@@ -2,7 +2,7 @@
  * A real libvirt daemon for the tests: the machine's own when its socket answers, otherwise one
  * started here (libvirtd in the foreground) and stopped at the end. A missing libvirtd fails loudly.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { freePort, waitForPort } from './sshd.ts';
 import { existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -82,3 +82,43 @@ export async function startTcpForwarder(port?: number): Promise<{ port: number; 
   };
 }
 
+
+/**
+ * At process exit (also after a failed test), removes what a test made on the host: libvirt
+ * objects by virsh commands (e.g. ['destroy', NAME], ['pool-destroy', POOL]) and network links.
+ */
+export function cleanUpAtExit(virshCommands: readonly (readonly string[])[], links: readonly string[] = []): () => void {
+  const cleanup = () => {
+    for (const args of virshCommands) {
+      try {
+        execFileSync('virsh', ['-c', 'qemu:///system', ...args], { stdio: 'ignore' });
+      } catch {
+        /* not there */
+      }
+    }
+    for (const link of links) {
+      try {
+        execFileSync('ip', ['link', 'del', link], { stdio: 'ignore' });
+      } catch {
+        /* not there */
+      }
+    }
+  };
+  process.on('exit', cleanup);
+  return cleanup;
+}
+
+/**
+ * A host bridge for test guests' NICs with nothing on it but them: no address, no uplink, no IPv6
+ * autoconfiguration. Remove it with `ip link del` (cleanUpAtExit does).
+ */
+export async function createIsolatedBridge(name: string): Promise<void> {
+  await run('ip', ['link', 'add', name, 'type', 'bridge']);
+  await run('sysctl', ['-qw', `net.ipv6.conf.${name}.disable_ipv6=1`]);
+  await run('ip', ['link', 'set', name, 'up']);
+}
+
+/** A transient directory storage pool on qemu:///system (gone when destroyed or libvirtd restarts). */
+export async function createDirPool(name: string, dir: string): Promise<void> {
+  await run('virsh', ['-c', 'qemu:///system', 'pool-create-as', name, 'dir', '--target', dir]);
+}

@@ -12,21 +12,13 @@ import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { buildBusyboxInitramfs, type Kernel } from './busybox-initramfs.ts';
+import { buildBusyboxInitramfs, INIT_PROLOGUE, type Kernel } from './busybox-initramfs.ts';
 
 const run = promisify(execFile);
 
 export const TEST_OS_LOGIN = /kvmfleet-test-os: (\S+) login: machine-id=(\w*)/;
 
-const INIT = `#!/bin/busybox sh
-/bin/busybox mkdir -p /proc /sys /dev /tmp /mnt /seed /sbin /usr/sbin
-/bin/busybox --install -s
-export PATH=/usr/bin:/bin:/usr/sbin:/sbin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-exec </dev/console >/dev/console 2>&1
-say() { echo "kvmfleet-test-os: $*"; }
+const INIT = `${INIT_PROLOGUE}say() { echo "kvmfleet-test-os: $*"; }
 for m in $(cat /lib/modules/order); do insmod "/lib/modules/$m.ko" 2>/dev/null; done
 for i in $(seq 1 50); do [ -b /dev/vda ] && break; sleep 0.2; done
 mount -t ext4 /dev/vda /mnt || { say "FAILED: no root file system on /dev/vda"; poweroff -f; }
