@@ -21,6 +21,7 @@ import { countUsers, createToken, createUser } from './auth/accounts.ts';
 import { hostname } from 'node:os';
 import { JobRunner } from './vms/jobs.ts';
 import { EventHub } from './api/events.ts';
+import { HostCache } from './boot/host-cache.ts';
 import { VmService } from './vms/vm-service.ts';
 import { Metrics, type Sample } from './metrics.ts';
 
@@ -59,7 +60,10 @@ export async function serve(options: ServeOptions): Promise<Running> {
   // Absolute, so that roles (and @fastify/static, which insists) do not depend on the working directory.
   const local = (name: string) => resolve(options.dataDir === 'memory://' ? '.' : options.dataDir, name);
   const templatesDir = local(join('templates', 'kickstart'));
-  const boot = new BootService({ db: store.db, templates: new KickstartTemplates(templatesDir), policy: { ...DEFAULT_BUILD_POLICY, ...options.policy } });
+  // A boot server keeps answering known machines while its store is briefly unreachable.
+  const cache = options.roles.includes('http') ? new HostCache(store.db) : undefined;
+  await cache?.start();
+  const boot = new BootService({ db: store.db, templates: new KickstartTemplates(templatesDir), policy: { ...DEFAULT_BUILD_POLICY, ...options.policy }, ...(cache ? { cache } : {}) });
   let api: FastifyInstance | undefined;
   let http: FastifyInstance | undefined;
   let tftp: TftpServer | undefined;
@@ -70,6 +74,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
   let heartbeat: { stop(): Promise<void> } | undefined;
   let events: EventHub | undefined;
   const stopAll = async () => {
+    cache?.stop();
     await heartbeat?.stop();
     events?.stop();
     if (dhcp) {
@@ -147,7 +152,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     const httpPort = endpoints.http ? Number(/:(\d+)$/.exec(endpoints.http)?.[1]) : undefined;
     const advertised = options.node?.advertiseHttp ?? (endpoints.http && options.http.host !== '0.0.0.0' ? `${options.http.host}:${httpPort}` : httpPort ? `${hostname()}:${httpPort}` : undefined);
     const name = options.node?.name ?? `${hostname()}-${httpPort ?? endpoints.api?.split(':').at(-1) ?? process.pid}`.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64);
-    heartbeat = startHeartbeat(store.db, { name, site: options.node?.site, roles: options.roles, httpAddress: advertised, apiUrl: endpoints.api });
+    heartbeat = startHeartbeat(store.db, { name, site: options.node?.site, roles: options.roles, httpAddress: advertised, apiUrl: endpoints.api, ...(cache ? { detail: () => ({ cache: { ...cache.stats } }) } : {}) });
   } catch (error) {
     await stopAll().catch(() => {});
     throw error;

@@ -33,7 +33,7 @@ export interface BootInput {
 export type BootDecision =
   | { readonly action: 'install'; readonly hostname: string; readonly plan: InstallPlan }
   | { readonly action: 'local'; readonly hostname: string; readonly platform: Platform | undefined }
-  | { readonly action: 'wait'; readonly reason: 'discovered' | 'queued' | 'failed' | 'no-profile'; readonly message: string; readonly retrySeconds: number };
+  | { readonly action: 'wait'; readonly reason: 'discovered' | 'queued' | 'failed' | 'no-profile' | 'store-unreachable'; readonly message: string; readonly retrySeconds: number };
 
 export function decideBoot(input: BootInput): BootDecision {
   const { host, retrySeconds } = input;

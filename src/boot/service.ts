@@ -16,6 +16,7 @@ import { decideBoot, type BootDecision, type InstallPlan, type Platform } from '
 import { renderIpxeScript } from './ipxe-script.ts';
 import { KickstartTemplates, kickstartContext } from './kickstart.ts';
 import { bootUrls } from './urls.ts';
+import { isStoreUnavailable, type HostCache } from './host-cache.ts';
 
 export const PREVIEW_TOKEN = 'PREVIEW-TOKEN-NOT-VALID';
 
@@ -23,21 +24,44 @@ export interface BootServiceOptions {
   readonly db: Kysely<Database>;
   readonly templates: KickstartTemplates;
   readonly policy?: BuildPolicy;
+  /** Answers scripts from what it remembers when the store does not answer (boot HTTP role). */
+  readonly cache?: HostCache;
 }
 
 export class BootService {
   readonly #db: Kysely<Database>;
   readonly #templates: KickstartTemplates;
   readonly policy: BuildPolicy;
+  readonly cache: HostCache | undefined;
 
   constructor(options: BootServiceOptions) {
     this.#db = options.db;
     this.#templates = options.templates;
     this.policy = options.policy ?? DEFAULT_BUILD_POLICY;
+    this.cache = options.cache;
   }
 
-  /** The iPXE script for the machine with this MAC; registers unknown machines and runs admission. */
+  /**
+   * The iPXE script for the machine with this MAC; registers unknown machines and runs admission.
+   * If the store does not answer, the cache decides: a built host boots its disk, others wait.
+   */
   async script(mac: string, request: { clientIp?: string | undefined; platform?: Platform | undefined; baseUrl: string }): Promise<{ script: string; decision: BootDecision }> {
+    try {
+      return await this.#script(mac, request);
+    } catch (error) {
+      if (!this.cache || !isStoreUnavailable(error)) throw error;
+      this.cache.noteStoreError(error);
+      this.cache.stats.answeredFromCache += 1;
+      const known = this.cache.get(mac);
+      const decision: BootDecision =
+        known?.buildState === 'built'
+          ? { action: 'local', hostname: known.hostname, platform: request.platform }
+          : { action: 'wait', reason: 'store-unreachable', message: `kvmfleet cannot reach its store; ${known ? known.hostname : 'this machine'} will be answered when it is back`, retrySeconds: this.policy.retrySeconds };
+      return { script: renderIpxeScript(decision, bootUrls(request.baseUrl).script()), decision };
+    }
+  }
+
+  async #script(mac: string, request: { clientIp?: string | undefined; platform?: Platform | undefined; baseUrl: string }): Promise<{ script: string; decision: BootDecision }> {
     let host = await findBootHost(this.#db, mac);
     if (!host) host = await registerDiscovered(this.#db, mac, request.clientIp, 'http');
     let install: InstallPlan | undefined;
@@ -102,8 +126,10 @@ export class BootService {
     return `${profile.installTreeUrl}/${which === 'kernel' ? profile.kernelPath : profile.initrdPath}`;
   }
 
-  built(token: string, clientIp?: string): Promise<string | undefined> {
-    return markBuilt(this.#db, token, clientIp);
+  async built(token: string, clientIp?: string): Promise<string | undefined> {
+    const hostname = await markBuilt(this.#db, token, clientIp);
+    if (hostname) void this.cache?.refresh().catch(() => undefined); // so an outage right after still sends it to its disk
+    return hostname;
   }
 
   /** What the host would get now, without admitting it, issuing a token or recording anything. */

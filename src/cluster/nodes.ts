@@ -17,6 +17,8 @@ export interface NodeAnnouncement {
   readonly roles: readonly string[];
   readonly httpAddress?: string | undefined;
   readonly apiUrl?: string | undefined;
+  /** Read at every heartbeat: what the node reports of itself. */
+  readonly detail?: () => Record<string, unknown>;
 }
 
 export interface ClusterNode {
@@ -29,6 +31,7 @@ export interface ClusterNode {
   readonly startedAt: string;
   readonly seenAt: string;
   readonly alive: boolean;
+  readonly detail: Record<string, unknown>;
 }
 
 export async function announceNode(db: Kysely<Database>, node: NodeAnnouncement): Promise<void> {
@@ -38,7 +41,7 @@ export async function announceNode(db: Kysely<Database>, node: NodeAnnouncement)
     const site = await db.selectFrom('sites').select('id').where('name', '=', node.site).executeTakeFirst();
     siteId = site?.id ?? null; // a site not imported yet: announced without one, fixed at the next heartbeat
   }
-  const values = { site_id: siteId, roles: JSON.stringify(node.roles), http_address: node.httpAddress ?? null, api_url: node.apiUrl ?? null, version: VERSION, seen_at: new Date().toISOString() };
+  const values = { site_id: siteId, roles: JSON.stringify(node.roles), http_address: node.httpAddress ?? null, api_url: node.apiUrl ?? null, version: VERSION, seen_at: new Date().toISOString(), detail: JSON.stringify(node.detail?.() ?? {}) };
   await db
     .insertInto('nodes')
     .values({ name: node.name, ...values, started_at: new Date().toISOString() })
@@ -67,6 +70,7 @@ export async function listNodes(db: Kysely<Database>, filter: { site?: string; r
         startedAt: new Date(row.started_at).toISOString(),
         seenAt: seen.toISOString(),
         alive: now - seen.getTime() < NODE_TTL_MS,
+        detail: row.detail as Record<string, unknown>,
       };
     })
     .filter((n) => (!filter.role || n.roles.includes(filter.role)) && (!filter.aliveOnly || n.alive));

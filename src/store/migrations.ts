@@ -229,6 +229,8 @@ const migrations: Record<string, Migration> = {
           http_address text,
           api_url text,
           version text not null,
+          -- What the node reports of itself (e.g. scripts answered from its cache while the store was down).
+          detail jsonb not null default '{}',
           started_at timestamptz not null default now(),
           seen_at timestamptz not null default now()
         )`.execute(db);

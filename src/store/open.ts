@@ -32,7 +32,11 @@ pg.types.setTypeParser(20, (value: string) => Number(value));
 export async function openStore(options: StoreOptions): Promise<Store> {
   const url = options.databaseUrl;
   if (url && /^postgres(ql)?:\/\//.test(url)) {
-    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    // A store that stops answering must not hang requests: they fail after this and the caller
+    // falls back (boot scripts answer from the cache) or reports it.
+    const timeoutMs = Number(process.env.KVMFLEET_STORE_TIMEOUT_MS ?? 10_000);
+    const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs, keepAlive: true });
+    pool.on('error', () => {}); // an idle client whose server went away: the pool drops it
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     await migrate(db);
     return { db, kind: 'postgresql', close: () => db.destroy() };

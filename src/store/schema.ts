@@ -207,6 +207,7 @@ export interface NodesTable {
   http_address: string | null;
   api_url: string | null;
   version: string;
+  detail: ColumnType<Record<string, unknown>, string | undefined, string | undefined>;
   started_at: ColumnType<Date, string | undefined, string | undefined>;
   seen_at: ColumnType<Date, string | undefined, string | undefined>;
 }
