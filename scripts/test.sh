@@ -33,6 +33,8 @@ trap cleanup EXIT
 "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w \
   -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off" start >/dev/null
 export KVMFLEET_TEST_PG_URL="postgres://kvmfleet@127.0.0.1:$pgport/postgres"
+# Servers inside network namespaces reach PostgreSQL through its unix socket (their 127.0.0.1 is their own).
+export KVMFLEET_TEST_PG_SOCKET_DIR="$pgdir"
 echo "== PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') on port $pgport"
 
 # One libvirt daemon for every test file (they run in parallel), unless the machine already runs one.

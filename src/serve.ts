@@ -22,6 +22,7 @@ import { hostname } from 'node:os';
 import { JobRunner } from './vms/jobs.ts';
 import { EventHub } from './api/events.ts';
 import { HostCache } from './boot/host-cache.ts';
+import { FAILOVER_DEFAULTS, FailoverLink, FailoverMachine, type FailoverConfig } from './boot/dhcp-failover.ts';
 import { VmService } from './vms/vm-service.ts';
 import { Metrics, type Sample } from './metrics.ts';
 
@@ -31,7 +32,17 @@ export interface ServeOptions {
   readonly api: { host: string; port: number };
   readonly http: { host: string; port: number; treesDir?: string | undefined; baseUrl?: string | undefined; trustProxy?: boolean; mirrors?: ReadonlyMap<string, string> };
   readonly tftp: { host: string; port: number; root?: string | undefined; timeoutMs?: number | undefined };
-  readonly dhcp?: { serverId?: string | undefined; mode: 'full' | 'proxy'; nextServer?: string | undefined; bootBaseUrl?: string | undefined; port?: number };
+  readonly dhcp?: {
+    serverId?: string | undefined;
+    mode: 'full' | 'proxy';
+    nextServer?: string | undefined;
+    bootBaseUrl?: string | undefined;
+    port?: number;
+    /** Distributed topology: serve only these networks. */
+    networks?: readonly string[] | undefined;
+    /** One of a failover pair (shared store): role, the partner's address, RFC 3074 split and timers. */
+    failover?: (Partial<FailoverConfig> & { role: 'primary' | 'secondary'; peer: string; port?: number }) | undefined;
+  };
   readonly policy?: Partial<BuildPolicy>;
   readonly roles: readonly Role[];
   readonly logLevel: string;
@@ -67,13 +78,15 @@ export async function serve(options: ServeOptions): Promise<Running> {
   let api: FastifyInstance | undefined;
   let http: FastifyInstance | undefined;
   let tftp: TftpServer | undefined;
-  let dhcp: { server: DhcpServer; service: DhcpService; writer: LeaseWriter } | undefined;
+  let dhcp: { server: DhcpServer; service: DhcpService; writer: LeaseWriter; failover: FailoverMachine | undefined } | undefined;
   const metrics = new Metrics();
   const endpoints: Partial<Record<Role, string>> = {};
   let libvirt: LibvirtPool | undefined;
   let heartbeat: { stop(): Promise<void> } | undefined;
   let events: EventHub | undefined;
+  let failoverLink: FailoverLink | undefined;
   const stopAll = async () => {
+    failoverLink?.stop();
     cache?.stop();
     await heartbeat?.stop();
     events?.stop();
@@ -109,7 +122,17 @@ export async function serve(options: ServeOptions): Promise<Running> {
       const config = options.dhcp;
       if (!config?.serverId) throw new Error('the dhcp role needs --dhcp-server-id: this server\'s address on the boot network');
       const writer = new LeaseWriter(store.db);
+      let failover: FailoverMachine | undefined;
+      if (config.failover) {
+        if (store.kind !== 'postgresql') throw new Error('a DHCP failover pair shares its leases through PostgreSQL: give both servers the same --database-url');
+        const { role, peer, port: failoverPort, ...timers } = config.failover;
+        failover = new FailoverMachine({ ...FAILOVER_DEFAULTS, ...Object.fromEntries(Object.entries(timers).filter(([, v]) => v !== undefined)), role }, Date.now());
+        failoverLink = new FailoverLink(failover, { address: config.serverId, port: failoverPort ?? 647 }, { address: peer, port: failoverPort ?? 647 });
+        await failoverLink.start();
+      }
       const service = new DhcpService({
+        failover,
+        networks: config.networks,
         db: store.db,
         writer,
         serverId: config.serverId,
@@ -122,9 +145,9 @@ export async function serve(options: ServeOptions): Promise<Running> {
       await server.listen().catch((error: NodeJS.ErrnoException) => {
         throw new Error(`dhcp cannot listen (${error.code ?? error.message})${error.code === 'EACCES' ? ': port 67 needs root or CAP_NET_BIND_SERVICE' : ''}`);
       });
-      dhcp = { server, service, writer };
+      dhcp = { server, service, writer, failover };
       metrics.add(() => dhcpSamples(server, service, writer));
-      endpoints.dhcp = `udp://0.0.0.0:${config.port ?? 67} (${config.mode}, server id ${config.serverId})`;
+      endpoints.dhcp = `udp://0.0.0.0:${config.port ?? 67} (${config.mode}, server id ${config.serverId}${config.failover ? `, failover ${config.failover.role} with ${config.failover.peer}` : ''})`;
     }
     if (tftp) metrics.add(() => tftpSamples(tftp!));
     if (options.roles.includes('http')) {
@@ -144,7 +167,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
       const jobs = new JobRunner(store.db, vms);
       events = new EventHub(store.db, { jobs, vms });
       await events.start();
-      api = await buildApi({ store, boot, metrics, authAlwaysRequired: exposed, events, vms: { db: store.db, pool: libvirt, vms, jobs }, dhcpStats: dhcp ? () => ({ ...dhcp!.server.stats, policy: dhcp!.service.stats, pools: dhcp!.service.poolStats(), leaseWrites: dhcp!.writer.stats }) : undefined, bootBaseUrl: endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl, logger: { level: options.logLevel } });
+      api = await buildApi({ store, boot, metrics, authAlwaysRequired: exposed, events, vms: { db: store.db, pool: libvirt, vms, jobs }, dhcpStats: dhcp ? () => ({ ...dhcp!.server.stats, policy: dhcp!.service.stats, pools: dhcp!.service.poolStats(), leaseWrites: dhcp!.writer.stats, ...(dhcp!.failover ? { failover: { role: dhcp!.failover.config.role, state: dhcp!.failover.state, partnerState: dhcp!.failover.partnerState ?? null, ...dhcp!.failover.counters } } : {}) }) : undefined, bootBaseUrl: endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl, logger: { level: options.logLevel } });
       await api.listen({ host: options.api.host, port: options.api.port });
       endpoints.api = urlOf(options.api.host, boundPort(api, options.api.port));
     }
@@ -152,7 +175,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     const httpPort = endpoints.http ? Number(/:(\d+)$/.exec(endpoints.http)?.[1]) : undefined;
     const advertised = options.node?.advertiseHttp ?? (endpoints.http && options.http.host !== '0.0.0.0' ? `${options.http.host}:${httpPort}` : httpPort ? `${hostname()}:${httpPort}` : undefined);
     const name = options.node?.name ?? `${hostname()}-${httpPort ?? endpoints.api?.split(':').at(-1) ?? process.pid}`.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64);
-    heartbeat = startHeartbeat(store.db, { name, site: options.node?.site, roles: options.roles, httpAddress: advertised, apiUrl: endpoints.api, ...(cache ? { detail: () => ({ cache: { ...cache.stats } }) } : {}) });
+    heartbeat = startHeartbeat(store.db, { name, site: options.node?.site, roles: options.roles, httpAddress: advertised, apiUrl: endpoints.api, detail: () => ({ ...(cache ? { cache: { ...cache.stats } } : {}), ...(options.dhcp?.networks ? { networks: options.dhcp.networks } : {}), ...(dhcp?.failover ? { failover: { role: dhcp.failover.config.role, state: dhcp.failover.state } } : {}) }) });
   } catch (error) {
     await stopAll().catch(() => {});
     throw error;

@@ -18,6 +18,7 @@ import { inventoryEvents } from '../store/tx.ts';
 import { recordEvent, registerDiscovered } from './builds.ts';
 import { classifyClient, dhcpBootAnswer } from './classify.ts';
 import { bootUrls } from './urls.ts';
+import type { FailoverMachine } from './dhcp-failover.ts';
 
 export interface DhcpServiceOptions {
   readonly db: Kysely<Database>;
@@ -32,6 +33,10 @@ export interface DhcpServiceOptions {
   readonly offerTtlMs?: number;
   readonly declineMs?: number;
   readonly refreshMs?: number;
+  /** One of a failover pair: which clients and which half of each pool are this server's. */
+  readonly failover?: FailoverMachine | undefined;
+  /** A distributed site's boot node serves only these networks (by name); default: all. */
+  readonly networks?: readonly string[] | undefined;
 }
 
 interface NetworkView {
@@ -63,10 +68,12 @@ export class DhcpService {
   #hostsByMac = new Map<string, HostView>();
   #timer: NodeJS.Timeout | undefined;
   #refreshedAt = 0;
-  readonly stats = { noNetwork: 0, poolExhausted: 0, naks: 0, discovered: 0 };
+  readonly stats = { noNetwork: 0, poolExhausted: 0, naks: 0, discovered: 0, partnersClients: 0 };
 
   constructor(options: DhcpServiceOptions) {
     this.#options = options;
+    // Entering partner-down, or leaving recover: the partner's leases must be known before serving its half.
+    options.failover?.on('reload-leases', () => void this.#loadLeases().catch(() => {}));
   }
 
   async start(): Promise<void> {
@@ -135,7 +142,8 @@ export class DhcpService {
 
   #networkFor(request: DhcpPacket): NetworkView | undefined {
     const anchor = parseIpv4(request.giaddr !== '0.0.0.0' ? request.giaddr : this.#options.serverId);
-    return anchor === undefined ? undefined : this.#networks.find((n) => cidrContains(n.cidr, anchor));
+    const network = anchor === undefined ? undefined : this.#networks.find((n) => cidrContains(n.cidr, anchor));
+    return network && this.#options.networks && !this.#options.networks.includes(network.name) ? undefined : network;
   }
 
   async #host(mac: string): Promise<HostView | undefined> {
@@ -173,6 +181,14 @@ export class DhcpService {
       await recordEvent(this.#options.db, host.id, 'dhcp', { message: 'discover', firmware: client.firmware, ipxe: client.ipxe, relay: request.giaddr !== '0.0.0.0' ? request.giaddr : null });
     }
     if (this.#options.mode === 'proxy') return this.#proxyAnswer(request, type, client, host, context.port);
+    const failover = this.#options.failover;
+    // Load balancing (RFC 3074) decides who answers a client looking for a server: DISCOVER, and
+    // REQUEST in INIT-REBOOT; a REQUEST naming us, a renewal, a DECLINE or RELEASE is ours to take.
+    const choosing = type === MessageType.Discover || (type === MessageType.Request && request.ciaddr === '0.0.0.0' && !request.options.has(OptionCode.ServerId));
+    if (failover && choosing && !failover.serves(request)) {
+      this.stats.partnersClients += 1;
+      return undefined;
+    }
     if (!network) {
       this.stats.noNetwork += 1;
       return undefined;
@@ -182,7 +198,7 @@ export class DhcpService {
     switch (type) {
       case MessageType.Discover: {
         const requested = optionIp(request, OptionCode.RequestedIp);
-        const ip = reservation ?? network.pool?.choose(mac, now, requested);
+        const ip = reservation ?? network.pool?.choose(mac, now, requested, network.pool.part(failover?.poolPart() ?? 'all'));
         if (ip === undefined) {
           this.stats.poolExhausted += 1;
           return undefined;
@@ -204,11 +220,12 @@ export class DhcpService {
           this.stats.naks += 1;
           return this.#nak(request, network, wanted === undefined ? 'no address requested' : `${formatIpv4(wanted)} is not yours`);
         }
-        const expires = now + network.leaseSeconds * 1000;
+        const leaseSeconds = Math.min(network.leaseSeconds, failover?.maxLeaseSeconds() ?? Infinity);
+        const expires = now + leaseSeconds * 1000;
         if (reservation === undefined) network.pool!.hold(wanted, mac, 'bound', expires);
         // Durable first: the ACK leaves only once the lease is committed.
         await this.#options.writer.write({ ip: formatIpv4(wanted), networkId: network.id, mac, clientId: optionHex(request, OptionCode.ClientId), hostname: host?.hostname ?? optionText(request, OptionCode.HostName), state: 'bound', expiresAt: new Date(expires) });
-        return this.#reply(request, MessageType.Ack, network, formatIpv4(wanted), client, host);
+        return this.#reply(request, MessageType.Ack, network, formatIpv4(wanted), client, host, { leaseSeconds });
       }
       case MessageType.Decline: {
         const ip = optionIp(request, OptionCode.RequestedIp);
@@ -254,7 +271,7 @@ export class DhcpService {
     if (answer.vendorClass) options.set(OptionCode.VendorClass, text.encode(answer.vendorClass));
   }
 
-  #reply(request: DhcpPacket, type: MessageType, network: NetworkView, yiaddr: string, client: ReturnType<typeof classifyClient>, host: HostView | undefined, flags: { inform?: boolean } = {}): DhcpReply {
+  #reply(request: DhcpPacket, type: MessageType, network: NetworkView, yiaddr: string, client: ReturnType<typeof classifyClient>, host: HostView | undefined, flags: { inform?: boolean; leaseSeconds?: number } = {}): DhcpReply {
     const { packet, options } = this.#base(request, type, yiaddr);
     options.set(OptionCode.SubnetMask, ipv4.encode(formatIpv4(maskOf(network.cidr.prefix))));
     options.set(OptionCode.BroadcastAddress, ipv4.encode(formatIpv4(broadcastOf(network.cidr))));
@@ -262,9 +279,10 @@ export class DhcpService {
     if (network.dns.length) options.set(OptionCode.DomainNameServer, ipv4List.encode(network.dns));
     if (network.domain) options.set(OptionCode.DomainName, text.encode(network.domain));
     if (!flags.inform) {
-      options.set(OptionCode.LeaseTime, u32.encode(network.leaseSeconds));
-      options.set(OptionCode.RenewalTime, u32.encode(Math.floor(network.leaseSeconds / 2)));
-      options.set(OptionCode.RebindingTime, u32.encode(Math.floor(network.leaseSeconds * 0.875)));
+      const seconds = flags.leaseSeconds ?? Math.min(network.leaseSeconds, this.#options.failover?.maxLeaseSeconds() ?? Infinity);
+      options.set(OptionCode.LeaseTime, u32.encode(seconds));
+      options.set(OptionCode.RenewalTime, u32.encode(Math.floor(seconds / 2)));
+      options.set(OptionCode.RebindingTime, u32.encode(Math.floor(seconds * 0.875)));
     }
     if (host && host.buildState !== 'discovered') options.set(OptionCode.HostName, text.encode(host.hostname.split('.')[0]!));
     this.#withBoot(packet, options, client, host);

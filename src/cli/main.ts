@@ -30,6 +30,14 @@ const client = () => new ApiClient({ baseUrl: globals().url, token: globals().to
 const print = (data: unknown, human: () => string) => console.log(globals().json ? JSON.stringify(data, null, 2) : human());
 const enc = encodeURIComponent;
 const list = (value: string) => value.split(',').map((v) => v.trim()).filter((v) => v !== '');
+/** The failover pair's settings, checked: both or neither of role and peer. */
+function failoverOptions(o: { dhcpFailover?: 'primary' | 'secondary'; dhcpPeer?: string; dhcpSplit: number; dhcpLbMaxSeconds: number; dhcpMclt: number; dhcpPartnerDownDelay: number }) {
+  if (!o.dhcpFailover && !o.dhcpPeer) return undefined;
+  if (!o.dhcpFailover || !o.dhcpPeer) throw new Error('a failover pair needs both --dhcp-failover primary|secondary and --dhcp-peer IP');
+  if (o.dhcpSplit > 256) throw new Error('--dhcp-split is 0–256');
+  return { role: o.dhcpFailover, peer: o.dhcpPeer, split: o.dhcpSplit, lbMaxSeconds: o.dhcpLbMaxSeconds, mcltSeconds: o.dhcpMclt, partnerDownDelayMs: o.dhcpPartnerDownDelay * 1000 };
+}
+
 const integer = (value: string) => {
   if (!/^\d+$/.test(value)) throw new Error(`"${value}" is not a whole number`);
   return Number(value);
@@ -55,6 +63,13 @@ program
   .addOption(new Option('--dhcp-server-id <ip>', "this server's address on the boot network (required by the dhcp role)").env('KVMFLEET_DHCP_SERVER_ID'))
   .addOption(new Option('--dhcp-mode <mode>', 'full: addresses and boot; proxy: boot information only, beside another DHCP server').choices(['full', 'proxy']).env('KVMFLEET_DHCP_MODE').default('full'))
   .addOption(new Option('--dhcp-next-server <ip>', 'TFTP server for PXE firmware (default: the server id)').env('KVMFLEET_DHCP_NEXT_SERVER'))
+  .addOption(new Option('--networks <names>', 'distributed topology: this boot node serves only these networks (comma-separated)').env('KVMFLEET_NETWORKS'))
+  .addOption(new Option('--dhcp-failover <role>', 'one of a DHCP failover pair sharing a PostgreSQL store').choices(['primary', 'secondary']).env('KVMFLEET_DHCP_FAILOVER'))
+  .addOption(new Option('--dhcp-peer <ip>', "the failover partner's server address (heartbeats on UDP 647)").env('KVMFLEET_DHCP_PEER'))
+  .addOption(new Option('--dhcp-split <0-256>', 'RFC 3074 load balancing: buckets below this are the primary\'s').env('KVMFLEET_DHCP_SPLIT').default(128).argParser(integer))
+  .addOption(new Option('--dhcp-lb-max-seconds <s>', "answer the partner's client once its secs field reaches this").env('KVMFLEET_DHCP_LB_MAX_SECONDS').default(3).argParser(integer))
+  .addOption(new Option('--dhcp-mclt <s>', 'longest lease given while the partner cannot be told').env('KVMFLEET_DHCP_MCLT').default(3600).argParser(integer))
+  .addOption(new Option('--dhcp-partner-down-delay <s>', 'silence after which this server takes over all clients and the whole pool').env('KVMFLEET_DHCP_PARTNER_DOWN_DELAY').default(10).argParser(integer))
   .addOption(new Option('--node-name <name>', 'this process in the node registry (default: host name and boot HTTP port)').env('KVMFLEET_NODE_NAME'))
   .addOption(new Option('--site <site>', 'the site this boot node serves (clustered and distributed topologies)').env('KVMFLEET_SITE'))
   .addOption(new Option('--advertise-http <host:port>', 'where load balancers reach this boot HTTP role (default: its listen address)').env('KVMFLEET_ADVERTISE_HTTP'))
@@ -80,6 +95,13 @@ program
     logLevel: string;
     nodeName?: string;
     site?: string;
+    networks?: string;
+    dhcpFailover?: 'primary' | 'secondary';
+    dhcpPeer?: string;
+    dhcpSplit: number;
+    dhcpLbMaxSeconds: number;
+    dhcpMclt: number;
+    dhcpPartnerDownDelay: number;
     advertiseHttp?: string;
   }) => {
     const { serve } = await import('../serve.ts');
@@ -88,7 +110,13 @@ program
       databaseUrl: options.databaseUrl,
       api: parseHostPort(options.listen, '--listen'),
       http: { ...parseHostPort(options.httpListen, '--http-listen'), treesDir: options.treesDir, baseUrl: options.bootBaseUrl, trustProxy: !!options.trustProxy, mirrors: parseMirrors(options.mirror) },
-      dhcp: { serverId: options.dhcpServerId, mode: options.dhcpMode, nextServer: options.dhcpNextServer },
+      dhcp: {
+        serverId: options.dhcpServerId,
+        mode: options.dhcpMode,
+        nextServer: options.dhcpNextServer,
+        failover: failoverOptions(options),
+        networks: options.networks ? list(options.networks) : undefined,
+      },
       policy: { buildTimeoutMs: options.buildTimeoutMin * 60_000, retrySeconds: options.retrySeconds },
       tftp: { ...parseHostPort(options.tftpListen, '--tftp-listen'), root: options.tftpRoot, timeoutMs: options.tftpTimeoutMs },
       roles: parseRoles(options.roles),

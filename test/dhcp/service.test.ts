@@ -106,3 +106,18 @@ test('PXE firmware: unknown MAC is recorded as discovered and gets undionly.kpxe
   const ipxe = (await handle(request(MessageType.Discover, '52:54:00:00:00:20', { giaddr: '10.8.0.1' }, [...pxe, [OptionCode.UserClass, Buffer.from('iPXE')]])))!;
   assert.equal(ipxe.packet.options.get(OptionCode.BootFileName)!.toString(), 'http://10.9.0.1:8081/boot/${mac:hexhyp}?platform=${platform}');
 });
+
+test('a distributed boot node (--networks) answers only its own networks', async () => {
+  const scoped = new DhcpService({ db: store.db, writer: new LeaseWriter(store.db), serverId: SERVER, mode: 'full', bootBaseUrl: 'http://10.9.0.1:8081', networks: ['far'] });
+  await scoped.start();
+  try {
+    const before = scoped.stats.noNetwork;
+    assert.equal(await scoped.handle(request(MessageType.Discover, '52:54:00:00:0d:01'), { port: 67 }), undefined, 'its own segment (n) is not one of its networks');
+    assert.equal(scoped.stats.noNetwork, before + 1);
+    const offer = (await scoped.handle(request(MessageType.Discover, '52:54:00:00:0d:02', { giaddr: '10.8.0.1' }), { port: 67 }))!;
+    assert.equal(messageType(offer.packet), MessageType.Offer, 'relayed from far: answered');
+    assert.match(offer.packet.yiaddr, /^10\.8\.0\./);
+  } finally {
+    scoped.stop();
+  }
+});

@@ -86,3 +86,11 @@ export function describeEachStore(title: string, body: (ctx: { readonly store: S
     });
   }
 }
+
+/** The same database through PostgreSQL's unix socket, for servers inside network namespaces. */
+export function viaUnixSocket(url: string): string {
+  const dir = process.env.KVMFLEET_TEST_PG_SOCKET_DIR;
+  if (!dir) throw new Error('KVMFLEET_TEST_PG_SOCKET_DIR is not set: run the tests with npm test (scripts/test.sh)');
+  const u = new URL(url);
+  return `postgres://${u.username}@localhost:${u.port}${u.pathname}?host=${encodeURIComponent(dir)}`;
+}

@@ -66,17 +66,32 @@ export class LeasePool {
     return hold && hold.mac === mac && hold.kind !== 'declined' ? ip : undefined;
   }
 
-  /** An address for this client: the one it holds, its previous one if free, else the next free one. */
-  choose(mac: string, now: number, requested?: number): number | undefined {
+  /**
+   * A part of the range: a failover pair splits every pool, the primary taking the lower half and
+   * the secondary the upper, so that the two never offer one free address to two clients.
+   */
+  part(which: 'lower' | 'upper' | 'all'): { start: number; end: number } {
+    if (which === 'all') return { start: this.#start, end: this.#end };
+    const mid = this.#start + Math.floor((this.#end - this.#start + 1) / 2) - 1;
+    return which === 'lower' ? { start: this.#start, end: mid } : { start: mid + 1, end: this.#end };
+  }
+
+  /**
+   * An address for this client: the one it holds, its previous one if free, else the next free one
+   * — new addresses only from `within` (default: the whole range).
+   */
+  choose(mac: string, now: number, requested?: number, within: { start: number; end: number } = { start: this.#start, end: this.#end }): number | undefined {
     const held = this.heldBy(mac, now);
     if (held !== undefined) return held;
-    if (requested !== undefined && this.availableTo(requested, mac, now)) return requested;
+    const inside = (ip: number) => ip >= within.start && ip <= within.end;
+    if (requested !== undefined && inside(requested) && this.availableTo(requested, mac, now)) return requested;
     const previous = this.#lastIpOf.get(mac);
-    if (previous !== undefined && this.availableTo(previous, mac, now)) return previous;
-    const size = this.#end - this.#start + 1;
+    if (previous !== undefined && inside(previous) && this.availableTo(previous, mac, now)) return previous;
+    if (this.#cursor < within.start || this.#cursor > within.end) this.#cursor = within.start;
+    const size = within.end - within.start + 1;
     for (let i = 0; i < size; i++) {
       const ip = this.#cursor;
-      this.#cursor = this.#cursor >= this.#end ? this.#start : this.#cursor + 1;
+      this.#cursor = this.#cursor >= within.end ? within.start : this.#cursor + 1;
       if (this.availableTo(ip, mac, now) && !this.#holds.has(ip)) return ip;
     }
     return undefined;
