@@ -84,14 +84,47 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
     return this.#closed !== undefined;
   }
 
+  /**
+   * libvirtd stops reading a client's socket while it has `max_client_requests` (default 5) calls
+   * in progress, and then stream data and keepalive answers on that socket wait too. So a burst of
+   * calls on one connection queues here, below that limit, instead of in the daemon's socket.
+   */
+  static readonly MAX_IN_FLIGHT = 4;
+  #inFlight = 0;
+  readonly #waiting: (() => void)[] = [];
+
+  async #acquire(): Promise<void> {
+    if (this.#inFlight < LibvirtConnection.MAX_IN_FLIGHT) {
+      this.#inFlight += 1;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  #release(): void {
+    const next = this.#waiting.shift();
+    if (next) next(); // the slot passes straight to the next waiter
+    else this.#inFlight -= 1;
+  }
+
   /** Calls a REMOTE procedure; resolves with its decoded reply. */
-  call<T = void>(procedure: number, writeArgs?: (w: XdrWriter) => void, readReply?: (r: XdrReader) => T, timeoutMs = this.callTimeoutMs): Promise<T> {
-    if (this.#closed) return Promise.reject(this.#closed);
+  async call<T = void>(procedure: number, writeArgs?: (w: XdrWriter) => void, readReply?: (r: XdrReader) => T, timeoutMs = this.callTimeoutMs): Promise<T> {
+    await this.#acquire();
+    try {
+      return await this.#send(procedure, writeArgs, readReply, timeoutMs).reply;
+    } finally {
+      this.#release();
+    }
+  }
+
+  /** Sends a CALL now (its serial is taken synchronously) and returns the pending reply. */
+  #send<T>(procedure: number, writeArgs: ((w: XdrWriter) => void) | undefined, readReply: ((r: XdrReader) => T) | undefined, timeoutMs: number): { serial: number; reply: Promise<T> } {
+    if (this.#closed) return { serial: 0, reply: Promise.reject(this.#closed) };
     const serial = (this.#serial = (this.#serial + 1) >>> 0);
     const args = new XdrWriter();
     writeArgs?.(args);
     const packet = encodePacket({ program: REMOTE_PROGRAM, version: REMOTE_PROTOCOL_VERSION, procedure, type: MessageKind.Call, serial, status: MessageStatus.Ok }, args.toBuffer());
-    return new Promise<Buffer>((resolve, reject) => {
+    const reply = new Promise<Buffer>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(serial);
         reject(new Error(`libvirt procedure ${procedure} timed out after ${timeoutMs} ms`));
@@ -104,6 +137,7 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
       reader.end();
       return value;
     });
+    return { serial, reply };
   }
 
   /**
@@ -112,24 +146,29 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
    * daemon confirms with its own (or answers with an error). Chunks respect the socket's backpressure.
    */
   async upload(procedure: number, writeArgs: (w: XdrWriter) => void, data: Buffer, timeoutMs = this.callTimeoutMs, chunkBytes = 256 * 1024): Promise<void> {
-    const serial = (this.#serial + 1) >>> 0; // the serial call() is about to take
-    await this.call(procedure, writeArgs, undefined, timeoutMs);
-    const header = (status: MessageStatus) => ({ program: REMOTE_PROGRAM, version: REMOTE_PROTOCOL_VERSION, procedure, type: MessageKind.Stream, serial, status });
-    const confirmed = new Promise<Buffer>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#streams.delete(serial);
-        reject(new Error(`libvirt upload (procedure ${procedure}) not confirmed after ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#streams.set(serial, { resolve, reject, timer });
-    });
-    confirmed.catch(() => undefined); // observed below; an early daemon error must not go unhandled meanwhile
-    for (let offset = 0; offset < data.length; offset += chunkBytes) {
-      if (this.#closed) break;
-      const ok = this.#stream.write(encodePacket(header(MessageStatus.Continue), data.subarray(offset, offset + chunkBytes)));
-      if (!ok) await new Promise((r) => this.#stream.once('drain', r));
+    await this.#acquire(); // one slot for the call and its whole stream
+    try {
+      const { serial, reply } = this.#send(procedure, writeArgs, undefined, timeoutMs);
+      await reply;
+      const header = (status: MessageStatus) => ({ program: REMOTE_PROGRAM, version: REMOTE_PROTOCOL_VERSION, procedure, type: MessageKind.Stream, serial, status });
+      const confirmed = new Promise<Buffer>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          this.#streams.delete(serial);
+          reject(new Error(`libvirt upload (procedure ${procedure}) not confirmed after ${timeoutMs} ms`));
+        }, timeoutMs);
+        this.#streams.set(serial, { resolve, reject, timer });
+      });
+      confirmed.catch(() => undefined); // observed below; an early daemon error must not go unhandled meanwhile
+      for (let offset = 0; offset < data.length; offset += chunkBytes) {
+        if (this.#closed) break;
+        const ok = this.#stream.write(encodePacket(header(MessageStatus.Continue), data.subarray(offset, offset + chunkBytes)));
+        if (!ok) await new Promise((r) => this.#stream.once('drain', r));
+      }
+      if (!this.#closed) this.#stream.write(encodePacket(header(MessageStatus.Ok)));
+      await confirmed;
+    } finally {
+      this.#release();
     }
-    if (!this.#closed) this.#stream.write(encodePacket(header(MessageStatus.Ok)));
-    await confirmed;
   }
 
   #onPacket(packet: Packet): void {

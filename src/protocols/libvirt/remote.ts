@@ -140,7 +140,7 @@ export interface ConnectOptions extends TransportOptions {
  * Starting or stopping QEMU can take long: libvirtd answers a failed KVM start only after ~45 s
  * here. These calls get minutes, not the default 30 s.
  */
-const SLOW_PROCEDURES = new Set<Procedure>([Procedure.DomainCreate, Procedure.DomainCreateXml, Procedure.DomainDestroy, Procedure.DomainShutdown, Procedure.StorageVolCreateXmlFrom]);
+const SLOW_PROCEDURES = new Set<Procedure>([Procedure.DomainCreate, Procedure.DomainCreateXml, Procedure.DomainDestroy, Procedure.DomainShutdown, Procedure.StorageVolCreateXmlFrom, Procedure.StorageVolCreateXml, Procedure.StorageVolDelete, Procedure.StoragePoolRefresh]);
 const SLOW_CALL_TIMEOUT_MS = 300_000;
 const domainArg = (dom: RemoteDomain) => (w: XdrWriter) => writeDomain(w, dom);
 
