@@ -5,13 +5,19 @@
  *   given → DHCP again as iPXE → HTTP GET of the script URL it was given → GET of the Kickstart named
  *   by inst.ks= → the %post callback (POST, or GET where the baseline's file server has no POST).
  * At most `concurrency` machines are in flight. Prints one JSON line: seconds, failures, first errors.
- * Usage: node --import tsx bench/storm-client.ts SERVER_IP GIADDR COUNT CONCURRENCY MAC_PREFIX CALLBACK_METHOD
+ * Usage: node --import tsx bench/storm-client.ts SERVER_IP[,SERVER_IP] GIADDR COUNT CONCURRENCY MAC_PREFIX CALLBACK_METHOD [FIRST]
+ * (machine i, from FIRST on, has MAC MAC_PREFIX:hh:hh:hh of i)
+ * With two servers (a failover pair) every DHCP message goes to both, as a router with two
+ * helper addresses does, and the first answer is taken.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { BOOTREQUEST, decodePacket, encodePacket, MessageType, type DhcpPacket } from '../src/protocols/dhcp4/packet.ts';
 import { DhcpOptions, OptionCode } from '../src/protocols/dhcp4/options.ts';
 
-const [serverIp = '', giaddr = '', countText = '100', concurrencyText = '50', macPrefix = '02:00:00', callbackMethod = 'POST'] = process.argv.slice(2);
+const [serverList = '', giaddr = '', countText = '100', concurrencyText = '50', macPrefix = '02:00:00', callbackMethod = 'POST', firstText = '0'] = process.argv.slice(2);
+const first = Number(firstText);
+const servers = serverList.split(',').filter(Boolean);
+const serverIp = servers[0]!;
 const count = Number(countText);
 const concurrency = Number(concurrencyText);
 
@@ -48,7 +54,7 @@ class Relay {
           this.#waiting.delete(packet.xid);
           resolve(p);
         });
-        this.#socket.send(bytes, 67, serverIp);
+        for (const server of servers) this.#socket.send(bytes, 67, server);
       });
       if (reply) {
         if (reply.options.get(OptionCode.MessageType)?.[0] === MessageType.Nak) throw new Error('DHCPNAK');
@@ -166,7 +172,7 @@ const errors: string[] = [];
 await Promise.all(
   Array.from({ length: Math.min(concurrency, count) }, async () => {
     while (next < count) {
-      const i = next++;
+      const i = first + next++;
       try {
         await machine(relay, i);
       } catch (error) {
