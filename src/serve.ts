@@ -82,10 +82,13 @@ export async function serve(options: ServeOptions): Promise<Running> {
   const metrics = new Metrics();
   const endpoints: Partial<Record<Role, string>> = {};
   let libvirt: LibvirtPool | undefined;
+  let vmService: VmService | undefined;
+  let jobs: JobRunner | undefined;
   let heartbeat: { stop(): Promise<void> } | undefined;
   let events: EventHub | undefined;
   let failoverLink: FailoverLink | undefined;
   const stopAll = async () => {
+    jobs?.stop();
     failoverLink?.stop();
     cache?.stop();
     await heartbeat?.stop();
@@ -158,16 +161,20 @@ export async function serve(options: ServeOptions): Promise<Running> {
       await http.listen({ host: options.http.host, port: options.http.port });
       endpoints.http = urlOf(options.http.host, boundPort(http, options.http.port));
     }
+    if (options.roles.includes('api') || options.roles.includes('worker')) {
+      // One libvirt connection per hypervisor for this process, opened on first use.
+      libvirt = new LibvirtPool();
+      vmService = new VmService(store.db, libvirt);
+      // Jobs are queued in the store by any api node and run by worker nodes.
+      jobs = new JobRunner(store.db, vmService, { work: options.roles.includes('worker') });
+    }
     if (options.roles.includes('api')) {
       const exposed = !isLoopback(options.api.host);
       if (exposed) await requireAdmin(store);
-      // One libvirt connection per hypervisor for this process, opened on first use.
-      libvirt = new LibvirtPool();
-      const vms = new VmService(store.db, libvirt);
-      const jobs = new JobRunner(store.db, vms);
+      const vms = vmService!;
       events = new EventHub(store.db, { jobs, vms });
       await events.start();
-      api = await buildApi({ store, boot, metrics, authAlwaysRequired: exposed, events, vms: { db: store.db, pool: libvirt, vms, jobs }, dhcpStats: dhcp ? () => ({ ...dhcp!.server.stats, policy: dhcp!.service.stats, pools: dhcp!.service.poolStats(), leaseWrites: dhcp!.writer.stats, ...(dhcp!.failover ? { failover: { role: dhcp!.failover.config.role, state: dhcp!.failover.state, partnerState: dhcp!.failover.partnerState ?? null, ...dhcp!.failover.counters } } : {}) }) : undefined, bootBaseUrl: endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl, logger: { level: options.logLevel } });
+      api = await buildApi({ store, boot, metrics, authAlwaysRequired: exposed, events, vms: { db: store.db, pool: libvirt!, vms, jobs: jobs! }, dhcpStats: dhcp ? () => ({ ...dhcp!.server.stats, policy: dhcp!.service.stats, pools: dhcp!.service.poolStats(), leaseWrites: dhcp!.writer.stats, ...(dhcp!.failover ? { failover: { role: dhcp!.failover.config.role, state: dhcp!.failover.state, partnerState: dhcp!.failover.partnerState ?? null, ...dhcp!.failover.counters } } : {}) }) : undefined, bootBaseUrl: endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl, logger: { level: options.logLevel } });
       await api.listen({ host: options.api.host, port: options.api.port });
       endpoints.api = urlOf(options.api.host, boundPort(api, options.api.port));
     }

@@ -77,7 +77,7 @@ async function followJob(ctx: CliContext, id: number): Promise<JobView> {
     const line = progressLine(job.done, job.failed, job.total);
     if (line !== last && !ctx.json()) process.stderr.write(tty ? `\r${line}` : `${line}\n`);
     last = line;
-    if (job.state !== 'running') {
+    if (job.state !== 'running' && job.state !== 'queued') {
       if (tty) process.stderr.write('\n');
       return job;
     }
@@ -185,8 +185,9 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .option('--start')
     .option('--no-wait', 'print the job and return')
     .action(async (template: string, o: { count: number; prefix: string; site: string; full?: boolean; hypervisor?: string[]; antiAffinity?: string; start?: boolean; wait: boolean }) => {
-      const job = await client().request<JobView>('POST', '/api/v1/jobs/bulk-clone', { json: { template, count: o.count, namePrefix: o.prefix, kind: o.full ? 'full' : 'linked', site: o.site, hypervisors: o.hypervisor, antiAffinity: o.antiAffinity, start: o.start ?? false } });
-      if (!o.wait) return print(job, () => `job ${job.id} started: ${job.total} clones`);
+      const job = await client().request<JobView & { warning?: string }>('POST', '/api/v1/jobs/bulk-clone', { json: { template, count: o.count, namePrefix: o.prefix, kind: o.full ? 'full' : 'linked', site: o.site, hypervisors: o.hypervisor, antiAffinity: o.antiAffinity, start: o.start ?? false } });
+      if (job.warning && !ctx.json()) console.error(`warning: ${job.warning}`);
+      if (!o.wait) return print(job, () => `job ${job.id} queued: ${job.total} clones`);
       const done = await followJob(ctx, job.id);
       print(done, () => [formatTable(['vm', 'hypervisor', 'result', 'ms'], done.results.map((r) => [r.name, r.hypervisor, r.ok ? 'ok' : r.error, r.ms])), `job ${done.id}: ${done.state}, ${done.done - done.failed} ok, ${done.failed} failed`].join('\n'));
       if (done.failed) process.exitCode = 1;

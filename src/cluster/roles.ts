@@ -1,11 +1,14 @@
-/** The roles one kvmfleet process can run. The embedded default runs all that are available. */
-export const ROLES = ['api', 'http', 'tftp', 'dhcp'] as const;
+/**
+ * The roles one kvmfleet process can run. The embedded default runs all that are available.
+ * worker: runs queued jobs (bulk deploys); any number of workers share the queue in the store.
+ */
+export const ROLES = ['api', 'http', 'tftp', 'dhcp', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
 /**
  * What `serve` runs when no roles are named. DHCP is left out on purpose: a DHCP server answering on
  * an office LAN by accident does real harm, so it runs only when asked for, with its server address.
  */
-export const DEFAULT_ROLES: readonly Role[] = ['api', 'http', 'tftp'];
+export const DEFAULT_ROLES: readonly Role[] = ['api', 'http', 'tftp', 'worker'];
 
 export function parseRoles(text: string): Role[] {
   const names = text.split(',').map((r) => r.trim()).filter((r) => r !== '');

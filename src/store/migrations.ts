@@ -205,7 +205,7 @@ const migrations: Record<string, Migration> = {
         create table jobs (
           id serial primary key,
           kind text not null,
-          state text not null check (state in ('running', 'succeeded', 'failed', 'partial')),
+          state text not null check (state in ('queued', 'running', 'succeeded', 'failed', 'partial')),
           total integer not null,
           done integer not null default 0,
           failed integer not null default 0,

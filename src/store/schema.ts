@@ -184,7 +184,7 @@ export interface VmsTable {
   updated_at: ColumnType<Date, string | undefined, string | undefined>;
 }
 
-export type JobState = 'running' | 'succeeded' | 'failed' | 'partial';
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'partial';
 
 export interface JobsTable {
   id: Generated<number>;

@@ -2,6 +2,8 @@
  * Long work as jobs: a row in the store (state, counts, per-item results) and progress events.
  * Bulk deploy: N clones of a template placed across a site's hypervisors (placement.ts), at most
  * `max_parallel` at a time on each hypervisor; one failed VM is reported and the rest go on.
+ * A job is queued in the store by whichever node takes the request and run by a node with the
+ * worker role, which claims it (FOR UPDATE SKIP LOCKED: one worker per job, however many).
  */
 import { EventEmitter } from 'node:events';
 import type { Kysely } from 'kysely';
@@ -71,11 +73,48 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
   readonly #db: Kysely<Database>;
   readonly #vms: VmService;
   readonly #running = new Map<number, Promise<Job>>();
+  readonly #work: boolean;
+  #timer: NodeJS.Timeout | undefined;
+  #draining = false;
 
-  constructor(db: Kysely<Database>, vms: VmService) {
+  /** `work`: this process runs queued jobs (the worker role); otherwise it only queues and reads them. */
+  constructor(db: Kysely<Database>, vms: VmService, options: { work?: boolean; pollMs?: number } = {}) {
     super();
     this.#db = db;
     this.#vms = vms;
+    this.#work = options.work ?? true;
+    if (this.#work) {
+      this.#timer = setInterval(() => void this.#drain(), options.pollMs ?? 1000);
+      this.#timer.unref();
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** Claims and runs queued jobs, one at a time per worker, until none is left. */
+  async #drain(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
+      for (;;) {
+        const claimed = await this.#db.transaction().execute(async (trx) => {
+          const row = await trx.selectFrom('jobs').select(['id', 'params']).where('state', '=', 'queued').orderBy('id').limit(1).forUpdate().skipLocked().executeTakeFirst();
+          if (row) await trx.updateTable('jobs').set({ state: 'running' }).where('id', '=', row.id).execute();
+          return row;
+        });
+        if (!claimed) return;
+        const { names, placements, ...params } = claimed.params as unknown as BulkCloneParams & { names: string[]; placements: string[] };
+        const run = this.#runBulk(claimed.id, params, names, placements);
+        this.#running.set(claimed.id, run);
+        await run.catch(() => undefined).finally(() => this.#running.delete(claimed.id));
+      }
+    } catch {
+      /* the store is briefly unreachable: the next tick tries again */
+    } finally {
+      this.#draining = false;
+    }
   }
 
   async get(id: number): Promise<Job> {
@@ -100,8 +139,14 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
   }
 
   /** Resolves when the job ends (at once for a finished one). */
-  async wait(id: number): Promise<Job> {
-    return (await this.#running.get(id)) ?? this.get(id);
+  async wait(id: number, pollMs = 250): Promise<Job> {
+    for (;;) {
+      const local = this.#running.get(id);
+      if (local) return local;
+      const job = await this.get(id);
+      if (job.state !== 'queued' && job.state !== 'running') return job;
+      await new Promise((r) => setTimeout(r, pollMs)); // run by another worker
+    }
   }
 
   /** Checks, places every clone, records the job and starts it; returns the job at once. */
@@ -115,12 +160,10 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
     const placements = await this.#vms.place(params.site, names.map(() => demand), params.hypervisors);
     const row = await this.#db
       .insertInto('jobs')
-      .values({ kind: 'bulk-clone', state: 'running', total: params.count, params: JSON.stringify(params), results: '[]', actor })
+      .values({ kind: 'bulk-clone', state: 'queued', total: params.count, params: JSON.stringify({ ...params, names, placements }), results: '[]', actor })
       .returning('id')
       .executeTakeFirstOrThrow();
-    const run = this.#runBulk(row.id, params, names, placements);
-    this.#running.set(row.id, run);
-    void run.finally(() => this.#running.delete(row.id));
+    if (this.#work) void this.#drain();
     return this.get(row.id);
   }
 

@@ -38,7 +38,7 @@ before(async () => {
   await createDirPool(POOL, join(work, 'pool'));
   await buildTestOsDisk(join(work, 'pool', 'base.qcow2'));
   await virsh('pool-refresh', POOL);
-  server = await startServer(['--data-dir', join(work, 'data'), '--log-level', 'warn']);
+  server = await startServer(['--roles', 'api,worker', '--data-dir', join(work, 'data'), '--log-level', 'warn']);
   assert.equal((await cli('site', 'add', 'lab')).code, 0);
 });
 

@@ -213,7 +213,7 @@ test('bulk deploy: 20 linked clones across two hypervisors, placed by free memor
   jobs.on('progress', (e) => events.push(e));
   const started = Date.now();
   const job = await jobs.bulkClone({ template, count: 20, namePrefix: `${PREFIX}-bulk`, kind: 'linked', site: 'lab' });
-  assert.equal(job.state, 'running');
+  assert.ok(['queued', 'running'].includes(job.state), job.state);
   const done = await jobs.wait(job.id);
   const seconds = (Date.now() - started) / 1000;
   console.log(`# bulk deploy of 20 linked clones: ${seconds.toFixed(1)} s`);

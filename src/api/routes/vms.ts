@@ -5,7 +5,8 @@ import type { Kysely } from 'kysely';
 import type { LibvirtPool } from '../../protocols/libvirt/pool.ts';
 import type { Database } from '../../store/schema.ts';
 import { getHypervisor, listHypervisors, refreshHypervisor, registerHypervisor, removeHypervisor } from '../../vms/hypervisors.ts';
-import type { JobEvent, JobRunner } from '../../vms/jobs.ts';
+import type { JobRunner } from '../../vms/jobs.ts';
+import { listNodes } from '../../cluster/nodes.ts';
 import type { VmService } from '../../vms/vm-service.ts';
 import { errorReplies, NameParams } from '../schemas.ts';
 
@@ -158,34 +159,34 @@ export function registerVmRoutes(app: FastifyInstance, deps: VmRouteDeps): void 
   app.post('/api/v1/jobs/bulk-clone', { schema: { tags: ['jobs'], summary: 'Deploy N clones across a site: 202 and a job to follow', body: BulkClone, response: errors } }, async (request, reply) => {
     const job = await jobs.bulkClone(request.body as Static<typeof BulkClone>);
     reply.code(202);
-    return job;
+    // Jobs run on worker nodes: say so when none is alive, rather than leave the job waiting silently.
+    const workers = await listNodes(db, { role: 'worker', aliveOnly: true });
+    return workers.length ? job : { ...job, warning: 'no worker node is alive: the job waits queued until one starts (kvmfleet serve --roles worker)' };
   });
   app.get('/api/v1/jobs', { schema: { tags: ['jobs'] } }, () => jobs.list());
   app.get('/api/v1/jobs/:id', { schema: { tags: ['jobs'], params: JobParams, response: errors } }, (request) => jobs.get(jobId(request)));
-  // Server-sent events: one "progress" event per finished item, then "end" with the job's state.
+  // Server-sent events: "progress" with each finished item, then "end" with the job. Read from the
+  // store, so a job run by a worker on another node is followed the same way.
   app.get('/api/v1/jobs/:id/events', { schema: { tags: ['jobs'], summary: 'Server-sent events: progress per item, then end', params: JobParams } }, async (request, reply) => {
     const id = jobId(request);
-    const job = await jobs.get(id);
+    let job = await jobs.get(id);
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
     const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    let closed = false;
+    request.raw.on('close', () => (closed = true));
+    let sent = 0;
     send('progress', { job: id, state: job.state, done: job.done, failed: job.failed, total: job.total });
-    if (job.state !== 'running') {
-      send('end', job);
-      return res.end();
-    }
-    const onProgress = (event: JobEvent) => {
-      if (event.job !== id) return;
-      send('progress', event);
-      if (event.state !== 'running') {
-        jobs.off('progress', onProgress);
-        void jobs.get(id).then((final) => (send('end', final), res.end()));
+    for (;;) {
+      for (; sent < job.results.length; sent++) send('progress', { job: id, state: job.state, done: sent + 1, failed: job.results.slice(0, sent + 1).filter((r) => !r.ok).length, total: job.total, item: job.results[sent] });
+      if (job.state !== 'queued' && job.state !== 'running') {
+        send('end', job);
+        return res.end();
       }
-    };
-    jobs.on('progress', onProgress);
-    request.raw.on('close', () => jobs.off('progress', onProgress));
-    const now = await jobs.get(id); // it may have ended between the first read and the subscription
-    if (now.state !== 'running') onProgress({ job: id, state: now.state, done: now.done, failed: now.failed, total: now.total });
+      await new Promise((r) => setTimeout(r, 500));
+      if (closed) return;
+      job = await jobs.get(id);
+    }
   });
 }
