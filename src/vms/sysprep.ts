@@ -6,11 +6,9 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { Client as SshClient } from 'ssh2';
-import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { sshTargetOf } from '../protocols/libvirt/transport.ts';
 import type { LibvirtUri } from '../protocols/libvirt/uri.ts';
+import { connectSsh, shellQuote } from '../protocols/ssh/connect.ts';
 
 const run = promisify(execFile);
 
@@ -29,10 +27,6 @@ export function isGuestfsKvmFailure(output: string): boolean {
   return /kvm_buf_set_msrs|failed to initialize kvm|Could not access KVM kernel module|KVM: (?:disabled|unavailable)/i.test(output);
 }
 
-function quote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 async function runLocal(args: string[], tcg: boolean): Promise<string> {
   const env = { ...process.env, LIBGUESTFS_BACKEND: 'direct', ...(tcg ? { LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' } : {}) };
   try {
@@ -45,25 +39,21 @@ async function runLocal(args: string[], tcg: boolean): Promise<string> {
   }
 }
 
-function runOverSsh(uri: LibvirtUri, command: string): Promise<string> {
+async function runOverSsh(uri: LibvirtUri, command: string): Promise<string> {
+  // Same session as libvirt's over that URI (key, host key check); root unless the URI names a user.
+  const ssh = await connectSsh(sshTargetOf(uri, 20_000, 'root'));
   return new Promise((resolve, reject) => {
-    const ssh = new SshClient();
-    const keyFile = uri.params.get('keyfile') ?? ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((f) => join(homedir(), '.ssh', f)).find(existsSync);
-    ssh.once('error', reject);
-    ssh.once('ready', () =>
-      ssh.exec(command, (error, channel) => {
-        if (error) return (ssh.end(), reject(error));
-        let output = '';
-        channel.on('data', (d: Buffer) => (output += d));
-        channel.stderr.on('data', (d: Buffer) => (output += d));
-        channel.once('exit', (code: number | null) => {
-          ssh.end();
-          if (code === 0) resolve(output);
-          else reject(Object.assign(new Error(`virt-sysprep on ${uri.host} exited with ${code}: ${output.trim().split('\n').slice(-3).join(' ')}`), { output }));
-        });
-      }),
-    );
-    ssh.connect({ host: uri.host!, port: uri.port ?? 22, username: uri.user ?? 'root', ...(keyFile ? { privateKey: readFileSync(keyFile) } : {}), ...(process.env.SSH_AUTH_SOCK ? { agent: process.env.SSH_AUTH_SOCK } : {}) });
+    ssh.exec(command, (error, channel) => {
+      if (error) return (ssh.end(), reject(error));
+      let output = '';
+      channel.on('data', (d: Buffer) => (output += d));
+      channel.stderr.on('data', (d: Buffer) => (output += d));
+      channel.once('exit', (code: number | null) => {
+        ssh.end();
+        if (code === 0) resolve(output);
+        else reject(Object.assign(new Error(`virt-sysprep on ${uri.host} exited with ${code}: ${output.trim().split('\n').slice(-3).join(' ')}`), { output }));
+      });
+    });
   });
 }
 
@@ -86,7 +76,7 @@ export async function sysprepDisk(uri: LibvirtUri, diskPath: string, options: { 
     }
   } else if (uri.transport === 'ssh') {
     const env = `LIBGUESTFS_BACKEND=direct${options.tcg ? ' LIBGUESTFS_BACKEND_SETTINGS=force_tcg' : ''}`;
-    output = await runOverSsh(uri, `env ${env} virt-sysprep ${args.map(quote).join(' ')} 2>&1`);
+    output = await runOverSsh(uri, `env ${env} virt-sysprep ${args.map(shellQuote).join(' ')} 2>&1`);
   } else {
     throw new Error(`cannot run virt-sysprep on a hypervisor reached by ${uri.transport}: use a qemu+ssh:// URI for it`);
   }

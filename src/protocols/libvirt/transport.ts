@@ -4,13 +4,11 @@
  * (?keyfile=, else ~/.ssh/id_ed25519, id_ecdsa, id_rsa) or the SSH agent, and checks the host key
  * against known_hosts (?known_hosts=, else ~/.ssh/known_hosts) unless ?no_verify=1.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
-import { homedir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { userInfo } from 'node:os';
 import type { Duplex } from 'node:stream';
-import { Client as SshClient, type ConnectConfig } from 'ssh2';
-import { verifyHostKey } from '../ssh/known-hosts.ts';
+import { connectSsh, type SshTarget } from '../ssh/connect.ts';
 import { daemonSocket, DEFAULT_SSH_PORT, DEFAULT_TCP_PORT, sshRemoteCommand, type LibvirtUri } from './uri.ts';
 
 export interface TransportOptions {
@@ -36,65 +34,41 @@ function socketConnect(socket: Socket, timeoutMs: number, what: string): Promise
   });
 }
 
-function defaultKey(): string | undefined {
-  return ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((f) => join(homedir(), '.ssh', f)).find((p) => existsSync(p));
+/** The SSH session a +ssh URI names: ?keyfile=, ?known_hosts=, ?no_verify=1; the user defaults to ours, as libvirt's. */
+export function sshTargetOf(uri: LibvirtUri, timeoutMs: number, defaultUser = userInfo().username): SshTarget {
+  return {
+    host: uri.host!,
+    port: uri.port ?? DEFAULT_SSH_PORT,
+    user: uri.user ?? defaultUser,
+    keyFile: uri.params.get('keyfile'),
+    knownHostsFile: uri.params.get('known_hosts'),
+    verifyHostKey: uri.params.get('no_verify') !== '1',
+    timeoutMs,
+    label: uri.text,
+  };
 }
 
-function sshConnect(uri: LibvirtUri, timeoutMs: number): Promise<Duplex> {
-  const host = uri.host!;
-  const port = uri.port ?? DEFAULT_SSH_PORT;
-  const username = uri.user ?? userInfo().username;
-  const keyFile = uri.params.get('keyfile') ?? defaultKey();
-  const knownHostsFile = uri.params.get('known_hosts') ?? join(homedir(), '.ssh', 'known_hosts');
-  const verify = uri.params.get('no_verify') !== '1';
-  let hostKeyProblem: string | undefined;
-  const config: ConnectConfig = {
-    host,
-    port,
-    username,
-    readyTimeout: timeoutMs,
-    ...(keyFile ? { privateKey: readFileSync(keyFile) } : {}),
-    ...(process.env.SSH_AUTH_SOCK ? { agent: process.env.SSH_AUTH_SOCK } : {}),
-    hostVerifier: (key: Buffer) => {
-      if (!verify) return true;
-      const known = existsSync(knownHostsFile) ? readFileSync(knownHostsFile, 'utf8') : '';
-      const verdict = verifyHostKey(known, host, port, key);
-      if (verdict.ok) return true;
-      hostKeyProblem =
-        verdict.reason === 'changed'
-          ? `the host key of ${host}:${port} does not match ${knownHostsFile} (changed host key: refusing)`
-          : verdict.reason === 'revoked'
-            ? `the host key of ${host}:${port} is revoked in ${knownHostsFile}`
-            : `the host key of ${host}:${port} is not in ${knownHostsFile} (add it with ssh-keyscan, or use ?no_verify=1)`;
-      return false;
-    },
-  };
+async function sshConnect(uri: LibvirtUri, timeoutMs: number): Promise<Duplex> {
+  const ssh = await connectSsh(sshTargetOf(uri, timeoutMs));
   return new Promise((resolve, reject) => {
-    const ssh = new SshClient();
-    const fail = (error: Error) => {
-      ssh.end();
-      reject(new Error(`${uri.text}: ${hostKeyProblem ?? error.message}`));
-    };
-    ssh.once('error', fail);
-    ssh.once('ready', () => {
-      ssh.exec(sshRemoteCommand(uri), (error, channel) => {
-        if (error) return fail(error);
-        ssh.off('error', fail);
-        const broken = (e: Error) => {
-          channel.emit('error', e);
-          channel.destroy();
-        };
-        ssh.on('error', broken);
-        let stderr = '';
-        channel.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
-        channel.once('close', () => ssh.end());
-        channel.once('exit', (code: number | null) => {
-          if (code) broken(new Error(`${uri.text}: the remote helper exited with ${code}${stderr ? `: ${stderr.trim()}` : ''}`));
-        });
-        resolve(channel);
+    ssh.exec(sshRemoteCommand(uri), (error, channel) => {
+      if (error) {
+        ssh.end();
+        return reject(new Error(`${uri.text}: ${error.message}`));
+      }
+      const broken = (e: Error) => {
+        channel.emit('error', e);
+        channel.destroy();
+      };
+      ssh.on('error', broken);
+      let stderr = '';
+      channel.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+      channel.once('close', () => ssh.end());
+      channel.once('exit', (code: number | null) => {
+        if (code) broken(new Error(`${uri.text}: the remote helper exited with ${code}${stderr ? `: ${stderr.trim()}` : ''}`));
       });
+      resolve(channel);
     });
-    ssh.connect(config);
   });
 }
 

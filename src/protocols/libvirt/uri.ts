@@ -8,6 +8,8 @@
  *   test:///default                      the daemon's test driver
  * What the daemon is asked to open is the URI without transport, user, host and port.
  */
+import { shellQuote } from '../ssh/connect.ts';
+
 export type Transport = 'unix' | 'tcp' | 'ssh';
 
 export interface LibvirtUri {
@@ -101,16 +103,15 @@ export function daemonSocket(uri: LibvirtUri, exists: (path: string) => boolean 
  * `?proxy=netcat` forces netcat, `?proxy=native` virt-ssh-helper.
  */
 export function sshRemoteCommand(uri: LibvirtUri): string {
-  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  const socket = quote(daemonSocket(uri));
-  const netcat = `${quote(uri.params.get('netcat') ?? 'nc')} -U ${socket}`;
-  const helper = `virt-ssh-helper ${quote(uri.remoteUri)}`;
+  const socket = shellQuote(daemonSocket(uri));
+  const netcat = `${shellQuote(uri.params.get('netcat') ?? 'nc')} -U ${socket}`;
+  const helper = `virt-ssh-helper ${shellQuote(uri.remoteUri)}`;
   switch (uri.params.get('proxy') ?? 'auto') {
     case 'netcat':
       return netcat;
     case 'native':
       return helper;
     default:
-      return `sh -c ${quote(`if command -v virt-ssh-helper >/dev/null 2>&1; then exec ${helper}; else exec ${netcat}; fi`)}`;
+      return `sh -c ${shellQuote(`if command -v virt-ssh-helper >/dev/null 2>&1; then exec ${helper}; else exec ${netcat}; fi`)}`;
   }
 }
