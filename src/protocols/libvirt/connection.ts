@@ -124,20 +124,40 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
     const args = new XdrWriter();
     writeArgs?.(args);
     const packet = encodePacket({ program: REMOTE_PROGRAM, version: REMOTE_PROTOCOL_VERSION, procedure, type: MessageKind.Call, serial, status: MessageStatus.Ok }, args.toBuffer());
-    const reply = new Promise<Buffer>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(serial);
-        reject(new Error(`libvirt procedure ${procedure} timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#pending.set(serial, { resolve, reject, timer });
-      this.#stream.write(packet);
-    }).then((body) => {
+    const reply = this.#expect(this.#pending, serial, timeoutMs, `libvirt procedure ${procedure} timed out after ${timeoutMs} ms`);
+    this.#stream.write(packet);
+    const decoded = reply.then((body) => {
       const reader = new XdrReader(body);
       const value = readReply ? readReply(reader) : (undefined as T);
       reader.end();
       return value;
     });
-    return { serial, reply };
+    return { serial, reply: decoded };
+  }
+
+  /** Waits for the packet that settles `serial` in `waiting` (a reply, or an upload's confirmation), or the timeout. */
+  #expect(waiting: Map<number, Pending>, serial: number, timeoutMs: number, timeoutMessage: string): Promise<Buffer> {
+    return new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiting.delete(serial);
+        reject(new Error(timeoutMessage));
+      }, timeoutMs);
+      waiting.set(serial, { resolve, reject, timer });
+    });
+  }
+
+  /** Settles what waits for this packet's serial: its body, or the libvirt error it carries. */
+  #settle(waiting: Map<number, Pending>, packet: Packet): void {
+    const pending = waiting.get(packet.header.serial);
+    if (!pending) return; // an answer after its call timed out
+    waiting.delete(packet.header.serial);
+    clearTimeout(pending.timer);
+    if (packet.header.status !== MessageStatus.Error) return pending.resolve(packet.body);
+    try {
+      pending.reject(readError(new XdrReader(packet.body)));
+    } catch (error) {
+      pending.reject(error as Error);
+    }
   }
 
   /**
@@ -151,13 +171,7 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
       const { serial, reply } = this.#send(procedure, writeArgs, undefined, timeoutMs);
       await reply;
       const header = (status: MessageStatus) => ({ program: REMOTE_PROGRAM, version: REMOTE_PROTOCOL_VERSION, procedure, type: MessageKind.Stream, serial, status });
-      const confirmed = new Promise<Buffer>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          this.#streams.delete(serial);
-          reject(new Error(`libvirt upload (procedure ${procedure}) not confirmed after ${timeoutMs} ms`));
-        }, timeoutMs);
-        this.#streams.set(serial, { resolve, reject, timer });
-      });
+      const confirmed = this.#expect(this.#streams, serial, timeoutMs, `libvirt upload (procedure ${procedure}) not confirmed after ${timeoutMs} ms`);
       confirmed.catch(() => undefined); // observed below; an early daemon error must not go unhandled meanwhile
       for (let offset = 0; offset < data.length; offset += chunkBytes) {
         if (this.#closed) break;
@@ -187,33 +201,11 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
       return;
     }
     if (header.type === MessageKind.Stream) {
-      const stream = this.#streams.get(header.serial);
-      if (!stream || header.status === MessageStatus.Continue) return; // download data: not used by kvmfleet
-      this.#streams.delete(header.serial);
-      clearTimeout(stream.timer);
-      if (header.status === MessageStatus.Error) {
-        try {
-          stream.reject(readError(new XdrReader(packet.body)));
-        } catch (error) {
-          stream.reject(error as Error);
-        }
-      } else stream.resolve(packet.body);
+      // CONTINUE carries download data, which kvmfleet never asks for; OK or ERROR ends an upload.
+      if (header.status !== MessageStatus.Continue) this.#settle(this.#streams, packet);
       return;
     }
-    if (header.type !== MessageKind.Reply) return;
-    const pending = this.#pending.get(header.serial);
-    if (!pending) return; // a reply after its call timed out
-    this.#pending.delete(header.serial);
-    clearTimeout(pending.timer);
-    if (header.status === MessageStatus.Error) {
-      try {
-        pending.reject(readError(new XdrReader(packet.body)));
-      } catch (error) {
-        pending.reject(error as Error);
-      }
-      return;
-    }
-    pending.resolve(packet.body);
+    if (header.type === MessageKind.Reply) this.#settle(this.#pending, packet);
   }
 
   /**
