@@ -367,12 +367,8 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
     return this.getVm(name);
   }
 
-  async #domain(name: string): Promise<{ vm: Awaited<ReturnType<VmService['getVm']>> }> {
-    return { vm: await this.getVm(name) };
-  }
-
   async start(name: string): Promise<Vm> {
-    const { vm } = await this.#domain(name);
+    const vm = await this.getVm(name);
     await this.#withHypervisor(vm.hypervisor, `start ${name}`, async (client) => {
       const dom = await client.lookupDomainByName(name);
       if ((await client.getDomainState(dom)).state !== 'running') await client.startDomain(dom);
@@ -382,7 +378,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
 
   /** ACPI shutdown; after `timeoutS` still running: destroyed when `force`, else an error. */
   async shutdown(name: string, options: { timeoutS?: number; force?: boolean } = {}): Promise<Vm & { forced: boolean }> {
-    const { vm } = await this.#domain(name);
+    const vm = await this.getVm(name);
     const timeoutMs = (options.timeoutS ?? 120) * 1000;
     const forced = await this.#withHypervisor(vm.hypervisor, `shut down ${name}`, async (client) => {
       const dom = await client.lookupDomainByName(name);
@@ -401,7 +397,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   }
 
   async destroy(name: string): Promise<Vm> {
-    const { vm } = await this.#domain(name);
+    const vm = await this.getVm(name);
     await this.#withHypervisor(vm.hypervisor, `destroy ${name}`, async (client) => {
       const dom = await client.lookupDomainByName(name);
       if ((await client.getDomainState(dom)).state !== 'shutoff') await client.destroyDomain(dom);
@@ -410,13 +406,13 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   }
 
   async setAutostart(name: string, on: boolean): Promise<void> {
-    const { vm } = await this.#domain(name);
+    const vm = await this.getVm(name);
     await this.#withHypervisor(vm.hypervisor, `autostart ${name}`, async (client) => client.setDomainAutostart(await client.lookupDomainByName(name), on));
   }
 
   /** Removes the definition (a running VM is refused); with storage, its disk and seed volumes too. */
   async undefine(name: string, options: { removeStorage?: boolean } = {}): Promise<void> {
-    const { vm } = await this.#domain(name);
+    const vm = await this.getVm(name);
     await this.#withHypervisor(vm.hypervisor, `undefine ${name}`, async (client, hv) => {
       let dom: RemoteDomain | undefined;
       try {
