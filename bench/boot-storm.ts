@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNamespacePair, type NamespacePair } from '../test/helpers/netns.ts';
 import { startServer } from '../test/helpers/server.ts';
+import { stormMac } from './storm-macs.ts';
 
 const GIADDR = '10.241.0.1';
 const MAC_PREFIX = '02:00:00';
@@ -23,7 +24,7 @@ export interface StormResult {
   readonly errors: string[];
 }
 
-const macOf = (i: number) => `${MAC_PREFIX}:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+const macOf = (i: number) => stormMac(MAC_PREFIX, i);
 const ipOf = (i: number) => `10.241.${Math.floor(i / 250) + 1}.${(i % 250) + 2}`;
 
 /** Peak resident memory (VmHWM) of a process and its descendants, in MiB. */

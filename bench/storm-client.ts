@@ -13,6 +13,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { BOOTREQUEST, decodePacket, encodePacket, MessageType, type DhcpPacket } from '../src/protocols/dhcp4/packet.ts';
 import { DhcpOptions, OptionCode } from '../src/protocols/dhcp4/options.ts';
+import { stormMac } from './storm-macs.ts';
 
 const [serverList = '', giaddr = '', countText = '100', concurrencyText = '50', macPrefix = '02:00:00', callbackMethod = 'POST', firstText = '0'] = process.argv.slice(2);
 const first = Number(firstText);
@@ -21,7 +22,7 @@ const serverIp = servers[0]!;
 const count = Number(countText);
 const concurrency = Number(concurrencyText);
 
-const macOf = (i: number) => `${macPrefix}:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+const macOf = (i: number) => stormMac(macPrefix, i);
 
 /** One relay socket for all machines: replies come back to giaddr:67 and are matched by xid. */
 class Relay {

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { createSegment, type Segment } from '../../test/helpers/netns.ts';
 import { startServer, runCli, type ServerProcess } from '../../test/helpers/server.ts';
+import { stormMac } from '../../bench/storm-macs.ts';
 
 const run = promisify(execFile);
 const { values } = parseArgs({ options: { 'hosts-per-site': { type: 'string', default: '500' }, storm: { type: 'boolean' }, keep: { type: 'boolean' } } });
@@ -57,7 +58,9 @@ interface SiteLab {
   readonly clustered: number;
 }
 
-const macOf = (site: number, i: number) => `02:0${site + 1}:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+/** The storm client's MAC scheme, one prefix per site (02:01:00, 02:02:00, …). */
+const sitePrefix = (site: number) => `02:0${site + 1}:00`;
+const macOf = (site: number, i: number) => stormMac(sitePrefix(site), i);
 
 async function main(): Promise<void> {
   const database = await startPostgres();
@@ -145,7 +148,7 @@ async function main(): Promise<void> {
       labs.flatMap((lab, s) => {
         const m = lab.segment.members;
         const d = lab.distributed.members;
-        const prefix = `02:0${s + 1}:00`;
+        const prefix = sitePrefix(s);
         const storm = (ns: typeof m.relay, servers: string, giaddr: string, count: number, first: number, part: string) =>
           ns!.exec(process.execPath, ['--import', 'tsx', client, servers, giaddr, String(count), '40', prefix, 'POST', String(first)], { timeoutMs: 900_000 }).then((r) => ({ lab: lab.name, part, ...(JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { seconds: number; failures: number; errors: string[] }) }));
         const pair = `${m.dhcp1!.ip},${m.dhcp2!.ip}`;
