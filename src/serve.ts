@@ -71,8 +71,9 @@ export async function serve(options: ServeOptions): Promise<Running> {
   // Absolute, so that roles (and @fastify/static, which insists) do not depend on the working directory.
   const local = (name: string) => resolve(options.dataDir === 'memory://' ? '.' : options.dataDir, name);
   const templatesDir = local(join('templates', 'kickstart'));
-  // A boot server keeps answering known machines while its store is briefly unreachable.
-  const cache = options.roles.includes('http') ? new HostCache(store.db) : undefined;
+  // A boot server keeps answering known machines while its store is briefly unreachable. The
+  // embedded store is in this process and cannot be: no cache (and no periodic rescan) for it.
+  const cache = options.roles.includes('http') && store.kind === 'postgresql' ? new HostCache(store.db) : undefined;
   await cache?.start();
   const boot = new BootService({ db: store.db, templates: new KickstartTemplates(templatesDir), policy: { ...DEFAULT_BUILD_POLICY, ...options.policy }, ...(cache ? { cache } : {}) });
   let api: FastifyInstance | undefined;
