@@ -280,6 +280,17 @@ host
     print(data, () => `host ${data.hostname} added (${data.ip ?? 'dynamic address'}, ${data.buildState})`);
   });
 host
+  .command('adopt <discovered>')
+  .description('adopt a discovered machine (host list --state discovered): it installs at its next retry')
+  .requiredOption('--hostname <hostname>', 'its name from now on')
+  .requiredOption('--profile <profile>')
+  .option('--network <network>', 'default: the network it was discovered on')
+  .option('--ip <ip>', 'reserved address (outside the dynamic range)')
+  .action(async (discovered: string, o: { hostname: string; profile: string; network?: string; ip?: string }) => {
+    const data = await client().request<Host>('POST', `/api/v1/hosts/${enc(discovered)}/adopt`, { json: { hostname: o.hostname, profile: o.profile, network: o.network, ip: o.ip } });
+    print(data, () => `${discovered} adopted as ${data.hostname} (${data.ip ?? 'dynamic address'}, ${data.network}, ${data.profile}): ${data.buildState}`);
+  });
+host
   .command('rebuild <hostname>')
   .description('install the host again at its next network boot')
   .action(async (name: string) => {

@@ -15,6 +15,7 @@ import { BootService } from '../../src/boot/service.ts';
 import { countHostsByState, getHost, listHosts } from '../../src/fleet/hosts.ts';
 import { updateSite } from '../../src/fleet/sites.ts';
 import { listHypervisors } from '../../src/vms/hypervisors.ts';
+import { adoptHost } from '../../src/fleet/adopt.ts';
 import { importHostsCsv, importSiteYaml } from '../../src/import/apply.ts';
 import { generateEnterprise } from '../fixtures/enterprise.ts';
 import { describeEachStore } from '../helpers/stores.ts';
@@ -120,6 +121,30 @@ describeEachStore('boot HTTP', (ctx) => {
     assert.equal((await get('/boot/aa-bb-cc-00-11-22')).status, 200, 'asking again does not register twice');
     assert.equal((await listHosts(ctx.store.db, { state: 'discovered' })).length, 1);
     assert.equal((await get('/boot/not-a-mac')).status, 400);
+  });
+
+  test('adopting a discovered machine keeps its timeline, checks its identity, and makes it install at its next retry', async () => {
+    const hosts = await seed(2, 1);
+    const r = await app.inject({ method: 'GET', url: '/boot/aa-bb-cc-00-11-33', remoteAddress: '10.1.3.78', headers: { host: 'boot.test' } });
+    assert.equal(r.statusCode, 200);
+    await assert.rejects(adoptHost(ctx.store.db, 'discovered-aabbcc001133', { hostname: hosts[0]!.hostname, profile: 'rhel9-kvm' }, 'test'), { code: 'KVMF_ERR_DUPLICATE_HOSTNAME' });
+    await assert.rejects(adoptHost(ctx.store.db, 'discovered-aabbcc001133', { hostname: 'new1.site1.example.com', profile: 'no-such' }, 'test'), { code: 'KVMF_ERR_UNKNOWN_PROFILE' });
+    await assert.rejects(adoptHost(ctx.store.db, 'discovered-aabbcc001133', { hostname: 'new1.site1.example.com', profile: 'rhel9-kvm', ip: hosts[0]!.ip }, 'test'), { code: 'KVMF_ERR_DUPLICATE_IP' });
+    await assert.rejects(adoptHost(ctx.store.db, hosts[0]!.hostname, { hostname: 'x.site1.example.com', profile: 'rhel9-kvm' }, 'test'), { code: 'KVMF_ERR_IN_USE' });
+    assert.equal((await listHosts(ctx.store.db, { state: 'discovered' }))[0]?.hostname, 'discovered-aabbcc001133', 'a refused adoption changes nothing');
+
+    const adopted = await adoptHost(ctx.store.db, 'discovered-aabbcc001133', { hostname: 'New1.site1.example.com', profile: 'rhel9-kvm', ip: '10.1.0.200' }, 'test');
+    assert.equal(adopted.hostname, 'new1.site1.example.com');
+    assert.equal(adopted.network, 'site1-hv0', 'the network it was discovered on');
+    assert.deepEqual(adopted.macs, ['aa:bb:cc:00:11:33']);
+    assert.equal(adopted.buildState, 'ready');
+    // The site cap is 1: the adopted machine builds; a second asking is queued.
+    assert.match((await get('/boot/aa-bb-cc-00-11-33?platform=efi')).body, /^kernel /m);
+    assert.match((await get(`/boot/${hosts[0]!.macs[0]!.replace(/:/g, '-')}?platform=efi`)).body, /build cap: .* number 1 in the queue/);
+    const { hostTimeline, buildProgress } = await import('../../src/boot/builds.ts');
+    assert.deepEqual((await hostTimeline(ctx.store.db, 'new1.site1.example.com')).map((e) => e.kind).slice(0, 4), ['discovered', 'script', 'adopted', 'build-started']);
+    const [progress] = await buildProgress(ctx.store.db, boot.policy);
+    assert.deepEqual(progress, { site: 'site1', cap: 1, hosts: 3, counts: { discovered: 0, ready: 1, queued: 1, building: 1, built: 0, failed: 0 } });
   });
 
   test('install trees: whole file, Range, ETag revalidation, no dotfiles, no traversal', async () => {

@@ -1,14 +1,36 @@
 /** Build operations on the API: rebuild, timeline, admission queue, and previews of what a host will get. */
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
-import { hostTimeline, requestRebuild, siteBuilds } from '../../boot/builds.ts';
+import { buildProgress, hostTimeline, requestRebuild, siteBuilds } from '../../boot/builds.ts';
+import { adoptHost } from '../../fleet/adopt.ts';
 import { PREVIEW_TOKEN, type BootService } from '../../boot/service.ts';
 import type { Database } from '../../store/schema.ts';
 import { errorReplies, NameParams } from '../schemas.ts';
 
+const adoptErrors = errorReplies(404, 409, 422);
+
 const errors = errorReplies(404, 422);
 const Timeline = Type.Array(Type.Object({ at: Type.String({ format: 'date-time' }), kind: Type.String(), detail: Type.Record(Type.String(), Type.Unknown()) }));
+const Count = Type.Integer({ minimum: 0 });
+const BuildProgress = Type.Array(
+  Type.Object({
+    site: Type.String(),
+    cap: Type.Integer(),
+    hosts: Count,
+    counts: Type.Object({ discovered: Count, ready: Count, queued: Count, building: Count, built: Count, failed: Count }),
+  }),
+);
+const AdoptBody = Type.Object(
+  {
+    hostname: Type.String({ maxLength: 253 }),
+    profile: Type.String(),
+    network: Type.Optional(Type.String({ description: 'default: the network it was discovered on' })),
+    ip: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'reserved address (outside the dynamic range)' })),
+    smbiosUuid: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  },
+  { additionalProperties: false },
+);
 const SiteBuilds = Type.Object({
   site: Type.String(),
   cap: Type.Integer(),
@@ -23,6 +45,10 @@ export function registerBuildRoutes(app: FastifyInstance, db: Kysely<Database>, 
     reply.code(202);
     return { hostname: name, buildState: 'ready' };
   });
+  app.post('/api/v1/hosts/:name/adopt', { schema: { tags: ['builds'], summary: 'Adopt a discovered machine: name, network, address, profile; it installs at its next retry', params: NameParams, body: AdoptBody, response: { 200: { $ref: 'Host#' }, ...adoptErrors } } }, (request) =>
+    adoptHost(db, (request.params as { name: string }).name, request.body as Static<typeof AdoptBody>, request.principal?.user ?? 'api'),
+  );
+  app.get('/api/v1/build-progress', { schema: { tags: ['builds'], summary: 'Per site: hosts discovered, ready, queued, building, built, failed, and the build cap', response: { 200: BuildProgress } } }, () => buildProgress(db, boot.policy));
   app.get('/api/v1/hosts/:name/timeline', { schema: { tags: ['builds'], summary: 'Boot and build events of a host', params: NameParams, response: { 200: Timeline, ...errors } } }, (request) =>
     hostTimeline(db, (request.params as { name: string }).name),
   );
