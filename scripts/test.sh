@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 
 echo "== type check"
 npx tsc -p tsconfig.json
+npx tsc -p console/tsconfig.json
+echo "== web console build"
+npx vite build console --logLevel warn
 
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$pgbin" ] || [ ! -x "$pgbin/initdb" ]; then

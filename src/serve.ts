@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from './api/app.ts';
+import type { PlacementPolicy } from './vms/placement.ts';
 import { DEFAULT_BUILD_POLICY, recordEvent, type BuildPolicy } from './boot/builds.ts';
 import { buildBootHttp } from './boot/http.ts';
 import { KickstartTemplates } from './boot/kickstart.ts';
@@ -44,6 +45,8 @@ export interface ServeOptions {
     failover?: (Partial<FailoverConfig> & { role: 'primary' | 'secondary'; peer: string; port?: number }) | undefined;
   };
   readonly policy?: Partial<BuildPolicy>;
+  /** Where VMs go: vCPU overcommit and the memory kept for each hypervisor. */
+  readonly placement?: PlacementPolicy;
   readonly roles: readonly Role[];
   readonly logLevel: string;
   /** This process in the node registry: its name (default: host name and boot HTTP port) and site. */
@@ -165,7 +168,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     if (options.roles.includes('api') || options.roles.includes('worker')) {
       // One libvirt connection per hypervisor for this process, opened on first use.
       libvirt = new LibvirtPool();
-      vmService = new VmService(store.db, libvirt);
+      vmService = new VmService(store.db, libvirt, options.placement);
       // Jobs are queued in the store by any api node and run by worker nodes.
       jobs = new JobRunner(store.db, vmService, { work: options.roles.includes('worker') });
     }

@@ -21,6 +21,7 @@ import { registerAuth } from './auth.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
 import { EVENT_TYPES, type EventHub, type LiveEvent } from './events.ts';
 import { haproxyConfig } from '../cluster/haproxy.ts';
+import { registerConsole } from './console.ts';
 import type { BootService } from '../boot/service.ts';
 import type { Metrics } from '../metrics.ts';
 
@@ -39,6 +40,8 @@ export interface ApiOptions {
   readonly authAlwaysRequired?: boolean;
   /** Live events for GET /api/v1/events. */
   readonly events?: EventHub;
+  /** The built web console (default: console/dist of this checkout). */
+  readonly consoleDir?: string;
 }
 
 /** Bodies of imports may be large (a CSV of tens of thousands of hosts). */
@@ -153,6 +156,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   registerLeaseRoutes(app, db);
   if (options.vms) registerVmRoutes(app, options.vms);
   if (options.events) registerEventStream(app, options.events);
+  await registerConsole(app, options.consoleDir);
   return app;
 }
 

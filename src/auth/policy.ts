@@ -17,14 +17,16 @@ export function effectivePermissions(role: Role, scopes: readonly string[]): Per
   return scopes.length === 0 ? [...granted] : granted.filter((p) => scopes.includes(p));
 }
 
-/** Paths anyone may reach: probes, the API description, and logging in. */
+/** Paths anyone may reach: probes, the API description, logging in, and the console's files (its data needs a token). */
 export function isPublic(method: string, path: string): boolean {
-  return path === '/healthz' || path === '/readyz' || path === '/openapi.json' || (method === 'POST' && path === '/api/v1/login');
+  if (path === '/healthz' || path === '/readyz' || path === '/openapi.json' || (method === 'POST' && path === '/api/v1/login')) return true;
+  return (method === 'GET' || method === 'HEAD') && (path === '/' || path === '/console' || path.startsWith('/console/'));
 }
 
 /** The permission a request needs; users, tokens of others and the audit log are admin matters. */
 export function requiredPermission(method: string, path: string): Permission {
   if (/^\/api\/v1\/(users|audit)(\/|$)/.test(path)) return 'admin';
+  if (path === '/api/v1/logout') return 'read'; // anyone signed in may end their own session
   if (/^\/api\/v1\/tokens(\/|$)/.test(path)) return method === 'GET' || method === 'HEAD' ? 'read' : 'write';
   return method === 'GET' || method === 'HEAD' || method === 'OPTIONS' ? 'read' : 'write';
 }

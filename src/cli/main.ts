@@ -38,6 +38,11 @@ function failoverOptions(o: { dhcpFailover?: 'primary' | 'secondary'; dhcpPeer?:
   return { role: o.dhcpFailover, peer: o.dhcpPeer, split: o.dhcpSplit, lbMaxSeconds: o.dhcpLbMaxSeconds, mcltSeconds: o.dhcpMclt, partnerDownDelayMs: o.dhcpPartnerDownDelay * 1000 };
 }
 
+const positiveNumber = (value: string) => {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || n <= 0) throw new Error(`"${value}" is not a positive number`);
+  return n;
+};
 const integer = (value: string) => {
   if (!/^\d+$/.test(value)) throw new Error(`"${value}" is not a whole number`);
   return Number(value);
@@ -73,6 +78,8 @@ program
   .addOption(new Option('--node-name <name>', 'this process in the node registry (default: host name and boot HTTP port)').env('KVMFLEET_NODE_NAME'))
   .addOption(new Option('--site <site>', 'the site this boot node serves (clustered and distributed topologies)').env('KVMFLEET_SITE'))
   .addOption(new Option('--advertise-http <host:port>', 'where load balancers reach this boot HTTP role (default: its listen address)').env('KVMFLEET_ADVERTISE_HTTP'))
+  .addOption(new Option('--cpu-overcommit <ratio>', 'VM placement: vCPUs allowed per hypervisor CPU').env('KVMFLEET_CPU_OVERCOMMIT').default(4).argParser(positiveNumber))
+  .addOption(new Option('--memory-reserve-mib <MiB>', 'VM placement: memory kept for each hypervisor itself').env('KVMFLEET_MEMORY_RESERVE_MIB').default(1024).argParser(integer))
   .addOption(new Option('--log-level <level>', 'log level').env('KVMFLEET_LOG_LEVEL').default('info'))
   .action(async (options: {
     dataDir: string;
@@ -103,6 +110,8 @@ program
     dhcpMclt: number;
     dhcpPartnerDownDelay: number;
     advertiseHttp?: string;
+    cpuOvercommit: number;
+    memoryReserveMib: number;
   }) => {
     const { serve } = await import('../serve.ts');
     const running = await serve({
@@ -118,6 +127,7 @@ program
         networks: options.networks ? list(options.networks) : undefined,
       },
       policy: { buildTimeoutMs: options.buildTimeoutMin * 60_000, retrySeconds: options.retrySeconds },
+      placement: { cpuOvercommit: options.cpuOvercommit, reserveMiB: options.memoryReserveMib },
       tftp: { ...parseHostPort(options.tftpListen, '--tftp-listen'), root: options.tftpRoot, timeoutMs: options.tftpTimeoutMs },
       roles: parseRoles(options.roles),
       logLevel: options.logLevel,

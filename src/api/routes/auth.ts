@@ -26,6 +26,10 @@ export function registerAuthRoutes(app: FastifyInstance, db: Kysely<Database>): 
     const { token, info } = await login(db, name, password);
     return { token, user: name, expiresAt: info.expiresAt };
   });
+  app.post('/api/v1/logout', { schema: { tags, summary: 'End this session: the token of the call is revoked', response: errors } }, async (request, reply) => {
+    if (request.principal) await revokeToken(db, request.principal.tokenId);
+    return reply.code(204).send();
+  });
   app.get('/api/v1/whoami', { schema: { tags, summary: 'The caller: user, role, permissions (anonymous while the API is open)' } }, async (request) =>
     request.principal ? { user: request.principal.user, role: request.principal.role, permissions: request.principal.permissions } : { user: null, role: null, permissions: ['read', 'write', 'admin'], open: true },
   );

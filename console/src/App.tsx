@@ -1,0 +1,129 @@
+/** The console's frame: who is signed in, the navigation, the live-stream state, and the page of the route. */
+import { useEffect, useState } from 'react';
+import { api, session } from './api.ts';
+import { liveStream, useStreamStatus } from './live.ts';
+import { LoginPage } from './pages/LoginPage.tsx';
+import { SitesPage } from './pages/SitesPage.tsx';
+import { HostsPage } from './pages/HostsPage.tsx';
+import { HostPage } from './pages/HostPage.tsx';
+import { DiscoveredPage } from './pages/DiscoveredPage.tsx';
+import { HypervisorsPage } from './pages/HypervisorsPage.tsx';
+import { VmsPage } from './pages/VmsPage.tsx';
+import { JobsPage } from './pages/JobsPage.tsx';
+import { AuditPage } from './pages/AuditPage.tsx';
+import { EventsPage } from './pages/EventsPage.tsx';
+import { href, useRoute } from './router.ts';
+import type { WhoAmI } from './types.ts';
+import { describe, WhoAmIContext } from './ui.tsx';
+
+const NAV: { path: string; label: string; admin?: boolean }[] = [
+  { path: 'sites', label: 'Sites' },
+  { path: 'hosts', label: 'Hosts' },
+  { path: 'discovered', label: 'Discovered' },
+  { path: 'hypervisors', label: 'Hypervisors' },
+  { path: 'vms', label: 'VMs' },
+  { path: 'jobs', label: 'Jobs' },
+  { path: 'events', label: 'Live events' },
+  { path: 'audit', label: 'Audit', admin: true },
+];
+
+export function App() {
+  const [who, setWho] = useState<WhoAmI | null | undefined>(undefined); // undefined: asking; null: signed out
+  const [error, setError] = useState<string>();
+
+  const refreshWho = () =>
+    api<WhoAmI>('GET', '/api/v1/whoami')
+      .then((w) => (setWho(w), setError(undefined)))
+      .catch((e: { status?: number }) => (e.status === 401 ? setWho(null) : setError(describe(e))));
+
+  useEffect(() => {
+    void refreshWho();
+    return session.onEnd(() => setWho(null));
+  }, []);
+
+  useEffect(() => {
+    if (who) liveStream.start();
+    else liveStream.stop();
+  }, [who]);
+
+  if (error) return <p className="error page-error">kvmfleet API: {error}</p>;
+  if (who === undefined) return <p className="muted page-error">Connecting…</p>;
+  if (who === null) return <LoginPage onLoggedIn={() => void refreshWho()} />;
+  return (
+    <WhoAmIContext.Provider value={who}>
+      <Shell who={who} />
+    </WhoAmIContext.Provider>
+  );
+}
+
+function Shell({ who }: { who: WhoAmI }) {
+  const route = useRoute();
+  const status = useStreamStatus();
+  const [page = 'sites', name] = route.segments;
+  return (
+    <div className="shell">
+      <nav className="sidebar" aria-label="main">
+        <a className="brand" href="#/sites">
+          kvmfleet
+        </a>
+        <ul>
+          {NAV.filter((n) => !n.admin || who.permissions.includes('admin')).map((n) => (
+            <li key={n.path}>
+              <a href={href([n.path])} aria-current={page === n.path ? 'page' : undefined}>
+                {n.label}
+              </a>
+            </li>
+          ))}
+        </ul>
+        <div className="who">
+          <span className={`stream ${status}`} title="live event stream">
+            ● {status}
+          </span>
+          {who.open ? (
+            <span className="warn">open API: no users yet</span>
+          ) : (
+            <>
+              <span data-testid="who">
+                {who.user} ({who.role})
+              </span>
+              <button
+                type="button"
+                className="link"
+                onClick={() => {
+                  void api('POST', '/api/v1/logout').catch(() => undefined);
+                  session.end();
+                }}
+              >
+                Sign out
+              </button>
+            </>
+          )}
+        </div>
+      </nav>
+      <main>{renderPage(page, name, route.query)}</main>
+    </div>
+  );
+}
+
+function renderPage(page: string, name: string | undefined, query: URLSearchParams) {
+  switch (page) {
+    case 'sites':
+      return <SitesPage />;
+    case 'hosts':
+      return name ? <HostPage hostname={name} /> : <HostsPage query={query} />;
+    case 'discovered':
+      return <DiscoveredPage />;
+    case 'hypervisors':
+      return <HypervisorsPage />;
+    case 'vms':
+      return <VmsPage />;
+    case 'jobs':
+      return <JobsPage query={query} />;
+    case 'events':
+      return <EventsPage />;
+    case 'audit':
+      return <AuditPage />;
+    default:
+      return <p className="error">No page “{page}”.</p>;
+  }
+}
