@@ -5,6 +5,7 @@ import { buildApi } from '../../src/api/app.ts';
 import { KickstartTemplates } from '../../src/boot/kickstart.ts';
 import { BootService } from '../../src/boot/service.ts';
 import { ErrorCode } from '../../src/errors.ts';
+import { registerDiscovered } from '../../src/boot/builds.ts';
 import { generateEnterprise } from '../fixtures/enterprise.ts';
 import { describeEachStore } from '../helpers/stores.ts';
 
@@ -26,7 +27,7 @@ describeEachStore('REST API', (ctx) => {
     const { status, body } = await call('GET', '/openapi.json');
     assert.equal(status, 200);
     assert.equal(body.openapi, '3.0.3');
-    for (const path of ['/api/v1/sites', '/api/v1/sites/{name}', '/api/v1/networks', '/api/v1/hosts', '/api/v1/hosts/{name}', '/api/v1/profiles', '/api/v1/import/hosts', '/api/v1/import/site']) {
+    for (const path of ['/api/v1/sites', '/api/v1/sites/{name}', '/api/v1/networks', '/api/v1/hosts', '/api/v1/hosts/{name}', '/api/v1/profiles', '/api/v1/import/hosts', '/api/v1/import/site', '/api/v1/hosts/{name}/adopt', '/api/v1/build-progress', '/api/v1/logout']) {
       assert.ok(body.paths[path], `OpenAPI lacks ${path}`);
     }
     assert.ok(body.components.schemas.Host, 'named schemas');
@@ -77,5 +78,25 @@ describeEachStore('REST API', (ctx) => {
     assert.equal(bad.body.error.code, ErrorCode.ImportRejected);
     assert.equal(bad.body.error.details.rows.length, 30);
     assert.equal(bad.body.error.details.rows[0].line, 2);
+  });
+
+  test('build progress per site, and adopting a discovered machine over HTTP', async () => {
+    const { yaml, csv } = generateEnterprise({ sites: 1, hostsPerSite: 30 });
+    await call('POST', '/api/v1/import/site', yaml, 'application/yaml');
+    await call('POST', '/api/v1/import/hosts', csv, 'text/csv');
+    const before = (await call('GET', '/api/v1/build-progress')).body as { site: string; hosts: number; counts: Record<string, number> }[];
+    const site1 = before.find((p) => p.site === 'site1')!;
+    assert.deepEqual([site1.hosts, site1.counts.ready, site1.counts.building, site1.counts.built], [30, 30, 0, 0]);
+    await registerDiscovered(ctx.store.db, '52:54:00:ff:00:01', '10.1.3.50', 'test');
+    const name = 'discovered-525400ff0001';
+    assert.equal((await call('POST', `/api/v1/hosts/${name}/adopt`, { hostname: 'new.site1.example.com' })).status, 400, 'a profile is required');
+    const taken = await call('POST', `/api/v1/hosts/${name}/adopt`, { hostname: 'new.site1.example.com', profile: 'rhel9-kvm', ip: '10.1.0.20' });
+    assert.deepEqual([taken.status, taken.body.error.code], [409, ErrorCode.DuplicateIp]);
+    const adopted = await call('POST', `/api/v1/hosts/${name}/adopt`, { hostname: 'new.site1.example.com', profile: 'rhel9-kvm', ip: '10.1.0.200' });
+    assert.equal(adopted.status, 200, JSON.stringify(adopted.body));
+    assert.deepEqual([adopted.body.hostname, adopted.body.network, adopted.body.buildState, adopted.body.macs], ['new.site1.example.com', 'site1-hv0', 'ready', ['52:54:00:ff:00:01']]);
+    assert.equal((await call('POST', `/api/v1/hosts/${name}/adopt`, { hostname: 'x', profile: 'rhel9-kvm' })).status, 404);
+    const after = ((await call('GET', '/api/v1/build-progress')).body as typeof before).find((p) => p.site === 'site1')!;
+    assert.equal(after.counts.ready, 31);
   });
 });

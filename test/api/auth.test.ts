@@ -100,3 +100,36 @@ test('an API beyond loopback refuses to start with no user; a bootstrap token ma
     await exposed.kill();
   }
 });
+
+test('the web console: its files are public, its data is not; signing out revokes the session token', { timeout: 60_000 }, async () => {
+  const root = await fetch(`${server.url}/`, { redirect: 'manual' });
+  assert.deepEqual([root.status, root.headers.get('location')], [302, '/console/']);
+  const index = await fetch(`${server.url}/console/`);
+  assert.equal(index.status, 200, 'no token needed for the page itself');
+  assert.match(index.headers.get('content-type') ?? '', /text\/html/);
+  assert.match(index.headers.get('content-security-policy') ?? '', /default-src 'self'.*frame-ancestors 'none'/);
+  const html = await index.text();
+  assert.match(html, /<div id="root">/);
+  const script = /\/console\/assets\/[\w.-]+\.js/.exec(html)?.[0];
+  assert.ok(script, html);
+  const asset = await fetch(`${server.url}${script}`);
+  assert.equal(asset.status, 200);
+  assert.match(asset.headers.get('cache-control') ?? '', /immutable/);
+  for (const path of ['/console/../package.json', '/console/%2e%2e/package.json', '/console/..%2f..%2fpackage.json', '/console/.vite/manifest.json']) {
+    const r = await fetch(`${server.url}${path}`);
+    const body = await r.text();
+    assert.ok(!body.includes('"name": "kvmfleet"'), `${path} served the checkout's package.json`);
+    if (r.status === 200) assert.match(body, /<div id="root">/, `${path}: only the console's own files`);
+  }
+  // Users exist (the test above): the data behind the console needs a token.
+  assert.equal((await fetch(`${server.url}/api/v1/hosts`)).status, 401);
+
+  const login = await fetch(`${server.url}/api/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'view', password: 'correct horse battery' }) });
+  assert.equal(login.status, 200);
+  const { token } = (await login.json()) as { token: string };
+  const whoami = () => fetch(`${server.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+  assert.equal(await whoami(), 200);
+  // A viewer changes nothing, but may end their own session.
+  assert.equal((await fetch(`${server.url}/api/v1/logout`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status, 204);
+  assert.equal(await whoami(), 401, 'the session token is revoked');
+});

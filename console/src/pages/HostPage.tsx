@@ -7,44 +7,8 @@ import { api, enc } from '../api.ts';
 import { useLiveEvents } from '../live.ts';
 import { href } from '../router.ts';
 import type { Host, TimelineEntry } from '../types.ts';
+import { STEPS, stepTimes } from '../timeline.ts';
 import { ActionButton, ErrorNote, Section, StateBadge, Time, useCan, useLoad } from '../ui.tsx';
-
-interface Step {
-  readonly key: string;
-  readonly label: string;
-  readonly kinds: readonly string[];
-}
-
-const STEPS: readonly Step[] = [
-  { key: 'dhcp', label: 'DHCP', kinds: ['dhcp'] },
-  { key: 'tftp', label: 'TFTP', kinds: ['tftp'] },
-  { key: 'script', label: 'iPXE script', kinds: ['build-started'] },
-  { key: 'kernel', label: 'Kernel', kinds: ['kernel', 'initrd'] },
-  { key: 'kickstart', label: 'Kickstart', kinds: ['kickstart'] },
-  { key: 'built', label: 'Built', kinds: ['built'] },
-];
-
-/** Events that start a new attempt: the steps show the latest one. */
-const RESTARTS = new Set(['rebuild-requested', 'adopted', 'build-failed']);
-
-/** When each step was first reached in the current attempt (DHCP and TFTP may come just before a rebuild's script). */
-export function stepTimes(events: readonly TimelineEntry[]): Map<string, string> {
-  let start = 0;
-  events.forEach((e, i) => {
-    if (RESTARTS.has(e.kind)) start = i + 1;
-  });
-  // The firmware's DHCP and TFTP of this attempt come before its script: look back to the last ones before it.
-  const firstScript = events.findIndex((e, i) => i >= start && e.kind === 'build-started');
-  const times = new Map<string, string>();
-  for (const step of STEPS) {
-    const from = step.key === 'dhcp' || step.key === 'tftp' ? 0 : start;
-    const until = (step.key === 'dhcp' || step.key === 'tftp') && firstScript >= 0 ? firstScript : events.length;
-    const candidates = events.slice(from, until).filter((e) => step.kinds.includes(e.kind));
-    const hit = step.key === 'dhcp' || step.key === 'tftp' ? candidates.at(-1) : candidates[0];
-    if (hit) times.set(step.key, hit.at);
-  }
-  return times;
-}
 
 export function HostPage({ hostname }: { hostname: string }) {
   const host = useLoad(() => api<Host>('GET', `/api/v1/hosts/${enc(hostname)}`), [hostname]);
