@@ -51,7 +51,7 @@ export function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[]): Lo
       inFlight.current = false;
     })();
   }, []);
-  // eslint-disable-next-line react-hooks/exhaustive-deps
+  // `deps` are the caller's: load again when they change (reload itself is stable).
   useEffect(reload, deps);
   return { ...state, reload };
 }
