@@ -3,13 +3,16 @@
  * - host: every boot and build event (DHCP, TFTP, script, kernel, Kickstart, built …), read from the
  *   store, so events written by boot servers in other processes arrive too;
  * - activity: every few seconds, how many DHCP, TFTP, script, Kickstart and built events there were;
- * - job: bulk job progress; vm: VM state changes from libvirt (both from this process).
+ * - job: bulk job progress — at once from jobs run in this process, and from the store (job-feed.ts)
+ *   for jobs run by workers elsewhere;
+ * - vm: VM state changes from libvirt (this process's connections).
  */
 import { EventEmitter } from 'node:events';
 import type { Kysely } from 'kysely';
 import type { Database } from '../store/schema.ts';
 import type { JobEvent, JobRunner } from '../vms/jobs.ts';
 import type { VmService, VmStateEvent } from '../vms/vm-service.ts';
+import { JobProgressFeed } from './job-feed.ts';
 
 export type LiveEvent =
   | { type: 'host'; host: string; kind: string; at: string; detail: Record<string, unknown> }
@@ -26,17 +29,23 @@ export class EventHub extends EventEmitter<{ event: [LiveEvent] }> {
   #summary: NodeJS.Timeout | undefined;
   #counts: Record<string, number> = {};
   #polling = false;
+  readonly #jobs: JobProgressFeed;
 
   constructor(db: Kysely<Database>, sources: { jobs?: JobRunner | undefined; vms?: VmService | undefined } = {}, readonly pollMs = 1000, readonly summaryMs = 5000) {
     super();
     this.#db = db;
-    sources.jobs?.on('progress', (e) => this.emit('event', { type: 'job', ...e }));
+    this.#jobs = new JobProgressFeed(db);
+    sources.jobs?.on('progress', (e) => {
+      this.#jobs.noteLocal(e);
+      this.emit('event', { type: 'job', ...e });
+    });
     sources.vms?.on('state', (e) => this.emit('event', { type: 'vm', ...e }));
   }
 
   async start(): Promise<void> {
     const last = await this.#db.selectFrom('host_events').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst();
     this.#cursor = Number(last?.id ?? 0); // live from now on: history is in the timelines
+    await this.#jobs.sync();
     this.#timer = setInterval(() => void this.#poll(), this.pollMs);
     this.#summary = setInterval(() => this.#flushSummary(), this.summaryMs);
     this.#timer.unref();
@@ -65,6 +74,7 @@ export class EventHub extends EventEmitter<{ event: [LiveEvent] }> {
         this.#counts[row.kind] = (this.#counts[row.kind] ?? 0) + 1;
         this.emit('event', { type: 'host', host: row.hostname, kind: row.kind, at: new Date(row.at).toISOString(), detail: row.detail as unknown as Record<string, unknown> });
       }
+      for (const event of await this.#jobs.poll()) this.emit('event', { type: 'job', ...event });
     } catch {
       /* the store is briefly unreachable: the next poll catches up from the cursor */
     } finally {

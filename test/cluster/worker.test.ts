@@ -1,7 +1,7 @@
 /**
  * The worker role: a bulk deploy asked of an API node that runs no worker waits queued in the
  * store; a worker node (another process on the same PostgreSQL) claims and runs it, and the API
- * node's CLI follows it to the end.
+ * node's CLI follows it to the end, and the API node's live event stream shows its progress item by item.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -12,7 +12,8 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { cleanUpAtExit, createDirPool, ensureLibvirtd } from '../helpers/libvirtd.ts';
-import { runCli, startServer, type ServerProcess } from '../helpers/server.ts';
+import { spawn } from 'node:child_process';
+import { KVMFLEET_BIN, runCli, startServer, type ServerProcess } from '../helpers/server.ts';
 import { createPostgresDatabase } from '../helpers/stores.ts';
 
 const run = promisify(execFile);
@@ -65,10 +66,24 @@ test('a job waits queued until a worker node claims it, then runs to the end', {
   await new Promise((r) => setTimeout(r, 2500));
   assert.equal(JSON.parse((await runCli(api.url, ['--json', 'job', 'show', String(jobId)])).stdout).state, 'queued', 'no worker: nobody runs it');
 
-  worker = await startServer(['--roles', 'worker', '--node-name', 'worker1', '--log-level', 'warn'], { KVMFLEET_DATABASE_URL: database.url });
-  const waited = await runCli(api.url, ['job', 'wait', String(jobId)]);
-  assert.equal(waited.code, 0, waited.stderr);
-  assert.match(waited.stdout, new RegExp(`job ${jobId}: succeeded`));
+  // The API node's event stream (what the web console follows) hears of a job run by another process.
+  const follower = spawn(process.execPath, [KVMFLEET_BIN, '--url', api.url, '--json', 'events', '--types', 'job'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let streamed = '';
+  follower.stdout.on('data', (d: Buffer) => (streamed += d.toString()));
+  await new Promise((r) => setTimeout(r, 1500)); // connected
+  try {
+    worker = await startServer(['--roles', 'worker', '--node-name', 'worker1', '--log-level', 'warn'], { KVMFLEET_DATABASE_URL: database.url });
+    const waited = await runCli(api.url, ['job', 'wait', String(jobId)]);
+    assert.equal(waited.code, 0, waited.stderr);
+    assert.match(waited.stdout, new RegExp(`job ${jobId}: succeeded`));
+    const ended = () => streamed.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { job: number; state: string; done: number; item?: { name: string } });
+    for (let i = 0; i < 50 && !ended().some((e) => e.state === 'succeeded'); i++) await new Promise((r) => setTimeout(r, 100));
+    const events = ended().filter((e) => e.job === jobId);
+    assert.deepEqual(events.filter((e) => e.item).map((e) => e.done), [1, 2, 3, 4], `one event per item: ${streamed}`);
+    assert.equal(events.at(-1)?.state, 'succeeded');
+  } finally {
+    follower.kill();
+  }
   const defined = (await run('virsh', ['-c', 'qemu:///system', 'list', '--all', '--name'])).stdout.split('\n').filter((n) => n.startsWith(PREFIX));
   assert.equal(defined.length, 4);
   const nodes = JSON.parse((await runCli(api.url, ['--json', 'nodes'])).stdout) as { name: string; roles: string[] }[];

@@ -20,7 +20,7 @@ export function JobsPage({ query }: { query: URLSearchParams }) {
     if (!jobs.data?.some((j) => j.id === event.job) || !['queued', 'running'].includes(event.state) || event.item) reload();
   });
   const sorted = [...(jobs.data ?? [])].sort((a, b) => b.id - a.id);
-  // Jobs run by a worker in another process send no live events here: read them again while any runs.
+  // A safety net for a dropped event stream: read running jobs again every few seconds.
   const anyRunning = sorted.some((j) => j.state === 'queued' || j.state === 'running');
   useEffect(() => {
     if (!anyRunning) return;
