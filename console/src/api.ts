@@ -46,6 +46,8 @@ export interface RequestOptions {
   readonly json?: unknown;
   /** Sent as is, with this content type (imports of YAML and CSV). */
   readonly text?: { body: string; type: string };
+  /** Reads the answer's headers (e.g. X-Total-Count of a page). */
+  readonly headers?: (headers: Headers) => void;
 }
 
 export async function api<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
@@ -64,6 +66,7 @@ export async function api<T>(method: string, path: string, options: RequestOptio
   } catch (error) {
     throw new ApiError(0, 'NETWORK', `the API did not answer: ${(error as Error).message}`);
   }
+  options.headers?.(response.headers);
   if (response.status === 204) return undefined as T;
   const text = await response.text();
   let data: unknown = text;

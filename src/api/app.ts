@@ -4,7 +4,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOpt
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import * as hosts from '../fleet/hosts.ts';
 import type { Host, HostInput, Network, NetworkInput, Profile, ProfileInput, Site, SiteInput } from '../fleet/model.ts';
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import * as networks from '../fleet/networks.ts';
 import * as profiles from '../fleet/profiles.ts';
 import * as sites from '../fleet/sites.ts';
@@ -141,12 +141,13 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     create: profiles.createProfile,
     remove: profiles.deleteProfile,
   });
-  registerResource<Host, HostInput, never, hosts.HostFilter>(app, db, {
+  registerResource<Host, HostInput, never, Static<typeof S.HostQuery>>(app, db, {
     plural: 'hosts',
     schema: S.Host,
     input: S.HostInput,
     query: S.HostQuery,
-    list: hosts.listHosts,
+    list: (db, query) => hosts.listHosts(db, hostFilter(query)),
+    count: async (db, query) => (query.limit ? hosts.countHosts(db, hostFilter(query)) : undefined),
     get: hosts.getHost,
     create: hosts.createHost,
     remove: hosts.deleteHost,
@@ -158,6 +159,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   if (options.events) registerEventStream(app, options.events);
   await registerConsole(app, options.consoleDir);
   return app;
+}
+
+/** Query strings arrive as text: a page's bounds become numbers. */
+function hostFilter(query: Static<typeof S.HostQuery>): hosts.HostFilter {
+  return { ...query, limit: query.limit ? Number(query.limit) : undefined, offset: query.offset ? Number(query.offset) : undefined };
 }
 
 /** Server-sent events: one `event: TYPE` + JSON data per live event, a comment every 15 s to keep proxies from closing it. */

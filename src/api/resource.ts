@@ -17,6 +17,8 @@ export interface ResourceSpec<T, Input, Patch, Query> {
   readonly patch?: TSchema;
   readonly query?: TSchema;
   list(db: Kysely<Database>, query: Query): Promise<T[]>;
+  /** The number of items of all pages, sent as X-Total-Count when the query asks for a page (undefined: not paged). */
+  count?(db: Kysely<Database>, query: Query): Promise<number | undefined>;
   get(db: Kysely<Database>, name: string): Promise<T>;
   create(db: Kysely<Database>, input: Input): Promise<T>;
   update?(db: Kysely<Database>, name: string, patch: Patch): Promise<T>;
@@ -30,9 +32,12 @@ export function registerResource<T, Input, Patch, Query>(app: FastifyInstance, d
   const tags = [spec.plural];
   const item = { $ref: `${(spec.schema as { $id: string }).$id}#` };
 
-  app.get(base, { schema: { tags, ...(spec.query ? { querystring: spec.query } : {}), response: { 200: Type.Array(Type.Ref(spec.schema)), ...errors } } }, (request) =>
-    spec.list(db, request.query as Query),
-  );
+  app.get(base, { schema: { tags, ...(spec.query ? { querystring: spec.query } : {}), response: { 200: Type.Array(Type.Ref(spec.schema)), ...errors } } }, async (request, reply) => {
+    const query = request.query as Query;
+    const total = await spec.count?.(db, query);
+    if (total !== undefined) reply.header('x-total-count', String(total));
+    return spec.list(db, query);
+  });
   app.get(`${base}/:name`, { schema: { tags, params: NameParams, response: { 200: item, ...errors } } }, (request) =>
     spec.get(db, (request.params as { name: string }).name),
   );

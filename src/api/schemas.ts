@@ -125,6 +125,9 @@ export const HostQuery = Type.Object({
   site: Type.Optional(Type.String()),
   network: Type.Optional(Type.String()),
   state: Type.Optional(Type.Union(BUILD_STATES.map((s) => Type.Literal(s)))),
+  q: Type.Optional(Type.String({ maxLength: 253, description: 'part of a hostname, an address or a MAC' })),
+  limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,4}$', description: 'a page of at most this many hosts (the total is in X-Total-Count)' })),
+  offset: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$' })),
 });
 
 export const NameParams = Type.Object({ name: Type.String({ maxLength: 253 }) });

@@ -269,8 +269,12 @@ host
   .option('--site <site>')
   .option('--network <network>')
   .option('--state <state>', 'discovered|ready|building|built|failed')
-  .action(async (o: { site?: string; network?: string; state?: string }) => {
-    const query = new URLSearchParams(Object.entries(o).filter(([, v]) => v !== undefined) as [string, string][]).toString();
+  .option('--find <text>', 'part of a hostname, an address or a MAC')
+  .option('--limit <n>', 'at most this many (by hostname)')
+  .option('--offset <n>', 'skip this many first')
+  .action(async (o: { site?: string; network?: string; state?: string; find?: string; limit?: string; offset?: string }) => {
+    const { find, ...rest } = o;
+    const query = new URLSearchParams(Object.entries({ ...rest, q: find }).filter(([, v]) => v !== undefined) as [string, string][]).toString();
     const data = await client().request<Host[]>('GET', `/api/v1/hosts${query ? `?${query}` : ''}`);
     print(data, () => formatTable(['hostname', 'mac', 'ip', 'network', 'profile', 'state'], data.map((h) => [h.hostname, h.macs, h.ip, h.network, h.profile, h.buildState])));
   });

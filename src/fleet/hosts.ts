@@ -1,5 +1,5 @@
 /** Hosts: machines known by MAC(s), with a reserved address on a network, a profile and a build state. */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import type { BuildState, Database } from '../store/schema.ts';
 import { inventoryTransaction, type Db } from '../store/tx.ts';
@@ -12,26 +12,45 @@ export interface HostFilter {
   site?: string | undefined;
   network?: string | undefined;
   state?: BuildState | undefined;
+  /** Part of a hostname, an address or a MAC (case-insensitive). */
+  q?: string | undefined;
+  /** A page: at most `limit` hosts from `offset` on, by hostname. */
+  limit?: number | undefined;
+  offset?: number | undefined;
 }
 
-function selectHosts(db: Db) {
-  return db
+function hostsMatching(db: Db, filter: HostFilter = {}) {
+  let query = db
     .selectFrom('hosts')
     .leftJoin('networks', 'networks.id', 'hosts.network_id')
     .leftJoin('sites', 'sites.id', 'networks.site_id')
-    .leftJoin('profiles', 'profiles.id', 'hosts.profile_id')
-    .select([
-      'hosts.id',
-      'hosts.hostname',
-      'hosts.ip',
-      'hosts.smbios_uuid',
-      'hosts.bmc',
-      'hosts.build_state',
-      'hosts.state_changed_at',
-      'networks.name as network',
-      'sites.name as site',
-      'profiles.name as profile',
-    ]);
+    .leftJoin('profiles', 'profiles.id', 'hosts.profile_id');
+  if (filter.site) query = query.where('sites.name', '=', filter.site);
+  if (filter.network) query = query.where('networks.name', '=', filter.network);
+  if (filter.state) query = query.where('hosts.build_state', '=', filter.state);
+  const needle = filter.q?.trim().toLowerCase();
+  if (needle) {
+    const like = `%${needle.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    query = query.where((eb) =>
+      eb.or([eb('hosts.hostname', 'like', like), eb(sql<string>`host(hosts.ip)`, 'like', like), eb('hosts.id', 'in', eb.selectFrom('host_macs').select('host_macs.host_id').where('host_macs.mac', 'like', like))]),
+    );
+  }
+  return query;
+}
+
+function selectHosts(db: Db, filter: HostFilter = {}) {
+  return hostsMatching(db, filter).select([
+    'hosts.id',
+    'hosts.hostname',
+    'hosts.ip',
+    'hosts.smbios_uuid',
+    'hosts.bmc',
+    'hosts.build_state',
+    'hosts.state_changed_at',
+    'networks.name as network',
+    'sites.name as site',
+    'profiles.name as profile',
+  ]);
 }
 
 /** Runs a query per slice of values, so that lists of thousands stay within bind-parameter limits. */
@@ -65,11 +84,15 @@ async function withMacs(db: Db, rows: HostRow[]): Promise<Host[]> {
 }
 
 export async function listHosts(db: Db, filter: HostFilter = {}): Promise<Host[]> {
-  let query = selectHosts(db).orderBy('hosts.hostname');
-  if (filter.site) query = query.where('sites.name', '=', filter.site);
-  if (filter.network) query = query.where('networks.name', '=', filter.network);
-  if (filter.state) query = query.where('hosts.build_state', '=', filter.state);
+  let query = selectHosts(db, filter).orderBy('hosts.hostname');
+  if (filter.limit !== undefined) query = query.limit(filter.limit).offset(filter.offset ?? 0);
   return withMacs(db, await query.execute());
+}
+
+/** How many hosts match (all pages). */
+export async function countHosts(db: Db, filter: HostFilter = {}): Promise<number> {
+  const row = await hostsMatching(db, filter).select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow();
+  return Number(row.count);
 }
 
 export async function getHost(db: Db, hostname: string): Promise<Host> {

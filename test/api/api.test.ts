@@ -99,4 +99,28 @@ describeEachStore('REST API', (ctx) => {
     const after = ((await call('GET', '/api/v1/build-progress')).body as typeof before).find((p) => p.site === 'site1')!;
     assert.equal(after.counts.ready, 31);
   });
+
+  test('hosts: search by part of a name, address or MAC, and pages with their total', async () => {
+    const { yaml, csv } = generateEnterprise({ sites: 1, hostsPerSite: 30 });
+    await call('POST', '/api/v1/import/site', yaml, 'application/yaml');
+    await call('POST', '/api/v1/import/hosts', csv, 'text/csv');
+    const page = async (query: string) => {
+      const r = await app.inject({ method: 'GET', url: `/api/v1/hosts?${query}` });
+      return { status: r.statusCode, total: r.headers['x-total-count'], names: r.statusCode === 200 ? (JSON.parse(r.body) as { hostname: string; ip: string; macs: string[] }[]).map((h) => h.hostname) : [] };
+    };
+    const first = await page('limit=10');
+    assert.deepEqual([first.names.length, first.total], [10, '30']);
+    const third = await page('limit=10&offset=20');
+    assert.deepEqual([third.names.length, third.names[0]], [10, (await page('')).names[20]]);
+    assert.equal((await page('')).total, undefined, 'no count unless a page is asked for');
+    const all = (await call('GET', '/api/v1/hosts')).body as { hostname: string; ip: string; macs: string[] }[];
+    const target = all[7]!;
+    assert.deepEqual((await page(`q=${target.hostname.split('.')[0]!.toUpperCase()}`)).names, [target.hostname], 'by name, any case');
+    assert.deepEqual((await page(`q=${target.ip}`)).names, [target.hostname], 'by address');
+    assert.deepEqual((await page(`q=${encodeURIComponent(target.macs[0]!.slice(-5))}`)).names, [target.hostname], 'by part of a MAC');
+    assert.deepEqual((await page('q=%25')).names, [], 'LIKE wildcards are literal');
+    assert.deepEqual((await page('q=_')).names, []);
+    assert.equal((await page('limit=0')).status, 400);
+    assert.equal((await page('limit=abc')).status, 400);
+  });
 });

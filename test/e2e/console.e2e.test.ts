@@ -171,6 +171,12 @@ test('sign in, import a site by file upload and its hosts as pasted CSV', { time
   await page.waitForSelector('[data-import=hosts-csv] pre.result:has-text("created 3")');
   await page.waitForSelector('tr[data-site=lab] td[data-count=ready]:has-text("3")');
   await shot('01-site-imported');
+  // The site's link lists its hosts; the search is answered by the API (name, address or MAC).
+  await page.click('tr[data-site=lab] a:has-text("lab")');
+  await page.waitForSelector('[data-testid=host-count]:has-text("3 host(s)")');
+  await page.fill('input[type=search]', 'c0:00:02');
+  await page.waitForSelector('[data-testid=host-count]:has-text("1 host(s)")');
+  assert.deepEqual(await page.$$eval('tr[data-host]', (rows) => rows.map((r) => r.getAttribute('data-host'))), ['hv2.lab.example.com']);
 
   // While the build is watched: a hypervisor (this machine's libvirtd), a VM on the test OS disk, sealed as a template.
   templateReady = (async () => {

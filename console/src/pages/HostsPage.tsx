@@ -1,5 +1,5 @@
 /** Hosts: filter by site, state and name; each links to its boot timeline. */
-import { useMemo, useState } from 'react';
+import { useEffect, useState } from 'react';
 import { api } from '../api.ts';
 import { useLiveEvents } from '../live.ts';
 import { href, navigate } from '../router.ts';
@@ -7,22 +7,27 @@ import type { BuildState, Host, Site } from '../types.ts';
 import { ErrorNote, Section, StateBadge, Time, useLoad, useThrottled } from '../ui.tsx';
 
 const STATES: BuildState[] = ['discovered', 'ready', 'building', 'built', 'failed'];
-/** Rows drawn at once: a site has hundreds of hosts; narrowing the filter shows the rest. */
-const SHOWN = 500;
+/** A page of hosts: a site has hundreds; the filters (applied by the API) narrow it. */
+const PAGE = 500;
 
 export function HostsPage({ query }: { query: URLSearchParams }) {
   const site = query.get('site') ?? '';
   const state = query.get('state') ?? '';
   const [search, setSearch] = useState('');
+  const [q, setQ] = useState(''); // the search, once typing pauses
+  useEffect(() => {
+    const timer = setTimeout(() => setQ(search.trim()), 300);
+    return () => clearTimeout(timer);
+  }, [search]);
+  const [total, setTotal] = useState<number>();
   const sites = useLoad(() => api<Site[]>('GET', '/api/v1/sites'), []);
-  const hosts = useLoad(() => api<Host[]>('GET', `/api/v1/hosts?${new URLSearchParams(Object.entries({ site, state }).filter(([, v]) => v)).toString()}`), [site, state]);
+  const hosts = useLoad(() => {
+    const query = new URLSearchParams(Object.entries({ site, state, q, limit: String(PAGE) }).filter(([, v]) => v));
+    return api<Host[]>('GET', `/api/v1/hosts?${query.toString()}`, { headers: (h) => setTotal(Number(h.get('x-total-count') ?? 0)) });
+  }, [site, state, q]);
   const reload = useThrottled(hosts.reload, 2000);
   useLiveEvents((event) => event.type === 'host' && reload());
-
-  const matching = useMemo(() => {
-    const needle = search.trim().toLowerCase();
-    return (hosts.data ?? []).filter((h) => !needle || h.hostname.includes(needle) || h.macs.some((m) => m.includes(needle)) || (h.ip ?? '').includes(needle));
-  }, [hosts.data, search]);
+  const shown = hosts.data ?? [];
 
   const setFilter = (next: { site?: string; state?: string }) => navigate(['hosts'], { site, state, ...next });
 
@@ -51,7 +56,9 @@ export function HostsPage({ query }: { query: URLSearchParams }) {
           Find
           <input type="search" placeholder="name, MAC or address" value={search} onChange={(e) => setSearch(e.target.value)} />
         </label>
-        <span className="muted">{hosts.data ? `${matching.length} host(s)${matching.length > SHOWN ? `, first ${SHOWN} shown` : ''}` : 'loading…'}</span>
+        <span className="muted" data-testid="host-count">
+          {hosts.data ? `${total ?? shown.length} host(s)${(total ?? 0) > shown.length ? `, first ${shown.length} shown` : ''}` : 'loading…'}
+        </span>
       </div>
       <ErrorNote error={hosts.error} />
       <table>
@@ -67,7 +74,7 @@ export function HostsPage({ query }: { query: URLSearchParams }) {
           </tr>
         </thead>
         <tbody>
-          {matching.slice(0, SHOWN).map((h) => (
+          {shown.map((h) => (
             <tr key={h.hostname} data-host={h.hostname}>
               <td>
                 <a href={href(['hosts', h.hostname])}>{h.hostname}</a>
