@@ -26,6 +26,7 @@ export const ErrorCode = {
   HypervisorUnavailable: 'KVMF_ERR_HYPERVISOR_UNAVAILABLE',
   NoPlacement: 'KVMF_ERR_NO_PLACEMENT',
   Libvirt: 'KVMF_ERR_LIBVIRT',
+  TooManyAttempts: 'KVMF_ERR_TOO_MANY_ATTEMPTS',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -53,6 +54,7 @@ const httpStatusOf: Record<ErrorCode, number> = {
   KVMF_ERR_HYPERVISOR_UNAVAILABLE: 503,
   KVMF_ERR_NO_PLACEMENT: 409,
   KVMF_ERR_LIBVIRT: 502,
+  KVMF_ERR_TOO_MANY_ATTEMPTS: 429,
 };
 
 export class KvmfleetError extends Error {

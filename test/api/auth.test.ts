@@ -133,3 +133,12 @@ test('the web console: its files are public, its data is not; signing out revoke
   assert.equal((await fetch(`${server.url}/api/v1/logout`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status, 204);
   assert.equal(await whoami(), 401, 'the session token is revoked');
 });
+
+test('repeated failed logins for a user are refused for a while (429, Retry-After), even with the right password', { timeout: 60_000 }, async () => {
+  const loginAs = (name: string, password: string) => fetch(`${server.url}/api/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, password }) });
+  for (let i = 0; i < 5; i++) assert.equal((await loginAs('view', `guess number ${i}`)).status, 401);
+  const locked = await loginAs('view', 'correct horse battery');
+  assert.equal(locked.status, 429);
+  assert.ok(Number(locked.headers.get('retry-after')) > 800, `Retry-After: ${locked.headers.get('retry-after')}`);
+  assert.match(((await locked.json()) as { error: { code: string } }).error.code, /KVMF_ERR_TOO_MANY_ATTEMPTS/);
+});

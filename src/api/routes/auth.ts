@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { createToken, createUser, deleteUser, listTokens, listUsers, login, revokeToken } from '../../auth/accounts.ts';
 import { listAudit } from '../../auth/audit.ts';
+import { LoginThrottle } from '../../auth/login-throttle.ts';
 import { ErrorCode, KvmfleetError } from '../../errors.ts';
 import type { Database } from '../../store/schema.ts';
 import { errorReplies, NameParams } from '../schemas.ts';
@@ -20,11 +21,22 @@ const NewToken = Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 
 
 const isAdmin = (request: FastifyRequest) => !request.principal || request.principal.permissions.includes('admin');
 
-export function registerAuthRoutes(app: FastifyInstance, db: Kysely<Database>): void {
-  app.post('/api/v1/login', { schema: { tags, summary: 'Password login: a session token (12 h)', body: Type.Object({ name: Type.String({ maxLength: 63 }), password: Type.String({ maxLength: 1024 }) }, { additionalProperties: false }), response: errors } }, async (request) => {
+export function registerAuthRoutes(app: FastifyInstance, db: Kysely<Database>, throttle = new LoginThrottle()): void {
+  app.post('/api/v1/login', { schema: { tags, summary: 'Password login: a session token (12 h); repeated failures are refused for a while (429, Retry-After)', body: Type.Object({ name: Type.String({ maxLength: 63 }), password: Type.String({ maxLength: 1024 }) }, { additionalProperties: false }), response: { ...errors, ...errorReplies(429) } } }, async (request, reply) => {
     const { name, password } = request.body as { name: string; password: string };
-    const { token, info } = await login(db, name, password);
-    return { token, user: name, expiresAt: info.expiresAt };
+    const verdict = throttle.check(name, request.ip);
+    if (!verdict.allowed) {
+      reply.header('retry-after', String(verdict.retryAfterS));
+      throw new KvmfleetError(ErrorCode.TooManyAttempts, `too many failed logins: try again in ${verdict.retryAfterS} s`);
+    }
+    try {
+      const { token, info } = await login(db, name, password);
+      throttle.succeeded(name);
+      return { token, user: name, expiresAt: info.expiresAt };
+    } catch (error) {
+      if (error instanceof KvmfleetError && error.code === ErrorCode.Unauthorized) throttle.failed(name, request.ip);
+      throw error;
+    }
   });
   app.post('/api/v1/logout', { schema: { tags, summary: 'End this session: the token of the call is revoked', response: errors } }, async (request, reply) => {
     if (request.principal) await revokeToken(db, request.principal.tokenId);
