@@ -1,5 +1,5 @@
 /** Sites: build progress (discovered, ready, queued, building, built, failed) and the build cap; imports of a site YAML and a hosts CSV. */
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { api, enc } from '../api.ts';
 import { useLiveEvents } from '../live.ts';
 import { href } from '../router.ts';
@@ -11,12 +11,21 @@ const ORDER = ['built', 'building', 'queued', 'failed', 'ready', 'discovered'] a
 export function SitesPage() {
   const progress = useLoad(() => api<SiteProgress[]>('GET', '/api/v1/build-progress'), []);
   const reload = useThrottled(progress.reload, 1000);
-  useLiveEvents((event) => event.type === 'host' && reload());
+  const [activity, setActivity] = useState<{ seconds: number; counts: Record<string, number>; at: number }>();
+  useLiveEvents((event) => {
+    if (event.type === 'host') reload();
+    if (event.type === 'activity') setActivity({ seconds: event.seconds, counts: event.counts, at: Date.now() });
+  });
+  // Summaries come only while something happens: once they stop, the last one is stale.
+  useEffect(() => {
+    const timer = setInterval(() => setActivity((a) => (a && Date.now() - a.at > a.seconds * 2000 ? undefined : a)), 2000);
+    return () => clearInterval(timer);
+  }, []);
   const canWrite = useCan('write');
 
   return (
     <>
-      <Section title="Sites">
+      <Section title="Sites" actions={<Activity activity={activity} />}>
         <ErrorNote error={progress.error} />
         {progress.data && progress.data.length === 0 && <p className="muted">No sites yet: import a site YAML below.</p>}
         {progress.data && progress.data.length > 0 && (
@@ -60,6 +69,17 @@ export function SitesPage() {
       </Section>
       {canWrite && <ImportPanel onImported={progress.reload} />}
     </>
+  );
+}
+
+/** What the boot servers did in the last summary period (DHCP, TFTP, scripts, Kickstarts, builds), from the event stream. */
+function Activity({ activity }: { activity: { seconds: number; counts: Record<string, number>; at: number } | undefined }) {
+  if (!activity) return <span className="muted activity">no boot activity right now</span>;
+  const shown = ['dhcp', 'tftp', 'script', 'kernel', 'kickstart', 'built', 'build-failed', 'discovered'].filter((k) => activity.counts[k]);
+  return (
+    <span className="activity" data-testid="activity" title={`at ${new Date(activity.at).toLocaleTimeString()}`}>
+      last {activity.seconds} s: {shown.map((k) => `${k} ${activity.counts[k]}`).join(' · ') || 'nothing'}
+    </span>
   );
 }
 
