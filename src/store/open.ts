@@ -2,7 +2,7 @@
  * Opens the store: PGlite under a data directory (the embedded default) or a PostgreSQL server
  * when a postgres:// URL is given. Both speak the same SQL; migrations run before it is returned.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely, Migrator, PostgresDialect } from 'kysely';
@@ -52,7 +52,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     mkdirSync(dataDir, { recursive: true });
     // PGlite has no inter-process locking: two processes on one directory would corrupt it.
     lock = acquireDataDirLock(dataDir);
-    pglite = new PGlite(join(dataDir, 'pg'));
+    pglite = await openPglite(join(dataDir, 'pg'));
   }
   const db = new Kysely<Database>({ dialect: new PgliteDialect(pglite) });
   try {
@@ -70,6 +70,26 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       lock?.release();
     },
   };
+}
+
+/**
+ * The embedded store is small (a fleet's inventory, leases, events): PostgreSQL's default 128 MB of
+ * shared buffers would only pin memory. And initdb, run in this process on a new directory, grows
+ * the WebAssembly heap to ~700 MiB, which a WebAssembly memory never gives back; so a new
+ * directory is initialised, closed and opened again — measured here: a process on a fresh store
+ * then holds ~330 MiB instead of ~725 MiB.
+ */
+const PGLITE_CONF = { postgresqlconf: ['shared_buffers = 16MB'] };
+
+async function openPglite(dir: string): Promise<PGlite> {
+  if (!existsSync(join(dir, 'PG_VERSION'))) {
+    const init = new PGlite(dir, PGLITE_CONF);
+    await init.waitReady;
+    await init.close();
+  }
+  const pglite = new PGlite(dir, PGLITE_CONF);
+  await pglite.waitReady;
+  return pglite;
 }
 
 async function migrate(db: Kysely<Database>): Promise<void> {
