@@ -40,6 +40,17 @@ function peakRssMiB(pids: number[]): number {
   return kib / 1024;
 }
 
+/** Restarts the peak count (VmHWM) of processes, so a peak is that of the storm, not of start-up (e.g. the embedded store's first initdb). */
+function resetPeakRss(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    } catch {
+      /* gone */
+    }
+  }
+}
+
 function childPids(pid: number): number[] {
   try {
     const direct = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
@@ -80,6 +91,7 @@ export function stormKvmfleet(count: number, concurrency: number): Promise<Storm
       writeFileSync(join(work, 'hosts.csv'), csv);
       await net.server.exec('curl', ['-sS', '--fail-with-body', '-X', 'POST', '-H', 'content-type: text/csv', '--data-binary', `@${join(work, 'hosts.csv')}`, `${server.url}/api/v1/import/hosts`]);
       await new Promise((r) => setTimeout(r, 1500)); // the DHCP role reloads networks and reservations
+      resetPeakRss([server.child.pid!, ...childPids(server.child.pid!)]);
       const result = await runClients(net, count, concurrency);
       const rss = peakRssMiB([server.child.pid!, ...childPids(server.child.pid!)]);
       return { ...result, peakRssMiB: rss };
@@ -122,6 +134,7 @@ export function stormBaseline(count: number, concurrency: number): Promise<Storm
       );
       await new Promise((r) => setTimeout(r, 1500));
       for (const child of children) if (child.exitCode !== null) throw new Error(`${child.spawnargs.join(' ')} did not start`);
+      resetPeakRss(children.flatMap((c) => [c.pid!, ...childPids(c.pid!)]));
       const result = await runClients(net, count, concurrency);
       const pids = children.flatMap((c) => [c.pid!, ...childPids(c.pid!)]);
       return { ...result, peakRssMiB: peakRssMiB(pids) };
