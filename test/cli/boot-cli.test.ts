@@ -64,4 +64,18 @@ describe('boot verbs of the CLI against api+http roles', () => {
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /KVMF_ERR_NOT_FOUND/);
   });
+
+  test('a discovered machine is found by its MAC and adopted from the CLI', async () => {
+    // An unknown MAC asks for its script: registered as discovered (no network: it came over loopback).
+    assert.match(await (await fetch(`${server.bootUrl}/boot/52-54-00-00-10-99?platform=efi`)).text(), /waiting to be adopted/);
+    assert.match(await ok('host', 'list', '--find', '00:10:99'), /^discovered-525400001099\s/m);
+    assert.match(await ok('host', 'list', '--find', 'HV', '--limit', '2'), /^hv1\s[\s\S]*^hv2\s/m);
+    assert.doesNotMatch(await ok('host', 'list', '--find', 'hv', '--limit', '2'), /^hv3\s/m);
+    const noNetwork = await runCli(server.url, ['host', 'adopt', 'discovered-525400001099', '--hostname', 'hv4', '--profile', 'rhel9-kvm']);
+    assert.equal(noNetwork.code, 1);
+    assert.match(noNetwork.stderr, /was not seen on a known network: name the network/);
+    const adopted = await ok('host', 'adopt', 'discovered-525400001099', '--hostname', 'hv4', '--profile', 'rhel9-kvm', '--network', 'dc1-hv', '--ip', '10.1.0.24');
+    assert.match(adopted, /discovered-525400001099 adopted as hv4 \(10\.1\.0\.24, dc1-hv, rhel9-kvm\): ready/);
+    assert.match(await ok('host', 'timeline', 'hv4'), /discovered[\s\S]*adopted/);
+  });
 });
