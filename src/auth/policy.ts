@@ -27,6 +27,8 @@ export function isPublic(method: string, path: string): boolean {
 export function requiredPermission(method: string, path: string): Permission {
   if (/^\/api\/v1\/(users|audit)(\/|$)/.test(path)) return 'admin';
   if (path === '/api/v1/logout') return 'read'; // anyone signed in may end their own session
+  // A Kickstart carries the root password hash (and whatever secrets a template holds): not for viewers.
+  if (/^\/api\/v1\/hosts\/[^/]+\/kickstart$/.test(path)) return 'write';
   if (/^\/api\/v1\/tokens(\/|$)/.test(path)) return method === 'GET' || method === 'HEAD' ? 'read' : 'write';
   return method === 'GET' || method === 'HEAD' || method === 'OPTIONS' ? 'read' : 'write';
 }

@@ -56,6 +56,9 @@ test('roles, scoped tokens, login, 401/403, and the audit log', { timeout: 120_0
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /view \(viewer.*\) may not change things \[KVMF_ERR_FORBIDDEN\]/);
   assert.match((await as(view, 'audit')).stderr, /\[KVMF_ERR_FORBIDDEN\]/);
+  const kickstart = await fetch(`${server.url}/api/v1/hosts/nope/kickstart`, { headers: { authorization: `Bearer ${view}` } });
+  assert.equal(kickstart.status, 403, 'a Kickstart holds the root password hash: not for viewers');
+  assert.equal((await fetch(`${server.url}/api/v1/hosts/nope/kickstart`, { headers: { authorization: `Bearer ${ops}` } })).status, 404, 'an operator may (the host does not exist)');
 
   // An operator changes things; a token scoped to read cannot, and no one grants more than their role.
   assert.equal((await as(ops, 'site', 'add', 'dc2')).code, 0);

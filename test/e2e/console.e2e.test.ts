@@ -193,6 +193,12 @@ test('sign in, import a site by file upload and its hosts as pasted CSV', { time
 test('a simulated build advances live on the host timeline: DHCP → TFTP → script → kernel → Kickstart → built', { timeout: 180_000 }, async () => {
   await page.goto(`${server.url}/console/#/hosts/hv1.lab.example.com`);
   await page.waitForSelector('ol.steps li[data-step=dhcp].pending');
+  // What it would get now, without side effects: the script (an install) and its Kickstart.
+  await page.click('button:has-text("iPXE script (BIOS)")');
+  assert.match((await page.textContent('pre.preview')) ?? '', /^#!ipxe\n[\s\S]*kernel .*inst\.ks=.*PREVIEW-TOKEN/);
+  await page.click('button:has-text("Kickstart")');
+  await page.waitForSelector('pre.preview[data-preview=Kickstart]');
+  assert.match((await page.textContent('pre.preview')) ?? '', /%post[\s\S]*\/boot\/built\//);
   // Every step below must light up without the page being loaded again: only the event stream can do it.
   await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
   const stepDone = (step: string) => page.waitForSelector(`ol.steps li[data-step=${step}].done`, { timeout: 20_000 });
@@ -322,6 +328,9 @@ test('a viewer sees no controls and is refused by the API; a wrong token gets 40
   await page.goto(`${server.url}/console/#/hosts/hv1.lab.example.com`);
   await page.waitForSelector('ol.steps li[data-step=built].done');
   assert.equal(await page.locator('button:has-text("Rebuild")').count(), 0);
+  assert.equal(await page.locator('button:has-text("Kickstart")').count(), 0, 'a Kickstart holds the root password hash');
+  await page.click('button:has-text("iPXE script (UEFI)")');
+  assert.match((await page.textContent('pre.preview')) ?? '', /^#!ipxe\n/);
   await shot('09-viewer');
 
   // The same calls the console would make, with the viewer's session: refused.
@@ -330,13 +339,14 @@ test('a viewer sees no controls and is refused by the API; a wrong token gets 40
     const token = sessionStorage.getItem('kvmfleet.token');
     const post = (path, body) => fetch(path, { method: 'POST', headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.status);
     return {
+      kickstart: await fetch('/api/v1/hosts/hv1.lab.example.com/kickstart', { headers: { authorization: 'Bearer ' + token } }).then((r) => r.status),
       rebuild: await post('/api/v1/hosts/hv1.lab.example.com/rebuild', {}),
       site: await post('/api/v1/sites', { name: 'evil' }),
       wrongToken: await fetch('/api/v1/hosts', { headers: { authorization: 'Bearer kvmf_not-a-real-token-000000000000' } }).then((r) => r.status),
       noToken: await fetch('/api/v1/hosts').then((r) => r.status),
     };
   })()`);
-  assert.deepEqual(refused, { rebuild: 403, site: 403, wrongToken: 401, noToken: 401 });
+  assert.deepEqual(refused, { kickstart: 403, rebuild: 403, site: 403, wrongToken: 401, noToken: 401 });
   // A session whose token is no longer valid goes back to the sign-in form.
   await page.evaluate(() => sessionStorage.setItem('kvmfleet.token', 'kvmf_not-a-real-token-000000000000'));
   await page.reload();

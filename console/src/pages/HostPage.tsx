@@ -8,7 +8,7 @@ import { useLiveEvents } from '../live.ts';
 import { href } from '../router.ts';
 import type { Host, TimelineEntry } from '../types.ts';
 import { STEPS, stepTimes } from '../timeline.ts';
-import { ActionButton, ErrorNote, Section, StateBadge, Time, useCan, useLoad } from '../ui.tsx';
+import { ActionButton, describe, ErrorNote, Section, StateBadge, Time, useCan, useLoad } from '../ui.tsx';
 
 export function HostPage({ hostname }: { hostname: string }) {
   const host = useLoad(() => api<Host>('GET', `/api/v1/hosts/${enc(hostname)}`), [hostname]);
@@ -73,6 +73,7 @@ export function HostPage({ hostname }: { hostname: string }) {
           })}
         </ol>
       </Section>
+      <Previews hostname={hostname} canSeeKickstart={canWrite} />
       <Section title="Events">
         <table className="events">
           <thead>
@@ -96,5 +97,34 @@ export function HostPage({ hostname }: { hostname: string }) {
         </table>
       </Section>
     </>
+  );
+}
+
+/** What the host would be told now, without side effects: its iPXE script, and (operators) its Kickstart. */
+function Previews({ hostname, canSeeKickstart }: { hostname: string; canSeeKickstart: boolean }) {
+  const [shown, setShown] = useState<{ what: string; text: string }>();
+  const [error, setError] = useState<string>();
+  const show = (what: string, path: string) => async () => {
+    setError(undefined);
+    try {
+      setShown({ what, text: await api<string>('GET', path) });
+    } catch (e) {
+      setError(describe(e));
+    }
+  };
+  return (
+    <Section title="What it would get now">
+      <div className="buttons">
+        <ActionButton label="iPXE script (BIOS)" action={show('iPXE script (BIOS)', `/api/v1/hosts/${enc(hostname)}/boot-script?platform=pcbios`)} />
+        <ActionButton label="iPXE script (UEFI)" action={show('iPXE script (UEFI)', `/api/v1/hosts/${enc(hostname)}/boot-script?platform=efi`)} />
+        {canSeeKickstart && <ActionButton label="Kickstart" title="holds the root password hash: operators only" action={show('Kickstart', `/api/v1/hosts/${enc(hostname)}/kickstart`)} />}
+      </div>
+      <ErrorNote error={error} />
+      {shown && (
+        <pre className="preview" data-preview={shown.what} aria-label={shown.what}>
+          {shown.text}
+        </pre>
+      )}
+    </Section>
   );
 }
