@@ -11,6 +11,7 @@ import { HypervisorsPage } from './pages/HypervisorsPage.tsx';
 import { VmsPage } from './pages/VmsPage.tsx';
 import { JobsPage } from './pages/JobsPage.tsx';
 import { AuditPage } from './pages/AuditPage.tsx';
+import { AccessPage } from './pages/AccessPage.tsx';
 import { EventsPage } from './pages/EventsPage.tsx';
 import { href, useRoute } from './router.ts';
 import type { WhoAmI } from './types.ts';
@@ -24,6 +25,7 @@ const NAV: { path: string; label: string; admin?: boolean }[] = [
   { path: 'vms', label: 'VMs' },
   { path: 'jobs', label: 'Jobs' },
   { path: 'events', label: 'Live events' },
+  { path: 'access', label: 'Access' },
   { path: 'audit', label: 'Audit', admin: true },
 ];
 
@@ -121,6 +123,8 @@ function renderPage(page: string, name: string | undefined, query: URLSearchPara
       return <JobsPage query={query} />;
     case 'events':
       return <EventsPage />;
+    case 'access':
+      return <AccessPage />;
     case 'audit':
       return <AuditPage />;
     default:

@@ -353,6 +353,33 @@ test('a viewer sees no controls and is refused by the API; a wrong token gets 40
   await page.waitForSelector('form.login');
 });
 
+test('an admin adds a user and makes a scoped token that works, shown once, then revokes it', { timeout: 60_000 }, async () => {
+  await login('alice');
+  await page.goto(`${server.url}/console/#/access`);
+  await page.waitForSelector('tr[data-user=victor]');
+  await page.fill('input[name=user-name]', 'olga');
+  await page.selectOption('select[name=user-role]', 'operator');
+  await page.fill('input[name=user-password]', PASSWORD);
+  await page.click('button:has-text("Add user")');
+  await page.waitForSelector('tr[data-user=olga]');
+  await page.fill('input[name=token-name]', 'dashboards');
+  await page.check('input[name=scope-read]');
+  await page.click('button:has-text("Create token")');
+  const token = (await page.textContent('[data-testid=new-token]')) ?? '';
+  assert.match(token, /^kvmf_[A-Za-z0-9_-]{43}$/);
+  await page.waitForSelector('tr[data-token=dashboards]');
+  await shot('10-access');
+  assert.equal((await api('GET', '/api/v1/hosts', undefined, token)).status, 200);
+  assert.equal((await api('POST', '/api/v1/sites', { name: 'nope' }, token)).status, 403, 'scoped to read');
+  await page.click('tr[data-token=dashboards] button:has-text("Revoke")');
+  await page.waitForSelector('tr[data-token=dashboards]', { state: 'detached' });
+  assert.equal((await api('GET', '/api/v1/hosts', undefined, token)).status, 401, 'revoked');
+  // The new operator signs in with the password the admin gave.
+  await signOut();
+  await login('olga');
+  assert.equal(await page.textContent('[data-testid=who]'), 'olga (operator)');
+});
+
 test('the audit page shows who did what, allowed and refused', { timeout: 60_000 }, async () => {
   await login('alice');
   await page.goto(`${server.url}/console/#/audit`);
@@ -370,7 +397,11 @@ test('the audit page shows who did what, allowed and refused', { timeout: 60_000
   assert.ok(has('login:alice', 'POST /api/v1/login', '401'), 'the wrong password');
   assert.ok(has('login:alice', 'POST /api/v1/login', '200'));
   assert.ok(has('alice', 'POST /api/v1/logout', '204'), 'signing out');
-  await shot('10-audit');
+  assert.ok(has('alice', 'POST /api/v1/users', '201'));
+  assert.ok(has('alice', 'POST /api/v1/tokens', '201'));
+  assert.ok(has('alice', 'DELETE /api/v1/tokens/:id', '204'));
+  assert.ok(has('alice', 'POST /api/v1/sites', '403'), 'the read-scoped token refused');
+  await shot('11-audit');
   // The API agrees with the page.
   const viaApi = await api<{ actor: string; action: string; result: string }[]>('GET', '/api/v1/audit?actor=victor');
   assert.ok(viaApi.data.some((e) => e.action === 'POST /api/v1/sites' && e.result === '403'));
