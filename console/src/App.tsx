@@ -48,7 +48,15 @@ export function App() {
     else liveStream.stop();
   }, [who]);
 
-  if (error) return <p className="error page-error">kvmfleet API: {error}</p>;
+  if (error)
+    return (
+      <div className="page-error">
+        <p className="error">kvmfleet API: {error}</p>
+        <button type="button" onClick={() => void refreshWho()}>
+          Try again
+        </button>
+      </div>
+    );
   if (who === undefined) return <p className="muted page-error">Connecting…</p>;
   if (who === null) return <LoginPage onLoggedIn={() => void refreshWho()} />;
   return (

@@ -16,6 +16,8 @@ class LiveStream {
   #statusListeners = new Set<() => void>();
   #status: StreamStatus = 'stopped';
   #abort: AbortController | undefined;
+  /** The last activity summary and when it came, for pages mounted after it. */
+  lastActivity: { event: Extract<LiveEvent, { type: 'activity' }>; at: number } | undefined;
 
   get status(): StreamStatus {
     return this.#status;
@@ -86,6 +88,7 @@ class LiveStream {
         if (!data) continue;
         try {
           const event = JSON.parse(data) as LiveEvent;
+          if (event.type === 'activity') this.lastActivity = { event, at: Date.now() };
           for (const handler of this.#handlers) handler(event);
         } catch {
           /* a malformed event is skipped */

@@ -219,6 +219,17 @@ test('a simulated build advances live on the host timeline: DHCP → TFTP → sc
   const script = await machine.curl(scriptUrl);
   await stepDone('script');
   await page.waitForSelector('.facts .badge.building');
+  // The site's queue shows it holding one of the 5 build slots (the hash changes; the page is not reloaded).
+  await page.goto(`${server.url}/console/#/sites`);
+  await page.click('tr[data-site=lab] button:has-text("queue")');
+  await page.waitForSelector('[data-queue=lab] h3:has-text("Building: 1 of 5 slots")');
+  assert.equal(await page.textContent('[data-queue=lab] ol li a'), 'hv1.lab.example.com');
+  await page.waitForSelector('tr[data-site=lab] td[data-count=building]:has-text("1")');
+  // And the boot servers' activity summary (every 5 s from the event stream) counts the script it fetched.
+  assert.match((await page.textContent('[data-testid=activity]:has-text("script")', { timeout: 12_000 })) ?? '', /last 5 s: .*script \d+/);
+  await shot('03-site-queue');
+  await page.goto(`${server.url}/console/#/hosts/hv1.lab.example.com`);
+  await stepDone('script');
   const kernelUrl = /^kernel (\S+)/m.exec(script)?.[1];
   const initrdUrl = /^initrd (?:--name \S+ )?(\S+)/m.exec(script)?.[1];
   const ksUrl = /inst\.ks=(\S+)/.exec(script)?.[1];
@@ -226,7 +237,7 @@ test('a simulated build advances live on the host timeline: DHCP → TFTP → sc
   await machine.curl('-L', '-o', '/dev/null', kernelUrl);
   await machine.curl('-L', '-o', '/dev/null', initrdUrl);
   await stepDone('kernel');
-  await shot('03-build-kernel');
+  await shot('04-build-kernel');
 
   // The installer: the Kickstart, then its %post callback.
   const kickstart = await machine.curl(ksUrl);
@@ -239,7 +250,7 @@ test('a simulated build advances live on the host timeline: DHCP → TFTP → sc
   assert.equal(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded), true, 'the page was not reloaded');
   const events = await page.$$eval('table.events tr[data-event]', (rows) => rows.map((r) => r.getAttribute('data-event')));
   for (const kind of ['dhcp', 'tftp', 'build-started', 'script', 'kernel', 'initrd', 'kickstart', 'built']) assert.ok(events.includes(kind), `${kind} in ${events.join(', ')}`);
-  await shot('04-build-built');
+  await shot('05-build-built');
 
   await page.goto(`${server.url}/console/#/sites`);
   await page.waitForSelector('tr[data-site=lab] td[data-count=built]:has-text("1")');
@@ -258,7 +269,7 @@ test('a machine with an unknown MAC shows up as discovered and is adopted from t
   await page.fill(`${row} input[aria-label=hostname]`, 'hv4.lab.example.com');
   await page.fill(`${row} input[aria-label=address]`, `${net.subnet}.14`);
   await page.selectOption(`${row} select[aria-label=network]`, 'lab-hv');
-  await shot('05-discovered');
+  await shot('06-discovered');
   await page.click(`${row} button:has-text("Adopt")`);
   await page.waitForSelector(row, { state: 'detached' });
   const adopted = await api<{ buildState: string; ip: string; macs: string[] }>('GET', '/api/v1/hosts/hv4.lab.example.com');
@@ -287,14 +298,14 @@ test('a clone job started from the console shows its progress live, item by item
   await page.click('.clone-form button:has-text("Start clone job")');
   await page.waitForURL(/#\/jobs\?job=\d+/);
   await page.waitForSelector('tr[data-job] [role=progressbar]');
-  await shot('06-job-running');
+  await shot('07-job-running');
   await page.waitForSelector('tr[data-job] .badge.succeeded', { timeout: 600_000 });
   const job = (await api<{ results: { name: string; ok: boolean }[] }[]>('GET', '/api/v1/jobs')).data[0]!;
   const names = job.results.map((r) => r.name).sort();
   assert.equal(names.length, CLONES);
   assert.ok(job.results.every((r) => r.ok));
   await page.waitForFunction((n) => document.querySelectorAll('.job-results tr[data-item]').length === n, CLONES);
-  await shot('07-job-done');
+  await shot('08-job-done');
   const seen = await page.evaluate(() => (window as unknown as { progressSeen: number[] }).progressSeen);
   assert.equal(seen.at(-1), CLONES, `final value: ${seen.join(' → ')}`);
   assert.ok(
@@ -313,7 +324,7 @@ test('a clone job started from the console shows its progress live, item by item
   await page.click(`${first} button:has-text("Start")`);
   await page.waitForSelector(`${first} .badge.running`);
   assert.match(await virsh('domstate', names[0]!), /running/);
-  await shot('08-vms');
+  await shot('09-vms');
   await page.click(`${first} button:has-text("Destroy")`);
   await page.waitForSelector(`${first} .badge.shutoff`);
 });
@@ -331,7 +342,7 @@ test('a viewer sees no controls and is refused by the API; a wrong token gets 40
   assert.equal(await page.locator('button:has-text("Kickstart")').count(), 0, 'a Kickstart holds the root password hash');
   await page.click('button:has-text("iPXE script (UEFI)")');
   assert.match((await page.textContent('pre.preview')) ?? '', /^#!ipxe\n/);
-  await shot('09-viewer');
+  await shot('10-viewer');
 
   // The same calls the console would make, with the viewer's session: refused.
   // (A string, not a function: tsx would add its name helpers to a function, which the page lacks.)
@@ -368,7 +379,7 @@ test('an admin adds a user and makes a scoped token that works, shown once, then
   const token = (await page.textContent('[data-testid=new-token]')) ?? '';
   assert.match(token, /^kvmf_[A-Za-z0-9_-]{43}$/);
   await page.waitForSelector('tr[data-token=dashboards]');
-  await shot('10-access');
+  await shot('11-access');
   assert.equal((await api('GET', '/api/v1/hosts', undefined, token)).status, 200);
   assert.equal((await api('POST', '/api/v1/sites', { name: 'nope' }, token)).status, 403, 'scoped to read');
   await page.click('tr[data-token=dashboards] button:has-text("Revoke")');
@@ -401,7 +412,7 @@ test('the audit page shows who did what, allowed and refused', { timeout: 60_000
   assert.ok(has('alice', 'POST /api/v1/tokens', '201'));
   assert.ok(has('alice', 'DELETE /api/v1/tokens/:id', '204'));
   assert.ok(has('alice', 'POST /api/v1/sites', '403'), 'the read-scoped token refused');
-  await shot('11-audit');
+  await shot('12-audit');
   // The API agrees with the page.
   const viaApi = await api<{ actor: string; action: string; result: string }[]>('GET', '/api/v1/audit?actor=victor');
   assert.ok(viaApi.data.some((e) => e.action === 'POST /api/v1/sites' && e.result === '403'));

@@ -22,10 +22,11 @@ export function HostPage({ hostname }: { hostname: string }) {
     if (['build-started', 'built', 'build-failed', 'rebuild-requested', 'adopted'].includes(event.kind)) host.reload();
   });
 
-  // Live events newer than the loaded timeline are appended (a reload of the timeline resets them).
+  // Live events the loaded timeline does not have yet are appended (same time, kind and detail: the same event).
   const loaded = timeline.data ?? [];
   const lastLoaded = loaded.at(-1)?.at ?? '';
-  const events = [...loaded, ...live.filter((e) => e.at > lastLoaded)];
+  const same = (a: TimelineEntry, b: TimelineEntry) => a.at === b.at && a.kind === b.kind && JSON.stringify(a.detail) === JSON.stringify(b.detail);
+  const events = [...loaded, ...live.filter((e) => e.at > lastLoaded || (e.at === lastLoaded && !loaded.some((l) => same(l, e))))];
   const times = stepTimes(events);
   const failed = host.data?.buildState === 'failed';
 

@@ -1,17 +1,20 @@
 /** Sites: build progress (discovered, ready, queued, building, built, failed) and the build cap; imports of a site YAML and a hosts CSV. */
 import { useEffect, useState } from 'react';
 import { api, enc } from '../api.ts';
-import { useLiveEvents } from '../live.ts';
+import { liveStream, useLiveEvents } from '../live.ts';
 import { href } from '../router.ts';
 import type { SiteProgress } from '../types.ts';
-import { ActionButton, describe, ErrorNote, Section, StackedBar, useCan, useLoad, useThrottled } from '../ui.tsx';
+import { ActionButton, describe, ErrorNote, Section, StackedBar, Time, useCan, useLoad, useThrottled } from '../ui.tsx';
 
 const ORDER = ['built', 'building', 'queued', 'failed', 'ready', 'discovered'] as const;
 
 export function SitesPage() {
   const progress = useLoad(() => api<SiteProgress[]>('GET', '/api/v1/build-progress'), []);
   const reload = useThrottled(progress.reload, 1000);
-  const [activity, setActivity] = useState<{ seconds: number; counts: Record<string, number>; at: number }>();
+  const [activity, setActivity] = useState<{ seconds: number; counts: Record<string, number>; at: number } | undefined>(() => {
+    const last = liveStream.lastActivity;
+    return last && Date.now() - last.at < last.event.seconds * 2000 ? { seconds: last.event.seconds, counts: last.event.counts, at: last.at } : undefined;
+  });
   useLiveEvents((event) => {
     if (event.type === 'host') reload();
     if (event.type === 'activity') setActivity({ seconds: event.seconds, counts: event.counts, at: Date.now() });
@@ -22,6 +25,7 @@ export function SitesPage() {
     return () => clearInterval(timer);
   }, []);
   const canWrite = useCan('write');
+  const [open, setOpen] = useState<string>();
 
   return (
     <>
@@ -41,10 +45,11 @@ export function SitesPage() {
                   </th>
                 ))}
                 <th>Build cap</th>
+                <th />
               </tr>
             </thead>
             <tbody>
-              {progress.data.map((site) => (
+              {progress.data.map((site) => [
                 <tr key={site.site} data-site={site.site}>
                   <td>
                     <a href={href(['hosts'], { site: site.site })}>{site.site}</a>
@@ -61,14 +66,76 @@ export function SitesPage() {
                   <td>
                     <CapEditor site={site.site} cap={site.cap} editable={canWrite} onSaved={progress.reload} />
                   </td>
-                </tr>
-              ))}
+                  <td>
+                    <button type="button" className="link-button" aria-expanded={open === site.site} onClick={() => setOpen(open === site.site ? undefined : site.site)}>
+                      {open === site.site ? 'hide queue' : 'queue'}
+                    </button>
+                  </td>
+                </tr>,
+                open === site.site ? (
+                  <tr key={`${site.site}-queue`} className="queue-row">
+                    <td colSpan={ORDER.length + 5}>
+                      <SiteQueue site={site.site} />
+                    </td>
+                  </tr>
+                ) : null,
+              ])}
             </tbody>
           </table>
         )}
       </Section>
       {canWrite && <ImportPanel onImported={progress.reload} />}
     </>
+  );
+}
+
+interface SiteBuilds {
+  readonly cap: number;
+  readonly building: { hostname: string; since: string }[];
+  readonly queued: { hostname: string; position: number; since: string }[];
+}
+
+/** Admission control of one site: who holds a build slot, and who waits for one, in order. */
+function SiteQueue({ site }: { site: string }) {
+  const builds = useLoad(() => api<SiteBuilds>('GET', `/api/v1/sites/${enc(site)}/builds`), [site]);
+  const reload = useThrottled(builds.reload, 1000);
+  useLiveEvents((event) => event.type === 'host' && reload());
+  if (builds.error) return <ErrorNote error={builds.error} />;
+  if (!builds.data) return <span className="muted">loading…</span>;
+  const { cap, building, queued } = builds.data;
+  return (
+    <div className="queue" data-queue={site}>
+      <div>
+        <h3>
+          Building: {building.length} of {cap} slots
+        </h3>
+        {building.length === 0 ? (
+          <p className="muted">nothing building</p>
+        ) : (
+          <ol>
+            {building.map((b) => (
+              <li key={b.hostname}>
+                <a href={href(['hosts', b.hostname])}>{b.hostname}</a> since <Time at={b.since} />
+              </li>
+            ))}
+          </ol>
+        )}
+      </div>
+      <div>
+        <h3>Queued: {queued.length}</h3>
+        {queued.length === 0 ? (
+          <p className="muted">no machine waiting</p>
+        ) : (
+          <ol>
+            {queued.map((q) => (
+              <li key={q.hostname} value={q.position}>
+                <a href={href(['hosts', q.hostname])}>{q.hostname}</a> waiting since <Time at={q.since} />
+              </li>
+            ))}
+          </ol>
+        )}
+      </div>
+    </div>
   );
 }
 
