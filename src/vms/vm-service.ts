@@ -223,6 +223,12 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
     }
   }
 
+  /** Runs `work` on a managed VM's libvirt domain, on its hypervisor (a failure says `what` was being done). */
+  async #onDomain<T>(name: string, what: string, work: (client: LibvirtClient, dom: RemoteDomain) => Promise<T>): Promise<T> {
+    const vm = await this.getVm(name);
+    return this.#withHypervisor(vm.hypervisor, `${what} ${name}`, async (client) => work(client, await client.lookupDomainByName(name)));
+  }
+
   async #capacities(site: string, only?: readonly string[]): Promise<HostCapacity[]> {
     const hvs = (await listHypervisors(this.#db, site)).filter((h) => !only || only.includes(h.name));
     const usage = await this.#db
@@ -368,9 +374,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   }
 
   async start(name: string): Promise<Vm> {
-    const vm = await this.getVm(name);
-    await this.#withHypervisor(vm.hypervisor, `start ${name}`, async (client) => {
-      const dom = await client.lookupDomainByName(name);
+    await this.#onDomain(name, 'start', async (client, dom) => {
       if ((await client.getDomainState(dom)).state !== 'running') await client.startDomain(dom);
     });
     return this.#refreshState(name);
@@ -378,10 +382,8 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
 
   /** ACPI shutdown; after `timeoutS` still running: destroyed when `force`, else an error. */
   async shutdown(name: string, options: { timeoutS?: number; force?: boolean } = {}): Promise<Vm & { forced: boolean }> {
-    const vm = await this.getVm(name);
     const timeoutMs = (options.timeoutS ?? 120) * 1000;
-    const forced = await this.#withHypervisor(vm.hypervisor, `shut down ${name}`, async (client) => {
-      const dom = await client.lookupDomainByName(name);
+    const forced = await this.#onDomain(name, 'shut down', async (client, dom) => {
       if ((await client.getDomainState(dom)).state === 'shutoff') return false;
       await client.shutdownDomain(dom);
       const deadline = Date.now() + timeoutMs;
@@ -397,17 +399,14 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   }
 
   async destroy(name: string): Promise<Vm> {
-    const vm = await this.getVm(name);
-    await this.#withHypervisor(vm.hypervisor, `destroy ${name}`, async (client) => {
-      const dom = await client.lookupDomainByName(name);
+    await this.#onDomain(name, 'destroy', async (client, dom) => {
       if ((await client.getDomainState(dom)).state !== 'shutoff') await client.destroyDomain(dom);
     });
     return this.#refreshState(name);
   }
 
   async setAutostart(name: string, on: boolean): Promise<void> {
-    const vm = await this.getVm(name);
-    await this.#withHypervisor(vm.hypervisor, `autostart ${name}`, async (client) => client.setDomainAutostart(await client.lookupDomainByName(name), on));
+    await this.#onDomain(name, 'autostart', (client, dom) => client.setDomainAutostart(dom, on));
   }
 
   /** Removes the definition (a running VM is refused); with storage, its disk and seed volumes too. */
