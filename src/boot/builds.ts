@@ -50,7 +50,8 @@ export async function recordEvent(db: Db, hostId: number, kind: HostEventKind, d
   await db.insertInto('host_events').values({ host_id: hostId, kind, detail: JSON.stringify(detail) }).execute();
 }
 
-async function setState(db: Db, hostId: number, state: Database['hosts']['build_state'], extra: Partial<Record<'build_token' | 'build_started_at' | 'queued_at' | 'queue_seen_at', string | null>> = {}): Promise<void> {
+/** Moves a host along the build lifecycle (the diagram above), stamping when. */
+export async function setState(db: Db, hostId: number, state: Database['hosts']['build_state'], extra: Partial<Record<'build_token' | 'build_started_at' | 'queued_at' | 'queue_seen_at', string | null>> = {}): Promise<void> {
   await db
     .updateTable('hosts')
     .set({ build_state: state, state_changed_at: sql`now()` as unknown as string, ...(extra as object) })

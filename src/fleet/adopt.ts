@@ -7,13 +7,12 @@
  * script request while it waited — stays with the machine. Checks are the same as for any new host
  * (hosts.ts → validate-host.ts), run in one inventory transaction: all or nothing.
  */
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
-import type { Database } from '../store/schema.ts';
+import type { Bmc, Database } from '../store/schema.ts';
 import { inventoryTransaction } from '../store/tx.ts';
-import { recordEvent } from '../boot/builds.ts';
+import { recordEvent, setState } from '../boot/builds.ts';
 import { applyHosts, getHost } from './hosts.ts';
-import type { Bmc } from '../store/schema.ts';
 import type { Host } from './model.ts';
 import { normalizeHostname } from './validate-host.ts';
 
@@ -53,11 +52,7 @@ export async function adoptHost(db: Kysely<Database>, discoveredName: string, in
     const problems = errors[0]?.problems;
     if (problems && problems.length > 0) throw new KvmfleetError(problems[0]!.code, problems[0]!.message, { problems });
 
-    await trx
-      .updateTable('hosts')
-      .set({ build_state: 'ready', state_changed_at: sql`now()` as unknown as string, queued_at: null, queue_seen_at: null, build_token: null })
-      .where('id', '=', found.id)
-      .execute();
+    await setState(trx, found.id, 'ready', { build_token: null, queued_at: null, queue_seen_at: null });
     await recordEvent(trx, found.id, 'adopted', { from, by: actor });
     return getHost(trx, hostname);
   });
