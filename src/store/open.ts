@@ -78,8 +78,8 @@ export async function openStore(options: StoreOptions): Promise<Store> {
  * The embedded store is small (a fleet's inventory, leases, events): PostgreSQL's default 128 MB of
  * shared buffers would only pin memory. And initdb, run in this process on a new directory, grows
  * the WebAssembly heap to ~700 MiB, which a WebAssembly memory never gives back; so a new
- * directory is initialised, closed and opened again — measured here: a process on a fresh store
- * then holds ~330 MiB instead of ~725 MiB.
+ * directory is initialised, closed and opened again — measured here: an all-in-one `kvmfleet serve`
+ * on a fresh store then holds ~400 MiB instead of ~860 MiB.
  */
 const PGLITE_CONF = { postgresqlconf: ['shared_buffers = 16MB'] };
 
