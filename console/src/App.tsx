@@ -1,5 +1,5 @@
 /** The console's frame: who is signed in, the navigation, the live-stream state, and the page of the route. */
-import { useEffect, useState } from 'react';
+import { useEffect, useState, type ReactNode } from 'react';
 import { api, session } from './api.ts';
 import { liveStream, useStreamStatus } from './live.ts';
 import { LoginPage } from './pages/LoginPage.tsx';
@@ -17,16 +17,17 @@ import { href, useRoute } from './router.ts';
 import type { WhoAmI } from './types.ts';
 import { describe, WhoAmIContext } from './ui.tsx';
 
-const NAV: { path: string; label: string; admin?: boolean }[] = [
-  { path: 'sites', label: 'Sites' },
-  { path: 'hosts', label: 'Hosts' },
-  { path: 'discovered', label: 'Discovered' },
-  { path: 'hypervisors', label: 'Hypervisors' },
-  { path: 'vms', label: 'VMs' },
-  { path: 'jobs', label: 'Jobs' },
-  { path: 'events', label: 'Live events' },
-  { path: 'access', label: 'Access' },
-  { path: 'audit', label: 'Audit', admin: true },
+/** Every page: its path (#/path[/name]), its menu label, and what it shows. One list for the menu and the routes. */
+const PAGES: { path: string; label: string; admin?: boolean; render: (name: string | undefined, query: URLSearchParams) => ReactNode }[] = [
+  { path: 'sites', label: 'Sites', render: () => <SitesPage /> },
+  { path: 'hosts', label: 'Hosts', render: (name, query) => (name ? <HostPage hostname={name} /> : <HostsPage query={query} />) },
+  { path: 'discovered', label: 'Discovered', render: () => <DiscoveredPage /> },
+  { path: 'hypervisors', label: 'Hypervisors', render: () => <HypervisorsPage /> },
+  { path: 'vms', label: 'VMs', render: () => <VmsPage /> },
+  { path: 'jobs', label: 'Jobs', render: (_name, query) => <JobsPage query={query} /> },
+  { path: 'events', label: 'Live events', render: () => <EventsPage /> },
+  { path: 'access', label: 'Access', render: () => <AccessPage /> },
+  { path: 'audit', label: 'Audit', admin: true, render: () => <AuditPage /> },
 ];
 
 export function App() {
@@ -77,7 +78,7 @@ function Shell({ who }: { who: WhoAmI }) {
           kvmfleet
         </a>
         <ul>
-          {NAV.filter((n) => !n.admin || who.permissions.includes('admin')).map((n) => (
+          {PAGES.filter((n) => !n.admin || who.permissions.includes('admin')).map((n) => (
             <li key={n.path}>
               <a href={href([n.path])} aria-current={page === n.path ? 'page' : undefined}>
                 {n.label}
@@ -116,26 +117,5 @@ function Shell({ who }: { who: WhoAmI }) {
 }
 
 function renderPage(page: string, name: string | undefined, query: URLSearchParams) {
-  switch (page) {
-    case 'sites':
-      return <SitesPage />;
-    case 'hosts':
-      return name ? <HostPage hostname={name} /> : <HostsPage query={query} />;
-    case 'discovered':
-      return <DiscoveredPage />;
-    case 'hypervisors':
-      return <HypervisorsPage />;
-    case 'vms':
-      return <VmsPage />;
-    case 'jobs':
-      return <JobsPage query={query} />;
-    case 'events':
-      return <EventsPage />;
-    case 'access':
-      return <AccessPage />;
-    case 'audit':
-      return <AuditPage />;
-    default:
-      return <p className="error">No page “{page}”.</p>;
-  }
+  return PAGES.find((p) => p.path === page)?.render(name, query) ?? <p className="error">No page “{page}”.</p>;
 }
