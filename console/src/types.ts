@@ -1,6 +1,18 @@
-/** What the kvmfleet API answers, as the console uses it (the OpenAPI document at /openapi.json is the reference). */
-export type BuildState = 'discovered' | 'ready' | 'building' | 'built' | 'failed';
-export type Permission = 'read' | 'write' | 'admin';
+/**
+ * What the kvmfleet API answers, as the console uses it. Where the server has a runtime-free model
+ * of an answer, the console imports that type, so a change on either side fails the other's type
+ * check; the rest (answers built in modules that need Node) are described here.
+ */
+import type { BuildState } from '../../src/store/schema.ts';
+import type { JobEvent } from '../../src/vms/job-model.ts';
+import type { Permission } from '../../src/auth/policy.ts';
+
+export type { Host, Network, Profile, Site } from '../../src/fleet/model.ts';
+export type { BuildState, JobState } from '../../src/store/schema.ts';
+export type { Job, JobItemResult } from '../../src/vms/job-model.ts';
+export type { Permission } from '../../src/auth/policy.ts';
+export type { TokenInfo, User } from '../../src/auth/model.ts';
+export type { AuditEntry } from '../../src/auth/audit.ts';
 
 export interface WhoAmI {
   readonly user: string | null;
@@ -10,39 +22,11 @@ export interface WhoAmI {
   readonly open?: boolean;
 }
 
-export interface Site {
-  readonly name: string;
-  readonly description: string;
-  readonly buildCap: number;
-}
-
 export interface SiteProgress {
   readonly site: string;
   readonly cap: number;
   readonly hosts: number;
   readonly counts: Record<BuildState | 'queued', number>;
-}
-
-export interface Network {
-  readonly name: string;
-  readonly site: string;
-  readonly cidr: string;
-}
-
-export interface Profile {
-  readonly name: string;
-  readonly os: string;
-}
-
-export interface Host {
-  readonly hostname: string;
-  readonly macs: string[];
-  readonly ip: string | null;
-  readonly network: string | null;
-  readonly site: string | null;
-  readonly profile: string | null;
-  readonly buildState: BuildState;
-  readonly stateChangedAt: string;
 }
 
 export interface TimelineEntry {
@@ -92,40 +76,9 @@ export interface Template {
   readonly linkedClones: number;
 }
 
-export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'partial';
-
-export interface JobItemResult {
-  readonly name: string;
-  readonly hypervisor: string;
-  readonly ok: boolean;
-  readonly error?: string;
-  readonly ms: number;
-}
-
-export interface Job {
-  readonly id: number;
-  readonly kind: string;
-  readonly state: JobState;
-  readonly total: number;
-  readonly done: number;
-  readonly failed: number;
-  readonly results: JobItemResult[];
-  readonly createdAt: string;
-  readonly finishedAt: string | null;
-  readonly warning?: string;
-}
-
-export interface AuditEntry {
-  readonly at: string;
-  readonly actor: string;
-  readonly action: string;
-  readonly target: string;
-  readonly result: string;
-}
-
 /** One event of GET /api/v1/events. */
 export type LiveEvent =
   | { type: 'host'; host: string; kind: string; at: string; detail: Record<string, unknown> }
   | { type: 'activity'; seconds: number; counts: Record<string, number> }
-  | { type: 'job'; job: number; state: JobState; done: number; failed: number; total: number; item?: JobItemResult }
+  | ({ type: 'job' } & JobEvent)
   | { type: 'vm'; name: string; hypervisor: string; state: string; event: string };

@@ -10,7 +10,8 @@
 import { EventEmitter } from 'node:events';
 import type { Kysely } from 'kysely';
 import type { Database } from '../store/schema.ts';
-import type { JobEvent, JobRunner } from '../vms/jobs.ts';
+import type { JobEvent } from '../vms/job-model.ts';
+import type { JobRunner } from '../vms/jobs.ts';
 import type { VmService, VmStateEvent } from '../vms/vm-service.ts';
 import { JobProgressFeed } from './job-feed.ts';
 

@@ -7,7 +7,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database, JobState } from '../store/schema.ts';
-import type { JobEvent, JobItemResult } from '../vms/jobs.ts';
+import type { JobEvent, JobItemResult } from '../vms/job-model.ts';
 
 const ACTIVE: readonly JobState[] = ['queued', 'running'];
 const isActive = (state: JobState | undefined) => state === undefined || ACTIVE.includes(state);

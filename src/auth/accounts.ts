@@ -8,32 +8,17 @@ import argon2 from 'argon2';
 import type { Kysely } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import type { Database } from '../store/schema.ts';
+import type { TokenInfo, User } from './model.ts';
 import { effectivePermissions, PERMISSIONS, ROLES, type Permission, type Role } from './policy.ts';
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const TOKEN = /^kvmf_[A-Za-z0-9_-]{43}$/;
-
-export interface User {
-  readonly name: string;
-  readonly role: Role;
-  readonly createdAt: string;
-}
 
 export interface Principal {
   readonly user: string;
   readonly role: Role;
   readonly permissions: Permission[];
   readonly tokenId: number;
-}
-
-export interface TokenInfo {
-  readonly id: number;
-  readonly user: string;
-  readonly name: string;
-  readonly scopes: string[];
-  readonly expiresAt: string | null;
-  readonly lastUsedAt: string | null;
-  readonly createdAt: string;
 }
 
 export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');

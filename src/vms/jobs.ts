@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import type { Kysely } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import type { CloneKind, Database, JobState } from '../store/schema.ts';
+import type { Job, JobEvent, JobItemResult } from './job-model.ts';
 import { getHypervisor } from './hypervisors.ts';
 import type { VmService } from './vm-service.ts';
 
@@ -26,28 +27,6 @@ export interface BulkCloneParams {
   readonly start?: boolean;
   readonly serialLogDir?: string;
 }
-
-export interface JobItemResult {
-  readonly name: string;
-  readonly hypervisor: string;
-  readonly ok: boolean;
-  readonly error?: string;
-  readonly ms: number;
-}
-
-export interface Job {
-  readonly id: number;
-  readonly kind: string;
-  readonly state: JobState;
-  readonly total: number;
-  readonly done: number;
-  readonly failed: number;
-  readonly results: JobItemResult[];
-  readonly createdAt: string;
-  readonly finishedAt: string | null;
-}
-
-export type JobEvent = { readonly job: number; readonly state: JobState; readonly done: number; readonly failed: number; readonly total: number; readonly item?: JobItemResult };
 
 /** A counting semaphore: at most `limit` holders at a time. */
 class Semaphore {

@@ -4,23 +4,8 @@
  */
 import { useContext, useState } from 'react';
 import { api, enc } from '../api.ts';
+import type { TokenInfo, User } from '../types.ts';
 import { ActionButton, ErrorNote, Section, Time, useCan, useLoad, WhoAmIContext } from '../ui.tsx';
-
-interface User {
-  readonly name: string;
-  readonly role: string;
-  readonly createdAt: string;
-}
-
-interface TokenInfo {
-  readonly id: number;
-  readonly user: string;
-  readonly name: string;
-  readonly scopes: string[];
-  readonly expiresAt: string | null;
-  readonly lastUsedAt: string | null;
-  readonly createdAt: string;
-}
 
 const SCOPES = ['read', 'write', 'admin'] as const;
 const ROLES = ['viewer', 'operator', 'admin'] as const;
