@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { markdownTable, measure, type Row } from './stats.ts';
+import { compare, markdownTable, measure, type Row } from './stats.ts';
 import { tftpStorm } from './tftp-storm.ts';
 import { httpBench } from './http-boot.ts';
 import { dhcpRun, type DhcpPeer } from './dhcp-perf.ts';
@@ -60,16 +60,15 @@ if (wanted('dhcp')) {
   const k = measure(acks.kvmfleet);
   for (const peer of ['kea', 'dnsmasq'] as const) {
     const p = measure(acks[peer]);
-    rows.push({
+    rows.push(compare({
       area: 'DHCP',
       metric: `perfdhcp 4-way exchanges completed/s at ${rate}/s offered for ${seconds} s, /16 pool; median drops kvmfleet ${measure(drops.kvmfleet).median.toFixed(2)} %, ${peer} ${measure(drops[peer]).median.toFixed(2)} %`,
       unit: 'ACK/s',
       kvmfleet: k,
       peer: peer === 'kea' ? 'Kea 2.2 memfile' : 'dnsmasq',
       peerValue: p,
-      ratio: k.median / p.median,
       lowerIsBetter: false,
-    });
+    }));
   }
 }
 
@@ -87,17 +86,16 @@ if (wanted('tftp')) {
     }
     const k = measure(times.kvmfleet);
     const p = measure(times['tftpd-hpa']);
-    rows.push({
+    rows.push(compare({
       area: 'TFTP',
       metric: `${clients} concurrent fetches of ipxe.efi, ${windowed ? 'atftp windowsize 16' : 'curl lock-step, 90 s cap'}; failed fetches kvmfleet ${failures.kvmfleet}, tftpd-hpa ${failures['tftpd-hpa']}`,
       unit: 's',
       kvmfleet: k,
       peer: 'tftpd-hpa',
       peerValue: p,
-      ratio: k.median / p.median,
       lowerIsBetter: true,
       goal: windowed ? '≤ 0.5×' : '≤ 1.0×',
-    });
+    }));
   }
 }
 
@@ -110,11 +108,11 @@ if (wanted('http')) {
   }
   const ksK = measure(results.map((r) => r.kickstartPerSecond.kvmfleet));
   const ksN = measure(results.map((r) => r.kickstartPerSecond.nginx));
-  rows.push({ area: 'HTTP', metric: 'Kickstart answers/s (kvmfleet renders each; nginx sends the same text as a file), wrk 32 connections', unit: 'req/s', kvmfleet: ksK, peer: 'nginx (static)', peerValue: ksN, ratio: ksK.median / ksN.median, lowerIsBetter: false });
+  rows.push(compare({ area: 'HTTP', metric: 'Kickstart answers/s (kvmfleet renders each; nginx sends the same text as a file), wrk 32 connections', unit: 'req/s', kvmfleet: ksK, peer: 'nginx (static)', peerValue: ksN, lowerIsBetter: false }));
   const mib = (v: number) => v / 2 ** 20;
   const trK = measure(results.map((r) => mib(r.treeBytesPerSecond.kvmfleet)));
   const trN = measure(results.map((r) => mib(r.treeBytesPerSecond.nginx)));
-  rows.push({ area: 'HTTP', metric: 'install-tree throughput, 64 MiB file, wrk 8 connections', unit: 'MiB/s', kvmfleet: trK, peer: 'nginx', peerValue: trN, ratio: trK.median / trN.median, lowerIsBetter: false });
+  rows.push(compare({ area: 'HTTP', metric: 'install-tree throughput, 64 MiB file, wrk 8 connections', unit: 'MiB/s', kvmfleet: trK, peer: 'nginx', peerValue: trN, lowerIsBetter: false }));
 }
 
 if (wanted('libvirt')) {
@@ -126,7 +124,7 @@ if (wanted('libvirt')) {
   }
   const k = measure(results.map((r) => r.kvmfleet));
   const v = measure(results.map((r) => r.virsh));
-  rows.push({ area: 'libvirt', metric: 'lookup + getState pairs/s (test driver via libvirtd): RPC client on one connection vs virsh per call', unit: 'pairs/s', kvmfleet: k, peer: 'virsh per call', peerValue: v, ratio: k.median / v.median, lowerIsBetter: false, goal: '≥ 50×' });
+  rows.push(compare({ area: 'libvirt', metric: 'lookup + getState pairs/s (test driver via libvirtd): RPC client on one connection vs virsh per call', unit: 'pairs/s', kvmfleet: k, peer: 'virsh per call', peerValue: v, lowerIsBetter: false, goal: '≥ 50×' }));
 }
 
 if (wanted('storm')) {
@@ -142,10 +140,10 @@ if (wanted('storm')) {
   const failures = (list: { failures: number }[]) => list.reduce((sum, r) => sum + r.failures, 0);
   const tk = measure(k.map((r) => r.seconds));
   const tb = measure(b.map((r) => r.seconds));
-  rows.push({ area: 'Boot storm', metric: `${hosts} simulated machines of one site, ${inFlight} at a time, through a relay: DHCP (PXE) → TFTP undionly.kpxe → DHCP (iPXE) → script → Kickstart → callback; failed machines kvmfleet ${failures(k)}, baseline ${failures(b)}`, unit: 's', kvmfleet: tk, peer: 'dnsmasq + nginx (static files)', peerValue: tb, ratio: tk.median / tb.median, lowerIsBetter: true });
+  rows.push(compare({ area: 'Boot storm', metric: `${hosts} simulated machines of one site, ${inFlight} at a time, through a relay: DHCP (PXE) → TFTP undionly.kpxe → DHCP (iPXE) → script → Kickstart → callback; failed machines kvmfleet ${failures(k)}, baseline ${failures(b)}`, unit: 's', kvmfleet: tk, peer: 'dnsmasq + nginx (static files)', peerValue: tb, lowerIsBetter: true }));
   const mk = measure(k.map((r) => r.peakRssMiB));
   const mb = measure(b.map((r) => r.peakRssMiB));
-  rows.push({ area: 'Memory', metric: 'peak RSS during that storm (kvmfleet: one process, all boot roles, embedded PGlite store)', unit: 'MiB', kvmfleet: mk, peer: 'dnsmasq + nginx', peerValue: mb, ratio: mk.median / mb.median, lowerIsBetter: true });
+  rows.push(compare({ area: 'Memory', metric: 'peak RSS during that storm (kvmfleet: one process, all boot roles, embedded PGlite store)', unit: 'MiB', kvmfleet: mk, peer: 'dnsmasq + nginx', peerValue: mb, lowerIsBetter: true }));
 }
 
 if (wanted('vms')) {
@@ -157,13 +155,13 @@ if (wanted('vms')) {
   }
   const lk = measure(results.map((r) => r.linkedSeconds.kvmfleet));
   const lv = measure(results.map((r) => r.linkedSeconds.virtClone));
-  rows.push({ area: 'VMs', metric: 'one new VM from a template (1 GiB qcow2, 512 MiB written): kvmfleet linked clone (overlay + cloud-init seed + define) vs virt-clone (copies the disk)', unit: 's', kvmfleet: lk, peer: 'virt-clone', peerValue: lv, ratio: lk.median / lv.median, lowerIsBetter: true });
+  rows.push(compare({ area: 'VMs', metric: 'one new VM from a template (1 GiB qcow2, 512 MiB written): kvmfleet linked clone (overlay + cloud-init seed + define) vs virt-clone (copies the disk)', unit: 's', kvmfleet: lk, peer: 'virt-clone', peerValue: lv, lowerIsBetter: true }));
   const fk = measure(results.map((r) => r.fullMiBps.kvmfleet));
   const fq = measure(results.map((r) => r.fullMiBps.qemuImg));
-  rows.push({ area: 'VMs', metric: 'full clone throughput, 512 MiB of data: kvmfleet (libvirt storage copy + seed + define) vs qemu-img convert', unit: 'MiB/s', kvmfleet: fk, peer: 'qemu-img convert', peerValue: fq, ratio: fk.median / fq.median, lowerIsBetter: false });
+  rows.push(compare({ area: 'VMs', metric: 'full clone throughput, 512 MiB of data: kvmfleet (libvirt storage copy + seed + define) vs qemu-img convert', unit: 'MiB/s', kvmfleet: fk, peer: 'qemu-img convert', peerValue: fq, lowerIsBetter: false }));
   const bulk = measure(results.map((r) => r.bulk20Seconds));
   const perVm = measure(results.map((r) => r.linkedSeconds.virtClone * 20));
-  rows.push({ area: 'VMs', metric: 'bulk deploy of 20 linked clones (job, 4 at a time on one hypervisor) vs 20 virt-clone runs (estimated: 20 × one run)', unit: 's', kvmfleet: bulk, peer: '20 × virt-clone', peerValue: perVm, ratio: bulk.median / perVm.median, lowerIsBetter: true });
+  rows.push(compare({ area: 'VMs', metric: 'bulk deploy of 20 linked clones (job, 4 at a time on one hypervisor) vs 20 virt-clone runs (estimated: 20 × one run)', unit: 's', kvmfleet: bulk, peer: '20 × virt-clone', peerValue: perVm, lowerIsBetter: true }));
 }
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${execFileSync('uname', ['-sr']).toString().trim()}`;

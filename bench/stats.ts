@@ -28,6 +28,11 @@ export interface Row {
   readonly note?: string;
 }
 
+/** A row of the table, its ratio taken from the two medians. */
+export function compare(row: Omit<Row, 'ratio'>): Row {
+  return { ...row, ratio: row.kvmfleet.median / row.peerValue.median };
+}
+
 const fmt = (m: Measure, digits = 2) => `${m.median.toFixed(digits)} (${m.min.toFixed(digits)}–${m.max.toFixed(digits)})`;
 
 export function markdownTable(rows: readonly Row[]): string {
