@@ -5,6 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import type { Job } from '../vms/job-model.ts';
+import type { Vm } from '../vms/vm-service.ts';
 import type { ApiClient } from './client.ts';
 import { formatRecord, formatTable } from './table.ts';
 
@@ -12,27 +14,6 @@ export interface CliContext {
   readonly client: () => ApiClient;
   readonly print: (data: unknown, human: () => string) => void;
   readonly json: () => boolean;
-}
-
-interface VmView {
-  name: string;
-  hypervisor: string;
-  state: string;
-  memoryMiB: number;
-  vcpus: number;
-  template: string | null;
-  cloneKind: string | null;
-  macs: string[];
-  uuid: string;
-}
-
-interface JobView {
-  id: number;
-  state: string;
-  total: number;
-  done: number;
-  failed: number;
-  results: { name: string; hypervisor: string; ok: boolean; error?: string; ms: number }[];
 }
 
 const enc = encodeURIComponent;
@@ -69,11 +50,11 @@ export function progressLine(done: number, failed: number, total: number, width 
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}${failed ? ` (${failed} failed)` : ''}`;
 }
 
-async function followJob(ctx: CliContext, id: number): Promise<JobView> {
+async function followJob(ctx: CliContext, id: number): Promise<Job> {
   const tty = process.stderr.isTTY && !ctx.json();
   let last = '';
   for (;;) {
-    const job = await ctx.client().request<JobView>('GET', `/api/v1/jobs/${id}`);
+    const job = await ctx.client().request<Job>('GET', `/api/v1/jobs/${id}`);
     const line = progressLine(job.done, job.failed, job.total);
     if (line !== last && !ctx.json()) process.stderr.write(tty ? `\r${line}` : `${line}\n`);
     last = line;
@@ -120,7 +101,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
   vm.command('list')
     .description('VMs on every hypervisor with their state (as virsh list --all)')
     .action(async () => {
-      const data = await client().request<{ vms: VmView[]; unmanaged: { hypervisor: string; name: string; state: string }[] }>('GET', '/api/v1/vms');
+      const data = await client().request<{ vms: Vm[]; unmanaged: { hypervisor: string; name: string; state: string }[] }>('GET', '/api/v1/vms');
       print(data, () =>
         [
           formatTable(['name', 'hypervisor', 'state', 'memory MiB', 'vcpus', 'template', 'clone'], data.vms.map((v) => [v.name, v.hypervisor, v.state, v.memoryMiB, v.vcpus, v.template, v.cloneKind])),
@@ -149,7 +130,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       const sources = [o.cdrom && 'cdrom', o.pxe && 'pxe', o.import && 'import'].filter(Boolean);
       if (sources.length > 1) throw new Error('choose one install source: --cdrom, --pxe or --import');
       const source = o.cdrom ? { kind: 'cdrom', iso: o.cdrom } : o.pxe ? { kind: 'pxe' } : o.import ? { kind: 'import', disk: o.import } : { kind: 'none' };
-      const data = await client().request<VmView>('POST', '/api/v1/vms', {
+      const data = await client().request<Vm>('POST', '/api/v1/vms', {
         json: { name, hypervisor: o.hypervisor, site: o.site, memoryMiB: o.memory, vcpus: o.vcpus, diskGiB: o.disk, source, bridge: o.network, osVariant: o.osVariant, graphics: o.graphics, mac: o.mac, autostart: o.autostart ?? false, start: o.start, antiAffinity: o.antiAffinity },
       });
       print(data, () => `VM ${data.name} created on ${data.hypervisor} (${data.state})`);
@@ -171,7 +152,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .action(async (template: string, name: string, o: { full?: boolean; hypervisor?: string; hostname?: string; domain?: string; ip?: string; addressFrom?: string; prefix?: number; gateway?: string; dns?: string[]; sshKey?: string[]; antiAffinity?: string; start?: boolean }) => {
       const sshKeys = (o.sshKey ?? []).map((f) => readFileSync(f, 'utf8').trim());
       const identity = Object.fromEntries(Object.entries({ hostname: o.hostname, domain: o.domain, ip: o.ip, network: o.addressFrom, prefix: o.prefix, gateway: o.gateway, dns: o.dns, sshKeys: sshKeys.length ? sshKeys : undefined }).filter(([, v]) => v !== undefined));
-      const data = await client().request<VmView>('POST', `/api/v1/templates/${enc(template)}/clones`, { json: { name, kind: o.full ? 'full' : 'linked', hypervisor: o.hypervisor, identity, antiAffinity: o.antiAffinity, start: o.start ?? false } });
+      const data = await client().request<Vm>('POST', `/api/v1/templates/${enc(template)}/clones`, { json: { name, kind: o.full ? 'full' : 'linked', hypervisor: o.hypervisor, identity, antiAffinity: o.antiAffinity, start: o.start ?? false } });
       print(data, () => `VM ${data.name}: ${data.cloneKind} clone of ${template} on ${data.hypervisor} (${data.state})`);
     });
   vm.command('deploy <template>')
@@ -185,7 +166,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .option('--start')
     .option('--no-wait', 'print the job and return')
     .action(async (template: string, o: { count: number; prefix: string; site: string; full?: boolean; hypervisor?: string[]; antiAffinity?: string; start?: boolean; wait: boolean }) => {
-      const job = await client().request<JobView & { warning?: string }>('POST', '/api/v1/jobs/bulk-clone', { json: { template, count: o.count, namePrefix: o.prefix, kind: o.full ? 'full' : 'linked', site: o.site, hypervisors: o.hypervisor, antiAffinity: o.antiAffinity, start: o.start ?? false } });
+      const job = await client().request<Job & { warning?: string }>('POST', '/api/v1/jobs/bulk-clone', { json: { template, count: o.count, namePrefix: o.prefix, kind: o.full ? 'full' : 'linked', site: o.site, hypervisors: o.hypervisor, antiAffinity: o.antiAffinity, start: o.start ?? false } });
       if (job.warning && !ctx.json()) console.error(`warning: ${job.warning}`);
       if (!o.wait) return print(job, () => `job ${job.id} queued: ${job.total} clones`);
       const done = await followJob(ctx, job.id);
@@ -193,7 +174,7 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
       if (done.failed) process.exitCode = 1;
     });
   vm.command('start <name>').action(async (name: string) => {
-    const data = await client().request<VmView>('POST', `/api/v1/vms/${enc(name)}/start`);
+    const data = await client().request<Vm>('POST', `/api/v1/vms/${enc(name)}/start`);
     print(data, () => `Domain '${data.name}' started`);
   });
   vm.command('shutdown <name>')
@@ -202,11 +183,11 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .option('--force')
     .action(async (name: string, o: { timeout?: number; force?: boolean }) => {
       const q = new URLSearchParams({ ...(o.timeout ? { timeoutS: String(o.timeout) } : {}), ...(o.force ? { force: 'true' } : {}) }).toString();
-      const data = await client().request<VmView & { forced: boolean }>('POST', `/api/v1/vms/${enc(name)}/shutdown${q ? `?${q}` : ''}`);
+      const data = await client().request<Vm & { forced: boolean }>('POST', `/api/v1/vms/${enc(name)}/shutdown${q ? `?${q}` : ''}`);
       print(data, () => (data.forced ? `Domain '${data.name}' did not shut down in time and was destroyed` : `Domain '${data.name}' is being shutdown`));
     });
   vm.command('destroy <name>').action(async (name: string) => {
-    const data = await client().request<VmView>('POST', `/api/v1/vms/${enc(name)}/destroy`);
+    const data = await client().request<Vm>('POST', `/api/v1/vms/${enc(name)}/destroy`);
     print(data, () => `Domain '${data.name}' destroyed`);
   });
   vm.command('undefine <name>')
@@ -245,11 +226,11 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
 
   const job = program.command('job').description('long-running work and its progress');
   job.command('list').action(async () => {
-    const data = await client().request<JobView[]>('GET', '/api/v1/jobs');
+    const data = await client().request<Job[]>('GET', '/api/v1/jobs');
     print(data, () => formatTable(['id', 'state', 'done', 'failed', 'total'], data.map((j) => [j.id, j.state, j.done, j.failed, j.total])));
   });
   job.command('show <id>').action(async (id: string) => {
-    const data = await client().request<JobView>('GET', `/api/v1/jobs/${whole(id)}`);
+    const data = await client().request<Job>('GET', `/api/v1/jobs/${whole(id)}`);
     print(data, () => [progressLine(data.done, data.failed, data.total), formatTable(['vm', 'hypervisor', 'result', 'ms'], data.results.map((r) => [r.name, r.hypervisor, r.ok ? 'ok' : r.error, r.ms]))].join('\n'));
   });
   job.command('wait <id>').action(async (id: string) => {
