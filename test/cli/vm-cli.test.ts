@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { parseGraphics, parseNetwork, progressLine } from '../../src/cli/vm-commands.ts';
-import { cleanUpAtExit, createDirPool, createIsolatedBridge, ensureLibvirtd } from '../helpers/libvirtd.ts';
+import { cleanUpAtExit, createDirPool, createIsolatedBridge, ensureLibvirtd, removeDomains } from '../helpers/libvirtd.ts';
 import { runCli, startServer, type ServerProcess } from '../helpers/server.ts';
 import { buildTestOsDisk } from '../helpers/test-os.ts';
 
@@ -44,10 +44,7 @@ before(async () => {
 
 after(async () => {
   await server?.kill();
-  for (const name of (await virsh('list', '--all', '--name').catch(() => '')).split('\n').filter((n) => n.startsWith(`kvt-cli-${id}`))) {
-    await virsh('destroy', name).catch(() => undefined);
-    await virsh('undefine', name).catch(() => undefined);
-  }
+  await removeDomains(`kvt-cli-${id}`);
   await virsh('pool-destroy', POOL).catch(() => undefined);
   await run('ip', ['link', 'del', BRIDGE]).catch(() => undefined);
   await daemon?.stop();

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { cleanUpAtExit, createDirPool, ensureLibvirtd } from '../helpers/libvirtd.ts';
+import { cleanUpAtExit, createDirPool, ensureLibvirtd, removeDomains } from '../helpers/libvirtd.ts';
 import { spawn } from 'node:child_process';
 import { KVMFLEET_BIN, runCli, startServer, type ServerProcess } from '../helpers/server.ts';
 import { createPostgresDatabase } from '../helpers/stores.ts';
@@ -47,9 +47,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const name of (await run('virsh', ['-c', 'qemu:///system', 'list', '--all', '--name']).catch(() => ({ stdout: '' }))).stdout.split('\n').filter((n) => n.startsWith(PREFIX))) {
-    await run('virsh', ['-c', 'qemu:///system', 'undefine', name]).catch(() => undefined);
-  }
+  await removeDomains(PREFIX);
   await worker?.kill();
   await api?.kill();
   cleanup();

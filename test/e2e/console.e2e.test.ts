@@ -18,7 +18,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../helpers/browser.ts';
-import { cleanUpAtExit, createDirPool, createIsolatedBridge, ensureLibvirtd } from '../helpers/libvirtd.ts';
+import { cleanUpAtExit, createDirPool, createIsolatedBridge, ensureLibvirtd, removeDomains } from '../helpers/libvirtd.ts';
 import { createNamespacePair, type NamespacePair } from '../helpers/netns.ts';
 import { startServer, type ServerProcess } from '../helpers/server.ts';
 import { buildTestOsDisk } from '../helpers/test-os.ts';
@@ -132,10 +132,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  for (const name of (await virsh('list', '--all', '--name').catch(() => '')).split('\n').filter((n) => n.startsWith(PREFIX))) {
-    await virsh('destroy', name).catch(() => undefined);
-    await virsh('undefine', name).catch(() => undefined);
-  }
+  await removeDomains(PREFIX);
   await server?.kill();
   await net?.cleanup();
   exitCleanup();

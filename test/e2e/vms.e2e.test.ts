@@ -23,7 +23,7 @@ import { JobRunner } from '../../src/vms/jobs.ts';
 import { planPlacements } from '../../src/vms/placement.ts';
 import { VmService } from '../../src/vms/vm-service.ts';
 import { findCloudKernel } from '../helpers/busybox-initramfs.ts';
-import { cleanUpAtExit, createDirPool, createIsolatedBridge, ensureLibvirtd } from '../helpers/libvirtd.ts';
+import { cleanUpAtExit, createDirPool, createIsolatedBridge, ensureLibvirtd, removeDomains } from '../helpers/libvirtd.ts';
 import { startSshd, type Sshd } from '../helpers/sshd.ts';
 import { buildTestOsBoot, buildTestOsDisk, TEST_OS_LOGIN, type TestOs } from '../helpers/test-os.ts';
 
@@ -87,10 +87,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const name of (await virsh('list', '--all', '--name').catch(() => '')).split('\n').filter((n) => n.startsWith(PREFIX))) {
-    await virsh('destroy', name).catch(() => undefined);
-    await virsh('undefine', name).catch(() => undefined);
-  }
+  await removeDomains(PREFIX);
   await pool?.close();
   await store?.close();
   await sshd?.stop();

@@ -108,6 +108,14 @@ export function cleanUpAtExit(virshCommands: readonly (readonly string[])[], lin
   return cleanup;
 }
 
+/** Test clean-up: destroys and undefines every domain on qemu:///system whose name starts with `prefix` (errors ignored). */
+export async function removeDomains(prefix: string): Promise<void> {
+  const listed = await run('virsh', ['-c', 'qemu:///system', 'list', '--all', '--name']).then((r) => r.stdout, () => '');
+  for (const name of listed.split('\n').filter((n) => n.startsWith(prefix))) {
+    for (const verb of ['destroy', 'undefine']) await run('virsh', ['-c', 'qemu:///system', verb, name]).catch(() => undefined);
+  }
+}
+
 /**
  * A host bridge for test guests' NICs with nothing on it but them: no address, no uplink, no IPv6
  * autoconfiguration. Remove it with `ip link del` (cleanUpAtExit does).
