@@ -23,6 +23,14 @@ function packetsFor(data: Buffer, blockSize: number): Buffer[] {
   return packets;
 }
 
+/**
+ * How long an OACK waits for its ACK 0 before the transfer is dropped, at the least. Clients
+ * recover a lost ACK 0 or OACK by their own retransmission, on their own clock (atftp after 5 s,
+ * whatever timeout the server was given for DATA): waiting only timeout × retries, as for DATA,
+ * dropped the transfer before a 5-s client asked again, and it then met a closed port.
+ */
+const OACK_ACK_PATIENCE_MS = 15_000;
+
 export type TransferOutcome = 'completed' | 'timed-out' | 'aborted-by-client' | 'protocol-error' | 'closed';
 
 export interface TransferPeer {
@@ -108,7 +116,7 @@ export class ReadTransfer {
   #onTimeout(): void {
     if (this.#finished) return;
     this.#retries += 1;
-    if (this.#retries > this.#maxRetries) {
+    if (this.#retries > this.#retryLimit()) {
       // Not after an unanswered OACK: the client may be busy with a newer transfer of the same file.
       if (!this.#awaitingOackAck) this.#send(encodeError(TftpErrorCode.NotDefined, 'timed out'));
       this.#finish('timed-out');
@@ -122,6 +130,11 @@ export class ReadTransfer {
       return;
     }
     this.#sendWindow();
+  }
+
+  /** Retries allowed in a row: for the ACK of an OACK, enough to cover OACK_ACK_PATIENCE_MS. */
+  #retryLimit(): number {
+    return this.#awaitingOackAck ? Math.max(this.#maxRetries, Math.ceil(OACK_ACK_PATIENCE_MS / this.#timeoutMs)) : this.#maxRetries;
   }
 
   #onMessage(msg: Buffer, rinfo: RemoteInfo): void {
