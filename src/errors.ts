@@ -27,6 +27,14 @@ export const ErrorCode = {
   NoPlacement: 'KVMF_ERR_NO_PLACEMENT',
   Libvirt: 'KVMF_ERR_LIBVIRT',
   TooManyAttempts: 'KVMF_ERR_TOO_MANY_ATTEMPTS',
+  AuditUnavailable: 'KVMF_ERR_AUDIT_UNAVAILABLE',
+  OpenModeRefused: 'KVMF_ERR_OPEN_MODE_REFUSED',
+  TokenExceedsCaller: 'KVMF_ERR_TOKEN_EXCEEDS_CALLER',
+  BadPackageName: 'KVMF_ERR_BAD_PACKAGE_NAME',
+  BadPasswordHash: 'KVMF_ERR_BAD_PASSWORD_HASH',
+  ControlCharacter: 'KVMF_ERR_CONTROL_CHARACTER',
+  NulCharacter: 'KVMF_ERR_NUL_CHARACTER',
+  MethodNotAllowed: 'KVMF_ERR_METHOD_NOT_ALLOWED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -55,6 +63,14 @@ const httpStatusOf: Record<ErrorCode, number> = {
   KVMF_ERR_NO_PLACEMENT: 409,
   KVMF_ERR_LIBVIRT: 502,
   KVMF_ERR_TOO_MANY_ATTEMPTS: 429,
+  KVMF_ERR_AUDIT_UNAVAILABLE: 503,
+  KVMF_ERR_OPEN_MODE_REFUSED: 403,
+  KVMF_ERR_TOKEN_EXCEEDS_CALLER: 403,
+  KVMF_ERR_BAD_PACKAGE_NAME: 422,
+  KVMF_ERR_BAD_PASSWORD_HASH: 422,
+  KVMF_ERR_CONTROL_CHARACTER: 422,
+  KVMF_ERR_NUL_CHARACTER: 400,
+  KVMF_ERR_METHOD_NOT_ALLOWED: 405,
 };
 
 export class KvmfleetError extends Error {

@@ -18,6 +18,8 @@ import { registerLeaseRoutes } from './routes/leases.ts';
 import { registerVmRoutes, type VmRouteDeps } from './routes/vms.ts';
 import { listNodes, storeReady } from '../cluster/nodes.ts';
 import { registerAuth } from './auth.ts';
+import { registerAuditHooks } from './audit-hooks.ts';
+import { requirePermissionDeclarations } from './permissions.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
 import { EVENT_TYPES, type EventHub, type LiveEvent } from './events.ts';
 import { haproxyConfig } from '../cluster/haproxy.ts';
@@ -83,14 +85,16 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: ErrorCode.NotFound, message: `no route ${request.method} ${request.url}` } }));
 
+  requirePermissionDeclarations(app);
   registerAuth(app, db, { alwaysRequired: options.authAlwaysRequired ?? false });
+  registerAuditHooks(app, db);
   registerAuthRoutes(app, db);
-  app.get('/healthz', { schema: { tags: ['health'], summary: 'The process is up' } }, async () => ({ status: 'ok', version: VERSION }));
-  app.get('/readyz', { schema: { tags: ['health'], summary: 'The store answers (for load balancers)' } }, async (_request, reply) => ((await storeReady(db)) ? { status: 'ready' } : reply.code(503).send({ status: 'store unreachable' })));
-  app.get('/api/v1/nodes', { schema: { tags: ['health'], summary: 'kvmfleet processes, their roles and whether they are alive', querystring: Type.Object({ site: Type.Optional(Type.String()), role: Type.Optional(Type.String()) }) } }, (request) => listNodes(db, request.query as { site?: string; role?: string }));
+  app.get('/healthz', { config: { permission: 'public' }, schema: { tags: ['health'], summary: 'The process is up' } }, async () => ({ status: 'ok', version: VERSION }));
+  app.get('/readyz', { config: { permission: 'public' }, schema: { tags: ['health'], summary: 'The store answers (for load balancers)' } }, async (_request, reply) => ((await storeReady(db)) ? { status: 'ready' } : reply.code(503).send({ status: 'store unreachable' })));
+  app.get('/api/v1/nodes', { config: { permission: 'read' }, schema: { tags: ['health'], summary: 'kvmfleet processes, their roles and whether they are alive', querystring: Type.Object({ site: Type.Optional(Type.String()), role: Type.Optional(Type.String()) }) } }, (request) => listNodes(db, request.query as { site?: string; role?: string }));
   app.get(
     '/api/v1/sites/:name/haproxy.cfg',
-    { schema: { tags: ['sites'], summary: "HAProxy configuration for the site's live boot HTTP nodes", params: S.NameParams, querystring: Type.Object({ bind: Type.Optional(Type.String({ maxLength: 64 })), stats: Type.Optional(Type.String({ maxLength: 64 })), checkIntervalMs: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{1,5}$' })) }) } },
+    { config: { permission: 'read' }, schema: { tags: ['sites'], summary: "HAProxy configuration for the site's live boot HTTP nodes", params: S.NameParams, querystring: Type.Object({ bind: Type.Optional(Type.String({ maxLength: 64 })), stats: Type.Optional(Type.String({ maxLength: 64 })), checkIntervalMs: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{1,5}$' })) }) } },
     async (request, reply) => {
       const site = await sites.getSite(db, (request.params as { name: string }).name);
       const query = request.query as { bind?: string; stats?: string; checkIntervalMs?: string };
@@ -102,9 +106,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       }
     },
   );
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  app.get('/metrics', { schema: { tags: ['health'], summary: 'Prometheus metrics' } }, async (_request, reply) => reply.type('text/plain; version=0.0.4').send(options.metrics?.render() ?? ''));
-  app.get('/api/v1/dhcp/stats', { schema: { tags: ['health'], summary: 'DHCP counters per message type, drops, pool usage' } }, async () => {
+  app.get('/openapi.json', { config: { permission: 'public' }, schema: { hide: true } }, async () => app.swagger());
+  app.get('/metrics', { config: { permission: 'read' }, schema: { tags: ['health'], summary: 'Prometheus metrics' } }, async (_request, reply) => reply.type('text/plain; version=0.0.4').send(options.metrics?.render() ?? ''));
+  app.get('/api/v1/dhcp/stats', { config: { permission: 'read' }, schema: { tags: ['health'], summary: 'DHCP counters per message type, drops, pool usage' } }, async () => {
     if (!options.dhcpStats) throw new KvmfleetError(ErrorCode.NotFound, 'the dhcp role does not run in this process');
     return options.dhcpStats();
   });
@@ -170,7 +174,7 @@ function hostFilter(query: Static<typeof S.HostQuery>): hosts.HostFilter {
 function registerEventStream(app: FastifyInstance, hub: EventHub): void {
   app.get(
     '/api/v1/events',
-    { schema: { tags: ['health'], summary: 'Live events (server-sent events): host, activity, job, vm', querystring: Type.Object({ types: Type.Optional(Type.String({ pattern: '^[a-z]+(,[a-z]+)*$' })) }) } },
+    { config: { permission: 'read' }, schema: { tags: ['health'], summary: 'Live events (server-sent events): host, activity, job, vm', querystring: Type.Object({ types: Type.Optional(Type.String({ pattern: '^[a-z]+(,[a-z]+)*$' })) }) } },
     async (request, reply) => {
       const wanted = new Set(((request.query as { types?: string }).types ?? EVENT_TYPES.join(',')).split(','));
       const unknown = [...wanted].filter((t) => !(EVENT_TYPES as readonly string[]).includes(t));

@@ -1,19 +1,22 @@
 /**
- * Authentication, authorisation and audit for the API, as Fastify hooks.
+ * Authentication and authorisation for the API, as a Fastify hook that runs after routing.
+ * - Each route declares its permission (api/permissions.ts); the hook reads the matched route's
+ *   declaration, never the URL text. A route that declares nothing is refused; a path that matches
+ *   no route needs a valid token before it is told 404 (or 405).
  * - Enforced once any user exists, and always when the API listens beyond loopback (serve.ts
- *   refuses to start that way with no user). With no user on loopback the API is open, so the
- *   first admin can be created from the machine itself.
+ *   refuses to start that way with no user). With no user yet the API is open only to a request
+ *   from loopback that also names a loopback Host (auth/loopback.ts), so the first admin can be
+ *   created from the machine itself and not by a page of another origin.
  * - A request carries `Authorization: Bearer kvmf_…`; its user's role, narrowed by the token's
- *   scopes, must grant what the method and path need (auth/policy.ts): else 401 or 403.
- * - Every mutating call — allowed or refused — goes to the audit log when its answer is sent.
+ *   scopes, must hold the route's permission: else 401 or 403.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { authenticateToken, countUsers, type Principal } from '../auth/accounts.ts';
-import { recordAudit } from '../auth/audit.ts';
-import { isMutating, isPublic, requiredPermission } from '../auth/policy.ts';
+import { isLoopbackAddress, isLoopbackHost } from '../auth/loopback.ts';
 import { ErrorCode } from '../errors.ts';
 import type { Database } from '../store/schema.ts';
+import type { RoutePermission } from './permissions.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -28,8 +31,16 @@ export interface AuthOptions {
   readonly alwaysRequired: boolean;
 }
 
-const deny = (reply: FastifyReply, status: 401 | 403, message: string) =>
-  reply.code(status).send({ error: { code: status === 401 ? ErrorCode.Unauthorized : ErrorCode.Forbidden, message } });
+const deny = (reply: FastifyReply, status: 401 | 403, message: string, code: string = status === 401 ? ErrorCode.Unauthorized : ErrorCode.Forbidden) =>
+  reply.code(status).send({ error: { code, message } });
+
+const MAY = { read: 'read this', write: 'change things', admin: 'administer users, tokens or the audit log' } as const;
+
+/** What the matched route needs: its declaration; no route at all: a valid token (then 404/405). */
+function needOf(request: FastifyRequest): RoutePermission | 'signed-in' | undefined {
+  if (request.is404) return 'signed-in';
+  return request.routeOptions.config.permission;
+}
 
 export function registerAuth(app: FastifyInstance, db: Kysely<Database>, options: AuthOptions): void {
   // Once a user exists, auth stays on (the last admin cannot be removed).
@@ -37,8 +48,10 @@ export function registerAuth(app: FastifyInstance, db: Kysely<Database>, options
   const isEnforced = async () => (enforced ||= (await countUsers(db)) > 0);
 
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-    const path = request.url.split('?')[0]!;
-    if (isPublic(request.method, path)) return;
+    const need = needOf(request);
+    if (need === 'public') return;
+    // Deny by default: a route without a declaration (start-up refuses those) or one for machines.
+    if (need === undefined || need === 'boot') return deny(reply, 403, 'this route is not served to API clients');
     const token = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
     if (token) {
       request.principal = await authenticateToken(db, token);
@@ -48,26 +61,15 @@ export function registerAuth(app: FastifyInstance, db: Kysely<Database>, options
       }
     } else if (await isEnforced()) {
       return deny(reply, 401, 'this API needs a token: Authorization: Bearer kvmf_… (kvmfleet --token, KVMFLEET_TOKEN)');
+    } else if (isLoopbackAddress(request.socket.remoteAddress) && isLoopbackHost(request.headers.host)) {
+      return; // open: no user exists yet, and this is the machine itself
     } else {
-      return; // open: no user exists yet and the API is only on loopback
+      return deny(reply, 403, 'no user exists yet: the API is open only to requests from this machine (loopback) that name a loopback host (localhost, 127.0.0.1, [::1])', ErrorCode.OpenModeRefused);
     }
-    const need = requiredPermission(request.method, path);
+    if (need === 'signed-in') return;
     if (!request.principal.permissions.includes(need)) {
-      return deny(reply, 403, `${request.principal.user} (${request.principal.role}${request.principal.permissions.length ? `, token scopes ${request.principal.permissions.join('/')}` : ''}) may not ${need === 'read' ? 'read this' : need === 'write' ? 'change things' : 'administer users, tokens or the audit log'}`);
+      const { user, role, permissions } = request.principal;
+      return deny(reply, 403, `${user} (${role}${permissions.length ? `, token scopes ${permissions.join('/')}` : ''}) may not ${MAY[need]}`);
     }
-  });
-
-  app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
-    const path = request.url.split('?')[0]!;
-    if (!isMutating(request.method) || !path.startsWith('/api/v1/')) return;
-    const params = (request.params ?? {}) as Record<string, string>;
-    const loginName = path === '/api/v1/login' ? String((request.body as { name?: unknown } | undefined)?.name ?? '') : '';
-    await recordAudit(db, {
-      actor: request.principal?.user ?? (request.badToken ? 'invalid token' : loginName ? `login:${loginName}` : 'anonymous'),
-      action: `${request.method} ${request.routeOptions.url ?? path}`,
-      target: params.name ?? params.id ?? params.hostname ?? '',
-      result: String(reply.statusCode),
-      detail: { ip: request.ip, path },
-    }).catch((error: Error) => request.log.error({ err: error }, 'audit write failed'));
   });
 }

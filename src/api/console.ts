@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { declareScopePermission } from './permissions.ts';
 
 export const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL('../../console/dist', import.meta.url));
 
@@ -19,14 +20,15 @@ const SECURITY_HEADERS = {
 };
 
 export async function registerConsole(app: FastifyInstance, dir = DEFAULT_CONSOLE_DIR): Promise<void> {
-  app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/console/'));
+  app.get('/', { config: { permission: 'public' }, schema: { hide: true } }, (_request, reply) => reply.redirect('/console/'));
   if (!existsSync(join(dir, 'index.html'))) {
-    app.get('/console/*', { schema: { hide: true } }, (_request, reply) =>
+    app.get('/console/*', { config: { permission: 'public' }, schema: { hide: true } }, (_request, reply) =>
       reply.code(503).type('text/plain; charset=utf-8').send('The web console is not built: run `npm run build:console` in the kvmfleet directory (npm ci does it), then reload.\nThe API and the CLI work without it.\n'),
     );
     return;
   }
   await app.register(async (scope) => {
+    declareScopePermission(scope, 'public'); // the console's files; its data needs a token like any call
     scope.addHook('onSend', async (request, reply) => {
       reply.headers(SECURITY_HEADERS);
       // Vite names assets by content hash: cache them for good; index.html must be revalidated.

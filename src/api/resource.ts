@@ -32,26 +32,26 @@ export function registerResource<T, Input, Patch, Query>(app: FastifyInstance, d
   const tags = [spec.plural];
   const item = { $ref: `${(spec.schema as { $id: string }).$id}#` };
 
-  app.get(base, { schema: { tags, ...(spec.query ? { querystring: spec.query } : {}), response: { 200: Type.Array(Type.Ref(spec.schema)), ...errors } } }, async (request, reply) => {
+  app.get(base, { config: { permission: 'read' }, schema: { tags, ...(spec.query ? { querystring: spec.query } : {}), response: { 200: Type.Array(Type.Ref(spec.schema)), ...errors } } }, async (request, reply) => {
     const query = request.query as Query;
     const total = await spec.count?.(db, query);
     if (total !== undefined) reply.header('x-total-count', String(total));
     return spec.list(db, query);
   });
-  app.get(`${base}/:name`, { schema: { tags, params: NameParams, response: { 200: item, ...errors } } }, (request) =>
+  app.get(`${base}/:name`, { config: { permission: 'read' }, schema: { tags, params: NameParams, response: { 200: item, ...errors } } }, (request) =>
     spec.get(db, (request.params as { name: string }).name),
   );
-  app.post(base, { schema: { tags, body: spec.input, response: { 201: item, ...errors } } }, async (request, reply) => {
+  app.post(base, { config: { permission: 'write' }, schema: { tags, body: spec.input, response: { 201: item, ...errors } } }, async (request, reply) => {
     reply.code(201);
     return spec.create(db, request.body as Input);
   });
   const update = spec.update;
   if (update && spec.patch) {
-    app.patch(`${base}/:name`, { schema: { tags, params: NameParams, body: spec.patch, response: { 200: item, ...errors } } }, (request) =>
+    app.patch(`${base}/:name`, { config: { permission: 'write' }, schema: { tags, params: NameParams, body: spec.patch, response: { 200: item, ...errors } } }, (request) =>
       update(db, (request.params as { name: string }).name, request.body as Patch),
     );
   }
-  app.delete(`${base}/:name`, { schema: { tags, params: NameParams, response: { 204: Type.Null(), ...errors } } }, async (request, reply) => {
+  app.delete(`${base}/:name`, { config: { permission: 'write' }, schema: { tags, params: NameParams, response: { 204: Type.Null(), ...errors } } }, async (request, reply) => {
     await spec.remove(db, (request.params as { name: string }).name);
     reply.code(204);
     return null;

@@ -22,7 +22,7 @@ const NewToken = Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 
 const isAdmin = (request: FastifyRequest) => !request.principal || request.principal.permissions.includes('admin');
 
 export function registerAuthRoutes(app: FastifyInstance, db: Kysely<Database>, throttle = new LoginThrottle()): void {
-  app.post('/api/v1/login', { schema: { tags, summary: 'Password login: a session token (12 h); repeated failures are refused for a while (429, Retry-After)', body: Type.Object({ name: Type.String({ maxLength: 63 }), password: Type.String({ maxLength: 1024 }) }, { additionalProperties: false }), response: { ...errors, ...errorReplies(429) } } }, async (request, reply) => {
+  app.post('/api/v1/login', { config: { permission: 'public' }, schema: { tags, summary: 'Password login: a session token (12 h); repeated failures are refused for a while (429, Retry-After)', body: Type.Object({ name: Type.String({ maxLength: 63 }), password: Type.String({ maxLength: 1024 }) }, { additionalProperties: false }), response: { ...errors, ...errorReplies(429) } } }, async (request, reply) => {
     const { name, password } = request.body as { name: string; password: string };
     const verdict = throttle.check(name, request.ip);
     if (!verdict.allowed) {
@@ -38,29 +38,29 @@ export function registerAuthRoutes(app: FastifyInstance, db: Kysely<Database>, t
       throw error;
     }
   });
-  app.post('/api/v1/logout', { schema: { tags, summary: 'End this session: the token of the call is revoked', response: errors } }, async (request, reply) => {
+  app.post('/api/v1/logout', { config: { permission: 'read' }, schema: { tags, summary: 'End this session: the token of the call is revoked', response: errors } }, async (request, reply) => {
     if (request.principal) await revokeToken(db, request.principal.tokenId);
     return reply.code(204).send();
   });
-  app.get('/api/v1/whoami', { schema: { tags, summary: 'The caller: user, role, permissions (anonymous while the API is open)' } }, async (request) =>
+  app.get('/api/v1/whoami', { config: { permission: 'read' }, schema: { tags, summary: 'The caller: user, role, permissions (anonymous while the API is open)' } }, async (request) =>
     request.principal ? { user: request.principal.user, role: request.principal.role, permissions: request.principal.permissions } : { user: null, role: null, permissions: ['read', 'write', 'admin'], open: true },
   );
 
-  app.get('/api/v1/users', { schema: { tags } }, () => listUsers(db));
-  app.post('/api/v1/users', { schema: { tags, body: NewUser, response: errors } }, async (request, reply) => {
+  app.get('/api/v1/users', { config: { permission: 'admin' }, schema: { tags } }, () => listUsers(db));
+  app.post('/api/v1/users', { config: { permission: 'admin' }, schema: { tags, body: NewUser, response: errors } }, async (request, reply) => {
     const body = request.body as Static<typeof NewUser>;
     const user = await createUser(db, body);
     const token = body.withToken ? (await createToken(db, { user: user.name, name: 'first' })).token : undefined;
     reply.code(201);
     return { ...user, ...(token ? { token } : {}) };
   });
-  app.delete('/api/v1/users/:name', { schema: { tags, params: NameParams, response: errors } }, async (request, reply) => {
+  app.delete('/api/v1/users/:name', { config: { permission: 'admin' }, schema: { tags, params: NameParams, response: errors } }, async (request, reply) => {
     await deleteUser(db, (request.params as { name: string }).name);
     return reply.code(204).send();
   });
 
-  app.get('/api/v1/tokens', { schema: { tags, summary: 'Your tokens (an admin sees everyone’s)' } }, (request) => listTokens(db, isAdmin(request) ? undefined : request.principal!.user));
-  app.post('/api/v1/tokens', { schema: { tags, summary: 'A new token, shown once; scopes narrow what your role allows', body: NewToken, response: errors } }, async (request, reply) => {
+  app.get('/api/v1/tokens', { config: { permission: 'read' }, schema: { tags, summary: 'Your tokens (an admin sees everyone’s)' } }, (request) => listTokens(db, isAdmin(request) ? undefined : request.principal!.user));
+  app.post('/api/v1/tokens', { config: { permission: 'write' }, schema: { tags, summary: 'A new token, shown once; scopes narrow what your role allows', body: NewToken, response: errors } }, async (request, reply) => {
     const body = request.body as Static<typeof NewToken>;
     const user = body.user ?? request.principal?.user;
     if (!user) throw new KvmfleetError(ErrorCode.Validation, 'name the user the token is for');
@@ -69,12 +69,12 @@ export function registerAuthRoutes(app: FastifyInstance, db: Kysely<Database>, t
     reply.code(201);
     return { token, ...info };
   });
-  app.delete('/api/v1/tokens/:id', { schema: { tags, params: Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,9}$' }) }), response: errors } }, async (request, reply) => {
+  app.delete('/api/v1/tokens/:id', { config: { permission: 'write' }, schema: { tags, params: Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,9}$' }) }), response: errors } }, async (request, reply) => {
     await revokeToken(db, Number((request.params as { id: string }).id), isAdmin(request) ? undefined : request.principal!.user);
     return reply.code(204).send();
   });
 
-  app.get('/api/v1/audit', { schema: { tags, summary: 'Mutating API calls: who, what, when, result', querystring: Type.Object({ actor: Type.Optional(Type.String()), limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,4}$' })) }) } }, (request) => {
+  app.get('/api/v1/audit', { config: { permission: 'admin' }, schema: { tags, summary: 'Mutating API calls: who, what, when, result', querystring: Type.Object({ actor: Type.Optional(Type.String()), limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,4}$' })) }) } }, (request) => {
     const q = request.query as { actor?: string; limit?: string };
     return listAudit(db, { ...(q.actor ? { actor: q.actor } : {}), ...(q.limit ? { limit: Number(q.limit) } : {}) });
   });

@@ -39,31 +39,31 @@ const SiteBuilds = Type.Object({
 });
 
 export function registerBuildRoutes(app: FastifyInstance, db: Kysely<Database>, boot: BootService, bootBaseUrl: string): void {
-  app.post('/api/v1/hosts/:name/rebuild', { schema: { tags: ['builds'], summary: 'Install the host again at its next network boot', params: NameParams, response: { 202: Type.Object({ hostname: Type.String(), buildState: Type.String() }), ...errors } } }, async (request, reply) => {
+  app.post('/api/v1/hosts/:name/rebuild', { config: { permission: 'write' }, schema: { tags: ['builds'], summary: 'Install the host again at its next network boot', params: NameParams, response: { 202: Type.Object({ hostname: Type.String(), buildState: Type.String() }), ...errors } } }, async (request, reply) => {
     const { name } = request.params as { name: string };
     await requestRebuild(db, name, 'api');
     reply.code(202);
     return { hostname: name, buildState: 'ready' };
   });
-  app.post('/api/v1/hosts/:name/adopt', { schema: { tags: ['builds'], summary: 'Adopt a discovered machine: name, network, address, profile; it installs at its next retry', params: NameParams, body: AdoptBody, response: { 200: { $ref: 'Host#' }, ...adoptErrors } } }, (request) =>
+  app.post('/api/v1/hosts/:name/adopt', { config: { permission: 'write' }, schema: { tags: ['builds'], summary: 'Adopt a discovered machine: name, network, address, profile; it installs at its next retry', params: NameParams, body: AdoptBody, response: { 200: { $ref: 'Host#' }, ...adoptErrors } } }, (request) =>
     adoptHost(db, (request.params as { name: string }).name, request.body as Static<typeof AdoptBody>, request.principal?.user ?? 'api'),
   );
-  app.get('/api/v1/build-progress', { schema: { tags: ['builds'], summary: 'Per site: hosts discovered, ready, queued, building, built, failed, and the build cap', response: { 200: BuildProgress } } }, () => buildProgress(db, boot.policy));
-  app.get('/api/v1/hosts/:name/timeline', { schema: { tags: ['builds'], summary: 'Boot and build events of a host', params: NameParams, response: { 200: Timeline, ...errors } } }, (request) =>
+  app.get('/api/v1/build-progress', { config: { permission: 'read' }, schema: { tags: ['builds'], summary: 'Per site: hosts discovered, ready, queued, building, built, failed, and the build cap', response: { 200: BuildProgress } } }, () => buildProgress(db, boot.policy));
+  app.get('/api/v1/hosts/:name/timeline', { config: { permission: 'read' }, schema: { tags: ['builds'], summary: 'Boot and build events of a host', params: NameParams, response: { 200: Timeline, ...errors } } }, (request) =>
     hostTimeline(db, (request.params as { name: string }).name),
   );
-  app.get('/api/v1/sites/:name/builds', { schema: { tags: ['builds'], summary: 'Hosts building and queued at a site (admission control)', params: NameParams, response: { 200: SiteBuilds, ...errors } } }, (request) =>
+  app.get('/api/v1/sites/:name/builds', { config: { permission: 'read' }, schema: { tags: ['builds'], summary: 'Hosts building and queued at a site (admission control)', params: NameParams, response: { 200: SiteBuilds, ...errors } } }, (request) =>
     siteBuilds(db, (request.params as { name: string }).name, boot.policy),
   );
   app.get(
     '/api/v1/hosts/:name/boot-script',
-    { schema: { tags: ['builds'], summary: 'The iPXE script the host would get now (no side effects; placeholder token)', params: NameParams, querystring: Type.Object({ platform: Type.Optional(Type.Union([Type.Literal('pcbios'), Type.Literal('efi')])) }) } },
+    { config: { permission: 'read' }, schema: { tags: ['builds'], summary: 'The iPXE script the host would get now (no side effects; placeholder token)', params: NameParams, querystring: Type.Object({ platform: Type.Optional(Type.Union([Type.Literal('pcbios'), Type.Literal('efi')])) }) } },
     async (request, reply) => {
       const { script } = await boot.preview((request.params as { name: string }).name, bootBaseUrl, (request.query as { platform?: 'pcbios' | 'efi' }).platform);
       return reply.type('text/plain; charset=utf-8').send(script);
     },
   );
-  app.get('/api/v1/hosts/:name/kickstart', { schema: { tags: ['builds'], summary: 'The host\'s Kickstart (placeholder token)', params: NameParams } }, async (request, reply) => {
+  app.get('/api/v1/hosts/:name/kickstart', { config: { permission: 'write' }, schema: { tags: ['builds'], summary: 'The host\'s Kickstart (placeholder token)', params: NameParams } }, async (request, reply) => {
     const text = await boot.renderKickstart((request.params as { name: string }).name, PREVIEW_TOKEN, bootBaseUrl);
     return reply.type('text/plain; charset=utf-8').send(text);
   });

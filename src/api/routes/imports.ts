@@ -18,7 +18,7 @@ export function registerImportRoutes(app: FastifyInstance, db: Kysely<Database>)
 
   app.post(
     '/api/v1/import/site',
-    { schema: { tags: ['import'], summary: 'Apply a site YAML (sites, networks, profiles)', querystring: ImportQuery, consumes: ['application/yaml', 'text/yaml'], response: { 200: SiteImportReply, ...errors } } },
+    { config: { permission: 'write' }, schema: { tags: ['import'], summary: 'Apply a site YAML (sites, networks, profiles)', querystring: ImportQuery, consumes: ['application/yaml', 'text/yaml'], response: { 200: SiteImportReply, ...errors } } },
     async (request) => {
       const query = request.query as ImportQueryT;
       return importSiteYaml(db, String(request.body ?? ''), { dryRun: query.dryRun === 'true' });
@@ -27,7 +27,7 @@ export function registerImportRoutes(app: FastifyInstance, db: Kysely<Database>)
 
   app.post(
     '/api/v1/import/hosts',
-    { schema: { tags: ['import'], summary: 'Import a hosts CSV', querystring: ImportQuery, consumes: ['text/csv'], response: { 200: HostsImportReply, ...errors } } },
+    { config: { permission: 'write' }, schema: { tags: ['import'], summary: 'Import a hosts CSV', querystring: ImportQuery, consumes: ['text/csv'], response: { 200: HostsImportReply, ...errors } } },
     async (request) => {
       const query = request.query as ImportQueryT;
       const started = Date.now();

@@ -9,7 +9,7 @@ const Lease = Type.Object({ ip: Type.String(), network: Type.String(), mac: Type
 export function registerLeaseRoutes(app: FastifyInstance, db: Kysely<Database>): void {
   app.get(
     '/api/v1/leases',
-    { schema: { tags: ['dhcp'], summary: 'DHCP leases', querystring: Type.Object({ network: Type.Optional(Type.String()), state: Type.Optional(Type.String()) }), response: { 200: Type.Array(Lease) } } },
+    { config: { permission: 'read' }, schema: { tags: ['dhcp'], summary: 'DHCP leases', querystring: Type.Object({ network: Type.Optional(Type.String()), state: Type.Optional(Type.String()) }), response: { 200: Type.Array(Lease) } } },
     async (request) => {
       const query = request.query as { network?: string; state?: string };
       let q = db.selectFrom('leases').innerJoin('networks', 'networks.id', 'leases.network_id').select(['leases.ip', 'networks.name as network', 'leases.mac', 'leases.hostname', 'leases.state', 'leases.expires_at']).orderBy('leases.ip');

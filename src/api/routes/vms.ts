@@ -101,73 +101,73 @@ export function registerVmRoutes(app: FastifyInstance, deps: VmRouteDeps): void 
   const { db, pool, vms, jobs } = deps;
   const name = (request: { params: unknown }) => (request.params as { name: string }).name;
 
-  app.get('/api/v1/hypervisors', { schema: { tags, summary: 'Hypervisors, with capacity and health', querystring: Type.Object({ site: Type.Optional(Type.String()) }) } }, (request) => listHypervisors(db, (request.query as { site?: string }).site));
-  app.get('/api/v1/hypervisors/:name', { schema: { tags, params: NameParams, response: errors } }, (request) => getHypervisor(db, name(request)));
-  app.post('/api/v1/hypervisors', { schema: { tags, summary: 'Register a hypervisor by libvirt URI (capacity is read from it)', body: HypervisorInput, response: errors } }, async (request, reply) => {
+  app.get('/api/v1/hypervisors', { config: { permission: 'read' }, schema: { tags, summary: 'Hypervisors, with capacity and health', querystring: Type.Object({ site: Type.Optional(Type.String()) }) } }, (request) => listHypervisors(db, (request.query as { site?: string }).site));
+  app.get('/api/v1/hypervisors/:name', { config: { permission: 'read' }, schema: { tags, params: NameParams, response: errors } }, (request) => getHypervisor(db, name(request)));
+  app.post('/api/v1/hypervisors', { config: { permission: 'write' }, schema: { tags, summary: 'Register a hypervisor by libvirt URI (capacity is read from it)', body: HypervisorInput, response: errors } }, async (request, reply) => {
     const hv = await registerHypervisor(db, pool, request.body as Static<typeof HypervisorInput>);
     reply.code(201);
     return hv;
   });
-  app.post('/api/v1/hypervisors/:name/refresh', { schema: { tags, summary: 'Read capacity and health again', params: NameParams, response: errors } }, (request) => refreshHypervisor(db, pool, name(request)));
-  app.delete('/api/v1/hypervisors/:name', { schema: { tags, params: NameParams, response: errors } }, async (request, reply) => {
+  app.post('/api/v1/hypervisors/:name/refresh', { config: { permission: 'write' }, schema: { tags, summary: 'Read capacity and health again', params: NameParams, response: errors } }, (request) => refreshHypervisor(db, pool, name(request)));
+  app.delete('/api/v1/hypervisors/:name', { config: { permission: 'write' }, schema: { tags, params: NameParams, response: errors } }, async (request, reply) => {
     await removeHypervisor(db, name(request));
     return reply.code(204).send();
   });
 
-  app.get('/api/v1/vms', { schema: { tags, summary: 'VMs on every hypervisor, with live state; domains kvmfleet does not manage are listed apart' } }, () => vms.list());
-  app.get('/api/v1/vms/:name', { schema: { tags, params: NameParams, response: errors } }, async (request) => {
+  app.get('/api/v1/vms', { config: { permission: 'read' }, schema: { tags, summary: 'VMs on every hypervisor, with live state; domains kvmfleet does not manage are listed apart' } }, () => vms.list());
+  app.get('/api/v1/vms/:name', { config: { permission: 'read' }, schema: { tags, params: NameParams, response: errors } }, async (request) => {
     const { id: _id, hypervisorId: _h, seedPath: _s, ...vm } = await vms.getVm(name(request));
     return vm;
   });
-  app.post('/api/v1/vms', { schema: { tags, summary: 'Create a VM (the virt-install job)', body: CreateVm, response: errors } }, async (request, reply) => {
+  app.post('/api/v1/vms', { config: { permission: 'write' }, schema: { tags, summary: 'Create a VM (the virt-install job)', body: CreateVm, response: errors } }, async (request, reply) => {
     const vm = await vms.create(request.body as Static<typeof CreateVm>);
     reply.code(201);
     return vm;
   });
-  app.post('/api/v1/vms/:name/start', { schema: { tags, params: NameParams, response: errors } }, (request) => vms.start(name(request)));
-  app.post('/api/v1/vms/:name/shutdown', { schema: { tags, summary: 'ACPI shutdown; after timeoutS, destroy if force', params: NameParams, querystring: Type.Object({ timeoutS: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,3}$' })), force: Type.Optional(Flag) }), response: errors } }, (request) => {
+  app.post('/api/v1/vms/:name/start', { config: { permission: 'write' }, schema: { tags, params: NameParams, response: errors } }, (request) => vms.start(name(request)));
+  app.post('/api/v1/vms/:name/shutdown', { config: { permission: 'write' }, schema: { tags, summary: 'ACPI shutdown; after timeoutS, destroy if force', params: NameParams, querystring: Type.Object({ timeoutS: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,3}$' })), force: Type.Optional(Flag) }), response: errors } }, (request) => {
     const q = request.query as { timeoutS?: string; force?: string };
     return vms.shutdown(name(request), { ...(q.timeoutS ? { timeoutS: Number(q.timeoutS) } : {}), force: q.force === 'true' });
   });
-  app.post('/api/v1/vms/:name/destroy', { schema: { tags, summary: 'Power off at once', params: NameParams, response: errors } }, (request) => vms.destroy(name(request)));
-  app.post('/api/v1/vms/:name/autostart', { schema: { tags, params: NameParams, body: Type.Object({ enabled: Type.Boolean() }, { additionalProperties: false }), response: errors } }, async (request) => {
+  app.post('/api/v1/vms/:name/destroy', { config: { permission: 'write' }, schema: { tags, summary: 'Power off at once', params: NameParams, response: errors } }, (request) => vms.destroy(name(request)));
+  app.post('/api/v1/vms/:name/autostart', { config: { permission: 'write' }, schema: { tags, params: NameParams, body: Type.Object({ enabled: Type.Boolean() }, { additionalProperties: false }), response: errors } }, async (request) => {
     await vms.setAutostart(name(request), (request.body as { enabled: boolean }).enabled);
     return { name: name(request), autostart: (request.body as { enabled: boolean }).enabled };
   });
-  app.delete('/api/v1/vms/:name', { schema: { tags, summary: 'Undefine (refused while running); storage=true removes its volumes', params: NameParams, querystring: Type.Object({ storage: Type.Optional(Flag) }), response: errors } }, async (request, reply) => {
+  app.delete('/api/v1/vms/:name', { config: { permission: 'write' }, schema: { tags, summary: 'Undefine (refused while running); storage=true removes its volumes', params: NameParams, querystring: Type.Object({ storage: Type.Optional(Flag) }), response: errors } }, async (request, reply) => {
     await vms.undefine(name(request), { removeStorage: (request.query as { storage?: string }).storage === 'true' });
     return reply.code(204).send();
   });
 
-  app.get('/api/v1/templates', { schema: { tags } }, () => vms.listTemplates());
-  app.post('/api/v1/templates', { schema: { tags, summary: 'Seal a shut-off VM as a template (virt-sysprep)', body: Type.Object({ vm: Type.String(), name: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }), response: errors } }, async (request, reply) => {
+  app.get('/api/v1/templates', { config: { permission: 'read' }, schema: { tags } }, () => vms.listTemplates());
+  app.post('/api/v1/templates', { config: { permission: 'write' }, schema: { tags, summary: 'Seal a shut-off VM as a template (virt-sysprep)', body: Type.Object({ vm: Type.String(), name: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }), response: errors } }, async (request, reply) => {
     const body = request.body as { vm: string; name?: string };
     const template = await vms.sealTemplate(body.vm, body.name ?? body.vm);
     reply.code(201);
     return template;
   });
-  app.delete('/api/v1/templates/:name', { schema: { tags, summary: 'Refused while linked clones exist', params: NameParams, querystring: Type.Object({ storage: Type.Optional(Flag) }), response: errors } }, async (request, reply) => {
+  app.delete('/api/v1/templates/:name', { config: { permission: 'write' }, schema: { tags, summary: 'Refused while linked clones exist', params: NameParams, querystring: Type.Object({ storage: Type.Optional(Flag) }), response: errors } }, async (request, reply) => {
     await vms.deleteTemplate(name(request), { removeStorage: (request.query as { storage?: string }).storage === 'true' });
     return reply.code(204).send();
   });
-  app.post('/api/v1/templates/:name/clones', { schema: { tags, summary: 'One linked or full clone with its own cloud-init identity', params: NameParams, body: CloneBody, response: errors } }, async (request, reply) => {
+  app.post('/api/v1/templates/:name/clones', { config: { permission: 'write' }, schema: { tags, summary: 'One linked or full clone with its own cloud-init identity', params: NameParams, body: CloneBody, response: errors } }, async (request, reply) => {
     const vm = await vms.clone({ ...(request.body as Static<typeof CloneBody>), template: name(request) });
     reply.code(201);
     return vm;
   });
 
-  app.post('/api/v1/jobs/bulk-clone', { schema: { tags: ['jobs'], summary: 'Deploy N clones across a site: 202 and a job to follow', body: BulkClone, response: errors } }, async (request, reply) => {
+  app.post('/api/v1/jobs/bulk-clone', { config: { permission: 'write' }, schema: { tags: ['jobs'], summary: 'Deploy N clones across a site: 202 and a job to follow', body: BulkClone, response: errors } }, async (request, reply) => {
     const job = await jobs.bulkClone(request.body as Static<typeof BulkClone>);
     reply.code(202);
     // Jobs run on worker nodes: say so when none is alive, rather than leave the job waiting silently.
     const workers = await listNodes(db, { role: 'worker', aliveOnly: true });
     return workers.length ? job : { ...job, warning: 'no worker node is alive: the job waits queued until one starts (kvmfleet serve --roles worker)' };
   });
-  app.get('/api/v1/jobs', { schema: { tags: ['jobs'] } }, () => jobs.list());
-  app.get('/api/v1/jobs/:id', { schema: { tags: ['jobs'], params: JobParams, response: errors } }, (request) => jobs.get(jobId(request)));
+  app.get('/api/v1/jobs', { config: { permission: 'read' }, schema: { tags: ['jobs'] } }, () => jobs.list());
+  app.get('/api/v1/jobs/:id', { config: { permission: 'read' }, schema: { tags: ['jobs'], params: JobParams, response: errors } }, (request) => jobs.get(jobId(request)));
   // Server-sent events: "progress" with each finished item, then "end" with the job. Read from the
   // store, so a job run by a worker on another node is followed the same way.
-  app.get('/api/v1/jobs/:id/events', { schema: { tags: ['jobs'], summary: 'Server-sent events: progress per item, then end', params: JobParams } }, async (request, reply) => {
+  app.get('/api/v1/jobs/:id/events', { config: { permission: 'read' }, schema: { tags: ['jobs'], summary: 'Server-sent events: progress per item, then end', params: JobParams } }, async (request, reply) => {
     const id = jobId(request);
     let job = await jobs.get(id);
     reply.hijack();
