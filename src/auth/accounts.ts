@@ -19,6 +19,14 @@ export interface Principal {
   readonly role: Role;
   readonly permissions: Permission[];
   readonly tokenId: number;
+  /** When the token stops working (null: never). */
+  readonly expiresAt: string | null;
+}
+
+/** Who makes a token: it may not get more than they hold, nor outlive them (tokens only shrink). */
+export interface TokenIssuer {
+  readonly permissions: readonly Permission[];
+  readonly expiresAt: string | null;
 }
 
 export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
@@ -54,7 +62,7 @@ export async function deleteUser(db: Kysely<Database>, name: string): Promise<vo
 }
 
 /** A new token for the user: returned once, stored as its hash. */
-export async function createToken(db: Kysely<Database>, input: { user: string; name: string; scopes?: string[]; expiresInDays?: number }, token = `kvmf_${randomBytes(32).toString('base64url')}`): Promise<{ token: string; info: TokenInfo }> {
+export async function createToken(db: Kysely<Database>, input: { user: string; name: string; scopes?: string[]; expiresInDays?: number; issuer?: TokenIssuer | undefined }, token = `kvmf_${randomBytes(32).toString('base64url')}`): Promise<{ token: string; info: TokenInfo }> {
   const user = await db.selectFrom('users').select(['id', 'role']).where('name', '=', input.user).executeTakeFirst();
   if (!user) throw new KvmfleetError(ErrorCode.NotFound, `user "${input.user}" does not exist`);
   const scopes = input.scopes ?? [];
@@ -63,13 +71,31 @@ export async function createToken(db: Kysely<Database>, input: { user: string; n
   const beyond = scopes.filter((s) => !effectivePermissions(user.role, []).includes(s as Permission));
   if (beyond.length) throw new KvmfleetError(ErrorCode.Forbidden, `a ${user.role}'s token cannot have scope ${beyond.join(', ')}`);
   if (!TOKEN.test(token)) throw new KvmfleetError(ErrorCode.Validation, 'a token is "kvmf_" and 43 base64url characters');
-  const expires = input.expiresInDays ? new Date(Date.now() + input.expiresInDays * 86_400_000) : null;
+  let expires = input.expiresInDays ? new Date(Date.now() + input.expiresInDays * 86_400_000) : null;
+  if (input.issuer) expires = withinIssuer(input.issuer, effectivePermissions(user.role, scopes), expires);
   const row = await db
     .insertInto('api_tokens')
     .values({ user_id: user.id, name: input.name, token_hash: hashToken(token), scopes: JSON.stringify(scopes), expires_at: expires, last_used_at: null })
     .returning('id')
     .executeTakeFirstOrThrow();
   return { token, info: (await listTokens(db, input.user)).find((t) => t.id === row.id)! };
+}
+
+/**
+ * Tokens only shrink: refuses a token with a permission its issuer lacks (an unscoped token has all
+ * of its user's role, so a scoped caller must name scopes) or one that outlives its issuer. With no
+ * expiry asked for, a token made by an expiring one expires with it. Returns the expiry to store.
+ */
+function withinIssuer(issuer: TokenIssuer, wanted: readonly Permission[], expires: Date | null): Date | null {
+  const beyond = wanted.filter((p) => !issuer.permissions.includes(p));
+  if (beyond.length) {
+    throw new KvmfleetError(ErrorCode.TokenExceedsCaller, `a new token cannot hold more than the token that makes it: it would have ${beyond.join(', ')}; ask for scopes within ${issuer.permissions.join(', ') || 'none'}`);
+  }
+  if (issuer.expiresAt === null) return expires;
+  const limit = new Date(issuer.expiresAt);
+  if (expires === null) return limit;
+  if (expires.getTime() > limit.getTime()) throw new KvmfleetError(ErrorCode.TokenExceedsCaller, `a new token cannot outlive the token that makes it (which expires ${limit.toISOString()})`);
+  return expires;
 }
 
 export async function listTokens(db: Kysely<Database>, user?: string): Promise<TokenInfo[]> {
@@ -106,7 +132,7 @@ export async function authenticateToken(db: Kysely<Database>, token: string): Pr
   if (!row.last_used_at || Date.now() - new Date(row.last_used_at).getTime() > 60_000) {
     await db.updateTable('api_tokens').set({ last_used_at: new Date() }).where('id', '=', row.id).execute();
   }
-  return { user: row.name, role: row.role, permissions: effectivePermissions(row.role, row.scopes as unknown as string[]), tokenId: row.id };
+  return { user: row.name, role: row.role, permissions: effectivePermissions(row.role, row.scopes as unknown as string[]), tokenId: row.id, expiresAt: row.expires_at ? new Date(row.expires_at).toISOString() : null };
 }
 
 /** Password login: a session token valid for `hours`. The same error for a wrong name or password. */

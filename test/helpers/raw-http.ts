@@ -1,6 +1,8 @@
 /**
  * HTTP/1.1 requests written byte for byte on a TCP socket, so the request target reaches the
  * server exactly as spelled (fetch and http.request normalise paths, and cannot send absolute form).
+ * The socket is not half-closed after the request (Node's server takes that as an abort); the
+ * server closes it after its answer (Connection: close).
  */
 import { connect } from 'node:net';
 
@@ -25,7 +27,7 @@ export function rawRequest(port: number, request: RawRequest, host = '127.0.0.1'
   const headers: Record<string, string> = { host: `localhost:${port}`, connection: 'close', ...(body.length || request.method !== 'GET' ? { 'content-length': String(body.length) } : {}), ...request.headers };
   const head = `${request.method} ${request.target} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
   return new Promise((resolve, reject) => {
-    const socket = connect({ port, host, ...(request.localAddress ? { localAddress: request.localAddress } : {}) }, () => socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body])));
+    const socket = connect({ port, host, ...(request.localAddress ? { localAddress: request.localAddress } : {}) }, () => socket.write(Buffer.concat([Buffer.from(head, 'latin1'), body])));
     const chunks: Buffer[] = [];
     socket.on('data', (chunk) => chunks.push(chunk));
     socket.on('error', reject);

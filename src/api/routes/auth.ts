@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { createToken, createUser, deleteUser, listTokens, listUsers, login, revokeToken } from '../../auth/accounts.ts';
 import { listAudit } from '../../auth/audit.ts';
+import { effectivePermissions } from '../../auth/policy.ts';
 import { LoginThrottle } from '../../auth/login-throttle.ts';
 import { ErrorCode, KvmfleetError } from '../../errors.ts';
 import type { Database } from '../../store/schema.ts';
@@ -49,8 +50,11 @@ export function registerAuthRoutes(app: FastifyInstance, db: Kysely<Database>, t
   app.get('/api/v1/users', { config: { permission: 'admin' }, schema: { tags } }, () => listUsers(db));
   app.post('/api/v1/users', { config: { permission: 'admin' }, schema: { tags, body: NewUser, response: errors } }, async (request, reply) => {
     const body = request.body as Static<typeof NewUser>;
+    // A user with more than the caller's token holds would be a way around "tokens only shrink".
+    const beyond = request.principal ? effectivePermissions(body.role, []).filter((p) => !request.principal!.permissions.includes(p)) : [];
+    if (beyond.length) throw new KvmfleetError(ErrorCode.TokenExceedsCaller, `this token cannot make a ${body.role}: that would hold ${beyond.join(', ')}`);
     const user = await createUser(db, body);
-    const token = body.withToken ? (await createToken(db, { user: user.name, name: 'first' })).token : undefined;
+    const token = body.withToken ? (await createToken(db, { user: user.name, name: 'first', issuer: request.principal })).token : undefined;
     reply.code(201);
     return { ...user, ...(token ? { token } : {}) };
   });
@@ -60,12 +64,12 @@ export function registerAuthRoutes(app: FastifyInstance, db: Kysely<Database>, t
   });
 
   app.get('/api/v1/tokens', { config: { permission: 'read' }, schema: { tags, summary: 'Your tokens (an admin sees everyone’s)' } }, (request) => listTokens(db, isAdmin(request) ? undefined : request.principal!.user));
-  app.post('/api/v1/tokens', { config: { permission: 'write' }, schema: { tags, summary: 'A new token, shown once; scopes narrow what your role allows', body: NewToken, response: errors } }, async (request, reply) => {
+  app.post('/api/v1/tokens', { config: { permission: 'write' }, schema: { tags, summary: 'A new token, shown once; scopes narrow what your role allows. Tokens only shrink: no scope the calling token lacks, no expiry after its own (none asked: it expires with the caller); else 403 KVMF_ERR_TOKEN_EXCEEDS_CALLER', body: NewToken, response: errors } }, async (request, reply) => {
     const body = request.body as Static<typeof NewToken>;
     const user = body.user ?? request.principal?.user;
     if (!user) throw new KvmfleetError(ErrorCode.Validation, 'name the user the token is for');
     if (request.principal && user !== request.principal.user && !isAdmin(request)) throw new KvmfleetError(ErrorCode.Forbidden, 'only an admin makes tokens for others');
-    const { token, info } = await createToken(db, { user, name: body.name, ...(body.scopes ? { scopes: body.scopes } : {}), ...(body.expiresInDays ? { expiresInDays: body.expiresInDays } : {}) });
+    const { token, info } = await createToken(db, { user, name: body.name, issuer: request.principal, ...(body.scopes ? { scopes: body.scopes } : {}), ...(body.expiresInDays ? { expiresInDays: body.expiresInDays } : {}) });
     reply.code(201);
     return { token, ...info };
   });
