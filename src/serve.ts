@@ -16,6 +16,7 @@ import { openStore, type Store } from './store/open.ts';
 import { LeaseWriter } from './store/lease-writer.ts';
 import { DhcpService } from './boot/dhcp-service.ts';
 import { DhcpServer } from './protocols/dhcp4/server.ts';
+import { rateLimitedErrorLog } from './boot/error-log.ts';
 import { LibvirtPool } from './protocols/libvirt/pool.ts';
 import { startHeartbeat } from './cluster/nodes.ts';
 import { countUsers, createToken, createUser } from './auth/accounts.ts';
@@ -39,6 +40,8 @@ export interface ServeOptions {
     nextServer?: string | undefined;
     bootBaseUrl?: string | undefined;
     port?: number;
+    /** Seconds a declined address sits out (default 86400, as Kea). */
+    declineProbationSeconds?: number | undefined;
     /** Distributed topology: serve only these networks. */
     networks?: readonly string[] | undefined;
     /** One of a failover pair (shared store): role, the partner's address, RFC 3074 split and timers. */
@@ -145,10 +148,11 @@ export async function serve(options: ServeOptions): Promise<Running> {
         serverId: config.serverId,
         mode: config.mode,
         nextServer: config.nextServer,
+        declineProbationMs: config.declineProbationSeconds === undefined ? undefined : config.declineProbationSeconds * 1000,
         bootBaseUrl: config.bootBaseUrl ?? options.http.baseUrl ?? urlOf(config.serverId, options.http.port),
       });
       await service.start();
-      const server = new DhcpServer((request, context) => service.handle(request, context), { ports: config.mode === 'proxy' ? [config.port ?? 67, 4011] : [config.port ?? 67] });
+      const server = new DhcpServer((request, context) => service.handle(request, context), { ports: config.mode === 'proxy' ? [config.port ?? 67, 4011] : [config.port ?? 67], onError: rateLimitedErrorLog('dhcp') });
       await server.listen().catch((error: NodeJS.ErrnoException) => {
         throw new Error(`dhcp cannot listen (${error.code ?? error.message})${error.code === 'EACCES' ? ': port 67 needs root or CAP_NET_BIND_SERVICE' : ''}`);
       });
@@ -231,6 +235,9 @@ function dhcpSamples(server: DhcpServer, service: DhcpService, writer: LeaseWrit
     { name: 'kvmfleet_dhcp_dropped_total', help: 'requests not answered', type: 'counter', values: [{ value: server.stats.dropped }] },
     { name: 'kvmfleet_dhcp_pool_exhausted_total', help: 'requests refused for want of a free address', type: 'counter', values: [{ value: service.stats.poolExhausted }] },
     { name: 'kvmfleet_dhcp_lease_commits_total', help: 'group commits of leases', type: 'counter', values: [{ value: writer.stats.commits }] },
+    { name: 'kvmfleet_dhcp_lease_writes_refused_total', help: 'lease writes the store refused because the address is another client\'s', type: 'counter', values: [{ value: writer.stats.refused }] },
+    { name: 'kvmfleet_dhcp_lease_write_errors_total', help: 'lease records not stored (invalid, or failed alone after their batch failed)', type: 'counter', values: [{ labels: { reason: 'invalid' }, value: writer.stats.invalid }, { labels: { reason: 'store' }, value: writer.stats.failedRows }] },
+    { name: 'kvmfleet_dhcp_relay_refused_total', help: 'relayed packets dropped: source not a relay of the network', type: 'counter', values: [{ value: service.stats.relayRefused }] },
     ...(['size', 'bound', 'offered', 'declined', 'free'] as const).map((field) => ({ name: `kvmfleet_dhcp_pool_${field}`, help: `dynamic pool addresses: ${field}`, type: 'gauge' as const, values: pools.map((p) => ({ labels: { network: p.network }, value: p[field] })) })),
   ];
 }

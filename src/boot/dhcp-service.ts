@@ -8,8 +8,10 @@ import type { Kysely } from 'kysely';
 import { cidrContains, formatIpv4, maskOf, broadcastOf, parseCidr, parseIpv4, type Cidr } from '../fleet/ipv4.ts';
 import { LeasePool } from '../protocols/dhcp4/lease-pool.ts';
 import { ipv4, ipv4List, subOptions, text, u32 } from '../protocols/dhcp4/option-codecs.ts';
-import { DhcpOptions, OptionCode } from '../protocols/dhcp4/options.ts';
-import { BOOTREPLY, clientMac, messageType, MessageType, type DhcpPacket } from '../protocols/dhcp4/packet.ts';
+import { OptionCode, type DhcpOptions } from '../protocols/dhcp4/options.ts';
+import { clientMac, messageType, MessageType, type DhcpPacket } from '../protocols/dhcp4/packet.ts';
+import { clientIdHex, clientKey, hostName, requestedIp, requestState, serverId } from '../protocols/dhcp4/accessors.ts';
+import { inRequestedOrder, replyTo } from '../protocols/dhcp4/build.ts';
 import { replyDestination } from '../protocols/dhcp4/reply-address.ts';
 import type { DhcpReply } from '../protocols/dhcp4/server.ts';
 import type { LeaseWriter } from '../store/lease-writer.ts';
@@ -31,7 +33,8 @@ export interface DhcpServiceOptions {
   /** Base URL of the boot HTTP role, for iPXE scripts. */
   readonly bootBaseUrl: string;
   readonly offerTtlMs?: number;
-  readonly declineMs?: number;
+  /** How long a declined address sits out (RFC 2131 §4.3.3); default 24 h, as Kea's decline-probation-period. */
+  readonly declineProbationMs?: number | undefined;
   readonly refreshMs?: number;
   /** One of a failover pair: which clients and which half of each pool are this server's. */
   readonly failover?: FailoverMachine | undefined;
@@ -47,8 +50,25 @@ interface NetworkView {
   readonly dns: string[];
   readonly domain: string;
   readonly leaseSeconds: number;
+  /** Source addresses relayed packets for this network may come from. */
+  readonly relays: readonly string[];
   readonly pool: LeasePool | undefined;
 }
+
+/** One request on its way through the handler, its fields read once. */
+interface Ask {
+  readonly request: DhcpPacket;
+  /** The lease key: client identifier, else MAC. */
+  readonly key: string;
+  readonly mac: string;
+  readonly network: NetworkView;
+  readonly client: ReturnType<typeof classifyClient>;
+  readonly host: HostView | undefined;
+  readonly reservation: number | undefined;
+  readonly now: number;
+}
+
+export const DECLINE_PROBATION_MS = 86_400_000;
 
 interface HostView {
   readonly id: number;
@@ -68,7 +88,7 @@ export class DhcpService {
   #hostsByMac = new Map<string, HostView>();
   #timer: NodeJS.Timeout | undefined;
   #refreshedAt = 0;
-  readonly stats = { noNetwork: 0, poolExhausted: 0, naks: 0, discovered: 0, partnersClients: 0 };
+  readonly stats = { noNetwork: 0, poolExhausted: 0, naks: 0, discovered: 0, partnersClients: 0, relayRefused: 0, storeRefused: 0, declinesIgnored: 0, silentInitReboot: 0, proxyNotAddressed: 0 };
 
   constructor(options: DhcpServiceOptions) {
     this.#options = options;
@@ -120,7 +140,7 @@ export class DhcpService {
           this.#pools.set(key, pool);
         }
       }
-      return { id: row.id, name: row.name, cidr: parseCidr(row.cidr)!, gateway: row.gateway, dns: row.dns, domain: row.domain, leaseSeconds: row.lease_seconds, pool };
+      return { id: row.id, name: row.name, cidr: parseCidr(row.cidr)!, gateway: row.gateway, dns: row.dns, domain: row.domain, leaseSeconds: row.lease_seconds, relays: row.relays, pool };
     });
   }
 
@@ -131,7 +151,7 @@ export class DhcpService {
       const until = new Date(lease.expires_at).getTime();
       if (until <= now) continue;
       const network = this.#networks.find((n) => n.id === lease.network_id);
-      network?.pool?.hold(parseIpv4(lease.ip)!, lease.mac, lease.state === 'bound' ? 'bound' : 'declined', until);
+      network?.pool?.hold(parseIpv4(lease.ip)!, lease.client_id ?? lease.mac, lease.state === 'bound' ? 'bound' : 'declined', until);
     }
   }
 
@@ -156,35 +176,37 @@ export class DhcpService {
     return row ? { id: row.id, hostname: row.hostname, ip: row.ip, networkId: row.network_id, buildState: row.build_state } : undefined;
   }
 
-  async handle(request: DhcpPacket, context: { port: number }): Promise<DhcpReply | undefined> {
+  /**
+   * One request, in order: classify → network (refusing unlisted relays) → discovery → proxy or
+   * failover gate → one function per message type. `from` is the datagram's source; an in-process
+   * caller without one is trusted as its own relay.
+   */
+  async handle(request: DhcpPacket, context: { port: number; from?: { address: string } | undefined }): Promise<DhcpReply | undefined> {
     const mac = clientMac(request);
+    const key = clientKey(request);
     const type = messageType(request);
-    if (!mac || type === undefined) return undefined;
+    if (!mac || !key || type === undefined) return undefined;
     const client = classifyClient(request);
     // A network-booting machine's answer depends on its build state, which changes at any moment
     // (rebuild, built): read it fresh. Other clients only need their reservation, which changes
     // rarely: the copy refreshed every few seconds serves them without a store query per packet.
-    let host = client.netboot ? await this.#host(mac) : this.#hostsByMac.get(mac);
     let network = this.#networkFor(request);
     // A network added a moment ago: look again (at most once a second) rather than wait for the timer.
     if (!network && Date.now() - this.#refreshedAt > 1000) {
       await this.refresh();
       network = this.#networkFor(request);
     }
-    if (type === MessageType.Discover && client.netboot) {
-      if (!host) {
-        const ip = request.giaddr !== '0.0.0.0' ? request.giaddr : this.#options.serverId;
-        const registered = await registerDiscovered(this.#options.db, mac, ip, 'dhcp');
-        this.stats.discovered += 1;
-        host = { id: registered.id, hostname: registered.hostname, ip: null, networkId: null, buildState: 'discovered' };
-      }
-      await recordEvent(this.#options.db, host.id, 'dhcp', { message: 'discover', firmware: client.firmware, ipxe: client.ipxe, relay: request.giaddr !== '0.0.0.0' ? request.giaddr : null });
+    if (network && !this.#relayAllowed(request, network, context.from?.address ?? request.giaddr)) {
+      this.stats.relayRefused += 1;
+      return undefined;
     }
+    let host = client.netboot ? await this.#host(mac) : this.#hostsByMac.get(mac);
+    if (type === MessageType.Discover && client.netboot) host = await this.#discovered(request, mac, host, client);
     if (this.#options.mode === 'proxy') return this.#proxyAnswer(request, type, client, host, context.port);
     const failover = this.#options.failover;
     // Load balancing (RFC 3074) decides who answers a client looking for a server: DISCOVER, and
     // REQUEST in INIT-REBOOT; a REQUEST naming us, a renewal, a DECLINE or RELEASE is ours to take.
-    const choosing = type === MessageType.Discover || (type === MessageType.Request && request.ciaddr === '0.0.0.0' && !request.options.has(OptionCode.ServerId));
+    const choosing = type === MessageType.Discover || (type === MessageType.Request && requestState(request) === 'init-reboot');
     if (failover && choosing && !failover.serves(request)) {
       this.stats.partnersClients += 1;
       return undefined;
@@ -193,57 +215,17 @@ export class DhcpService {
       this.stats.noNetwork += 1;
       return undefined;
     }
-    const now = Date.now();
     const reservation = host?.ip && host.networkId === network.id ? parseIpv4(host.ip)! : undefined;
+    const ask: Ask = { request, key, mac, network, client, host, reservation, now: Date.now() };
     switch (type) {
-      case MessageType.Discover: {
-        const requested = optionIp(request, OptionCode.RequestedIp);
-        const ip = reservation ?? network.pool?.choose(mac, now, requested, network.pool.part(failover?.poolPart() ?? 'all'));
-        if (ip === undefined) {
-          this.stats.poolExhausted += 1;
-          return undefined;
-        }
-        if (reservation === undefined) network.pool!.hold(ip, mac, 'offered', now + (this.#options.offerTtlMs ?? 30_000));
-        return this.#reply(request, MessageType.Offer, network, formatIpv4(ip), client, host);
-      }
-      case MessageType.Request: {
-        const serverId = optionIp(request, OptionCode.ServerId);
-        if (serverId !== undefined && formatIpv4(serverId) !== this.#options.serverId) {
-          // The client chose another server's offer: ours is free again.
-          const offered = network.pool?.heldBy(mac, now);
-          if (offered !== undefined && network.pool!.holder(offered, now)?.kind === 'offered') network.pool!.free(offered, mac);
-          return undefined;
-        }
-        const wanted = request.ciaddr !== '0.0.0.0' ? parseIpv4(request.ciaddr) : optionIp(request, OptionCode.RequestedIp);
-        const ok = wanted !== undefined && (reservation !== undefined ? wanted === reservation : !!network.pool?.availableTo(wanted, mac, now));
-        if (!ok) {
-          this.stats.naks += 1;
-          return this.#nak(request, network, wanted === undefined ? 'no address requested' : `${formatIpv4(wanted)} is not yours`);
-        }
-        const leaseSeconds = Math.min(network.leaseSeconds, failover?.maxLeaseSeconds() ?? Infinity);
-        const expires = now + leaseSeconds * 1000;
-        if (reservation === undefined) network.pool!.hold(wanted, mac, 'bound', expires);
-        // Durable first: the ACK leaves only once the lease is committed.
-        await this.#options.writer.write({ ip: formatIpv4(wanted), networkId: network.id, mac, clientId: optionHex(request, OptionCode.ClientId), hostname: host?.hostname ?? optionText(request, OptionCode.HostName), state: 'bound', expiresAt: new Date(expires) });
-        return this.#reply(request, MessageType.Ack, network, formatIpv4(wanted), client, host, { leaseSeconds });
-      }
-      case MessageType.Decline: {
-        const ip = optionIp(request, OptionCode.RequestedIp);
-        if (ip !== undefined && network.pool?.contains(ip)) {
-          const until = now + (this.#options.declineMs ?? 600_000);
-          network.pool.hold(ip, mac, 'declined', until);
-          await this.#options.writer.write({ ip: formatIpv4(ip), networkId: network.id, mac, clientId: null, hostname: null, state: 'declined', expiresAt: new Date(until) });
-        }
-        return undefined;
-      }
-      case MessageType.Release: {
-        const ip = parseIpv4(request.ciaddr);
-        if (ip !== undefined && ip !== 0 && (ip === reservation || network.pool?.holder(ip, now)?.mac === mac)) {
-          network.pool?.free(ip, mac);
-          await this.#options.writer.write({ ip: request.ciaddr, networkId: network.id, mac, clientId: null, hostname: null, state: 'released', expiresAt: new Date(now) });
-        }
-        return undefined;
-      }
+      case MessageType.Discover:
+        return this.#onDiscover(ask);
+      case MessageType.Request:
+        return this.#onRequest(ask);
+      case MessageType.Decline:
+        return this.#onDecline(ask);
+      case MessageType.Release:
+        return this.#onRelease(ask);
       case MessageType.Inform:
         return this.#reply(request, MessageType.Ack, network, '0.0.0.0', client, host, { inform: true });
       default:
@@ -251,12 +233,113 @@ export class DhcpService {
     }
   }
 
+  /**
+   * Relayed packets (giaddr set) are taken only from the network's relays: the datagram's source
+   * must be one of `network.relays` (the address the relay sends from). A network with no relays
+   * listed takes relayed packets only from a relay whose source is its giaddr (a router relaying
+   * from its interface on that network): giaddr picks the network, so it then lies inside it.
+   */
+  #relayAllowed(request: DhcpPacket, network: NetworkView, source: string): boolean {
+    if (request.giaddr === '0.0.0.0') return true;
+    return network.relays.length > 0 ? network.relays.includes(source) : source === request.giaddr;
+  }
+
+  async #discovered(request: DhcpPacket, mac: string, known: HostView | undefined, client: ReturnType<typeof classifyClient>): Promise<HostView> {
+    let host = known;
+    if (!host) {
+      const ip = request.giaddr !== '0.0.0.0' ? request.giaddr : this.#options.serverId;
+      const registered = await registerDiscovered(this.#options.db, mac, ip, 'dhcp');
+      this.stats.discovered += 1;
+      host = { id: registered.id, hostname: registered.hostname, ip: null, networkId: null, buildState: 'discovered' };
+    }
+    await recordEvent(this.#options.db, host.id, 'dhcp', { message: 'discover', firmware: client.firmware, ipxe: client.ipxe, relay: request.giaddr !== '0.0.0.0' ? request.giaddr : null });
+    return host;
+  }
+
+  #onDiscover({ request, key, network, client, host, reservation, now }: Ask): DhcpReply | undefined {
+    const requested = parseIpv4(requestedIp(request) ?? '');
+    const ip = reservation ?? network.pool?.choose(key, now, requested, network.pool.part(this.#options.failover?.poolPart() ?? 'all'));
+    if (ip === undefined) {
+      this.stats.poolExhausted += 1;
+      return undefined;
+    }
+    // (the pool keeps a longer binding of this client as it is: an offer never shortens a lease)
+    if (reservation === undefined) network.pool!.hold(ip, key, 'offered', now + (this.#options.offerTtlMs ?? 30_000));
+    return this.#reply(request, MessageType.Offer, network, formatIpv4(ip), client, host);
+  }
+
+  async #onRequest({ request, key, mac, network, client, host, reservation, now }: Ask): Promise<DhcpReply | undefined> {
+    const pool = network.pool;
+    const state = requestState(request);
+    if (state === 'selecting' && serverId(request) !== this.#options.serverId) {
+      // The client chose another server's offer: ours is free again.
+      const offered = pool?.heldBy(key, now);
+      if (offered !== undefined && pool!.holder(offered, now)?.kind === 'offered') pool!.free(offered, key);
+      return undefined;
+    }
+    const wanted = parseIpv4(state === 'renewing' ? request.ciaddr : requestedIp(request) ?? '');
+    if (state === 'init-reboot' && wanted !== undefined && reservation === undefined && cidrContains(network.cidr, wanted)) {
+      // RFC 2131 §4.3.2: with no record of this client, stay silent (another server may have one).
+      const holder = pool?.holder(wanted, now);
+      if (!holder && pool?.heldBy(key, now) === undefined) {
+        this.stats.silentInitReboot += 1;
+        return undefined;
+      }
+    }
+    const ok = wanted !== undefined && (reservation !== undefined ? wanted === reservation : !!pool?.availableTo(wanted, key, now));
+    if (!ok) {
+      this.stats.naks += 1;
+      return this.#nak(request, network, wanted === undefined ? 'no address requested' : `${formatIpv4(wanted)} is not yours`);
+    }
+    const leaseSeconds = Math.min(network.leaseSeconds, this.#options.failover?.maxLeaseSeconds() ?? Infinity);
+    const expires = now + leaseSeconds * 1000;
+    if (reservation === undefined) pool!.hold(wanted, key, 'bound', expires);
+    // Durable first: the ACK leaves only once the lease is committed — and only if the store agrees it is this client's.
+    const written = await this.#options.writer.write({ ip: formatIpv4(wanted), networkId: network.id, mac, clientId: clientIdHex(request), hostname: host?.hostname ?? hostName(request), state: 'bound', expiresAt: new Date(expires) });
+    if (!written) {
+      await this.#learnOwner(network, wanted, key);
+      this.stats.storeRefused += 1;
+      this.stats.naks += 1;
+      return this.#nak(request, network, `${formatIpv4(wanted)} is bound to another client`);
+    }
+    return this.#reply(request, MessageType.Ack, network, formatIpv4(wanted), client, host, { leaseSeconds });
+  }
+
+  /** RFC 2131 §4.3.3: honoured only from the address's holder; the address then sits out its probation. */
+  async #onDecline({ request, key, mac, network, now }: Ask): Promise<undefined> {
+    const ip = parseIpv4(requestedIp(request) ?? '');
+    const holder = ip === undefined ? undefined : network.pool?.holder(ip, now);
+    if (ip === undefined || !holder || holder.mac !== key || holder.kind === 'declined') {
+      this.stats.declinesIgnored += 1;
+      return undefined;
+    }
+    const until = now + (this.#options.declineProbationMs ?? DECLINE_PROBATION_MS);
+    network.pool!.hold(ip, key, 'declined', until);
+    await this.#options.writer.write({ ip: formatIpv4(ip), networkId: network.id, mac, clientId: clientIdHex(request), hostname: null, state: 'declined', expiresAt: new Date(until) });
+    return undefined;
+  }
+
+  async #onRelease({ request, key, mac, network, reservation, now }: Ask): Promise<undefined> {
+    const ip = parseIpv4(request.ciaddr);
+    if (ip !== undefined && ip !== 0 && (ip === reservation || network.pool?.holder(ip, now)?.mac === key)) {
+      network.pool?.free(ip, key);
+      await this.#options.writer.write({ ip: request.ciaddr, networkId: network.id, mac, clientId: clientIdHex(request), hostname: null, state: 'released', expiresAt: new Date(now) });
+    }
+    return undefined;
+  }
+
+  /** The store refused our write: someone else holds the address there (the partner, or a stale memory). */
+  async #learnOwner(network: NetworkView, ip: number, key: string): Promise<void> {
+    network.pool?.free(ip, key);
+    const row = await this.#options.db.selectFrom('leases').selectAll().where('ip', '=', formatIpv4(ip)).executeTakeFirst();
+    if (!row || !network.pool) return;
+    const until = new Date(row.expires_at).getTime();
+    if (until > Date.now()) network.pool.hold(ip, row.client_id ?? row.mac, row.state === 'declined' ? 'declined' : 'bound', until);
+  }
+
   #base(request: DhcpPacket, type: MessageType, yiaddr: string): { packet: DhcpPacket; options: DhcpOptions } {
-    const options = new DhcpOptions().set(OptionCode.MessageType, Buffer.from([type])).set(OptionCode.ServerId, ipv4.encode(this.#options.serverId));
-    const relayInfo = request.options.get(OptionCode.RelayAgentInfo);
-    if (relayInfo) options.set(OptionCode.RelayAgentInfo, relayInfo); // RFC 3046: echoed unchanged
-    const packet: DhcpPacket = { op: BOOTREPLY, htype: request.htype, hlen: request.hlen, hops: 0, xid: request.xid, secs: 0, flags: request.flags, ciaddr: type === MessageType.Ack ? request.ciaddr : '0.0.0.0', yiaddr, siaddr: '0.0.0.0', giaddr: request.giaddr, chaddr: request.chaddr, sname: '', file: '', options };
-    return { packet, options };
+    const packet = replyTo(request, type, this.#options.serverId, yiaddr);
+    return { packet, options: packet.options };
   }
 
   #withBoot(packet: DhcpPacket, options: DhcpOptions, client: ReturnType<typeof classifyClient>, host: HostView | undefined): void {
@@ -286,19 +369,23 @@ export class DhcpService {
     }
     if (host && host.buildState !== 'discovered') options.set(OptionCode.HostName, text.encode(host.hostname.split('.')[0]!));
     this.#withBoot(packet, options, client, host);
-    return { packet, to: replyDestination(request, type) };
+    return { packet: inRequestedOrder(packet, request), to: replyDestination(request, type) };
   }
 
   #nak(request: DhcpPacket, _network: NetworkView, message: string): DhcpReply {
     const { packet, options } = this.#base(request, MessageType.Nak, '0.0.0.0');
     options.set(OptionCode.Message, text.encode(message));
-    packet.flags |= 0x8000; // RFC 2131 §4.3.2: a relay must broadcast a NAK
     return { packet, to: replyDestination(request, MessageType.Nak) };
   }
 
   /** proxyDHCP: boot information for PXE clients only, no address (PXE spec; see PROTOCOLS.md). */
   #proxyAnswer(request: DhcpPacket, type: MessageType, client: ReturnType<typeof classifyClient>, host: HostView | undefined, port: number): DhcpReply | undefined {
     if (!client.netboot) return undefined;
+    // A REQUEST for another server (option 54), or an INIT-REBOOT, is the address server's: a proxy is not selected (§4.3.2).
+    if (type === MessageType.Request && (requestState(request) === 'init-reboot' || (requestState(request) === 'selecting' && serverId(request) !== this.#options.serverId))) {
+      this.stats.proxyNotAddressed += 1;
+      return undefined;
+    }
     const replyType = type === MessageType.Discover && port === 67 ? MessageType.Offer : type === MessageType.Request ? MessageType.Ack : undefined;
     if (replyType === undefined) return undefined;
     const { packet, options } = this.#base(request, replyType, '0.0.0.0');
@@ -308,18 +395,6 @@ export class DhcpService {
     this.#withBoot(packet, options, client, host);
     if (!options.has(OptionCode.BootFileName)) return undefined;
     packet.ciaddr = request.ciaddr;
-    return { packet, to: replyDestination(request, replyType) };
+    return { packet: inRequestedOrder(packet, request), to: replyDestination(request, replyType) };
   }
-}
-
-function optionIp(packet: DhcpPacket, code: number): number | undefined {
-  const value = packet.options.get(code);
-  return value?.length === 4 ? value.readUInt32BE(0) : undefined;
-}
-function optionHex(packet: DhcpPacket, code: number): string | null {
-  return packet.options.get(code)?.toString('hex') ?? null;
-}
-function optionText(packet: DhcpPacket, code: number): string | null {
-  const value = packet.options.get(code);
-  return value ? text.decode(value).slice(0, 253) : null;
 }

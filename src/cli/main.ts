@@ -75,6 +75,7 @@ program
   .addOption(new Option('--dhcp-lb-max-seconds <s>', "answer the partner's client once its secs field reaches this").env('KVMFLEET_DHCP_LB_MAX_SECONDS').default(3).argParser(integer))
   .addOption(new Option('--dhcp-mclt <s>', 'longest lease given while the partner cannot be told').env('KVMFLEET_DHCP_MCLT').default(3600).argParser(integer))
   .addOption(new Option('--dhcp-partner-down-delay <s>', 'silence after which this server takes over all clients and the whole pool').env('KVMFLEET_DHCP_PARTNER_DOWN_DELAY').default(10).argParser(integer))
+  .addOption(new Option('--dhcp-decline-probation <s>', 'how long an address a client declined (in use by someone else) stays out of the pool').env('KVMFLEET_DHCP_DECLINE_PROBATION').default(86400).argParser(integer))
   .addOption(new Option('--node-name <name>', 'this process in the node registry (default: host name and boot HTTP port)').env('KVMFLEET_NODE_NAME'))
   .addOption(new Option('--site <site>', 'the site this boot node serves (clustered and distributed topologies)').env('KVMFLEET_SITE'))
   .addOption(new Option('--advertise-http <host:port>', 'where load balancers reach this boot HTTP role (default: its listen address)').env('KVMFLEET_ADVERTISE_HTTP'))
@@ -109,6 +110,7 @@ program
     dhcpLbMaxSeconds: number;
     dhcpMclt: number;
     dhcpPartnerDownDelay: number;
+    dhcpDeclineProbation: number;
     advertiseHttp?: string;
     cpuOvercommit: number;
     memoryReserveMib: number;
@@ -124,6 +126,7 @@ program
         mode: options.dhcpMode,
         nextServer: options.dhcpNextServer,
         failover: failoverOptions(options),
+        declineProbationSeconds: options.dhcpDeclineProbation,
         networks: options.networks ? list(options.networks) : undefined,
       },
       policy: { buildTimeoutMs: options.buildTimeoutMin * 60_000, retrySeconds: options.retrySeconds },

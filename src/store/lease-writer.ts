@@ -2,32 +2,64 @@
  * Group commit of leases: every write asked for within a short window goes into one transaction,
  * and each caller's promise resolves only after that transaction committed. The DHCP server sends
  * an ACK only then, so a crash never loses an ACKed lease; batching keeps the commit rate sane.
+ *
+ * The store is the arbiter of who holds an address: a row changes owner (client id, else MAC) only
+ * when the address is free — released, expired, past its expiry (a decline's expiry is the end of
+ * its probation), or never leased — in the one conditional upsert below. Two servers on one store,
+ * a partition or a bug in memory can then never bind one address to two clients: the loser's
+ * write resolves `false` and that client alone is refused.
+ *
+ * One bad record never fails the others: records are validated before they join a batch, and if a
+ * batch's transaction still fails, its records are retried one by one so only the failing one is
+ * rejected.
  */
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database, LeaseState } from './schema.ts';
 
 export interface LeaseRecord {
   readonly ip: string;
   readonly networkId: number;
   readonly mac: string;
+  /** Option 61 as hex; with it, the lease is the client identifier's, else the MAC's. */
   readonly clientId: string | null;
   readonly hostname: string | null;
   readonly state: LeaseState;
   readonly expiresAt: Date;
 }
 
+export class LeaseRecordError extends Error {
+  override readonly name = 'LeaseRecordError';
+}
+
 interface Pending {
   record: LeaseRecord;
-  resolve: () => void;
+  resolve: (written: boolean) => void;
   reject: (error: unknown) => void;
 }
+
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+const HEX = /^(?:[0-9a-f]{2}){1,255}$/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Why a record cannot be stored, or undefined. Text PostgreSQL would refuse (NUL) never reaches a batch. */
+export function leaseRecordProblem(r: LeaseRecord): string | undefined {
+  if (!IPV4.test(r.ip) || r.ip.split('.').some((p) => Number(p) > 255)) return `bad address ${JSON.stringify(r.ip)}`;
+  if (!MAC.test(r.mac)) return `bad MAC ${JSON.stringify(r.mac)}`;
+  if (r.clientId !== null && !HEX.test(r.clientId)) return 'client id is not hex';
+  if (r.hostname !== null && (r.hostname.length > 255 || /[\u0000-\u001f\u007f]/.test(r.hostname) || LONE_SURROGATE.test(r.hostname))) return 'host name has control characters or is too long';
+  if (!Number.isFinite(r.expiresAt.getTime())) return 'bad expiry';
+  return undefined;
+}
+
+const stripMask = (ip: string) => ip.replace(/\/32$/, '');
 
 export class LeaseWriter {
   #queue: Pending[] = [];
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
   #running = false;
-  readonly stats = { writes: 0, commits: 0 };
+  readonly stats = { writes: 0, commits: 0, refused: 0, invalid: 0, failedBatches: 0, failedRows: 0 };
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -35,7 +67,13 @@ export class LeaseWriter {
     private readonly maxBatch = 500,
   ) {}
 
-  write(record: LeaseRecord): Promise<void> {
+  /** Resolves true once committed, false when the address is another client's; rejects on a store error. */
+  write(record: LeaseRecord): Promise<boolean> {
+    const problem = leaseRecordProblem(record);
+    if (problem) {
+      this.stats.invalid += 1;
+      return Promise.reject(new LeaseRecordError(`lease ${record.ip} for ${record.mac} not stored: ${problem}`));
+    }
     return new Promise((resolve, reject) => {
       this.#queue.push({ record, resolve, reject });
       // While a commit runs, writes pile up and go together in the next one: the busier the
@@ -56,33 +94,34 @@ export class LeaseWriter {
   async #flush(): Promise<void> {
     const batch = this.#queue.splice(0, this.maxBatch);
     if (batch.length === 0) return;
-    // The last write of an address in the batch wins.
-    const latest = new Map<string, LeaseRecord>();
-    for (const { record } of batch) latest.set(record.ip, record);
     try {
-      await this.db.transaction().execute(async (trx) => {
-        await trx
-          .insertInto('leases')
-          .values([...latest.values()].map((r) => ({ ip: r.ip, network_id: r.networkId, mac: r.mac, client_id: r.clientId, hostname: r.hostname, state: r.state, expires_at: r.expiresAt.toISOString() })))
-          .onConflict((oc) =>
-            oc.column('ip').doUpdateSet({
-              network_id: (eb) => eb.ref('excluded.network_id'),
-              mac: (eb) => eb.ref('excluded.mac'),
-              client_id: (eb) => eb.ref('excluded.client_id'),
-              hostname: (eb) => eb.ref('excluded.hostname'),
-              state: (eb) => eb.ref('excluded.state'),
-              expires_at: (eb) => eb.ref('excluded.expires_at'),
-              updated_at: sql`now()`,
-            }),
-          )
-          .execute();
+      const written = await this.db.transaction().execute(async (trx) => {
+        const applied = new Set<Pending>();
+        // One statement cannot touch a row twice: writes of one address go in successive rounds, in order.
+        for (const round of rounds(batch)) for (const p of await upsert(trx, round)) applied.add(p);
+        return applied;
       });
-      this.stats.writes += batch.length;
       this.stats.commits += 1;
-      for (const pending of batch) pending.resolve();
-    } catch (error) {
-      for (const pending of batch) pending.reject(error);
+      for (const pending of batch) this.#settle(pending, written.has(pending));
+    } catch {
+      // Isolate the culprit: each record alone, so one refused value fails one client only.
+      this.stats.failedBatches += 1;
+      for (const pending of batch) {
+        try {
+          const applied = await upsert(this.db, [pending]);
+          this.#settle(pending, applied.length === 1);
+        } catch (error) {
+          this.stats.failedRows += 1;
+          pending.reject(new Error(`lease ${pending.record.ip} for ${pending.record.mac} not stored`, { cause: error }));
+        }
+      }
     }
+  }
+
+  #settle(pending: Pending, written: boolean): void {
+    if (written) this.stats.writes += 1;
+    else this.stats.refused += 1;
+    pending.resolve(written);
   }
 
   /** Waits for everything queued so far to be committed (shutdown). */
@@ -92,4 +131,42 @@ export class LeaseWriter {
     }
     await this.#flushing;
   }
+}
+
+function rounds(batch: Pending[]): Pending[][] {
+  const out: Pending[][] = [];
+  const next = new Map<string, number>();
+  for (const pending of batch) {
+    const index = next.get(pending.record.ip) ?? 0;
+    (out[index] ??= []).push(pending);
+    next.set(pending.record.ip, index + 1);
+  }
+  return out;
+}
+
+/** The conditional upsert; returns the records it wrote (a refused one is simply not returned). */
+async function upsert(db: Kysely<Database> | Transaction<Database>, pendings: Pending[]): Promise<Pending[]> {
+  const rows = await db
+    .insertInto('leases')
+    .values(pendings.map(({ record: r }) => ({ ip: r.ip, network_id: r.networkId, mac: r.mac, client_id: r.clientId, hostname: r.hostname, state: r.state, expires_at: r.expiresAt.toISOString() })))
+    .onConflict((oc) =>
+      oc
+        .column('ip')
+        .doUpdateSet({
+          network_id: (eb) => eb.ref('excluded.network_id'),
+          mac: (eb) => eb.ref('excluded.mac'),
+          client_id: (eb) => eb.ref('excluded.client_id'),
+          hostname: (eb) => eb.ref('excluded.hostname'),
+          state: (eb) => eb.ref('excluded.state'),
+          expires_at: (eb) => eb.ref('excluded.expires_at'),
+          updated_at: sql`now()`,
+        })
+        // Free, or already this client's (and not in decline probation, which even its owner waits out).
+        .where(sql<boolean>`leases.state in ('released', 'expired') or leases.expires_at <= now()
+          or (leases.state <> 'declined' and coalesce(leases.client_id, leases.mac) = coalesce(excluded.client_id, excluded.mac))`),
+    )
+    .returning('ip')
+    .execute();
+  const done = new Set(rows.map((row) => stripMask(String(row.ip))));
+  return pendings.filter((p) => done.has(p.record.ip));
 }

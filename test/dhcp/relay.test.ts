@@ -1,6 +1,7 @@
 /**
  * A relayed network: the client is two hops away behind ISC's dhcrelay. The server picks the network
- * from giaddr, answers the relay on port 67, and echoes option 82 back.
+ * from giaddr, takes relayed packets only from the relay listed for that network (dhcrelay sends from
+ * its upstream address), answers the relay on port 67, and echoes option 82 back.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,7 +22,7 @@ before(async () => {
   server = await startServer(['--roles', 'api,dhcp', '--data-dir', join(work, 'data'), '--dhcp-server-id', chain.server.ip, '--log-level', 'warn'], {}, 60_000, { netns: chain.server.name });
   const d = chain.relayedSubnet;
   const u = chain.serverSubnet;
-  const site = `sites:\n  - name: lab\n    networks:\n      - { name: lab-boot, cidr: ${u}.0/24, gateway: ${u}.1 }\n      - { name: lab-far, cidr: ${d}.0/24, gateway: ${d}.1, relays: [${d}.1], dynamicRange: { start: ${d}.100, end: ${d}.199 } }\n`;
+  const site = `sites:\n  - name: lab\n    networks:\n      - { name: lab-boot, cidr: ${u}.0/24, gateway: ${u}.1 }\n      - { name: lab-far, cidr: ${d}.0/24, gateway: ${d}.1, relays: [${u}.2], dynamicRange: { start: ${d}.100, end: ${d}.199 } }\n`;
   await chain.server.exec('curl', ['-sS', '-X', 'POST', '-H', 'content-type: application/yaml', '--data-binary', site, `${server.url}/api/v1/import/site`]);
   // -a: add option 82 (agent information) with the circuit id, to check it is echoed back.
   relay = chain.relay.spawn('dhcrelay', ['-4', '-d', '-a', '-iu', chain.relay.upstreamDevice, '-id', chain.relay.downstreamDevice, chain.server.ip], { stdio: 'ignore' });

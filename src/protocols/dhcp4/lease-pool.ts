@@ -2,6 +2,7 @@
  * The dynamic addresses of one network, in memory: who holds what, until when. Pure bookkeeping —
  * durability is the caller's (a lease is written to the store before its ACK is sent).
  * An address is free when nobody holds it: no unexpired binding, offer, or decline.
+ * `mac` in a hold is the client's lease key: its client identifier when it sends one, else its MAC.
  */
 export type HoldKind = 'offered' | 'bound' | 'declined';
 
@@ -97,9 +98,21 @@ export class LeasePool {
     return undefined;
   }
 
+  /**
+   * Records who holds an address until when. An offer never replaces a longer binding of the same
+   * client (a DISCOVER from a bound client must not shrink its lease to an offer's lifetime), and a
+   * decline's probation is never dropped because its client moved on to another address.
+   */
   hold(ip: number, mac: string, kind: HoldKind, until: number): void {
+    const current = this.#holds.get(ip);
+    if (kind === 'offered' && current?.mac === mac && current.kind === 'bound' && current.until >= until) {
+      this.#lastIpOf.set(mac, ip);
+      return;
+    }
     const previous = this.#lastIpOf.get(mac);
-    if (previous !== undefined && previous !== ip && this.#holds.get(previous)?.mac === mac && kind !== 'declined') this.#holds.delete(previous);
+    const before = previous === undefined || previous === ip ? undefined : this.#holds.get(previous);
+    // The client's earlier offer lapses when it is offered or bound elsewhere; its earlier binding only when it binds elsewhere.
+    if (before?.mac === mac && kind !== 'declined' && (before.kind === 'offered' || (before.kind === 'bound' && kind === 'bound'))) this.#holds.delete(previous!);
     this.#holds.set(ip, { ip, mac, kind, until });
     if (kind !== 'declined') this.#lastIpOf.set(mac, ip);
   }

@@ -1,0 +1,56 @@
+/**
+ * Typed reads of the request fields the DHCP policy looks at. Each returns undefined (or null)
+ * for an absent or malformed value rather than throwing: the packet is untrusted.
+ */
+import { OptionCode } from './options.ts';
+import { clientMac, type DhcpPacket } from './packet.ts';
+
+function address(packet: DhcpPacket, code: number): string | undefined {
+  const value = packet.options.get(code);
+  return value?.length === 4 ? `${value[0]}.${value[1]}.${value[2]}.${value[3]}` : undefined;
+}
+
+/** Option 50. */
+export const requestedIp = (packet: DhcpPacket): string | undefined => address(packet, OptionCode.RequestedIp);
+/** Option 54: the server the client selected. */
+export const serverId = (packet: DhcpPacket): string | undefined => address(packet, OptionCode.ServerId);
+
+/** Option 61 as hex (type byte included), or null. */
+export function clientIdHex(packet: DhcpPacket): string | null {
+  const value = packet.options.get(OptionCode.ClientId);
+  return value && value.length >= 2 ? value.toString('hex') : null;
+}
+
+/**
+ * Who a lease belongs to (RFC 2131 §4.2): the client identifier when the client sends one, else
+ * its hardware address. The two forms cannot collide (hex digits vs. colon-separated MAC).
+ */
+export function clientKey(packet: DhcpPacket): string | undefined {
+  return clientIdHex(packet) ?? clientMac(packet);
+}
+
+/** Option 55, in the client's order of preference (RFC 2132 §9.8). */
+export function parameterRequestList(packet: DhcpPacket): number[] {
+  return [...(packet.options.get(OptionCode.ParameterRequestList) ?? [])];
+}
+
+/**
+ * Option 12 as text safe to store: printable ASCII only (a host name is letters, digits, '-' and
+ * '.'; RFC 1123), at most 63 characters. NUL and other control bytes, which PostgreSQL text
+ * refuses or a log would misrender, are dropped. null when nothing usable is left.
+ */
+export function hostName(packet: DhcpPacket): string | null {
+  const value = packet.options.get(OptionCode.HostName);
+  if (!value) return null;
+  const clean = value.toString('latin1').replace(/[^\x21-\x7e]/g, '').slice(0, 63);
+  return clean || null;
+}
+
+/** REQUEST states (RFC 2131 §4.3.2). */
+export type RequestState = 'selecting' | 'init-reboot' | 'renewing';
+
+export function requestState(packet: DhcpPacket): RequestState {
+  if (serverId(packet) !== undefined) return 'selecting';
+  if (packet.ciaddr === '0.0.0.0') return 'init-reboot';
+  return 'renewing'; // or rebinding: same answer here
+}

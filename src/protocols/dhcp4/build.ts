@@ -1,0 +1,70 @@
+/**
+ * Building DHCP packets: a client's request (the tests' and tools' one builder) and a server's
+ * reply to a request (RFC 2131 §4.3 table 3), with reply options in the order the client asked
+ * for them (RFC 2132 §9.8).
+ */
+import { ipv4 } from './option-codecs.ts';
+import { DhcpOptions, OptionCode } from './options.ts';
+import { BOOTREPLY, BOOTREQUEST, BROADCAST_FLAG, MessageType, type DhcpPacket } from './packet.ts';
+import { parameterRequestList } from './accessors.ts';
+
+export interface RequestSpec {
+  readonly mac: string;
+  readonly xid?: number;
+  readonly secs?: number;
+  readonly broadcast?: boolean;
+  readonly ciaddr?: string;
+  readonly giaddr?: string;
+  readonly requestedIp?: string;
+  readonly serverId?: string;
+  /** Raw options added after 53, 50 and 54, in this order. */
+  readonly options?: readonly (readonly [number, Buffer])[];
+}
+
+export function buildRequest(type: MessageType, spec: RequestSpec): DhcpPacket {
+  const options = new DhcpOptions().set(OptionCode.MessageType, Buffer.from([type]));
+  if (spec.requestedIp) options.set(OptionCode.RequestedIp, ipv4.encode(spec.requestedIp));
+  if (spec.serverId) options.set(OptionCode.ServerId, ipv4.encode(spec.serverId));
+  for (const [code, value] of spec.options ?? []) options.set(code, value);
+  const mac = Buffer.from(spec.mac.replace(/[:-]/g, ''), 'hex');
+  if (mac.length !== 6) throw new RangeError(`bad MAC ${spec.mac}`);
+  return {
+    op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0,
+    xid: spec.xid ?? Math.floor(Math.random() * 0xffffffff), secs: spec.secs ?? 0, flags: spec.broadcast ? BROADCAST_FLAG : 0,
+    ciaddr: spec.ciaddr ?? '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: spec.giaddr ?? '0.0.0.0',
+    chaddr: Buffer.concat([mac, Buffer.alloc(10)]), sname: '', file: '', options,
+  };
+}
+
+/**
+ * The skeleton of a reply: header fields copied from the request as RFC 2131 table 3 says,
+ * options 53 and 54, and option 82 echoed unchanged (RFC 3046 §2.2).
+ */
+export function replyTo(request: DhcpPacket, type: MessageType, server: string, yiaddr = '0.0.0.0'): DhcpPacket {
+  const options = new DhcpOptions().set(OptionCode.MessageType, Buffer.from([type])).set(OptionCode.ServerId, ipv4.encode(server));
+  const relayInfo = request.options.get(OptionCode.RelayAgentInfo);
+  if (relayInfo) options.set(OptionCode.RelayAgentInfo, relayInfo);
+  // A NAK through a relay must be broadcast by it (§4.3.2); set on every NAK, which costs nothing.
+  const flags = type === MessageType.Nak ? request.flags | BROADCAST_FLAG : request.flags;
+  return {
+    op: BOOTREPLY, htype: request.htype, hlen: request.hlen, hops: 0, xid: request.xid, secs: 0, flags,
+    ciaddr: type === MessageType.Ack ? request.ciaddr : '0.0.0.0', yiaddr, siaddr: '0.0.0.0', giaddr: request.giaddr,
+    chaddr: request.chaddr, sname: '', file: '', options,
+  };
+}
+
+/**
+ * Reorders a reply's options: 53 and 54 first, then those the client listed in option 55 in its
+ * order, then the rest as they were (option 82 is always encoded last by DhcpOptions).
+ */
+export function inRequestedOrder(reply: DhcpPacket, request: DhcpPacket): DhcpPacket {
+  const wanted = parameterRequestList(request);
+  if (wanted.length === 0) return reply;
+  const rank = new Map<number, number>([[OptionCode.MessageType, -2], [OptionCode.ServerId, -1]]);
+  wanted.forEach((code, i) => { if (!rank.has(code)) rank.set(code, i); });
+  const entries = reply.options.entries().map(([code, value], i) => ({ code, value, key: rank.get(code) ?? wanted.length + i }));
+  entries.sort((a, b) => a.key - b.key);
+  const options = new DhcpOptions();
+  for (const { code, value } of entries) options.set(code, value);
+  return { ...reply, options };
+}
