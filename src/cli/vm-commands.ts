@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { Job } from '../vms/job-model.ts';
 import type { Vm } from '../vms/vm-service.ts';
+import type { Hypervisor } from '../vms/hypervisors.ts';
 import type { ApiClient } from './client.ts';
 import { formatRecord, formatTable } from './table.ts';
 
@@ -85,8 +86,20 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .option('--max-parallel <n>', 'concurrent clone operations in jobs', whole)
     .option('--domain-type <type>', 'auto (probe), kvm or qemu', 'auto')
     .action(async (name: string, o: { uri: string; site: string; pool: string; bridge: string; maxParallel?: number; domainType: string }) => {
-      const data = await client().request<{ name: string; domainType: string; cpus: number; memoryMiB: number }>('POST', '/api/v1/hypervisors', { json: { name, uri: o.uri, site: o.site, storagePool: o.pool, bridge: o.bridge, maxParallel: o.maxParallel, domainType: o.domainType } });
-      print(data, () => `hypervisor ${data.name} added: ${data.cpus} CPUs, ${data.memoryMiB} MiB, domain type ${data.domainType}`);
+      const data = await client().request<Hypervisor>('POST', '/api/v1/hypervisors', { json: { name, uri: o.uri, site: o.site, storagePool: o.pool, bridge: o.bridge, maxParallel: o.maxParallel, domainType: o.domainType } });
+      print(data, () => `hypervisor ${data.name} added: ${data.cpus} CPUs, ${data.memoryMiB} MiB, domain type ${data.domainType} (${data.domainTypeReason})`);
+    });
+  hv.command('show <name>')
+    .description('one hypervisor: capacity, health, and its domain type with what the KVM probe saw')
+    .action(async (name: string) => {
+      const data = await client().request<Hypervisor>('GET', `/api/v1/hypervisors/${enc(name)}`);
+      print(data, () => formatRecord(data as unknown as Record<string, string>));
+    });
+  hv.command('probe <name>')
+    .description('probe KVM again: kvm only if a KVM guest is seen to run code, else qemu (TCG), with the reason')
+    .action(async (name: string) => {
+      const data = await client().request<Hypervisor>('POST', `/api/v1/hypervisors/${enc(name)}/probe`);
+      print(data, () => `${data.name}: domain type ${data.domainType} — ${data.domainTypeReason}`);
     });
   hv.command('refresh <name>').action(async (name: string) => {
     const data = await client().request<Record<string, unknown>>('POST', `/api/v1/hypervisors/${enc(name)}/refresh`);

@@ -236,6 +236,13 @@ const migrations: Record<string, Migration> = {
         )`.execute(db);
     },
   },
+  '0006_hypervisor_probe': {
+    async up(db: Kysely<any>) {
+      // Why the domain type is what it is (what the KVM probe saw), and when it was decided.
+      await sql`alter table hypervisors add column domain_type_reason text`.execute(db);
+      await sql`alter table hypervisors add column probed_at timestamptz`.execute(db);
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -143,6 +143,8 @@ export interface HypervisorsTable {
   pool_capacity: ColumnType<string | number | null, number | null, number | null>;
   pool_available: ColumnType<string | number | null, number | null, number | null>;
   domain_type: 'kvm' | 'qemu' | null;
+  domain_type_reason: ColumnType<string | null, string | null | undefined, string | null>;
+  probed_at: ColumnType<Date | null, string | null | undefined, string | null>;
   health: Generated<HypervisorHealth>;
   last_error: string | null;
   checked_at: ColumnType<Date | null, string | null, string | null>;

@@ -3,7 +3,6 @@
  * read from libvirt, with their health (up when the last check reached them). The domain type is
  * chosen once: "kvm" when the capabilities offer it and a KVM guest can really start, else "qemu".
  */
-import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import { siteIdOf } from '../fleet/sites.ts';
@@ -11,7 +10,8 @@ import type { LibvirtPool } from '../protocols/libvirt/pool.ts';
 import type { LibvirtClient } from '../protocols/libvirt/remote.ts';
 import { parseLibvirtUri } from '../protocols/libvirt/uri.ts';
 import type { Database } from '../store/schema.ts';
-import { domainTypesFor, isKvmUnavailable, type DomainType } from './domain-type.ts';
+import { domainTypesFor, type DomainType } from './domain-type.ts';
+import { decideDomainType, observeKvm, type ProbeOptions, type ProbeVerdict } from './kvm-probe.ts';
 
 export interface Hypervisor {
   readonly name: string;
@@ -25,6 +25,9 @@ export interface Hypervisor {
   readonly poolCapacityBytes: number | null;
   readonly poolAvailableBytes: number | null;
   readonly domainType: DomainType | null;
+  /** What the KVM probe saw (or that the operator fixed the type). */
+  readonly domainTypeReason: string | null;
+  readonly probedAt: string | null;
   readonly health: 'up' | 'down' | 'unknown';
   readonly lastError: string | null;
   readonly checkedAt: string | null;
@@ -37,7 +40,7 @@ export interface HypervisorInput {
   readonly storagePool?: string;
   readonly bridge?: string;
   readonly maxParallel?: number;
-  /** auto: probe (kvm if a KVM guest starts, else qemu); or fixed by the operator. */
+  /** auto: probe (kvm only if a KVM guest is seen to run code, else qemu); or fixed by the operator. */
   readonly domainType?: 'auto' | DomainType;
   readonly hostId?: number | null;
 }
@@ -58,6 +61,8 @@ function toHypervisor(row: Row): Hypervisor {
     poolCapacityBytes: num(row.pool_capacity),
     poolAvailableBytes: num(row.pool_available),
     domainType: row.domain_type,
+    domainTypeReason: row.domain_type_reason,
+    probedAt: row.probed_at ? new Date(row.probed_at).toISOString() : null,
     health: row.health,
     lastError: row.last_error,
     checkedAt: row.checked_at ? new Date(row.checked_at).toISOString() : null,
@@ -81,26 +86,21 @@ export async function getHypervisor(db: Kysely<Database>, name: string): Promise
 }
 
 /**
- * Whether a KVM guest really starts there: capabilities list kvm whenever /dev/kvm exists, even
- * when QEMU cannot use it (no permission, or nested virtualisation that cannot set the host CPU's
- * MSRs). A tiny transient guest with the CPU mode kvmfleet gives KVM guests (host-passthrough) is
- * started and destroyed.
+ * The domain type a hypervisor's guests get, from its capabilities and the KVM probe
+ * (kvm-probe.ts): kvm only where a KVM guest was seen to run the probe's work.
  */
-export async function probeDomainType(client: LibvirtClient): Promise<DomainType> {
-  const types = domainTypesFor(await client.getCapabilities());
-  if (!types.includes('kvm')) {
-    if (!types.includes('qemu')) throw new KvmfleetError(ErrorCode.Validation, 'the hypervisor cannot run x86_64 guests');
-    return 'qemu';
-  }
-  const name = `kvmfleet-kvm-probe-${randomUUID().slice(0, 8)}`;
-  try {
-    const dom = await client.createTransientDomain(`<domain type='kvm'><name>${name}</name><memory unit='MiB'>32</memory><vcpu>1</vcpu><cpu mode='host-passthrough'/><os><type arch='x86_64'>hvm</type></os><devices><serial type='null'/></devices></domain>`);
-    await client.destroyDomain(dom).catch(() => undefined);
-    return 'kvm';
-  } catch (error) {
-    if (isKvmUnavailable((error as Error).message)) return 'qemu';
-    throw error;
-  }
+export async function probeDomainType(client: LibvirtClient, options: ProbeOptions): Promise<ProbeVerdict> {
+  const capabilities = domainTypesFor(await client.getCapabilities());
+  if (!capabilities.includes('qemu') && !capabilities.includes('kvm')) throw new KvmfleetError(ErrorCode.Validation, 'the hypervisor cannot run x86_64 guests');
+  return decideDomainType(await observeKvm(client, capabilities, options));
+}
+
+/** Probes again and stores the verdict (a hypervisor registered without one, or on an operator's request). */
+export async function reprobeHypervisor(db: Kysely<Database>, pool: LibvirtPool, name: string): Promise<Hypervisor> {
+  const hv = await getHypervisor(db, name);
+  const verdict = await pool.use(hv.uri, (client) => probeDomainType(client, { storagePool: hv.storagePool }));
+  await db.updateTable('hypervisors').set({ domain_type: verdict.domainType, domain_type_reason: verdict.reason, probed_at: new Date().toISOString() }).where('id', '=', hv.id).execute();
+  return getHypervisor(db, name);
 }
 
 /** Reads capacity and health from libvirt and stores them; a hypervisor that cannot be reached is "down". */
@@ -150,9 +150,12 @@ export async function registerHypervisor(db: Kysely<Database>, pool: LibvirtPool
   const siteId = await siteIdOf(db, input.site);
   const taken = await db.selectFrom('hypervisors').select('name').where((eb) => eb.or([eb('name', '=', input.name), eb('uri', '=', input.uri)])).executeTakeFirst();
   if (taken) throw new KvmfleetError(ErrorCode.AlreadyExists, `a hypervisor "${taken.name}" already has that name or URI`);
-  let domainType: DomainType;
+  let verdict: ProbeVerdict;
   try {
-    domainType = input.domainType && input.domainType !== 'auto' ? input.domainType : await pool.use(input.uri, probeDomainType);
+    verdict =
+      input.domainType && input.domainType !== 'auto'
+        ? { domainType: input.domainType, reason: `set by the operator (${input.domainType})` }
+        : await pool.use(input.uri, (client) => probeDomainType(client, { storagePool: input.storagePool ?? 'default' }));
   } catch (error) {
     if (error instanceof KvmfleetError) throw error;
     throw new KvmfleetError(ErrorCode.HypervisorUnavailable, `cannot reach ${input.uri}: ${(error as Error).message}`);
@@ -167,7 +170,9 @@ export async function registerHypervisor(db: Kysely<Database>, pool: LibvirtPool
       storage_pool: input.storagePool ?? 'default',
       bridge: input.bridge ?? 'br0',
       max_parallel: input.maxParallel ?? 4,
-      domain_type: domainType,
+      domain_type: verdict.domainType,
+      domain_type_reason: verdict.reason,
+      probed_at: new Date().toISOString(),
       cpus: null,
       memory_mib: null,
       pool_capacity: null,

@@ -2,15 +2,13 @@
  * Sealing a template's disk with virt-sysprep (libguestfs-tools): it removes what makes a machine
  * one machine (SSH host keys, machine-id, logs, net rules, …) so clones start clean. It runs where
  * the disk is: on this machine for a local hypervisor, over SSH on a remote one. Without working
- * KVM, libguestfs' appliance runs under TCG (force_tcg), as kvmfleet's guests do.
+ * KVM proven by the probe (kvm-probe.ts), libguestfs' appliance runs under TCG (force_tcg), as
+ * kvmfleet's guests do: an appliance started on a KVM that only pretends hangs.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { spawn } from 'node:child_process';
 import { sshTargetOf } from '../protocols/libvirt/transport.ts';
 import type { LibvirtUri } from '../protocols/libvirt/uri.ts';
 import { connectSsh, shellQuote } from '../protocols/ssh/connect.ts';
-
-const run = promisify(execFile);
 
 export interface SysprepResult {
   /** The operations virt-sysprep reports performing, in order (e.g. "machine-id", "ssh-hostkeys"). */
@@ -27,39 +25,86 @@ export function isGuestfsKvmFailure(output: string): boolean {
   return /kvm_buf_set_msrs|failed to initialize kvm|Could not access KVM kernel module|KVM: (?:disabled|unavailable)/i.test(output);
 }
 
-async function runLocal(args: string[], tcg: boolean): Promise<string> {
+/** virt-sysprep of a small template takes ~30 s under TCG; a hung appliance must not hold the job forever. */
+export const SYSPREP_TIMEOUT_MS = 15 * 60_000;
+
+/**
+ * Runs virt-sysprep in a process group of its own, so that a timeout (or the caller's abort) ends
+ * libguestfs' appliance (a QEMU child of virt-sysprep) too: killing virt-sysprep alone leaves it running.
+ */
+function runLocal(args: string[], tcg: boolean, timeoutMs = SYSPREP_TIMEOUT_MS): Promise<string> {
   const env = { ...process.env, LIBGUESTFS_BACKEND: 'direct', ...(tcg ? { LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' } : {}) };
-  try {
-    const { stdout, stderr } = await run('virt-sysprep', args, { env, maxBuffer: 16 * 1024 * 1024, timeout: 15 * 60_000 });
-    return stdout + stderr;
-  } catch (error) {
-    const e = error as Error & { stdout?: string; stderr?: string; code?: string };
-    if (e.code === 'ENOENT') throw new Error('virt-sysprep is not installed on this machine (apt-get install libguestfs-tools)');
-    throw Object.assign(new Error(`virt-sysprep failed: ${(e.stderr ?? e.message).trim().split('\n').slice(-3).join(' ')}`), { output: `${e.stdout ?? ''}${e.stderr ?? ''}` });
-  }
+  return new Promise((resolve, reject) => {
+    const child = spawn('virt-sysprep', args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const keep = (chunk: Buffer) => {
+      // The last 16 MiB at most: the operations list and the error are at the end.
+      chunks.push(chunk);
+      size += chunk.length;
+      while (size > 16 * 1024 * 1024 && chunks.length > 1) size -= chunks.shift()!.length;
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    const killGroup = () => {
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    };
+    let timedOut = false;
+    const timer = setTimeout(() => ((timedOut = true), killGroup()), timeoutMs);
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(error.code === 'ENOENT' ? new Error('virt-sysprep is not installed on this machine (apt-get install libguestfs-tools)') : error);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      killGroup(); // anything virt-sysprep left behind in its group
+      const output = Buffer.concat(chunks).toString('utf8');
+      if (code === 0) return resolve(output);
+      const why = timedOut ? `timed out after ${Math.round(timeoutMs / 1000)} s (its appliance was stopped)` : `exited with ${code ?? signal}`;
+      reject(Object.assign(new Error(`virt-sysprep ${why}: ${output.trim().split('\n').slice(-3).join(' ')}`), { output }));
+    });
+  });
 }
 
-async function runOverSsh(uri: LibvirtUri, command: string): Promise<string> {
+async function runOverSsh(uri: LibvirtUri, command: string, timeoutMs = SYSPREP_TIMEOUT_MS): Promise<string> {
   // Same session as libvirt's over that URI (key, host key check); root unless the URI names a user.
   const ssh = await connectSsh(sshTargetOf(uri, 20_000, 'root'));
   return new Promise((resolve, reject) => {
+    let settled = false;
+    const finish = (error: Error | null, output = '') => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      ssh.end();
+      if (error) reject(error);
+      else resolve(output);
+    };
+    // A peer that resets the connection mid-seal fails this seal, never the process.
+    ssh.on('error', (error: Error) => finish(new Error(`SSH to ${uri.host} failed during virt-sysprep: ${error.message}`)));
+    ssh.once('close', () => finish(new Error(`SSH to ${uri.host} closed before virt-sysprep finished`)));
+    const timer = setTimeout(() => finish(new Error(`virt-sysprep on ${uri.host} timed out after ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
     ssh.exec(command, (error, channel) => {
-      if (error) return (ssh.end(), reject(error));
+      if (error) return finish(error);
       let output = '';
+      channel.on('error', (e: Error) => finish(e));
       channel.on('data', (d: Buffer) => (output += d));
       channel.stderr.on('data', (d: Buffer) => (output += d));
       channel.once('exit', (code: number | null) => {
-        ssh.end();
-        if (code === 0) resolve(output);
-        else reject(Object.assign(new Error(`virt-sysprep on ${uri.host} exited with ${code}: ${output.trim().split('\n').slice(-3).join(' ')}`), { output }));
+        if (code === 0) finish(null, output);
+        else finish(Object.assign(new Error(`virt-sysprep on ${uri.host} exited with ${code}: ${output.trim().split('\n').slice(-3).join(' ')}`), { output }));
       });
     });
   });
 }
 
 /**
- * Seals the qcow2 disk at `diskPath` on the hypervisor of `uri`. `tcg`: the hypervisor has no
- * working KVM (known from its domain type); otherwise KVM is tried and TCG used if it fails.
+ * Seals the qcow2 disk at `diskPath` on the hypervisor of `uri`. `tcg`: KVM was not proven to run
+ * guests there (its domain type is not kvm), so the appliance runs under TCG; otherwise KVM is
+ * tried and TCG used if it fails.
  */
 export async function sysprepDisk(uri: LibvirtUri, diskPath: string, options: { tcg: boolean }): Promise<SysprepResult> {
   // The "customize" operation would write a fresh machine-id into the template, which every clone

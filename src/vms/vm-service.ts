@@ -18,7 +18,7 @@ import { parseLibvirtUri } from '../protocols/libvirt/uri.ts';
 import type { CloneKind, Database } from '../store/schema.ts';
 import { seedFiles, type SeedIdentity } from './cloud-init.ts';
 import { domainXml, type DiskSpec, type DomainSpec } from './domain-xml.ts';
-import { getHypervisor, listHypervisors, type Hypervisor } from './hypervisors.ts';
+import { getHypervisor, listHypervisors, reprobeHypervisor, type Hypervisor } from './hypervisors.ts';
 import { DEFAULT_PLACEMENT_POLICY, planPlacements, type HostCapacity, type PlacementPolicy, type VmDemand } from './placement.ts';
 import { buildSeedImage } from './seed-image.ts';
 import { sysprepDisk } from './sysprep.ts';
@@ -215,8 +215,10 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   }
 
   async #withHypervisor<T>(hypervisor: string, what: string, fn: (client: LibvirtClient, hv: Hypervisor & { id: number }) => Promise<T>): Promise<T> {
-    const hv = await getHypervisor(this.#db, hypervisor);
+    let hv = await getHypervisor(this.#db, hypervisor);
     try {
+      // A hypervisor registered by its install callback has no domain type yet: probe it at first use.
+      if (hv.domainType === null) await reprobeHypervisor(this.#db, this.#pool, hypervisor), (hv = await getHypervisor(this.#db, hypervisor));
       return await this.#pool.use(hv.uri, (client) => fn(client, hv));
     } catch (error) {
       throw libvirtFailure(error, `${what} on ${hypervisor}`);
@@ -345,7 +347,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
       const spec: DomainSpec = {
         name: input.name,
         uuid,
-        type: hv.domainType ?? 'kvm',
+        type: hv.domainType ?? 'qemu',
         memoryMiB: input.memoryMiB,
         vcpus: input.vcpus,
         disks,
@@ -479,7 +481,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
     });
     let sealed;
     try {
-      sealed = await sysprepDisk(parseLibvirtUri(hv.uri), vm.disk, { tcg: hv.domainType === 'qemu' });
+      sealed = await sysprepDisk(parseLibvirtUri(hv.uri), vm.disk, { tcg: hv.domainType !== 'kvm' });
     } catch (error) {
       throw new KvmfleetError(ErrorCode.Internal, `sealing ${vmName}: ${(error as Error).message}`);
     }

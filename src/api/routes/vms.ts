@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { LibvirtPool } from '../../protocols/libvirt/pool.ts';
 import type { Database } from '../../store/schema.ts';
-import { getHypervisor, listHypervisors, refreshHypervisor, registerHypervisor, removeHypervisor } from '../../vms/hypervisors.ts';
+import { getHypervisor, listHypervisors, refreshHypervisor, registerHypervisor, removeHypervisor, reprobeHypervisor } from '../../vms/hypervisors.ts';
 import type { JobRunner } from '../../vms/jobs.ts';
 import { listNodes } from '../../cluster/nodes.ts';
 import type { VmService } from '../../vms/vm-service.ts';
@@ -109,6 +109,11 @@ export function registerVmRoutes(app: FastifyInstance, deps: VmRouteDeps): void 
     return hv;
   });
   app.post('/api/v1/hypervisors/:name/refresh', { config: { permission: 'write' }, schema: { tags, summary: 'Read capacity and health again', params: NameParams, response: errors } }, (request) => refreshHypervisor(db, pool, name(request)));
+  app.post(
+    '/api/v1/hypervisors/:name/probe',
+    { config: { permission: 'write' }, schema: { tags, summary: 'Probe KVM again (kvm only if a KVM guest is seen to run); the verdict and its reason are stored', params: NameParams, response: errors } },
+    (request) => reprobeHypervisor(db, pool, name(request)),
+  );
   app.delete('/api/v1/hypervisors/:name', { config: { permission: 'write' }, schema: { tags, params: NameParams, response: errors } }, async (request, reply) => {
     await removeHypervisor(db, name(request));
     return reply.code(204).send();

@@ -47,6 +47,7 @@ export const enum Procedure {
   ConnectGetHostname = 59,
   ConnectSupportsFeature = 60,
   NodeGetFreeMemory = 102,
+  DomainMemoryPeek = 104,
   StorageVolUpload = 208,
   DomainEventLifecycle = 107,
   DomainEventsRegisterAny = 167,
@@ -123,6 +124,10 @@ const EVENT_ID_LIFECYCLE = 0;
 
 /** virDomainUndefineFlagsValues */
 export const UndefineFlags = { ManagedSave: 1, SnapshotsMetadata: 2, Nvram: 4, KeepNvram: 8, CheckpointsMetadata: 16 } as const;
+/** virDomainMemoryFlags */
+export const MemoryPeekFlags = { Virtual: 1, Physical: 2 } as const;
+/** REMOTE_DOMAIN_MEMORY_PEEK_BUFFER_MAX */
+const MEMORY_PEEK_MAX = 65536;
 /** virConnectListAllDomainsFlags */
 export const ListDomainsFlags = { Active: 1, Inactive: 2 } as const;
 
@@ -319,6 +324,15 @@ export class LibvirtClient {
       vcpus: r.uint(),
       cpuTimeNs: r.uhyper(),
     }));
+  }
+
+  /**
+   * Reads `size` bytes (at most 64 KiB, libvirt's limit) of a running domain's memory at `offset`:
+   * guest-physical addresses with MemoryPeekFlags.Physical (virDomainMemoryPeek).
+   */
+  peekDomainMemory(dom: RemoteDomain, offset: bigint, size: number, flags: number = MemoryPeekFlags.Physical): Promise<Buffer> {
+    if (!(Number.isInteger(size) && size > 0 && size <= MEMORY_PEEK_MAX)) throw new RangeError(`memory peek size ${size} must be 1–${MEMORY_PEEK_MAX}`);
+    return this.#call(Procedure.DomainMemoryPeek, (w) => void (writeDomain(w, dom), w.uhyper(offset).uint(size).uint(flags)), (r) => r.opaque(MEMORY_PEEK_MAX));
   }
 
   getDomainXml(dom: RemoteDomain, flags = 0): Promise<string> {
