@@ -16,7 +16,7 @@ import { registerImportRoutes } from './routes/imports.ts';
 import { registerBuildRoutes } from './routes/builds.ts';
 import { registerLeaseRoutes } from './routes/leases.ts';
 import { registerVmRoutes, type VmRouteDeps } from './routes/vms.ts';
-import { listNodes, storeReady } from '../cluster/nodes.ts';
+import { listNodes } from '../cluster/nodes.ts';
 import { registerAuth } from './auth.ts';
 import { registerAuditHooks } from './audit-hooks.ts';
 import { requirePermissionDeclarations } from './permissions.ts';
@@ -90,7 +90,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   registerAuditHooks(app, db);
   registerAuthRoutes(app, db);
   app.get('/healthz', { config: { permission: 'public' }, schema: { tags: ['health'], summary: 'The process is up' } }, async () => ({ status: 'ok', version: VERSION }));
-  app.get('/readyz', { config: { permission: 'public' }, schema: { tags: ['health'], summary: 'The store answers (for load balancers)' } }, async (_request, reply) => ((await storeReady(db)) ? { status: 'ready' } : reply.code(503).send({ status: 'store unreachable' })));
+  app.get('/readyz', { config: { permission: 'public' }, schema: { tags: ['health'], summary: 'The store answers (for load balancers)' } }, async (_request, reply) => ((await options.store.health.ready()) ? { status: 'ready' } : reply.code(503).send({ status: 'store unreachable' })));
   app.get('/api/v1/nodes', { config: { permission: 'read' }, schema: { tags: ['health'], summary: 'kvmfleet processes, their roles and whether they are alive', querystring: Type.Object({ site: Type.Optional(Type.String()), role: Type.Optional(Type.String()) }) } }, (request) => listNodes(db, request.query as { site?: string; role?: string }));
   app.get(
     '/api/v1/sites/:name/haproxy.cfg',

@@ -8,7 +8,6 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { normalizeMac } from '../fleet/mac.ts';
 import { UUID } from '../fleet/validate-host.ts';
 import type { Store } from '../store/open.ts';
-import { storeReady } from '../cluster/nodes.ts';
 import type { Platform } from './decide.ts';
 import type { MirrorCache } from './mirror.ts';
 import type { BootService } from './service.ts';
@@ -45,7 +44,7 @@ export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyIn
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   // For load balancers: this node can answer boot requests only while the store answers.
-  app.get('/readyz', async (_request, reply) => ((await storeReady(options.store.db)) ? { status: 'ready' } : reply.code(503).send({ status: 'store unreachable' })));
+  app.get('/readyz', async (_request, reply) => ((await options.store.health.ready()) ? { status: 'ready' } : reply.code(503).send({ status: 'store unreachable' })));
 
   /** Text a machine must read fresh every time (scripts carry tokens; Kickstarts carry secrets). */
   const sendFresh = (reply: FastifyReply, text: string) => reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(text);

@@ -3,7 +3,7 @@
  * address of its boot HTTP role, and renews that every few seconds. A node not seen for
  * NODE_TTL_MS is not alive (it crashed or lost the store); a node that stops cleanly leaves.
  */
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import type { Database } from '../store/schema.ts';
 import { VERSION } from '../version.ts';
@@ -89,19 +89,4 @@ export function startHeartbeat(db: Kysely<Database>, node: NodeAnnouncement, int
       await leaveNode(db, node.name).catch(() => undefined);
     },
   };
-}
-
-/** Readiness: the store answers within `timeoutMs`. */
-export async function storeReady(db: Kysely<Database>, timeoutMs = 2000): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      sql`select 1`.execute(db).then(() => true),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
-    ]);
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
 }

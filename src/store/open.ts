@@ -11,6 +11,7 @@ import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { KvmfleetError, ErrorCode } from '../errors.ts';
 import { acquireDataDirLock, type DataDirLock } from './lock.ts';
+import { postgresProbe, StoreHealth } from './health.ts';
 import { migrationProvider } from './migrations.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 import type { Database } from './schema.ts';
@@ -25,6 +26,8 @@ export interface StoreOptions {
 export interface Store {
   readonly db: Kysely<Database>;
   readonly kind: 'embedded' | 'postgresql';
+  /** Whether the store is reachable (readiness), from the process's own queries and a probe of its own. */
+  readonly health: StoreHealth;
   close(): Promise<void>;
 }
 
@@ -39,9 +42,19 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     const timeoutMs = Number(process.env.KVMFLEET_STORE_TIMEOUT_MS ?? 10_000);
     const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs, keepAlive: true });
     pool.on('error', () => {}); // an idle client whose server went away: the pool drops it
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const probe = postgresProbe(url);
+    const health = new StoreHealth(probe.probe);
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: health.onQuery });
     await migrate(db);
-    return { db, kind: 'postgresql', close: () => db.destroy() };
+    return {
+      db,
+      kind: 'postgresql',
+      health,
+      async close() {
+        await probe.close();
+        await db.destroy();
+      },
+    };
   }
   if (url) throw new KvmfleetError(ErrorCode.BadRequest, `unsupported database URL (want postgres://…): ${url}`);
 
@@ -56,7 +69,10 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     lock = acquireDataDirLock(dataDir);
     pglite = await openPglite(join(dataDir, 'pg'));
   }
-  const db = new Kysely<Database>({ dialect: new PgliteDialect(pglite) });
+  // In-process: a query that waits is queued behind the storm's, not unreachable. The probe runs
+  // only when no query succeeded for FRESH_MS, i.e. when the process is idle.
+  const health: StoreHealth = new StoreHealth(async () => void (await pglite.query('select 1')));
+  const db = new Kysely<Database>({ dialect: new PgliteDialect(pglite), log: health.onQuery });
   try {
     await migrate(db);
   } catch (error) {
@@ -67,6 +83,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   return {
     db,
     kind: 'embedded',
+    health,
     async close() {
       await db.destroy();
       lock?.release();

@@ -115,3 +115,35 @@ test('HAProxy in front of 3 boot nodes: a node killed during a storm costs no re
   haproxy.kill();
   await once(haproxy, 'exit');
 });
+
+test('every node failing its check (a slow store under a storm) does not empty the site: the unchecked backups serve', { timeout: 60_000 }, async () => {
+  // A test double of a boot node whose /readyz says 503 while it still answers boot requests.
+  const { createServer } = await import('node:http');
+  const node = createServer((request, response) => {
+    response.writeHead(request.url === '/readyz' ? 503 : 200, { 'content-type': 'text/plain' });
+    response.end(request.url === '/readyz' ? 'store unreachable' : '#!ipxe\n');
+  });
+  node.listen(0, '127.0.0.1');
+  await once(node, 'listening');
+  const nodePort = (node.address() as { port: number }).port;
+  const [port, statsPort] = [await freePort(), await freePort()];
+  const file = join(work, 'haproxy-unready.cfg');
+  await writeFile(file, haproxyConfig([{ name: 'n1', address: `127.0.0.1:${nodePort}` }], { site: 'lab', bind: `127.0.0.1:${port}`, statsBind: `127.0.0.1:${statsPort}`, checkIntervalMs: 200 }));
+  await run('haproxy', ['-c', '-f', file]);
+  const lb = spawn('haproxy', ['-db', '-f', file], { stdio: 'ignore' });
+  try {
+    await waitForPort(port);
+    const statusOf = async (name: string) => (await (await fetch(`http://127.0.0.1:${statsPort}/;csv`)).text()).split('\n').find((l) => l.startsWith(`lab_boot_servers,${name},`))?.split(',')[17];
+    const deadline = Date.now() + 20_000;
+    while ((await statusOf('n1')) !== 'DOWN') {
+      assert.ok(Date.now() < deadline, 'the check never marked the node down');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const answers = await Promise.all(Array.from({ length: 20 }, async () => (await fetch(`http://127.0.0.1:${port}/boot/52:54:00:00:00:01`)).status));
+    assert.deepEqual(new Set(answers), new Set([200]), 'the backups served every request');
+    assert.equal(await statusOf('n1-fallback'), 'no check');
+  } finally {
+    lb.kill('SIGKILL');
+    node.close();
+  }
+});
