@@ -6,6 +6,7 @@ import { buildApi } from './api/app.ts';
 import type { PlacementPolicy } from './vms/placement.ts';
 import { DEFAULT_BUILD_POLICY, recordEvent, type BuildPolicy } from './boot/builds.ts';
 import { buildBootHttp } from './boot/http.ts';
+import { registerFirmwareRoutes } from './boot/firmware-http.ts';
 import { KickstartTemplates } from './boot/kickstart.ts';
 import { MirrorCache } from './boot/mirror.ts';
 import { BootService } from './boot/service.ts';
@@ -32,7 +33,7 @@ export interface ServeOptions {
   readonly dataDir: string;
   readonly databaseUrl?: string | undefined;
   readonly api: { host: string; port: number };
-  readonly http: { host: string; port: number; treesDir?: string | undefined; baseUrl?: string | undefined; trustProxy?: boolean; mirrors?: ReadonlyMap<string, string> };
+  readonly http: { host: string; port: number; treesDir?: string | undefined; baseUrl?: string | undefined; trustProxy?: readonly string[]; mirrors?: ReadonlyMap<string, string> };
   readonly tftp: { host: string; port: number; root?: string | undefined; timeoutMs?: number | undefined };
   readonly dhcp?: {
     serverId?: string | undefined;
@@ -165,7 +166,8 @@ export async function serve(options: ServeOptions): Promise<Running> {
       const treesDir = options.http.treesDir ? resolve(options.http.treesDir) : local('trees');
       mkdirSync(treesDir, { recursive: true });
       const mirrors = options.http.mirrors?.size ? new MirrorCache(local('mirror-cache'), options.http.mirrors) : undefined;
-      http = await buildBootHttp({ store, boot, treesDir, mirrors, baseUrl: options.http.baseUrl, logger: { level: options.logLevel }, trustProxy: options.http.trustProxy ?? false });
+      http = await buildBootHttp({ store, boot, treesDir, mirrors, baseUrl: options.http.baseUrl, logger: { level: options.logLevel }, trustProxy: options.http.trustProxy ?? [] });
+      await registerFirmwareRoutes(http); // /ipxe.efi for UEFI HTTP boot, the URL the DHCP role offers
       await http.listen({ host: options.http.host, port: options.http.port });
       endpoints.http = urlOf(options.http.host, boundPort(http, options.http.port));
     }

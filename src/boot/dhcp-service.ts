@@ -20,6 +20,7 @@ import { inventoryEvents } from '../store/tx.ts';
 import { recordEvent, registerDiscovered } from './builds.ts';
 import { classifyClient, dhcpBootAnswer } from './classify.ts';
 import { bootUrls } from './urls.ts';
+import { HTTP_BOOT_IPXE_EFI } from './firmware-http.ts';
 import type { FailoverMachine } from './dhcp-failover.ts';
 
 export interface DhcpServiceOptions {
@@ -344,7 +345,7 @@ export class DhcpService {
 
   #withBoot(packet: DhcpPacket, options: DhcpOptions, client: ReturnType<typeof classifyClient>, host: HostView | undefined): void {
     const urls = bootUrls(this.#options.bootBaseUrl);
-    const answer = dhcpBootAnswer(client, host, { script: urls.script(), httpIpxeEfi: `${this.#options.bootBaseUrl.replace(/\/+$/, '')}/ipxe.efi` });
+    const answer = dhcpBootAnswer(client, host, { script: urls.script(), httpIpxeEfi: `${this.#options.bootBaseUrl.replace(/\/+$/, '')}${HTTP_BOOT_IPXE_EFI}` });
     if (!answer.bootFile) return;
     const nextServer = this.#options.nextServer ?? this.#options.serverId;
     packet.siaddr = nextServer;
