@@ -32,10 +32,23 @@ export const SYSPREP_TIMEOUT_MS = 15 * 60_000;
  * Runs virt-sysprep in a process group of its own, so that a timeout (or the caller's abort) ends
  * libguestfs' appliance (a QEMU child of virt-sysprep) too: killing virt-sysprep alone leaves it running.
  */
+/** Process groups of running seals: ended with this process, so that a stopped kvmfleet leaves no appliance behind. */
+const runningGroups = new Set<number>();
+process.on('exit', () => {
+  for (const pgid of runningGroups) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+});
+
 function runLocal(args: string[], tcg: boolean, timeoutMs = SYSPREP_TIMEOUT_MS): Promise<string> {
   const env = { ...process.env, LIBGUESTFS_BACKEND: 'direct', ...(tcg ? { LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' } : {}) };
   return new Promise((resolve, reject) => {
     const child = spawn('virt-sysprep', args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (child.pid) runningGroups.add(child.pid);
     const chunks: Buffer[] = [];
     let size = 0;
     const keep = (chunk: Buffer) => {
@@ -62,6 +75,7 @@ function runLocal(args: string[], tcg: boolean, timeoutMs = SYSPREP_TIMEOUT_MS):
     child.once('close', (code, signal) => {
       clearTimeout(timer);
       killGroup(); // anything virt-sysprep left behind in its group
+      if (child.pid) runningGroups.delete(child.pid);
       const output = Buffer.concat(chunks).toString('utf8');
       if (code === 0) return resolve(output);
       const why = timedOut ? `timed out after ${Math.round(timeoutMs / 1000)} s (its appliance was stopped)` : `exited with ${code ?? signal}`;

@@ -25,6 +25,7 @@ import { buildDiskImage, DISK_MARKER } from './disk-image.ts';
 import { Guests, type Guest } from './guests.ts';
 import { buildInstallerInitramfs, findCloudKernel, TREE_DISK_IMAGE } from './installer-double.ts';
 import { createLab, labLeftovers, type Lab } from './lab.ts';
+import { failpoint } from '../helpers/failpoint.ts';
 
 const run = promisify(execFile);
 const PREFIX = `kvfe2e-${process.pid % 100000}-`;
@@ -146,6 +147,7 @@ after(async () => {
 
 test('1. a BIOS and a UEFI guest install from the network and are built; an unknown one is discovered', { timeout: 600_000 }, async () => {
   await Promise.all([guests.powerOn(bios), guests.powerOn(uefi), guests.powerOn(stranger)]);
+  failpoint('boot:guests-booting');
   await Promise.all([bios, uefi].map((g) => guests.waitForSerial(g, INSTALL_DONE, 540_000)));
   // After the callback the installer reboots; the disk is first in the order and now boots.
   await Promise.all([bios, uefi].map((g) => guests.waitForSerial(g, DISK_BOOTED, 120_000)));

@@ -22,6 +22,7 @@ import { cleanUpAtExit, createDirPool, createIsolatedBridge, ensureLibvirtd, rem
 import { createNamespacePair, type NamespacePair } from '../helpers/netns.ts';
 import { startServer, type ServerProcess } from '../helpers/server.ts';
 import { buildTestOsDisk } from '../helpers/test-os.ts';
+import { failpoint } from '../helpers/failpoint.ts';
 
 const run = promisify(execFile);
 const id = process.pid % 100000;
@@ -296,6 +297,7 @@ test('a clone job started from the console shows its progress live, item by item
   await page.waitForURL(/#\/jobs\?job=\d+/);
   await page.waitForSelector('tr[data-job] [role=progressbar]');
   await shot('07-job-running');
+  failpoint('console:job-running');
   await page.waitForSelector('tr[data-job] .badge.succeeded', { timeout: 600_000 });
   const job = (await api<{ results: { name: string; ok: boolean }[] }[]>('GET', '/api/v1/jobs')).data[0]!;
   const names = job.results.map((r) => r.name).sort();

@@ -26,6 +26,7 @@ import { findCloudKernel } from '../helpers/busybox-initramfs.ts';
 import { cleanUpAtExit, createDirPool, createIsolatedBridge, ensureLibvirtd, removeDomains } from '../helpers/libvirtd.ts';
 import { startSshd, type Sshd } from '../helpers/sshd.ts';
 import { buildTestOsBoot, buildTestOsDisk, TEST_OS_LOGIN, type TestOs } from '../helpers/test-os.ts';
+import { failpoint } from '../helpers/failpoint.ts';
 
 const run = promisify(execFile);
 const id = process.pid % 100000;
@@ -148,6 +149,7 @@ test('5 linked clones and 1 full clone boot with their own hostname and machine-
   const made = [];
   for (const name of clones) made.push(await vms.clone({ template, name, kind: 'linked', start: true, serialLogDir: serialDir }));
   made.push(await vms.clone({ template, name: fullClone, kind: 'full', start: true, serialLogDir: serialDir }));
+  failpoint('vms:clones-running');
   const logins = await Promise.all(made.map((vm) => waitForLogin(serialOf(vm.name), 240_000)));
   made.forEach((vm, i) => assert.equal(logins[i]!.hostname, vm.name.toLowerCase(), `${vm.name} took its hostname from its seed`));
   assert.equal(new Set(logins.map((l) => l.machineId)).size, made.length, 'sealing removed the machine-id: each clone made its own');

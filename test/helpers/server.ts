@@ -60,7 +60,10 @@ export async function startServer(args: string[], env: Record<string, string> = 
     async kill(signal = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill(signal);
+      // A server that does not stop within 15 s of SIGTERM is killed: a test never leaves one behind.
+      const escalate = setTimeout(() => child.kill('SIGKILL'), 15_000);
       await exited;
+      clearTimeout(escalate);
     },
   };
 }
