@@ -68,23 +68,36 @@ esac
 exit 0
 `;
 
-/** Enough of curl for a Kickstart %post: "curl [flags] [-X METHOD] URL", with retries. */
+/**
+ * Enough of curl for a Kickstart %post: "curl [flags] [-X METHOD] [-o FILE] [-w '%{http_code}'] URL",
+ * with --retry. With -w it prints the status as curl does (000 when no answer came).
+ */
 const CURL_SHIM = `#!/bin/sh
-method=GET; url=""; retries=0
+method=GET; url=""; retries=0; out=""; format=""
 while [ $# -gt 0 ]; do
   case "$1" in
     -X|--request) method="$2"; shift ;;
     --retry) retries="$2"; shift ;;
-    --retry-delay|-o|--output|-H|--header|-d|--data) shift ;;
+    -o|--output) out="$2"; shift ;;
+    -w|--write-out) format="$2"; shift ;;
+    --retry-delay|--max-time|-m|-H|--header|-d|--data) shift ;;
     http://*|https://*) url="$1" ;;
   esac
   shift
 done
 [ -n "$url" ] || { echo "curl (shim): no URL" >&2; exit 2; }
+fetch() {
+  if [ "$method" = POST ]; then wget -q -O "\${out:--}" --post-data '' "$url" 2>/tmp/curl-shim.err
+  else wget -q -O "\${out:--}" "$url" 2>/tmp/curl-shim.err; fi
+}
 i=0
 while :; do
-  if [ "$method" = POST ]; then wget -q -O - --post-data '' "$url" && exit 0
-  else wget -q -O - "$url" && exit 0; fi
+  if fetch; then [ -n "$format" ] && printf 200; exit 0; fi
+  cat /tmp/curl-shim.err >&2
+  if [ -n "$format" ]; then
+    code=$(awk '{ for (i = 1; i < NF; i++) if ($i ~ /^HTTP/) { print $(i + 1); exit } }' /tmp/curl-shim.err)
+    printf '%s' "\${code:-000}"; exit 22
+  fi
   i=$((i + 1)); [ "$i" -gt "$retries" ] && exit 22
   sleep 1
 done
