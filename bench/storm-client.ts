@@ -9,8 +9,15 @@
  * (machine i, from FIRST on, has MAC MAC_PREFIX:hh:hh:hh of i)
  * With two servers (a failover pair) every DHCP message goes to both, as a router with two
  * helper addresses does, and the first answer is taken.
+ * Each machine's HTTP requests come from the address DHCP gave it, as a real machine's do (kvmfleet
+ * hands an install only to a host's own address): the client makes that address local (a /32 on
+ * lo — so the namespace it runs in needs a route back from the servers, which the harnesses set up)
+ * and binds to it; it also sends it as X-Forwarded-For, which only a trusted balancer's is believed.
  */
+import { execFile } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
+import { request as httpRequest } from 'node:http';
+import { promisify } from 'node:util';
 import { BOOTREQUEST, decodePacket, encodePacket, MessageType, type DhcpPacket } from '../src/protocols/dhcp4/packet.ts';
 import { DhcpOptions, OptionCode } from '../src/protocols/dhcp4/options.ts';
 import { stormMac } from './storm-macs.ts';
@@ -140,11 +147,23 @@ function tftpGet(host: string, file: string): Promise<number> {
   });
 }
 
-async function http(url: string, method = 'GET'): Promise<string> {
-  const response = await fetch(url, { method, redirect: 'manual' });
-  const body = await response.text();
-  if (response.status >= 400) throw new Error(`${method} ${url}: HTTP ${response.status}`);
-  return body;
+/** Makes a machine's leased address local to this namespace, so requests can come from it. */
+async function claimAddress(ip: string): Promise<void> {
+  await promisify(execFile)('ip', ['route', 'replace', 'local', `${ip}/32`, 'dev', 'lo']);
+}
+
+function http(url: string, from: string, method = 'GET'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    if (!URL.canParse(url)) return reject(new Error(`${method} ${JSON.stringify(url)}: not a URL`));
+    const req = httpRequest(url, { method, localAddress: from, headers: { 'x-forwarded-for': from } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => ((res.statusCode ?? 0) >= 400 ? reject(new Error(`${method} ${url}: HTTP ${res.statusCode}`)) : resolve(Buffer.concat(chunks).toString('utf8'))));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 async function machine(relay: Relay, i: number): Promise<void> {
@@ -155,13 +174,16 @@ async function machine(relay: Relay, i: number): Promise<void> {
   const ipxe = await dhcp(relay, mac, 0x10000001 + i * 2, true);
   const scriptUrl = ipxe.file || ipxe.options.get(OptionCode.BootFileName)?.toString('latin1');
   if (!scriptUrl?.startsWith('http')) throw new Error(`${mac}: iPXE was not given a script URL (${scriptUrl})`);
-  const script = await http(scriptUrl.replace('${mac:hexhyp}', mac.replace(/:/g, '-')).replace('${platform}', 'pcbios'));
+  const address = ipxe.yiaddr;
+  await claimAddress(address);
+  const script = await http(scriptUrl.replace('${mac:hexhyp}', mac.replace(/:/g, '-')).replace('${platform}', 'pcbios'), address);
   const ks = /inst\.ks=(\S+)/.exec(script)?.[1];
   if (!ks) throw new Error(`${mac}: the script names no Kickstart: ${script.slice(0, 200)}`);
-  const kickstart = await http(ks);
-  const callback = /-X POST (\S+)/.exec(kickstart)?.[1] ?? /^# callback: (\S+)/m.exec(kickstart)?.[1];
+  const kickstart = await http(ks, address);
+  // The callback URL, quoted or not (the Kickstart templates quote it in a shell command).
+  const callback = /-X POST '?([^\s']+)/.exec(kickstart)?.[1] ?? /^# callback: (\S+)/m.exec(kickstart)?.[1];
   if (!callback) throw new Error(`${mac}: the Kickstart has no callback`);
-  await http(callback, callbackMethod);
+  await http(callback, address, callbackMethod);
 }
 
 const relay = new Relay();

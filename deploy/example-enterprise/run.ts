@@ -123,7 +123,7 @@ async function main(): Promise<void> {
   for (const lab of labs) {
     const m = lab.segment.members;
     // Two stateless boot servers, then HAProxy in front of them, configured from the node registry.
-    for (const b of ['boot1', 'boot2']) servers.push(await startServer(['--roles', 'http,tftp', '--http-listen', `${m[b]!.ip}:8081`, '--tftp-listen', `${m[b]!.ip}:69`, '--node-name', `${lab.name}-${b}`, '--site', lab.name, '--trust-proxy', '--log-level', 'error'], env, 60_000, { netns: m[b]!.name }));
+    for (const b of ['boot1', 'boot2']) servers.push(await startServer(['--roles', 'http,tftp', '--http-listen', `${m[b]!.ip}:8081`, '--tftp-listen', `${m[b]!.ip}:69`, '--node-name', `${lab.name}-${b}`, '--site', lab.name, '--trust-proxy', m.lb!.ip, '--log-level', 'error'], env, 60_000, { netns: m[b]!.name }));
     const cfg = await runCli(control.url, ['haproxy-config', lab.name, '--bind', `${m.lb!.ip}:8081`, '--check-interval', '1000']);
     writeFileSync(join(work, `${lab.name}-haproxy.cfg`), cfg.stdout);
     await run('haproxy', ['-c', '-f', join(work, `${lab.name}-haproxy.cfg`)]);

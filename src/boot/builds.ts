@@ -80,6 +80,31 @@ export async function findBootHost(db: Db, mac: string): Promise<BootHost | unde
   return row ? { id: row.id, hostname: row.hostname, buildState: row.build_state, siteId: row.site_id, profileId: row.profile_id } : undefined;
 }
 
+const bare = (ip: string | undefined) => ip?.replace(/^::ffff:/, '');
+
+/**
+ * The addresses a host's own requests come from: its reservation and its current DHCP leases (any
+ * of its MACs). On a boot network anyone can claim a MAC; only these addresses get a build token.
+ */
+export async function machineAddresses(db: Db, hostId: number): Promise<string[]> {
+  const host = await db.selectFrom('hosts').select('ip').where('id', '=', hostId).executeTakeFirst();
+  const leases = await db
+    .selectFrom('leases')
+    .select('ip')
+    .where('mac', 'in', db.selectFrom('host_macs').select('mac').where('host_id', '=', hostId))
+    .where('state', '=', 'bound')
+    .where('expires_at', '>', new Date() as unknown as string)
+    .orderBy('updated_at', 'desc')
+    .execute();
+  return [...new Set([...(host?.ip ? [host.ip] : []), ...leases.map((l) => l.ip)])];
+}
+
+/** Whether a request from `clientIp` (after trusted proxies) comes from the host itself. */
+export async function isFromMachine(db: Db, hostId: number, clientIp: string | undefined): Promise<boolean> {
+  const ip = bare(clientIp);
+  return ip !== undefined && (await machineAddresses(db, hostId)).includes(ip);
+}
+
 /** Records an unknown machine that asked to boot, on the network its address belongs to. */
 export async function registerDiscovered(db: Kysely<Database>, mac: string, clientIp: string | undefined, via: string): Promise<BootHost> {
   const normalized = normalizeMac(mac);
@@ -88,7 +113,7 @@ export async function registerDiscovered(db: Kysely<Database>, mac: string, clie
     const existing = await findBootHost(trx, normalized);
     if (existing) return existing;
     let networkId: number | null = null;
-    const ip = clientIp ? parseIpv4(clientIp.replace(/^::ffff:/, '')) : undefined;
+    const ip = clientIp ? parseIpv4(bare(clientIp)!) : undefined;
     if (ip !== undefined) {
       for (const network of await trx.selectFrom('networks').select(['id', 'cidr']).execute()) {
         const cidr = parseCidr(network.cidr);
@@ -206,24 +231,25 @@ export async function markBuilt(db: Kysely<Database>, token: string, clientIp: s
     if (!host) return undefined;
     await setState(trx, host.id, 'built', { build_token: null });
     await recordEvent(trx, host.id, 'built', { ip: clientIp ?? null });
-    await registerBuiltHypervisor(trx, host.id, clientIp);
+    await registerBuiltHypervisor(trx, host.id);
     return host.hostname;
   });
 }
 
 /**
  * A built host is a KVM hypervisor (that is what the profiles install): it joins its site's
- * hypervisors, reached over SSH by its reserved address (or the one it called back from). Its
- * capacity and domain type are read when it is first refreshed or used; an existing entry is kept.
+ * hypervisors, reached over SSH by its reserved address, else its current DHCP lease — never the
+ * address the callback came from, which anyone holding the URL could choose. Its capacity and
+ * domain type are read when it is first refreshed or used; an existing entry is kept.
  */
-async function registerBuiltHypervisor(trx: Db, hostId: number, clientIp: string | undefined): Promise<void> {
+async function registerBuiltHypervisor(trx: Db, hostId: number): Promise<void> {
   const row = await trx
     .selectFrom('hosts')
     .innerJoin('networks', 'networks.id', 'hosts.network_id')
     .select(['hosts.hostname', 'hosts.ip', 'networks.site_id'])
     .where('hosts.id', '=', hostId)
     .executeTakeFirst();
-  const address = row?.ip ?? clientIp?.replace(/^::ffff:/, '');
+  const address = row ? (await machineAddresses(trx, hostId))[0] : undefined;
   if (!row || !address) return;
   await trx
     .insertInto('hypervisors')

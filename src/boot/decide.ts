@@ -24,6 +24,8 @@ export interface BootInput {
         readonly install?: InstallPlan | undefined;
         /** Present when the site is at its build cap and the host waits its turn (1 = next). */
         readonly queuePosition?: number | undefined;
+        /** false: the request did not come from the host's reserved or leased address, so it gets no install. */
+        readonly fromMachine?: boolean | undefined;
       }
     | undefined;
   readonly platform: Platform | undefined;
@@ -33,7 +35,7 @@ export interface BootInput {
 export type BootDecision =
   | { readonly action: 'install'; readonly hostname: string; readonly plan: InstallPlan }
   | { readonly action: 'local'; readonly hostname: string; readonly platform: Platform | undefined }
-  | { readonly action: 'wait'; readonly reason: 'discovered' | 'queued' | 'failed' | 'no-profile' | 'store-unreachable'; readonly message: string; readonly retrySeconds: number };
+  | { readonly action: 'wait'; readonly reason: 'discovered' | 'queued' | 'failed' | 'no-profile' | 'store-unreachable' | 'not-from-machine'; readonly message: string; readonly retrySeconds: number };
 
 export function decideBoot(input: BootInput): BootDecision {
   const { host, retrySeconds } = input;
@@ -49,6 +51,7 @@ export function decideBoot(input: BootInput): BootDecision {
     case 'ready':
     case 'building':
       if (!host.hasProfile) return { action: 'wait', reason: 'no-profile', message: `${host.hostname} has no profile to install`, retrySeconds };
+      if (host.fromMachine === false) return { action: 'wait', reason: 'not-from-machine', message: `${host.hostname} installs only when it asks from its own address (reserved or leased)`, retrySeconds };
       if (host.install) return { action: 'install', hostname: host.hostname, plan: host.install };
       return { action: 'wait', reason: 'queued', message: `site at its build cap: ${host.hostname} is number ${host.queuePosition ?? '?'} in the queue`, retrySeconds };
   }

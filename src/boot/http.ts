@@ -22,14 +22,17 @@ export interface BootHttpOptions {
   readonly logger?: boolean | { level: string };
   /** Caching proxy of upstream mirrors, under /mirror/NAME/. */
   readonly mirrors?: MirrorCache | undefined;
-  /** Trust X-Forwarded-For from a load balancer in front (HAProxy). */
-  readonly trustProxy?: boolean;
+  /**
+   * Addresses or CIDRs of the load balancers in front (HAProxy): X-Forwarded-For is believed only
+   * on connections from them, and from anyone else ignored (the client cannot pick its address).
+   */
+  readonly trustProxy?: readonly string[] | undefined;
 }
 
 const FORBIDDEN = 'forbidden\n';
 
 export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? false, trustProxy: options.trustProxy ?? false, bodyLimit: 64 * 1024 });
+  const app = Fastify({ logger: options.logger ?? false, trustProxy: options.trustProxy?.length ? [...options.trustProxy] : false, bodyLimit: 64 * 1024 });
   const baseUrl = (request: FastifyRequest) => options.baseUrl ?? `${request.protocol}://${request.host}`;
   const platformOf = (value: unknown): Platform | undefined => (value === 'pcbios' || value === 'efi' ? value : undefined);
 

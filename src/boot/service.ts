@@ -11,7 +11,7 @@ import { getNetwork } from '../fleet/networks.ts';
 import { getProfile } from '../fleet/profiles.ts';
 import { getSite } from '../fleet/sites.ts';
 import type { Database } from '../store/schema.ts';
-import { admit, findBootHost, hostByToken, markBuilt, recordEvent, registerDiscovered, type BuildPolicy, DEFAULT_BUILD_POLICY } from './builds.ts';
+import { admit, findBootHost, hostByToken, isFromMachine, markBuilt, recordEvent, registerDiscovered, type BuildPolicy, DEFAULT_BUILD_POLICY } from './builds.ts';
 import { decideBoot, type BootDecision, type InstallPlan, type Platform } from './decide.ts';
 import { renderIpxeScript } from './ipxe-script.ts';
 import { KickstartTemplates, kickstartContext } from './kickstart.ts';
@@ -66,14 +66,17 @@ export class BootService {
     if (!host) host = await registerDiscovered(this.#db, mac, request.clientIp, 'http');
     let install: InstallPlan | undefined;
     let queuePosition: number | undefined;
-    if ((host.buildState === 'ready' || host.buildState === 'building') && host.profileId !== null) {
+    // Knowing a MAC is not enough: only a request from the host's own address starts its build or
+    // gets a token; anything else waits and changes nothing (no admission, no token rotation).
+    const fromMachine = await isFromMachine(this.#db, host.id, request.clientIp);
+    if ((host.buildState === 'ready' || host.buildState === 'building') && host.profileId !== null && fromMachine) {
       const admission = await admit(this.#db, host, this.policy);
       if (admission.admitted) install = await this.#installPlan(host.hostname, mac, admission.token, request.baseUrl);
       else queuePosition = admission.position;
       host = { ...host, buildState: admission.admitted ? 'building' : host.buildState };
     }
     const decision = decideBoot({
-      host: { hostname: host.hostname, buildState: host.buildState, hasProfile: host.profileId !== null, install, queuePosition },
+      host: { hostname: host.hostname, buildState: host.buildState, hasProfile: host.profileId !== null, install, queuePosition, fromMachine },
       platform: request.platform,
       retrySeconds: this.policy.retrySeconds,
     });

@@ -11,6 +11,7 @@ import { formatRecord, formatTable } from './table.ts';
 import { registerVmCommands } from './vm-commands.ts';
 import { registerPlanCommand } from './plan-command.ts';
 import { registerAuthCommands } from './auth-commands.ts';
+import { parseTrustedProxies } from '../boot/trusted-proxies.ts';
 
 interface GlobalOptions {
   url: string;
@@ -60,7 +61,7 @@ program
   .addOption(new Option('--mirror <name=url,...>', 'cache-proxy upstream install mirrors under /mirror/NAME/').env('KVMFLEET_MIRRORS'))
   .addOption(new Option('--build-timeout-min <minutes>', 'a build that has not called back after this long fails and frees its slot').env('KVMFLEET_BUILD_TIMEOUT_MIN').default(180).argParser(integer))
   .addOption(new Option('--retry-seconds <s>', 'how often a waiting machine asks again').env('KVMFLEET_RETRY_SECONDS').default(30).argParser(integer))
-  .addOption(new Option('--trust-proxy', 'trust X-Forwarded-For on the boot HTTP role (behind HAProxy)').env('KVMFLEET_TRUST_PROXY'))
+  .addOption(new Option('--trust-proxy <addresses>', 'load balancers (addresses or CIDRs, comma-separated) whose X-Forwarded-For the boot HTTP role believes; from anyone else it is ignored').env('KVMFLEET_TRUST_PROXY'))
   .addOption(new Option('--tftp-listen <host:port>', 'TFTP address').env('KVMFLEET_TFTP_LISTEN').default('0.0.0.0:69'))
   .addOption(new Option('--tftp-root <dir>', 'TFTP served root (default: <data-dir>/tftp); Debian\'s iPXE binaries are served too').env('KVMFLEET_TFTP_ROOT'))
   .addOption(new Option('--tftp-timeout-ms <ms>', 'TFTP retransmission timeout when the client negotiates none').env('KVMFLEET_TFTP_TIMEOUT_MS').default(1000).argParser(integer))
@@ -92,7 +93,7 @@ program
     mirror?: string;
     buildTimeoutMin: number;
     retrySeconds: number;
-    trustProxy?: boolean;
+    trustProxy?: string;
     tftpListen: string;
     tftpRoot?: string;
     dhcpServerId?: string;
@@ -120,7 +121,7 @@ program
       dataDir: options.dataDir,
       databaseUrl: options.databaseUrl,
       api: parseHostPort(options.listen, '--listen'),
-      http: { ...parseHostPort(options.httpListen, '--http-listen'), treesDir: options.treesDir, baseUrl: options.bootBaseUrl, trustProxy: !!options.trustProxy, mirrors: parseMirrors(options.mirror) },
+      http: { ...parseHostPort(options.httpListen, '--http-listen'), treesDir: options.treesDir, baseUrl: options.bootBaseUrl, trustProxy: parseTrustedProxies(options.trustProxy), mirrors: parseMirrors(options.mirror) },
       dhcp: {
         serverId: options.dhcpServerId,
         mode: options.dhcpMode,

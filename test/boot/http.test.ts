@@ -36,10 +36,12 @@ describeEachStore('boot HTTP', (ctx) => {
   });
   after(() => app.close());
 
-  const get = async (url: string, headers: Record<string, string> = {}) => {
-    const r = await app.inject({ method: 'GET', url, headers: { host: 'boot.test:8081', ...headers } });
+  const get = async (url: string, headers: Record<string, string> = {}, from?: string) => {
+    const r = await app.inject({ method: 'GET', url, headers: { host: 'boot.test:8081', ...headers }, ...(from ? { remoteAddress: from } : {}) });
     return { status: r.statusCode, body: r.body, headers: r.headers, raw: r.rawPayload };
   };
+  /** A machine's own request: from its reserved address (a MAC alone gets no install). */
+  const fromHost = (host: { ip: string | null }, url: string) => get(url, {}, host.ip!);
   const post = async (url: string, form?: string) => {
     const headers = { host: 'boot.test:8081', ...(form === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' }) };
     const r = await app.inject({ method: 'POST', url, headers, ...(form === undefined ? {} : { payload: form }) });
@@ -58,7 +60,7 @@ describeEachStore('boot HTTP', (ctx) => {
   test('full lifecycle: install script → kernel → Kickstart → callback → local disk → rebuild', async () => {
     const [host] = await seed(1, 5);
     const mac = host!.macs[0]!.replace(/:/g, '-');
-    const first = await get(`/boot/${mac}?platform=pcbios`);
+    const first = await fromHost(host!, `/boot/${mac}?platform=pcbios`);
     assert.equal(first.status, 200);
     assert.match(first.body, /^#!ipxe\n/);
     assert.match(first.body, /inst\.repo=http:\/\/boot\.test:8081\/trees\/rhel9 ip=dhcp BOOTIF=01-52-54-00/);
@@ -75,7 +77,7 @@ describeEachStore('boot HTTP', (ctx) => {
     assert.match(ks.body, new RegExp(`-X POST http://boot.test:8081/boot/built/${token}`));
 
     // Asking again (the machine rebooted mid-install) issues a new token; the old one is dead.
-    const again = await get(`/boot/${mac}?platform=pcbios`);
+    const again = await fromHost(host!, `/boot/${mac}?platform=pcbios`);
     const token2 = tokenOf(again.body)!;
     assert.notEqual(token2, token);
     const old = await get(`/boot/ks/${token}`);
@@ -100,7 +102,7 @@ describeEachStore('boot HTTP', (ctx) => {
     assert.match((await get(`/boot/${mac}?platform=efi`)).body, /\nexit\n$/);
 
     await requestRebuild(ctx.store.db, host!.hostname, 'test');
-    assert.match((await get(`/boot/${mac}?platform=efi`)).body, /^kernel /m);
+    assert.match((await fromHost(host!, `/boot/${mac}?platform=efi`)).body, /^kernel /m);
 
     const kinds = (await boot.preview(host!.hostname, 'http://x', 'efi')).decision.action;
     assert.equal(kinds, 'install');
@@ -139,8 +141,8 @@ describeEachStore('boot HTTP', (ctx) => {
     assert.deepEqual(adopted.macs, ['aa:bb:cc:00:11:33']);
     assert.equal(adopted.buildState, 'ready');
     // The site cap is 1: the adopted machine builds; a second asking is queued.
-    assert.match((await get('/boot/aa-bb-cc-00-11-33?platform=efi')).body, /^kernel /m);
-    assert.match((await get(`/boot/${hosts[0]!.macs[0]!.replace(/:/g, '-')}?platform=efi`)).body, /build cap: .* number 1 in the queue/);
+    assert.match((await get('/boot/aa-bb-cc-00-11-33?platform=efi', {}, '10.1.0.200')).body, /^kernel /m);
+    assert.match((await fromHost(hosts[0]!, `/boot/${hosts[0]!.macs[0]!.replace(/:/g, '-')}?platform=efi`)).body, /build cap: .* number 1 in the queue/);
     const { hostTimeline, buildProgress } = await import('../../src/boot/builds.ts');
     assert.deepEqual((await hostTimeline(ctx.store.db, 'new1.site1.example.com')).map((e) => e.kind).slice(0, 4), ['discovered', 'script', 'adopted', 'build-started']);
     const [progress] = await buildProgress(ctx.store.db, boot.policy);
@@ -178,7 +180,7 @@ describeEachStore('boot HTTP', (ctx) => {
         if (tokens.has(host.hostname)) continue;
         const current = await getHost(ctx.store.db, host.hostname);
         if (current.buildState === 'built') continue;
-        const r = await get(`/boot/${host.macs[0]}?platform=efi`);
+        const r = await fromHost(host, `/boot/${host.macs[0]}?platform=efi`);
         const token = tokenOf(r.body);
         if (token) tokens.set(host.hostname, token);
         else {

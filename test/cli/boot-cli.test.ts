@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { checkKickstart } from '../helpers/kickstart-check.ts';
+import { httpFrom } from '../helpers/raw-http.ts';
 import { runCli, startServer, type ServerProcess } from '../helpers/server.ts';
 
 describe('boot verbs of the CLI against api+http roles', () => {
@@ -20,11 +21,11 @@ describe('boot verbs of the CLI against api+http roles', () => {
     mkdirSync(join(data, 'templates', 'kickstart'), { recursive: true });
     writeFileSync(join(data, 'templates', 'kickstart', 'broken.ks.hbs'), 'network --ip={{host.address}}\n');
     server = await startServer(['--roles', 'api,http', '--data-dir', data, '--http-listen', '127.0.0.1:0', '--log-level', 'warn']);
-    writeFileSync(join(work, 'site.yaml'), 'sites:\n  - name: dc1\n    buildCap: 1\n    networks:\n      - { name: dc1-hv, cidr: 10.1.0.0/24, gateway: 10.1.0.1, dns: [10.1.0.10], domain: dc1.example.com }\nprofiles:\n  - { name: rhel9-kvm, os: rhel9, installTreeUrl: "http://boot/trees/rhel9" }\n  - { name: broken, os: rhel9, installTreeUrl: "http://boot/trees/rhel9", kickstartTemplate: broken }\n');
+    writeFileSync(join(work, 'site.yaml'), 'sites:\n  - name: dc1\n    buildCap: 1\n    networks:\n      - { name: dc1-hv, cidr: 127.1.0.0/24, gateway: 127.1.0.1, dns: [127.1.0.10], domain: dc1.example.com }\nprofiles:\n  - { name: rhel9-kvm, os: rhel9, installTreeUrl: "http://boot/trees/rhel9" }\n  - { name: broken, os: rhel9, installTreeUrl: "http://boot/trees/rhel9", kickstartTemplate: broken }\n');
     await ok('import', join(work, 'site.yaml'));
-    await ok('host', 'add', 'hv1', '--mac', '52:54:00:00:10:01', '--ip', '10.1.0.21', '--network', 'dc1-hv', '--profile', 'rhel9-kvm');
-    await ok('host', 'add', 'hv2', '--mac', '52:54:00:00:10:02', '--ip', '10.1.0.22', '--network', 'dc1-hv', '--profile', 'rhel9-kvm');
-    await ok('host', 'add', 'hv3', '--mac', '52:54:00:00:10:03', '--ip', '10.1.0.23', '--network', 'dc1-hv', '--profile', 'broken');
+    await ok('host', 'add', 'hv1', '--mac', '52:54:00:00:10:01', '--ip', '127.1.0.21', '--network', 'dc1-hv', '--profile', 'rhel9-kvm');
+    await ok('host', 'add', 'hv2', '--mac', '52:54:00:00:10:02', '--ip', '127.1.0.22', '--network', 'dc1-hv', '--profile', 'rhel9-kvm');
+    await ok('host', 'add', 'hv3', '--mac', '52:54:00:00:10:03', '--ip', '127.1.0.23', '--network', 'dc1-hv', '--profile', 'broken');
   });
   after(async () => {
     await server?.kill();
@@ -48,9 +49,10 @@ describe('boot verbs of the CLI against api+http roles', () => {
   });
 
   test('a machine builds through the boot role; timeline, queue and rebuild show it', async () => {
-    const script = await (await fetch(`${server.bootUrl}/boot/52-54-00-00-10-01?platform=efi`)).text();
+    // Each machine asks from its reserved address (127.1.0.x is local on loopback): a MAC alone gets no install.
+    const script = (await httpFrom('127.1.0.21', `${server.bootUrl}/boot/52-54-00-00-10-01?platform=efi`)).body;
     const token = /\/boot\/ks\/([\w-]+)/.exec(script)![1]!;
-    const queued = await (await fetch(`${server.bootUrl}/boot/52-54-00-00-10-02?platform=efi`)).text();
+    const queued = (await httpFrom('127.1.0.22', `${server.bootUrl}/boot/52-54-00-00-10-02?platform=efi`)).body;
     assert.match(queued, /number 1 in the queue/, 'cap 1: the second machine waits');
     assert.match(await ok('site', 'builds', 'dc1'), /1 of 1 building, 1 queued[\s\S]*building\s+hv1[\s\S]*queued\s+hv2\s+1/);
     assert.equal((await fetch(`${server.bootUrl}/boot/ks/${token}`)).status, 200);
@@ -74,8 +76,8 @@ describe('boot verbs of the CLI against api+http roles', () => {
     const noNetwork = await runCli(server.url, ['host', 'adopt', 'discovered-525400001099', '--hostname', 'hv4', '--profile', 'rhel9-kvm']);
     assert.equal(noNetwork.code, 1);
     assert.match(noNetwork.stderr, /was not seen on a known network: name the network/);
-    const adopted = await ok('host', 'adopt', 'discovered-525400001099', '--hostname', 'hv4', '--profile', 'rhel9-kvm', '--network', 'dc1-hv', '--ip', '10.1.0.24');
-    assert.match(adopted, /discovered-525400001099 adopted as hv4 \(10\.1\.0\.24, dc1-hv, rhel9-kvm\): ready/);
+    const adopted = await ok('host', 'adopt', 'discovered-525400001099', '--hostname', 'hv4', '--profile', 'rhel9-kvm', '--network', 'dc1-hv', '--ip', '127.1.0.24');
+    assert.match(adopted, /discovered-525400001099 adopted as hv4 \(127\.1\.0\.24, dc1-hv, rhel9-kvm\): ready/);
     assert.match(await ok('host', 'timeline', 'hv4'), /discovered[\s\S]*adopted/);
   });
 });

@@ -21,6 +21,7 @@ import { createPostgresDatabase } from '../helpers/stores.ts';
 const run = promisify(execFile);
 const HOSTS = 200;
 const macOf = (i: number) => `52:54:00:a0:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+const ipOf = (i: number) => `10.70.${Math.floor((i + 10) / 250)}.${((i + 10) % 250) + 2}`;
 
 let work: string;
 let database: { url: string; drop(): Promise<void> };
@@ -35,10 +36,11 @@ before(async () => {
   api = await startServer(['--roles', 'api', '--node-name', 'api1', '--log-level', 'warn'], env);
   const site = `sites:\n  - name: lab\n    buildCap: ${HOSTS}\n    networks:\n      - { name: lab-hv, cidr: 10.70.0.0/22, gateway: 10.70.0.1 }\nprofiles:\n  - { name: rhel9, os: rhel9, installTreeUrl: "http://boot.lab:8081/trees/rhel9" }\n`;
   assert.equal((await runCli(api.url, ['import', '--kind', 'site', '-'], site)).code, 0);
-  const csv = ['hostname,mac,ip,network,profile', ...Array.from({ length: HOSTS }, (_, i) => `hv${i}.lab,${macOf(i)},10.70.${Math.floor((i + 10) / 250)}.${((i + 10) % 250) + 2},lab-hv,rhel9`)].join('\n');
+  const csv = ['hostname,mac,ip,network,profile', ...Array.from({ length: HOSTS }, (_, i) => `hv${i}.lab,${macOf(i)},${ipOf(i)},lab-hv,rhel9`)].join('\n');
   const imported = await runCli(api.url, ['import', '--kind', 'hosts', '-'], csv);
   assert.equal(imported.code, 0, imported.stderr);
-  for (const n of [1, 2, 3]) boot.push(await startServer(['--roles', 'http', '--http-listen', '127.0.0.1:0', '--node-name', `boot${n}`, '--site', 'lab', '--log-level', 'warn'], env));
+  // The boot nodes believe X-Forwarded-For only from the balancer (HAProxy, which reaches them from 127.0.0.1).
+  for (const n of [1, 2, 3]) boot.push(await startServer(['--roles', 'http', '--http-listen', '127.0.0.1:0', '--node-name', `boot${n}`, '--site', 'lab', '--trust-proxy', '127.0.0.1', '--log-level', 'warn'], env));
 });
 
 after(async () => {
@@ -80,7 +82,9 @@ test('HAProxy in front of 3 boot nodes: a node killed during a storm costs no re
   const worker = async (w: number) => {
     for (let i = w; !stop; i = (i + 16) % HOSTS) {
       try {
-        const script = await fetch(`${lb}/boot/${macOf(i)}?platform=pcbios`);
+        // Machine i's address as the balancer forwards it (a MAC alone gets no install). HAProxy as
+        // generated passes the header on; with `option forwardfor` it would add it itself.
+        const script = await fetch(`${lb}/boot/${macOf(i)}?platform=pcbios`, { headers: { 'x-forwarded-for': ipOf(i) } });
         const text = await script.text();
         requests++;
         if (script.status !== 200) throw new Error(`script ${script.status}`);

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { freePort, waitForPort } from '../helpers/sshd.ts';
 import { runCli, startServer, type ServerProcess } from '../helpers/server.ts';
 import { createPostgresDatabase } from '../helpers/stores.ts';
+import { httpFrom } from '../helpers/raw-http.ts';
 
 const run = promisify(execFile);
 let database: { url: string; drop(): Promise<void> };
@@ -34,9 +35,9 @@ before(async () => {
   const viaForwarder = new URL(database.url);
   viaForwarder.port = String(port);
   api = await startServer(['--roles', 'api', '--node-name', 'control', '--log-level', 'warn'], { KVMFLEET_DATABASE_URL: database.url });
-  const site = 'sites:\n  - name: lab\n    networks:\n      - { name: lab-hv, cidr: 10.90.0.0/24, gateway: 10.90.0.1 }\nprofiles:\n  - { name: rhel9, os: rhel9, installTreeUrl: "http://boot.lab/trees/rhel9" }\n';
+  const site = 'sites:\n  - name: lab\n    networks:\n      - { name: lab-hv, cidr: 127.90.0.0/24, gateway: 127.90.0.1 }\nprofiles:\n  - { name: rhel9, os: rhel9, installTreeUrl: "http://boot.lab/trees/rhel9" }\n';
   assert.equal((await runCli(api.url, ['import', '--kind', 'site', '-'], site)).code, 0);
-  for (const [name, mac, ip] of [['built.lab', BUILT, '10.90.0.11'], ['ready.lab', READY, '10.90.0.12']]) {
+  for (const [name, mac, ip] of [['built.lab', BUILT, '127.90.0.11'], ['ready.lab', READY, '127.90.0.12']]) {
     assert.equal((await runCli(api.url, ['host', 'add', name!, '--mac', mac!, '--ip', ip!, '--network', 'lab-hv', '--profile', 'rhel9'])).code, 0);
   }
   bootNode = await startServer(['--roles', 'http', '--http-listen', '127.0.0.1:0', '--node-name', 'boot1', '--site', 'lab', '--log-level', 'error'], { KVMFLEET_DATABASE_URL: viaForwarder.toString(), KVMFLEET_STORE_TIMEOUT_MS: '1500' });
@@ -52,7 +53,9 @@ after(async () => {
 });
 
 test('store unreachable: built hosts still boot their disk, others wait; the node reports it afterwards', { timeout: 90_000 }, async () => {
-  const script = async (mac: string) => (await fetch(`${bootNode.bootUrl}/boot/${mac.replace(/:/g, '-')}?platform=pcbios`)).text();
+  // Each machine asks from its reserved address (127.90.0.x is local on loopback): a MAC alone gets no install.
+  const from: Record<string, string> = { [BUILT]: '127.90.0.11', [READY]: '127.90.0.12' };
+  const script = async (mac: string) => (await httpFrom(from[mac] ?? '127.0.0.1', `${bootNode.bootUrl}/boot/${mac.replace(/:/g, '-')}?platform=pcbios`)).body;
   // Build one host through the boot node.
   const install = await script(BUILT);
   const token = /\/boot\/ks\/([A-Za-z0-9_-]+)/.exec(install)![1]!;

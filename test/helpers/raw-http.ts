@@ -4,6 +4,7 @@
  * The socket is not half-closed after the request (Node's server takes that as an abort); the
  * server closes it after its answer (Connection: close).
  */
+import { request } from 'node:http';
 import { connect } from 'node:net';
 
 export interface RawReply {
@@ -54,4 +55,21 @@ function dechunk(text: string): string {
     out += text.slice(eol + 2, eol + 2 + size);
     at = eol + 2 + size + 2;
   }
+}
+
+/**
+ * An ordinary HTTP request (http.request) sent from a chosen local address: how a test stands in for
+ * a machine at its reserved or leased address (any 127.x address is local on Linux's loopback).
+ */
+export function httpFrom(localAddress: string, url: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: options.method ?? 'GET', localAddress, headers: options.headers ?? {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
