@@ -251,6 +251,10 @@ function tftpSamples(tftp: TftpServer): Sample[] {
     { name: 'kvmfleet_tftp_active', help: 'TFTP transfers in progress', type: 'gauge', values: [{ value: s.active }] },
     { name: 'kvmfleet_tftp_malformed_total', help: 'datagrams that did not decode', type: 'counter', values: [{ value: s.malformed }] },
     { name: 'kvmfleet_tftp_bytes_sent_total', help: 'file bytes sent', type: 'counter', values: [{ value: s.bytesSent }] },
+    { name: 'kvmfleet_tftp_unconfirmed', help: 'TFTP transfers whose client has acknowledged nothing yet', type: 'gauge', values: [{ value: tftp.unconfirmed() }] },
+    { name: 'kvmfleet_tftp_evicted_total', help: 'unconfirmed transfers that gave their slot to a newer request', type: 'counter', values: [{ value: s.evicted }] },
+    { name: 'kvmfleet_tftp_busy_total', help: 'requests refused at a transfer limit', type: 'counter', values: [{ labels: { limit: 'per-source' }, value: s.busyPerSource }, { labels: { limit: 'total' }, value: s.busyTotal }] },
+    { name: 'kvmfleet_tftp_memory_bytes', help: 'bytes the TFTP role holds in memory', type: 'gauge', values: Object.entries(tftp.memory()).map(([kind, value]) => ({ labels: { kind }, value })) },
   ];
 }
 

@@ -59,9 +59,17 @@ export class FileStore {
     this.#cacheLimit = options.cacheBytes ?? 512 * 1024 * 1024;
   }
 
-  /** The name as a safe relative path, or why it is refused. */
+  /**
+   * The name as a safe relative path, or why it is refused. Leading slashes name the served root,
+   * as with tftpd-hpa -s (firmware asks for "/undionly.kpxe"): they are dropped before the checks.
+   */
   static sanitize(name: string): SafePath {
-    return safeRelativePath(name);
+    return safeRelativePath(name.replace(/^[/\\]+/, ''));
+  }
+
+  /** Bytes of file contents held in memory. */
+  get cachedBytes(): number {
+    return this.#cachedBytes;
   }
 
   async lookup(name: string): Promise<Lookup> {

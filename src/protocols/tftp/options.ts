@@ -10,6 +10,12 @@ export interface TransferLimits {
   readonly maxWindowSize: number;
   /** Retransmission timeout when the client asks for none, in ms. */
   readonly defaultTimeoutMs: number;
+  /**
+   * Largest `timeout` option accepted (s); a larger one is declined (RFC 2349 lets the server
+   * decline, not change it) and the default used, so that a request asking for 255 s cannot hold
+   * a transfer slot for timeout × retries ≈ 21 minutes. Default 5.
+   */
+  readonly maxTimeoutSeconds?: number;
 }
 
 export interface NegotiatedTransfer {
@@ -38,7 +44,7 @@ export function negotiate(requested: ReadonlyMap<string, string>, fileSize: numb
         }
         break;
       case 'timeout':
-        if (n >= 1 && n <= 255) {
+        if (n >= 1 && n <= Math.min(255, limits.maxTimeoutSeconds ?? 5)) {
           timeoutMs = n * 1000;
           oack.set('timeout', String(n));
         }

@@ -53,7 +53,12 @@ export interface OackPacket {
 export type TftpPacket = RequestPacket | DataPacket | AckPacket | ErrorPacket | OackPacket;
 
 export class TftpDecodeError extends Error {
-  override readonly name = 'TftpDecodeError';
+  override readonly name: string = 'TftpDecodeError';
+}
+
+/** A well-formed request in a mode RFC 1350 does not define: answered with ERROR 4, not dropped. */
+export class TftpUnknownModeError extends TftpDecodeError {
+  override readonly name = 'TftpUnknownModeError';
 }
 
 /** Reads NUL-terminated strings; a string that runs off the end is an error. */
@@ -88,7 +93,7 @@ export function decodePacket(buf: Buffer): TftpPacket {
       const [filename, mode, ...rest] = readStrings(buf, 2);
       if (filename === undefined || mode === undefined) throw new TftpDecodeError('request lacks filename or mode');
       const lowerMode = mode.toLowerCase();
-      if (lowerMode !== 'octet' && lowerMode !== 'netascii' && lowerMode !== 'mail') throw new TftpDecodeError(`unknown mode "${mode}"`);
+      if (lowerMode !== 'octet' && lowerMode !== 'netascii' && lowerMode !== 'mail') throw new TftpUnknownModeError(`unknown mode "${mode.slice(0, 32)}"`);
       return { opcode, filename, mode: lowerMode, options: readOptions(rest) };
     }
     case Opcode.Data:

@@ -7,8 +7,11 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { once } from 'node:events';
 import { FileStore } from './files.ts';
 import { negotiate, type TransferLimits } from './options.ts';
-import { decodePacket, encodeError, Opcode, TftpDecodeError, TftpErrorCode, type RequestPacket } from './packet.ts';
-import { ReadTransfer, type TransferOutcome } from './transfer.ts';
+import { NetasciiCache } from './netascii.ts';
+import { decodePacket, encodeError, Opcode, TftpDecodeError, TftpErrorCode, TftpUnknownModeError, type RequestPacket } from './packet.ts';
+import { ReadTransfer, sharedPacketCache, type TransferOutcome } from './transfer.ts';
+
+export { toNetascii } from './netascii.ts';
 
 export interface TftpServerOptions {
   readonly files: FileStore;
@@ -17,8 +20,20 @@ export interface TftpServerOptions {
   readonly limits?: Partial<TransferLimits>;
   /** Timeouts in a row after which a transfer is abandoned. */
   readonly maxRetries?: number;
-  /** Transfers at once; more are refused with "server busy" so clients retry. */
+  /** Transfers at once (default 2000); more are refused with "server busy" so clients retry. */
   readonly maxTransfers?: number;
+  /** Transfers at once from one address (default 32). */
+  readonly maxPerSource?: number;
+  /**
+   * Transfers whose client has acknowledged nothing yet (default 256). A spoofed request never
+   * will: when this many wait, the oldest of them gives its slot to the new request, so a flood
+   * of requests cannot lock real clients out (they acknowledge within a round trip).
+   */
+  readonly maxUnconfirmed?: number;
+  /** Longest a transfer may go without hearing its client, whatever the timeout (default 10 s). */
+  readonly maxSilenceMs?: number;
+  /** Memory for netascii copies (default 64 MiB). */
+  readonly netasciiCacheBytes?: number;
   /** Called once per finished transfer (boot timeline, metrics). */
   readonly onTransfer?: (event: TransferEvent) => void;
 }
@@ -34,6 +49,11 @@ export interface TransferEvent {
 export interface TftpStats {
   requests: number;
   active: number;
+  /** Slots taken back from unconfirmed transfers for newer requests. */
+  evicted: number;
+  /** Requests refused for a limit: by source, or in total. */
+  busyPerSource: number;
+  busyTotal: number;
   completed: number;
   failed: number;
   refused: number;
@@ -42,7 +62,10 @@ export interface TftpStats {
 }
 
 export class TftpServer {
-  readonly stats: TftpStats = { requests: 0, active: 0, completed: 0, failed: 0, refused: 0, malformed: 0, bytesSent: 0 };
+  readonly stats: TftpStats = { requests: 0, active: 0, evicted: 0, busyPerSource: 0, busyTotal: 0, completed: 0, failed: 0, refused: 0, malformed: 0, bytesSent: 0 };
+  readonly #netascii: NetasciiCache;
+  /** Active transfers per client address, in start order (the oldest first). */
+  readonly #bySource = new Map<string, Set<ReadTransfer>>();
   readonly #options: TftpServerOptions;
   readonly #limits: TransferLimits;
   readonly #transfers = new Set<ReadTransfer>();
@@ -50,7 +73,13 @@ export class TftpServer {
 
   constructor(options: TftpServerOptions) {
     this.#options = options;
-    this.#limits = { maxBlockSize: 65464, maxWindowSize: 64, defaultTimeoutMs: 1000, ...options.limits };
+    this.#limits = { maxBlockSize: 65464, maxWindowSize: 64, defaultTimeoutMs: 1000, maxTimeoutSeconds: 5, ...options.limits };
+    this.#netascii = new NetasciiCache(options.netasciiCacheBytes);
+  }
+
+  /** Bytes held in memory: file contents, shared DATA packets, netascii copies. */
+  memory(): { files: number; packets: number; netascii: number } {
+    return { files: this.#options.files.cachedBytes, packets: sharedPacketCache.bytes, netascii: this.#netascii.bytes };
   }
 
   async listen(): Promise<{ address: string; port: number }> {
@@ -78,14 +107,16 @@ export class TftpServer {
 
   async #onRequest(msg: Buffer, rinfo: RemoteInfo): Promise<void> {
     let packet;
+    const reply = (code: TftpErrorCode, message: string) => this.#socket?.send(encodeError(code, message), rinfo.port, rinfo.address);
     try {
       packet = decodePacket(msg);
     } catch (error) {
       if (!(error instanceof TftpDecodeError)) throw error;
       this.stats.malformed += 1;
+      // A request in an undefined mode is a client's mistake, not garbage: say so (RFC 1350 error 4).
+      if (error instanceof TftpUnknownModeError) reply(TftpErrorCode.IllegalOperation, 'unknown transfer mode');
       return;
     }
-    const reply = (code: TftpErrorCode, message: string) => this.#socket?.send(encodeError(code, message), rinfo.port, rinfo.address);
     if (packet.opcode === Opcode.Wrq) {
       this.#refuse(rinfo, packet.filename, 'write request');
       return reply(TftpErrorCode.AccessViolation, 'Access violation: read-only server');
@@ -99,16 +130,59 @@ export class TftpServer {
       this.#refuse(rinfo, packet.filename, 'mail mode');
       return reply(TftpErrorCode.IllegalOperation, 'mail mode is not supported');
     }
-    if (this.#transfers.size >= (this.#options.maxTransfers ?? 5000)) {
-      this.#refuse(rinfo, packet.filename, 'busy');
-      return reply(TftpErrorCode.NotDefined, 'server busy, try again');
-    }
     const found = await this.#options.files.lookup(packet.filename);
     if (!found.ok) {
       this.#refuse(rinfo, packet.filename, found.detail);
       return found.reason === 'access-violation' ? reply(TftpErrorCode.AccessViolation, 'Access violation') : reply(TftpErrorCode.FileNotFound, 'File not found');
     }
-    this.#start(packet, found.data, rinfo);
+    const data = packet.mode === 'netascii' ? this.#netascii.convert(found.data) : found.data;
+    if (!data) {
+      this.#refuse(rinfo, packet.filename, 'too large for netascii');
+      return reply(TftpErrorCode.NotDefined, 'file too large for netascii; use octet');
+    }
+    const busy = this.#makeRoom(rinfo.address);
+    if (busy) {
+      this.#refuse(rinfo, packet.filename, busy);
+      return reply(TftpErrorCode.NotDefined, 'server busy, try again');
+    }
+    this.#start(packet, data, rinfo);
+  }
+
+  /**
+   * Finds a slot for a new request from this address, taking one back from the oldest unconfirmed
+   * transfer (of this address first, then of anyone) when a limit is reached; else says which limit refuses it.
+   */
+  #makeRoom(address: string): string | undefined {
+    const mine = this.#bySource.get(address);
+    if (mine && mine.size >= (this.#options.maxPerSource ?? 32)) {
+      if (!this.#evictOldestUnconfirmed(mine)) {
+        this.stats.busyPerSource += 1;
+        return 'busy: per-source limit';
+      }
+    }
+    if (this.unconfirmed() >= (this.#options.maxUnconfirmed ?? 256)) this.#evictOldestUnconfirmed(this.#transfers);
+    if (this.#transfers.size >= (this.#options.maxTransfers ?? 2000) && !this.#evictOldestUnconfirmed(this.#transfers)) {
+      this.stats.busyTotal += 1;
+      return 'busy: total limit';
+    }
+    return undefined;
+  }
+
+  /** Active transfers whose client has not acknowledged anything yet. */
+  unconfirmed(): number {
+    let n = 0;
+    for (const t of this.#transfers) if (!t.confirmed) n += 1;
+    return n;
+  }
+
+  #evictOldestUnconfirmed(among: Iterable<ReadTransfer>): boolean {
+    for (const transfer of among) {
+      if (transfer.confirmed) continue;
+      this.stats.evicted += 1;
+      transfer.close('evicted');
+      return true;
+    }
+    return false;
   }
 
   #refuse(rinfo: RemoteInfo, filename: string, detail: string): void {
@@ -116,41 +190,32 @@ export class TftpServer {
     this.#options.onTransfer?.({ client: `${rinfo.address}:${rinfo.port}`, filename, outcome: 'refused', bytes: 0, detail });
   }
 
-  #start(request: RequestPacket, file: Buffer, rinfo: RemoteInfo): void {
-    const data = request.mode === 'netascii' ? toNetascii(file) : file;
+  #start(request: RequestPacket, data: Buffer, rinfo: RemoteInfo): void {
     const negotiated = negotiate(request.options, data.length, this.#limits);
+    // Retries are bounded by time as well as count: silence longer than maxSilenceMs ends a transfer.
+    const retries = Math.max(1, Math.min(this.#options.maxRetries ?? 5, Math.floor((this.#options.maxSilenceMs ?? 10_000) / negotiated.timeoutMs)));
     const socket = createSocket('udp4');
-    socket.bind(0, this.#options.host === '0.0.0.0' ? undefined : this.#options.host, () => {
-      const transfer = new ReadTransfer(socket, { address: rinfo.address, port: rinfo.port }, data, negotiated, this.#options.maxRetries ?? 5, (outcome, bytes) => {
-        this.#transfers.delete(transfer);
-        this.stats.active = this.#transfers.size;
-        this.stats.bytesSent += bytes;
-        if (outcome === 'completed') this.stats.completed += 1;
-        else this.stats.failed += 1;
-        this.#options.onTransfer?.({ client: `${rinfo.address}:${rinfo.port}`, filename: request.filename, outcome, bytes });
-      });
-      this.#transfers.add(transfer);
+    const source = rinfo.address;
+    // Registered before the socket is bound, so that requests arriving in one burst see each other's slots.
+    const transfer = new ReadTransfer(socket, { address: rinfo.address, port: rinfo.port }, data, negotiated, retries, (outcome, bytes) => {
+      this.#transfers.delete(transfer);
+      const set = this.#bySource.get(source);
+      set?.delete(transfer);
+      if (set?.size === 0) this.#bySource.delete(source);
       this.stats.active = this.#transfers.size;
-      transfer.start();
+      if (outcome === 'evicted') return; // most likely a spoofed request: no timeline event
+      this.stats.bytesSent += bytes;
+      if (outcome === 'completed') this.stats.completed += 1;
+      else this.stats.failed += 1;
+      this.#options.onTransfer?.({ client: `${rinfo.address}:${rinfo.port}`, filename: request.filename, outcome, bytes });
+    });
+    this.#transfers.add(transfer);
+    let set = this.#bySource.get(source);
+    if (!set) this.#bySource.set(source, (set = new Set()));
+    set.add(transfer);
+    this.stats.active = this.#transfers.size;
+    socket.bind(0, this.#options.host === '0.0.0.0' ? undefined : this.#options.host, () => {
+      if (!transfer.finished) transfer.start();
     });
   }
-}
-
-/** RFC 1350 netascii: LF → CR LF, CR → CR NUL. */
-export function toNetascii(data: Buffer): Buffer {
-  let extra = 0;
-  for (const byte of data) if (byte === 10 || byte === 13) extra += 1;
-  if (extra === 0) return data;
-  const out = Buffer.allocUnsafe(data.length + extra);
-  let o = 0;
-  for (const byte of data) {
-    if (byte === 10) {
-      out[o++] = 13;
-      out[o++] = 10;
-    } else if (byte === 13) {
-      out[o++] = 13;
-      out[o++] = 0;
-    } else out[o++] = byte;
-  }
-  return out;
 }

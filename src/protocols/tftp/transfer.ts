@@ -7,21 +7,10 @@
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { decodePacket, encodeData, encodeError, encodeOack, Opcode, TftpDecodeError, TftpErrorCode } from './packet.ts';
 import type { NegotiatedTransfer } from './options.ts';
+import { PacketCache } from './packet-cache.ts';
 
-/**
- * DATA packets are built once per (file, block size) and shared by every transfer of that file:
- * in a boot storm hundreds of clients fetch the same ipxe.efi, and the send path then allocates nothing.
- * Keyed weakly by the file's buffer, so packets go when the file leaves the cache.
- */
-const packetCache = new WeakMap<Buffer, Map<number, Buffer[]>>();
-
-function packetsFor(data: Buffer, blockSize: number): Buffer[] {
-  let bySize = packetCache.get(data);
-  if (!bySize) packetCache.set(data, (bySize = new Map()));
-  let packets = bySize.get(blockSize);
-  if (!packets) bySize.set(blockSize, (packets = []));
-  return packets;
-}
+/** One cache for the process (see packet-cache.ts). */
+export const sharedPacketCache = new PacketCache();
 
 /**
  * How long an OACK waits for its ACK 0 before the transfer is dropped, at the least. Clients
@@ -31,7 +20,7 @@ function packetsFor(data: Buffer, blockSize: number): Buffer[] {
  */
 const OACK_ACK_PATIENCE_MS = 15_000;
 
-export type TransferOutcome = 'completed' | 'timed-out' | 'aborted-by-client' | 'protocol-error' | 'closed';
+export type TransferOutcome = 'completed' | 'timed-out' | 'aborted-by-client' | 'protocol-error' | 'closed' | 'evicted';
 
 export interface TransferPeer {
   readonly address: string;
@@ -56,9 +45,12 @@ export class ReadTransfer {
   #finished = false;
   readonly #onDone: (outcome: TransferOutcome, bytes: number) => void;
   readonly #packets: Buffer[];
+  readonly #packetCache: PacketCache;
   #bytesSent = 0;
+  /** Whether the client has acknowledged anything yet: a spoofed request never does. */
+  #confirmed = false;
 
-  constructor(socket: Socket, peer: TransferPeer, data: Buffer, negotiated: NegotiatedTransfer, maxRetries: number, onDone: (outcome: TransferOutcome, bytes: number) => void) {
+  constructor(socket: Socket, peer: TransferPeer, data: Buffer, negotiated: NegotiatedTransfer, maxRetries: number, onDone: (outcome: TransferOutcome, bytes: number) => void, packetCache: PacketCache = sharedPacketCache) {
     this.#socket = socket;
     this.#peer = peer;
     this.#data = data;
@@ -71,7 +63,8 @@ export class ReadTransfer {
     this.#awaitingOackAck = this.#oack !== undefined;
     // A file that is an exact multiple of the block size ends with an empty block.
     this.#totalBlocks = Math.floor(data.length / this.#blockSize) + 1;
-    this.#packets = packetsFor(data, this.#blockSize);
+    this.#packetCache = packetCache;
+    this.#packets = packetCache.packets(data, this.#blockSize);
     socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
     socket.on('error', () => this.#finish('closed'));
   }
@@ -80,9 +73,21 @@ export class ReadTransfer {
     this.#sendWindow();
   }
 
-  /** Stops the transfer (server shutdown). */
-  close(): void {
-    this.#finish('closed');
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  get confirmed(): boolean {
+    return this.#confirmed;
+  }
+
+  get peer(): TransferPeer {
+    return this.#peer;
+  }
+
+  /** Stops the transfer (server shutdown, or its slot given to a newer request: 'evicted'). */
+  close(outcome: 'closed' | 'evicted' = 'closed'): void {
+    this.#finish(outcome);
   }
 
   #send(packet: Buffer): void {
@@ -100,6 +105,7 @@ export class ReadTransfer {
         if (!packet) {
           const start = (block - 1) * this.#blockSize;
           packet = this.#packets[block - 1] = encodeData(block, this.#data.subarray(start, Math.min(start + this.#blockSize, this.#data.length)));
+          this.#packetCache.added(this.#data, packet.length);
         }
         this.#bytesSent += packet.length - 4;
         this.#send(packet);
@@ -173,6 +179,7 @@ export class ReadTransfer {
   #onAck(wireBlock: number): void {
     if (this.#awaitingOackAck) {
       if (wireBlock !== 0) return;
+      this.#confirmed = true;
       this.#awaitingOackAck = false;
       this.#retries = 0;
       this.#sendWindow();
@@ -189,6 +196,7 @@ export class ReadTransfer {
       }
     }
     if (acked < 0) return;
+    this.#confirmed = true;
     this.#acked = acked;
     this.#retries = 0;
     if (acked === this.#totalBlocks) {

@@ -5,6 +5,7 @@ import { FileStore } from '../../../src/protocols/tftp/files.ts';
 import { negotiate } from '../../../src/protocols/tftp/options.ts';
 import { decodePacket, encodeAck, encodeData, encodeError, encodeOack, encodeRequest, Opcode, TftpDecodeError } from '../../../src/protocols/tftp/packet.ts';
 import { toNetascii } from '../../../src/protocols/tftp/server.ts';
+import { NetasciiCache } from '../../../src/protocols/tftp/netascii.ts';
 
 test('requests round-trip with options; names are case-folded, first occurrence wins', () => {
   const encoded = encodeRequest(Opcode.Rrq, 'pxe/ipxe.efi', 'octet', new Map([['blksize', '1468'], ['tsize', '0']]));
@@ -57,16 +58,32 @@ test('negotiation: clamps, answers tsize, ignores bad values and unknown options
   const bad = negotiate(new Map([['blksize', '7'], ['timeout', '0'], ['windowsize', 'x']]), 1, limits);
   assert.deepEqual([bad.blockSize, bad.windowSize, bad.oack.size], [512, 1, 0]);
   assert.equal(negotiate(new Map([['tsize', '0']]), 0, limits).oack.has('tsize'), false, 'no tsize 0 for empty files');
+  // A timeout above the server's ceiling is declined, not stretched to: 255 s × retries held a slot ~21 minutes.
+  const long = negotiate(new Map([['timeout', '255']]), 1, limits);
+  assert.deepEqual([long.timeoutMs, long.oack.has('timeout')], [1000, false]);
+  assert.equal(negotiate(new Map([['timeout', '9']]), 1, { ...limits, maxTimeoutSeconds: 10 }).timeoutMs, 9000);
 });
 
-test('file names: traversal, absolute paths and control bytes are refused', () => {
-  for (const name of ['../etc/passwd', 'a/../../etc/passwd', '/etc/passwd', '..\\..\\etc\\passwd', 'a\x00b', 'a\nb', '']) {
+test('file names: traversal, drive letters and control bytes are refused; a leading slash names the root', () => {
+  for (const name of ['../etc/passwd', 'a/../../etc/passwd', '/../etc/passwd', 'C:\\boot.ini', '..\\..\\etc\\passwd', 'a\x00b', 'a\nb', '', '/']) {
     assert.equal(FileStore.sanitize(name).ok, false, JSON.stringify(name));
   }
   assert.deepEqual(FileStore.sanitize('./pxe//ipxe.efi'), { ok: true, path: 'pxe/ipxe.efi' });
   assert.deepEqual(FileStore.sanitize('pxe\\undionly.kpxe'), { ok: true, path: 'pxe/undionly.kpxe' });
+  // tftpd-hpa -s: "/undionly.kpxe" is the root's undionly.kpxe (firmware often asks that way).
+  assert.deepEqual(FileStore.sanitize('/undionly.kpxe'), { ok: true, path: 'undionly.kpxe' });
+  assert.deepEqual(FileStore.sanitize('//pxe/ipxe.efi'), { ok: true, path: 'pxe/ipxe.efi' });
 });
 
-test('netascii turns LF into CR LF and CR into CR NUL', () => {
+test('netascii turns LF into CR LF and CR into CR NUL, once per file version, within its budget', () => {
   assert.deepEqual(toNetascii(Buffer.from('a\nb\rc')), Buffer.from('a\r\nb\r\0c', 'latin1'));
+  const cache = new NetasciiCache(100);
+  const v1 = Buffer.from('x\n'.repeat(10));
+  assert.equal(cache.convert(v1), cache.convert(v1), 'the same copy for every transfer of one version');
+  assert.equal(cache.conversions, 1);
+  assert.equal(cache.bytes, 20 + 30);
+  const v2 = Buffer.from('y\n'.repeat(10));
+  cache.convert(v2);
+  assert.ok(cache.bytes <= 100, `bounded: ${cache.bytes}`);
+  assert.equal(cache.convert(Buffer.alloc(101, 10)), undefined, 'larger than the budget: not served in netascii');
 });
