@@ -7,6 +7,7 @@ import type { PlacementPolicy } from './vms/placement.ts';
 import { DEFAULT_BUILD_POLICY, recordEvent, type BuildPolicy } from './boot/builds.ts';
 import { buildBootHttp } from './boot/http.ts';
 import { registerFirmwareRoutes } from './boot/firmware-http.ts';
+import { hostFallbackHook } from './boot/host-fallback.ts';
 import { KickstartTemplates } from './boot/kickstart.ts';
 import { MirrorCache } from './boot/mirror.ts';
 import { BootService } from './boot/service.ts';
@@ -168,6 +169,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
       const mirrors = options.http.mirrors?.size ? new MirrorCache(local('mirror-cache'), options.http.mirrors) : undefined;
       http = await buildBootHttp({ store, boot, treesDir, mirrors, baseUrl: options.http.baseUrl, logger: { level: options.logLevel }, trustProxy: options.http.trustProxy ?? [] });
       await registerFirmwareRoutes(http); // /ipxe.efi for UEFI HTTP boot, the URL the DHCP role offers
+      http.addHook('onRequest', hostFallbackHook(options.http.baseUrl)); // no Host header: never a broken URL in a script
       await http.listen({ host: options.http.host, port: options.http.port });
       endpoints.http = urlOf(options.http.host, boundPort(http, options.http.port));
     }

@@ -104,6 +104,7 @@ export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyIn
   const staticOptions = { index: false, dotfiles: 'deny', acceptRanges: true, etag: true, lastModified: true, cacheControl: false } as const;
   if (options.treesDir) {
     await app.register(fastifyStatic, { ...staticOptions, root: options.treesDir, prefix: '/trees/', decorateReply: true });
+    app.addHook('onRequest', (await import('./tree-ranges.ts')).treeRangeHook(options.treesDir, '/trees/')); // RFC 9110 ranges (tree-ranges.ts)
   } else {
     // reply.sendFile is needed by the mirror route even without a local tree.
     await app.register(fastifyStatic, { ...staticOptions, root: process.cwd(), prefix: '/-/', serve: false, decorateReply: true });
