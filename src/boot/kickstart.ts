@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import Handlebars from 'handlebars';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import { formatIpv4, maskOf, parseCidr } from '../fleet/ipv4.ts';
+import { hasControlCharacter } from '../fleet/kickstart-inputs.ts';
 import type { Host, Network, Profile, Site } from '../fleet/model.ts';
 import { VERSION } from '../version.ts';
 
@@ -46,6 +47,21 @@ export function kickstartContext(input: { host: Host; network: Network; site: Si
   };
 }
 
+/**
+ * Templates render with noEscape (a Kickstart is not HTML), so a value is trusted to stay on its
+ * line: any value with a newline or another control character is refused here, wherever it came
+ * from (the API and imports refuse them too; this also covers rows written before they did).
+ */
+export function assertSafeContext(value: unknown, path = 'context'): void {
+  if (typeof value === 'string') {
+    if (hasControlCharacter(value)) throw new KvmfleetError(ErrorCode.ControlCharacter, `Kickstart value ${path} contains a newline or another control character: refused`);
+  } else if (Array.isArray(value)) {
+    value.forEach((item, i) => assertSafeContext(item, `${path}[${i}]`));
+  } else if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) assertSafeContext(item, `${path}.${key}`);
+  }
+}
+
 const handlebars = Handlebars.create();
 handlebars.registerHelper('join', (list: unknown, separator: unknown) => (Array.isArray(list) ? list.join(typeof separator === 'string' ? separator : ',') : ''));
 
@@ -62,6 +78,7 @@ export class KickstartTemplates {
     if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(name)) throw new KvmfleetError(ErrorCode.Validation, `bad Kickstart template name "${name}"`);
     const path = this.#dirs.map((dir) => join(dir, `${name}.ks.hbs`)).find((p) => existsSync(p));
     if (!path) throw new KvmfleetError(ErrorCode.NotFound, `Kickstart template "${name}" not found in ${this.#dirs.join(', ')}`);
+    assertSafeContext(context);
     try {
       return this.#template(path)(context);
     } catch (error) {

@@ -6,6 +6,7 @@
 import type { Kysely } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import { getHost } from '../fleet/hosts.ts';
+import { hasControlCharacter } from '../fleet/kickstart-inputs.ts';
 import type { Host } from '../fleet/model.ts';
 import { getNetwork } from '../fleet/networks.ts';
 import { getProfile } from '../fleet/profiles.ts';
@@ -95,6 +96,8 @@ export class BootService {
       ? [`ks=${urls.kickstart(token)}`, `repo=${profile.installTreeUrl}`, 'ksdevice=bootif', bootif]
       : [`inst.ks=${urls.kickstart(token)}`, `inst.repo=${profile.installTreeUrl}`, 'ip=dhcp', bootif];
     if (profile.kernelArgs) args.push(profile.kernelArgs);
+    // One line of the iPXE script: a line break in a stored value would add commands of its own.
+    if (args.some(hasControlCharacter)) throw new KvmfleetError(ErrorCode.ControlCharacter, `profile ${profile.name}: its install tree URL or kernel arguments contain a control character: refused`);
     return { kernelUrl: urls.kernel(token), initrdUrl: urls.initrd(token), kernelArgs: args.join(' ') };
   }
 

@@ -99,7 +99,7 @@ describeEachStore('inventory', (ctx) => {
   });
 
   test('profiles refuse clear-text root passwords and bad URLs', async () => {
-    await rejects(createProfile(ctx.store.db, { name: 'p', os: 'rhel9', installTreeUrl: 'http://m/x', rootPasswordHash: 'secret' }), ErrorCode.Validation);
+    await rejects(createProfile(ctx.store.db, { name: 'p', os: 'rhel9', installTreeUrl: 'http://m/x', rootPasswordHash: 'secret' }), ErrorCode.BadPasswordHash);
     await rejects(createProfile(ctx.store.db, { name: 'p', os: 'rhel9', installTreeUrl: 'ftp://m/x' }), ErrorCode.Validation);
     await rejects(createProfile(ctx.store.db, { name: 'p', os: 'win', installTreeUrl: 'http://m/x' }), ErrorCode.Validation);
     const profile = await createProfile(ctx.store.db, { name: 'p', os: 'rhel8', installTreeUrl: 'http://m/x/', rootPasswordHash: '$6$salt$hash' });
