@@ -48,11 +48,16 @@ export interface ApiOptions {
 
 /** Bodies of imports may be large (a CSV of tens of thousands of hosts). */
 const BODY_LIMIT = 64 * 1024 * 1024;
+/** Enough to upload the largest import over a slow link. */
+const REQUEST_TIMEOUT_MS = 120_000;
 
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: BODY_LIMIT,
+    // A request must arrive whole within this (a slow client cannot hold a connection for ever);
+    // long answers (event streams) are not bounded by it.
+    requestTimeout: REQUEST_TIMEOUT_MS,
     // No type coercion: a number where a string belongs is an error, not a silent conversion.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true } },
   });

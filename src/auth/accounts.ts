@@ -135,10 +135,25 @@ export async function authenticateToken(db: Kysely<Database>, token: string): Pr
   return { user: row.name, role: row.role, permissions: effectivePermissions(row.role, row.scopes as unknown as string[]), tokenId: row.id, expiresAt: row.expires_at ? new Date(row.expires_at).toISOString() : null };
 }
 
-/** Password login: a session token valid for `hours`. The same error for a wrong name or password. */
+/**
+ * A hash of nothing anyone knows, made once with the same parameters as real ones: an unknown user
+ * (or one without a password) is verified against it, so the answer takes as long as for a real
+ * user and its timing does not tell which names exist.
+ */
+let dummyHash: Promise<string> | undefined;
+const dummy = () => (dummyHash ??= argon2.hash(randomBytes(32).toString('base64'), { type: argon2.argon2id }));
+
+/** Makes the dummy hash ahead of the first login (so that one is not slower either). */
+export function prepareLogin(): void {
+  void dummy().catch(() => undefined);
+}
+
+/** Password login: a session token valid for `hours`. The same error (and time) for a wrong name or password. */
 export async function login(db: Kysely<Database>, name: string, password: string, hours = 12): Promise<{ token: string; info: TokenInfo }> {
   const user = await db.selectFrom('users').select(['password_hash']).where('name', '=', name).executeTakeFirst();
-  const ok = user?.password_hash ? await argon2.verify(user.password_hash, password).catch(() => false) : false;
+  const hash = user?.password_hash ?? (await dummy());
+  const verified = await argon2.verify(hash, password).catch(() => false);
+  const ok = verified && !!user?.password_hash;
   if (!ok) throw new KvmfleetError(ErrorCode.Unauthorized, 'wrong user name or password');
   return createToken(db, { user: name, name: `session ${new Date().toISOString()}`, expiresInDays: hours / 24 });
 }

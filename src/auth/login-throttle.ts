@@ -11,6 +11,11 @@ export interface ThrottleVerdict {
   readonly retryAfterS: number;
 }
 
+/** An attempt let through by reserve(): counted as a failure until settled as a success. */
+export interface ThrottleReservation extends ThrottleVerdict {
+  settle(succeeded: boolean): void;
+}
+
 export class LoginThrottle {
   readonly #failures = new Map<string, number[]>();
 
@@ -24,6 +29,33 @@ export class LoginThrottle {
     const waits = [this.#wait(`user:${user}`, this.maxFailures), this.#wait(`ip:${ip}`, this.maxFailures * 4)];
     const wait = Math.max(...waits);
     return { allowed: wait === 0, retryAfterS: Math.ceil(wait / 1000) };
+  }
+
+  /**
+   * Checks and, if allowed, counts the attempt at once — before the slow password check — so N
+   * parallel guesses cannot all pass a check that only counts them afterwards.
+   */
+  reserve(user: string, ip: string): ThrottleReservation {
+    const verdict = this.check(user, ip);
+    if (!verdict.allowed) return { ...verdict, settle: () => undefined };
+    const at = this.now();
+    this.#add(`user:${user}`, at);
+    this.#add(`ip:${ip}`, at);
+    return {
+      ...verdict,
+      settle: (succeeded) => {
+        if (!succeeded) return;
+        this.succeeded(user);
+        const recent = this.#failures.get(`ip:${ip}`) ?? [];
+        const i = recent.lastIndexOf(at);
+        if (i >= 0) recent.splice(i, 1); // a success is not a failure of its address either
+      },
+    };
+  }
+
+  #add(key: string, at: number): void {
+    this.#failures.set(key, [...this.#recent(key), at]);
+    if (this.#failures.size > 10_000) this.#prune();
   }
 
   failed(user: string, ip: string): void {

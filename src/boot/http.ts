@@ -32,7 +32,8 @@ export interface BootHttpOptions {
 const FORBIDDEN = 'forbidden\n';
 
 export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? false, trustProxy: options.trustProxy?.length ? [...options.trustProxy] : false, bodyLimit: 64 * 1024 });
+  // Machines send small requests: one that has not arrived whole in 30 s is a stuck or hostile client.
+  const app = Fastify({ logger: options.logger ?? false, trustProxy: options.trustProxy?.length ? [...options.trustProxy] : false, bodyLimit: 64 * 1024, requestTimeout: 30_000 });
   const baseUrl = (request: FastifyRequest) => options.baseUrl ?? `${request.protocol}://${request.host}`;
   const platformOf = (value: unknown): Platform | undefined => (value === 'pcbios' || value === 'efi' ? value : undefined);
 

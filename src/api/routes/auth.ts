@@ -2,7 +2,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
-import { createToken, createUser, deleteUser, listTokens, listUsers, login, revokeToken } from '../../auth/accounts.ts';
+import { createToken, createUser, deleteUser, listTokens, listUsers, login, prepareLogin, revokeToken } from '../../auth/accounts.ts';
 import { listAudit } from '../../auth/audit.ts';
 import { effectivePermissions } from '../../auth/policy.ts';
 import { LoginThrottle } from '../../auth/login-throttle.ts';
@@ -20,23 +20,27 @@ const NewUser = Type.Object(
 );
 const NewToken = Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }), scopes: Type.Optional(Type.Array(Scope, { maxItems: 3 })), expiresInDays: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 3650 })), user: Type.Optional(Type.String()) }, { additionalProperties: false });
 
+const LOGIN_BODY_LIMIT = 16 * 1024;
+
 const isAdmin = (request: FastifyRequest) => !request.principal || request.principal.permissions.includes('admin');
 
 export function registerAuthRoutes(app: FastifyInstance, db: Kysely<Database>, throttle = new LoginThrottle()): void {
-  app.post('/api/v1/login', { config: { permission: 'public' }, schema: { tags, summary: 'Password login: a session token (12 h); repeated failures are refused for a while (429, Retry-After)', body: Type.Object({ name: Type.String({ maxLength: 63 }), password: Type.String({ maxLength: 1024 }) }, { additionalProperties: false }), response: { ...errors, ...errorReplies(429) } } }, async (request, reply) => {
+  prepareLogin();
+  // Public: a small body (a name and a password) is all it takes.
+  app.post('/api/v1/login', { config: { permission: 'public' }, bodyLimit: LOGIN_BODY_LIMIT, schema: { tags, summary: 'Password login: a session token (12 h); repeated failures are refused for a while (429, Retry-After)', body: Type.Object({ name: Type.String({ maxLength: 63 }), password: Type.String({ maxLength: 1024 }) }, { additionalProperties: false }), response: { ...errors, ...errorReplies(429) } } }, async (request, reply) => {
     const { name, password } = request.body as { name: string; password: string };
-    const verdict = throttle.check(name, request.ip);
-    if (!verdict.allowed) {
-      reply.header('retry-after', String(verdict.retryAfterS));
-      throw new KvmfleetError(ErrorCode.TooManyAttempts, `too many failed logins: try again in ${verdict.retryAfterS} s`);
+    const attempt = throttle.reserve(name, request.ip);
+    if (!attempt.allowed) {
+      reply.header('retry-after', String(attempt.retryAfterS));
+      throw new KvmfleetError(ErrorCode.TooManyAttempts, `too many failed logins: try again in ${attempt.retryAfterS} s`);
     }
+    let succeeded = false;
     try {
       const { token, info } = await login(db, name, password);
-      throttle.succeeded(name);
+      succeeded = true;
       return { token, user: name, expiresAt: info.expiresAt };
-    } catch (error) {
-      if (error instanceof KvmfleetError && error.code === ErrorCode.Unauthorized) throttle.failed(name, request.ip);
-      throw error;
+    } finally {
+      attempt.settle(succeeded);
     }
   });
   app.post('/api/v1/logout', { config: { permission: 'read' }, schema: { tags, summary: 'End this session: the token of the call is revoked', response: errors } }, async (request, reply) => {
