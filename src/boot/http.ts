@@ -9,6 +9,7 @@ import { normalizeMac } from '../fleet/mac.ts';
 import { UUID } from '../fleet/validate-host.ts';
 import type { Store } from '../store/open.ts';
 import type { Platform } from './decide.ts';
+import { bootLogSerializers } from './log-redact.ts';
 import type { MirrorCache } from './mirror.ts';
 import type { BootService } from './service.ts';
 
@@ -19,7 +20,8 @@ export interface BootHttpOptions {
   readonly treesDir?: string | undefined;
   /** Base URL machines reach this role on; default: taken from each request's Host header. */
   readonly baseUrl?: string | undefined;
-  readonly logger?: boolean | { level: string };
+  /** Logging (the request serializer is always the redacting one); `stream` for tests. */
+  readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
   /** Caching proxy of upstream mirrors, under /mirror/NAME/. */
   readonly mirrors?: MirrorCache | undefined;
   /**
@@ -33,7 +35,8 @@ const FORBIDDEN = 'forbidden\n';
 
 export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyInstance> {
   // Machines send small requests: one that has not arrived whole in 30 s is a stuck or hostile client.
-  const app = Fastify({ logger: options.logger ?? false, trustProxy: options.trustProxy?.length ? [...options.trustProxy] : false, bodyLimit: 64 * 1024, requestTimeout: 30_000 });
+  const logger = options.logger ? { ...(typeof options.logger === 'object' ? options.logger : {}), serializers: bootLogSerializers } : false;
+  const app = Fastify({ logger, trustProxy: options.trustProxy?.length ? [...options.trustProxy] : false, bodyLimit: 64 * 1024, requestTimeout: 30_000 });
   const baseUrl = (request: FastifyRequest) => options.baseUrl ?? `${request.protocol}://${request.host}`;
   const platformOf = (value: unknown): Platform | undefined => (value === 'pcbios' || value === 'efi' ? value : undefined);
 
