@@ -241,6 +241,7 @@ function dhcpSamples(server: DhcpServer, service: DhcpService, writer: LeaseWrit
     { name: 'kvmfleet_dhcp_lease_commits_total', help: 'group commits of leases', type: 'counter', values: [{ value: writer.stats.commits }] },
     { name: 'kvmfleet_dhcp_lease_writes_refused_total', help: 'lease writes the store refused because the address is another client\'s', type: 'counter', values: [{ value: writer.stats.refused }] },
     { name: 'kvmfleet_dhcp_lease_write_errors_total', help: 'lease records not stored (invalid, or failed alone after their batch failed)', type: 'counter', values: [{ labels: { reason: 'invalid' }, value: writer.stats.invalid }, { labels: { reason: 'store' }, value: writer.stats.failedRows }] },
+    { name: 'kvmfleet_dhcp_discovery_dropped_total', help: 'discovered hosts and discover events not recorded (rate limits)', type: 'counter', values: [{ labels: { what: 'host' }, value: service.discoveryDropped.hosts }, { labels: { what: 'event' }, value: service.discoveryDropped.events }] },
     { name: 'kvmfleet_dhcp_relay_refused_total', help: 'relayed packets dropped: source not a relay of the network', type: 'counter', values: [{ value: service.stats.relayRefused }] },
     ...(['size', 'bound', 'offered', 'declined', 'free'] as const).map((field) => ({ name: `kvmfleet_dhcp_pool_${field}`, help: `dynamic pool addresses: ${field}`, type: 'gauge' as const, values: pools.map((p) => ({ labels: { network: p.network }, value: p[field] })) })),
   ];

@@ -19,6 +19,7 @@ import type { Database } from '../store/schema.ts';
 import { inventoryEvents } from '../store/tx.ts';
 import { recordEvent, registerDiscovered } from './builds.ts';
 import { classifyClient, dhcpBootAnswer } from './classify.ts';
+import { DiscoveryLimiter, type DiscoveryLimits } from './rate-limit.ts';
 import { bootUrls } from './urls.ts';
 import { HTTP_BOOT_IPXE_EFI } from './firmware-http.ts';
 import type { FailoverMachine } from './dhcp-failover.ts';
@@ -37,6 +38,8 @@ export interface DhcpServiceOptions {
   /** How long a declined address sits out (RFC 2131 §4.3.3); default 24 h, as Kea's decline-probation-period. */
   readonly declineProbationMs?: number | undefined;
   readonly refreshMs?: number;
+  /** How many discovered hosts and timeline events DISCOVERs may create (default DEFAULT_DISCOVERY_LIMITS). */
+  readonly discoveryLimits?: DiscoveryLimits | undefined;
   /** One of a failover pair: which clients and which half of each pool are this server's. */
   readonly failover?: FailoverMachine | undefined;
   /** A distributed site's boot node serves only these networks (by name); default: all. */
@@ -89,10 +92,16 @@ export class DhcpService {
   #hostsByMac = new Map<string, HostView>();
   #timer: NodeJS.Timeout | undefined;
   #refreshedAt = 0;
+  readonly #discovery: DiscoveryLimiter;
+  /** New discovered hosts and discover events not recorded for their rate. */
+  get discoveryDropped(): { hosts: number; events: number } {
+    return this.#discovery.dropped;
+  }
   readonly stats = { noNetwork: 0, poolExhausted: 0, naks: 0, discovered: 0, partnersClients: 0, relayRefused: 0, storeRefused: 0, declinesIgnored: 0, silentInitReboot: 0, proxyNotAddressed: 0 };
 
   constructor(options: DhcpServiceOptions) {
     this.#options = options;
+    this.#discovery = new DiscoveryLimiter(options.discoveryLimits);
     // Entering partner-down, or leaving recover: the partner's leases must be known before serving its half.
     options.failover?.on('reload-leases', () => void this.#loadLeases().catch(() => {}));
   }
@@ -245,15 +254,17 @@ export class DhcpService {
     return network.relays.length > 0 ? network.relays.includes(source) : source === request.giaddr;
   }
 
-  async #discovered(request: DhcpPacket, mac: string, known: HostView | undefined, client: ReturnType<typeof classifyClient>): Promise<HostView> {
+  async #discovered(request: DhcpPacket, mac: string, known: HostView | undefined, client: ReturnType<typeof classifyClient>): Promise<HostView | undefined> {
     let host = known;
     if (!host) {
+      // Bounded: random MACs must not fill the inventory; the client is still answered.
+      if (!this.#discovery.newHost()) return undefined;
       const ip = request.giaddr !== '0.0.0.0' ? request.giaddr : this.#options.serverId;
       const registered = await registerDiscovered(this.#options.db, mac, ip, 'dhcp');
       this.stats.discovered += 1;
       host = { id: registered.id, hostname: registered.hostname, ip: null, networkId: null, buildState: 'discovered' };
     }
-    await recordEvent(this.#options.db, host.id, 'dhcp', { message: 'discover', firmware: client.firmware, ipxe: client.ipxe, relay: request.giaddr !== '0.0.0.0' ? request.giaddr : null });
+    if (this.#discovery.event(mac)) await recordEvent(this.#options.db, host.id, 'dhcp', { message: 'discover', firmware: client.firmware, ipxe: client.ipxe, relay: request.giaddr !== '0.0.0.0' ? request.giaddr : null });
     return host;
   }
 

@@ -7,7 +7,7 @@
  * that are not its own.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,10 +23,13 @@ const PROBE = fileURLToPath(new URL('../helpers/dhcp-probe.ts', import.meta.url)
 const PXE: [number, Buffer][] = [[OptionCode.VendorClass, Buffer.from('PXEClient:Arch:00000:UNDI:002001')], [OptionCode.ClientArch, Buffer.from([0, 0])]];
 
 interface Reply { packet: DhcpPacket; from: string; port: number; atMs: number }
+let probes = 0;
 
 async function probe(ns: Namespace, sends: ProbeSend[], listenMs = 1500): Promise<Reply[]> {
   const plan: ProbePlan = { sends, listenMs };
-  const { stdout } = await ns.exec(process.execPath, ['--import', 'tsx', PROBE, JSON.stringify(plan)], { timeoutMs: listenMs + 30_000 });
+  const file = join(tmpdir(), `kvt-probe-${process.pid}-${probes++}.json`);
+  writeFileSync(file, JSON.stringify(plan));
+  const { stdout } = await ns.exec(process.execPath, ['--import', 'tsx', PROBE, `@${file}`], { timeoutMs: listenMs + 30_000 }).finally(() => rmSync(file, { force: true }));
   return stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as ProbeReceived).flatMap((r) => {
     try {
       const packet = decodePacket(Buffer.from(r.b64, 'base64'));
@@ -182,6 +185,26 @@ describe('DHCP against hostile and unusual clients', { timeout: 300_000 }, () =>
     assert.equal(forMac(replies, c).length, 1);
     assert.equal(forMac(replies, d).length, 0);
     assert.match(await api('/metrics'), /kvmfleet_dhcp_relay_refused_total 2\b/);
+  });
+
+  // Last: it uses up the pool.
+  test('300 PXE DISCOVERs from random MACs make at most the burst of discovered hosts; one MAC\'s DISCOVERs at most 3 events; drops counted', async () => {
+    const macs = Array.from({ length: 300 }, (_, i) => `52:54:01:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}:7f`);
+    await probe(net.client, macs.map((mac, i) => ({ b64: b64(MessageType.Discover, { mac, options: PXE }), to: to(), atMs: Math.floor(i / 10) * 10 })), 2000);
+    const discovered = (await api('/api/v1/hosts?state=discovered&limit=1000')) as { hostname: string }[] | { items: { hostname: string }[] };
+    const list = Array.isArray(discovered) ? discovered : discovered.items;
+    assert.ok(list.length >= 50 && list.length <= 55, `${list.length} discovered hosts from 300 random MACs (burst 50, 1/s)`);
+    const one = list[0]!.hostname;
+    const mac = one.replace(/^discovered-/, '').replace(/(..)(?!$)/g, '$1:');
+    await probe(net.client, [{ b64: b64(MessageType.Discover, { mac, options: PXE }), to: to(), repeat: 20, intervalMs: 20 }], 1000);
+    const timeline = (await api(`/api/v1/hosts/${one}/timeline`)) as { kind?: string; type?: string; source?: string }[] | { events: unknown[] };
+    const events = (Array.isArray(timeline) ? timeline : (timeline as { events: unknown[] }).events).filter((e) => JSON.stringify(e).includes('"discover"'));
+    assert.ok(events.length <= 3, `${events.length} discover events for one MAC after 21 DISCOVERs`);
+    const metrics = await api('/metrics');
+    const dropped = (what: string) => Number(new RegExp(`kvmfleet_dhcp_discovery_dropped_total\\{what="${what}"\\} (\\d+)`).exec(metrics)?.[1]);
+    // (some of the 300 may be lost in the socket buffer; those that arrived beyond the burst are counted)
+    assert.ok(dropped('host') >= 100, `hosts dropped: ${dropped('host')}`);
+    assert.ok(dropped('event') >= 18, `events dropped: ${dropped('event')} (${events.length} kept)`);
   });
 });
 

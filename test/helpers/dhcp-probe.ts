@@ -1,11 +1,12 @@
 /**
  * A scripted DHCP client for tests, run inside a client namespace (`node --import tsx
- * dhcp-probe.ts '<plan JSON>'`): sends the planned datagrams (bounded repeats), listens on UDP 68
+ * dhcp-probe.ts '<plan JSON>'` or `@plan.json`): sends the planned datagrams (bounded repeats), listens on UDP 68
  * (and 67, to play a relay) and prints every datagram it receives as one JSON line. The packets
  * are built by the caller with src/protocols/dhcp4/build.ts; this only moves bytes.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 
 export interface ProbeSend {
   readonly b64: string;
@@ -54,4 +55,6 @@ async function main(plan: ProbePlan): Promise<void> {
   for (const socket of sockets.values()) socket.close();
 }
 
-if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) void main(JSON.parse(process.argv[2]!) as ProbePlan);
+// The plan as JSON, or @file holding it (large plans exceed one argument's size limit).
+const planArg = process.argv[2] ?? '';
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) void main(JSON.parse(planArg.startsWith('@') ? readFileSync(planArg.slice(1), 'utf8') : planArg) as ProbePlan);
