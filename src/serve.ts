@@ -8,6 +8,7 @@ import { DEFAULT_BUILD_POLICY, recordEvent, type BuildPolicy } from './boot/buil
 import { buildBootHttp } from './boot/http.ts';
 import { registerFirmwareRoutes } from './boot/firmware-http.ts';
 import { hostFallbackHook } from './boot/host-fallback.ts';
+import { DiscoveryLimiter } from './boot/rate-limit.ts';
 import { KickstartTemplates } from './boot/kickstart.ts';
 import { MirrorCache } from './boot/mirror.ts';
 import { BootService } from './boot/service.ts';
@@ -83,7 +84,9 @@ export async function serve(options: ServeOptions): Promise<Running> {
   // embedded store is in this process and cannot be: no cache (and no periodic rescan) for it.
   const cache = options.roles.includes('http') && store.kind === 'postgresql' ? new HostCache(store.db) : undefined;
   await cache?.start();
-  const boot = new BootService({ db: store.db, templates: new KickstartTemplates(templatesDir), policy: { ...DEFAULT_BUILD_POLICY, ...options.policy }, ...(cache ? { cache } : {}) });
+  // One bound for what unknown MACs may record, by DHCP and by boot HTTP alike.
+  const discovery = new DiscoveryLimiter();
+  const boot = new BootService({ db: store.db, templates: new KickstartTemplates(templatesDir), policy: { ...DEFAULT_BUILD_POLICY, ...options.policy }, discovery, ...(cache ? { cache } : {}) });
   let api: FastifyInstance | undefined;
   let http: FastifyInstance | undefined;
   let tftp: TftpServer | undefined;
@@ -144,6 +147,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
       }
       const service = new DhcpService({
         failover,
+        discovery,
         networks: config.networks,
         db: store.db,
         writer,
@@ -163,6 +167,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
       endpoints.dhcp = `udp://0.0.0.0:${config.port ?? 67} (${config.mode}, server id ${config.serverId}${config.failover ? `, failover ${config.failover.role} with ${config.failover.peer}` : ''})`;
     }
     if (tftp) metrics.add(() => tftpSamples(tftp!));
+    metrics.add(() => [{ name: 'kvmfleet_discovery_dropped_total', help: 'discovered hosts and their events not recorded (rate limits; DHCP and boot HTTP)', type: 'counter', values: [{ labels: { what: 'host' }, value: discovery.dropped.hosts }, { labels: { what: 'event' }, value: discovery.dropped.events }] }]);
     if (options.roles.includes('http')) {
       const treesDir = options.http.treesDir ? resolve(options.http.treesDir) : local('trees');
       mkdirSync(treesDir, { recursive: true });
@@ -241,7 +246,6 @@ function dhcpSamples(server: DhcpServer, service: DhcpService, writer: LeaseWrit
     { name: 'kvmfleet_dhcp_lease_commits_total', help: 'group commits of leases', type: 'counter', values: [{ value: writer.stats.commits }] },
     { name: 'kvmfleet_dhcp_lease_writes_refused_total', help: 'lease writes the store refused because the address is another client\'s', type: 'counter', values: [{ value: writer.stats.refused }] },
     { name: 'kvmfleet_dhcp_lease_write_errors_total', help: 'lease records not stored (invalid, or failed alone after their batch failed)', type: 'counter', values: [{ labels: { reason: 'invalid' }, value: writer.stats.invalid }, { labels: { reason: 'store' }, value: writer.stats.failedRows }] },
-    { name: 'kvmfleet_dhcp_discovery_dropped_total', help: 'discovered hosts and discover events not recorded (rate limits)', type: 'counter', values: [{ labels: { what: 'host' }, value: service.discoveryDropped.hosts }, { labels: { what: 'event' }, value: service.discoveryDropped.events }] },
     { name: 'kvmfleet_dhcp_relay_refused_total', help: 'relayed packets dropped: source not a relay of the network', type: 'counter', values: [{ value: service.stats.relayRefused }] },
     ...(['size', 'bound', 'offered', 'declined', 'free'] as const).map((field) => ({ name: `kvmfleet_dhcp_pool_${field}`, help: `dynamic pool addresses: ${field}`, type: 'gauge' as const, values: pools.map((p) => ({ labels: { network: p.network }, value: p[field] })) })),
   ];

@@ -19,7 +19,7 @@ import type { Database } from '../store/schema.ts';
 import { inventoryEvents } from '../store/tx.ts';
 import { recordEvent, registerDiscovered } from './builds.ts';
 import { classifyClient, dhcpBootAnswer } from './classify.ts';
-import { DiscoveryLimiter, type DiscoveryLimits } from './rate-limit.ts';
+import { DiscoveryLimiter } from './rate-limit.ts';
 import { bootUrls } from './urls.ts';
 import { HTTP_BOOT_IPXE_EFI } from './firmware-http.ts';
 import type { FailoverMachine } from './dhcp-failover.ts';
@@ -38,8 +38,8 @@ export interface DhcpServiceOptions {
   /** How long a declined address sits out (RFC 2131 §4.3.3); default 24 h, as Kea's decline-probation-period. */
   readonly declineProbationMs?: number | undefined;
   readonly refreshMs?: number;
-  /** How many discovered hosts and timeline events DISCOVERs may create (default DEFAULT_DISCOVERY_LIMITS). */
-  readonly discoveryLimits?: DiscoveryLimits | undefined;
+  /** Bounds the discovered hosts and timeline events DISCOVERs create (default: its own, DEFAULT_DISCOVERY_LIMITS). */
+  readonly discovery?: DiscoveryLimiter | undefined;
   /** One of a failover pair: which clients and which half of each pool are this server's. */
   readonly failover?: FailoverMachine | undefined;
   /** A distributed site's boot node serves only these networks (by name); default: all. */
@@ -93,15 +93,11 @@ export class DhcpService {
   #timer: NodeJS.Timeout | undefined;
   #refreshedAt = 0;
   readonly #discovery: DiscoveryLimiter;
-  /** New discovered hosts and discover events not recorded for their rate. */
-  get discoveryDropped(): { hosts: number; events: number } {
-    return this.#discovery.dropped;
-  }
   readonly stats = { noNetwork: 0, poolExhausted: 0, naks: 0, discovered: 0, partnersClients: 0, relayRefused: 0, storeRefused: 0, declinesIgnored: 0, silentInitReboot: 0, proxyNotAddressed: 0 };
 
   constructor(options: DhcpServiceOptions) {
     this.#options = options;
-    this.#discovery = new DiscoveryLimiter(options.discoveryLimits);
+    this.#discovery = options.discovery ?? new DiscoveryLimiter();
     // Entering partner-down, or leaving recover: the partner's leases must be known before serving its half.
     options.failover?.on('reload-leases', () => void this.#loadLeases().catch(() => {}));
   }

@@ -18,6 +18,7 @@ import { renderIpxeScript } from './ipxe-script.ts';
 import { KickstartTemplates, kickstartContext } from './kickstart.ts';
 import { bootUrls } from './urls.ts';
 import { isStoreUnavailable, type HostCache } from './host-cache.ts';
+import type { DiscoveryLimiter } from './rate-limit.ts';
 
 export const PREVIEW_TOKEN = 'PREVIEW-TOKEN-NOT-VALID';
 
@@ -27,6 +28,8 @@ export interface BootServiceOptions {
   readonly policy?: BuildPolicy;
   /** Answers scripts from what it remembers when the store does not answer (boot HTTP role). */
   readonly cache?: HostCache;
+  /** Bounds what unknown MACs can record (discovered hosts, their script events); shared with the DHCP role. */
+  readonly discovery?: DiscoveryLimiter;
 }
 
 export class BootService {
@@ -34,12 +37,14 @@ export class BootService {
   readonly #templates: KickstartTemplates;
   readonly policy: BuildPolicy;
   readonly cache: HostCache | undefined;
+  readonly #discovery: DiscoveryLimiter | undefined;
 
   constructor(options: BootServiceOptions) {
     this.#db = options.db;
     this.#templates = options.templates;
     this.policy = options.policy ?? DEFAULT_BUILD_POLICY;
     this.cache = options.cache;
+    this.#discovery = options.discovery;
   }
 
   /**
@@ -64,7 +69,14 @@ export class BootService {
 
   async #script(mac: string, request: { clientIp?: string | undefined; platform?: Platform | undefined; baseUrl: string }): Promise<{ script: string; decision: BootDecision }> {
     let host = await findBootHost(this.#db, mac);
-    if (!host) host = await registerDiscovered(this.#db, mac, request.clientIp, 'http');
+    if (!host) {
+      // Past the discovery limit an unknown MAC waits like any discovered one, without a row.
+      if (this.#discovery && !this.#discovery.newHost()) {
+        const decision = decideBoot({ host: undefined, platform: request.platform, retrySeconds: this.policy.retrySeconds });
+        return { script: renderIpxeScript(decision, bootUrls(request.baseUrl).script()), decision };
+      }
+      host = await registerDiscovered(this.#db, mac, request.clientIp, 'http');
+    }
     let install: InstallPlan | undefined;
     let queuePosition: number | undefined;
     // Knowing a MAC is not enough: only a request from the host's own address starts its build or
@@ -81,7 +93,7 @@ export class BootService {
       platform: request.platform,
       retrySeconds: this.policy.retrySeconds,
     });
-    await recordEvent(this.#db, host.id, 'script', { action: decision.action, ...(decision.action === 'wait' ? { reason: decision.reason } : {}), ip: request.clientIp ?? null });
+    if (host.buildState !== 'discovered' || !this.#discovery || this.#discovery.event(mac)) await recordEvent(this.#db, host.id, 'script', { action: decision.action, ...(decision.action === 'wait' ? { reason: decision.reason } : {}), ip: request.clientIp ?? null });
     return { script: renderIpxeScript(decision, bootUrls(request.baseUrl).script()), decision };
   }
 

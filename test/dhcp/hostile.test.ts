@@ -201,7 +201,7 @@ describe('DHCP against hostile and unusual clients', { timeout: 300_000 }, () =>
     const events = (Array.isArray(timeline) ? timeline : (timeline as { events: unknown[] }).events).filter((e) => JSON.stringify(e).includes('"discover"'));
     assert.ok(events.length <= 3, `${events.length} discover events for one MAC after 21 DISCOVERs`);
     const metrics = await api('/metrics');
-    const dropped = (what: string) => Number(new RegExp(`kvmfleet_dhcp_discovery_dropped_total\\{what="${what}"\\} (\\d+)`).exec(metrics)?.[1]);
+    const dropped = (what: string) => Number(new RegExp(`kvmfleet_discovery_dropped_total\\{what="${what}"\\} (\\d+)`).exec(metrics)?.[1]);
     // (some of the 300 may be lost in the socket buffer; those that arrived beyond the burst are counted)
     assert.ok(dropped('host') >= 100, `hosts dropped: ${dropped('host')}`);
     assert.ok(dropped('event') >= 18, `events dropped: ${dropped('event')} (${events.length} kept)`);
