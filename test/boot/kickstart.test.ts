@@ -30,7 +30,7 @@ for (const [os, release] of [['rhel8', 8], ['rhel9', 9]] as const) {
     assert.match(text, /^@\^virtualization-host-environment$/m);
     assert.match(text, /^tuned$/m);
     assert.match(text, /^systemctl enable libvirtd$/m);
-    assert.match(text, /-X POST http:\/\/boot\/boot\/built\/TOKEN123$/m);
+    assert.match(text, /-X POST http:\/\/boot\/boot\/built\/TOKEN123 \|\| true\)$/m);
     assert.match(text, new RegExp(`^#version=RHEL${release}$`, 'm'));
   });
 }
