@@ -19,7 +19,9 @@ import { registerVmRoutes, type VmRouteDeps } from './routes/vms.ts';
 import { listNodes } from '../cluster/nodes.ts';
 import { registerAuth } from './auth.ts';
 import { registerAuditHooks } from './audit-hooks.ts';
-import { requirePermissionDeclarations } from './permissions.ts';
+import { requirePermissionDeclarations, type RoutePermission } from './permissions.ts';
+import { MethodIndex } from './method-index.ts';
+import { registerNulGuard } from './nul-guard.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
 import { EVENT_TYPES, type EventHub, type LiveEvent } from './events.ts';
 import { haproxyConfig } from '../cluster/haproxy.ts';
@@ -58,6 +60,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     // A request must arrive whole within this (a slow client cannot hold a connection for ever);
     // long answers (event streams) are not bounded by it.
     requestTimeout: REQUEST_TIMEOUT_MS,
+    // Names may be 253 characters (hostnames), and every path that names one must take it (default: 100, then 414).
+    maxParamLength: 256,
     // No type coercion: a number where a string belongs is an error, not a silent conversion.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true } },
   });
@@ -68,7 +72,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       openapi: '3.0.3',
       info: { title: 'kvmfleet', version: VERSION, description: 'Provision KVM fleets: inventory, network boot, VMs.' },
       tags: [{ name: 'sites' }, { name: 'networks' }, { name: 'profiles' }, { name: 'hosts' }, { name: 'import' }, { name: 'builds' }, { name: 'dhcp' }, { name: 'vms' }, { name: 'jobs' }, { name: 'auth' }, { name: 'health' }],
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token, kvmf_… (kvmfleet user add --with-token, token create, login)' } } },
     },
+    // Each operation says what it needs: no security for public routes, else a bearer token holding the route's permission.
+    transform: ({ schema, url, route }) => ({ schema: withSecurity(schema as Record<string, unknown>, route.config?.permission, [route.method].flat().join('_'), url) as never, url }),
     // Name shared schemas by their $id in the document, not def-0, def-1…
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
@@ -88,7 +95,14 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     request.log.error({ err: error }, 'unexpected error');
     return reply.code(500).send({ error: { code: ErrorCode.Internal, message: 'internal error; see the server log' } });
   });
-  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: ErrorCode.NotFound, message: `no route ${request.method} ${request.url}` } }));
+  const methods = new MethodIndex();
+  methods.watch(app);
+  app.setNotFoundHandler((request, reply) => {
+    const allowed = methods.allowed(request.url.split('?')[0]!);
+    if (allowed.length) return reply.code(405).header('allow', allowed.join(', ')).send({ error: { code: ErrorCode.MethodNotAllowed, message: `${request.method} is not served here: use ${allowed.join(', ')}` } });
+    return reply.code(404).send({ error: { code: ErrorCode.NotFound, message: `no route ${request.method} ${request.url}` } });
+  });
+  registerNulGuard(app);
 
   requirePermissionDeclarations(app);
   registerAuth(app, db, { alwaysRequired: options.authAlwaysRequired ?? false });
@@ -168,6 +182,15 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   if (options.events) registerEventStream(app, options.events);
   await registerConsole(app, options.consoleDir);
   return app;
+}
+
+/** An operation's security, permission and id in the OpenAPI document, from its route's declaration. */
+function withSecurity(schema: Record<string, unknown> | undefined, permission: RoutePermission | undefined, method: string, url: string): Record<string, unknown> {
+  const base = schema ?? {};
+  const operationId = `${method.toLowerCase()}${url.replace(/[^A-Za-z0-9]+([A-Za-z0-9])?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : ''))}`;
+  if (permission === 'public') return { ...base, operationId, security: [] };
+  const needs = `Needs a token with the ${permission ?? 'admin'} permission.`;
+  return { ...base, operationId, security: [{ bearer: [] }], description: base.description ? `${String(base.description)} ${needs}` : needs };
 }
 
 /** Query strings arrive as text: a page's bounds become numbers. */

@@ -1,5 +1,6 @@
 /** JSON schemas of the API's bodies and replies (TypeBox: one definition gives the schema and the type). */
 import { Type, type Static } from '@sinclair/typebox';
+import { ErrorCode, KvmfleetError } from '../errors.ts';
 import { OS_FAMILIES } from '../fleet/model.ts';
 import { BUILD_STATES } from '../store/schema.ts';
 
@@ -131,6 +132,15 @@ export const HostQuery = Type.Object({
 });
 
 export const NameParams = Type.Object({ name: Type.String({ maxLength: 253 }) });
+
+/** Ids are 32-bit serial columns: a larger number names nothing (404), it must not reach the store. */
+export const MAX_ID = 2_147_483_647;
+export const IdParams = Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,9}$', description: `1 to ${MAX_ID}` }) });
+export function idOf(text: string, what: string): number {
+  const id = Number(text);
+  if (!Number.isSafeInteger(id) || id < 1 || id > MAX_ID) throw new KvmfleetError(ErrorCode.NotFound, `${what} ${text} does not exist`);
+  return id;
+}
 
 const Counts = Type.Object({ created: Type.Integer(), updated: Type.Integer() });
 export const ImportQuery = Type.Object({

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { httpFrom } from '../helpers/raw-http.ts';
 import { KVMFLEET_BIN, runCli, startServer, type ServerProcess } from '../helpers/server.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'kvt-events-'));
@@ -15,9 +16,9 @@ let server: ServerProcess;
 
 before(async () => {
   server = await startServer(['--roles', 'api,http', '--http-listen', '127.0.0.1:0', '--data-dir', join(work, 'data'), '--log-level', 'warn']);
-  const site = 'sites:\n  - name: lab\n    networks:\n      - { name: lab-hv, cidr: 10.80.0.0/24, gateway: 10.80.0.1 }\nprofiles:\n  - { name: rhel9, os: rhel9, installTreeUrl: "http://boot.lab/trees/rhel9" }\n';
+  const site = 'sites:\n  - name: lab\n    networks:\n      - { name: lab-hv, cidr: 127.80.0.0/24, gateway: 127.80.0.1 }\nprofiles:\n  - { name: rhel9, os: rhel9, installTreeUrl: "http://boot.lab/trees/rhel9" }\n';
   assert.equal((await runCli(server.url, ['import', '--kind', 'site', '-'], site)).code, 0);
-  assert.equal((await runCli(server.url, ['host', 'add', 'hv1.lab', '--mac', '52:54:00:ee:00:01', '--ip', '10.80.0.10', '--network', 'lab-hv', '--profile', 'rhel9'])).code, 0);
+  assert.equal((await runCli(server.url, ['host', 'add', 'hv1.lab', '--mac', '52:54:00:ee:00:01', '--ip', '127.80.0.10', '--network', 'lab-hv', '--profile', 'rhel9'])).code, 0);
 });
 after(async () => {
   await server?.kill();
@@ -36,9 +37,9 @@ test('kvmfleet events follows host boot steps and activity as they happen', { ti
   });
   try {
     await new Promise((r) => setTimeout(r, 1500)); // connected
-    const script = await fetch(`${server.bootUrl}/boot/52-54-00-ee-00-01?platform=pcbios`);
+    // The machine asks from its reserved address (127.80.0.x is local on loopback): a MAC alone gets no install.
+    const script = await httpFrom('127.80.0.10', `${server.bootUrl}/boot/52-54-00-ee-00-01?platform=pcbios`);
     assert.equal(script.status, 200);
-    await script.text();
     await (await fetch(`${server.bootUrl}/boot/52-54-00-ee-00-99`)).text(); // an unknown machine
     // Host events arrive within a poll (1 s); activity summaries every 5 s: wait for both, up to 20 s.
     const kinds = () => events.filter((e) => e.type === 'host').map((e) => `${e.host} ${e.kind}`);

@@ -8,7 +8,7 @@ import { effectivePermissions } from '../../auth/policy.ts';
 import { LoginThrottle } from '../../auth/login-throttle.ts';
 import { ErrorCode, KvmfleetError } from '../../errors.ts';
 import type { Database } from '../../store/schema.ts';
-import { errorReplies, NameParams } from '../schemas.ts';
+import { errorReplies, IdParams, idOf, NameParams } from '../schemas.ts';
 
 const errors = errorReplies(400, 401, 403, 404, 409, 422);
 const tags = ['auth'];
@@ -18,7 +18,7 @@ const NewUser = Type.Object(
   { name: Type.String({ maxLength: 63 }), role: Role, password: Type.Optional(Type.String({ minLength: 12, maxLength: 1024 })), withToken: Type.Optional(Type.Boolean({ description: 'also make a first token (shown once): how the first admin gets one' })) },
   { additionalProperties: false },
 );
-const NewToken = Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }), scopes: Type.Optional(Type.Array(Scope, { maxItems: 3 })), expiresInDays: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 3650 })), user: Type.Optional(Type.String()) }, { additionalProperties: false });
+const NewToken = Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }), scopes: Type.Optional(Type.Array(Scope, { maxItems: 3 })), expiresInDays: Type.Optional(Type.Number({ minimum: 0.001, maximum: 3650 })), user: Type.Optional(Type.String()) }, { additionalProperties: false });
 
 const LOGIN_BODY_LIMIT = 16 * 1024;
 
@@ -77,8 +77,8 @@ export function registerAuthRoutes(app: FastifyInstance, db: Kysely<Database>, t
     reply.code(201);
     return { token, ...info };
   });
-  app.delete('/api/v1/tokens/:id', { config: { permission: 'write' }, schema: { tags, params: Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,9}$' }) }), response: errors } }, async (request, reply) => {
-    await revokeToken(db, Number((request.params as { id: string }).id), isAdmin(request) ? undefined : request.principal!.user);
+  app.delete('/api/v1/tokens/:id', { config: { permission: 'write' }, schema: { tags, params: IdParams, response: errors } }, async (request, reply) => {
+    await revokeToken(db, idOf((request.params as { id: string }).id, 'token'), isAdmin(request) ? undefined : request.principal!.user);
     return reply.code(204).send();
   });
 

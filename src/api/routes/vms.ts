@@ -8,13 +8,13 @@ import { getHypervisor, listHypervisors, refreshHypervisor, registerHypervisor, 
 import type { JobRunner } from '../../vms/jobs.ts';
 import { listNodes } from '../../cluster/nodes.ts';
 import type { VmService } from '../../vms/vm-service.ts';
-import { errorReplies, NameParams } from '../schemas.ts';
+import { errorReplies, IdParams, idOf, NameParams } from '../schemas.ts';
 
 const errors = errorReplies(400, 404, 409, 422, 502, 503);
 // Query strings and path parameters arrive as text (the API does not coerce types): say so in the schema.
 const Flag = Type.Union([Type.Literal('true'), Type.Literal('false')]);
-const JobParams = Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,9}$' }) });
-const jobId = (request: { params: unknown }) => Number((request.params as { id: string }).id);
+const JobParams = IdParams;
+const jobId = (request: { params: unknown }) => idOf((request.params as { id: string }).id, 'job');
 const tags = ['vms'];
 
 const HypervisorInput = Type.Object(
@@ -44,7 +44,7 @@ const CreateVm = Type.Object(
     site: Type.Optional(Type.String()),
     memoryMiB: Type.Integer({ minimum: 16 }),
     vcpus: Type.Integer({ minimum: 1, maximum: 4096 }),
-    diskGiB: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    diskGiB: Type.Optional(Type.Number({ minimum: 0.001 })), // > 0 (OpenAPI 3.0 has no numeric exclusiveMinimum)
     source: Source,
     osVariant: Type.Optional(Type.String({ maxLength: 64 })),
     bridge: Type.Optional(Type.String({ maxLength: 15 })),
