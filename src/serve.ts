@@ -28,6 +28,7 @@ import { JobRunner } from './vms/jobs.ts';
 import { EventHub } from './api/events.ts';
 import { HostCache } from './boot/host-cache.ts';
 import { FAILOVER_DEFAULTS, FailoverLink, FailoverMachine, type FailoverConfig } from './boot/dhcp-failover.ts';
+import { loadFailoverKey } from './boot/failover-auth.ts';
 import { VmService } from './vms/vm-service.ts';
 import { Metrics, type Sample } from './metrics.ts';
 
@@ -48,7 +49,7 @@ export interface ServeOptions {
     /** Distributed topology: serve only these networks. */
     networks?: readonly string[] | undefined;
     /** One of a failover pair (shared store): role, the partner's address, RFC 3074 split and timers. */
-    failover?: (Partial<FailoverConfig> & { role: 'primary' | 'secondary'; peer: string; port?: number }) | undefined;
+    failover?: (Partial<FailoverConfig> & { role: 'primary' | 'secondary'; peer: string; port?: number; keyFile?: string | undefined }) | undefined;
   };
   readonly policy?: Partial<BuildPolicy>;
   /** Where VMs go: vCPU overcommit and the memory kept for each hypervisor. */
@@ -140,10 +141,15 @@ export async function serve(options: ServeOptions): Promise<Running> {
       let failover: FailoverMachine | undefined;
       if (config.failover) {
         if (store.kind !== 'postgresql') throw new Error('a DHCP failover pair shares its leases through PostgreSQL: give both servers the same --database-url');
-        const { role, peer, port: failoverPort, ...timers } = config.failover;
+        const { role, peer, port: failoverPort, keyFile, ...timers } = config.failover;
+        // Heartbeats are authenticated: a pair without a shared key could be told anything by anyone on the segment.
+        if (!keyFile) throw new Error('a DHCP failover pair needs --dhcp-failover-key-file: a file with the same secret on both servers (e.g. openssl rand -hex 32)');
+        const key = loadFailoverKey(keyFile);
         failover = new FailoverMachine({ ...FAILOVER_DEFAULTS, ...Object.fromEntries(Object.entries(timers).filter(([, v]) => v !== undefined)), role }, Date.now());
-        failoverLink = new FailoverLink(failover, { address: config.serverId, port: failoverPort ?? 647 }, { address: peer, port: failoverPort ?? 647 });
+        failoverLink = new FailoverLink(failover, { address: config.serverId, port: failoverPort ?? 647 }, { address: peer, port: failoverPort ?? 647 }, key);
         await failoverLink.start();
+        const link = failoverLink;
+        metrics.add(() => [{ name: 'kvmfleet_dhcp_failover_beats_refused_total', help: 'failover heartbeats dropped: malformed, wrong MAC, stale, replayed', type: 'counter', values: Object.entries(link.refused).map(([reason, value]) => ({ labels: { reason }, value })) }]);
       }
       const service = new DhcpService({
         failover,

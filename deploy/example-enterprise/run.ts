@@ -13,6 +13,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
@@ -120,6 +121,9 @@ async function main(): Promise<void> {
   say(`inventory: ${SITES.length} sites, ${SITES.length * HOSTS} hosts`);
 
   const env = { KVMFLEET_DATABASE_URL: database };
+  // The DHCP pairs authenticate their heartbeats with a shared secret.
+  const pairKey = join(work, 'dhcp-pair.key');
+  writeFileSync(pairKey, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
   for (const lab of labs) {
     const m = lab.segment.members;
     // Two stateless boot servers, then HAProxy in front of them, configured from the node registry.
@@ -130,7 +134,7 @@ async function main(): Promise<void> {
     children.push(m.lb!.spawn('haproxy', ['-db', '-f', join(work, `${lab.name}-haproxy.cfg`)], { stdio: 'ignore' }));
     // The DHCP failover pair: machines get the balancer's URL for scripts, boot1 for TFTP.
     for (const [me, peer, role] of [['dhcp1', 'dhcp2', 'primary'], ['dhcp2', 'dhcp1', 'secondary']] as const) {
-      servers.push(await startServer(['--roles', 'api,dhcp', '--dhcp-server-id', m[me]!.ip, '--dhcp-failover', role, '--dhcp-peer', m[peer]!.ip, '--dhcp-next-server', m.boot1!.ip, '--boot-base-url', `http://${m.lb!.ip}:8081`, '--node-name', `${lab.name}-${me}`, '--site', lab.name, '--log-level', 'error'], env, 60_000, { netns: m[me]!.name }));
+      servers.push(await startServer(['--roles', 'api,dhcp', '--dhcp-server-id', m[me]!.ip, '--dhcp-failover', role, '--dhcp-peer', m[peer]!.ip, '--dhcp-failover-key-file', pairKey, '--dhcp-next-server', m.boot1!.ip, '--boot-base-url', `http://${m.lb!.ip}:8081`, '--node-name', `${lab.name}-${me}`, '--site', lab.name, '--log-level', 'error'], env, 60_000, { netns: m[me]!.name }));
     }
     // The distributed network's own boot node: DHCP, TFTP and boot HTTP for that network only.
     const node = lab.distributed.members.node!;

@@ -19,6 +19,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { bucketOwner, loadBalanceHash, loadBalanceKey, type FailoverRole } from '../protocols/dhcp4/load-balance.ts';
 import type { DhcpPacket } from '../protocols/dhcp4/packet.ts';
+import { BeatSealer, BeatVerifier } from './failover-auth.ts';
 
 export type FailoverState = 'recover' | 'normal' | 'communications-interrupted' | 'partner-down';
 
@@ -61,7 +62,9 @@ export class FailoverMachine extends EventEmitter<{ state: [FailoverState, Failo
   #go(next: FailoverState, now: number): void {
     if (next === this.#state) return;
     const previous = this.#state;
-    if (next === 'partner-down' || (previous === 'recover' && next === 'normal')) this.emit('reload-leases');
+    // Entering partner-down, leaving recover, and leaving partner-down (the partner bound addresses
+    // while we could not hear it — a partition leaves each with leases the other must learn).
+    if (next === 'partner-down' || (next === 'normal' && (previous === 'recover' || previous === 'partner-down'))) this.emit('reload-leases');
     this.#state = next;
     this.#since = now;
     this.counters.transitions += 1;
@@ -117,28 +120,38 @@ export class FailoverMachine extends EventEmitter<{ state: [FailoverState, Failo
   }
 }
 
-/** Heartbeats between the two servers over UDP (JSON, one datagram a beat). */
+/**
+ * Heartbeats between the two servers over UDP, one datagram a beat, authenticated with the pair's
+ * shared key (failover-auth.ts): a forged or replayed beat is dropped and counted, so a third host
+ * can neither keep a survivor from taking over nor keep a restarting partner in recover.
+ */
 export class FailoverLink {
   readonly #socket: Socket = createSocket({ type: 'udp4', reuseAddr: true });
   #timer: NodeJS.Timeout | undefined;
+  readonly #sealer: BeatSealer;
+  readonly #verifier: BeatVerifier;
 
   constructor(
     readonly machine: FailoverMachine,
     readonly local: { address: string; port: number },
     readonly peer: { address: string; port: number },
-  ) {}
+    key: Buffer,
+  ) {
+    this.#sealer = new BeatSealer(key);
+    this.#verifier = new BeatVerifier(key);
+  }
+
+  /** Beats refused: malformed, wrong MAC, outside the clock window, replayed. */
+  get refused(): BeatVerifier['refused'] {
+    return this.#verifier.refused;
+  }
 
   async start(): Promise<void> {
     this.#socket.on('message', (msg, rinfo) => {
       if (rinfo.address !== this.peer.address) return; // only the configured partner
-      try {
-        const beat = JSON.parse(msg.toString('utf8')) as { kvmfleet?: number; role?: string; state?: FailoverState };
-        if (beat.kvmfleet !== 1 || beat.role === this.machine.config.role || !beat.state) return;
-        if (!['recover', 'normal', 'communications-interrupted', 'partner-down'].includes(beat.state)) return;
-        this.machine.heard(beat.state, Date.now());
-      } catch {
-        /* not a heartbeat */
-      }
+      const beat = this.#verifier.open(msg);
+      if (!beat || beat.role === this.machine.config.role) return;
+      this.machine.heard(beat.state, Date.now());
     });
     this.#socket.on('error', () => {}); // a send to a dead partner: silence says enough
     await new Promise<void>((resolve, reject) => {
@@ -147,7 +160,7 @@ export class FailoverLink {
     });
     const beat = () => {
       this.machine.tick(Date.now());
-      this.#socket.send(JSON.stringify({ kvmfleet: 1, role: this.machine.config.role, state: this.machine.state }), this.peer.port, this.peer.address);
+      this.#socket.send(this.#sealer.seal({ role: this.machine.config.role, state: this.machine.state }), this.peer.port, this.peer.address);
     };
     beat();
     this.#timer = setInterval(beat, this.machine.config.heartbeatMs);

@@ -32,11 +32,11 @@ const print = (data: unknown, human: () => string) => console.log(globals().json
 const enc = encodeURIComponent;
 const list = (value: string) => value.split(',').map((v) => v.trim()).filter((v) => v !== '');
 /** The failover pair's settings, checked: both or neither of role and peer. */
-function failoverOptions(o: { dhcpFailover?: 'primary' | 'secondary'; dhcpPeer?: string; dhcpSplit: number; dhcpLbMaxSeconds: number; dhcpMclt: number; dhcpPartnerDownDelay: number }) {
+function failoverOptions(o: { dhcpFailover?: 'primary' | 'secondary'; dhcpPeer?: string; dhcpSplit: number; dhcpLbMaxSeconds: number; dhcpMclt: number; dhcpPartnerDownDelay: number; dhcpFailoverKeyFile?: string }) {
   if (!o.dhcpFailover && !o.dhcpPeer) return undefined;
   if (!o.dhcpFailover || !o.dhcpPeer) throw new Error('a failover pair needs both --dhcp-failover primary|secondary and --dhcp-peer IP');
   if (o.dhcpSplit > 256) throw new Error('--dhcp-split is 0–256');
-  return { role: o.dhcpFailover, peer: o.dhcpPeer, split: o.dhcpSplit, lbMaxSeconds: o.dhcpLbMaxSeconds, mcltSeconds: o.dhcpMclt, partnerDownDelayMs: o.dhcpPartnerDownDelay * 1000 };
+  return { role: o.dhcpFailover, peer: o.dhcpPeer, split: o.dhcpSplit, lbMaxSeconds: o.dhcpLbMaxSeconds, mcltSeconds: o.dhcpMclt, partnerDownDelayMs: o.dhcpPartnerDownDelay * 1000, keyFile: o.dhcpFailoverKeyFile };
 }
 
 const positiveNumber = (value: string) => {
@@ -76,6 +76,7 @@ program
   .addOption(new Option('--dhcp-lb-max-seconds <s>', "answer the partner's client once its secs field reaches this").env('KVMFLEET_DHCP_LB_MAX_SECONDS').default(3).argParser(integer))
   .addOption(new Option('--dhcp-mclt <s>', 'longest lease given while the partner cannot be told').env('KVMFLEET_DHCP_MCLT').default(3600).argParser(integer))
   .addOption(new Option('--dhcp-partner-down-delay <s>', 'silence after which this server takes over all clients and the whole pool').env('KVMFLEET_DHCP_PARTNER_DOWN_DELAY').default(10).argParser(integer))
+  .addOption(new Option('--dhcp-failover-key-file <path>', 'file with the secret both servers of a failover pair authenticate their heartbeats with (HMAC-SHA256)').env('KVMFLEET_DHCP_FAILOVER_KEY_FILE'))
   .addOption(new Option('--dhcp-decline-probation <s>', 'how long an address a client declined (in use by someone else) stays out of the pool').env('KVMFLEET_DHCP_DECLINE_PROBATION').default(86400).argParser(integer))
   .addOption(new Option('--node-name <name>', 'this process in the node registry (default: host name and boot HTTP port)').env('KVMFLEET_NODE_NAME'))
   .addOption(new Option('--site <site>', 'the site this boot node serves (clustered and distributed topologies)').env('KVMFLEET_SITE'))
@@ -112,6 +113,7 @@ program
     dhcpMclt: number;
     dhcpPartnerDownDelay: number;
     dhcpDeclineProbation: number;
+    dhcpFailoverKeyFile?: string;
     advertiseHttp?: string;
     cpuOvercommit: number;
     memoryReserveMib: number;

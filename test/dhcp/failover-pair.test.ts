@@ -2,14 +2,16 @@
  * A DHCP failover pair for real: two `kvmfleet serve` DHCP servers on one segment (namespaces and
  * a bridge of their own), sharing one PostgreSQL, under perfdhcp load broadcast by a client. Each
  * serves its half of the clients; the primary is SIGKILLed and the secondary takes over everyone
- * after the configured delay; the primary comes back and the pair returns to normal. Over the whole
- * run (a capture of every ACK on the wire) no address goes to two clients and every ACKed lease is
- * in the store.
+ * after the configured delay; the primary comes back and the pair returns to normal. Then the link
+ * between them is cut (nftables drops UDP 647 both ways) until both are partner-down and both serve
+ * the whole pool under load, and healed. Over the whole run (a capture of every ACK on the wire) no
+ * address goes to two clients and every ACKed lease is in the store: the store's conditional
+ * ownership arbitrates what the partitioned servers could not agree on. Heartbeats carry the pair's key.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -35,7 +37,7 @@ async function start(role: 'primary' | 'secondary'): Promise<ServerProcess> {
   const me = segment.members[role]!;
   const peer = segment.members[role === 'primary' ? 'secondary' : 'primary']!;
   const server = await startServer(
-    ['--roles', 'api,dhcp', '--dhcp-server-id', me.ip, '--dhcp-failover', role, '--dhcp-peer', peer.ip, '--dhcp-partner-down-delay', '3', '--node-name', `dhcp-${role}`, '--log-level', 'warn'],
+    ['--roles', 'api,dhcp', '--dhcp-server-id', me.ip, '--dhcp-failover', role, '--dhcp-peer', peer.ip, '--dhcp-failover-key-file', join(work, 'pair.key'), '--dhcp-partner-down-delay', '3', '--node-name', `dhcp-${role}`, '--log-level', 'warn'],
     { KVMFLEET_DATABASE_URL: viaUnixSocket(database.url) },
     60_000,
     { netns: me.name },
@@ -58,13 +60,14 @@ async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boo
 }
 
 /** perfdhcp broadcasting from the client (as machines on the segment do): 100 distinct clients. */
-async function load(seconds: number): Promise<void> {
+async function load(seconds: number, macBase?: string): Promise<void> {
   const client = segment.members.client!;
-  await client.exec('perfdhcp', ['-4', '-l', client.device, '-r', '40', '-R', '100', '-p', String(seconds), '-W', '1000000', 'all'], { timeoutMs: (seconds + 30) * 1000 }).catch(() => undefined);
+  await client.exec('perfdhcp', ['-4', '-l', client.device, '-r', '40', '-R', '100', ...(macBase ? ['-b', `mac=${macBase}`] : []), '-p', String(seconds), '-W', '1000000', 'all'], { timeoutMs: (seconds + 30) * 1000 }).catch(() => undefined);
 }
 
 before(async () => {
   database = await createPostgresDatabase();
+  writeFileSync(join(work, 'pair.key'), 'the pair key: 0f1e2d3c4b5a69788796a5b4c3d2e1f0\n');
   segment = await createSegment('fo', ['primary', 'secondary', 'client'], ['primary', 'secondary', 'client']);
   capture = segment.members.client!.spawn('tcpdump', ['-i', segment.members.client!.device, '-w', join(work, 'run.pcap'), '-U', 'udp port 67 or udp port 68'], { stdio: 'ignore' });
   await start('primary');
@@ -107,6 +110,31 @@ test('failover pair: split load, partner-down after the delay, back to normal; n
   await waitFor('both normal again', 20_000, async () => (await stats('primary')).failover.state === 'normal' && (await stats('secondary')).failover.state === 'normal');
   await load(4);
   assert.ok((await stats('primary')).sent.ack! > 10, 'the primary serves its clients again');
+
+  // 4. A partition: the heartbeat link is cut both ways; both end in partner-down and serve everyone.
+  const cut = async (on: boolean) => {
+    for (const role of ['primary', 'secondary'] as const) {
+      const ns = segment.members[role]!;
+      await ns.exec('nft', ['flush', 'ruleset']);
+      if (!on) continue;
+      await ns.exec('nft', ['add', 'table', 'inet', 'kvtcut']);
+      for (const hook of ['input', 'output']) {
+        await ns.exec('nft', ['add', 'chain', 'inet', 'kvtcut', hook, `{ type filter hook ${hook} priority 0; }`]);
+        await ns.exec('nft', ['add', 'rule', 'inet', 'kvtcut', hook, 'udp', 'dport', '647', 'drop']);
+      }
+    }
+  };
+  await cut(true);
+  await waitFor('both partner-down', 30_000, async () => (await stats('primary')).failover.state === 'partner-down' && (await stats('secondary')).failover.state === 'partner-down');
+  const [pBefore, sBefore] = [(await stats('primary')).sent.ack!, (await stats('secondary')).sent.ack!];
+  // 100 new clients: both servers offer them free addresses from the whole pool, the same ones —
+  // only one binding of each can win in the store; the loser NAKs and its client starts over.
+  await load(5, '52:54:99:00:00:00');
+  const [pDuring, sDuring] = [(await stats('primary')).sent.ack!, (await stats('secondary')).sent.ack!];
+  assert.ok(pDuring > pBefore && sDuring > sBefore, `both allocated while partitioned (primary +${pDuring - pBefore}, secondary +${sDuring - sBefore})`);
+  await cut(false);
+  await waitFor('both normal after the partition heals', 30_000, async () => (await stats('primary')).failover.state === 'normal' && (await stats('secondary')).failover.state === 'normal');
+  await load(3);
 
   // The whole run, from the wire and from the store.
   capture.kill();
