@@ -151,7 +151,9 @@ export async function serve(options: ServeOptions): Promise<Running> {
         const link = failoverLink;
         metrics.add(() => [{ name: 'kvmfleet_dhcp_failover_beats_refused_total', help: 'failover heartbeats dropped: malformed, wrong MAC, stale, replayed', type: 'counter', values: Object.entries(link.refused).map(([reason, value]) => ({ labels: { reason }, value })) }]);
       }
+      const dhcpErrors = rateLimitedErrorLog('dhcp');
       const service = new DhcpService({
+        onError: dhcpErrors,
         failover,
         discovery,
         networks: config.networks,
@@ -164,7 +166,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
         bootBaseUrl: config.bootBaseUrl ?? options.http.baseUrl ?? urlOf(config.serverId, options.http.port),
       });
       await service.start();
-      const server = new DhcpServer((request, context) => service.handle(request, context), { ports: config.mode === 'proxy' ? [config.port ?? 67, 4011] : [config.port ?? 67], onError: rateLimitedErrorLog('dhcp') });
+      const server = new DhcpServer((request, context) => service.handle(request, context), { ports: config.mode === 'proxy' ? [config.port ?? 67, 4011] : [config.port ?? 67], onError: dhcpErrors });
       await server.listen().catch((error: NodeJS.ErrnoException) => {
         throw new Error(`dhcp cannot listen (${error.code ?? error.message})${error.code === 'EACCES' ? ': port 67 needs root or CAP_NET_BIND_SERVICE' : ''}`);
       });

@@ -40,6 +40,8 @@ export interface DhcpServiceOptions {
   readonly refreshMs?: number;
   /** Bounds the discovered hosts and timeline events DISCOVERs create (default: its own, DEFAULT_DISCOVERY_LIMITS). */
   readonly discovery?: DiscoveryLimiter | undefined;
+  /** Store errors of background work (refresh, lease reload), with their cause; default: none. */
+  readonly onError?: ((error: unknown) => void) | undefined;
   /** One of a failover pair: which clients and which half of each pool are this server's. */
   readonly failover?: FailoverMachine | undefined;
   /** A distributed site's boot node serves only these networks (by name); default: all. */
@@ -99,7 +101,7 @@ export class DhcpService {
     this.#options = options;
     this.#discovery = options.discovery ?? new DiscoveryLimiter();
     // Entering partner-down, or leaving recover: the partner's leases must be known before serving its half.
-    options.failover?.on('reload-leases', () => void this.#loadLeases().catch(() => {}));
+    options.failover?.on('reload-leases', () => void this.#loadLeases().catch((error: unknown) => this.#fail('reloading leases', error)));
   }
 
   async start(): Promise<void> {
@@ -107,8 +109,12 @@ export class DhcpService {
     await this.#loadLeases();
     // Changes made through this process are seen at once; others (other nodes on one PostgreSQL) by the timer.
     inventoryEvents.on('changed', this.#onInventoryChanged);
-    this.#timer = setInterval(() => void this.refresh().catch(() => {}), this.#options.refreshMs ?? 10_000);
+    this.#timer = setInterval(() => void this.refresh().catch((error: unknown) => this.#fail('refreshing networks', error)), this.#options.refreshMs ?? 10_000);
     this.#timer.unref();
+  }
+
+  #fail(doing: string, error: unknown): void {
+    this.#options.onError?.(new Error(`dhcp: ${doing} failed`, { cause: error }));
   }
 
   stop(): void {
@@ -121,7 +127,7 @@ export class DhcpService {
   /** Debounced: an import of thousands of rows is one change. */
   readonly #onInventoryChanged = () => {
     clearTimeout(this.#pending);
-    this.#pending = setTimeout(() => void this.refresh().catch(() => {}), 50);
+    this.#pending = setTimeout(() => void this.refresh().catch((error: unknown) => this.#fail('refreshing networks', error)), 50);
   };
 
   /** Re-reads networks and reservations from the inventory. */
