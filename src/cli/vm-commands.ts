@@ -246,6 +246,12 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     const data = await client().request<Job>('GET', `/api/v1/jobs/${whole(id)}`);
     print(data, () => [progressLine(data.done, data.failed, data.total), formatTable(['vm', 'hypervisor', 'result', 'ms'], data.results.map((r) => [r.name, r.hypervisor, r.ok ? 'ok' : r.error, r.ms]))].join('\n'));
   });
+  job.command('cancel <id>')
+    .description('cancel a job: items under way finish, the others are not started')
+    .action(async (id: string) => {
+      const data = await client().request<Job>('POST', `/api/v1/jobs/${whole(id)}/cancel`);
+      print(data, () => `job ${data.id}: ${data.state}${data.state === 'running' ? ' (cancelling: items under way finish first)' : ''}`);
+    });
   job.command('wait <id>').action(async (id: string) => {
     const done = await followJob(ctx, whole(id));
     print(done, () => `job ${done.id}: ${done.state}`);

@@ -243,6 +243,18 @@ const migrations: Record<string, Migration> = {
       await sql`alter table hypervisors add column probed_at timestamptz`.execute(db);
     },
   },
+  '0009_job_leases': {
+    async up(db: Kysely<any>) {
+      // A running job is leased by one worker, which renews the lease while it works; a job whose
+      // lease ran out (its worker died) is claimed again and resumed. Times are the database's.
+      await sql`alter table jobs add column lease_owner text`.execute(db);
+      await sql`alter table jobs add column lease_until timestamptz`.execute(db);
+      await sql`alter table jobs add column attempts integer not null default 0`.execute(db);
+      await sql`alter table jobs add column cancel_requested boolean not null default false`.execute(db);
+      await sql`alter table jobs drop constraint jobs_state_check`.execute(db);
+      await sql`alter table jobs add constraint jobs_state_check check (state in ('queued', 'running', 'succeeded', 'failed', 'partial', 'cancelled'))`.execute(db);
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

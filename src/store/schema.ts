@@ -186,7 +186,7 @@ export interface VmsTable {
   updated_at: ColumnType<Date, string | undefined, string | undefined>;
 }
 
-export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'partial';
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'partial' | 'cancelled';
 
 export interface JobsTable {
   id: Generated<number>;
@@ -200,6 +200,11 @@ export interface JobsTable {
   actor: Generated<string>;
   created_at: CreatedAt;
   finished_at: ColumnType<Date | null, string | null | undefined, string | null>;
+  /** The worker that holds the job and until when (renewed while it works). */
+  lease_owner: ColumnType<string | null, string | null | undefined, string | null>;
+  lease_until: ColumnType<Date | null, string | null | undefined, string | null>;
+  attempts: Generated<number>;
+  cancel_requested: Generated<boolean>;
 }
 
 export interface NodesTable {

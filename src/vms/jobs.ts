@@ -4,9 +4,19 @@
  * `max_parallel` at a time on each hypervisor; one failed VM is reported and the rest go on.
  * A job is queued in the store by whichever node takes the request and run by a node with the
  * worker role, which claims it (FOR UPDATE SKIP LOCKED: one worker per job, however many).
+ *
+ * Jobs are leases: the worker renews its lease (database time) while it works; a job whose lease
+ * ran out — its worker was killed, or lost the store — is claimed again by any worker (the same
+ * one after a restart too) and resumed from its per-item results. An item without a result is
+ * recovered first (VmService.recoverClone: a finished clone is recognised, a half-made one removed),
+ * so no VM is made twice. `cancel` stops a job: items not started end as cancelled.
+ * (pg-boss and graphile-worker were considered: both need a PostgreSQL server — LISTEN/NOTIFY,
+ * session advisory locks over a pg.Pool — which the embedded store is not.)
  */
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Kysely } from 'kysely';
+import { hostname } from 'node:os';
+import { sql, type Kysely } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import type { CloneKind, Database, JobState } from '../store/schema.ts';
 import type { Job, JobEvent, JobItemResult } from './job-model.ts';
@@ -48,44 +58,80 @@ class Semaphore {
   }
 }
 
+export interface JobRunnerOptions {
+  /** This process runs queued jobs (the worker role); otherwise it only queues and reads them. */
+  readonly work?: boolean;
+  readonly pollMs?: number;
+  /** How long a claim holds without renewal; renewed every third of it. */
+  readonly leaseMs?: number;
+}
+
+export const DEFAULT_LEASE_MS = 30_000;
+const CANCELLED = 'cancelled by an operator';
+
 export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
   readonly #db: Kysely<Database>;
   readonly #vms: VmService;
   readonly #running = new Map<number, Promise<Job>>();
   readonly #work: boolean;
+  readonly #leaseMs: number;
+  /** Who holds a lease: unique per process, readable by operators. */
+  readonly workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   #timer: NodeJS.Timeout | undefined;
   #draining = false;
+  #stopped = false;
 
-  /** `work`: this process runs queued jobs (the worker role); otherwise it only queues and reads them. */
-  constructor(db: Kysely<Database>, vms: VmService, options: { work?: boolean; pollMs?: number } = {}) {
+  constructor(db: Kysely<Database>, vms: VmService, options: JobRunnerOptions = {}) {
     super();
     this.#db = db;
     this.#vms = vms;
     this.#work = options.work ?? true;
+    this.#leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
     if (this.#work) {
       this.#timer = setInterval(() => void this.#drain(), options.pollMs ?? 1000);
       this.#timer.unref();
     }
   }
 
+  /** Stops claiming; jobs in hand stop starting items and keep their lease until it runs out, so another worker resumes them. */
   stop(): void {
+    this.#stopped = true;
     clearInterval(this.#timer);
   }
 
-  /** Claims and runs queued jobs, one at a time per worker, until none is left. */
+  #leaseInterval() {
+    return sql<string>`now() + ${`${this.#leaseMs} milliseconds`}::interval`;
+  }
+
+  /** Claims and runs queued jobs (and jobs whose worker's lease ran out), one at a time per worker. */
   async #drain(): Promise<void> {
-    if (this.#draining) return;
+    if (this.#draining || this.#stopped) return;
     this.#draining = true;
     try {
-      for (;;) {
+      while (!this.#stopped) {
         const claimed = await this.#db.transaction().execute(async (trx) => {
-          const row = await trx.selectFrom('jobs').select(['id', 'params']).where('state', '=', 'queued').orderBy('id').limit(1).forUpdate().skipLocked().executeTakeFirst();
-          if (row) await trx.updateTable('jobs').set({ state: 'running' }).where('id', '=', row.id).execute();
+          const row = await trx
+            .selectFrom('jobs')
+            .select(['id', 'params', 'results', 'attempts', 'cancel_requested'])
+            .where((eb) => eb.or([eb('state', '=', 'queued'), eb.and([eb('state', '=', 'running'), eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', sql<Date>`now()`)])])]))
+            .orderBy('id')
+            .limit(1)
+            .forUpdate()
+            .skipLocked()
+            .executeTakeFirst();
+          if (row) {
+            await trx
+              .updateTable('jobs')
+              .set({ state: 'running', lease_owner: this.workerId, lease_until: this.#leaseInterval(), attempts: row.attempts + 1 })
+              .where('id', '=', row.id)
+              .execute();
+          }
           return row;
         });
         if (!claimed) return;
         const { names, placements, ...params } = claimed.params as unknown as BulkCloneParams & { names: string[]; placements: string[] };
-        const run = this.#runBulk(claimed.id, params, names, placements);
+        const prior = claimed.results as unknown as JobItemResult[];
+        const run = this.#runBulk(claimed.id, params, names, placements, prior, claimed.attempts > 0);
         this.#running.set(claimed.id, run);
         await run.catch(() => undefined).finally(() => this.#running.delete(claimed.id));
       }
@@ -94,6 +140,20 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
     } finally {
       this.#draining = false;
     }
+  }
+
+  /**
+   * Cancels a job: a queued one at once; a running one stops starting items (those under way
+   * finish) and ends as cancelled. A finished job is left as it is.
+   */
+  async cancel(id: number): Promise<Job> {
+    const job = await this.get(id);
+    if (job.state === 'queued') {
+      await this.#db.updateTable('jobs').set({ state: 'cancelled', cancel_requested: true, finished_at: new Date().toISOString() }).where('id', '=', id).where('state', '=', 'queued').execute();
+    } else if (job.state === 'running') {
+      await this.#db.updateTable('jobs').set({ cancel_requested: true }).where('id', '=', id).execute();
+    }
+    return this.get(id);
   }
 
   async get(id: number): Promise<Job> {
@@ -146,39 +206,99 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
     return this.get(row.id);
   }
 
-  async #runBulk(id: number, params: BulkCloneParams, names: string[], placements: string[]): Promise<Job> {
+  /**
+   * Runs the items of a bulk clone that have no result yet (`prior`: those recorded by earlier
+   * attempts). Renews the lease while it works; if the lease is lost (another worker took the job
+   * over after a store outage) it starts no more items and leaves the end to that worker.
+   */
+  async #runBulk(id: number, params: BulkCloneParams, names: string[], placements: string[], prior: readonly JobItemResult[], resuming: boolean): Promise<Job> {
     const limits = new Map<string, Semaphore>();
     for (const hv of new Set(placements)) limits.set(hv, new Semaphore((await getHypervisor(this.#db, hv)).maxParallel));
-    const results: JobItemResult[] = [];
-    let done = 0;
-    let failed = 0;
-    // Progress writes are serialised so the row never goes backwards.
+    const results: JobItemResult[] = [...prior];
+    const finished = new Set(prior.map((r) => r.name));
+    let done = results.length;
+    let failed = results.filter((r) => !r.ok).length;
+    let held = true;
+    let cancelled = false;
+    let renewedAt = Date.now();
+    // Fenced: an item starts only while the lease surely holds (renewed within two thirds of it),
+    // so after a store outage the worker that took the job over is not racing this one.
+    const holds = () => held && !this.#stopped && Date.now() - renewedAt < (this.#leaseMs * 2) / 3;
+    // Renew the lease; read the cancel flag on the way. A renewal that finds the job no longer ours stops the run.
+    const renew = async () => {
+      if (this.#stopped) return; // a stopped worker lets its lease run out: another resumes the job
+      try {
+        const row = await this.#db
+          .updateTable('jobs')
+          .set({ lease_until: this.#leaseInterval() })
+          .where('id', '=', id)
+          .where('lease_owner', '=', this.workerId)
+          .where('state', '=', 'running')
+          .returning('cancel_requested')
+          .executeTakeFirst();
+        if (!row) held = false;
+        else {
+          renewedAt = Date.now();
+          if (row.cancel_requested) cancelled = true;
+        }
+      } catch {
+        /* the store is unreachable: the lease may run out; the next renewal tells */
+      }
+    };
+    const heartbeat = setInterval(() => void renew(), Math.max(200, Math.floor(this.#leaseMs / 3)));
+    heartbeat.unref();
+    // Progress writes are serialised so the row never goes backwards; a failed write is retried
+    // by the next one (each carries every result so far) and by the final write.
     let writing = Promise.resolve();
+    const write = () => {
+      const snapshot = { done, failed, results: JSON.stringify(results) };
+      writing = writing.then(() => this.#db.updateTable('jobs').set(snapshot).where('id', '=', id).where('lease_owner', '=', this.workerId).execute().then(() => undefined, () => undefined));
+    };
     const record = (item: JobItemResult) => {
       results.push(item);
+      finished.add(item.name);
       done += 1;
       if (!item.ok) failed += 1;
-      const snapshot = { done, failed, results: JSON.stringify(results) };
-      writing = writing.then(() => this.#db.updateTable('jobs').set(snapshot).where('id', '=', id).execute().then(() => undefined));
+      write();
       this.emit('progress', { job: id, state: 'running', done, failed, total: names.length, item });
     };
-    await Promise.all(
-      names.map((name, i) =>
-        limits.get(placements[i]!)!.run(async () => {
-          const started = Date.now();
-          try {
-            await this.#vms.clone({ template: params.template, name, kind: params.kind, hypervisor: placements[i]!, ...(params.antiAffinity ? { antiAffinity: params.antiAffinity } : {}), start: params.start ?? false, ...(params.serialLogDir ? { serialLogDir: params.serialLogDir } : {}) });
-            record({ name, hypervisor: placements[i]!, ok: true, ms: Date.now() - started });
-          } catch (error) {
-            record({ name, hypervisor: placements[i]!, ok: false, error: (error as Error).message, ms: Date.now() - started });
-          }
-        }),
-      ),
-    );
-    await writing;
-    const state: JobState = failed === 0 ? 'succeeded' : failed === names.length ? 'failed' : 'partial';
-    await this.#db.updateTable('jobs').set({ state, finished_at: new Date().toISOString() }).where('id', '=', id).execute();
-    this.emit('progress', { job: id, state, done, failed, total: names.length });
-    return this.get(id);
+    try {
+      await renew();
+      await Promise.all(
+        names.map((name, i) =>
+          finished.has(name)
+            ? undefined
+            : limits.get(placements[i]!)!.run(async () => {
+                if (!holds()) return; // another worker (or this one after a restart) goes on from here
+                const hypervisor = placements[i]!;
+                const started = Date.now();
+                if (cancelled) return record({ name, hypervisor, ok: false, error: CANCELLED, ms: 0 });
+                try {
+                  // Resumed: the previous attempt may have made this VM, or half of it.
+                  if (resuming && (await this.#vms.recoverClone(name, hypervisor)) === 'complete') return record({ name, hypervisor, ok: true, ms: Date.now() - started });
+                  await this.#vms.clone({ template: params.template, name, kind: params.kind, hypervisor, ...(params.antiAffinity ? { antiAffinity: params.antiAffinity } : {}), start: params.start ?? false, ...(params.serialLogDir ? { serialLogDir: params.serialLogDir } : {}) });
+                  record({ name, hypervisor, ok: true, ms: Date.now() - started });
+                } catch (error) {
+                  record({ name, hypervisor, ok: false, error: (error as Error).message, ms: Date.now() - started });
+                }
+              }),
+        ),
+      );
+      await writing;
+      if (!held || this.#stopped || results.length < names.length) return this.get(id);
+      await renew();
+      const state: JobState = cancelled || results.some((r) => r.error === CANCELLED) ? 'cancelled' : failed === 0 ? 'succeeded' : failed === names.length ? 'failed' : 'partial';
+      // The last write carries every result and the end, in one statement: a job whose items all ended ends.
+      const ended = await this.#db
+        .updateTable('jobs')
+        .set({ state, done, failed, results: JSON.stringify(results), finished_at: new Date().toISOString(), lease_owner: null })
+        .where('id', '=', id)
+        .where('lease_owner', '=', this.workerId)
+        .executeTakeFirst();
+      if (Number(ended.numUpdatedRows) === 1) this.emit('progress', { job: id, state, done, failed, total: names.length });
+      return this.get(id);
+    } finally {
+      clearInterval(heartbeat);
+    }
   }
 }

@@ -660,9 +660,44 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
         .where('id', '=', reserved.id)
         .execute();
     } catch (error) {
+      // Nothing half-made stays behind: the domain and volumes this clone may have made go with its row.
+      await this.#discardOnHypervisor(input.name, hv.name).catch(() => undefined);
       await this.#db.deleteFrom('vms').where('id', '=', reserved.id).execute();
       throw error;
     }
     return this.#refreshState(input.name);
+  }
+
+  /**
+   * For a job resuming an item whose outcome it never recorded (its worker died): "complete" when
+   * the clone was finished (its row is no longer provisioning and its domain exists), else whatever
+   * it left — domain, disk, seed, the reserved row — is removed and the item can be made again.
+   */
+  async recoverClone(name: string, hypervisor: string): Promise<'complete' | 'absent'> {
+    const row = await this.#db.selectFrom('vms').select(['id', 'state']).where('name', '=', name).executeTakeFirst();
+    if (row && row.state !== 'provisioning') {
+      const defined = await this.#withHypervisor(hypervisor, `look up ${name}`, async (client) => client.lookupDomainByName(name).then(() => true, () => false));
+      if (defined) return 'complete';
+    }
+    await this.#discardOnHypervisor(name, hypervisor);
+    if (row) await this.#db.deleteFrom('vms').where('id', '=', row.id).execute();
+    return 'absent';
+  }
+
+  /** Destroys and undefines the domain `name` and deletes its clone volumes on `hypervisor`, whichever exist. */
+  async #discardOnHypervisor(name: string, hypervisor: string): Promise<void> {
+    await this.#withHypervisor(hypervisor, `clean up ${name}`, async (client, hv) => {
+      const dom = await client.lookupDomainByName(name).catch(() => undefined);
+      if (dom) {
+        await client.destroyDomain(dom).catch(() => undefined);
+        await client.undefineDomain(dom, UndefineFlags.Nvram).catch(() => undefined);
+      }
+      const pool = await client.lookupStoragePool(hv.storagePool).catch(() => undefined);
+      if (!pool) return;
+      for (const volume of [`${name}.qcow2`, `${name}-seed.img`]) {
+        const found = await client.lookupVolume(pool, volume).catch(() => undefined);
+        if (found) await client.deleteVolume(found).catch(() => undefined);
+      }
+    });
   }
 }

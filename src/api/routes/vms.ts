@@ -170,6 +170,11 @@ export function registerVmRoutes(app: FastifyInstance, deps: VmRouteDeps): void 
   });
   app.get('/api/v1/jobs', { config: { permission: 'read' }, schema: { tags: ['jobs'] } }, () => jobs.list());
   app.get('/api/v1/jobs/:id', { config: { permission: 'read' }, schema: { tags: ['jobs'], params: JobParams, response: errors } }, (request) => jobs.get(jobId(request)));
+  app.post(
+    '/api/v1/jobs/:id/cancel',
+    { config: { permission: 'write' }, schema: { tags: ['jobs'], summary: 'Cancel a job: a queued one at once; a running one starts no more items and ends as cancelled', params: JobParams, response: errors } },
+    (request) => jobs.cancel(jobId(request)),
+  );
   // Server-sent events: "progress" with each finished item, then "end" with the job. Read from the
   // store, so a job run by a worker on another node is followed the same way.
   app.get('/api/v1/jobs/:id/events', { config: { permission: 'read' }, schema: { tags: ['jobs'], summary: 'Server-sent events: progress per item, then end', params: JobParams } }, async (request, reply) => {
