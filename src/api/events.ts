@@ -23,9 +23,21 @@ export type LiveEvent =
 
 export const EVENT_TYPES = ['host', 'activity', 'job', 'vm'] as const;
 
+/**
+ * host_events ids come from a sequence when a row is inserted, but rows become visible when their
+ * transaction commits, which on PostgreSQL may be out of id order: reading "id > cursor" alone
+ * would skip a row that commits after a higher one was read. So the ids skipped over are kept as
+ * gaps and asked for again until they appear or GAP_MS passes (a rolled-back insert leaves a gap
+ * for good). Bounded: at most MAX_GAPS are remembered.
+ */
+export const GAP_MS = 30_000;
+const MAX_GAPS = 10_000;
+
 export class EventHub extends EventEmitter<{ event: [LiveEvent] }> {
   readonly #db: Kysely<Database>;
   #cursor = 0;
+  /** id → when it was first missed. */
+  readonly #gaps = new Map<number, number>();
   #timer: NodeJS.Timeout | undefined;
   #summary: NodeJS.Timeout | undefined;
   #counts: Record<string, number> = {};
@@ -62,19 +74,27 @@ export class EventHub extends EventEmitter<{ event: [LiveEvent] }> {
     if (this.#polling || this.listenerCount('event') === 0) return;
     this.#polling = true;
     try {
+      const gaps = [...this.#gaps.keys()];
       const rows = await this.#db
         .selectFrom('host_events')
         .innerJoin('hosts', 'hosts.id', 'host_events.host_id')
         .select(['host_events.id', 'host_events.kind', 'host_events.at', 'host_events.detail', 'hosts.hostname'])
-        .where('host_events.id', '>', this.#cursor)
+        .where((eb) => (gaps.length ? eb.or([eb('host_events.id', '>', this.#cursor), eb('host_events.id', 'in', gaps)]) : eb('host_events.id', '>', this.#cursor)))
         .orderBy('host_events.id')
         .limit(5000)
         .execute();
+      const now = Date.now();
       for (const row of rows) {
-        this.#cursor = row.id;
+        if (this.#gaps.delete(row.id)) {
+          // a late commit: told now
+        } else if (row.id > this.#cursor) {
+          for (let missing = this.#cursor + 1; missing < row.id && this.#gaps.size < MAX_GAPS; missing++) this.#gaps.set(missing, now);
+          this.#cursor = row.id;
+        } else continue;
         this.#counts[row.kind] = (this.#counts[row.kind] ?? 0) + 1;
         this.emit('event', { type: 'host', host: row.hostname, kind: row.kind, at: new Date(row.at).toISOString(), detail: row.detail as unknown as Record<string, unknown> });
       }
+      for (const [id, since] of this.#gaps) if (now - since > GAP_MS) this.#gaps.delete(id);
       for (const event of await this.#jobs.poll()) this.emit('event', { type: 'job', ...event });
     } catch {
       /* the store is briefly unreachable: the next poll catches up from the cursor */
