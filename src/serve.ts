@@ -24,6 +24,8 @@ import { LibvirtPool } from './protocols/libvirt/pool.ts';
 import { startHeartbeat } from './cluster/nodes.ts';
 import { countUsers, createToken, createUser } from './auth/accounts.ts';
 import { hostname } from 'node:os';
+import type { Server as HttpsServer } from 'node:https';
+import { readTls, reloadOnSighup, type TlsFiles } from './api/tls.ts';
 import { JobRunner } from './vms/jobs.ts';
 import { EventHub } from './api/events.ts';
 import { HostCache } from './boot/host-cache.ts';
@@ -35,7 +37,8 @@ import { Metrics, type Sample } from './metrics.ts';
 export interface ServeOptions {
   readonly dataDir: string;
   readonly databaseUrl?: string | undefined;
-  readonly api: { host: string; port: number };
+  /** tls: serve the API over HTTPS; insecureHttp: allow plain HTTP beyond loopback (a TLS proxy in front). */
+  readonly api: { host: string; port: number; tls?: TlsFiles | undefined; insecureHttp?: boolean | undefined };
   readonly http: { host: string; port: number; treesDir?: string | undefined; baseUrl?: string | undefined; trustProxy?: readonly string[]; mirrors?: ReadonlyMap<string, string> };
   readonly tftp: { host: string; port: number; root?: string | undefined; timeoutMs?: number | undefined };
   readonly dhcp?: {
@@ -195,13 +198,22 @@ export async function serve(options: ServeOptions): Promise<Running> {
     }
     if (options.roles.includes('api')) {
       const exposed = !isLoopback(options.api.host);
+      // Beyond loopback, passwords and tokens would otherwise cross the network in clear.
+      if (exposed && !options.api.tls && !options.api.insecureHttp) {
+        throw new Error(`the API would listen on ${options.api.host} without TLS, so passwords and tokens would cross the network in clear: give --tls-cert FILE --tls-key FILE, or --insecure-http if a TLS-terminating proxy is in front`);
+      }
       if (exposed) await requireAdmin(store);
+      const tls = options.api.tls ? readTls(options.api.tls) : undefined;
       const vms = vmService!;
       events = new EventHub(store.db, { jobs, vms });
       await events.start();
-      api = await buildApi({ store, boot, metrics, authAlwaysRequired: exposed, events, vms: { db: store.db, pool: libvirt!, vms, jobs: jobs! }, dhcpStats: dhcp ? () => ({ ...dhcp!.server.stats, policy: dhcp!.service.stats, pools: dhcp!.service.poolStats(), leaseWrites: dhcp!.writer.stats, ...(dhcp!.failover ? { failover: { role: dhcp!.failover.config.role, state: dhcp!.failover.state, partnerState: dhcp!.failover.partnerState ?? null, ...dhcp!.failover.counters } } : {}) }) : undefined, bootBaseUrl: endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl, logger: { level: options.logLevel } });
+      api = await buildApi({ store, boot, metrics, authAlwaysRequired: exposed, events, vms: { db: store.db, pool: libvirt!, vms, jobs: jobs! }, dhcpStats: dhcp ? () => ({ ...dhcp!.server.stats, policy: dhcp!.service.stats, pools: dhcp!.service.poolStats(), leaseWrites: dhcp!.writer.stats, ...(dhcp!.failover ? { failover: { role: dhcp!.failover.config.role, state: dhcp!.failover.state, partnerState: dhcp!.failover.partnerState ?? null, ...dhcp!.failover.counters } } : {}) }) : undefined, bootBaseUrl: endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl, logger: { level: options.logLevel }, https: tls });
       await api.listen({ host: options.api.host, port: options.api.port });
-      endpoints.api = urlOf(options.api.host, boundPort(api, options.api.port));
+      if (options.api.tls) {
+        const log = api.log;
+        reloadOnSighup(api.server as unknown as HttpsServer, options.api.tls, (message) => log.warn(message));
+      }
+      endpoints.api = urlOf(options.api.host, boundPort(api, options.api.port)).replace(/^http:/, tls ? 'https:' : 'http:');
     }
     // Announce this process (roles, site, where its boot HTTP role is reached) for load balancers and the console.
     const httpPort = endpoints.http ? Number(/:(\d+)$/.exec(endpoints.http)?.[1]) : undefined;

@@ -28,6 +28,7 @@ import { haproxyConfig } from '../cluster/haproxy.ts';
 import { registerConsole } from './console.ts';
 import type { BootService } from '../boot/service.ts';
 import type { Metrics } from '../metrics.ts';
+import type { TlsMaterial } from './tls.ts';
 
 export interface ApiOptions {
   readonly store: Store;
@@ -46,6 +47,8 @@ export interface ApiOptions {
   readonly events?: EventHub;
   /** The built web console (default: console/dist of this checkout). */
   readonly consoleDir?: string;
+  /** Serve HTTPS with this certificate and key (api/tls.ts). */
+  readonly https?: TlsMaterial | undefined;
 }
 
 /** Bodies of imports may be large (a CSV of tens of thousands of hosts). */
@@ -54,7 +57,11 @@ const BODY_LIMIT = 64 * 1024 * 1024;
 const REQUEST_TIMEOUT_MS = 120_000;
 
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
-  const app = Fastify({
+  // With a certificate the server is an https.Server; the routes and hooks are the same, so the
+  // instance is typed as the plain one (Fastify's types split on the server kind).
+  const fastify = Fastify as unknown as (opts: FastifyServerOptions & { https?: TlsMaterial }) => FastifyInstance;
+  const app = fastify({
+    ...(options.https ? { https: options.https } : {}),
     logger: options.logger ?? false,
     bodyLimit: BODY_LIMIT,
     // A request must arrive whole within this (a slow client cannot hold a connection for ever);

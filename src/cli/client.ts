@@ -1,4 +1,7 @@
 /** The CLI talks to a running kvmfleet over its REST API, like virsh to libvirtd. */
+import type { IncomingMessage } from 'node:http';
+import { readText, send } from './transport.ts';
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -13,6 +16,8 @@ export class ApiError extends Error {
 export interface ClientOptions {
   readonly baseUrl: string;
   readonly token?: string | undefined;
+  /** CA certificate(s) to verify an https:// API with (--cacert). */
+  readonly ca?: Buffer | undefined;
 }
 
 export class ApiClient {
@@ -29,25 +34,26 @@ export class ApiClient {
       headers['content-type'] = body.contentType ?? 'text/plain';
       payload = body.text;
     }
-    let response: Response;
+    let response: IncomingMessage;
     try {
-      response = await fetch(new URL(path, this.options.baseUrl), { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+      response = await send(new URL(path, this.options.baseUrl), { method, headers, body: payload, ca: this.options.ca });
     } catch (error) {
-      throw new ApiError(0, 'KVMF_ERR_UNREACHABLE', `cannot reach kvmfleet at ${this.options.baseUrl} (${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}); is "kvmfleet serve" running? Set --url or KVMFLEET_URL.`, undefined);
+      throw new ApiError(0, 'KVMF_ERR_UNREACHABLE', `cannot reach kvmfleet at ${this.options.baseUrl} (${(error as Error).message}); is "kvmfleet serve" running? Set --url or KVMFLEET_URL${this.options.baseUrl.startsWith('https:') ? ' (and --cacert for a certificate of your own CA)' : ''}.`, undefined);
     }
-    if (response.status === 204) return undefined as T;
-    const text = await response.text();
+    const status = response.statusCode ?? 0;
+    const text = await readText(response);
+    if (status === 204) return undefined as T;
     let data: unknown = text;
-    if (response.headers.get('content-type')?.startsWith('application/json')) {
+    if (String(response.headers['content-type'] ?? '').startsWith('application/json')) {
       try {
         data = text ? JSON.parse(text) : undefined;
       } catch {
         data = text;
       }
     }
-    if (!response.ok) {
+    if (status < 200 || status >= 300) {
       const error = (data as { error?: { code?: string; message?: string; details?: unknown } } | undefined)?.error;
-      throw new ApiError(response.status, error?.code ?? `HTTP_${response.status}`, error?.message ?? text, error?.details);
+      throw new ApiError(status, error?.code ?? `HTTP_${status}`, error?.message ?? text, error?.details);
     }
     return data as T;
   }
@@ -56,25 +62,26 @@ export class ApiClient {
   async events(path: string, onEvent: (name: string, data: unknown) => void): Promise<void> {
     const headers: Record<string, string> = { accept: 'text/event-stream' };
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
-    let response: Response;
+    let response: IncomingMessage;
     try {
-      response = await fetch(new URL(path, this.options.baseUrl), { headers });
+      response = await send(new URL(path, this.options.baseUrl), { method: 'GET', headers, ca: this.options.ca });
     } catch (error) {
-      throw new ApiError(0, 'KVMF_ERR_UNREACHABLE', `cannot reach kvmfleet at ${this.options.baseUrl} (${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message})`, undefined);
+      throw new ApiError(0, 'KVMF_ERR_UNREACHABLE', `cannot reach kvmfleet at ${this.options.baseUrl} (${(error as Error).message})`, undefined);
     }
-    if (!response.ok || !response.body) {
-      const text = await response.text();
+    const status = response.statusCode ?? 0;
+    if (status < 200 || status >= 300) {
+      const text = await readText(response);
       let error: { code?: string; message?: string } | undefined;
       try {
         error = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
       } catch {
         /* not JSON */
       }
-      throw new ApiError(response.status, error?.code ?? `HTTP_${response.status}`, error?.message ?? text, undefined);
+      throw new ApiError(status, error?.code ?? `HTTP_${status}`, error?.message ?? text, undefined);
     }
     const decoder = new TextDecoder();
     let buffer = '';
-    for await (const chunk of response.body) {
+    for await (const chunk of response) {
       buffer += decoder.decode(chunk as Uint8Array, { stream: true });
       let end: number;
       while ((end = buffer.indexOf('\n\n')) >= 0) {

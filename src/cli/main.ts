@@ -16,6 +16,7 @@ import { parseTrustedProxies } from '../boot/trusted-proxies.ts';
 interface GlobalOptions {
   url: string;
   token?: string;
+  cacert?: string;
   json?: boolean;
 }
 
@@ -24,10 +25,18 @@ const program = new Command('kvmfleet')
   .version(VERSION)
   .addOption(new Option('--url <url>', 'kvmfleet API to talk to').env('KVMFLEET_URL').default('http://127.0.0.1:8080'))
   .addOption(new Option('--token <token>', 'API token').env('KVMFLEET_TOKEN'))
+  .addOption(new Option('--cacert <file>', 'CA certificate (PEM) to verify an https:// API with, e.g. its self-signed certificate').env('KVMFLEET_CACERT'))
   .option('--json', 'print JSON instead of tables');
 
 const globals = () => program.opts<GlobalOptions>();
-const client = () => new ApiClient({ baseUrl: globals().url, token: globals().token });
+const client = () => new ApiClient({ baseUrl: globals().url, token: globals().token, ca: globals().cacert ? readFileSync(globals().cacert!) : undefined });
+
+/** --tls-cert and --tls-key come together. */
+function tlsFiles(certFile: string | undefined, keyFile: string | undefined): { certFile: string; keyFile: string } | undefined {
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile || !keyFile) throw new Error('--tls-cert and --tls-key go together');
+  return { certFile, keyFile };
+}
 const print = (data: unknown, human: () => string) => console.log(globals().json ? JSON.stringify(data, null, 2) : human());
 const enc = encodeURIComponent;
 const list = (value: string) => value.split(',').map((v) => v.trim()).filter((v) => v !== '');
@@ -55,6 +64,9 @@ program
   .addOption(new Option('--data-dir <dir>', 'embedded store directory').env('KVMFLEET_DATA_DIR').default('./data'))
   .addOption(new Option('--database-url <url>', 'postgres://… to use a PostgreSQL server instead of the embedded store').env('KVMFLEET_DATABASE_URL'))
   .addOption(new Option('--listen <host:port>', 'API address').env('KVMFLEET_LISTEN').default('127.0.0.1:8080'))
+  .addOption(new Option('--tls-cert <file>', 'serve the API and console over HTTPS with this certificate (PEM; reloaded on SIGHUP)').env('KVMFLEET_TLS_CERT'))
+  .addOption(new Option('--tls-key <file>', 'the certificate\'s private key (PEM)').env('KVMFLEET_TLS_KEY'))
+  .addOption(new Option('--insecure-http', 'allow the API beyond loopback without TLS (only behind a TLS-terminating proxy)').env('KVMFLEET_INSECURE_HTTP'))
   .addOption(new Option('--http-listen <host:port>', 'boot HTTP address (iPXE scripts, Kickstarts, install trees)').env('KVMFLEET_HTTP_LISTEN').default('0.0.0.0:8081'))
   .addOption(new Option('--boot-base-url <url>', 'URL machines reach the boot HTTP role on (default: from each request)').env('KVMFLEET_BOOT_BASE_URL'))
   .addOption(new Option('--trees-dir <dir>', 'install trees served under /trees/ (default: <data-dir>/trees)').env('KVMFLEET_TREES_DIR'))
@@ -88,6 +100,9 @@ program
     dataDir: string;
     databaseUrl?: string;
     listen: string;
+    tlsCert?: string;
+    tlsKey?: string;
+    insecureHttp?: boolean;
     httpListen: string;
     bootBaseUrl?: string;
     treesDir?: string;
@@ -122,7 +137,7 @@ program
     const running = await serve({
       dataDir: options.dataDir,
       databaseUrl: options.databaseUrl,
-      api: parseHostPort(options.listen, '--listen'),
+      api: { ...parseHostPort(options.listen, '--listen'), tls: tlsFiles(options.tlsCert, options.tlsKey), insecureHttp: !!options.insecureHttp },
       http: { ...parseHostPort(options.httpListen, '--http-listen'), treesDir: options.treesDir, baseUrl: options.bootBaseUrl, trustProxy: parseTrustedProxies(options.trustProxy), mirrors: parseMirrors(options.mirror) },
       dhcp: {
         serverId: options.dhcpServerId,

@@ -90,9 +90,9 @@ test('roles, scoped tokens, login, 401/403, and the audit log', { timeout: 120_0
 });
 
 test('an API beyond loopback refuses to start with no user; a bootstrap token makes the first admin', { timeout: 60_000 }, async () => {
-  await assert.rejects(startServer(['--listen', '0.0.0.0:0', '--data-dir', join(work, 'exposed'), '--log-level', 'warn'], {}, 30_000), /would listen beyond loopback with no user to authenticate/);
+  await assert.rejects(startServer(['--listen', '0.0.0.0:0', '--insecure-http', '--data-dir', join(work, 'exposed'), '--log-level', 'warn'], {}, 30_000), /would listen beyond loopback with no user to authenticate/);
   const token = `kvmf_${'b'.repeat(43)}`;
-  const exposed = await startServer(['--listen', '0.0.0.0:0', '--data-dir', join(work, 'exposed'), '--log-level', 'warn'], { KVMFLEET_BOOTSTRAP_ADMIN_TOKEN: token }, 30_000);
+  const exposed = await startServer(['--listen', '0.0.0.0:0', '--insecure-http', '--data-dir', join(work, 'exposed'), '--log-level', 'warn'], { KVMFLEET_BOOTSTRAP_ADMIN_TOKEN: token }, 30_000);
   try {
     const url = exposed.url.replace('0.0.0.0', '127.0.0.1');
     assert.equal((await fetch(`${url}/api/v1/sites`)).status, 401, 'exposed: a token is always needed');

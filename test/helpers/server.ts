@@ -49,7 +49,7 @@ export async function startServer(args: string[], env: Record<string, string> = 
       void exited.then(() => reject(new Error(`server exited (${child.exitCode ?? child.signalCode}) before printing ${pattern}:\n${lines.join('\n')}`)));
     });
   const ready = await waitForLine(/serving .*\(store/);
-  const url = /\bapi (http:\/\/[^\s,]+)/.exec(ready)?.[1] ?? '';
+  const url = /\bapi (https?:\/\/[^\s,]+)/.exec(ready)?.[1] ?? '';
   const bootUrl = /\bhttp (http:\/\/[^\s,]+)/.exec(ready)?.[1] ?? '';
   return {
     url,
@@ -74,8 +74,8 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function runCli(url: string, args: string[], input?: string): Promise<CliResult> {
-  const child = spawn(process.execPath, [KVMFLEET_BIN, '--url', url, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+export async function runCli(url: string, args: string[], input?: string, env: Record<string, string> = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, [KVMFLEET_BIN, '--url', url, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
