@@ -266,7 +266,8 @@ export class DhcpService {
       this.stats.discovered += 1;
       host = { id: registered.id, hostname: registered.hostname, ip: null, networkId: null, buildState: 'discovered' };
     }
-    if (this.#discovery.event(mac)) await recordEvent(this.#options.db, host.id, 'dhcp', { message: 'discover', firmware: client.firmware, ipxe: client.ipxe, relay: request.giaddr !== '0.0.0.0' ? request.giaddr : null });
+    // A known host's timeline is never thinned; a discovered one's (any MAC can be sent) is bounded.
+    if (host.buildState !== 'discovered' || this.#discovery.event(mac)) await recordEvent(this.#options.db, host.id, 'dhcp', { message: 'discover', firmware: client.firmware, ipxe: client.ipxe, relay: request.giaddr !== '0.0.0.0' ? request.giaddr : null });
     return host;
   }
 
