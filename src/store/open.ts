@@ -66,7 +66,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   } else {
     mkdirSync(dataDir, { recursive: true });
     // PGlite has no inter-process locking: two processes on one directory would corrupt it.
-    lock = acquireDataDirLock(dataDir);
+    lock = await acquireDataDirLock(dataDir);
     pglite = await openPglite(join(dataDir, 'pg'));
   }
   // In-process: a query that waits is queued behind the storm's, not unreachable. The probe runs
@@ -77,7 +77,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     await migrate(db);
   } catch (error) {
     await db.destroy().catch(() => {});
-    lock?.release();
+    await lock?.release();
     throw error;
   }
   return {
@@ -86,7 +86,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     health,
     async close() {
       await db.destroy();
-      lock?.release();
+      await lock?.release();
     },
   };
 }
