@@ -134,6 +134,8 @@ program
     memoryReserveMib: number;
   }) => {
     const { serve } = await import('../serve.ts');
+    // One connection's unhandled error must not stop every role; anything else exits for systemd to restart.
+    (await import('../process-guard.ts')).installProcessGuard();
     const running = await serve({
       dataDir: options.dataDir,
       databaseUrl: options.databaseUrl,
@@ -158,6 +160,11 @@ program
     console.error(`kvmfleet ${VERSION} serving ${where} (store: ${running.store.kind}${running.store.kind === 'embedded' ? ` in ${options.dataDir}` : ''})`);
     const stop = async (signal: string) => {
       console.error(`kvmfleet: ${signal}, stopping`);
+      // Roles get 10 s to finish what they hold; a stop that hangs (a request that never ends) must not keep the process.
+      setTimeout(() => {
+        console.error('kvmfleet: roles did not stop within 10 s, exiting');
+        process.exit(1);
+      }, 10_000).unref();
       await running.stop();
       process.exit(0);
     };
