@@ -7,11 +7,12 @@
 import type { Kysely } from 'kysely';
 import { cidrContains, formatIpv4, maskOf, broadcastOf, parseCidr, parseIpv4, type Cidr } from '../fleet/ipv4.ts';
 import { LeasePool } from '../protocols/dhcp4/lease-pool.ts';
-import { ipv4, ipv4List, subOptions, text, u32 } from '../protocols/dhcp4/option-codecs.ts';
+import { ipv4, ipv4List, text, u32 } from '../protocols/dhcp4/option-codecs.ts';
 import { OptionCode, type DhcpOptions } from '../protocols/dhcp4/options.ts';
 import { clientMac, messageType, MessageType, type DhcpPacket } from '../protocols/dhcp4/packet.ts';
 import { clientIdHex, clientKey, hostName, requestedIp, requestState, serverId } from '../protocols/dhcp4/accessors.ts';
 import { inRequestedOrder, replyTo } from '../protocols/dhcp4/build.ts';
+import { pxeVendorOptions } from '../protocols/dhcp4/pxe.ts';
 import { replyDestination } from '../protocols/dhcp4/reply-address.ts';
 import type { DhcpReply } from '../protocols/dhcp4/server.ts';
 import type { LeaseWriter } from '../store/lease-writer.ts';
@@ -405,8 +406,7 @@ export class DhcpService {
     if (replyType === undefined) return undefined;
     const { packet, options } = this.#base(request, replyType, '0.0.0.0');
     options.set(OptionCode.VendorClass, text.encode('PXEClient'));
-    // PXE_DISCOVERY_CONTROL (sub-option 6) = 8: boot from the file named in this offer, no boot server discovery.
-    options.set(OptionCode.VendorSpecific, subOptions.encode(new Map([[6, Buffer.from([8])]])));
+    options.set(OptionCode.VendorSpecific, pxeVendorOptions());
     this.#withBoot(packet, options, client, host);
     if (!options.has(OptionCode.BootFileName)) return undefined;
     packet.ciaddr = request.ciaddr;
