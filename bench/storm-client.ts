@@ -97,8 +97,11 @@ async function dhcp(relay: Relay, mac: string, xid: number, ipxe: boolean): Prom
   );
 }
 
-/** A lock-step TFTP read with blksize 1428 (as PXE ROMs negotiate); resolves with the byte count. */
-function tftpGet(host: string, file: string): Promise<number> {
+/**
+ * A lock-step TFTP read with blksize 1428 (as PXE ROMs negotiate), from the machine's own address
+ * `from` (its offer's yiaddr), as each real machine has one; resolves with the byte count.
+ */
+function tftpGet(host: string, file: string, from: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const socket = createSocket('udp4');
     let bytes = 0;
@@ -143,7 +146,7 @@ function tftpGet(host: string, file: string): Promise<number> {
       }
       send(ack(block), peerPort);
     });
-    socket.bind(0, () => send(Buffer.concat([Buffer.from([0, 1]), Buffer.from(`${file}\x00octet\x00blksize\x001428\x00`, 'latin1')]), 69));
+    socket.bind({ port: 0, address: from }, () => send(Buffer.concat([Buffer.from([0, 1]), Buffer.from(`${file}\x00octet\x00blksize\x001428\x00`, 'latin1')]), 69));
   });
 }
 
@@ -170,7 +173,9 @@ async function machine(relay: Relay, i: number): Promise<void> {
   const mac = macOf(i);
   const firmware = await dhcp(relay, mac, 0x10000000 + i * 2, false);
   if (!firmware.file) throw new Error(`${mac}: no boot file for PXE firmware`);
-  await tftpGet(firmware.siaddr !== '0.0.0.0' ? firmware.siaddr : serverIp, firmware.file);
+  // A PXE ROM fetches its boot file from the address it was offered: TFTP limits per source apply per machine.
+  await claimAddress(firmware.yiaddr);
+  await tftpGet(firmware.siaddr !== '0.0.0.0' ? firmware.siaddr : serverIp, firmware.file, firmware.yiaddr);
   const ipxe = await dhcp(relay, mac, 0x10000001 + i * 2, true);
   const scriptUrl = ipxe.file || ipxe.options.get(OptionCode.BootFileName)?.toString('latin1');
   if (!scriptUrl?.startsWith('http')) throw new Error(`${mac}: iPXE was not given a script URL (${scriptUrl})`);
