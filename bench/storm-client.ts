@@ -151,8 +151,11 @@ function tftpGet(host: string, file: string, from: string): Promise<number> {
 }
 
 /** Makes a machine's leased address local to this namespace, so requests can come from it. */
+const claimed = new Set<string>();
 async function claimAddress(ip: string): Promise<void> {
+  if (claimed.has(ip)) return; // the PXE and the iPXE offer give a machine the same address
   await promisify(execFile)('ip', ['route', 'replace', 'local', `${ip}/32`, 'dev', 'lo']);
+  claimed.add(ip);
 }
 
 function http(url: string, from: string, method = 'GET'): Promise<string> {
