@@ -10,7 +10,7 @@ import * as profiles from '../fleet/profiles.ts';
 import * as sites from '../fleet/sites.ts';
 import type { Store } from '../store/open.ts';
 import { VERSION } from '../version.ts';
-import { registerResource } from './resource.ts';
+import { eventStreamHeaders, registerResource } from './resource.ts';
 import * as S from './schemas.ts';
 import { registerImportRoutes } from './routes/imports.ts';
 import { registerBuildRoutes } from './routes/builds.ts';
@@ -57,11 +57,11 @@ const BODY_LIMIT = 64 * 1024 * 1024;
 const REQUEST_TIMEOUT_MS = 120_000;
 
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
-  // With a certificate the server is an https.Server; the routes and hooks are the same, so the
-  // instance is typed as the plain one (Fastify's types split on the server kind).
-  const fastify = Fastify as unknown as (opts: FastifyServerOptions & { https?: TlsMaterial }) => FastifyInstance;
+  // With a certificate the server speaks HTTP/2 and HTTP/1.1 (ALPN) over TLS; the routes and hooks
+  // are the same, so the instance is typed as the plain one (Fastify's types split on the server kind).
+  const fastify = Fastify as unknown as (opts: FastifyServerOptions & { http2?: boolean; https?: TlsMaterial & { allowHTTP1: boolean } }) => FastifyInstance;
   const app = fastify({
-    ...(options.https ? { https: options.https } : {}),
+    ...(options.https ? { http2: true, https: { ...options.https, allowHTTP1: true } } : {}),
     logger: options.logger ?? false,
     bodyLimit: BODY_LIMIT,
     // A request must arrive whole within this (a slow client cannot hold a connection for ever);
@@ -216,7 +216,7 @@ function registerEventStream(app: FastifyInstance, hub: EventHub): void {
       if (unknown.length) throw new KvmfleetError(ErrorCode.Validation, `unknown event type(s) ${unknown.join(', ')}: use ${EVENT_TYPES.join(', ')}`);
       reply.hijack();
       const res = reply.raw;
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+      res.writeHead(200, { ...eventStreamHeaders(request.raw.httpVersionMajor), 'x-accel-buffering': 'no' });
       res.write(': kvmfleet live events\n\n');
       const onEvent = (event: LiveEvent) => {
         if (wanted.has(event.type)) res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);

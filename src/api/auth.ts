@@ -61,7 +61,7 @@ export function registerAuth(app: FastifyInstance, db: Kysely<Database>, options
       }
     } else if (await isEnforced()) {
       return deny(reply, 401, 'this API needs a token: Authorization: Bearer kvmf_… (kvmfleet --token, KVMFLEET_TOKEN)');
-    } else if (isLoopbackAddress(request.socket.remoteAddress) && isLoopbackHost(request.headers.host)) {
+    } else if (isLoopbackAddress(request.socket.remoteAddress) && isLoopbackHost(request.headers.host ?? (request.headers[':authority'] as string | undefined))) {
       return; // open: no user exists yet, and this is the machine itself
     } else {
       return deny(reply, 403, 'no user exists yet: the API is open only to requests from this machine (loopback) that name a loopback host (localhost, 127.0.0.1, [::1])', ErrorCode.OpenModeRefused);

@@ -27,6 +27,11 @@ export interface ResourceSpec<T, Input, Patch, Query> {
 
 const errors = errorReplies(400, 404, 409, 422);
 
+/** Headers of a server-sent event stream; HTTP/2 forbids connection headers (the stream is the connection's). */
+export function eventStreamHeaders(httpVersionMajor: number): Record<string, string> {
+  return { 'content-type': 'text/event-stream', 'cache-control': 'no-store', ...(httpVersionMajor < 2 ? { connection: 'keep-alive' } : {}) };
+}
+
 export function registerResource<T, Input, Patch, Query>(app: FastifyInstance, db: Kysely<Database>, spec: ResourceSpec<T, Input, Patch, Query>): void {
   const base = `/api/v1/${spec.plural}`;
   const tags = [spec.plural];

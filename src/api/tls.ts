@@ -3,6 +3,7 @@
  * SIGHUP (a renewed certificate takes effect for new connections without a restart).
  */
 import { readFileSync } from 'node:fs';
+import type { Http2SecureServer } from 'node:http2';
 import type { Server as HttpsServer } from 'node:https';
 
 export interface TlsFiles {
@@ -27,7 +28,7 @@ export function readTls(files: TlsFiles): TlsMaterial {
 }
 
 /** Reloads the files into the running server on SIGHUP; returns a function that stops doing so. */
-export function reloadOnSighup(server: HttpsServer, files: TlsFiles, log: (message: string) => void): () => void {
+export function reloadOnSighup(server: HttpsServer | Http2SecureServer, files: TlsFiles, log: (message: string) => void): () => void {
   const reload = () => {
     try {
       server.setSecureContext(readTls(files));

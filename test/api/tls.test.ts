@@ -79,3 +79,40 @@ test('serve refuses a non-loopback API without TLS unless --insecure-http, and s
     await tls.kill();
   }
 });
+
+test('HTTP/2 over TLS (ALPN h2), beside HTTP/1.1', { timeout: 30_000 }, async () => {
+  const { connect: h2connect } = await import('node:http2');
+  const session = h2connect(server.url, { ca: readFileSync(cert) });
+  try {
+    const { status, body, protocol } = await new Promise<{ status: number; body: string; protocol: string }>((resolve, reject) => {
+      const stream = session.request({ ':path': '/healthz' });
+      let body = '';
+      let status = 0;
+      stream.on('response', (headers) => (status = Number(headers[':status'])));
+      stream.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      stream.on('end', () => resolve({ status, body, protocol: session.alpnProtocol ?? '' }));
+      stream.on('error', reject);
+      stream.end();
+    });
+    assert.equal(protocol, 'h2');
+    assert.equal(status, 200);
+    assert.match(body, /"status":"ok"/);
+    // The live event stream too (HTTP/2 has no connection headers), and the open first run by :authority.
+    const events = await new Promise<{ status: number; type: string; first: string }>((resolve, reject) => {
+      const stream = session.request({ ':path': '/api/v1/events' });
+      let status = 0;
+      let type = '';
+      stream.on('response', (headers) => ((status = Number(headers[':status'])), (type = String(headers['content-type']))));
+      stream.on('data', (chunk: Buffer) => {
+        resolve({ status, type, first: chunk.toString() });
+        stream.close();
+      });
+      stream.on('error', reject);
+      stream.end();
+    });
+    assert.deepEqual([events.status, events.type], [200, 'text/event-stream']);
+    assert.match(events.first, /kvmfleet live events/);
+  } finally {
+    session.close();
+  }
+});

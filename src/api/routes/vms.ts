@@ -8,6 +8,7 @@ import { getHypervisor, listHypervisors, refreshHypervisor, registerHypervisor, 
 import type { JobRunner } from '../../vms/jobs.ts';
 import { listNodes } from '../../cluster/nodes.ts';
 import type { VmService } from '../../vms/vm-service.ts';
+import { eventStreamHeaders } from '../resource.ts';
 import { errorReplies, IdParams, idOf, NameParams } from '../schemas.ts';
 
 const errors = errorReplies(400, 404, 409, 422, 502, 503);
@@ -182,7 +183,7 @@ export function registerVmRoutes(app: FastifyInstance, deps: VmRouteDeps): void 
     let job = await jobs.get(id);
     reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    res.writeHead(200, eventStreamHeaders(request.raw.httpVersionMajor));
     const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     let closed = false;
     request.raw.on('close', () => (closed = true));
