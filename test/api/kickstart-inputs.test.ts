@@ -7,27 +7,21 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildApi } from '../../src/api/app.ts';
-import { KickstartTemplates } from '../../src/boot/kickstart.ts';
-import { BootService } from '../../src/boot/service.ts';
 import { ErrorCode } from '../../src/errors.ts';
-import { openStore, type Store } from '../../src/store/open.ts';
+import type { Store } from '../../src/store/open.ts';
+import { startTestApi, type TestApi } from '../helpers/api-server.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
 
 let store: Store;
 let app: FastifyInstance;
 let port: number;
 
+let api: TestApi;
+
 before(async () => {
-  store = await openStore({ dataDir: 'memory://' });
-  app = await buildApi({ store, boot: new BootService({ db: store.db, templates: new KickstartTemplates() }), bootBaseUrl: 'http://boot.test:8081' });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  port = (app.server.address() as { port: number }).port;
+  ({ store, app, port } = api = await startTestApi());
 });
-after(async () => {
-  await app.close();
-  await store.close();
-});
+after(async () => api.close());
 
 const call = async (method: string, target: string, body: string, type = 'application/json') => {
   const reply = await rawRequest(port, { method, target, headers: { 'content-type': type }, body });

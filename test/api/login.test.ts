@@ -6,30 +6,24 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildApi } from '../../src/api/app.ts';
 import { createUser } from '../../src/auth/accounts.ts';
 import { listAudit } from '../../src/auth/audit.ts';
-import { KickstartTemplates } from '../../src/boot/kickstart.ts';
-import { BootService } from '../../src/boot/service.ts';
-import { openStore, type Store } from '../../src/store/open.ts';
+import type { Store } from '../../src/store/open.ts';
+import { startTestApi, type TestApi } from '../helpers/api-server.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
 
 let store: Store;
 let app: FastifyInstance;
 let port: number;
 
+let api: TestApi;
+
 before(async () => {
-  store = await openStore({ dataDir: 'memory://' });
-  app = await buildApi({ store, boot: new BootService({ db: store.db, templates: new KickstartTemplates() }), bootBaseUrl: 'http://boot.test:8081' });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  port = (app.server.address() as { port: number }).port;
+  ({ store, app, port } = api = await startTestApi());
   await createUser(store.db, { name: 'alice', role: 'operator', password: 'correct horse battery' });
   await createUser(store.db, { name: 'bob', role: 'viewer', password: 'another long passphrase' });
 });
-after(async () => {
-  await app.close();
-  await store.close();
-});
+after(async () => api.close());
 
 // Each test logs in from its own loopback address, so the per-address count of one does not lock another.
 const login = (name: string, password: string, from: string) =>
