@@ -6,6 +6,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
+import { removeNamespaceSync } from '../helpers/netns.ts';
 
 const run = promisify(execFile);
 
@@ -46,7 +47,7 @@ export async function createLab(): Promise<Lab> {
   const removeAll = () => {
     quietly('ip', ['link', 'del', vethRoot]);
     quietly('ip', ['link', 'del', bridge]);
-    quietly('ip', ['netns', 'del', namespace]);
+    removeNamespaceSync(namespace);
   };
   exitCleanups.add(removeAll);
   const ip = (...args: string[]) => run('ip', args);

@@ -8,14 +8,41 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const live = new Set<string>();
-process.on('exit', () => {
-  for (const name of live) {
+
+/**
+ * Removes a namespace and first ends every process still in it: deleting a namespace does not end
+ * them (dhclient, for one, goes to the background after its lease and renews it for ever).
+ */
+export function removeNamespaceSync(name: string): void {
+  try {
+    const pids = execFileSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+  } catch {
+    /* gone */
+  }
+}
+
+async function removeNamespace(name: string): Promise<void> {
+  const pids = await run('ip', ['netns', 'pids', name]).then((r) => r.stdout.split('\n').filter(Boolean), () => []);
+  for (const pid of pids) {
     try {
-      execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+      process.kill(Number(pid), 'SIGKILL');
     } catch {
-      /* gone */
+      /* already gone */
     }
   }
+  await run('ip', ['netns', 'del', name]).catch(() => {});
+}
+
+process.on('exit', () => {
+  for (const name of live) removeNamespaceSync(name);
 });
 
 let counter = 0;
@@ -96,7 +123,7 @@ export async function createNamespacePair(label: string, options: { clientAddres
     },
     async cleanup() {
       for (const name of [serverName, clientName]) {
-        await ip('netns', 'del', name).catch(() => {});
+        await removeNamespace(name);
         live.delete(name);
       }
     },
@@ -150,7 +177,7 @@ export async function createRelayChain(label: string): Promise<RelayChain> {
     serverSubnet: up,
     async cleanup() {
       for (const name of Object.values(names)) {
-        await ip('netns', 'del', name).catch(() => {});
+        await removeNamespace(name);
         live.delete(name);
       }
     },
@@ -207,7 +234,7 @@ export async function createSegment(label: string, memberNames: readonly string[
     subnet,
     async cleanup() {
       for (const name of all) {
-        await ip('netns', 'del', name).catch(() => {});
+        await removeNamespace(name);
         live.delete(name);
       }
     },
