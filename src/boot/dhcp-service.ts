@@ -65,8 +65,10 @@ interface NetworkView {
 /** One request on its way through the handler, its fields read once. */
 interface Ask {
   readonly request: DhcpPacket;
-  /** The lease key: client identifier, else MAC. */
+  /** The lease key: client identifier, else MAC — the MAC for a reserved address (see handle). */
   readonly key: string;
+  /** The client identifier stored with its lease (none for a reserved address). */
+  readonly clientId: string | null;
   readonly mac: string;
   readonly network: NetworkView;
   readonly client: ReturnType<typeof classifyClient>;
@@ -229,7 +231,11 @@ export class DhcpService {
       return undefined;
     }
     const reservation = host?.ip && host.networkId === network.id ? parseIpv4(host.ip)! : undefined;
-    const ask: Ask = { request, key, mac, network, client, host, reservation, now: Date.now() };
+    // A reserved address belongs to the inventory's machine, known by its MAC: each stage of a
+    // network boot (UEFI firmware, iPXE, the installer, the OS) may send a client identifier of its
+    // own, and keyed by those, the firmware's lease would lock iPXE out of the machine's address.
+    const owner = reservation !== undefined ? { key: mac, clientId: null } : { key, clientId: clientIdHex(request) };
+    const ask: Ask = { request, ...owner, mac, network, client, host, reservation, now: Date.now() };
     switch (type) {
       case MessageType.Discover:
         return this.#onDiscover(ask);
@@ -284,7 +290,7 @@ export class DhcpService {
     return this.#reply(request, MessageType.Offer, network, formatIpv4(ip), client, host);
   }
 
-  async #onRequest({ request, key, mac, network, client, host, reservation, now }: Ask): Promise<DhcpReply | undefined> {
+  async #onRequest({ request, key, clientId, mac, network, client, host, reservation, now }: Ask): Promise<DhcpReply | undefined> {
     const pool = network.pool;
     const state = requestState(request);
     if (state === 'selecting' && serverId(request) !== this.#options.serverId) {
@@ -311,7 +317,7 @@ export class DhcpService {
     const expires = now + leaseSeconds * 1000;
     if (reservation === undefined) pool!.hold(wanted, key, 'bound', expires);
     // Durable first: the ACK leaves only once the lease is committed — and only if the store agrees it is this client's.
-    const written = await this.#options.writer.write({ ip: formatIpv4(wanted), networkId: network.id, mac, clientId: clientIdHex(request), hostname: host?.hostname ?? hostName(request), state: 'bound', expiresAt: new Date(expires) });
+    const written = await this.#options.writer.write({ ip: formatIpv4(wanted), networkId: network.id, mac, clientId, hostname: host?.hostname ?? hostName(request), state: 'bound', expiresAt: new Date(expires) });
     if (!written) {
       await this.#learnOwner(network, wanted, key);
       this.stats.storeRefused += 1;
@@ -322,7 +328,7 @@ export class DhcpService {
   }
 
   /** RFC 2131 §4.3.3: honoured only from the address's holder; the address then sits out its probation. */
-  async #onDecline({ request, key, mac, network, now }: Ask): Promise<undefined> {
+  async #onDecline({ request, key, clientId, mac, network, now }: Ask): Promise<undefined> {
     const ip = parseIpv4(requestedIp(request) ?? '');
     const holder = ip === undefined ? undefined : network.pool?.holder(ip, now);
     if (ip === undefined || !holder || holder.mac !== key || holder.kind === 'declined') {
@@ -331,15 +337,15 @@ export class DhcpService {
     }
     const until = now + (this.#options.declineProbationMs ?? DECLINE_PROBATION_MS);
     network.pool!.hold(ip, key, 'declined', until);
-    await this.#options.writer.write({ ip: formatIpv4(ip), networkId: network.id, mac, clientId: clientIdHex(request), hostname: null, state: 'declined', expiresAt: new Date(until) });
+    await this.#options.writer.write({ ip: formatIpv4(ip), networkId: network.id, mac, clientId, hostname: null, state: 'declined', expiresAt: new Date(until) });
     return undefined;
   }
 
-  async #onRelease({ request, key, mac, network, reservation, now }: Ask): Promise<undefined> {
+  async #onRelease({ request, key, clientId, mac, network, reservation, now }: Ask): Promise<undefined> {
     const ip = parseIpv4(request.ciaddr);
     if (ip !== undefined && ip !== 0 && (ip === reservation || network.pool?.holder(ip, now)?.mac === key)) {
       network.pool?.free(ip, key);
-      await this.#options.writer.write({ ip: request.ciaddr, networkId: network.id, mac, clientId: clientIdHex(request), hostname: null, state: 'released', expiresAt: new Date(now) });
+      await this.#options.writer.write({ ip: request.ciaddr, networkId: network.id, mac, clientId, hostname: null, state: 'released', expiresAt: new Date(now) });
     }
     return undefined;
   }

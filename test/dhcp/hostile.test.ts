@@ -156,6 +156,19 @@ describe('DHCP against hostile and unusual clients', { timeout: 300_000 }, () =>
     assert.equal(other.length && typeOf(other[0]!), MessageType.Nak);
   });
 
+  test("a reserved address follows the machine's MAC, whatever client identifier each boot stage sends", async () => {
+    const mac = '52:54:00:77:04:10';
+    await api('/api/v1/profiles', 'POST', JSON.stringify({ name: 'rhel9', os: 'rhel9', installTreeUrl: `http://${to()}:8081/trees/rhel9` }));
+    const made = await api('/api/v1/hosts', 'POST', JSON.stringify({ hostname: 'hv-reserved.lab.example.com', macs: [mac], ip: `${s}.60`, network: 'lab-hv', profile: 'rhel9' }));
+    assert.equal(made?.ip, `${s}.60`, JSON.stringify(made));
+    // UEFI firmware, then iPXE, then the installer: three identifiers, one machine (the e2e's UEFI guest).
+    // (As network-booting clients, so the DHCP role reads the new reservation at once.)
+    for (const id of ['ff00aa', '0152540077041000', 'ff00bb']) {
+      const replies = forMac(await probe(net.client, [{ b64: b64(MessageType.Request, { mac, serverId: to(), requestedIp: `${s}.60`, options: [...PXE, [OptionCode.ClientId, Buffer.from(id, 'hex')]] }), to: to() }], 800), mac);
+      assert.equal(replies.length && typeOf(replies[0]!), MessageType.Ack, `client identifier ${id} got the reservation`);
+    }
+  });
+
   test('reply options come in the order of the parameter request list (RFC 2132 §9.8)', async () => {
     const mac = '52:54:00:77:05:01';
     const prl = [OptionCode.DomainNameServer, OptionCode.LeaseTime, OptionCode.Router, OptionCode.DomainName, OptionCode.SubnetMask];
