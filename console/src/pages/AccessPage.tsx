@@ -26,7 +26,8 @@ function TokensSection() {
   const tokens = useLoad(() => api<TokenInfo[]>('GET', '/api/v1/tokens'), []);
   const [name, setName] = useState('');
   const [scopes, setScopes] = useState<string[]>([]);
-  const [days, setDays] = useState('90');
+  // Empty: the token expires with this session. Tokens only shrink: none may outlive the one that makes it.
+  const [days, setDays] = useState('');
   const [made, setMade] = useState<string>();
   return (
     <Section title={who.permissions.includes('admin') ? 'API tokens (everyone’s)' : 'Your API tokens'}>
@@ -81,7 +82,7 @@ function TokensSection() {
           </fieldset>
           <label>
             Expires in days
-            <input name="token-days" className="narrow" inputMode="numeric" value={days} onChange={(e) => setDays(e.target.value)} />
+            <input name="token-days" className="narrow" inputMode="numeric" placeholder="with this session" title="A token cannot outlive the one that makes it: empty, it expires when this session does" value={days} onChange={(e) => setDays(e.target.value)} />
           </label>
           <ActionButton
             label="Create token"
