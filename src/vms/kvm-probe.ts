@@ -122,6 +122,7 @@ function probeDomainXml(type: DomainType, name: string, diskPath: string): strin
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const stateOf = (client: LibvirtClient, dom: RemoteDomain) => client.getDomainState(dom).then((s): string => s.state, () => 'gone');
 
 /** Boots the probe guest as `type` from the disk at `diskPath` and watches its memory until it finishes or `timeoutMs` passes. */
 export async function runProbeGuest(client: LibvirtClient, type: DomainType, diskPath: string, seed: number, timeoutMs: number, pollMs = 100): Promise<GuestRun> {
@@ -143,13 +144,13 @@ export async function runProbeGuest(client: LibvirtClient, type: DomainType, dis
         progress = readGuestProgress(await client.peekDomainMemory(dom, RESULT_ADDRESS, 20, MemoryPeekFlags.Physical), seed, expected);
       } catch (error) {
         // The domain went away (it crashed, or QEMU died) or the driver cannot peek.
-        state = await client.getDomainState(dom).then((s) => s.state, () => 'gone');
+        state = await stateOf(client, dom);
         if (state === 'running' || state === 'paused') return { outcome: 'unprovable', message: `reading the probe guest's memory failed: ${(error as Error).message}` };
         return { outcome: 'stalled', waitedMs: elapsed, progress, state };
       }
       if (progress === 'finished') return { outcome: 'finished', ms: elapsed };
       if (progress === 'wrong-result' || elapsed >= timeoutMs) {
-        state = await client.getDomainState(dom).then((s) => s.state, () => 'gone');
+        state = await stateOf(client, dom);
         return { outcome: 'stalled', waitedMs: elapsed, progress, state };
       }
       await sleep(pollMs);

@@ -34,15 +34,15 @@ export const SYSPREP_TIMEOUT_MS = 15 * 60_000;
  */
 /** Process groups of running seals: ended with this process, so that a stopped kvmfleet leaves no appliance behind. */
 const runningGroups = new Set<number>();
-process.on('exit', () => {
-  for (const pgid of runningGroups) {
-    try {
-      process.kill(-pgid, 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
+process.on('exit', () => runningGroups.forEach(killGroup));
+
+function killGroup(pgid: number): void {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    /* already gone */
   }
-});
+}
 
 function runLocal(args: string[], tcg: boolean, timeoutMs = SYSPREP_TIMEOUT_MS): Promise<string> {
   const env = { ...process.env, LIBGUESTFS_BACKEND: 'direct', ...(tcg ? { LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' } : {}) };
@@ -59,22 +59,16 @@ function runLocal(args: string[], tcg: boolean, timeoutMs = SYSPREP_TIMEOUT_MS):
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
-    const killGroup = () => {
-      try {
-        if (child.pid) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    };
+    const killChildGroup = () => child.pid && killGroup(child.pid);
     let timedOut = false;
-    const timer = setTimeout(() => ((timedOut = true), killGroup()), timeoutMs);
+    const timer = setTimeout(() => ((timedOut = true), killChildGroup()), timeoutMs);
     child.once('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       reject(error.code === 'ENOENT' ? new Error('virt-sysprep is not installed on this machine (apt-get install libguestfs-tools)') : error);
     });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
-      killGroup(); // anything virt-sysprep left behind in its group
+      killChildGroup(); // anything virt-sysprep left behind in its group
       if (child.pid) runningGroups.delete(child.pid);
       const output = Buffer.concat(chunks).toString('utf8');
       if (code === 0) return resolve(output);

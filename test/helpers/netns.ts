@@ -30,15 +30,7 @@ export function removeNamespaceSync(name: string): void {
 }
 
 async function removeNamespace(name: string): Promise<void> {
-  const pids = await run('ip', ['netns', 'pids', name]).then((r) => r.stdout.split('\n').filter(Boolean), () => []);
-  for (const pid of pids) {
-    try {
-      process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
-  await run('ip', ['netns', 'del', name]).catch(() => {});
+  removeNamespaceSync(name);
 }
 
 process.on('exit', () => {
