@@ -17,6 +17,10 @@ if [ "${KVMFLEET_TEST_NO_TYPECHECK:-}" != 1 ]; then
   npx vite build console --logLevel warn
 fi
 
+# libvirt's protocol definitions from its Debian sources (cached in .cache/): a test checks kvmfleet's
+# RPC numbers against them.
+scripts/fetch-libvirt-protocol.sh
+
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$pgbin" ] || [ ! -x "$pgbin/initdb" ]; then
   echo "error: PostgreSQL server binaries not found (apt-get install postgresql)" >&2

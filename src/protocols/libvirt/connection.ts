@@ -8,11 +8,10 @@ import { EventEmitter } from 'node:events';
 import { createConnection, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { XdrReader, XdrWriter } from '../xdr/xdr.ts';
+import { KeepaliveProcedure } from './procedures.ts';
 import { encodePacket, KEEPALIVE_PROGRAM, KEEPALIVE_PROTOCOL_VERSION, MessageKind, MessageStatus, PacketFramer, REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, type Packet } from './packet.ts';
 import { LibvirtError, readError } from './types.ts';
 
-const KEEPALIVE_PING = 1;
-const KEEPALIVE_PONG = 2;
 
 const keepalivePacket = (procedure: number) =>
   encodePacket({ program: KEEPALIVE_PROGRAM, version: KEEPALIVE_PROTOCOL_VERSION, procedure, type: MessageKind.Message, serial: 0, status: MessageStatus.Ok });
@@ -188,10 +187,10 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
   #onPacket(packet: Packet): void {
     const { header } = packet;
     if (header.program === KEEPALIVE_PROGRAM) {
-      if (header.procedure === KEEPALIVE_PING) {
+      if (header.procedure === KeepaliveProcedure.Ping) {
         this.keepalive.pingsAnswered += 1;
-        this.#stream.write(keepalivePacket(KEEPALIVE_PONG));
-      } else if (header.procedure === KEEPALIVE_PONG) {
+        this.#stream.write(keepalivePacket(KeepaliveProcedure.Pong));
+      } else if (header.procedure === KeepaliveProcedure.Pong) {
         this.keepalive.pongsReceived += 1;
       }
       return;
@@ -225,7 +224,7 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
       }
       this.#unanswered += 1;
       this.keepalive.pingsSent += 1;
-      this.#stream.write(keepalivePacket(KEEPALIVE_PING));
+      this.#stream.write(keepalivePacket(KeepaliveProcedure.Ping));
     }, tick);
     this.#keepaliveTimer.unref(); // keepalive never keeps a process alive by itself
   }

@@ -7,6 +7,7 @@ import { XdrReader as Reader } from '../xdr/xdr.ts';
 import { ConnectionClosedError, LibvirtConnection, type KeepaliveOptions } from './connection.ts';
 import { openTransport, type TransportOptions } from './transport.ts';
 import { parseLibvirtUri } from './uri.ts';
+import { MEMORY_PEEK_MAX, Procedure, RemoteAuth, RemoteLimit } from './procedures.ts';
 import type { Packet } from './packet.ts';
 import {
   readDomain,
@@ -25,52 +26,6 @@ import {
   UUID_LENGTH,
 } from './types.ts';
 
-export const enum Procedure {
-  ConnectOpen = 1,
-  ConnectClose = 2,
-  ConnectGetType = 3,
-  ConnectGetVersion = 4,
-  NodeGetInfo = 6,
-  ConnectGetCapabilities = 7,
-  DomainCreate = 9,
-  DomainCreateXml = 10,
-  DomainDefineXml = 11,
-  DomainDestroy = 12,
-  DomainGetXmlDesc = 14,
-  DomainGetAutostart = 15,
-  DomainGetInfo = 16,
-  DomainLookupByName = 23,
-  DomainLookupByUuid = 24,
-  DomainSetAutostart = 29,
-  DomainShutdown = 33,
-  NetworkLookupByName = 46,
-  ConnectGetHostname = 59,
-  ConnectSupportsFeature = 60,
-  NodeGetFreeMemory = 102,
-  DomainMemoryPeek = 104,
-  StorageVolUpload = 208,
-  DomainEventLifecycle = 107,
-  DomainEventsRegisterAny = 167,
-  DomainEventsDeregisterAny = 168,
-  AuthList = 66,
-  AuthPolkit = 70,
-  StoragePoolRefresh = 83,
-  StoragePoolLookupByName = 84,
-  StoragePoolGetInfo = 87,
-  StorageVolCreateXml = 93,
-  StorageVolDelete = 94,
-  StorageVolLookupByName = 95,
-  StorageVolGetInfo = 98,
-  StorageVolGetPath = 100,
-  StorageVolCreateXmlFrom = 125,
-  ConnectGetLibVersion = 157,
-  DomainGetState = 212,
-  DomainUndefineFlags = 231,
-  ConnectListAllDomains = 273,
-  ConnectListAllStoragePools = 281,
-  StoragePoolListAllVolumes = 282,
-  ConnectListAllNetworks = 283,
-}
 
 export interface PoolInfo {
   state: number;
@@ -126,12 +81,9 @@ const EVENT_ID_LIFECYCLE = 0;
 export const UndefineFlags = { ManagedSave: 1, SnapshotsMetadata: 2, Nvram: 4, KeepNvram: 8, CheckpointsMetadata: 16 } as const;
 /** virDomainMemoryFlags */
 export const MemoryPeekFlags = { Virtual: 1, Physical: 2 } as const;
-/** REMOTE_DOMAIN_MEMORY_PEEK_BUFFER_MAX */
-const MEMORY_PEEK_MAX = 65536;
 /** virConnectListAllDomainsFlags */
 export const ListDomainsFlags = { Active: 1, Inactive: 2 } as const;
 
-const DOMAIN_LIST_MAX = 16384;
 /** VIR_DRV_FEATURE_PROGRAM_KEEPALIVE */
 const FEATURE_PROGRAM_KEEPALIVE = 10;
 
@@ -193,9 +145,9 @@ export class LibvirtClient {
    * supported (kvmfleet reaches remote hypervisors through SSH to their local socket instead).
    */
   async authenticate(): Promise<void> {
-    const types = await this.#call(Procedure.AuthList, undefined, (r) => r.array(20, (x) => x.int()));
-    if (types.length === 0 || types.includes(0)) return;
-    if (types.includes(2)) {
+    const types = await this.#call(Procedure.AuthList, undefined, (r) => r.array(RemoteLimit.AuthTypeList, (x) => x.int()));
+    if (types.length === 0 || types.includes(RemoteAuth.None)) return;
+    if (types.includes(RemoteAuth.Polkit)) {
       await this.#call(Procedure.AuthPolkit, undefined, (r) => r.int());
       return;
     }
@@ -266,7 +218,7 @@ export class LibvirtClient {
       Procedure.ConnectListAllDomains,
       (w) => void w.int(1).uint(flags),
       (r) => {
-        const domains = r.array(DOMAIN_LIST_MAX, readDomain);
+        const domains = r.array(RemoteLimit.DomainList, readDomain);
         r.uint();
         return domains;
       },
@@ -443,10 +395,10 @@ export class LibvirtClient {
       }
     };
     this.connection.on('event', handler);
-    await this.#call(Procedure.DomainEventsRegisterAny, (w) => void w.int(EVENT_ID_LIFECYCLE));
+    await this.#call(Procedure.ConnectDomainEventRegisterAny, (w) => void w.int(EVENT_ID_LIFECYCLE));
     return async () => {
       this.connection.off('event', handler);
-      await this.#call(Procedure.DomainEventsDeregisterAny, (w) => void w.int(EVENT_ID_LIFECYCLE));
+      await this.#call(Procedure.ConnectDomainEventDeregisterAny, (w) => void w.int(EVENT_ID_LIFECYCLE));
     };
   }
 }
