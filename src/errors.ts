@@ -35,6 +35,7 @@ export const ErrorCode = {
   ControlCharacter: 'KVMF_ERR_CONTROL_CHARACTER',
   NulCharacter: 'KVMF_ERR_NUL_CHARACTER',
   MethodNotAllowed: 'KVMF_ERR_METHOD_NOT_ALLOWED',
+  WrongBuildState: 'KVMF_ERR_WRONG_BUILD_STATE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -71,6 +72,7 @@ const httpStatusOf: Record<ErrorCode, number> = {
   KVMF_ERR_CONTROL_CHARACTER: 422,
   KVMF_ERR_NUL_CHARACTER: 400,
   KVMF_ERR_METHOD_NOT_ALLOWED: 405,
+  KVMF_ERR_WRONG_BUILD_STATE: 409,
 };
 
 export class KvmfleetError extends Error {

@@ -9,10 +9,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
-import { cidrContains, parseCidr, parseIpv4 } from '../fleet/ipv4.ts';
+import { cidrContains, parseCidr, parseIpv4 } from '../protocols/ipv4.ts';
 import { normalizeMac } from '../fleet/mac.ts';
 import type { Database } from '../store/schema.ts';
 import type { Db } from '../store/tx.ts';
+import { startPeriodic, type Periodic } from '../store/periodic.ts';
 
 export interface BuildPolicy {
   /** A build that has not called back after this long is marked failed and frees its slot. */
@@ -153,7 +154,7 @@ export async function admit(db: Kysely<Database>, host: BootHost, policy: BuildP
     if (current.build_state !== 'ready') throw new KvmfleetError(ErrorCode.Validation, `host ${host.hostname} is ${current.build_state}, not ready to build`);
     if (host.siteId === null) throw new KvmfleetError(ErrorCode.Validation, `host ${host.hostname} has no network, so no site`);
     const site = await trx.selectFrom('sites').select(['id', 'build_cap']).where('id', '=', host.siteId).forUpdate().executeTakeFirstOrThrow();
-    await expireStaleBuilds(trx, site.id, policy);
+    await expireStaleBuilds(trx, policy, site.id);
 
     const inSite = (qb: ReturnType<typeof trx.selectFrom<'hosts'>>) =>
       qb.innerJoin('networks', 'networks.id', 'hosts.network_id').where('networks.site_id', '=', site.id);
@@ -201,21 +202,46 @@ export async function admit(db: Kysely<Database>, host: BootHost, policy: BuildP
   });
 }
 
-/** Builds that never called back are failed, so they stop holding one of the site's slots. */
-async function expireStaleBuilds(trx: Db, siteId: number, policy: BuildPolicy): Promise<void> {
-  const cutoff = new Date(Date.now() - policy.buildTimeoutMs).toISOString();
-  const stale = await trx
-    .selectFrom('hosts')
-    .innerJoin('networks', 'networks.id', 'hosts.network_id')
-    .select('hosts.id')
-    .where('networks.site_id', '=', siteId)
-    .where('hosts.build_state', '=', 'building')
-    .where('hosts.build_started_at', '<', cutoff as unknown as Date)
-    .execute();
-  for (const { id } of stale) {
-    await setState(trx, id, 'failed', { build_token: null });
-    await recordEvent(trx, id, 'build-failed', { reason: 'timeout', timeoutMs: policy.buildTimeoutMs });
+/**
+ * Builds that never called back are failed, so they stop holding one of the site's slots. Run by the
+ * periodic sweep (all sites) and at admission (the site being admitted). The deadline is compared in
+ * the database's time only (the boot servers' clocks may disagree with it and with each other), and
+ * one UPDATE both picks and fails the builds, so nodes sweeping at once fail each build exactly once:
+ * PostgreSQL re-checks the state of a row another transaction just changed. The build token is kept:
+ * a late callback with it is still accepted until a new build replaces it (see markBuilt).
+ * Returns the hosts failed (at most `limit`).
+ */
+export async function expireStaleBuilds(db: Db, policy: BuildPolicy, siteId?: number, limit = 500): Promise<number[]> {
+  const timeoutSeconds = policy.buildTimeoutMs / 1000;
+  const inSite = siteId === undefined ? sql`` : sql`and network_id in (select id from networks where site_id = ${siteId})`;
+  const { rows } = await sql<{ id: number }>`
+    update hosts set build_state = 'failed', state_changed_at = now()
+    where id in (
+      select id from hosts
+      where build_state = 'building' and build_started_at < now() - make_interval(secs => ${timeoutSeconds}) ${inSite}
+      order by build_started_at limit ${limit}
+    ) and build_state = 'building'
+    returning id`.execute(db);
+  for (const { id } of rows) await recordEvent(db, id, 'build-failed', { reason: 'timeout', timeoutMs: policy.buildTimeoutMs });
+  return rows.map((r) => r.id);
+}
+
+/** One sweep of build deadlines over every site, in transactions of at most 500 hosts. Returns how many failed. */
+export async function sweepBuildTimeouts(db: Kysely<Database>, policy: BuildPolicy): Promise<number> {
+  let failed = 0;
+  for (;;) {
+    const batch = await db.transaction().execute((trx) => expireStaleBuilds(trx, policy));
+    failed += batch.length;
+    if (batch.length < 500) return failed;
   }
+}
+
+/** How often the build deadlines are checked, so a build fails on time whether or not other hosts boot. */
+export const BUILD_SWEEP_INTERVAL_MS = 30_000;
+
+/** The build timeout on its own clock: sweeps every `intervalMs` (every node may run it; see expireStaleBuilds). */
+export function startBuildTimeoutSweep(db: Kysely<Database>, policy: BuildPolicy, onError: (error: unknown) => void, intervalMs = BUILD_SWEEP_INTERVAL_MS): Periodic {
+  return startPeriodic(intervalMs, () => sweepBuildTimeouts(db, policy), onError);
 }
 
 /** The host whose current build token this is, or undefined (wrong, old or used token). */
@@ -224,15 +250,49 @@ export async function hostByToken(db: Db, token: string): Promise<{ id: number; 
   return db.selectFrom('hosts').select(['id', 'hostname']).where('build_token', '=', hashToken(token)).where('build_state', '=', 'building').executeTakeFirst();
 }
 
-/** The %post callback: the build is done; the token is spent. */
+/**
+ * The %post callback: the build is done; the token is spent. A host the build timeout failed whose
+ * token is still its current one (no rebuild since) installed after all — its callback was only
+ * late (a boot server down, a store blip): it ends built, and its timeline says it was late. Any
+ * other token (an older build's, a used one) finds no host.
+ */
 export async function markBuilt(db: Kysely<Database>, token: string, clientIp: string | undefined): Promise<string | undefined> {
+  if (!/^[A-Za-z0-9_-]{16,64}$/.test(token)) return undefined;
   return db.transaction().execute(async (trx) => {
-    const host = await hostByToken(trx, token);
+    const host = await trx
+      .selectFrom('hosts')
+      .select(['id', 'hostname', 'build_state', 'state_changed_at'])
+      .where('build_token', '=', hashToken(token))
+      .where('build_state', 'in', ['building', 'failed'])
+      .forUpdate()
+      .executeTakeFirst();
     if (!host) return undefined;
+    const late = host.build_state === 'failed' ? { late: true, failedAt: new Date(host.state_changed_at).toISOString() } : {};
     await setState(trx, host.id, 'built', { build_token: null });
-    await recordEvent(trx, host.id, 'built', { ip: clientIp ?? null });
+    await recordEvent(trx, host.id, 'built', { ip: clientIp ?? null, ...late });
     await registerBuiltHypervisor(trx, host.id);
     return host.hostname;
+  });
+}
+
+/** States from which an operator may declare a host built: its install ran (or is running) but its callback never came. */
+const MARKABLE_BUILT = new Set<string>(['building', 'failed']);
+
+/**
+ * An operator says the host is installed (its callback was lost): it ends built, its token spent and
+ * its hypervisor registered as the callback would have. From any other state it makes no sense (409).
+ */
+export async function operatorMarkBuilt(db: Kysely<Database>, hostname: string, actor: string): Promise<{ hostname: string; buildState: 'built'; was: string }> {
+  return db.transaction().execute(async (trx) => {
+    const host = await trx.selectFrom('hosts').select(['id', 'hostname', 'build_state']).where('hostname', '=', hostname.toLowerCase()).forUpdate().executeTakeFirst();
+    if (!host) throw new KvmfleetError(ErrorCode.NotFound, `host "${hostname}" does not exist`);
+    if (!MARKABLE_BUILT.has(host.build_state)) {
+      throw new KvmfleetError(ErrorCode.WrongBuildState, `host "${host.hostname}" is ${host.build_state}: only a building or failed host can be marked built`, { buildState: host.build_state });
+    }
+    await setState(trx, host.id, 'built', { build_token: null });
+    await recordEvent(trx, host.id, 'built', { by: actor, manual: true, was: host.build_state });
+    await registerBuiltHypervisor(trx, host.id);
+    return { hostname: host.hostname, buildState: 'built', was: host.build_state };
   });
 }
 

@@ -340,6 +340,13 @@ host
     print(data, () => `host ${data.hostname} will be rebuilt at its next network boot`);
   });
 host
+  .command('mark-built <hostname>')
+  .description('declare a building or failed host built (installed, but its callback was lost); audited')
+  .action(async (name: string) => {
+    const data = await client().request<{ hostname: string; was: string }>('POST', `/api/v1/hosts/${enc(name)}/mark-built`);
+    print(data, () => `host ${data.hostname} marked built (was ${data.was})`);
+  });
+host
   .command('timeline <hostname>')
   .description('boot and build events of a host (DHCP, TFTP, script, kernel, Kickstart, built)')
   .action(async (name: string) => {

@@ -2,7 +2,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
-import { buildProgress, hostTimeline, requestRebuild, siteBuilds } from '../../boot/builds.ts';
+import { buildProgress, hostTimeline, operatorMarkBuilt, requestRebuild, siteBuilds } from '../../boot/builds.ts';
 import { adoptHost } from '../../fleet/adopt.ts';
 import { PREVIEW_TOKEN, type BootService } from '../../boot/service.ts';
 import type { Database } from '../../store/schema.ts';
@@ -11,6 +11,11 @@ import { errorReplies, NameParams } from '../schemas.ts';
 const adoptErrors = errorReplies(404, 409, 422);
 
 const errors = errorReplies(404, 422);
+const markBuiltErrors = errorReplies(404, 409);
+const MarkBuiltReply = Type.Object(
+  { hostname: Type.String(), buildState: Type.Literal('built'), was: Type.Union([Type.Literal('building'), Type.Literal('failed')], { description: 'the state it was marked built from' }) },
+  { additionalProperties: false },
+);
 const Timeline = Type.Array(Type.Object({ at: Type.String({ format: 'date-time' }), kind: Type.String(), detail: Type.Record(Type.String(), Type.Unknown()) }));
 const Count = Type.Integer({ minimum: 0 });
 const BuildProgress = Type.Array(
@@ -45,6 +50,21 @@ export function registerBuildRoutes(app: FastifyInstance, db: Kysely<Database>, 
     reply.code(202);
     return { hostname: name, buildState: 'ready' };
   });
+  // The install ran but its callback never came (or came after the timeout with a rotated token):
+  // the operator vouches for it. Audited like every write; on the host's timeline as a manual "built".
+  app.post(
+    '/api/v1/hosts/:name/mark-built',
+    {
+      config: { permission: 'write' },
+      schema: {
+        tags: ['builds'],
+        summary: 'Declare a building or failed host built (its install finished but its callback was lost); registers its hypervisor',
+        params: NameParams,
+        response: { 200: MarkBuiltReply, ...markBuiltErrors },
+      },
+    },
+    (request) => operatorMarkBuilt(db, (request.params as { name: string }).name, request.principal?.user ?? 'api'),
+  );
   app.post('/api/v1/hosts/:name/adopt', { config: { permission: 'write' }, schema: { tags: ['builds'], summary: 'Adopt a discovered machine: name, network, address, profile; it installs at its next retry', params: NameParams, body: AdoptBody, response: { 200: { $ref: 'Host#' }, ...adoptErrors } } }, (request) =>
     adoptHost(db, (request.params as { name: string }).name, request.body as Static<typeof AdoptBody>, request.principal?.user ?? 'api'),
   );
