@@ -36,6 +36,12 @@ export const ErrorCode = {
   NulCharacter: 'KVMF_ERR_NUL_CHARACTER',
   MethodNotAllowed: 'KVMF_ERR_METHOD_NOT_ALLOWED',
   WrongBuildState: 'KVMF_ERR_WRONG_BUILD_STATE',
+  NoBmc: 'KVMF_ERR_NO_BMC',
+  BmcUnreachable: 'KVMF_ERR_BMC_UNREACHABLE',
+  BmcAuth: 'KVMF_ERR_BMC_AUTH',
+  BmcUnsupported: 'KVMF_ERR_BMC_UNSUPPORTED',
+  BmcProtocol: 'KVMF_ERR_BMC_PROTOCOL',
+  SecretUnavailable: 'KVMF_ERR_SECRET_UNAVAILABLE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -73,6 +79,13 @@ const httpStatusOf: Record<ErrorCode, number> = {
   KVMF_ERR_NUL_CHARACTER: 400,
   KVMF_ERR_METHOD_NOT_ALLOWED: 405,
   KVMF_ERR_WRONG_BUILD_STATE: 409,
+  KVMF_ERR_NO_BMC: 409,
+  // The BMC failed, not the caller: gateway statuses, so a client never takes them for its own token or request.
+  KVMF_ERR_BMC_UNREACHABLE: 504,
+  KVMF_ERR_BMC_AUTH: 502,
+  KVMF_ERR_BMC_UNSUPPORTED: 422,
+  KVMF_ERR_BMC_PROTOCOL: 502,
+  KVMF_ERR_SECRET_UNAVAILABLE: 503,
 };
 
 export class KvmfleetError extends Error {

@@ -243,6 +243,21 @@ const migrations: Record<string, Migration> = {
       await sql`alter table hypervisors add column probed_at timestamptz`.execute(db);
     },
   },
+  '0007_bmc_credentials': {
+    async up(db: Kysely<any>) {
+      // BMC passwords, sealed (bmc/secret-box.ts: AES-256-GCM, key id inside the text): a host's own in
+      // hosts.bmc_secret, or a credentials set shared by many hosts, named in hosts.bmc->>'credentials'.
+      await sql`
+        create table bmc_credentials (
+          id serial primary key,
+          name text not null unique check (name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'),
+          username text not null,
+          secret text not null,
+          updated_at timestamptz not null default now()
+        )`.execute(db);
+      await sql`alter table hosts add column bmc_secret text`.execute(db);
+    },
+  },
   '0009_job_leases': {
     async up(db: Kysely<any>) {
       // A running job is leased by one worker, which renews the lease while it works; a job whose

@@ -35,6 +35,8 @@ export interface Bmc {
   type: string;
   address: string;
   username?: string;
+  /** A shared credentials set (bmc_credentials.name) instead of the host's own password. */
+  credentials?: string;
 }
 
 export interface ProfilesTable {
@@ -68,7 +70,19 @@ export interface HostsTable {
   queue_seen_at: Date | null;
   build_count: Generated<number>;
   last_seen_ip: string | null;
+  /** The host's own BMC password, sealed (bmc/secret-box.ts); never selected for answers. */
+  bmc_secret: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
+}
+
+/** Credentials shared by many BMCs (a site's or a vendor's default account). */
+export interface BmcCredentialsTable {
+  id: Generated<number>;
+  name: string;
+  username: string;
+  /** Sealed (bmc/secret-box.ts). */
+  secret: string;
+  updated_at: ColumnType<Date, string | undefined, string>;
 }
 
 export interface HostMacsTable {
@@ -231,6 +245,7 @@ export interface Database {
   profiles: ProfilesTable;
   hosts: HostsTable;
   host_macs: HostMacsTable;
+  bmc_credentials: BmcCredentialsTable;
   host_events: HostEventsTable;
   users: UsersTable;
   api_tokens: ApiTokensTable;
