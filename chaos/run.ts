@@ -7,8 +7,9 @@
 import { cleanupAll } from './lib/cleanup.ts';
 import type { Scenario, ScenarioResult } from './lib/scenario.ts';
 import { embeddedKill } from './scenarios/embedded-kill.ts';
+import { postKill } from './scenarios/post-kill.ts';
 
-const SCENARIOS: readonly Scenario[] = [embeddedKill];
+const SCENARIOS: readonly Scenario[] = [embeddedKill, postKill];
 
 function selected(argv: readonly string[]): Scenario[] {
   const at = argv.indexOf('--only');

@@ -40,7 +40,7 @@ export interface MachinePlan {
 export type MachineEvent =
   | { ev: 'ack'; mac: string; ip: string; t: number }
   | { ev: 'kickstart'; mac: string; t: number }
-  | { ev: 'built'; mac: string; status: number; t: number }
+  | { ev: 'built'; mac: string; status: number; refused?: number; t: number }
   | { ev: 'disk'; mac: string; t: number }
   | { ev: 'fail'; mac: string; step: string; error: string; t: number }
   | { ev: 'done'; t: number };
@@ -190,7 +190,8 @@ async function machine(relay: Relay, plan: MachinePlan, index: number, mac: stri
       }
       await sleep((plan.holdMs ?? 0) + index * (plan.holdStepMs ?? 0));
       const { code, output } = await runPost(kickstart.body, shims, deadlineAt);
-      if (/kvmfleet: build reported/.test(output)) return emit({ ev: 'built', mac, status: 200 });
+      // curl --show-error says why each failed attempt failed; the loop's retries are counted from that.
+      if (/kvmfleet: build reported/.test(output)) return emit({ ev: 'built', mac, status: 200, refused: (output.match(/^curl: \(/gm) ?? []).length });
       // The installer has run %post once: it reboots into its disk whatever the callback said.
       return emit({ ev: 'fail', mac, step: '%post', error: `exit ${code}: ${output.trim().split('\n').slice(-2).join(' | ').slice(0, 300)}` });
     } catch (error) {
