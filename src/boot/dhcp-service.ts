@@ -5,12 +5,12 @@
  * In proxy mode it gives no addresses at all, only boot information to PXE clients.
  */
 import type { Kysely } from 'kysely';
-import { cidrContains, formatIpv4, maskOf, broadcastOf, parseCidr, parseIpv4, type Cidr } from '../fleet/ipv4.ts';
-import { LeasePool } from '../protocols/dhcp4/lease-pool.ts';
+import { broadcastOf, cidrContains, formatIpv4, maskOf, parseCidr, parseIpv4, toIpv4, UNSPECIFIED, type Cidr, type Ipv4 } from '../protocols/ipv4.ts';
+import { LeasePool, type PoolStats } from '../protocols/dhcp4/lease-pool.ts';
 import { ipv4, ipv4List, text, u32 } from '../protocols/dhcp4/option-codecs.ts';
-import { OptionCode, type DhcpOptions } from '../protocols/dhcp4/options.ts';
+import { OptionCode } from '../protocols/dhcp4/options.ts';
 import { clientMac, messageType, MessageType, type DhcpPacket } from '../protocols/dhcp4/packet.ts';
-import { clientIdHex, clientKey, hostName, requestedIp, requestState, serverId } from '../protocols/dhcp4/accessors.ts';
+import { clientIdHex, clientKey, hostName, requestAddresses, requestState, type RequestAddresses, type RequestState } from '../protocols/dhcp4/accessors.ts';
 import { inRequestedOrder, replyTo } from '../protocols/dhcp4/build.ts';
 import { pxeVendorOptions } from '../protocols/dhcp4/pxe.ts';
 import { replyDestination } from '../protocols/dhcp4/reply-address.ts';
@@ -38,6 +38,8 @@ export interface DhcpServiceOptions {
   readonly offerTtlMs?: number;
   /** How long a declined address sits out (RFC 2131 §4.3.3); default 24 h, as Kea's decline-probation-period. */
   readonly declineProbationMs?: number | undefined;
+  /** Clients each dynamic pool remembers at most (see LeasePool); default: the pool's own. */
+  readonly poolMaxClients?: number | undefined;
   readonly refreshMs?: number;
   /** Bounds the discovered hosts and timeline events DISCOVERs create (default: its own, DEFAULT_DISCOVERY_LIMITS). */
   readonly discovery?: DiscoveryLimiter | undefined;
@@ -49,22 +51,26 @@ export interface DhcpServiceOptions {
   readonly networks?: readonly string[] | undefined;
 }
 
+/** A network as the handler needs it, its addresses parsed once when the inventory is read. */
 interface NetworkView {
   readonly id: number;
   readonly name: string;
   readonly cidr: Cidr;
-  readonly gateway: string | null;
-  readonly dns: string[];
+  readonly gateway: Ipv4 | null;
+  readonly dns: Ipv4[];
   readonly domain: string;
   readonly leaseSeconds: number;
   /** Source addresses relayed packets for this network may come from. */
-  readonly relays: readonly string[];
+  readonly relays: readonly Ipv4[];
   readonly pool: LeasePool | undefined;
 }
 
 /** One request on its way through the handler, its fields read once. */
 interface Ask {
   readonly request: DhcpPacket;
+  /** The request's addresses, as numbers. */
+  readonly at: RequestAddresses;
+  readonly state: RequestState;
   /** The lease key: client identifier, else MAC — the MAC for a reserved address (see handle). */
   readonly key: string;
   /** The client identifier stored with its lease (none for a reserved address). */
@@ -73,7 +79,7 @@ interface Ask {
   readonly network: NetworkView;
   readonly client: ReturnType<typeof classifyClient>;
   readonly host: HostView | undefined;
-  readonly reservation: number | undefined;
+  readonly reservation: Ipv4 | undefined;
   readonly now: number;
 }
 
@@ -82,17 +88,23 @@ export const DECLINE_PROBATION_MS = 86_400_000;
 interface HostView {
   readonly id: number;
   readonly hostname: string;
-  readonly ip: string | null;
+  readonly ip: Ipv4 | null;
   readonly networkId: number | null;
   readonly buildState: string;
 }
 
+/** A hosts row as the handler sees it (the store keeps addresses as text). */
+const hostView = (row: { id: number; hostname: string; ip: string | null; network_id: number | null; build_state: string }): HostView => ({ id: row.id, hostname: row.hostname, ip: row.ip === null ? null : toIpv4(row.ip), networkId: row.network_id, buildState: row.build_state });
+
 export class DhcpService {
   readonly #options: DhcpServiceOptions;
+  /** Our address (option 54) and the TFTP server's (siaddr), parsed once. */
+  readonly #server: Ipv4;
+  readonly #nextServer: Ipv4;
   #networks: NetworkView[] = [];
   /** Pools survive a refresh of the network list as long as the range is unchanged. */
   readonly #pools = new Map<string, LeasePool>();
-  #reserved = new Set<number>();
+  #reserved = new Set<Ipv4>();
   /** Hosts by MAC as of the last refresh, for clients that are not network-booting (see handle). */
   #hostsByMac = new Map<string, HostView>();
   #timer: NodeJS.Timeout | undefined;
@@ -102,6 +114,8 @@ export class DhcpService {
 
   constructor(options: DhcpServiceOptions) {
     this.#options = options;
+    this.#server = toIpv4(options.serverId);
+    this.#nextServer = toIpv4(options.nextServer ?? options.serverId);
     this.#discovery = options.discovery ?? new DiscoveryLimiter();
     // Entering partner-down, or leaving recover: the partner's leases must be known before serving its half.
     options.failover?.on('reload-leases', () => void this.#loadLeases().catch((error: unknown) => this.#fail('reloading leases', error)));
@@ -142,8 +156,8 @@ export class DhcpService {
       .innerJoin('hosts', 'hosts.id', 'host_macs.host_id')
       .select(['host_macs.mac', 'hosts.id', 'hosts.hostname', 'hosts.ip', 'hosts.network_id', 'hosts.build_state'])
       .execute();
-    this.#hostsByMac = new Map(hosts.map((h) => [h.mac, { id: h.id, hostname: h.hostname, ip: h.ip, networkId: h.network_id, buildState: h.build_state }]));
-    this.#reserved = new Set(hosts.filter((h) => h.ip).map((h) => parseIpv4(h.ip!)!));
+    this.#hostsByMac = new Map(hosts.map((h) => [h.mac, hostView(h)]));
+    this.#reserved = new Set([...this.#hostsByMac.values()].flatMap((h) => (h.ip === null ? [] : [h.ip])));
     const reserved = () => this.#reserved;
     this.#networks = rows.map((row) => {
       let pool: LeasePool | undefined;
@@ -151,11 +165,13 @@ export class DhcpService {
         const key = `${row.id}:${row.dynamic_start}-${row.dynamic_end}`;
         pool = this.#pools.get(key);
         if (!pool) {
-          pool = new LeasePool({ start: parseIpv4(row.dynamic_start)!, end: parseIpv4(row.dynamic_end)! }, (ip) => reserved().has(ip));
+          pool = new LeasePool({ start: toIpv4(row.dynamic_start), end: toIpv4(row.dynamic_end) }, (ip) => reserved().has(ip), { maxClients: this.#options.poolMaxClients });
           this.#pools.set(key, pool);
         }
       }
-      return { id: row.id, name: row.name, cidr: parseCidr(row.cidr)!, gateway: row.gateway, dns: row.dns, domain: row.domain, leaseSeconds: row.lease_seconds, relays: row.relays, pool };
+      const cidr = parseCidr(row.cidr);
+      if (!cidr) throw new RangeError(`network ${row.name}: bad CIDR ${row.cidr}`);
+      return { id: row.id, name: row.name, cidr, gateway: row.gateway ? toIpv4(row.gateway) : null, dns: row.dns.map(toIpv4), domain: row.domain, leaseSeconds: row.lease_seconds, relays: row.relays.map(toIpv4), pool };
     });
   }
 
@@ -166,18 +182,19 @@ export class DhcpService {
       const until = new Date(lease.expires_at).getTime();
       if (until <= now) continue;
       const network = this.#networks.find((n) => n.id === lease.network_id);
-      network?.pool?.hold(parseIpv4(lease.ip)!, lease.client_id ?? lease.mac, lease.state === 'bound' ? 'bound' : 'declined', until);
+      network?.pool?.hold(toIpv4(lease.ip), lease.client_id ?? lease.mac, lease.state === 'bound' ? 'bound' : 'declined', until);
     }
   }
 
-  poolStats(): { network: string; size: number; bound: number; offered: number; declined: number; free: number }[] {
+  poolStats(): ({ network: string } & PoolStats)[] {
     const now = Date.now();
     return this.#networks.filter((n) => n.pool).map((n) => ({ network: n.name, ...n.pool!.stats(now) }));
   }
 
-  #networkFor(request: DhcpPacket): NetworkView | undefined {
-    const anchor = parseIpv4(request.giaddr !== '0.0.0.0' ? request.giaddr : this.#options.serverId);
-    const network = anchor === undefined ? undefined : this.#networks.find((n) => cidrContains(n.cidr, anchor));
+  /** The network of a relayed request is giaddr's; a direct one's is ours (the segment we listen on). */
+  #networkFor(at: RequestAddresses): NetworkView | undefined {
+    const anchor = at.giaddr !== UNSPECIFIED ? at.giaddr : this.#server;
+    const network = this.#networks.find((n) => cidrContains(n.cidr, anchor));
     return network && this.#options.networks && !this.#options.networks.includes(network.name) ? undefined : network;
   }
 
@@ -188,7 +205,7 @@ export class DhcpService {
       .select(['hosts.id', 'hosts.hostname', 'hosts.ip', 'hosts.network_id', 'hosts.build_state'])
       .where('host_macs.mac', '=', mac)
       .executeTakeFirst();
-    return row ? { id: row.id, hostname: row.hostname, ip: row.ip, networkId: row.network_id, buildState: row.build_state } : undefined;
+    return row ? hostView(row) : undefined;
   }
 
   /**
@@ -201,41 +218,33 @@ export class DhcpService {
     const key = clientKey(request);
     const type = messageType(request);
     if (!mac || !key || type === undefined) return undefined;
+    // The edge: the request's addresses become numbers here, once.
+    const at = requestAddresses(request);
+    const source = context.from ? (parseIpv4(context.from.address) ?? UNSPECIFIED) : at.giaddr;
+    const state = requestState(request);
     const client = classifyClient(request);
-    // A network-booting machine's answer depends on its build state, which changes at any moment
-    // (rebuild, built): read it fresh. Other clients only need their reservation, which changes
-    // rarely: the copy refreshed every few seconds serves them without a store query per packet.
-    let network = this.#networkFor(request);
-    // A network added a moment ago: look again (at most once a second) rather than wait for the timer.
-    if (!network && Date.now() - this.#refreshedAt > 1000) {
-      await this.refresh();
-      network = this.#networkFor(request);
-    }
-    if (network && !this.#relayAllowed(request, network, context.from?.address ?? request.giaddr)) {
+    const network = await this.#network(at);
+    if (network && !this.#relayAllowed(at, network, source)) {
       this.stats.relayRefused += 1;
       return undefined;
     }
+    // A network-booting machine's answer depends on its build state, which changes at any moment
+    // (rebuild, built): read it fresh. Other clients only need their reservation, which changes
+    // rarely: the copy refreshed every few seconds serves them without a store query per packet.
     let host = client.netboot ? await this.#host(mac) : this.#hostsByMac.get(mac);
-    if (type === MessageType.Discover && client.netboot) host = await this.#discovered(request, mac, host, client);
-    if (this.#options.mode === 'proxy') return this.#proxyAnswer(request, type, client, host, context.port);
-    const failover = this.#options.failover;
-    // Load balancing (RFC 3074) decides who answers a client looking for a server: DISCOVER, and
-    // REQUEST in INIT-REBOOT; a REQUEST naming us, a renewal, a DECLINE or RELEASE is ours to take.
-    const choosing = type === MessageType.Discover || (type === MessageType.Request && requestState(request) === 'init-reboot');
-    if (failover && choosing && !failover.serves(request)) {
-      this.stats.partnersClients += 1;
-      return undefined;
-    }
+    if (type === MessageType.Discover && client.netboot) host = await this.#discovered(at, mac, host, client);
+    if (this.#options.mode === 'proxy') return this.#proxyAnswer(request, at, state, type, client, host, context.port);
+    if (!this.#failoverServes(request, type, state)) return undefined;
     if (!network) {
       this.stats.noNetwork += 1;
       return undefined;
     }
-    const reservation = host?.ip && host.networkId === network.id ? parseIpv4(host.ip)! : undefined;
+    const reservation = host?.ip != null && host.networkId === network.id ? host.ip : undefined;
     // A reserved address belongs to the inventory's machine, known by its MAC: each stage of a
     // network boot (UEFI firmware, iPXE, the installer, the OS) may send a client identifier of its
     // own, and keyed by those, the firmware's lease would lock iPXE out of the machine's address.
     const owner = reservation !== undefined ? { key: mac, clientId: null } : { key, clientId: clientIdHex(request) };
-    const ask: Ask = { request, ...owner, mac, network, client, host, reservation, now: Date.now() };
+    const ask: Ask = { request, at, state, ...owner, mac, network, client, host, reservation, now: Date.now() };
     switch (type) {
       case MessageType.Discover:
         return this.#onDiscover(ask);
@@ -246,10 +255,30 @@ export class DhcpService {
       case MessageType.Release:
         return this.#onRelease(ask);
       case MessageType.Inform:
-        return this.#reply(request, MessageType.Ack, network, '0.0.0.0', client, host, { inform: true });
+        return this.#reply(ask, MessageType.Ack, UNSPECIFIED, { inform: true });
       default:
         return undefined;
     }
+  }
+
+  async #network(at: RequestAddresses): Promise<NetworkView | undefined> {
+    const network = this.#networkFor(at);
+    if (network || Date.now() - this.#refreshedAt <= 1000) return network;
+    // A network added a moment ago: look again (at most once a second) rather than wait for the timer.
+    await this.refresh();
+    return this.#networkFor(at);
+  }
+
+  /**
+   * Load balancing (RFC 3074) decides who answers a client looking for a server: DISCOVER, and
+   * REQUEST in INIT-REBOOT; a REQUEST naming us, a renewal, a DECLINE or RELEASE is ours to take.
+   */
+  #failoverServes(request: DhcpPacket, type: MessageType, state: RequestState): boolean {
+    const failover = this.#options.failover;
+    const choosing = type === MessageType.Discover || (type === MessageType.Request && state === 'init-reboot');
+    if (!failover || !choosing || failover.serves(request)) return true;
+    this.stats.partnersClients += 1;
+    return false;
   }
 
   /**
@@ -258,48 +287,48 @@ export class DhcpService {
    * listed takes relayed packets only from a relay whose source is its giaddr (a router relaying
    * from its interface on that network): giaddr picks the network, so it then lies inside it.
    */
-  #relayAllowed(request: DhcpPacket, network: NetworkView, source: string): boolean {
-    if (request.giaddr === '0.0.0.0') return true;
-    return network.relays.length > 0 ? network.relays.includes(source) : source === request.giaddr;
+  #relayAllowed(at: RequestAddresses, network: NetworkView, source: Ipv4): boolean {
+    if (at.giaddr === UNSPECIFIED) return true;
+    return network.relays.length > 0 ? network.relays.includes(source) : source === at.giaddr;
   }
 
-  async #discovered(request: DhcpPacket, mac: string, known: HostView | undefined, client: ReturnType<typeof classifyClient>): Promise<HostView | undefined> {
+  async #discovered(at: RequestAddresses, mac: string, known: HostView | undefined, client: ReturnType<typeof classifyClient>): Promise<HostView | undefined> {
     let host = known;
+    const relay = at.giaddr !== UNSPECIFIED ? formatIpv4(at.giaddr) : null;
     if (!host) {
       // Bounded: random MACs must not fill the inventory; the client is still answered.
       if (!this.#discovery.newHost()) return undefined;
-      const ip = request.giaddr !== '0.0.0.0' ? request.giaddr : this.#options.serverId;
-      const registered = await registerDiscovered(this.#options.db, mac, ip, 'dhcp');
+      const registered = await registerDiscovered(this.#options.db, mac, relay ?? this.#options.serverId, 'dhcp');
       this.stats.discovered += 1;
       host = { id: registered.id, hostname: registered.hostname, ip: null, networkId: null, buildState: 'discovered' };
     }
     // A known host's timeline is never thinned; a discovered one's (any MAC can be sent) is bounded.
-    if (host.buildState !== 'discovered' || this.#discovery.event(mac)) await recordEvent(this.#options.db, host.id, 'dhcp', { message: 'discover', firmware: client.firmware, ipxe: client.ipxe, relay: request.giaddr !== '0.0.0.0' ? request.giaddr : null });
+    if (host.buildState !== 'discovered' || this.#discovery.event(mac)) await recordEvent(this.#options.db, host.id, 'dhcp', { message: 'discover', firmware: client.firmware, ipxe: client.ipxe, relay });
     return host;
   }
 
-  #onDiscover({ request, key, network, client, host, reservation, now }: Ask): DhcpReply | undefined {
-    const requested = parseIpv4(requestedIp(request) ?? '');
-    const ip = reservation ?? network.pool?.choose(key, now, requested, network.pool.part(this.#options.failover?.poolPart() ?? 'all'));
+  #onDiscover(ask: Ask): DhcpReply | undefined {
+    const { at, key, network, reservation, now } = ask;
+    const ip = reservation ?? network.pool?.choose(key, now, at.requested, network.pool.part(this.#options.failover?.poolPart() ?? 'all'));
     if (ip === undefined) {
       this.stats.poolExhausted += 1;
       return undefined;
     }
     // (the pool keeps a longer binding of this client as it is: an offer never shortens a lease)
     if (reservation === undefined) network.pool!.hold(ip, key, 'offered', now + (this.#options.offerTtlMs ?? 30_000));
-    return this.#reply(request, MessageType.Offer, network, formatIpv4(ip), client, host);
+    return this.#reply(ask, MessageType.Offer, ip);
   }
 
-  async #onRequest({ request, key, clientId, mac, network, client, host, reservation, now }: Ask): Promise<DhcpReply | undefined> {
+  async #onRequest(ask: Ask): Promise<DhcpReply | undefined> {
+    const { request, at, state, key, clientId, mac, network, host, reservation, now } = ask;
     const pool = network.pool;
-    const state = requestState(request);
-    if (state === 'selecting' && serverId(request) !== this.#options.serverId) {
+    if (state === 'selecting' && at.server !== this.#server) {
       // The client chose another server's offer: ours is free again.
       const offered = pool?.heldBy(key, now);
       if (offered !== undefined && pool!.holder(offered, now)?.kind === 'offered') pool!.free(offered, key);
       return undefined;
     }
-    const wanted = parseIpv4(state === 'renewing' ? request.ciaddr : requestedIp(request) ?? '');
+    const wanted = state === 'renewing' ? at.ciaddr : at.requested;
     if (state === 'init-reboot' && wanted !== undefined && reservation === undefined && cidrContains(network.cidr, wanted)) {
       // RFC 2131 §4.3.2: with no record of this client, stay silent (another server may have one).
       const holder = pool?.holder(wanted, now);
@@ -311,9 +340,9 @@ export class DhcpService {
     const ok = wanted !== undefined && (reservation !== undefined ? wanted === reservation : !!pool?.availableTo(wanted, key, now));
     if (!ok) {
       this.stats.naks += 1;
-      return this.#nak(request, network, wanted === undefined ? 'no address requested' : `${formatIpv4(wanted)} is not yours`);
+      return this.#nak(ask, wanted === undefined ? 'no address requested' : `${formatIpv4(wanted)} is not yours`);
     }
-    const leaseSeconds = Math.min(network.leaseSeconds, this.#options.failover?.maxLeaseSeconds() ?? Infinity);
+    const leaseSeconds = this.#leaseSeconds(network);
     const expires = now + leaseSeconds * 1000;
     if (reservation === undefined) pool!.hold(wanted, key, 'bound', expires);
     // Durable first: the ACK leaves only once the lease is committed — and only if the store agrees it is this client's.
@@ -322,14 +351,14 @@ export class DhcpService {
       await this.#learnOwner(network, wanted, key);
       this.stats.storeRefused += 1;
       this.stats.naks += 1;
-      return this.#nak(request, network, `${formatIpv4(wanted)} is bound to another client`);
+      return this.#nak(ask, `${formatIpv4(wanted)} is bound to another client`);
     }
-    return this.#reply(request, MessageType.Ack, network, formatIpv4(wanted), client, host, { leaseSeconds });
+    return this.#reply(ask, MessageType.Ack, wanted, { leaseSeconds });
   }
 
   /** RFC 2131 §4.3.3: honoured only from the address's holder; the address then sits out its probation. */
-  async #onDecline({ request, key, clientId, mac, network, now }: Ask): Promise<undefined> {
-    const ip = parseIpv4(requestedIp(request) ?? '');
+  async #onDecline({ at, key, clientId, mac, network, now }: Ask): Promise<undefined> {
+    const ip = at.requested;
     const holder = ip === undefined ? undefined : network.pool?.holder(ip, now);
     if (ip === undefined || !holder || holder.mac !== key || holder.kind === 'declined') {
       this.stats.declinesIgnored += 1;
@@ -341,17 +370,17 @@ export class DhcpService {
     return undefined;
   }
 
-  async #onRelease({ request, key, clientId, mac, network, reservation, now }: Ask): Promise<undefined> {
-    const ip = parseIpv4(request.ciaddr);
-    if (ip !== undefined && ip !== 0 && (ip === reservation || network.pool?.holder(ip, now)?.mac === key)) {
+  async #onRelease({ at, key, clientId, mac, network, reservation, now }: Ask): Promise<undefined> {
+    const ip = at.ciaddr;
+    if (ip !== UNSPECIFIED && (ip === reservation || network.pool?.holder(ip, now)?.mac === key)) {
       network.pool?.free(ip, key);
-      await this.#options.writer.write({ ip: request.ciaddr, networkId: network.id, mac, clientId, hostname: null, state: 'released', expiresAt: new Date(now) });
+      await this.#options.writer.write({ ip: formatIpv4(ip), networkId: network.id, mac, clientId, hostname: null, state: 'released', expiresAt: new Date(now) });
     }
     return undefined;
   }
 
   /** The store refused our write: someone else holds the address there (the partner, or a stale memory). */
-  async #learnOwner(network: NetworkView, ip: number, key: string): Promise<void> {
+  async #learnOwner(network: NetworkView, ip: Ipv4, key: string): Promise<void> {
     network.pool?.free(ip, key);
     const row = await this.#options.db.selectFrom('leases').selectAll().where('ip', '=', formatIpv4(ip)).executeTakeFirst();
     if (!row || !network.pool) return;
@@ -359,62 +388,62 @@ export class DhcpService {
     if (until > Date.now()) network.pool.hold(ip, row.client_id ?? row.mac, row.state === 'declined' ? 'declined' : 'bound', until);
   }
 
-  #base(request: DhcpPacket, type: MessageType, yiaddr: string): { packet: DhcpPacket; options: DhcpOptions } {
-    const packet = replyTo(request, type, this.#options.serverId, yiaddr);
-    return { packet, options: packet.options };
+  #leaseSeconds(network: NetworkView): number {
+    return Math.min(network.leaseSeconds, this.#options.failover?.maxLeaseSeconds() ?? Infinity);
   }
 
-  #withBoot(packet: DhcpPacket, options: DhcpOptions, client: ReturnType<typeof classifyClient>, host: HostView | undefined): void {
+  /** Options 66/67 and siaddr (and option 60 for HTTP boot) when this client is told to boot something. */
+  #withBoot(packet: DhcpPacket, client: ReturnType<typeof classifyClient>, host: HostView | undefined): void {
     const urls = bootUrls(this.#options.bootBaseUrl);
     const answer = dhcpBootAnswer(client, host, { script: urls.script(), httpIpxeEfi: `${this.#options.bootBaseUrl.replace(/\/+$/, '')}${HTTP_BOOT_IPXE_EFI}` });
     if (!answer.bootFile) return;
-    const nextServer = this.#options.nextServer ?? this.#options.serverId;
-    packet.siaddr = nextServer;
-    options.set(OptionCode.TftpServerName, text.encode(nextServer));
-    options.set(OptionCode.BootFileName, text.encode(answer.bootFile));
+    packet.siaddr = formatIpv4(this.#nextServer);
+    packet.options.set(OptionCode.TftpServerName, text.encode(packet.siaddr));
+    packet.options.set(OptionCode.BootFileName, text.encode(answer.bootFile));
     if (Buffer.byteLength(answer.bootFile) <= 127) packet.file = answer.bootFile;
-    if (answer.vendorClass) options.set(OptionCode.VendorClass, text.encode(answer.vendorClass));
+    if (answer.vendorClass) packet.options.set(OptionCode.VendorClass, text.encode(answer.vendorClass));
   }
 
-  #reply(request: DhcpPacket, type: MessageType, network: NetworkView, yiaddr: string, client: ReturnType<typeof classifyClient>, host: HostView | undefined, flags: { inform?: boolean; leaseSeconds?: number } = {}): DhcpReply {
-    const { packet, options } = this.#base(request, type, yiaddr);
-    options.set(OptionCode.SubnetMask, ipv4.encode(formatIpv4(maskOf(network.cidr.prefix))));
-    options.set(OptionCode.BroadcastAddress, ipv4.encode(formatIpv4(broadcastOf(network.cidr))));
-    if (network.gateway) options.set(OptionCode.Router, ipv4List.encode([network.gateway]));
+  #reply({ request, network, client, host }: Ask, type: MessageType, yiaddr: Ipv4, flags: { inform?: boolean; leaseSeconds?: number } = {}): DhcpReply {
+    const packet = replyTo(request, type, this.#server, yiaddr);
+    const options = packet.options;
+    options.set(OptionCode.SubnetMask, ipv4.encode(maskOf(network.cidr.prefix)));
+    options.set(OptionCode.BroadcastAddress, ipv4.encode(broadcastOf(network.cidr)));
+    if (network.gateway !== null) options.set(OptionCode.Router, ipv4List.encode([network.gateway]));
     if (network.dns.length) options.set(OptionCode.DomainNameServer, ipv4List.encode(network.dns));
     if (network.domain) options.set(OptionCode.DomainName, text.encode(network.domain));
     if (!flags.inform) {
-      const seconds = flags.leaseSeconds ?? Math.min(network.leaseSeconds, this.#options.failover?.maxLeaseSeconds() ?? Infinity);
+      const seconds = flags.leaseSeconds ?? this.#leaseSeconds(network);
       options.set(OptionCode.LeaseTime, u32.encode(seconds));
       options.set(OptionCode.RenewalTime, u32.encode(Math.floor(seconds / 2)));
       options.set(OptionCode.RebindingTime, u32.encode(Math.floor(seconds * 0.875)));
     }
     if (host && host.buildState !== 'discovered') options.set(OptionCode.HostName, text.encode(host.hostname.split('.')[0]!));
-    this.#withBoot(packet, options, client, host);
+    this.#withBoot(packet, client, host);
     return { packet: inRequestedOrder(packet, request), to: replyDestination(request, type) };
   }
 
-  #nak(request: DhcpPacket, _network: NetworkView, message: string): DhcpReply {
-    const { packet, options } = this.#base(request, MessageType.Nak, '0.0.0.0');
-    options.set(OptionCode.Message, text.encode(message));
+  #nak({ request }: Ask, message: string): DhcpReply {
+    const packet = replyTo(request, MessageType.Nak, this.#server);
+    packet.options.set(OptionCode.Message, text.encode(message));
     return { packet, to: replyDestination(request, MessageType.Nak) };
   }
 
   /** proxyDHCP: boot information for PXE clients only, no address (PXE spec; see PROTOCOLS.md). */
-  #proxyAnswer(request: DhcpPacket, type: MessageType, client: ReturnType<typeof classifyClient>, host: HostView | undefined, port: number): DhcpReply | undefined {
+  #proxyAnswer(request: DhcpPacket, at: RequestAddresses, state: RequestState, type: MessageType, client: ReturnType<typeof classifyClient>, host: HostView | undefined, port: number): DhcpReply | undefined {
     if (!client.netboot) return undefined;
     // A REQUEST for another server (option 54), or an INIT-REBOOT, is the address server's: a proxy is not selected (§4.3.2).
-    if (type === MessageType.Request && (requestState(request) === 'init-reboot' || (requestState(request) === 'selecting' && serverId(request) !== this.#options.serverId))) {
+    if (type === MessageType.Request && (state === 'init-reboot' || (state === 'selecting' && at.server !== this.#server))) {
       this.stats.proxyNotAddressed += 1;
       return undefined;
     }
     const replyType = type === MessageType.Discover && port === 67 ? MessageType.Offer : type === MessageType.Request ? MessageType.Ack : undefined;
     if (replyType === undefined) return undefined;
-    const { packet, options } = this.#base(request, replyType, '0.0.0.0');
-    options.set(OptionCode.VendorClass, text.encode('PXEClient'));
-    options.set(OptionCode.VendorSpecific, pxeVendorOptions());
-    this.#withBoot(packet, options, client, host);
-    if (!options.has(OptionCode.BootFileName)) return undefined;
+    const packet = replyTo(request, replyType, this.#server);
+    packet.options.set(OptionCode.VendorClass, text.encode('PXEClient'));
+    packet.options.set(OptionCode.VendorSpecific, pxeVendorOptions());
+    this.#withBoot(packet, client, host);
+    if (!packet.options.has(OptionCode.BootFileName)) return undefined;
     packet.ciaddr = request.ciaddr;
     return { packet: inRequestedOrder(packet, request), to: replyDestination(request, replyType) };
   }

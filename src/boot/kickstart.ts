@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Handlebars from 'handlebars';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
-import { formatIpv4, maskOf, parseCidr } from '../fleet/ipv4.ts';
+import { formatIpv4, maskOf, parseCidr } from '../protocols/ipv4.ts';
 import { hasControlCharacter } from '../fleet/kickstart-inputs.ts';
 import type { Host, Network, Profile, Site } from '../fleet/model.ts';
 import { VERSION } from '../version.ts';

@@ -4,7 +4,7 @@ import { ErrorCode, KvmfleetError } from '../errors.ts';
 import type { BuildState, Database } from '../store/schema.ts';
 import { inventoryTransaction, type Db } from '../store/tx.ts';
 import type { Host, HostInput } from './model.ts';
-import { formatIpv4, parseIpv4 } from './ipv4.ts';
+import { formatIpv4, parseIpv4 } from '../protocols/ipv4.ts';
 import { normalizeMac } from './mac.ts';
 import { UUID, normalizeHostname, validateHostBatch, type ExistingIdentifiers, type NormalizedHost, type RowProblems } from './validate-host.ts';
 

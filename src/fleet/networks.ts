@@ -3,7 +3,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { ErrorCode, KvmfleetError, problemsToError } from '../errors.ts';
 import type { Database } from '../store/schema.ts';
 import { inventoryTransaction, type Db } from '../store/tx.ts';
-import { cidrContains, formatIpv4, parseCidr, parseIpv4, rangeContains } from './ipv4.ts';
+import { cidrContains, formatIpv4, parseCidr, parseIpv4, rangeContains } from '../protocols/ipv4.ts';
 import type { Network, NetworkInput } from './model.ts';
 import { siteIdOf } from './sites.ts';
 import { validateNetwork } from './validate-network.ts';

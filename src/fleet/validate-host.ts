@@ -4,7 +4,7 @@
  * The same function serves a single API call and a bulk import, so both give the same errors.
  */
 import { ErrorCode, type Problem } from '../errors.ts';
-import { formatIpv4, isHostAddress, parseCidr, parseIpv4, rangeContains } from './ipv4.ts';
+import { formatIpv4, isHostAddress, parseCidr, parseIpv4, rangeContains } from '../protocols/ipv4.ts';
 import { normalizeMac } from './mac.ts';
 import type { DynamicRange, HostInput } from './model.ts';
 import type { Bmc } from '../store/schema.ts';

@@ -1,6 +1,6 @@
 /** Pure checks of a network definition against the other networks. */
 import { ErrorCode, type Problem } from '../errors.ts';
-import { cidrsOverlap, formatCidr, isHostAddress, parseCidr, parseIpv4, rangeContains, type Cidr } from './ipv4.ts';
+import { cidrsOverlap, formatCidr, isHostAddress, parseCidr, parseIpv4, rangeContains, type Cidr } from '../protocols/ipv4.ts';
 import type { NetworkInput } from './model.ts';
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;

@@ -24,7 +24,7 @@ import { buildSeedImage } from './seed-image.ts';
 import { sysprepDisk } from './sysprep.ts';
 import { isKvmUnavailable } from './domain-type.ts';
 import { getNetwork } from '../fleet/networks.ts';
-import { firstFreeHostAddress, formatIpv4, parseCidr, parseIpv4 } from '../fleet/ipv4.ts';
+import { firstFreeHostAddress, formatIpv4, parseCidr, parseIpv4 } from '../protocols/ipv4.ts';
 
 export type InstallSource =
   | { readonly kind: 'pxe' }

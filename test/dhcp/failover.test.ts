@@ -10,6 +10,7 @@ import { DhcpService } from '../../src/boot/dhcp-service.ts';
 import { importSiteYaml } from '../../src/import/apply.ts';
 import { bucketOwner, loadBalanceHash, RFC3074_MIX_TABLE } from '../../src/protocols/dhcp4/load-balance.ts';
 import { ipv4 } from '../../src/protocols/dhcp4/option-codecs.ts';
+import { formatIpv4, toIpv4 } from '../../src/protocols/ipv4.ts';
 import { DhcpOptions, OptionCode } from '../../src/protocols/dhcp4/options.ts';
 import { BOOTREQUEST, messageType, MessageType, type DhcpPacket } from '../../src/protocols/dhcp4/packet.ts';
 import { LeaseWriter } from '../../src/store/lease-writer.ts';
@@ -122,10 +123,10 @@ async function dora(m: string, servers: DhcpService[]): Promise<{ by: string; ip
   const offer = offers[0];
   if (!offer) return undefined;
   const serverId = ipv4.decode(offer.r!.packet.options.get(OptionCode.ServerId)!);
-  const acks = await Promise.all(servers.map((s) => s.handle(request(MessageType.Request, m, {}, [[OptionCode.ServerId, ipv4.encode(serverId)], [OptionCode.RequestedIp, ipv4.encode(offer.r!.packet.yiaddr)]]), { port: 67 })));
+  const acks = await Promise.all(servers.map((s) => s.handle(request(MessageType.Request, m, {}, [[OptionCode.ServerId, ipv4.encode(serverId)], [OptionCode.RequestedIp, ipv4.encode(toIpv4(offer.r!.packet.yiaddr))]]), { port: 67 })));
   const ack = acks.find((a) => a && messageType(a.packet) === MessageType.Ack);
   assert.ok(ack, `${m}: ACKed`);
-  return { by: serverId, ip: ack!.packet.yiaddr };
+  return { by: formatIpv4(serverId), ip: ack!.packet.yiaddr };
 }
 
 test('a pair on one store: each answers its own clients from its own half; the survivor takes over everyone, never reusing an address', async () => {

@@ -5,6 +5,7 @@ import { DhcpService } from '../../src/boot/dhcp-service.ts';
 import { createHost } from '../../src/fleet/hosts.ts';
 import { importSiteYaml } from '../../src/import/apply.ts';
 import { ipv4 } from '../../src/protocols/dhcp4/option-codecs.ts';
+import { formatIpv4, toIpv4 } from '../../src/protocols/ipv4.ts';
 import { DhcpOptions, OptionCode } from '../../src/protocols/dhcp4/options.ts';
 import { BOOTREQUEST, messageType, MessageType, type DhcpPacket } from '../../src/protocols/dhcp4/packet.ts';
 import { LeaseWriter } from '../../src/store/lease-writer.ts';
@@ -31,7 +32,7 @@ function request(type: MessageType, mac: string, fields: Partial<DhcpPacket> = {
   for (const [code, value] of options) opts.set(code, value);
   return { op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0, xid: 1, secs: 0, flags: 0, ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0', chaddr: Buffer.from(mac.replace(/:/g, '') + '00'.repeat(10), 'hex'), sname: '', file: '', options: opts, ...fields };
 }
-const ip = (text: string) => ipv4.encode(text);
+const ip = (text: string) => ipv4.encode(toIpv4(text));
 const handle = (packet: DhcpPacket) => service.handle(packet, { port: 67 });
 
 test('known MAC: OFFER of its reservation with the network options, then ACK', async () => {
@@ -39,7 +40,7 @@ test('known MAC: OFFER of its reservation with the network options, then ACK', a
   assert.equal(messageType(offer.packet), MessageType.Offer);
   assert.equal(offer.packet.yiaddr, '10.9.0.10');
   assert.deepEqual(offer.to, { address: '255.255.255.255', port: 68 });
-  assert.equal(ipv4.decode(offer.packet.options.get(OptionCode.SubnetMask)!), '255.255.255.0');
+  assert.equal(formatIpv4(ipv4.decode(offer.packet.options.get(OptionCode.SubnetMask)!)), '255.255.255.0');
   assert.equal(offer.packet.options.get(OptionCode.HostName)!.toString(), 'known');
   assert.equal(offer.packet.options.get(OptionCode.LeaseTime)!.readUInt32BE(0), 300);
   assert.equal(offer.packet.options.get(OptionCode.RenewalTime)!.readUInt32BE(0), 150);

@@ -2,18 +2,31 @@
  * Typed reads of the request fields the DHCP policy looks at. Each returns undefined (or null)
  * for an absent or malformed value rather than throwing: the packet is untrusted.
  */
+import { ipv4FromBytes, toIpv4, UNSPECIFIED, type Ipv4 } from '../ipv4.ts';
 import { OptionCode } from './options.ts';
 import { clientMac, type DhcpPacket } from './packet.ts';
 
-function address(packet: DhcpPacket, code: number): string | undefined {
+function address(packet: DhcpPacket, code: number): Ipv4 | undefined {
   const value = packet.options.get(code);
-  return value?.length === 4 ? `${value[0]}.${value[1]}.${value[2]}.${value[3]}` : undefined;
+  return value?.length === 4 ? ipv4FromBytes(value) : undefined;
 }
 
 /** Option 50. */
-export const requestedIp = (packet: DhcpPacket): string | undefined => address(packet, OptionCode.RequestedIp);
+export const requestedIp = (packet: DhcpPacket): Ipv4 | undefined => address(packet, OptionCode.RequestedIp);
 /** Option 54: the server the client selected. */
-export const serverId = (packet: DhcpPacket): string | undefined => address(packet, OptionCode.ServerId);
+export const serverId = (packet: DhcpPacket): Ipv4 | undefined => address(packet, OptionCode.ServerId);
+
+/** The addresses of a request the policy looks at, read once (UNSPECIFIED when absent). */
+export interface RequestAddresses {
+  readonly ciaddr: Ipv4;
+  readonly giaddr: Ipv4;
+  readonly requested: Ipv4 | undefined;
+  readonly server: Ipv4 | undefined;
+}
+
+export function requestAddresses(packet: DhcpPacket): RequestAddresses {
+  return { ciaddr: toIpv4(packet.ciaddr), giaddr: toIpv4(packet.giaddr), requested: requestedIp(packet), server: serverId(packet) };
+}
 
 /** Option 61 as hex (type byte included), or null. */
 export function clientIdHex(packet: DhcpPacket): string | null {
@@ -51,6 +64,6 @@ export type RequestState = 'selecting' | 'init-reboot' | 'renewing';
 
 export function requestState(packet: DhcpPacket): RequestState {
   if (serverId(packet) !== undefined) return 'selecting';
-  if (packet.ciaddr === '0.0.0.0') return 'init-reboot';
+  if (toIpv4(packet.ciaddr) === UNSPECIFIED) return 'init-reboot';
   return 'renewing'; // or rebinding: same answer here
 }

@@ -3,6 +3,7 @@
  * reply to a request (RFC 2131 §4.3 table 3), with reply options in the order the client asked
  * for them (RFC 2132 §9.8).
  */
+import { formatIpv4, toIpv4, UNSPECIFIED, type Ipv4 } from '../ipv4.ts';
 import { ipv4 } from './option-codecs.ts';
 import { DhcpOptions, OptionCode } from './options.ts';
 import { BOOTREPLY, BOOTREQUEST, BROADCAST_FLAG, MessageType, type DhcpPacket } from './packet.ts';
@@ -23,8 +24,8 @@ export interface RequestSpec {
 
 export function buildRequest(type: MessageType, spec: RequestSpec): DhcpPacket {
   const options = new DhcpOptions().set(OptionCode.MessageType, Buffer.from([type]));
-  if (spec.requestedIp) options.set(OptionCode.RequestedIp, ipv4.encode(spec.requestedIp));
-  if (spec.serverId) options.set(OptionCode.ServerId, ipv4.encode(spec.serverId));
+  if (spec.requestedIp) options.set(OptionCode.RequestedIp, ipv4.encode(toIpv4(spec.requestedIp)));
+  if (spec.serverId) options.set(OptionCode.ServerId, ipv4.encode(toIpv4(spec.serverId)));
   for (const [code, value] of spec.options ?? []) options.set(code, value);
   const mac = Buffer.from(spec.mac.replace(/[:-]/g, ''), 'hex');
   if (mac.length !== 6) throw new RangeError(`bad MAC ${spec.mac}`);
@@ -40,7 +41,7 @@ export function buildRequest(type: MessageType, spec: RequestSpec): DhcpPacket {
  * The skeleton of a reply: header fields copied from the request as RFC 2131 table 3 says,
  * options 53 and 54, and option 82 echoed unchanged (RFC 3046 §2.2).
  */
-export function replyTo(request: DhcpPacket, type: MessageType, server: string, yiaddr = '0.0.0.0'): DhcpPacket {
+export function replyTo(request: DhcpPacket, type: MessageType, server: Ipv4, yiaddr: Ipv4 = UNSPECIFIED): DhcpPacket {
   const options = new DhcpOptions().set(OptionCode.MessageType, Buffer.from([type])).set(OptionCode.ServerId, ipv4.encode(server));
   const relayInfo = request.options.get(OptionCode.RelayAgentInfo);
   if (relayInfo) options.set(OptionCode.RelayAgentInfo, relayInfo);
@@ -48,7 +49,7 @@ export function replyTo(request: DhcpPacket, type: MessageType, server: string, 
   const flags = type === MessageType.Nak ? request.flags | BROADCAST_FLAG : request.flags;
   return {
     op: BOOTREPLY, htype: request.htype, hlen: request.hlen, hops: 0, xid: request.xid, secs: 0, flags,
-    ciaddr: type === MessageType.Ack ? request.ciaddr : '0.0.0.0', yiaddr, siaddr: '0.0.0.0', giaddr: request.giaddr,
+    ciaddr: type === MessageType.Ack ? request.ciaddr : '0.0.0.0', yiaddr: formatIpv4(yiaddr), siaddr: '0.0.0.0', giaddr: request.giaddr,
     chaddr: request.chaddr, sname: '', file: '', options,
   };
 }

@@ -4,6 +4,7 @@
  * encodingLength; decode checks lengths and throws DhcpDecodeError on a value of the wrong shape.
  * OPTION_CODECS maps the options kvmfleet reads or writes to their codec; others stay raw bytes.
  */
+import { ipv4FromBytes, ipv4ToBytes, type Ipv4 } from '../ipv4.ts';
 import { DhcpDecodeError, OptionCode } from './options.ts';
 
 export interface OptionCodec<T> {
@@ -13,30 +14,24 @@ export interface OptionCodec<T> {
   encodingLength(value: T): number;
 }
 
-/** Dotted quad → four bytes; the one place the DHCP codec parses addresses. */
-export function ipToBytes(text: string): number[] {
-  const parts = text.split('.').map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new RangeError(`bad IPv4 address ${text}`);
-  return parts;
-}
-
-export const ipv4: OptionCodec<string> = {
+/** An address option (1, 28, 50, 54): one address in the numeric form of ../ipv4.ts. */
+export const ipv4: OptionCodec<Ipv4> = {
   kind: 'ipv4',
-  encode: (value) => Buffer.from(ipToBytes(value)),
+  encode: (value) => ipv4ToBytes(value),
   decode: (buf) => {
     if (buf.length !== 4) throw new DhcpDecodeError(`address option of ${buf.length} bytes`);
-    return `${buf[0]}.${buf[1]}.${buf[2]}.${buf[3]}`;
+    return ipv4FromBytes(buf);
   },
   encodingLength: () => 4,
 };
 
-export const ipv4List: OptionCodec<string[]> = {
+export const ipv4List: OptionCodec<Ipv4[]> = {
   kind: 'ipv4-list',
-  encode: (value) => Buffer.from(value.flatMap(ipToBytes)),
+  encode: (value) => Buffer.concat(value.map(ipv4ToBytes)),
   decode: (buf) => {
     if (buf.length === 0 || buf.length % 4 !== 0) throw new DhcpDecodeError(`address list of ${buf.length} bytes`);
-    const list: string[] = [];
-    for (let i = 0; i < buf.length; i += 4) list.push(`${buf[i]}.${buf[i + 1]}.${buf[i + 2]}.${buf[i + 3]}`);
+    const list: Ipv4[] = [];
+    for (let i = 0; i < buf.length; i += 4) list.push(ipv4FromBytes(buf, i));
     return list;
   },
   encodingLength: (value) => value.length * 4,

@@ -2,7 +2,7 @@
  * DHCPv4 / BOOTP packets (RFC 2131 §2, RFC 951). Decoding is for untrusted datagrams: every
  * length is checked, and a malformed packet is a DhcpDecodeError that the server counts and drops.
  */
-import { ipToBytes } from './option-codecs.ts';
+import { formatIpv4, ipv4FromBytes, toIpv4 } from '../ipv4.ts';
 import { DhcpDecodeError, DhcpOptions, OptionCode, readOptions } from './options.ts';
 
 export const BOOTREQUEST = 1;
@@ -32,6 +32,8 @@ export interface DhcpPacket {
   xid: number;
   secs: number;
   flags: number;
+  // Dotted quads, readable in tools and tests; a server's policy reads them once, as numbers,
+  // through accessors.ts (requestAddresses).
   ciaddr: string;
   yiaddr: string;
   siaddr: string;
@@ -45,10 +47,8 @@ export interface DhcpPacket {
   options: DhcpOptions;
 }
 
-const ip = (buf: Buffer, at: number) => `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
-function writeIp(buf: Buffer, at: number, text: string): void {
-  ipToBytes(text).forEach((p, i) => (buf[at + i] = p));
-}
+const ip = (buf: Buffer, at: number) => formatIpv4(ipv4FromBytes(buf, at));
+const writeIp = (buf: Buffer, at: number, text: string) => buf.writeUInt32BE(toIpv4(text), at);
 const cstring = (buf: Buffer, start: number, length: number) => {
   const field = buf.subarray(start, start + length);
   const nul = field.indexOf(0);

@@ -31,8 +31,8 @@ test('a PXE DISCOVER round-trips: decode(encode(p)) equals p, and re-encodes to 
 
 test('every option kind round-trips with its codec, and encodingLength is exact', () => {
   const samples: Record<string, unknown> = {
-    ipv4: '10.1.2.3',
-    'ipv4-list': ['10.0.0.1', '10.0.0.2'],
+    ipv4: 0x0a010203, // 10.1.2.3
+    'ipv4-list': [0x0a000001, 0x0a000002],
     u8: 5,
     u16: 1500,
     u32: 86400,

@@ -1,8 +1,13 @@
 /**
- * IPv4 arithmetic on unsigned 32-bit numbers. Strings are parsed strictly (dotted quad,
- * no leading zeros, which some parsers read as octal) so that "010.0.0.1" is an error, not 8.0.0.1.
+ * IPv4 addresses as unsigned 32-bit numbers — the one internal form, for the DHCP codecs and the
+ * inventory alike: text (configuration, the store) and bytes (packets) are converted at the edges.
+ * Strings are parsed strictly (dotted quad, no leading zeros, which some parsers read as octal)
+ * so that "010.0.0.1" is an error, not 8.0.0.1.
  */
 export type Ipv4 = number;
+
+/** 0.0.0.0: "no address" in BOOTP fields (ciaddr, giaddr, …). */
+export const UNSPECIFIED: Ipv4 = 0;
 
 export interface Cidr {
   readonly network: Ipv4;
@@ -22,6 +27,24 @@ export function parseIpv4(text: string): Ipv4 | undefined {
     value = value * 256 + octet;
   }
   return value;
+}
+
+/** parseIpv4 for text that must be an address (our configuration, a caller's argument): RangeError otherwise. */
+export function toIpv4(text: string): Ipv4 {
+  const ip = parseIpv4(text);
+  if (ip === undefined) throw new RangeError(`bad IPv4 address ${JSON.stringify(text)}`);
+  return ip;
+}
+
+/** Four bytes in network order at `at`; the caller has checked the length. */
+export function ipv4FromBytes(buf: Uint8Array, at = 0): Ipv4 {
+  return ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
+}
+
+export function ipv4ToBytes(ip: Ipv4): Buffer {
+  const out = Buffer.alloc(4);
+  out.writeUInt32BE(ip >>> 0);
+  return out;
 }
 
 export function formatIpv4(ip: Ipv4): string {

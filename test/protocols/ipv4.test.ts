@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cidrsOverlap, firstFreeHostAddress, formatCidr, formatIpv4, isHostAddress, parseCidr, parseIpv4 } from '../../src/fleet/ipv4.ts';
+import { cidrsOverlap, firstFreeHostAddress, formatCidr, formatIpv4, isHostAddress, parseCidr, parseIpv4 } from '../../src/protocols/ipv4.ts';
 import { normalizeMac } from '../../src/fleet/mac.ts';
 
 test('parseIpv4 accepts dotted quads and round-trips', () => {
