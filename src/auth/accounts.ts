@@ -51,14 +51,21 @@ export async function listUsers(db: Kysely<Database>): Promise<User[]> {
   return (await db.selectFrom('users').selectAll().orderBy('name').execute()).map((r) => ({ name: r.name, role: r.role, createdAt: new Date(r.created_at).toISOString() }));
 }
 
+/**
+ * Removes a user, never the last admin. The check and the delete are one transaction holding every
+ * admin row (FOR UPDATE): two deletes of the only two admins at once would otherwise both count two
+ * and both go. The second waits for the first, then no longer sees the row it deleted (READ
+ * COMMITTED skips a locked row that was deleted meanwhile), so it counts one.
+ */
 export async function deleteUser(db: Kysely<Database>, name: string): Promise<void> {
-  const user = await db.selectFrom('users').select(['id', 'role']).where('name', '=', name).executeTakeFirst();
-  if (!user) throw new KvmfleetError(ErrorCode.NotFound, `user "${name}" does not exist`);
-  if (user.role === 'admin') {
-    const admins = await db.selectFrom('users').select(db.fn.countAll<number>().as('n')).where('role', '=', 'admin').executeTakeFirstOrThrow();
-    if (Number(admins.n) <= 1) throw new KvmfleetError(ErrorCode.InUse, 'the last admin cannot be removed');
-  }
-  await db.deleteFrom('users').where('id', '=', user.id).execute();
+  await db.transaction().execute(async (trx) => {
+    // The admin rows first, always in id order, then the user: every delete locks in one order (no deadlock).
+    const admins = await trx.selectFrom('users').select('id').where('role', '=', 'admin').orderBy('id').forUpdate().execute();
+    const user = await trx.selectFrom('users').select(['id', 'role']).where('name', '=', name).forUpdate().executeTakeFirst();
+    if (!user) throw new KvmfleetError(ErrorCode.NotFound, `user "${name}" does not exist`);
+    if (user.role === 'admin' && admins.length <= 1) throw new KvmfleetError(ErrorCode.InUse, 'the last admin cannot be removed');
+    await trx.deleteFrom('users').where('id', '=', user.id).execute();
+  });
 }
 
 /** A new token for the user: returned once, stored as its hash. */
