@@ -268,6 +268,7 @@ function dhcpSamples(server: DhcpServer, service: DhcpService, writer: LeaseWrit
     { name: 'kvmfleet_dhcp_lease_write_errors_total', help: 'lease records not stored (invalid, or failed alone after their batch failed)', type: 'counter', values: [{ labels: { reason: 'invalid' }, value: writer.stats.invalid }, { labels: { reason: 'store' }, value: writer.stats.failedRows }] },
     { name: 'kvmfleet_dhcp_relay_refused_total', help: 'relayed packets dropped: source not a relay of the network', type: 'counter', values: [{ value: service.stats.relayRefused }] },
     ...(['size', 'bound', 'offered', 'declined', 'free'] as const).map((field) => ({ name: `kvmfleet_dhcp_pool_${field}`, help: `dynamic pool addresses: ${field}`, type: 'gauge' as const, values: pools.map((p) => ({ labels: { network: p.network }, value: p[field] })) })),
+    { name: 'kvmfleet_dhcp_pool_entries', help: 'what each dynamic pool keeps in memory: address holds and clients remembered (bounded)', type: 'gauge', values: pools.map((p) => ({ labels: { network: p.network }, value: p.entries })) },
   ];
 }
 

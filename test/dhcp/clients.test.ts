@@ -147,6 +147,9 @@ describe('DHCP with dhclient and udhcpc', { timeout: 300_000 }, () => {
     }
     assert.ok(malformed >= 1900, `malformed counted: ${malformed} of 2000`);
     assert.match(metrics, /kvmfleet_dhcp_pool_size\{network="lab-hv"\} 100/);
+    // What the pool keeps in memory (holds and clients remembered, bounded: test/dhcp/pool-bound.test.ts).
+    const entries = Number(/kvmfleet_dhcp_pool_entries\{network="lab-hv"\} (\d+)/.exec(metrics)?.[1]);
+    assert.ok(entries >= 1 && entries <= 1124, `pool entries ${entries}`);
     assert.equal(server.child.exitCode, null);
   });
 });

@@ -24,3 +24,24 @@ test('lease pool: an offer never shortens a binding; a decline survives its clie
   assert.equal(pool.holder(102, now), undefined);
   assert.equal(pool.stats(now).declined, 1);
 });
+
+test('lease pool: at most maxClients clients remembered, oldest offers forgotten first, a held binding never', () => {
+  const pool = new LeasePool({ start: 100, end: 103 }, () => false, { maxClients: 6 });
+  const now = 1_000_000;
+  pool.hold(100, 'bound-1', 'bound', now + 600_000);
+  pool.hold(101, 'bound-2', 'bound', now + 600_000);
+  // 1 000 clients come and go through the two other addresses (their offers lapse at once).
+  for (let i = 0; i < 1000; i++) {
+    const t = now + i * 10;
+    const ip = pool.choose(`c${i}`, t)!;
+    assert.ok(ip === 102 || ip === 103, `c${i} offered ${ip}`);
+    pool.hold(ip, `c${i}`, 'offered', t + 5);
+  }
+  const stats = pool.stats(now + 10_000);
+  assert.ok(stats.entries <= 6 + 4, `${stats.entries} entries`);
+  assert.equal(pool.heldBy('bound-1', now + 10_000), 100, 'the first binding is still found');
+  assert.equal(pool.heldBy('bound-2', now + 10_000), 101);
+  assert.equal(pool.choose('bound-1', now + 10_000), 100, 'a bound client is offered its own address, never a second one');
+  // The cap is never below the range + 1: every address can be bound and one more client seen.
+  assert.equal(new LeasePool({ start: 1, end: 10 }, () => false, { maxClients: 2 }).maxClients, 11);
+});
