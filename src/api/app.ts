@@ -1,6 +1,6 @@
 /** The REST API: inventory resources, imports, health, and the OpenAPI document at /openapi.json. */
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import * as hosts from '../fleet/hosts.ts';
 import type { Host, HostInput, Network, NetworkInput, Profile, ProfileInput, Site, SiteInput } from '../fleet/model.ts';
@@ -29,6 +29,8 @@ import { registerConsole } from './console.ts';
 import type { BootService } from '../boot/service.ts';
 import type { Metrics } from '../metrics.ts';
 import type { TlsMaterial } from './tls.ts';
+import { documentCommonErrors } from './responses.ts';
+import { codedRuleOf, messageOf } from './coded-rules.ts';
 
 export interface ApiOptions {
   readonly store: Store;
@@ -68,12 +70,19 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     // long answers (event streams) are not bounded by it.
     requestTimeout: REQUEST_TIMEOUT_MS,
     // Names may be 253 characters (hostnames), and every path that names one must take it (default: 100, then 414).
-    maxParamLength: 256,
+    routerOptions: { maxParamLength: 256 },
     // No type coercion: a number where a string belongs is an error, not a silent conversion.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, keywords: [S.ERROR_CODE_KEYWORD] } },
+    // What the router refuses before any route runs (a parameter beyond maxParamLength, a URL that
+    // does not decode) is answered in the API's one error shape too.
+    frameworkErrors: (error, _request, reply: FastifyReply) => {
+      const status = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400;
+      return reply.code(status).send({ error: { code: ErrorCode.BadRequest, message: status === 414 ? 'a path parameter is longer than any name (at most 253 characters)' : 'the URL does not decode' } });
+    },
   });
   const { db } = options.store;
 
+  documentCommonErrors(app); // before swagger's own onRoute hook, which reads the schemas it completes
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -92,7 +101,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     if (error instanceof KvmfleetError) {
       return reply.code(error.httpStatus).send({ error: { code: error.code, message: error.message, ...(error.details !== undefined ? { details: error.details } : {}) } });
     }
-    if ((error as FastifyError).validation) {
+    const validation = (error as FastifyError).validation;
+    if (validation) {
+      // A rule with its own code (a package name, a crypt hash, control characters) is a 422 with it.
+      const code = codedRuleOf(request.routeOptions.schema, (error as FastifyError).validationContext, validation[0]?.schemaPath);
+      if (code) return reply.code(422).send({ error: { code, message: `${(error as FastifyError).validationContext ?? 'input'}${validation[0]!.instancePath}: ${messageOf(code)}` } });
       return reply.code(400).send({ error: { code: ErrorCode.BadRequest, message: error.message } });
     }
     const status = (error as FastifyError).statusCode;
@@ -115,12 +128,12 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   registerAuth(app, db, { alwaysRequired: options.authAlwaysRequired ?? false });
   registerAuditHooks(app, db);
   registerAuthRoutes(app, db);
-  app.get('/healthz', { config: { permission: 'public' }, schema: { tags: ['health'], summary: 'The process is up' } }, async () => ({ status: 'ok', version: VERSION }));
-  app.get('/readyz', { config: { permission: 'public' }, schema: { tags: ['health'], summary: 'The store answers (for load balancers)' } }, async (_request, reply) => ((await options.store.health.ready()) ? { status: 'ready' } : reply.code(503).send({ status: 'store unreachable' })));
-  app.get('/api/v1/nodes', { config: { permission: 'read' }, schema: { tags: ['health'], summary: 'kvmfleet processes, their roles and whether they are alive', querystring: Type.Object({ site: Type.Optional(Type.String()), role: Type.Optional(Type.String()) }) } }, (request) => listNodes(db, request.query as { site?: string; role?: string }));
+  app.get('/healthz', { config: { permission: 'public' }, schema: { tags: ['health'], summary: 'The process is up', response: { 200: S.Health } } }, async () => ({ status: 'ok', version: VERSION }));
+  app.get('/readyz', { config: { permission: 'public' }, schema: { tags: ['health'], summary: 'The store answers (for load balancers)', response: { 200: S.Ready, 503: { ...S.Ready, description: 'the store does not answer' } } } }, async (_request, reply) => ((await options.store.health.ready()) ? { status: 'ready' } : reply.code(503).send({ status: 'store unreachable' })));
+  app.get('/api/v1/nodes', { config: { permission: 'read' }, schema: { tags: ['health'], summary: 'kvmfleet processes, their roles and whether they are alive', querystring: Type.Object({ site: Type.Optional(Type.String({ maxLength: 63 })), role: Type.Optional(Type.String({ maxLength: 16 })) }), response: { 200: Type.Array(S.ClusterNode) } } }, (request) => listNodes(db, request.query as { site?: string; role?: string }));
   app.get(
     '/api/v1/sites/:name/haproxy.cfg',
-    { config: { permission: 'read' }, schema: { tags: ['sites'], summary: "HAProxy configuration for the site's live boot HTTP nodes", params: S.NameParams, querystring: Type.Object({ bind: Type.Optional(Type.String({ maxLength: 64 })), stats: Type.Optional(Type.String({ maxLength: 64 })), checkIntervalMs: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{1,5}$' })) }) } },
+    { config: { permission: 'read' }, schema: { tags: ['sites'], summary: "HAProxy configuration for the site's live boot HTTP nodes", params: S.NameParams, querystring: Type.Object({ bind: Type.Optional(Type.String({ maxLength: 64 })), stats: Type.Optional(Type.String({ maxLength: 64 })), checkIntervalMs: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{1,5}$' })) }), response: { 200: S.textReply('text/plain', 'haproxy.cfg'), ...S.errorReplies(422) } } },
     async (request, reply) => {
       const site = await sites.getSite(db, (request.params as { name: string }).name);
       const query = request.query as { bind?: string; stats?: string; checkIntervalMs?: string };
@@ -133,8 +146,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
   );
   app.get('/openapi.json', { config: { permission: 'public' }, schema: { hide: true } }, async () => app.swagger());
-  app.get('/metrics', { config: { permission: 'read' }, schema: { tags: ['health'], summary: 'Prometheus metrics' } }, async (_request, reply) => reply.type('text/plain; version=0.0.4').send(options.metrics?.render() ?? ''));
-  app.get('/api/v1/dhcp/stats', { config: { permission: 'read' }, schema: { tags: ['health'], summary: 'DHCP counters per message type, drops, pool usage' } }, async () => {
+  app.get('/metrics', { config: { permission: 'read' }, schema: { tags: ['health'], summary: 'Prometheus metrics', response: { 200: S.textReply('text/plain', 'Prometheus text exposition format 0.0.4') } } }, async (_request, reply) => reply.type('text/plain; version=0.0.4').send(options.metrics?.render() ?? ''));
+  app.get('/api/v1/dhcp/stats', { config: { permission: 'read' }, schema: { tags: ['health'], summary: 'DHCP counters per message type, drops, pool usage', response: { 200: S.DhcpStats, ...S.errorReplies(404) } } }, async () => {
     if (!options.dhcpStats) throw new KvmfleetError(ErrorCode.NotFound, 'the dhcp role does not run in this process');
     return options.dhcpStats();
   });
@@ -155,7 +168,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     schema: S.Network,
     input: S.NetworkInput,
     patch: S.NetworkPatch,
-    query: Type.Object({ site: Type.Optional(Type.String()) }),
+    query: Type.Object({ site: Type.Optional(Type.String({ maxLength: 63 })) }),
     list: networks.listNetworks,
     get: networks.getNetwork,
     create: networks.createNetwork,
@@ -195,9 +208,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 function withSecurity(schema: Record<string, unknown> | undefined, permission: RoutePermission | undefined, method: string, url: string): Record<string, unknown> {
   const base = schema ?? {};
   const operationId = `${method.toLowerCase()}${url.replace(/[^A-Za-z0-9]+([A-Za-z0-9])?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : ''))}`;
-  if (permission === 'public') return { ...base, operationId, security: [] };
+  if (permission === 'public') return { ...base, operationId, security: [], 'x-permission': 'public' };
   const needs = `Needs a token with the ${permission ?? 'admin'} permission.`;
-  return { ...base, operationId, security: [{ bearer: [] }], description: base.description ? `${String(base.description)} ${needs}` : needs };
+  return { ...base, operationId, security: [{ bearer: [] }], 'x-permission': permission ?? 'admin', description: base.description ? `${String(base.description)} ${needs}` : needs };
 }
 
 /** Query strings arrive as text: a page's bounds become numbers. */
@@ -209,7 +222,7 @@ function hostFilter(query: Static<typeof S.HostQuery>): hosts.HostFilter {
 function registerEventStream(app: FastifyInstance, hub: EventHub): void {
   app.get(
     '/api/v1/events',
-    { config: { permission: 'read' }, schema: { tags: ['health'], summary: 'Live events (server-sent events): host, activity, job, vm', querystring: Type.Object({ types: Type.Optional(Type.String({ pattern: '^[a-z]+(,[a-z]+)*$' })) }) } },
+    { config: { permission: 'read' }, schema: { tags: ['health'], summary: 'Live events (server-sent events): host, activity, job, vm', querystring: Type.Object({ types: Type.Optional(Type.String({ maxLength: 256, pattern: '^[a-z]+(,[a-z]+)*$' })) }), response: { 200: S.eventStreamReply(`events of the types asked (${EVENT_TYPES.join(', ')})`), ...S.errorReplies(422) } } },
     async (request, reply) => {
       const wanted = new Set(((request.query as { types?: string }).types ?? EVENT_TYPES.join(',')).split(','));
       const unknown = [...wanted].filter((t) => !(EVENT_TYPES as readonly string[]).includes(t));

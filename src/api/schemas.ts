@@ -1,35 +1,74 @@
-/** JSON schemas of the API's bodies and replies (TypeBox: one definition gives the schema and the type). */
-import { Type, type Static } from '@sinclair/typebox';
+/**
+ * JSON schemas of the API's bodies and replies (TypeBox: one definition gives the schema and the type).
+ * Input patterns come from the validators (fleet/validate-names.ts, fleet/kickstart-inputs.ts), so
+ * the document states the rules the server enforces; reply schemas are what Fastify's serializer
+ * writes, so an answer never carries a field they do not name.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import { OS_FAMILIES } from '../fleet/model.ts';
+import { HOSTNAME_MAX, PATTERN } from '../fleet/validate-names.ts';
+import { NO_CONTROL_PATTERN, PACKAGE_PATTERN, PASSWORD_HASH_PATTERN } from '../fleet/kickstart-inputs.ts';
 import { BUILD_STATES } from '../store/schema.ts';
 
-const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()]);
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
+/**
+ * A pattern whose refusal the server reports with its own stable code (422), not as a malformed
+ * request (400): the error handler reads `x-error-code` beside the failing keyword (app.ts).
+ */
+export const ERROR_CODE_KEYWORD = 'x-error-code';
+const coded = (code: ErrorCode) => ({ [ERROR_CODE_KEYWORD]: code });
+
+/** Text that reaches a Kickstart or an iPXE script: no control character (422 KVMF_ERR_CONTROL_CHARACTER). */
+const ScriptText = (options: { maxLength: number; minLength?: number; description?: string }) => Type.String({ ...options, pattern: NO_CONTROL_PATTERN, ...coded(ErrorCode.ControlCharacter) });
+
+export const Name = {
+  site: Type.String({ minLength: 1, maxLength: 63, pattern: PATTERN.siteName }),
+  network: Type.String({ minLength: 1, maxLength: 63, pattern: PATTERN.networkName }),
+  profile: Type.String({ minLength: 1, maxLength: 63, pattern: PATTERN.profileName }),
+  user: Type.String({ minLength: 1, maxLength: 63, pattern: PATTERN.userName }),
+  hostname: Type.String({ minLength: 1, maxLength: HOSTNAME_MAX, pattern: PATTERN.hostname }),
+  vm: Type.String({ minLength: 1, maxLength: 64, pattern: PATTERN.vmName }),
+  hypervisor: Type.String({ minLength: 1, maxLength: 253, pattern: PATTERN.hypervisorName }),
+};
+export const Ipv4 = Type.String({ maxLength: 15, pattern: PATTERN.ipv4 });
+
+/** Every error answer: one shape, matched by its stable code. */
 export const ErrorReply = Type.Object(
   {
     error: Type.Object({
-      code: Type.String({ description: 'Stable error code, e.g. KVMF_ERR_DUPLICATE_MAC' }),
+      code: Type.Union(Object.values(ErrorCode).map((code) => Type.Literal(code)), { description: 'Stable error code, e.g. KVMF_ERR_DUPLICATE_MAC: match on it, never on the message' }),
       message: Type.String(),
       details: Type.Optional(Type.Unknown()),
     }),
   },
-  { $id: 'ErrorReply' },
+  { $id: 'Error' },
 );
 
-/** Response schemas for the error statuses a route can answer, all in the one ErrorReply shape. */
+/** Response schemas for the error statuses a route can answer, all in the one Error shape. */
 export function errorReplies(...statuses: number[]): Record<number, { $ref: string }> {
-  return Object.fromEntries(statuses.map((status) => [status, { $ref: 'ErrorReply#' }]));
+  return Object.fromEntries(statuses.map((status) => [status, { $ref: 'Error#' }]));
+}
+
+/** A text answer (scripts, configurations, metrics): its media type and a string. */
+export function textReply(mediaType: string, description: string): { description: string; content: Record<string, { schema: TSchema }> } {
+  return { description, content: { [mediaType]: { schema: Type.String() } } };
+}
+
+/** A server-sent event stream (text/event-stream): `event: TYPE` and JSON `data:` lines. */
+export function eventStreamReply(description: string): { description: string; content: Record<string, { schema: TSchema }> } {
+  return { description, content: { 'text/event-stream': { schema: Type.String({ description: 'event: TYPE\\ndata: JSON\\n\\n per event; comments (": …") keep the connection alive' }) } } };
 }
 
 export const Site = Type.Object({ name: Type.String(), description: Type.String(), buildCap: Type.Integer() }, { $id: 'Site' });
 export const SiteInput = Type.Object(
-  { name: Type.String({ minLength: 1, maxLength: 63 }), description: Type.Optional(Type.String({ maxLength: 1000 })), buildCap: Type.Optional(Type.Integer({ minimum: 0, maximum: 100000 })) },
+  { name: Name.site, description: Type.Optional(Type.String({ maxLength: 1000 })), buildCap: Type.Optional(Type.Integer({ minimum: 0, maximum: 100000 })) },
   { additionalProperties: false },
 );
 export const SitePatch = Type.Partial(Type.Omit(SiteInput, ['name']), { additionalProperties: false });
 
-const Ip = Type.String({ maxLength: 15 });
+const Ip = Ipv4;
 const DynamicRange = Type.Object({ start: Ip, end: Ip }, { additionalProperties: false });
 export const Network = Type.Object(
   {
@@ -48,12 +87,12 @@ export const Network = Type.Object(
 );
 export const NetworkInput = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 63 }),
-    site: Type.String({ minLength: 1 }),
-    cidr: Type.String({ maxLength: 18 }),
+    name: Name.network,
+    site: Name.site,
+    cidr: Type.String({ maxLength: 18, pattern: PATTERN.cidr, description: 'the network address (no host bits set) and a prefix of /0–/30' }),
     gateway: Type.Optional(Nullable(Ip)),
     dns: Type.Optional(Type.Array(Ip, { maxItems: 8 })),
-    domain: Type.Optional(Type.String({ maxLength: 253 })),
+    domain: Type.Optional(Type.Union([Type.Literal(''), Type.String({ maxLength: 253, pattern: PATTERN.domain })])),
     dynamicRange: Type.Optional(Type.Union([DynamicRange, Type.Null()])),
     relays: Type.Optional(Type.Array(Ip, { maxItems: 64 })),
     vlan: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 4094 }), Type.Null()])),
@@ -80,16 +119,16 @@ export const Profile = Type.Object(
 );
 export const ProfileInput = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 63 }),
+    name: Name.profile,
     os: Type.Union(OS_FAMILIES.map((os) => Type.Literal(os))),
-    arch: Type.Optional(Type.String({ maxLength: 16 })),
-    installTreeUrl: Type.String({ maxLength: 2048 }),
-    kernelPath: Type.Optional(Type.String({ maxLength: 1024 })),
-    initrdPath: Type.Optional(Type.String({ maxLength: 1024 })),
-    kickstartTemplate: Type.Optional(Type.String({ maxLength: 128 })),
-    packages: Type.Optional(Type.Array(Type.String({ maxLength: 256 }), { maxItems: 1000 })),
-    kernelArgs: Type.Optional(Type.String({ maxLength: 4096 })),
-    rootPasswordHash: Type.Optional(Type.String({ maxLength: 512 })),
+    arch: Type.Optional(ScriptText({ maxLength: 16 })),
+    installTreeUrl: ScriptText({ maxLength: 2048, minLength: 1, description: 'http(s) URL of the install tree' }),
+    kernelPath: Type.Optional(ScriptText({ maxLength: 1024, description: 'relative to the install tree (no leading /, no ..)' })),
+    initrdPath: Type.Optional(ScriptText({ maxLength: 1024, description: 'relative to the install tree (no leading /, no ..)' })),
+    kickstartTemplate: Type.Optional(ScriptText({ maxLength: 128, description: 'a template of templates/' })),
+    packages: Type.Optional(Type.Array(Type.String({ maxLength: 201, pattern: PACKAGE_PATTERN, ...coded(ErrorCode.BadPackageName) }), { maxItems: 1000 })),
+    kernelArgs: Type.Optional(ScriptText({ maxLength: 4096 })),
+    rootPasswordHash: Type.Optional(Type.String({ maxLength: 512, pattern: PASSWORD_HASH_PATTERN, ...coded(ErrorCode.BadPasswordHash), description: 'a crypt(3) hash ($6$, $y$, $5$, $1$, bcrypt) or empty; never clear text' })),
   },
   { additionalProperties: false },
 );
@@ -112,26 +151,27 @@ export const Host = Type.Object(
 );
 export const HostInput = Type.Object(
   {
-    hostname: Type.String({ minLength: 1, maxLength: 253 }),
-    macs: Type.Array(Type.String({ maxLength: 32 }), { minItems: 1, maxItems: 16 }),
+    hostname: Name.hostname,
+    macs: Type.Array(Type.String({ maxLength: 17, pattern: PATTERN.mac }), { minItems: 1, maxItems: 16 }),
     ip: Type.Optional(Nullable(Ip)),
-    network: Type.String({ minLength: 1 }),
-    profile: Type.String({ minLength: 1 }),
-    smbiosUuid: Type.Optional(Nullable(Type.String({ maxLength: 36 }))),
+    network: Name.network,
+    profile: Name.profile,
+    smbiosUuid: Type.Optional(Nullable(Type.String({ maxLength: 36, pattern: PATTERN.uuid }))),
     bmc: Type.Optional(Type.Union([Bmc, Type.Null()])),
   },
   { additionalProperties: false },
 );
 export const HostQuery = Type.Object({
-  site: Type.Optional(Type.String()),
-  network: Type.Optional(Type.String()),
+  site: Type.Optional(Type.String({ maxLength: 63 })),
+  network: Type.Optional(Type.String({ maxLength: 63 })),
   state: Type.Optional(Type.Union(BUILD_STATES.map((s) => Type.Literal(s)))),
   q: Type.Optional(Type.String({ maxLength: 253, description: 'part of a hostname, an address or a MAC' })),
   limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,4}$', description: 'a page of at most this many hosts (the total is in X-Total-Count)' })),
   offset: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$' })),
 });
 
-export const NameParams = Type.Object({ name: Type.String({ maxLength: 253 }) });
+/** Every name the inventory holds fits (hostnames: 253); the router refuses longer (414). */
+export const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: HOSTNAME_MAX }) });
 
 /** Ids are 32-bit serial columns: a larger number names nothing (404), it must not reach the store. */
 export const MAX_ID = 2_147_483_647;
@@ -153,3 +193,23 @@ export const HostsImportReply = Type.Object({ dryRun: Type.Boolean(), rows: Type
 export type SiteInputT = Static<typeof SiteInput>;
 export type NetworkInputT = Static<typeof NetworkInput>;
 export type HostInputT = Static<typeof HostInput>;
+
+// Replies of the routes outside the inventory resources.
+export const Health = Type.Object({ status: Type.Literal('ok'), version: Type.String() });
+export const Ready = Type.Object({ status: Type.Union([Type.Literal('ready'), Type.Literal('store unreachable')]) });
+export const ClusterNode = Type.Object({
+  name: Type.String(),
+  site: Nullable(Type.String()),
+  roles: Type.Array(Type.String()),
+  httpAddress: Nullable(Type.String()),
+  apiUrl: Nullable(Type.String()),
+  version: Type.String(),
+  startedAt: Type.String(),
+  seenAt: Type.String(),
+  alive: Type.Boolean(),
+  detail: Type.Record(Type.String(), Type.Unknown(), { description: 'what the node reports of itself (roles’ counters)' }),
+});
+/** DHCP counters: numbers per message type and reason, pool usage and failover state. */
+export const DhcpStats = Type.Record(Type.String(), Type.Unknown(), { description: 'counters per message type, drops, policy, pools, lease writes, failover' });
+/** The X-Total-Count header of a paged list. */
+export const TotalCountHeader = { 'x-total-count': { type: 'integer', minimum: 0, description: 'the number of items of all pages (sent when the query asks for a page)' } };

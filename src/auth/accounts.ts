@@ -9,9 +9,10 @@ import type { Kysely } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import type { Database } from '../store/schema.ts';
 import type { TokenInfo, User } from './model.ts';
+import { RE } from '../fleet/validate-names.ts';
 import { effectivePermissions, PERMISSIONS, ROLES, type Permission, type Role } from './policy.ts';
 
-const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const NAME = RE.userName;
 const TOKEN = /^kvmf_[A-Za-z0-9_-]{43}$/;
 
 export interface Principal {

@@ -5,8 +5,10 @@
  */
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const CONTROL_CLASS = '\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029';
+const CONTROL = new RegExp(`[${CONTROL_CLASS}]`);
+/** JSON-schema pattern of a text field that reaches a Kickstart or an iPXE script (api/schemas.ts). */
+export const NO_CONTROL_PATTERN = `^[^${CONTROL_CLASS}]*$`;
 
 export const hasControlCharacter = (value: string): boolean => CONTROL.test(value);
 
@@ -21,7 +23,8 @@ export function checkNoControl(field: string, value: unknown): void {
  * A %packages entry: a package name or glob, @group or @^environment (by id), optionally excluded
  * with a leading "-". No spaces, no "%", no control characters.
  */
-const PACKAGE = /^-?(@\^?)?[A-Za-z0-9_][A-Za-z0-9._+:*?~-]{0,199}$/;
+export const PACKAGE_PATTERN = '^-?(@\\^?)?[A-Za-z0-9_][A-Za-z0-9._+:*?~-]{0,199}$';
+const PACKAGE = new RegExp(PACKAGE_PATTERN);
 
 export function checkPackageNames(packages: unknown): void {
   if (packages === undefined) return;
@@ -37,11 +40,14 @@ export function checkPackageNames(packages: unknown): void {
 // $2a$/$2b$/$2y$ (bcrypt: cost, 53 characters), $y$ (yescrypt: parameters, salt, hash). Every part
 // is in crypt's alphabet [./0-9A-Za-z], so nothing else can ride along.
 const B64 = '[./0-9A-Za-z]';
-const CRYPT = [
-  new RegExp(`^\\$(1|5|6)\\$(rounds=[0-9]{1,9}\\$)?${B64}{1,16}\\$${B64}{1,86}$`),
-  new RegExp(`^\\$2[aby]\\$[0-9]{2}\\$${B64}{53}$`),
-  new RegExp(`^\\$y\\$${B64}{1,64}\\$${B64}{1,86}\\$${B64}{1,86}$`),
+const CRYPT_SOURCES = [
+  `^\\$(1|5|6)\\$(rounds=[0-9]{1,9}\\$)?${B64}{1,16}\\$${B64}{1,86}$`,
+  `^\\$2[aby]\\$[0-9]{2}\\$${B64}{53}$`,
+  `^\\$y\\$${B64}{1,64}\\$${B64}{1,86}\\$${B64}{1,86}$`,
 ];
+const CRYPT = CRYPT_SOURCES.map((source) => new RegExp(source));
+/** JSON-schema pattern of rootPasswordHash: one of the crypt(3) shapes, or empty (no root password). */
+export const PASSWORD_HASH_PATTERN = ['^$', ...CRYPT_SOURCES].join('|');
 
 export function checkPasswordHash(hash: unknown): void {
   if (hash === undefined || hash === null || hash === '') return;

@@ -5,8 +5,9 @@ import type { Database } from '../store/schema.ts';
 import { inventoryTransaction, type Db } from '../store/tx.ts';
 import { checkNoControl, checkPackageNames, checkPasswordHash } from './kickstart-inputs.ts';
 import { OS_FAMILIES, type OsFamily, type Profile, type ProfileInput } from './model.ts';
+import { RE } from './validate-names.ts';
 
-const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const NAME = RE.profileName;
 
 /** Where RHEL-family install trees keep the PXE kernel and initrd. */
 const DEFAULT_KERNEL = 'images/pxeboot/vmlinuz';

@@ -4,8 +4,9 @@ import type { Database } from '../store/schema.ts';
 import { inventoryTransaction, type Db } from '../store/tx.ts';
 import type { Kysely, Selectable } from 'kysely';
 import type { Site, SiteInput } from './model.ts';
+import { RE } from './validate-names.ts';
 
-const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const NAME = RE.siteName;
 export const DEFAULT_BUILD_CAP = 20;
 
 function toSite(row: Selectable<Database['sites']>): Site {

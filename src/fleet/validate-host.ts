@@ -9,9 +9,10 @@ import { normalizeMac } from './mac.ts';
 import type { DynamicRange, HostInput } from './model.ts';
 import type { Bmc } from '../store/schema.ts';
 
-const LABEL = '[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?';
-const HOSTNAME = new RegExp(`^${LABEL}(\\.${LABEL})*$`);
-export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+import { HOSTNAME_MAX, RE } from './validate-names.ts';
+
+const HOSTNAME = RE.hostname;
+export const UUID = RE.uuid;
 
 export interface NetworkFacts {
   readonly name: string;
@@ -86,7 +87,7 @@ export function validateHostBatch(rows: readonly HostInput[], ctx: HostContext):
       return undefined;
     };
 
-    if (!HOSTNAME.test(hostname) || hostname.length > 253) bad(ErrorCode.Validation, 'hostname', `"${input.hostname}" is not a valid hostname`);
+    if (!HOSTNAME.test(hostname) || hostname.length > HOSTNAME_MAX) bad(ErrorCode.Validation, 'hostname', `"${input.hostname}" is not a valid hostname`);
     else if (batchHostnames.has(hostname)) bad(ErrorCode.DuplicateHostname, 'hostname', `hostname "${hostname}" already appears in row ${batchHostnames.get(hostname)}`);
     else if (exists && ctx.mode === 'create') bad(ErrorCode.DuplicateHostname, 'hostname', `hostname "${hostname}" already exists`);
 

@@ -3,8 +3,10 @@ import { ErrorCode, type Problem } from '../errors.ts';
 import { cidrsOverlap, formatCidr, isHostAddress, parseCidr, parseIpv4, rangeContains, type Cidr } from '../protocols/ipv4.ts';
 import type { NetworkInput } from './model.ts';
 
-const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
-const DOMAIN = /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+import { RE } from './validate-names.ts';
+
+const NAME = RE.networkName;
+const DOMAIN = RE.domain;
 
 export interface ExistingNetwork {
   readonly name: string;

@@ -6,6 +6,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import { siteIdOf } from '../fleet/sites.ts';
+import { RE } from '../fleet/validate-names.ts';
 import type { LibvirtPool } from '../protocols/libvirt/pool.ts';
 import type { LibvirtClient } from '../protocols/libvirt/remote.ts';
 import { parseLibvirtUri } from '../protocols/libvirt/uri.ts';
@@ -138,7 +139,7 @@ export async function refreshHypervisor(db: Kysely<Database>, pool: LibvirtPool,
 }
 
 export async function registerHypervisor(db: Kysely<Database>, pool: LibvirtPool, input: HypervisorInput): Promise<Hypervisor> {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(input.name ?? '')) throw new KvmfleetError(ErrorCode.Validation, `hypervisor name "${input.name}" must be letters, digits, ".", "_" or "-"`);
+  if (!RE.hypervisorName.test(input.name ?? '')) throw new KvmfleetError(ErrorCode.Validation, `hypervisor name "${input.name}" must be letters, digits, ".", "_" or "-"`);
   try {
     parseLibvirtUri(input.uri);
   } catch (error) {

@@ -22,6 +22,7 @@ import type { CloneKind, Database, JobState } from '../store/schema.ts';
 import type { Job, JobEvent, JobItemResult } from './job-model.ts';
 import { getHypervisor } from './hypervisors.ts';
 import type { VmService } from './vm-service.ts';
+import { RE } from '../fleet/validate-names.ts';
 
 export interface BulkCloneParams {
   readonly template: string;
@@ -191,7 +192,7 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
   /** Checks, places every clone, records the job and starts it; returns the job at once. */
   async bulkClone(params: BulkCloneParams, actor = 'api'): Promise<Job> {
     if (!Number.isInteger(params.count) || params.count < 1 || params.count > 10_000) throw new KvmfleetError(ErrorCode.Validation, 'count must be 1–10000');
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,55}$/.test(params.namePrefix ?? '')) throw new KvmfleetError(ErrorCode.Validation, `name prefix "${params.namePrefix}" must be letters, digits, ".", "_" or "-" (at most 56)`);
+    if (!RE.namePrefix.test(params.namePrefix ?? '')) throw new KvmfleetError(ErrorCode.Validation, `name prefix "${params.namePrefix}" must be letters, digits, ".", "_" or "-" (at most 56)`);
     const template = await this.#vms.getTemplate(params.template);
     const width = Math.max(3, String(params.count).length);
     const names = Array.from({ length: params.count }, (_, i) => `${params.namePrefix}-${String(i + 1).padStart(width, '0')}`);

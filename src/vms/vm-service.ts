@@ -24,6 +24,7 @@ import { buildSeedImage } from './seed-image.ts';
 import { sysprepDisk } from './sysprep.ts';
 import { isKvmUnavailable } from './domain-type.ts';
 import { getNetwork } from '../fleet/networks.ts';
+import { RE } from '../fleet/validate-names.ts';
 import { firstFreeHostAddress, formatIpv4, parseCidr, parseIpv4 } from '../protocols/ipv4.ts';
 
 export type InstallSource =
@@ -103,7 +104,7 @@ export interface Template {
   readonly linkedClones: number;
 }
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const NAME = RE.vmName;
 const MiB = 1024 * 1024;
 
 function checkName(name: string, what: string): void {

@@ -6,7 +6,8 @@ import { buildProgress, hostTimeline, operatorMarkBuilt, requestRebuild, siteBui
 import { adoptHost } from '../../fleet/adopt.ts';
 import { PREVIEW_TOKEN, type BootService } from '../../boot/service.ts';
 import type { Database } from '../../store/schema.ts';
-import { errorReplies, NameParams } from '../schemas.ts';
+import { errorReplies, Ipv4, Name, NameParams, textReply } from '../schemas.ts';
+import { PATTERN } from '../../fleet/validate-names.ts';
 
 const adoptErrors = errorReplies(404, 409, 422);
 
@@ -28,11 +29,11 @@ const BuildProgress = Type.Array(
 );
 const AdoptBody = Type.Object(
   {
-    hostname: Type.String({ maxLength: 253 }),
-    profile: Type.String(),
-    network: Type.Optional(Type.String({ description: 'default: the network it was discovered on' })),
-    ip: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'reserved address (outside the dynamic range)' })),
-    smbiosUuid: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    hostname: Name.hostname,
+    profile: Name.profile,
+    network: Type.Optional(Type.String({ maxLength: 63, pattern: PATTERN.networkName, description: 'default: the network it was discovered on' })),
+    ip: Type.Optional(Type.Union([Ipv4, Type.Null()], { description: 'reserved address (outside the dynamic range)' })),
+    smbiosUuid: Type.Optional(Type.Union([Type.String({ maxLength: 36, pattern: PATTERN.uuid }), Type.Null()])),
   },
   { additionalProperties: false },
 );
@@ -77,13 +78,13 @@ export function registerBuildRoutes(app: FastifyInstance, db: Kysely<Database>, 
   );
   app.get(
     '/api/v1/hosts/:name/boot-script',
-    { config: { permission: 'read' }, schema: { tags: ['builds'], summary: 'The iPXE script the host would get now (no side effects; placeholder token)', params: NameParams, querystring: Type.Object({ platform: Type.Optional(Type.Union([Type.Literal('pcbios'), Type.Literal('efi')])) }) } },
+    { config: { permission: 'read' }, schema: { tags: ['builds'], summary: 'The iPXE script the host would get now (no side effects; placeholder token)', params: NameParams, querystring: Type.Object({ platform: Type.Optional(Type.Union([Type.Literal('pcbios'), Type.Literal('efi')])) }), response: { 200: textReply('text/plain', 'an iPXE script'), ...errors } } },
     async (request, reply) => {
       const { script } = await boot.preview((request.params as { name: string }).name, bootBaseUrl, (request.query as { platform?: 'pcbios' | 'efi' }).platform);
       return reply.type('text/plain; charset=utf-8').send(script);
     },
   );
-  app.get('/api/v1/hosts/:name/kickstart', { config: { permission: 'write' }, schema: { tags: ['builds'], summary: 'The host\'s Kickstart (placeholder token)', params: NameParams } }, async (request, reply) => {
+  app.get('/api/v1/hosts/:name/kickstart', { config: { permission: 'write' }, schema: { tags: ['builds'], summary: 'The host\'s Kickstart (placeholder token)', params: NameParams, response: { 200: textReply('text/plain', 'a Kickstart file'), ...errors } } }, async (request, reply) => {
     const text = await boot.renderKickstart((request.params as { name: string }).name, PREVIEW_TOKEN, bootBaseUrl);
     return reply.type('text/plain; charset=utf-8').send(text);
   });
