@@ -4,7 +4,9 @@ import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from './api/app.ts';
 import type { PlacementPolicy } from './vms/placement.ts';
-import { DEFAULT_BUILD_POLICY, recordEvent, type BuildPolicy } from './boot/builds.ts';
+import { DEFAULT_BUILD_POLICY, recordEvent, startBuildTimeoutSweep, type BuildPolicy } from './boot/builds.ts';
+import { DEFAULT_RETENTION, startRetentionSweep, type RetentionPolicy } from './store/retention.ts';
+import type { Periodic } from './store/periodic.ts';
 import { buildBootHttp } from './boot/http.ts';
 import { registerFirmwareRoutes } from './boot/firmware-http.ts';
 import { hostFallbackHook } from './boot/host-fallback.ts';
@@ -55,6 +57,10 @@ export interface ServeOptions {
     failover?: (Partial<FailoverConfig> & { role: 'primary' | 'secondary'; peer: string; port?: number; keyFile?: string | undefined }) | undefined;
   };
   readonly policy?: Partial<BuildPolicy>;
+  /** Days kept of host events, audit entries and finished jobs (0: for ever). */
+  readonly retention?: Partial<RetentionPolicy>;
+  /** How often the build-timeout and retention sweeps run (tests shorten them). */
+  readonly sweepIntervalsMs?: { buildTimeout?: number; retention?: number };
   /** Where VMs go: vCPU overcommit and the memory kept for each hypervisor. */
   readonly placement?: PlacementPolicy;
   readonly roles: readonly Role[];
@@ -103,7 +109,13 @@ export async function serve(options: ServeOptions): Promise<Running> {
   let heartbeat: { stop(): Promise<void> } | undefined;
   let events: EventHub | undefined;
   let failoverLink: FailoverLink | undefined;
+  // Store upkeep on every node: both sweeps are idempotent across nodes (store/retention.ts, boot/builds.ts).
+  const sweeps: Periodic[] = [
+    startBuildTimeoutSweep(store.db, boot.policy, rateLimitedErrorLog('build timeout sweep', 1), options.sweepIntervalsMs?.buildTimeout),
+    startRetentionSweep(store.db, { ...DEFAULT_RETENTION, ...options.retention }, rateLimitedErrorLog('retention sweep', 1), options.sweepIntervalsMs?.retention),
+  ];
   const stopAll = async () => {
+    await Promise.all(sweeps.map((sweep) => sweep.stop()));
     jobs?.stop();
     failoverLink?.stop();
     cache?.stop();

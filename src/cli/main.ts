@@ -73,6 +73,11 @@ program
   .addOption(new Option('--mirror <name=url,...>', 'cache-proxy upstream install mirrors under /mirror/NAME/').env('KVMFLEET_MIRRORS'))
   .addOption(new Option('--build-timeout-min <minutes>', 'a build that has not called back after this long fails and frees its slot').env('KVMFLEET_BUILD_TIMEOUT_MIN').default(180).argParser(integer))
   .addOption(new Option('--retry-seconds <s>', 'how often a waiting machine asks again').env('KVMFLEET_RETRY_SECONDS').default(30).argParser(integer))
+  .addOption(new Option('--build-sweep-seconds <s>', 'how often builds past their timeout are failed').env('KVMFLEET_BUILD_SWEEP_SECONDS').default(30).argParser(integer))
+  .addOption(new Option('--retain-host-events-days <days>', 'host events kept this long (each host keeps its latest event of each kind); 0: for ever').env('KVMFLEET_RETAIN_HOST_EVENTS_DAYS').default(30).argParser(integer))
+  .addOption(new Option('--retain-audit-days <days>', 'audit log entries kept this long; 0: for ever').env('KVMFLEET_RETAIN_AUDIT_DAYS').default(365).argParser(integer))
+  .addOption(new Option('--retain-jobs-days <days>', 'finished jobs (with their items) kept this long; 0: for ever').env('KVMFLEET_RETAIN_JOBS_DAYS').default(30).argParser(integer))
+  .addOption(new Option('--retention-sweep-seconds <s>', 'how often rows past their retention are deleted').env('KVMFLEET_RETENTION_SWEEP_SECONDS').default(600).argParser(integer))
   .addOption(new Option('--trust-proxy <addresses>', 'load balancers (addresses or CIDRs, comma-separated) whose X-Forwarded-For the boot HTTP role believes; from anyone else it is ignored').env('KVMFLEET_TRUST_PROXY'))
   .addOption(new Option('--tftp-listen <host:port>', 'TFTP address').env('KVMFLEET_TFTP_LISTEN').default('0.0.0.0:69'))
   .addOption(new Option('--tftp-root <dir>', 'TFTP served root (default: <data-dir>/tftp); Debian\'s iPXE binaries are served too').env('KVMFLEET_TFTP_ROOT'))
@@ -109,6 +114,11 @@ program
     mirror?: string;
     buildTimeoutMin: number;
     retrySeconds: number;
+    buildSweepSeconds: number;
+    retainHostEventsDays: number;
+    retainAuditDays: number;
+    retainJobsDays: number;
+    retentionSweepSeconds: number;
     trustProxy?: string;
     tftpListen: string;
     tftpRoot?: string;
@@ -150,6 +160,8 @@ program
         networks: options.networks ? list(options.networks) : undefined,
       },
       policy: { buildTimeoutMs: options.buildTimeoutMin * 60_000, retrySeconds: options.retrySeconds },
+      retention: { hostEventsDays: options.retainHostEventsDays, auditDays: options.retainAuditDays, jobsDays: options.retainJobsDays },
+      sweepIntervalsMs: { buildTimeout: Math.max(1, options.buildSweepSeconds) * 1000, retention: Math.max(1, options.retentionSweepSeconds) * 1000 },
       placement: { cpuOvercommit: options.cpuOvercommit, reserveMiB: options.memoryReserveMib },
       tftp: { ...parseHostPort(options.tftpListen, '--tftp-listen'), root: options.tftpRoot, timeoutMs: options.tftpTimeoutMs },
       roles: parseRoles(options.roles),

@@ -270,6 +270,16 @@ const migrations: Record<string, Migration> = {
       await sql`alter table jobs add constraint jobs_state_check check (state in ('queued', 'running', 'succeeded', 'failed', 'partial', 'cancelled'))`.execute(db);
     },
   },
+  '0010_retention': {
+    async up(db: Kysely<any>) {
+      // The retention sweep (store/retention.ts) finds old rows by age, and a host's later event of
+      // the same kind (the latest of each kind is kept), without scanning the tables.
+      await sql`create index host_events_at_idx on host_events(at)`.execute(db);
+      await sql`create index host_events_kind_idx on host_events(host_id, kind, id)`.execute(db);
+      await sql`create index audit_log_at_idx on audit_log(at)`.execute(db);
+      await sql`create index jobs_finished_idx on jobs(finished_at) where finished_at is not null`.execute(db);
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {
