@@ -6,12 +6,13 @@
  */
 import { cleanupAll } from './lib/cleanup.ts';
 import type { Scenario, ScenarioResult } from './lib/scenario.ts';
+import { diskFull } from './scenarios/disk-full.ts';
 import { embeddedKill } from './scenarios/embedded-kill.ts';
 import { pgOutage } from './scenarios/pg-outage.ts';
 import { postKill } from './scenarios/post-kill.ts';
 import { unknownMacs } from './scenarios/unknown-macs.ts';
 
-const SCENARIOS: readonly Scenario[] = [embeddedKill, postKill, pgOutage, unknownMacs];
+const SCENARIOS: readonly Scenario[] = [embeddedKill, postKill, pgOutage, diskFull, unknownMacs];
 
 function selected(argv: readonly string[]): Scenario[] {
   const at = argv.indexOf('--only');
