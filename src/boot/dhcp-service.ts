@@ -221,7 +221,7 @@ export class DhcpService {
     // The edge: the request's addresses become numbers here, once.
     const at = requestAddresses(request);
     const source = context.from ? (parseIpv4(context.from.address) ?? UNSPECIFIED) : at.giaddr;
-    const state = requestState(request);
+    const state = requestState(at);
     const client = classifyClient(request);
     const network = await this.#network(at);
     if (network && !this.#relayAllowed(at, network, source)) {
@@ -303,7 +303,7 @@ export class DhcpService {
       host = { id: registered.id, hostname: registered.hostname, ip: null, networkId: null, buildState: 'discovered' };
     }
     // A known host's timeline is never thinned; a discovered one's (any MAC can be sent) is bounded.
-    if (host.buildState !== 'discovered' || this.#discovery.event(mac)) await recordEvent(this.#options.db, host.id, 'dhcp', { message: 'discover', firmware: client.firmware, ipxe: client.ipxe, relay });
+    if (host.buildState !== 'discovered' || this.#discovery.event(mac)) await recordEvent(this.#options.db, host.id, 'dhcp', { message: 'discover', firmware: client.firmware, ipxe: client.ipxe, httpBoot: client.httpBoot, relay });
     return host;
   }
 

@@ -59,11 +59,11 @@ export function hostName(packet: DhcpPacket): string | null {
   return clean || null;
 }
 
-/** REQUEST states (RFC 2131 §4.3.2). */
+/** REQUEST states (RFC 2131 §4.3.2), told from the request's addresses (see requestAddresses). */
 export type RequestState = 'selecting' | 'init-reboot' | 'renewing';
 
-export function requestState(packet: DhcpPacket): RequestState {
-  if (serverId(packet) !== undefined) return 'selecting';
-  if (toIpv4(packet.ciaddr) === UNSPECIFIED) return 'init-reboot';
+export function requestState(at: Pick<RequestAddresses, 'server' | 'ciaddr'>): RequestState {
+  if (at.server !== undefined) return 'selecting';
+  if (at.ciaddr === UNSPECIFIED) return 'init-reboot';
   return 'renewing'; // or rebinding: same answer here
 }
