@@ -11,8 +11,9 @@ import { embeddedKill } from './scenarios/embedded-kill.ts';
 import { pgOutage } from './scenarios/pg-outage.ts';
 import { postKill } from './scenarios/post-kill.ts';
 import { unknownMacs } from './scenarios/unknown-macs.ts';
+import { workerKill } from './scenarios/worker-kill.ts';
 
-const SCENARIOS: readonly Scenario[] = [embeddedKill, postKill, pgOutage, diskFull, unknownMacs];
+const SCENARIOS: readonly Scenario[] = [embeddedKill, postKill, pgOutage, workerKill, diskFull, unknownMacs];
 
 function selected(argv: readonly string[]): Scenario[] {
   const at = argv.indexOf('--only');
