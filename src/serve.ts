@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from './api/app.ts';
+import { bmcDepsFor } from './bmc/power.ts';
 import type { PlacementPolicy } from './vms/placement.ts';
 import { DEFAULT_BUILD_POLICY, recordEvent, startBuildTimeoutSweep, type BuildPolicy } from './boot/builds.ts';
 import { DEFAULT_RETENTION, startRetentionSweep, type RetentionPolicy } from './store/retention.ts';
@@ -219,7 +220,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
       const vms = vmService!;
       events = new EventHub(store.db, { jobs, vms });
       await events.start();
-      api = await buildApi({ store, boot, metrics, authAlwaysRequired: exposed, events, vms: { db: store.db, pool: libvirt!, vms, jobs: jobs! }, dhcpStats: dhcp ? () => ({ ...dhcp!.server.stats, policy: dhcp!.service.stats, pools: dhcp!.service.poolStats(), leaseWrites: dhcp!.writer.stats, ...(dhcp!.failover ? { failover: { role: dhcp!.failover.config.role, state: dhcp!.failover.state, partnerState: dhcp!.failover.partnerState ?? null, ...dhcp!.failover.counters } } : {}) }) : undefined, bootBaseUrl: endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl, logger: { level: options.logLevel }, https: tls });
+      api = await buildApi({ store, boot, bmc: bmcDepsFor(options.dataDir), metrics, authAlwaysRequired: exposed, events, vms: { db: store.db, pool: libvirt!, vms, jobs: jobs! }, dhcpStats: dhcp ? () => ({ ...dhcp!.server.stats, policy: dhcp!.service.stats, pools: dhcp!.service.poolStats(), leaseWrites: dhcp!.writer.stats, ...(dhcp!.failover ? { failover: { role: dhcp!.failover.config.role, state: dhcp!.failover.state, partnerState: dhcp!.failover.partnerState ?? null, ...dhcp!.failover.counters } } : {}) }) : undefined, bootBaseUrl: endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl, logger: { level: options.logLevel }, https: tls });
       await api.listen({ host: options.api.host, port: options.api.port });
       if (options.api.tls) {
         const log = api.log;

@@ -16,6 +16,8 @@ import { registerImportRoutes } from './routes/imports.ts';
 import { registerBuildRoutes } from './routes/builds.ts';
 import { registerLeaseRoutes } from './routes/leases.ts';
 import { registerVmRoutes, type VmRouteDeps } from './routes/vms.ts';
+import { registerPowerRoutes } from './routes/power.ts';
+import type { BmcDeps } from '../bmc/power.ts';
 import { listNodes } from '../cluster/nodes.ts';
 import { registerAuth } from './auth.ts';
 import { registerAuditHooks } from './audit-hooks.ts';
@@ -51,6 +53,8 @@ export interface ApiOptions {
   readonly consoleDir?: string;
   /** Serve HTTPS with this certificate and key (api/tls.ts). */
   readonly https?: TlsMaterial | undefined;
+  /** BMC passwords' keyring and IPMI timing (absent: the keyring comes from KVMFLEET_SECRET_KEY only). */
+  readonly bmc?: BmcDeps;
 }
 
 /** Bodies of imports may be large (a CSV of tens of thousands of hosts). */
@@ -199,6 +203,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   registerBuildRoutes(app, db, options.boot, options.bootBaseUrl);
   registerLeaseRoutes(app, db);
   if (options.vms) registerVmRoutes(app, options.vms);
+  registerPowerRoutes(app, db, options.bmc);
   if (options.events) registerEventStream(app, options.events);
   await registerConsole(app, options.consoleDir);
   return app;

@@ -11,6 +11,7 @@ import { formatRecord, formatTable } from './table.ts';
 import { registerVmCommands } from './vm-commands.ts';
 import { registerPlanCommand } from './plan-command.ts';
 import { registerAuthCommands } from './auth-commands.ts';
+import { registerPowerCommands } from './power-commands.ts';
 import { parseTrustedProxies } from '../boot/trusted-proxies.ts';
 
 interface GlobalOptions {
@@ -418,6 +419,7 @@ function describeDetails(details: unknown): string {
 registerVmCommands(program, { client, print, json: () => !!globals().json });
 registerPlanCommand(program, () => !!globals().json);
 registerAuthCommands(program, { client, print, json: () => !!globals().json });
+registerPowerCommands(program, { client, print, json: () => !!globals().json });
 
 program
   .command('nodes')
