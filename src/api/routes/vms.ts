@@ -12,8 +12,9 @@ import { eventStreamHeaders } from '../resource.ts';
 import { errorReplies, eventStreamReply, IdParams, idOf, Ipv4, Name, NameParams } from '../schemas.ts';
 import { PATTERN } from '../../fleet/validate-names.ts';
 
-// Beyond the errors every route has (api/responses.ts): conflicts, rules, libvirt's refusal (502), a hypervisor out of reach (503).
-const errors = errorReplies(409, 422, 502, 503);
+// Beyond the errors every route has (api/responses.ts): a hypervisor, template or VM the body names
+// does not exist (404), conflicts, rules, libvirt's refusal (502), a hypervisor out of reach (503).
+const errors = errorReplies(404, 409, 422, 502, 503);
 // Query strings and path parameters arrive as text (the API does not coerce types): say so in the schema.
 const Flag = Type.Union([Type.Literal('true'), Type.Literal('false')]);
 const JobParams = IdParams;
