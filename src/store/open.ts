@@ -119,7 +119,9 @@ async function openPglite(dir: string): Promise<PGlite> {
 }
 
 async function migrate(db: Kysely<Database>): Promise<void> {
-  const migrator = new Migrator({ db, provider: migrationProvider, migrationTableName: 'kvmfleet_migrations', migrationLockTableName: 'kvmfleet_migrations_lock' });
+  // Unordered: a migration may take a free number below one already released (0007 after 0009) and
+  // still run on stores that ran the later ones; migrations never depend on a higher-numbered one.
+  const migrator = new Migrator({ db, provider: migrationProvider, migrationTableName: 'kvmfleet_migrations', migrationLockTableName: 'kvmfleet_migrations_lock', allowUnorderedMigrations: true });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error');
