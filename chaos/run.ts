@@ -10,10 +10,14 @@ import { diskFull } from './scenarios/disk-full.ts';
 import { embeddedKill } from './scenarios/embedded-kill.ts';
 import { pgOutage } from './scenarios/pg-outage.ts';
 import { postKill } from './scenarios/post-kill.ts';
+import { sshSeal } from './scenarios/ssh-seal.ts';
 import { unknownMacs } from './scenarios/unknown-macs.ts';
 import { workerKill } from './scenarios/worker-kill.ts';
 
-const SCENARIOS: readonly Scenario[] = [embeddedKill, postKill, pgOutage, workerKill, diskFull, unknownMacs];
+/** Longer than any scenario takes here (the slowest, worker-kill, about 90 s). */
+const SCENARIO_TIMEOUT_S = 420;
+
+const SCENARIOS: readonly Scenario[] = [embeddedKill, postKill, pgOutage, workerKill, sshSeal, diskFull, unknownMacs];
 
 function selected(argv: readonly string[]): Scenario[] {
   const at = argv.indexOf('--only');
@@ -39,11 +43,15 @@ const started = Date.now();
 for (const scenario of scenarios) {
   const at = Date.now();
   let result: ScenarioResult;
+  // A scenario stuck on a promise nothing will settle is a failure to report, not a silent exit (13).
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no result after ${SCENARIO_TIMEOUT_S} s`)), SCENARIO_TIMEOUT_S * 1000)));
   try {
-    result = await scenario.run();
+    result = await Promise.race([scenario.run(), timeout]);
   } catch (error) {
     result = { figures: `did not complete: ${(error as Error).message.split('\n')[0]}`, lost: 0, failures: ['error'] };
   }
+  clearTimeout(timer);
   await cleanupAll(); // whatever a scenario left registered (it undoes its own as it ends)
   lost += result.lost;
   if (result.failures.length) broken++;

@@ -61,3 +61,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     void cleanupAll().finally(() => process.exit(130));
   });
 }
+
+/** CHAOS_TRACE=1: each step of a scenario on stderr, with the time. */
+export function trace(message: string): void {
+  if (process.env.CHAOS_TRACE === '1') process.stderr.write(`${new Date().toISOString()} chaos: ${message}\n`);
+}

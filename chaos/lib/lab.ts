@@ -189,3 +189,9 @@ export function serverPid(server: ServerProcess): number {
 }
 
 export const exec = promisify(execFile);
+
+/** The API's error answer ({ error: { code, message } }), or empty strings. */
+export function apiError(body: unknown): { code: string; message: string } {
+  const error = typeof body === 'object' && body !== null ? (body as { error?: { code?: unknown; message?: unknown } }).error : undefined;
+  return { code: typeof error?.code === 'string' ? error.code : '', message: typeof error?.message === 'string' ? error.message : '' };
+}

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { withCleanup } from '../lib/cleanup.ts';
-import { createLab, fillInventory, GIADDR, hosts, knownMac, knownName, leases, unknownMac, type ApiAnswer } from '../lib/lab.ts';
+import { apiError, createLab, fillInventory, GIADDR, hosts, knownMac, knownName, leases, unknownMac, type ApiAnswer } from '../lib/lab.ts';
 import { count, runMachines } from '../lib/run-machines.ts';
 import { Findings, type Scenario, type ScenarioResult } from '../lib/scenario.ts';
 import { ackedIntegrity } from '../lib/verdicts.ts';
@@ -80,5 +80,5 @@ export const diskFull: Scenario = {
 };
 
 function errorCode(body: unknown): string {
-  return typeof body === 'object' && body !== null && typeof (body as { code?: unknown }).code === 'string' ? (body as { code: string }).code : '';
+  return apiError(body).code;
 }
