@@ -21,6 +21,7 @@ export const ERROR_CODE_KEYWORD = 'x-error-code';
 const coded = (code: ErrorCode) => ({ [ERROR_CODE_KEYWORD]: code });
 
 /** Text that reaches a Kickstart or an iPXE script: no control character (422 KVMF_ERR_CONTROL_CHARACTER). */
+const NoControl = { pattern: NO_CONTROL_PATTERN, ...coded(ErrorCode.ControlCharacter) };
 const ScriptText = (options: { maxLength: number; minLength?: number; description?: string }) => Type.String({ ...options, pattern: NO_CONTROL_PATTERN, ...coded(ErrorCode.ControlCharacter) });
 
 export const Name = {
@@ -122,9 +123,9 @@ export const ProfileInput = Type.Object(
     name: Name.profile,
     os: Type.Union(OS_FAMILIES.map((os) => Type.Literal(os))),
     arch: Type.Optional(ScriptText({ maxLength: 16 })),
-    installTreeUrl: ScriptText({ maxLength: 2048, minLength: 1, description: 'http(s) URL of the install tree' }),
-    kernelPath: Type.Optional(ScriptText({ maxLength: 1024, description: 'relative to the install tree (no leading /, no ..)' })),
-    initrdPath: Type.Optional(ScriptText({ maxLength: 1024, description: 'relative to the install tree (no leading /, no ..)' })),
+    installTreeUrl: Type.String({ maxLength: 2048, minLength: 1, description: 'http(s) URL of the install tree', allOf: [NoControl, { pattern: PATTERN.httpUrl }] }),
+    kernelPath: Type.Optional(Type.String({ maxLength: 1024, description: 'relative to the install tree (no leading /, no ..)', allOf: [NoControl, { pattern: PATTERN.relativePath }] })),
+    initrdPath: Type.Optional(Type.String({ maxLength: 1024, description: 'relative to the install tree (no leading /, no ..)', allOf: [NoControl, { pattern: PATTERN.relativePath }] })),
     kickstartTemplate: Type.Optional(ScriptText({ maxLength: 128, description: 'a template of templates/' })),
     packages: Type.Optional(Type.Array(Type.String({ maxLength: 201, pattern: PACKAGE_PATTERN, ...coded(ErrorCode.BadPackageName) }), { maxItems: 1000 })),
     kernelArgs: Type.Optional(ScriptText({ maxLength: 4096 })),

@@ -49,7 +49,9 @@ export function checkProfileInput(input: ProfileInput): void {
     bad(`installTreeUrl "${input.installTreeUrl}" is not a URL`);
   }
   if (url && url.protocol !== 'http:' && url.protocol !== 'https:') bad(`installTreeUrl must be http(s), not ${url.protocol}`);
-  for (const path of [input.kernelPath, input.initrdPath]) if (path !== undefined && (path.startsWith('/') || path.split('/').includes('..'))) bad(`"${path}" must be a path relative to the install tree`);
+  // The API's schema states the same rules (validate-names.ts); imports reach this check directly.
+  if (!RE.httpUrl.test(input.installTreeUrl)) bad(`installTreeUrl "${input.installTreeUrl}" must be http(s)://HOST[:PORT][/PATH] (an IPv4 address or a host name)`);
+  for (const path of [input.kernelPath, input.initrdPath]) if (path !== undefined && !RE.relativePath.test(path)) bad(`"${path}" must be a path relative to the install tree`);
 }
 
 export async function listProfiles(db: Db): Promise<Profile[]> {

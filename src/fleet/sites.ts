@@ -66,6 +66,9 @@ export function deleteSite(db: Kysely<Database>, name: string): Promise<void> {
     });
     const used = await trx.selectFrom('networks').select('name').where('site_id', '=', id).execute();
     if (used.length > 0) throw new KvmfleetError(ErrorCode.InUse, `site "${name}" still has ${used.length} network(s): ${used.map((n) => n.name).slice(0, 5).join(', ')}`);
+    // Hypervisors hold their site too (on delete restrict): refused here with a code, not by the store (500).
+    const hypervisors = await trx.selectFrom('hypervisors').select('name').where('site_id', '=', id).execute();
+    if (hypervisors.length > 0) throw new KvmfleetError(ErrorCode.InUse, `site "${name}" still has ${hypervisors.length} hypervisor(s): ${hypervisors.map((h) => h.name).slice(0, 5).join(', ')}`);
     await trx.deleteFrom('sites').where('id', '=', id).execute();
   });
 }

@@ -34,6 +34,10 @@ export const PATTERN = {
   ipv4: `^${IPV4}$`,
   /** IPv4 CIDR with a prefix a network of hosts can have (/0–/30); host bits must be zero (checked by the server). */
   cidr: `^${IPV4}/([0-9]|[12][0-9]|30)$`,
+  /** An install tree: http(s), a host (IPv4 or a name whose last label starts with a letter), an optional port and path. */
+  httpUrl: `^[hH][tT][tT][pP][sS]?://(${IPV4}|([A-Za-z0-9_-]+\\.)*[A-Za-z][A-Za-z0-9_-]*)(:[0-9]{1,4})?([/?#]\\S*)?$`,
+  /** A path inside the install tree: not absolute, no ".." segment. */
+  relativePath: '^(?!/)(?!(.*/)?\\.\\.(/|$)).*$',
   /** SMBIOS UUID (lower case, as the firmware's is normalised). */
   uuid: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$',
 } as const;

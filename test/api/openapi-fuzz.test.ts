@@ -76,16 +76,18 @@ const KNOWN = ['lab', 'lab-net', 'rhel9', 'h1.lab.example', 'fuzz-viewer-q7', 'h
 
 /** Properties that name something the server would contact: kept on loopback. */
 const LOOPBACK: Record<string, fc.Arbitrary<unknown>> = {
-  uri: fc.constantFrom('qemu+tcp://127.0.0.1:1/system', 'qemu+ssh://root@127.0.0.1:1/system', 'qemu:///nowhere', 'not a uri'),
+  uri: fc.constantFrom('qemu+tcp://127.0.0.1:1/system', 'qemu+ssh://root@127.0.0.1:1/system', 'not a uri'),
   address: fc.constantFrom('127.0.0.1', '127.0.0.2', 'localhost'),
 };
 
 function stringOf(schema: Schema): fc.Arbitrary<string> {
   const min = (schema.minLength as number | undefined) ?? 0;
   const max = (schema.maxLength as number | undefined) ?? 64;
-  const fits = (s: string) => s.length >= min && s.length <= max;
-  if (typeof schema.pattern === 'string') {
-    const re = new RegExp(schema.pattern, 'u');
+  // Patterns side by side (allOf): generate from the last, the most specific; keep what meets them all.
+  const patterns = [schema.pattern, ...((schema.allOf ?? []) as Schema[]).map((part) => part.pattern)].filter((p): p is string => typeof p === 'string').map((p) => new RegExp(p, 'u'));
+  const fits = (s: string) => s.length >= min && s.length <= max && patterns.every((re) => re.test(s));
+  if (patterns.length) {
+    const re = patterns.at(-1)!;
     let matching: fc.Arbitrary<string>;
     try {
       matching = fc.stringMatching(re, { maxLength: Math.min(max, 80) });
@@ -93,12 +95,12 @@ function stringOf(schema: Schema): fc.Arbitrary<string> {
       matching = fc.string({ maxLength: Math.min(max, 40) }).filter((s) => re.test(s));
     }
     const known = KNOWN.filter((s) => fits(s) && re.test(s));
-    return known.length ? fc.oneof(matching.filter(fits), fc.constantFrom(...known)) : matching.filter(fits);
+    return known.length ? fc.oneof({ weight: 1, arbitrary: matching.filter(fits) }, { weight: 2, arbitrary: fc.constantFrom(...known) }) : matching.filter(fits);
   }
   if (schema.format === 'date-time') return fc.date({ noInvalidDate: true, min: new Date(0), max: new Date(4e12) }).map((d) => d.toISOString());
   const known = KNOWN.filter(fits);
   const any = fc.string({ minLength: min, maxLength: Math.max(min, Math.min(max, 40)) });
-  return known.length ? fc.oneof(any, fc.constantFrom(...known)) : any;
+  return known.length ? fc.oneof({ weight: 1, arbitrary: any }, { weight: 2, arbitrary: fc.constantFrom(...known) }) : any;
 }
 
 /** A value the schema accepts. */
@@ -229,12 +231,13 @@ test('the OpenAPI fuzz: every operation, generated valid and broken inputs, each
   const deadline = Date.now() + SECONDS * 1000;
   let requests = 0;
   for (let round = 0; round < 400 && Date.now() < deadline; round++) {
-    for (const { method, path, op, name } of operations) {
+    for (const [index, { method, path, op, name }] of operations.entries()) {
       if (Date.now() >= deadline) break;
       // Logins run argon2 (by design slow): a few rounds of them are enough.
       if (path === '/api/v1/login' && round % 20 !== 0) continue;
       const input = samples.get(name)![round % 400]!;
-      const caller = CALLERS[(round + requests) % CALLERS.length]!;
+      // Each operation meets every caller in turn, round after round.
+      const caller = CALLERS[(round + index) % CALLERS.length]!;
       const authorization = await caller.authorization();
       const controller = new AbortController();
       if (process.env.KVMFLEET_FUZZ_TRACE) console.error(`> ${caller.name} ${method} ${input.label.slice(0, 200)}`);
@@ -288,4 +291,17 @@ test('the OpenAPI fuzz: every operation, generated valid and broken inputs, each
   assert.ok(requests >= operations.length * 5, `only ${summary}`);
   for (const { name } of operations) assert.ok(statuses.has(name), `${name} was never called`);
   assert.deepEqual(unique.slice(0, 25), [], `${unique.length} problems (${summary})`);
+});
+
+test('what the fuzz found, kept: a site that still has a hypervisor is refused 409 (was a 500 from the store)', async () => {
+  const admin = await tokenOf('admin');
+  const call = (method: string, path: string, body?: unknown) =>
+    fetch(`http://127.0.0.1:${api.port}${path}`, { method, headers: { authorization: admin, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+  assert.equal((await call('POST', '/api/v1/sites', { name: 'fz-hv-site' })).status, 201);
+  const site = await api.store.db.selectFrom('sites').select('id').where('name', '=', 'fz-hv-site').executeTakeFirstOrThrow();
+  // As a build's callback registers it (no libvirt to reach here).
+  await api.store.db.insertInto('hypervisors').values({ name: 'fz-hv', uri: 'qemu+tcp://127.0.0.1:1/system', site_id: site.id } as never).execute();
+  const refused = await call('DELETE', '/api/v1/sites/fz-hv-site');
+  assert.equal(refused.status, 409);
+  assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'KVMF_ERR_IN_USE');
 });

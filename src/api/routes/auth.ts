@@ -79,7 +79,7 @@ export function registerAuthRoutes(app: FastifyInstance, db: Kysely<Database>, t
   });
 
   app.get('/api/v1/tokens', { config: { permission: 'read' }, schema: { tags, summary: 'Your tokens (an admin sees everyone’s); never the tokens themselves', response: { 200: Type.Array(TokenInfo) } } }, (request) => listTokens(db, isAdmin(request) ? undefined : request.principal!.user));
-  app.post('/api/v1/tokens', { config: { permission: 'write' }, schema: { tags, summary: 'A new token, shown once; scopes narrow what your role allows. Tokens only shrink: no scope the calling token lacks, no expiry after its own (none asked: it expires with the caller); else 403 KVMF_ERR_TOKEN_EXCEEDS_CALLER', body: NewToken, response: { 201: NewTokenReply, ...errors } } }, async (request, reply) => {
+  app.post('/api/v1/tokens', { config: { permission: 'write' }, schema: { tags, summary: 'A new token, shown once; scopes narrow what your role allows. Tokens only shrink: no scope the calling token lacks, no expiry after its own (none asked: it expires with the caller); else 403 KVMF_ERR_TOKEN_EXCEEDS_CALLER; 404 for a user that does not exist', body: NewToken, response: { 201: NewTokenReply, ...errors, ...errorReplies(404) } } }, async (request, reply) => {
     const body = request.body as Static<typeof NewToken>;
     const user = body.user ?? request.principal?.user;
     if (!user) throw new KvmfleetError(ErrorCode.Validation, 'name the user the token is for');
