@@ -167,6 +167,11 @@ export async function loginFor(db: Db, keyring: () => Keyring, hostname: string)
   return { type, host, port, username: bmc.username, password: keyring().open(row.bmc_secret, hostContext(row.id)) };
 }
 
+export async function anySealed(db: Db): Promise<boolean> {
+  const host = await db.selectFrom('hosts').select('id').where('bmc_secret', 'is not', null).limit(1).executeTakeFirst();
+  return !!host || !!(await db.selectFrom('bmc_credentials').select('id').limit(1).executeTakeFirst());
+}
+
 /**
  * Re-seals every secret not sealed by the keyring's current key (key rotation). Returns how many
  * were re-sealed and how many still need a key the ring lacks (they stay as they are).

@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -253,6 +254,25 @@ describe('IPMI against ipmi_sim', { timeout: 300_000 }, () => {
       assert.equal(inStore, '', `the password is in plain text in ${inStore}`);
       // the key file is there, 0600, and is not the password either
       assert.equal(execFileSync('stat', ['-c', '%a', join(work, 'data', 'secret.key')], { encoding: 'utf8' }).trim(), '600');
+    });
+
+    test('key rotation as documented: a new first key, a restart re-seals everything, the old key can go', async () => {
+      const keyFile = join(work, 'data', 'secret.key');
+      const oldKeys = readFileSync(keyFile, 'utf8');
+      const restart = async () => {
+        await server.kill();
+        server = await startServer(['--roles', 'api', '--data-dir', join(work, 'data'), '--log-level', 'info'], { KVMFLEET_SECRET_KEY: '' }, 60_000, { netns: net.client.name });
+      };
+      writeFileSync(keyFile, `${randomBytes(32).toString('base64')}\n${oldKeys}`);
+      await restart();
+      // hv1, hv2, hv3 have passwords of their own, rack1 is a set
+      const line = await server.waitForLine(/re-sealed under the current key/);
+      assert.match(line, /"resealed":4/);
+      assert.match(line, /"unopenable":0/);
+      writeFileSync(keyFile, readFileSync(keyFile, 'utf8').split('\n')[0] + '\n');
+      await restart();
+      assert.equal((await api('/api/v1/hosts/hv1/power')).body.powerState, sim.power());
+      assert.equal((await api('/api/v1/hosts/hv5/power')).body.powerState, sim.power());
     });
   });
 });

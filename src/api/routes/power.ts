@@ -7,7 +7,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { recordAudit } from '../../auth/audit.ts';
-import { BMC_TYPES, clearHostBmc, deleteCredentialSet, getHostBmc, listCredentialSets, putCredentialSet, resealAll, setHostBmc } from '../../bmc/credentials.ts';
+import { anySealed, BMC_TYPES, clearHostBmc, deleteCredentialSet, getHostBmc, listCredentialSets, putCredentialSet, resealAll, setHostBmc } from '../../bmc/credentials.ts';
 import { BOOT_DEVICES, POWER_ACTIONS, PowerService, type BmcDeps } from '../../bmc/power.ts';
 import { loadKeyring, type Keyring } from '../../bmc/secret-box.ts';
 import type { Database } from '../../store/schema.ts';
@@ -67,11 +67,13 @@ export function registerPowerRoutes(app: FastifyInstance, db: Kysely<Database>, 
 
   // Key rotation: whatever is sealed under an older key is re-sealed under the first one at start.
   app.addHook('onReady', async () => {
+    // Nothing sealed yet: do not create a key file this node would then be alone in holding.
+    if (!(await anySealed(db))) return;
     let ring: Keyring;
     try {
       ring = keyring();
     } catch {
-      return; // no key configured: nothing can have been sealed with it
+      return; // no key here: the first call that needs one says so
     }
     const { resealed, unopenable } = await resealAll(db, ring);
     if (resealed || unopenable) app.log.warn({ resealed, unopenable, keyId: ring.currentId }, 'BMC secrets re-sealed under the current key');
