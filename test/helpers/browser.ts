@@ -14,7 +14,8 @@ export const CHROMIUM = '/usr/bin/chromium';
 // Headless, no sandbox (tests run as root), and nothing that would reach for the network on its own.
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
 
-export async function launchChromium(options: { netns?: string } = {}): Promise<Browser> {
+/** `args`: more command-line flags (e.g. one certificate trusted by its SPKI hash). */
+export async function launchChromium(options: { netns?: string; args?: string[] } = {}): Promise<Browser> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (the console tests need it)`);
   let executablePath = CHROMIUM;
   if (options.netns) {
@@ -24,5 +25,5 @@ export async function launchChromium(options: { netns?: string } = {}): Promise<
     await writeFile(executablePath, `#!/bin/sh\nexec ip netns exec ${options.netns} ${CHROMIUM} "$@"\n`);
     await chmod(executablePath, 0o755);
   }
-  return chromium.launch({ executablePath, args: FLAGS, timeout: 60_000 });
+  return chromium.launch({ executablePath, args: [...FLAGS, ...(options.args ?? [])], timeout: 60_000 });
 }
