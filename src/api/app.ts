@@ -90,7 +90,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'kvmfleet', version: VERSION, description: 'Provision KVM fleets: inventory, network boot, VMs.' },
+      info: { title: 'kvmfleet', version: VERSION, description: 'Provision KVM fleets: inventory, network boot, VMs. Every error answer is the Error schema, matched by its stable code. A method a path does not serve answers 405 with Allow.' },
       tags: [{ name: 'sites' }, { name: 'networks' }, { name: 'profiles' }, { name: 'hosts' }, { name: 'import' }, { name: 'builds' }, { name: 'dhcp' }, { name: 'vms' }, { name: 'jobs' }, { name: 'auth' }, { name: 'health' }],
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token, kvmf_… (kvmfleet user add --with-token, token create, login)' } } },
     },

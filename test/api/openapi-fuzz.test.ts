@@ -256,6 +256,8 @@ test('the OpenAPI fuzz: every operation, generated valid and broken inputs, each
       const documented = op.responses[String(reply.status)];
       // An event stream never ends: its status and media type are the answer.
       const text = type === 'text/event-stream' ? (controller.abort(), '') : await reply.text();
+      // Secrets never leave: no password hash, no stored token hash, no BMC password in any answer.
+      if (/\$argon2|password_hash|token_hash|passwordHash|"password"/.test(text)) problems.push(`${where} → ${reply.status} carries a secret: ${text.slice(0, 200)}`);
       if (reply.status >= 500 && !(reply.status === 503 && documented)) problems.push(`${where} → ${reply.status} ${text.slice(0, 200)}`);
       if (!documented) {
         problems.push(`${where} → undocumented status ${reply.status} ${text.slice(0, 200)}`);
@@ -304,4 +306,17 @@ test('what the fuzz found, kept: a site that still has a hypervisor is refused 4
   const refused = await call('DELETE', '/api/v1/sites/fz-hv-site');
   assert.equal(refused.status, 409);
   assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'KVMF_ERR_IN_USE');
+});
+
+test('answers carry only the fields their schema names: a hypervisor row’s id stays inside', async () => {
+  const admin = await tokenOf('admin');
+  const site = await api.store.db.selectFrom('sites').select('id').where('name', '=', 'lab').executeTakeFirstOrThrow();
+  await api.store.db.insertInto('hypervisors').values({ name: 'fz-hv2', uri: 'qemu+tcp://127.0.0.2:1/system', site_id: site.id } as never).execute();
+  const reply = await fetch(`http://127.0.0.1:${api.port}/api/v1/hypervisors/fz-hv2`, { headers: { authorization: admin } });
+  assert.equal(reply.status, 200);
+  const body = (await reply.json()) as Record<string, unknown>;
+  assert.equal(body.name, 'fz-hv2');
+  assert.ok(!('id' in body), 'getHypervisor returns the row id; the serializer drops it');
+  const users = await (await fetch(`http://127.0.0.1:${api.port}/api/v1/users`, { headers: { authorization: admin } })).text();
+  assert.doesNotMatch(users, /argon2|password/);
 });
