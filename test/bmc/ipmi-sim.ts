@@ -53,19 +53,62 @@ case "$op" in
 esac
 `;
 
+/**
+ * The same contract, wired to a libvirt guest (qemu:///system; virsh reaches libvirtd by its unix
+ * socket, which a network namespace does not hide): power is the domain's state (start, destroy,
+ * reset, ACPI shutdown), the boot device is the persistent definition's boot order, which the
+ * guest takes at its next start. ipmi_sim passes on the device only, not once/persistent or EFI.
+ */
+const LIBVIRT_CHASSIS_SCRIPT = `#!/bin/sh
+state="$1"; dom="$2"; shift 2
+op="$1"; shift
+V="virsh -q -c qemu:///system"
+running() { [ "$($V domstate "$dom" 2>/dev/null)" = running ]; }
+case "$op" in
+  get)
+    for p in "$@"; do
+      case "$p" in
+        power) if running; then v=1; else v=0; fi ;;
+        boot) v=$(cat "$state/boot" 2>/dev/null || echo default) ;;
+        *) echo "Invalid parameter: $p"; exit 1 ;;
+      esac
+      echo "$p:$v"
+    done ;;
+  set)
+    while [ $# -ge 2 ]; do
+      echo "$1 $2" >> "$state/record"
+      case "$1" in
+        power) if [ "$2" = 1 ]; then running || $V start "$dom" >/dev/null; else ! running || $V destroy "$dom" >/dev/null; fi ;;
+        reset) $V reset "$dom" >/dev/null ;;
+        shutdown) $V shutdown "$dom" >/dev/null ;;
+        boot)
+          echo "$2" > "$state/boot"
+          case "$2" in pxe) order="network hd" ;; default) order="hd network" ;; *) order="" ;; esac
+          if [ -n "$order" ]; then
+            boots=""; for d in $order; do boots="$boots<boot dev='$d'/>"; done
+            $V dumpxml --inactive "$dom" | sed -e "/<boot dev=/d" -e "s#</os>#$boots</os>#" > "$state/domain.xml" && $V define "$state/domain.xml" >/dev/null
+          fi ;;
+        *) exit 1 ;;
+      esac
+      shift 2
+    done ;;
+  *) exit 1 ;;
+esac
+`;
+
 const EMU = `mc_setbmc 0x20
 mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr
 sel_enable 0x20 1000 0x0a
 mc_enable 0x20
 `;
 
-export async function startIpmiSim(ns: Namespace, options: { username?: string; password?: string; port?: number } = {}): Promise<IpmiSim> {
+export async function startIpmiSim(ns: Namespace, options: { username?: string; password?: string; port?: number; libvirtDomain?: string } = {}): Promise<IpmiSim> {
   const dir = mkdtempSync(join(tmpdir(), 'kvmt-ipmisim-'));
   const username = options.username ?? 'admin';
   const password = options.password ?? 'Sim-pass-0417';
   const port = options.port ?? 623;
   const state = join(dir, 'state');
-  writeFileSync(join(dir, 'chassis'), CHASSIS_SCRIPT);
+  writeFileSync(join(dir, 'chassis'), options.libvirtDomain ? LIBVIRT_CHASSIS_SCRIPT : CHASSIS_SCRIPT);
   chmodSync(join(dir, 'chassis'), 0o755);
   rmSync(state, { recursive: true, force: true });
   writeFileSync(join(dir, 'emu'), EMU);
@@ -85,7 +128,7 @@ set_working_mc 0x20
     allowed_auths_admin none md2 md5 straight
     guid a123456789abcdefa123456789abcdef
   endlan
-  chassis_control "${join(dir, 'chassis')} ${state}"
+  chassis_control "${join(dir, 'chassis')} ${state}${options.libvirtDomain ? ` ${options.libvirtDomain}` : ''}"
   startnow false
   user 2 true "${username}" "${password}" admin 10 none md2 md5 straight
 `,
