@@ -59,9 +59,12 @@ export const pgOutage: Scenario = {
       const lostBuilds = [...run.built()].filter((mac) => states.get(nameOf.get(mac)!) !== 'built');
       const builtNow = [...states.values()].filter((s) => s === 'built').length;
       const polled = [...answers].map(([k, n]) => `${n}× ${k}`).join(', ');
+      // The cause of a 500, as the server logged it.
+      const logged = lab.server.lines.find((l) => /unexpected error/.test(l));
+      const cause = logged ? (/"message":"([^"]{1,160})/.exec(logged)?.[1] ?? logged.slice(0, 160)) : '';
       findings.check(verdict.twice.length === 0, `addresses ACKed to two clients: ${verdict.twice.slice(0, 3).join(', ')}`);
       findings.check(builtNow === KNOWN, `only ${builtNow}/${KNOWN} hosts built after PostgreSQL came back (${run.failures()})`);
-      findings.check([...answers.keys()].every((k) => k === '200' || k === '503 with Retry-After'), `the API during the outage answered: ${polled}${sample ? ` (e.g. ${sample})` : ''}`);
+      findings.check([...answers.keys()].every((k) => k === '200' || k === '503 with Retry-After'), `the API during the outage answered: ${polled}${sample ? ` (e.g. ${sample}${cause ? `; logged: ${cause}` : ''})` : ''}`);
       for (const exit of lab.unexpectedExits) findings.failures.push(exit);
       return {
         figures: `${KNOWN} installs + ${UNKNOWN} unknown; stopped after ${before.acks} ACKs/${before.built} built; ${acksDuring} ACKs during the outage; API during it: ${polled}; all done ${resumeS.toFixed(0)} s after; ACKs ${verdict.acked} (lost ${verdict.lost.length}, twice ${verdict.twice.length}), built answered 2xx ${run.built().size} (lost ${lostBuilds.length}), built at end ${builtNow}/${KNOWN}`,

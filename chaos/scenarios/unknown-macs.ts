@@ -68,13 +68,24 @@ export const unknownMacs: Scenario = {
       await new Promise((r) => setTimeout(r, 5000));
       const after = memoryMiB(pid).rss;
       const health = await lab.api('GET', '/healthz');
+      // What the DHCP role still remembers (the lease pool's bounded entries), where /metrics shows it:
+      // now, and once the offers' holds (30 s) have run out.
+      const poolEntries = async () => {
+        const metrics = String((await lab.api('GET', '/metrics')).body);
+        if (!/^kvmfleet_dhcp_pool_entries/m.test(metrics)) return 'not in /metrics';
+        return String([...metrics.matchAll(/^kvmfleet_dhcp_pool_entries\{[^}]*\}\s+(\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0));
+      };
+      const entriesSoon = await poolEntries();
+      await new Promise((r) => setTimeout(r, 30_000));
+      const entriesLater = await poolEntries();
+      const rssLater = memoryMiB(pid).rss;
       const discovered = ((await apiOk(lab, 'GET', '/api/v1/hosts?state=discovered&limit=99999')) as unknown[]).length;
       const growth = peak - before.rss;
       findings.check(health.status === 200, `the API answered /healthz with ${health.status} after the flood`);
       findings.check(growth <= MEMORY_BOUND_MIB, `resident memory grew ${growth.toFixed(0)} MiB over the flood (bound ${MEMORY_BOUND_MIB} MiB)`);
       for (const exit of lab.unexpectedExits) findings.failures.push(exit);
       return {
-        figures: `${CLIENTS} DISCOVERs, ${offers.size} offered; RSS ${before.rss.toFixed(0)} → peak ${peak.toFixed(0)} MiB (+${growth.toFixed(0)}, bound +${MEMORY_BOUND_MIB}), ${after.toFixed(0)} MiB 5 s after; ${discovered} discovered rows`,
+        figures: `${CLIENTS} DISCOVERs, ${offers.size} offered; RSS ${before.rss.toFixed(0)} → peak ${peak.toFixed(0)} MiB (+${growth.toFixed(0)}, bound +${MEMORY_BOUND_MIB}), ${after.toFixed(0)} MiB 5 s after; ${rssLater.toFixed(0)} MiB 35 s after; ${discovered} discovered rows; lease pool entries ${entriesSoon} 5 s after, ${entriesLater} 35 s after`,
         lost: 0,
         failures: findings.failures,
       };
