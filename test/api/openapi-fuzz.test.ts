@@ -6,8 +6,10 @@
  * with an unknown one, and with tokens of each role and a narrowed scope. Every answer must be
  * documented: no 5xx, a status the operation lists, a body that matches that status's schema and
  * media type, and never a 2xx for a token that lacks the operation's permission.
- * Seeded (KVMFLEET_FUZZ_SEED, default 17) and bounded in time (KVMFLEET_FUZZ_SECONDS, default 45).
- * Nothing leaves loopback: libvirt URIs and BMC addresses are generated on 127.0.0.1 only.
+ * Seeded (KVMFLEET_FUZZ_SEED, default 17) and bounded in time (KVMFLEET_FUZZ_SECONDS, default 45);
+ * KVMFLEET_FUZZ_TRACE=1 prints each request and status.
+ * Nothing leaves loopback: libvirt URIs, BMC addresses, networks and host addresses are generated
+ * in 127.0.0.0/8 only (a built host becomes a hypervisor that GET /vms connects to).
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -74,10 +76,23 @@ const resolve = (schema: Schema): Schema => {
 /** Values the server may know: names of the seeded inventory, to reach past "does not exist". */
 const KNOWN = ['lab', 'lab-net', 'rhel9', 'h1.lab.example', 'fuzz-viewer-q7', 'hv1', 'vm1', '1', '2'];
 
+/** Fields that name a seeded thing: mostly that thing, so valid inputs get past "does not exist". */
+const SEEDED: Record<string, fc.Arbitrary<unknown>> = {
+  site: fc.constant('lab'),
+  network: fc.constant('lab-net'),
+  profile: fc.constant('rhel9'),
+};
+/** Path parameters by the collection they name. */
+const SEEDED_PATH: Record<string, string> = { sites: 'lab', networks: 'lab-net', profiles: 'rhel9', hosts: 'h1.lab.example', users: 'fuzz-viewer-q7' };
+
 /** Properties that name something the server would contact: kept on loopback. */
 const LOOPBACK: Record<string, fc.Arbitrary<unknown>> = {
   uri: fc.constantFrom('qemu+tcp://127.0.0.1:1/system', 'qemu+ssh://root@127.0.0.1:1/system', 'not a uri'),
   address: fc.constantFrom('127.0.0.1', '127.0.0.2', 'localhost'),
+  // A host's address becomes its hypervisor's (mark-built), which GET /vms then connects to: loopback only.
+  ip: fc.oneof(fc.integer({ min: 20, max: 99 }).map((n) => `127.77.0.${n}`), fc.constant(null)),
+  cidr: fc.oneof(fc.integer({ min: 1, max: 250 }).map((n) => `127.${n}.0.0/24`), fc.constant('127.77.0.0/24')),
+  gateway: fc.constantFrom('127.77.0.1', null),
 };
 
 function stringOf(schema: Schema): fc.Arbitrary<string> {
@@ -130,7 +145,10 @@ function typed(s: Schema, depth: number): fc.Arbitrary<unknown> {
       const properties = (s.properties ?? {}) as Record<string, Schema>;
       const required = new Set((s.required ?? []) as string[]);
       const record: Record<string, fc.Arbitrary<unknown>> = {};
-      for (const [key, property] of Object.entries(properties)) record[key] = depth > 4 ? fc.constant(undefined) : (LOOPBACK[key] ?? valid(property, depth + 1));
+      for (const [key, property] of Object.entries(properties)) {
+        const generated = valid(property, depth + 1);
+        record[key] = depth > 4 ? fc.constant(undefined) : (LOOPBACK[key] ?? (SEEDED[key] ? fc.oneof({ weight: 3, arbitrary: SEEDED[key]! }, { weight: 1, arbitrary: generated }) : generated));
+      }
       return fc.record(record, { requiredKeys: [...required] });
     }
     default:
@@ -171,9 +189,11 @@ interface Request {
   readonly label: string;
 }
 
-function requestOf(path: string, op: Operation): fc.Arbitrary<Request> {
+function requestOf(method: string, path: string, op: Operation): fc.Arbitrary<Request> {
   const params = op.parameters ?? [];
-  const pathValue = (schema: Schema) => fc.oneof({ weight: 3, arbitrary: valid(schema) }, { weight: 1, arbitrary: hostile });
+  // Not for deletes: the seeded inventory should outlive the run, or little else would succeed.
+  const seeded = method === 'DELETE' ? undefined : SEEDED_PATH[path.split('/')[3] ?? ''];
+  const pathValue = (schema: Schema) => fc.oneof({ weight: 3, arbitrary: valid(schema) }, { weight: 1, arbitrary: hostile }, ...(seeded ? [{ weight: 3, arbitrary: fc.constant(seeded) }] : []));
   const pathArb = fc.record(Object.fromEntries(params.filter((p) => p.in === 'path').map((p) => [p.name, pathValue(p.schema)])));
   const queryArb = fc.record(
     Object.fromEntries(params.filter((p) => p.in === 'query').map((p) => [p.name, fc.oneof({ weight: 3, arbitrary: valid(p.schema) }, { weight: 1, arbitrary: hostile })])),
@@ -200,6 +220,18 @@ function requestOf(path: string, op: Operation): fc.Arbitrary<Request> {
 
 // ---- checking answers ---------------------------------------------------------------------------
 
+/** The passwords a JSON body carries (long enough not to be a name the answer may rightly hold). */
+function secretsOf(input: Request): string[] {
+  if (input.body?.type !== 'application/json') return [];
+  try {
+    const body = JSON.parse(input.body.text) as Record<string, unknown> | null;
+    const password = body && typeof body === 'object' ? body.password : undefined;
+    return typeof password === 'string' && password.length >= 8 && !KNOWN.includes(password) ? [password] : [];
+  } catch {
+    return [];
+  }
+}
+
 const ajv = new Ajv({ strict: false, validateFormats: false, allErrors: false });
 const validators = new Map<Schema, ValidateFunction>();
 const validatorOf = (schema: Schema) => {
@@ -213,9 +245,9 @@ async function seedInventory(): Promise<void> {
   const post = (path: string, body: unknown) => fetch(`http://127.0.0.1:${api.port}${path}`, { method: 'POST', headers: { authorization: admin, 'content-type': 'application/json' }, body: JSON.stringify(body) });
   for (const [path, body] of [
     ['/api/v1/sites', { name: 'lab' }],
-    ['/api/v1/networks', { name: 'lab-net', site: 'lab', cidr: '10.9.0.0/24', dynamicRange: { start: '10.9.0.100', end: '10.9.0.200' } }],
+    ['/api/v1/networks', { name: 'lab-net', site: 'lab', cidr: '127.77.0.0/24', dynamicRange: { start: '127.77.0.100', end: '127.77.0.200' } }],
     ['/api/v1/profiles', { name: 'rhel9', os: 'rhel9', installTreeUrl: 'http://127.0.0.1:1/rhel9' }],
-    ['/api/v1/hosts', { hostname: 'h1.lab.example', macs: ['52:54:00:aa:bb:01'], ip: '10.9.0.10', network: 'lab-net', profile: 'rhel9' }],
+    ['/api/v1/hosts', { hostname: 'h1.lab.example', macs: ['52:54:00:aa:bb:01'], ip: '127.77.0.10', network: 'lab-net', profile: 'rhel9' }],
   ] as const) {
     const reply = await post(path, body);
     assert.equal(reply.status, 201, `${path}: ${await reply.text()}`);
@@ -225,7 +257,7 @@ async function seedInventory(): Promise<void> {
 test('the OpenAPI fuzz: every operation, generated valid and broken inputs, each caller — no 5xx, only documented answers, no 2xx without the permission', { timeout: (SECONDS + 60) * 1000 }, async () => {
   await seedInventory();
   const operations = Object.entries(doc.paths).flatMap(([path, item]) => Object.entries(item).map(([method, op]) => ({ method: method.toUpperCase(), path, op, name: `${method.toUpperCase()} ${path}` })));
-  const samples = new Map(operations.map(({ name, path, op }, i) => [name, fc.sample(requestOf(path, op), { seed: SEED + i, numRuns: 400 })]));
+  const samples = new Map(operations.map(({ name, method, path, op }, i) => [name, fc.sample(requestOf(method, path, op), { seed: SEED + i, numRuns: 400 })]));
   const problems: string[] = [];
   const statuses = new Map<string, Set<number>>();
   const deadline = Date.now() + SECONDS * 1000;
@@ -240,7 +272,7 @@ test('the OpenAPI fuzz: every operation, generated valid and broken inputs, each
       const caller = CALLERS[(round + index) % CALLERS.length]!;
       const authorization = await caller.authorization();
       const controller = new AbortController();
-      if (process.env.KVMFLEET_FUZZ_TRACE) console.error(`> ${caller.name} ${method} ${input.label.slice(0, 200)}`);
+      if (process.env.KVMFLEET_FUZZ_TRACE) console.error(`> ${caller.name} ${method} ${input.label.slice(0, 300)}`);
       const reply = await fetch(`http://127.0.0.1:${api.port}${input.path}`, {
         method,
         headers: { ...(authorization ? { authorization } : {}), ...(input.body ? { 'content-type': input.body.type } : {}) },
@@ -248,6 +280,7 @@ test('the OpenAPI fuzz: every operation, generated valid and broken inputs, each
         signal: controller.signal,
       });
       requests++;
+      if (process.env.KVMFLEET_FUZZ_TRACE) console.error(`< ${reply.status}`);
       const where = `${name} [${op.operationId}] as ${caller.name}: ${method} ${input.label}`;
       const seen = statuses.get(name) ?? new Set();
       seen.add(reply.status);
@@ -256,8 +289,8 @@ test('the OpenAPI fuzz: every operation, generated valid and broken inputs, each
       const documented = op.responses[String(reply.status)];
       // An event stream never ends: its status and media type are the answer.
       const text = type === 'text/event-stream' ? (controller.abort(), '') : await reply.text();
-      // Secrets never leave: no password hash, no stored token hash, no BMC password in any answer.
-      if (/\$argon2|password_hash|token_hash|passwordHash|"password"/.test(text)) problems.push(`${where} → ${reply.status} carries a secret: ${text.slice(0, 200)}`);
+      // Secrets never leave: no password hash or stored token hash, and no password the request carried.
+      if (/\$argon2|password_hash|token_hash/.test(text) || secretsOf(input).some((secret) => text.includes(secret))) problems.push(`${where} → ${reply.status} carries a secret: ${text.slice(0, 200)}`);
       if (reply.status >= 500 && !(reply.status === 503 && documented)) problems.push(`${where} → ${reply.status} ${text.slice(0, 200)}`);
       if (!documented) {
         problems.push(`${where} → undocumented status ${reply.status} ${text.slice(0, 200)}`);
@@ -287,7 +320,7 @@ test('the OpenAPI fuzz: every operation, generated valid and broken inputs, each
   const unique = [...new Set(problems)];
   const summary = `${requests} requests over ${operations.length} operations, seed ${SEED}`;
   console.log(`# openapi fuzz: ${summary}; statuses seen: ${[...new Set([...statuses.values()].flatMap((s) => [...s]))].sort().join(' ')}`);
-  const never2xx = [...statuses].filter(([, seen]) => ![...seen].some((s) => s < 300)).map(([name]) => name);
+  const never2xx = [...statuses].filter(([, seen]) => ![...seen].some((s) => s < 300)).map(([name, seen]) => `${name} (${[...seen].sort().join('/')})`);
   console.log(`# operations never answered 2xx (they need state the generated inputs did not reach): ${never2xx.join(', ') || 'none'}`);
   assert.ok(operations.length >= 60, `${operations.length} operations`);
   assert.ok(requests >= operations.length * 5, `only ${summary}`);
@@ -302,7 +335,7 @@ test('what the fuzz found, kept: a site that still has a hypervisor is refused 4
   assert.equal((await call('POST', '/api/v1/sites', { name: 'fz-hv-site' })).status, 201);
   const site = await api.store.db.selectFrom('sites').select('id').where('name', '=', 'fz-hv-site').executeTakeFirstOrThrow();
   // As a build's callback registers it (no libvirt to reach here).
-  await api.store.db.insertInto('hypervisors').values({ name: 'fz-hv', uri: 'qemu+tcp://127.0.0.1:1/system', site_id: site.id } as never).execute();
+  await api.store.db.insertInto('hypervisors').values({ name: 'fz-hv', uri: 'qemu+tcp://127.0.0.9:1/system', site_id: site.id } as never).execute();
   const refused = await call('DELETE', '/api/v1/sites/fz-hv-site');
   assert.equal(refused.status, 409);
   assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'KVMF_ERR_IN_USE');
@@ -310,8 +343,9 @@ test('what the fuzz found, kept: a site that still has a hypervisor is refused 4
 
 test('answers carry only the fields their schema names: a hypervisor row’s id stays inside', async () => {
   const admin = await tokenOf('admin');
-  const site = await api.store.db.selectFrom('sites').select('id').where('name', '=', 'lab').executeTakeFirstOrThrow();
-  await api.store.db.insertInto('hypervisors').values({ name: 'fz-hv2', uri: 'qemu+tcp://127.0.0.2:1/system', site_id: site.id } as never).execute();
+  assert.equal((await fetch(`http://127.0.0.1:${api.port}/api/v1/sites`, { method: 'POST', headers: { authorization: admin, 'content-type': 'application/json' }, body: '{"name":"fz-site2"}' })).status, 201);
+  const site = await api.store.db.selectFrom('sites').select('id').where('name', '=', 'fz-site2').executeTakeFirstOrThrow();
+  await api.store.db.insertInto('hypervisors').values({ name: 'fz-hv2', uri: 'qemu+tcp://127.0.0.10:1/system', site_id: site.id } as never).execute();
   const reply = await fetch(`http://127.0.0.1:${api.port}/api/v1/hypervisors/fz-hv2`, { headers: { authorization: admin } });
   assert.equal(reply.status, 200);
   const body = (await reply.json()) as Record<string, unknown>;
