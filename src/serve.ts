@@ -9,7 +9,7 @@ import { DEFAULT_BUILD_POLICY, recordEvent, startBuildTimeoutSweep, type BuildPo
 import { DEFAULT_RETENTION, startRetentionSweep, type RetentionPolicy } from './store/retention.ts';
 import type { Periodic } from './store/periodic.ts';
 import { buildBootHttp } from './boot/http.ts';
-import { registerFirmwareRoutes } from './boot/firmware-http.ts';
+import { registerFirmwareRoutes, type FirmwareServed } from './boot/firmware-http.ts';
 import { hostFallbackHook } from './boot/host-fallback.ts';
 import { DiscoveryLimiter } from './boot/rate-limit.ts';
 import { KickstartTemplates } from './boot/kickstart.ts';
@@ -197,7 +197,8 @@ export async function serve(options: ServeOptions): Promise<Running> {
       mkdirSync(treesDir, { recursive: true });
       const mirrors = options.http.mirrors?.size ? new MirrorCache(local('mirror-cache'), options.http.mirrors) : undefined;
       http = await buildBootHttp({ store, boot, treesDir, mirrors, baseUrl: options.http.baseUrl, logger: { level: options.logLevel }, trustProxy: options.http.trustProxy ?? [] });
-      await registerFirmwareRoutes(http); // /ipxe.efi for UEFI HTTP boot, the URL the DHCP role offers
+      // /ipxe.efi for UEFI HTTP boot, the URL the DHCP role offers; each download on the client's timeline.
+      await registerFirmwareRoutes(http, { onServed: (event) => void recordFirmwareEvent(store, event).catch(() => {}) });
       http.addHook('onRequest', hostFallbackHook(options.http.baseUrl)); // no Host header: never a broken URL in a script
       await http.listen({ host: options.http.host, port: options.http.port });
       endpoints.http = urlOf(options.http.host, boundPort(http, options.http.port));
@@ -297,6 +298,17 @@ function tftpSamples(tftp: TftpServer): Sample[] {
     { name: 'kvmfleet_tftp_busy_total', help: 'requests refused at a transfer limit', type: 'counter', values: [{ labels: { limit: 'per-source' }, value: s.busyPerSource }, { labels: { limit: 'total' }, value: s.busyTotal }] },
     { name: 'kvmfleet_tftp_memory_bytes', help: 'bytes the TFTP role holds in memory', type: 'gauge', values: Object.entries(tftp.memory()).map(([kind, value]) => ({ labels: { kind }, value })) },
   ];
+}
+
+/** A firmware download over HTTP (UEFI HTTP boot) goes on the timeline of the host that has the client's address. */
+async function recordFirmwareEvent(store: Store, event: FirmwareServed): Promise<void> {
+  const ip = event.client.replace(/^::ffff:/, '');
+  const host = await store.db
+    .selectFrom('hosts')
+    .select('id')
+    .where((eb) => eb.or([eb('ip', '=', ip), eb('last_seen_ip', '=', ip)]))
+    .executeTakeFirst();
+  if (host) await recordEvent(store.db, host.id, 'firmware', { file: event.file, via: 'http', outcome: event.outcome, bytes: event.bytes });
 }
 
 /** A finished TFTP transfer goes on the timeline of the host that has the client's address. */

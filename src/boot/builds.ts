@@ -28,6 +28,7 @@ export type HostEventKind =
   | 'discovered'
   | 'dhcp'
   | 'tftp'
+  | 'firmware'
   | 'script'
   | 'queued'
   | 'build-started'
