@@ -16,7 +16,8 @@ export interface Step {
 
 export const STEPS: readonly Step[] = [
   { key: 'dhcp', label: 'DHCP', kinds: ['dhcp'] },
-  { key: 'tftp', label: 'TFTP', kinds: ['tftp'] },
+  // The firmware's download of the boot loader: by TFTP (PXE), or over HTTP for UEFI HTTP boot ('firmware').
+  { key: 'tftp', label: 'TFTP / HTTP', kinds: ['tftp', 'firmware'] },
   { key: 'script', label: 'iPXE script', kinds: ['build-started'] },
   { key: 'kernel', label: 'Kernel', kinds: ['kernel', 'initrd'] },
   { key: 'kickstart', label: 'Kickstart', kinds: ['kickstart'] },

@@ -11,6 +11,11 @@ test('a first install: every step at its first event; the firmware DHCP, not iPX
   assert.deepEqual(Object.fromEntries(times), { dhcp: at(0), tftp: at(1), script: at(3), kernel: at(5), kickstart: at(7), built: at(8) });
 });
 
+test('UEFI HTTP boot: the firmware’s HTTP download of ipxe.efi is the boot-loader step', () => {
+  const times = stepTimes(timeline('dhcp', 'firmware', 'dhcp', 'build-started'));
+  assert.deepEqual(Object.fromEntries(times), { dhcp: at(0), tftp: at(1), script: at(3) });
+});
+
 test('mid-install: later steps are not reached yet', () => {
   const times = stepTimes(timeline('dhcp', 'tftp', 'dhcp', 'build-started', 'script', 'kernel'));
   assert.deepEqual([...times.keys()], ['dhcp', 'tftp', 'script', 'kernel']);
