@@ -176,7 +176,9 @@ export const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLen
 
 /** Ids are 32-bit serial columns: a larger number names nothing (404), it must not reach the store. */
 export const MAX_ID = 2_147_483_647;
-export const IdParams = Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,9}$', description: `1 to ${MAX_ID}` }) });
+/** 1 … 2147483647 in decimal, digit by digit (a JSON schema cannot compare a string's value). */
+const ID_PATTERN = '^([1-9][0-9]{0,8}|1[0-9]{9}|20[0-9]{8}|21[0-3][0-9]{7}|214[0-6][0-9]{6}|2147[0-3][0-9]{5}|21474[0-7][0-9]{4}|214748[0-2][0-9]{3}|2147483[0-5][0-9]{2}|21474836[0-3][0-9]|214748364[0-7])$';
+export const IdParams = Type.Object({ id: Type.String({ pattern: ID_PATTERN, description: `1 to ${MAX_ID}` }) });
 export function idOf(text: string, what: string): number {
   const id = Number(text);
   if (!Number.isSafeInteger(id) || id < 1 || id > MAX_ID) throw new KvmfleetError(ErrorCode.NotFound, `${what} ${text} does not exist`);

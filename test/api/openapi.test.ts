@@ -114,7 +114,10 @@ test('request schemas carry the server’s patterns: names, addresses, MACs, Kic
   assert.match(profiles, /rounds=/, 'the crypt(3) shapes');
   assert.match(profiles, /x-error-code/);
   const id = doc.paths['/api/v1/jobs/{id}']!.get!.parameters!.find((p) => p.name === 'id') as unknown as { schema: { pattern: string } };
-  assert.ok(!new RegExp(id.schema.pattern).test('99999999999'), 'ids stay in the 32-bit range');
+  const ids = new RegExp(id.schema.pattern);
+  for (const inRange of ['1', '9', '10', '999999999', '1999999999', '2147483647', '2147483599', '2099999999']) assert.ok(ids.test(inRange), inRange);
+  for (const beyond of ['0', '01', '2147483648', '2147483650', '2200000000', '9999999999', '99999999999', '-1']) assert.ok(!ids.test(beyond), `${beyond} is beyond the 32-bit serial`);
+  fc.assert(fc.property(fc.integer({ min: 1, max: 2 ** 34 }), (n) => ids.test(String(n)) === n <= 2_147_483_647), { seed: 17, numRuns: 2000 });
 });
 
 test('the patterns agree with the server’s parsers (generated samples)', () => {
