@@ -136,7 +136,7 @@ export async function apiOk(lab: Lab, method: string, path: string, body?: strin
  * relay sends from GIADDR, or from the client namespace's own address: dhcp-probe.ts binds no
  * address), a profile, and `known` hosts with reserved addresses.
  */
-export async function fillInventory(lab: Lab, known: number): Promise<void> {
+export async function fillInventory(lab: Lab, known: number, dynamicRange: { start: string; end: string } = { start: '10.241.200.1', end: '10.241.239.254' }): Promise<void> {
   const ip = lab.serverIp;
   const site = [
     'sites:',
@@ -144,7 +144,7 @@ export async function fillInventory(lab: Lab, known: number): Promise<void> {
     `    buildCap: ${Math.max(known, 1)}`,
     '    networks:',
     `      - { name: chaos-boot, cidr: ${lab.net.subnet}.0/24 }`,
-    `      - { name: ${HV_NETWORK}, cidr: 10.241.0.0/16, gateway: ${GIADDR}, domain: chaos.example.com, dynamicRange: { start: 10.241.200.1, end: 10.241.239.254 }, relays: [${GIADDR}, ${lab.net.client.ip}] }`,
+    `      - { name: ${HV_NETWORK}, cidr: 10.241.0.0/16, gateway: ${GIADDR}, domain: chaos.example.com, dynamicRange: { start: ${dynamicRange.start}, end: ${dynamicRange.end} }, relays: [${GIADDR}, ${lab.net.client.ip}] }`,
     'profiles:',
     `  - { name: rhel9, os: rhel9, installTreeUrl: "http://${ip}:8081/trees/rhel9" }`,
     '',
