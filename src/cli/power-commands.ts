@@ -85,6 +85,24 @@ export function registerPowerCommands(program: Command, ctx: CliContext): void {
       print(data, () => `host ${hostname}: next boot ${data.device}${data.persistent ? ' (persistent)' : ' (once)'}${data.uefi ? ', UEFI' : ''}`);
     });
 
+  // `host rebuild HOST --power-cycle`: the rebuild verb gains the BMC. Its plain form is kept as it
+  // was (the same request and words); with --power-cycle one call does bootdev pxe, rebuild, cycle.
+  const rebuild = host.commands.find((c) => c.name() === 'rebuild');
+  if (!rebuild) throw new Error('registerPowerCommands needs the host rebuild command first');
+  rebuild
+    .option('--power-cycle', 'through the BMC: next boot PXE (once), then power cycle (or on, if it is off)')
+    .option('--uefi', 'with --power-cycle: network boot in UEFI mode')
+    .action(async (hostname: string, o: { powerCycle?: boolean; uefi?: boolean }) => {
+      if (!o.powerCycle) {
+        if (o.uefi) throw new Error('--uefi goes with --power-cycle');
+        const data = await client().request<{ hostname: string }>('POST', `/api/v1/hosts/${enc(hostname)}/rebuild`);
+        print(data, () => `host ${data.hostname} will be rebuilt at its next network boot`);
+        return;
+      }
+      const data = await client().request<{ hostname: string; power: { sent: string; powerState: string } }>('POST', `/api/v1/hosts/${enc(hostname)}/rebuild/power-cycle`, { json: { uefi: !!o.uefi } });
+      print(data, () => `host ${data.hostname} will be rebuilt: next boot pxe (once), sent ${data.power.sent}, power is ${data.power.powerState}`);
+    });
+
   const credentials = program.command('bmc').description('BMC credentials shared by many hosts').command('credentials').description('shared BMC credentials sets');
   credentials.command('list').action(async () => {
     const data = await client().request<{ name: string; username: string; hosts: number }[]>('GET', '/api/v1/bmc-credentials');

@@ -256,6 +256,36 @@ describe('IPMI against ipmi_sim', { timeout: 300_000 }, () => {
       assert.equal(execFileSync('stat', ['-c', '%a', join(work, 'data', 'secret.key')], { encoding: 'utf8' }).trim(), '600');
     });
 
+    test('host rebuild --power-cycle: next boot pxe once, then a cycle (or on when off); a BMC that refuses changes nothing', async () => {
+      const events = async (h: string) => ((await api(`/api/v1/hosts/${h}/timeline`)).body as { kind: string }[]).filter((e) => e.kind === 'rebuild-requested').length;
+      sim.setPower('on');
+      let mark = sim.record().length;
+      const before = await events('hv1');
+      const cycled = await cli(['host', 'rebuild', 'hv1', '--power-cycle']);
+      assert.equal(cycled.code, 0, cycled.stderr);
+      assert.match(cycled.stdout, /next boot pxe \(once\), sent cycle/);
+      await waitFor('power on after the cycle', () => sim.record().slice(mark).join(',') === 'boot pxe,power 0,power 1');
+      assert.equal(await events('hv1'), before + 1);
+      assert.equal((await api('/api/v1/hosts/hv1')).body.buildState, 'ready');
+      // off: powered on, not cycled (through the API, UEFI)
+      sim.setPower('off');
+      mark = sim.record().length;
+      const on = await api('/api/v1/hosts/hv1/rebuild/power-cycle', 'POST', { uefi: true });
+      assert.equal(on.status, 202);
+      assert.deepEqual([on.body.bootdev.device, on.body.bootdev.persistent, on.body.bootdev.uefi, on.body.power.sent], ['pxe', false, true, 'on']);
+      assert.deepEqual(sim.record().slice(mark), ['boot pxe', 'power 1']);
+      // a wrong password: an error, and no rebuild was requested
+      const hv2 = await events('hv2');
+      const refused = await cli(['host', 'rebuild', 'hv2', '--power-cycle']);
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stderr, /KVMF_ERR_BMC_AUTH|wrong password/);
+      assert.equal(await events('hv2'), hv2);
+      // the plain verb is as it was
+      const plain = await cli(['host', 'rebuild', 'hv4']);
+      assert.equal(plain.code, 0, plain.stderr);
+      assert.match(plain.stdout, /will be rebuilt at its next network boot/);
+    });
+
     test('key rotation as documented: a new first key, a restart re-seals everything, the old key can go', async () => {
       const keyFile = join(work, 'data', 'secret.key');
       const oldKeys = readFileSync(keyFile, 'utf8');

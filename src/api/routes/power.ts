@@ -7,6 +7,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { recordAudit } from '../../auth/audit.ts';
+import { requestRebuild } from '../../boot/builds.ts';
 import { anySealed, BMC_TYPES, clearHostBmc, deleteCredentialSet, getHostBmc, listCredentialSets, putCredentialSet, resealAll, setHostBmc } from '../../bmc/credentials.ts';
 import { BOOT_DEVICES, POWER_ACTIONS, PowerService, type BmcDeps } from '../../bmc/power.ts';
 import { loadKeyring, type Keyring } from '../../bmc/secret-box.ts';
@@ -46,9 +47,11 @@ const PowerReply = Type.Object({
   cipherSuite: Type.Integer({ description: 'the RMCP+ cipher suite of the session (17 or 3)' }),
 });
 const BootdevBody = Type.Object({ device: literals(BOOT_DEVICES), persistent: Type.Optional(Type.Boolean({ default: false })), uefi: Type.Optional(Type.Boolean({ default: false })) }, { additionalProperties: false });
+const RebuildBody = Type.Object({ uefi: Type.Optional(Type.Boolean({ default: false, description: 'network boot in UEFI mode (else legacy BIOS)' })) }, { additionalProperties: false });
 const BootdevReply = Type.Object({ hostname: Type.String(), device: literals(BOOT_DEVICES), persistent: Type.Boolean(), uefi: Type.Boolean(), cipherSuite: Type.Integer() });
 
 // 409 no BMC, 422 unsupported, 502 authentication refused or a bad answer, 503 no secret key, 504 unreachable.
+const RebuildReply = () => Type.Object({ hostname: Type.String(), buildState: Type.Literal('ready'), bootdev: BootdevReply, power: PowerReply });
 const bmcErrors = errorReplies(400, 404, 409, 422, 502, 503, 504);
 const settingsErrors = errorReplies(400, 404, 409, 422, 503);
 
@@ -110,6 +113,24 @@ export function registerPowerRoutes(app: FastifyInstance, db: Kysely<Database>, 
       return result;
     } catch (error) {
       await audit(request, `bmc power ${action}`, 'failed', { code: (error as { code?: string }).code ?? 'internal' });
+      throw error;
+    }
+  });
+  // The existing rebuild (boot/builds.ts) plus the BMC: the next boot is PXE (once), then a power
+  // cycle (a machine that is off is powered on). The BMC is tried first, so an unreachable BMC or a
+  // wrong password leaves the host as it was.
+  app.post('/api/v1/hosts/:name/rebuild/power-cycle', { config: { permission: 'write' }, schema: { tags, summary: 'Rebuild without a human: next boot PXE once, mark for rebuild, power cycle (or on) through the BMC', params: NameParams, body: RebuildBody, response: { 202: RebuildReply(), ...bmcErrors } } }, async (request, reply) => {
+    const name = hostname(request);
+    const { uefi } = (request.body ?? {}) as Static<typeof RebuildBody>;
+    try {
+      const bootdev = await power.bootdev(name, { device: 'pxe', persistent: false, uefi: uefi ?? false });
+      await requestRebuild(db, name, request.principal?.user ?? 'api');
+      const result = await power.power(name, 'cycle');
+      await audit(request, 'bmc rebuild power-cycle', result.powerState, { sent: result.sent, cipherSuite: result.cipherSuite });
+      reply.code(202);
+      return { hostname: name, buildState: 'ready' as const, bootdev, power: result };
+    } catch (error) {
+      await audit(request, 'bmc rebuild power-cycle', 'failed', { code: (error as { code?: string }).code ?? 'internal' });
       throw error;
     }
   });
