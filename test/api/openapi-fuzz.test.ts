@@ -93,6 +93,7 @@ const LOOPBACK: Record<string, fc.Arbitrary<unknown>> = {
   ip: fc.oneof(fc.integer({ min: 20, max: 99 }).map((n) => `127.77.0.${n}`), fc.constant(null)),
   cidr: fc.oneof(fc.integer({ min: 1, max: 250 }).map((n) => `127.${n}.0.0/24`), fc.constant('127.77.0.0/24')),
   gateway: fc.constantFrom('127.77.0.1', null),
+  dynamicRange: fc.constantFrom(null, { start: '127.77.0.100', end: '127.77.0.150' }),
 };
 
 function stringOf(schema: Schema): fc.Arbitrary<string> {
