@@ -12,10 +12,8 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { buildRequest } from '../../src/protocols/dhcp4/build.ts';
 import { OptionCode } from '../../src/protocols/dhcp4/options.ts';
@@ -35,6 +33,8 @@ export interface MachinePlan {
   /** kickstart: machine i runs %post this long after fetching its Kickstart (installs take time). */
   readonly holdMs?: number;
   readonly holdStepMs?: number;
+  /** kickstart: a PATH directory whose `systemctl` and `chkconfig` only say what they skipped (run-machines.ts makes it). */
+  readonly shimDir?: string;
 }
 
 export type MachineEvent =
@@ -133,16 +133,6 @@ function http(url: string, from: string, method = 'GET'): Promise<{ status: numb
   });
 }
 
-/** A PATH directory whose `systemctl` and `chkconfig` only say what they skipped: %post must not touch this machine's services. */
-function shimDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kvmfleet-chaos-shim-'));
-  for (const name of ['systemctl', 'chkconfig']) {
-    writeFileSync(join(dir, name), `#!/bin/sh\necho "${name} (chaos shim): skipped: $*"\n`);
-    chmodSync(join(dir, name), 0o755);
-  }
-  return dir;
-}
-
 /** Runs the Kickstart's %post section as the installer would (sh -e), with the real curl; resolves with its output. */
 function runPost(kickstart: string, shims: string, deadlineAt: number): Promise<{ code: number | null; output: string }> {
   const post = /^%post[^\n]*\n([\s\S]*?)^%end/m.exec(kickstart)?.[1];
@@ -204,12 +194,12 @@ async function machine(relay: Relay, plan: MachinePlan, index: number, mac: stri
 async function main(plan: MachinePlan): Promise<void> {
   const relay = new Relay(plan.giaddr, plan.server);
   await relay.open();
-  const shims = shimDir();
+  // %post must not touch this machine's services: its systemctl and chkconfig are shims.
+  const shims = plan.shimDir ?? '/nonexistent';
   try {
     await Promise.all(plan.machines.map((m, i) => machine(relay, plan, i, m.mac, m.known, shims)));
   } finally {
     relay.close();
-    rmSync(shims, { recursive: true, force: true });
   }
   emit({ ev: 'done' });
 }

@@ -1,5 +1,5 @@
 /** Starts chaos/lib/machines.ts in the lab's client namespace and collects what the machines saw. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Namespace } from '../../test/helpers/netns.ts';
@@ -25,7 +25,14 @@ type Defer = (label: string, undo: Undo) => () => Promise<void>;
 export function runMachines(defer: Defer, client: Namespace, plan: MachinePlan): MachineRun {
   const dir = mkdtempSync(join(tmpdir(), 'kvmfleet-chaos-plan-'));
   const file = join(dir, 'plan.json');
-  writeFileSync(file, JSON.stringify(plan));
+  const shimDir = join(dir, 'shims');
+  mkdirSync(shimDir);
+  chmodSync(dir, 0o755);
+  for (const name of ['systemctl', 'chkconfig']) {
+    writeFileSync(join(shimDir, name), `#!/bin/sh\necho "${name} (chaos shim): skipped: $*"\n`);
+    chmodSync(join(shimDir, name), 0o755);
+  }
+  writeFileSync(file, JSON.stringify({ ...plan, shimDir } satisfies MachinePlan));
   const child = client.spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'machines.ts'), `@${file}`], { stdio: ['ignore', 'pipe', 'pipe'] });
   const stop = defer('simulated machines', () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
