@@ -98,7 +98,9 @@ export async function setHostBmc(db: Kysely<Database>, keyring: () => Keyring, h
   return db.transaction().execute(async (trx) => {
     const row = await hostRow(trx, hostname);
     const previous = row.bmc;
-    const credentials = settings.credentials === undefined ? previous?.credentials : settings.credentials ?? undefined;
+    // A password of its own replaces a credentials set the host used; otherwise the set stays unless changed.
+    const keepSet = settings.credentials === undefined && settings.password === undefined;
+    const credentials = keepSet ? previous?.credentials : settings.credentials ?? undefined;
     if (credentials) {
       const set = await trx.selectFrom('bmc_credentials').select('name').where('name', '=', credentials).executeTakeFirst();
       if (!set) throw new KvmfleetError(ErrorCode.NotFound, `BMC credentials set ${credentials} does not exist`, { field: 'credentials' });

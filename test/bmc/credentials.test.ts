@@ -52,6 +52,10 @@ describeEachStore('BMC credentials', (ctx) => {
     assert.equal((await getHostBmc(db, 'h1'))?.passwordSet, true);
     await rejects(deleteCredentialSet(db, 'rack1'), 'KVMF_ERR_IN_USE');
     await rejects(setHostBmc(db, keyring, 'h1', { type: 'ipmi', address: 'bmc-h1', credentials: 'rack1', password: 'x' }), 'KVMF_ERR_VALIDATION');
+    // an address change keeps the set; a password of its own replaces it
+    assert.equal((await setHostBmc(db, keyring, 'h2', { type: 'ipmi', address: 'bmc-h2b' })).credentials, 'rack1');
+    assert.deepEqual(await setHostBmc(db, keyring, 'h2', { type: 'ipmi', address: 'bmc-h2b', username: 'own', password: 'own-pw' }), { type: 'ipmi', address: 'bmc-h2b', username: 'own', credentials: null, passwordSet: true });
+    assert.equal((await loginFor(db, keyring, 'h2')).password, 'own-pw');
   });
 
   it('refuses what an IPMI BMC cannot take and hosts without a BMC', async () => {
