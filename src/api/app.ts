@@ -20,7 +20,7 @@ import { registerPowerRoutes } from './routes/power.ts';
 import type { BmcDeps } from '../bmc/power.ts';
 import { listNodes } from '../cluster/nodes.ts';
 import { registerAuth } from './auth.ts';
-import { registerAuditHooks } from './audit-hooks.ts';
+import { auditRouterRefusal, registerAuditHooks } from './audit-hooks.ts';
 import { requirePermissionDeclarations, type RoutePermission } from './permissions.ts';
 import { MethodIndex } from './method-index.ts';
 import { registerNulGuard } from './nul-guard.ts';
@@ -78,10 +78,12 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     // No type coercion: a number where a string belongs is an error, not a silent conversion.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, keywords: [S.ERROR_CODE_KEYWORD] } },
     // What the router refuses before any route runs (a parameter beyond maxParamLength, a URL that
-    // does not decode) is answered in the API's one error shape too.
-    frameworkErrors: (error, _request, reply: FastifyReply) => {
+    // does not decode) is answered in the API's one error shape too, and audited when it is a mutation.
+    frameworkErrors: (error, request, reply: FastifyReply) => {
       const status = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400;
-      return reply.code(status).send({ error: { code: ErrorCode.BadRequest, message: status === 414 ? 'a path parameter is longer than any name (at most 253 characters)' : 'the URL does not decode' } });
+      void auditRouterRefusal(options.store.db, request, status).finally(() =>
+        reply.code(status).send({ error: { code: ErrorCode.BadRequest, message: status === 414 ? 'a path parameter is longer than any name (at most 253 characters)' : 'the URL does not decode' } }),
+      );
     },
   });
   const { db } = options.store;

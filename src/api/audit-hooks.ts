@@ -30,6 +30,19 @@ function entryOf(request: FastifyRequest, result: string): Omit<AuditEntry, 'at'
   return { actor, action: `${request.method} ${route}`, target: target ?? '', result, detail: { ip: request.ip, path: request.url } };
 }
 
+/**
+ * What the router refuses before any route or hook runs (a URL that does not decode, a parameter
+ * beyond the longest name) is still on record when it would have changed something. Auth has not
+ * run, so the caller is not known: a sent token is noted as unverified, never looked up or stored.
+ */
+export async function auditRouterRefusal(db: Kysely<Database>, request: FastifyRequest, status: number): Promise<void> {
+  if (!isMutating(request.method)) return;
+  const actor = request.headers.authorization ? 'unverified token' : 'anonymous';
+  await recordAudit(db, { actor, action: `${request.method} (refused by the router)`, target: '', result: String(status), detail: { ip: request.ip, path: request.url } }).catch((error: Error) =>
+    request.log.error({ err: error }, 'audit write failed'),
+  );
+}
+
 export function registerAuditHooks(app: FastifyInstance, db: Kysely<Database>): void {
   app.addHook('preHandler', async (request, reply) => {
     if (!isMutating(request.method)) return;

@@ -133,6 +133,19 @@ test('an allowed mutation is audited under its route; an unknown route too; anon
   assert.equal((await auditOf('anonymous', '/api/v1/%75sers'))?.action, 'POST /api/v1/users');
 });
 
+test('what the router refuses before any route (a URL that does not decode, an over-long name) is audited when it is a mutation', async () => {
+  const undecodable = await as('ops', 'POST', '/api/v1/%ZZsers', { name: 'x', role: 'admin' });
+  assert.equal(undecodable.status, 400);
+  const entry = (await listAudit(store.db, { limit: 10_000 })).find((e) => e.detail.path === '/api/v1/%ZZsers');
+  assert.deepEqual([entry?.actor, entry?.action, entry?.result], ['unverified token', 'POST (refused by the router)', '400']);
+  const long = `/api/v1/hosts/${'h'.repeat(300)}/rebuild`;
+  assert.equal((await rawRequest(port, { method: 'POST', target: long })).status, 414);
+  const longEntry = (await listAudit(store.db, { limit: 10_000 })).find((e) => e.detail.path === long);
+  assert.deepEqual([longEntry?.actor, longEntry?.result], ['anonymous', '414']);
+  assert.equal((await as('view', 'GET', '/api/v1/%ZZudit')).status, 400);
+  assert.equal((await listAudit(store.db, { limit: 10_000 })).find((e) => e.detail.path === '/api/v1/%ZZudit'), undefined, 'a read is not audited');
+});
+
 test('deny by default: an /api route without a declared permission cannot be registered; another one fails start-up', async () => {
   const bare = Fastify();
   requirePermissionDeclarations(bare);
