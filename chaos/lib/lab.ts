@@ -6,7 +6,6 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { promisify } from 'node:util';
 import { createNamespacePair, type NamespacePair } from '../../test/helpers/netns.ts';
 import { startServer, type ServerProcess } from '../../test/helpers/server.ts';
 import { stormMac } from '../../bench/storm-macs.ts';
@@ -188,7 +187,6 @@ export function serverPid(server: ServerProcess): number {
   return server.child.pid!;
 }
 
-export const exec = promisify(execFile);
 
 /** The API's error answer ({ error: { code, message } }), or empty strings. */
 export function apiError(body: unknown): { code: string; message: string } {
