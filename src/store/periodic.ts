@@ -10,7 +10,11 @@ export interface Periodic {
   stop(): Promise<void>;
 }
 
-export function startPeriodic(intervalMs: number, work: () => Promise<unknown>, onError: (error: unknown) => void): Periodic {
+/**
+ * The first run comes after `firstAfterMs` (default: one interval), so that upkeep with a long
+ * interval still runs on a node that restarts more often than that interval.
+ */
+export function startPeriodic(intervalMs: number, work: () => Promise<unknown>, onError: (error: unknown) => void, firstAfterMs = intervalMs): Periodic {
   if (!(intervalMs > 0)) throw new RangeError(`a periodic interval must be positive, not ${intervalMs}`);
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -26,12 +30,12 @@ export function startPeriodic(intervalMs: number, work: () => Promise<unknown>, 
     });
     return running;
   };
-  const schedule = () => {
+  const schedule = (delayMs = intervalMs) => {
     if (stopped) return;
-    timer = setTimeout(() => void run().then(schedule), intervalMs);
+    timer = setTimeout(() => void run().then(() => schedule()), delayMs);
     timer.unref(); // upkeep never keeps the process alive on its own
   };
-  schedule();
+  schedule(Math.min(firstAfterMs, intervalMs));
   return {
     runNow: run,
     async stop() {

@@ -74,6 +74,9 @@ export async function sweepRetention(db: Kysely<Database>, policy: RetentionPoli
   };
 }
 
+const FIRST_SWEEP_AFTER_MS = 60_000;
+
 export function startRetentionSweep(db: Kysely<Database>, policy: RetentionPolicy, onError: (error: unknown) => void, intervalMs = RETENTION_INTERVAL_MS): Periodic {
-  return startPeriodic(intervalMs, () => sweepRetention(db, policy), onError);
+  // The first sweep a minute after start: a node restarted more often than the interval still sweeps.
+  return startPeriodic(intervalMs, () => sweepRetention(db, policy), onError, FIRST_SWEEP_AFTER_MS);
 }

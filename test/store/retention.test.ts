@@ -99,3 +99,14 @@ describeEachStore('retention', (ctx) => {
     assert.deepEqual(errors, []);
   });
 });
+
+test('store upkeep: the first run comes after firstAfterMs, not a whole interval later; none after stop', async () => {
+  const { startPeriodic } = await import('../../src/store/periodic.ts');
+  let runs = 0;
+  const periodic = startPeriodic(3_600_000, async () => void (runs += 1), () => {}, 20);
+  for (let waited = 0; runs === 0 && waited < 10_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(runs, 1, 'the first run came long before the hour-long interval');
+  await periodic.stop();
+  await periodic.runNow();
+  assert.equal(runs, 1, 'no run after stop');
+});
