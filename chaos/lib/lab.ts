@@ -34,7 +34,9 @@ export interface Lab {
   api(method: string, path: string, body?: string, contentType?: string): Promise<ApiAnswer>;
   /** SIGKILLs the current server (an expected end) and resolves once it is gone. */
   crash(): Promise<void>;
-  /** Ends of the current server that were not asked for (exit code or signal), for "died unexpectedly". */
+  /** Stops it with SIGTERM, as an operator would (an expected end). */
+  stop(): Promise<void>;
+  /** Any other end of a server (a crash nobody asked for) is listed here, for "died unexpectedly". */
   readonly unexpectedExits: string[];
 }
 
@@ -71,7 +73,12 @@ export async function createLab(defer: Defer, options: LabOptions): Promise<Lab>
     },
     unexpectedExits,
     async crash() {
+      expected.add(lab.server);
       await lab.server.kill('SIGKILL');
+    },
+    async stop() {
+      expected.add(lab.server);
+      await lab.server.kill('SIGTERM');
     },
     async start() {
       const server = await startServer(args, options.env ?? {}, 90_000, { netns: net.server.name });
@@ -79,12 +86,6 @@ export async function createLab(defer: Defer, options: LabOptions): Promise<Lab>
       server.child.once('exit', (code, signal) => {
         if (!expected.has(server)) unexpectedExits.push(`kvmfleet exited (${code ?? signal}): ${server.lines.slice(-5).join(' | ')}`);
       });
-      const kill = server.kill.bind(server);
-      // A kill asked for by the scenario is expected; any other end of the process is not.
-      (server as { kill: ServerProcess['kill'] }).kill = async (signal) => {
-        expected.add(server);
-        await kill(signal);
-      };
       return server;
     },
     async api(method, path, body, contentType = 'application/json') {
@@ -116,7 +117,7 @@ export async function createLab(defer: Defer, options: LabOptions): Promise<Lab>
     },
   };
   defer('kvmfleet', async () => {
-    if (current) await current.kill('SIGTERM');
+    if (current) await lab.stop();
   });
   await lab.start();
   return lab;

@@ -56,7 +56,7 @@ export const diskFull: Scenario = {
       const again = runMachines(defer, lab.net.client, { server: lab.serverIp, giaddr: GIADDR, machines, staggerMs: 50, retryMs: 1000, deadlineMs: 90_000, callback: 'post' });
       await again.finished;
       // A clean restart on the same directory: the store must open and hold everything it acknowledged.
-      await lab.server.kill('SIGTERM');
+      await lab.stop();
       await lab.start();
       const acks = [...full.acks(), ...again.acks()];
       const verdict = ackedIntegrity(acks, await leases(lab));
