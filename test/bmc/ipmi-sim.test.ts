@@ -23,7 +23,7 @@ const PASSWORD = 'Sim-pass-0417';
 interface ProbeResult {
   ok: boolean;
   results?: unknown[];
-  info?: { suite: number; refused: { suite: number; status: number }[]; dropped: number };
+  info?: { suite: number; refused: { suite: number; status: number }[]; dropped: number; retransmissions: number };
   error?: { kind: string; message: string; status?: number };
   elapsedMs: number;
 }
@@ -131,6 +131,21 @@ describe('IPMI against ipmi_sim', { timeout: 300_000 }, () => {
     assert.equal(defaults.error?.kind, 'unreachable');
     assert.ok(defaults.elapsedMs >= 7000 && defaults.elapsedMs < 9000, `${defaults.elapsedMs} ms (1 + 2 + 4 s)`);
     console.log(`# unreachable BMC: ${quick.elapsedMs} ms (200 ms first wait), ${defaults.elapsedMs} ms (defaults)`);
+  });
+
+  test('10 % of UDP datagrams lost each way: retransmissions with backoff still get every answer', async () => {
+    await net.setUdpLoss(10);
+    try {
+      const results: ProbeResult[] = [];
+      for (let i = 0; i < 10; i++) results.push(await probe([{ status: true }, { status: true }, { status: true }], { options: { timeoutMs: 100, attempts: 8 } }));
+      assert.deepEqual(results.filter((r) => !r.ok).map((r) => r.error), [], 'every session opened and answered');
+      const retransmissions = results.reduce((n, r) => n + r.info!.retransmissions, 0);
+      // ~8 exchanges a session, ~19 % of them lose a datagram: some must have been sent again
+      assert.ok(retransmissions > 0, 'no retransmission happened: the loss did not apply');
+      console.log(`# 10 % loss each way: 10 sessions, ${retransmissions} retransmissions, ${results.map((r) => r.elapsedMs).join(', ')} ms`);
+    } finally {
+      await net.setUdpLoss(0);
+    }
   });
 
   describe('kvmfleet serve, its API and CLI', () => {

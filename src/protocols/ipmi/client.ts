@@ -58,6 +58,8 @@ export interface SessionInfo {
   readonly refused: readonly { suite: 3 | 17; status: number }[];
   /** Datagrams dropped (undecodable, unsigned, unrelated). */
   readonly dropped: number;
+  /** Requests sent again because no answer came in time. */
+  readonly retransmissions: number;
 }
 
 const nonZeroU32 = () => {
@@ -81,6 +83,7 @@ export class IpmiSession {
   #rqSeq = 0;
   #tag = 0;
   #dropped = 0;
+  #retransmissions = 0;
   #suite: 3 | 17 | undefined;
   #refused: { suite: 3 | 17; status: number }[] = [];
   #closed = false;
@@ -112,7 +115,7 @@ export class IpmiSession {
   }
 
   get info(): SessionInfo {
-    return { suite: this.#suite!, refused: [...this.#refused], dropped: this.#dropped };
+    return { suite: this.#suite!, refused: [...this.#refused], dropped: this.#dropped, retransmissions: this.#retransmissions };
   }
 
   #connect(): Promise<void> {
@@ -130,6 +133,7 @@ export class IpmiSession {
   /** Sends `build()` until `accept` takes an answer, with backoff; `what` names the step in errors. */
   async #exchange<T>(what: string, build: () => Buffer, accept: (packet: Decoded) => T | undefined, attempts = this.#attempts): Promise<T> {
     for (let attempt = 0; attempt < attempts; attempt++) {
+      if (attempt > 0) this.#retransmissions += 1;
       const wait = this.#timeoutMs * 2 ** attempt;
       const answer = await new Promise<T | undefined>((resolve) => {
         const timer = setTimeout(() => {
