@@ -175,8 +175,12 @@ export class IpmiSession {
     );
     if (caps.completionCode !== 0) throw completion('Get Channel Authentication Capabilities', caps.completionCode);
     if (!commands.parseChannelAuthCapabilities(caps.data).ipmiV20) throw new IpmiError('unsupported', 'the BMC does not speak IPMI v2.0 (RMCP+); IPMI v1.5 sessions are not used: their authentication is broken');
+    return this.#openSessions(suites, privilege, 0);
+  }
 
-    for (const id of suites) {
+  async #openSessions(offered: readonly (3 | 17)[], privilege: rakp.Privilege, rounds: number): Promise<void> {
+    let suites = offered;
+    for (const id of offered) {
       const suite = rakp.CIPHER_SUITES[id];
       const tag = this.#tag++ & 0xff;
       this.#consoleSessionId = nonZeroU32();
@@ -198,7 +202,17 @@ export class IpmiSession {
         throw new IpmiError('protocol', `the BMC answered Open Session for cipher suite ${id} with other algorithms or another session`);
       }
       this.#bmcSessionId = open.bmcSessionId!;
-      await this.#rakp(suite, privilege);
+      try {
+        await this.#rakp(suite, privilege);
+      } catch (error) {
+        // A BMC that answered RAKP 1 or 3 once ignores the same message again (its session moved on),
+        // so a lost answer is recovered by a new Open Session, not by resending: up to `attempts` rounds.
+        if (error instanceof IpmiError && error.kind === 'unreachable' && ++rounds < this.#attempts) {
+          suites = [id, ...suites.slice(suites.indexOf(id) + 1)];
+          return this.#openSessions(suites, privilege, rounds);
+        }
+        throw error;
+      }
       this.#suite = id;
       const priv = await this.request(commands.setSessionPrivilege(privilege), { check: false });
       if (priv.completionCode !== 0) throw new IpmiError('auth', `the BMC refused the ${privilegeName(privilege)} privilege for this user (${COMPLETION_CODES[priv.completionCode] ?? `completion code 0x${priv.completionCode.toString(16)}`})`, priv.completionCode);
@@ -216,6 +230,7 @@ export class IpmiSession {
       'RAKP 1',
       () => encodeV2({ payloadType: PayloadType.Rakp1, sessionId: 0, sequence: 0, payload: rakp.encodeRakp1(tag, this.#bmcSessionId, consoleRandom, role, this.#target.username) }),
       (p) => (p.format === 'v2' && p.payloadType === PayloadType.Rakp2 ? decodeOr(() => rakp.decodeRakp2(p.payload, suite)) : undefined),
+      2,
     );
     if (rakp2.status !== 0) throw statusError('RAKP 2', rakp2.status);
     if (rakp2.tag !== tag || rakp2.consoleSessionId !== this.#consoleSessionId) throw new IpmiError('protocol', 'RAKP 2 answers another session');
@@ -230,6 +245,7 @@ export class IpmiSession {
       'RAKP 3',
       () => encodeV2({ payloadType: PayloadType.Rakp3, sessionId: 0, sequence: 0, payload: rakp.encodeRakp3(tag3, 0, this.#bmcSessionId, rakp.rakp3Code(exchange)) }),
       (p) => (p.format === 'v2' && p.payloadType === PayloadType.Rakp4 ? decodeOr(() => rakp.decodeRakp4(p.payload, suite)) : undefined),
+      2,
     );
     if (rakp4.status !== 0) throw statusError('RAKP 4', rakp4.status);
     const sik = rakp.sessionIntegrityKey(exchange);
