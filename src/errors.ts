@@ -42,6 +42,7 @@ export const ErrorCode = {
   BmcUnsupported: 'KVMF_ERR_BMC_UNSUPPORTED',
   BmcProtocol: 'KVMF_ERR_BMC_PROTOCOL',
   SecretUnavailable: 'KVMF_ERR_SECRET_UNAVAILABLE',
+  StoreUnavailable: 'KVMF_ERR_STORE_UNAVAILABLE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -86,6 +87,7 @@ const httpStatusOf: Record<ErrorCode, number> = {
   KVMF_ERR_BMC_UNSUPPORTED: 422,
   KVMF_ERR_BMC_PROTOCOL: 502,
   KVMF_ERR_SECRET_UNAVAILABLE: 503,
+  KVMF_ERR_STORE_UNAVAILABLE: 503,
 };
 
 export class KvmfleetError extends Error {

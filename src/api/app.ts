@@ -20,6 +20,7 @@ import { registerPowerRoutes } from './routes/power.ts';
 import type { BmcDeps } from '../bmc/power.ts';
 import { listNodes } from '../cluster/nodes.ts';
 import { registerAuth } from './auth.ts';
+import { isStoreUnavailable, STORE_RETRY_AFTER_S } from '../store/unavailable.ts';
 import { auditRouterRefusal, registerAuditHooks } from './audit-hooks.ts';
 import { requirePermissionDeclarations, type RoutePermission } from './permissions.ts';
 import { MethodIndex } from './method-index.ts';
@@ -117,6 +118,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     const status = (error as FastifyError).statusCode;
     if (status && status >= 400 && status < 500) {
       return reply.code(status).send({ error: { code: ErrorCode.BadRequest, message: error.message } });
+    }
+    if (isStoreUnavailable(error)) {
+      request.log.warn({ err: error }, 'the store does not answer');
+      return reply.code(503).header('retry-after', String(STORE_RETRY_AFTER_S)).send({ error: { code: ErrorCode.StoreUnavailable, message: 'the store does not answer; try again' } });
     }
     request.log.error({ err: error }, 'unexpected error');
     return reply.code(500).send({ error: { code: ErrorCode.Internal, message: 'internal error; see the server log' } });

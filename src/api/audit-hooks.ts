@@ -11,6 +11,7 @@ import { AUDIT_PENDING, completeAudit, recordAudit, type AuditEntry } from '../a
 import { isMutating } from '../auth/policy.ts';
 import { ErrorCode } from '../errors.ts';
 import type { Database } from '../store/schema.ts';
+import { STORE_RETRY_AFTER_S } from '../store/unavailable.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -50,7 +51,7 @@ export function registerAuditHooks(app: FastifyInstance, db: Kysely<Database>): 
       request.auditId = await recordAudit(db, entryOf(request, AUDIT_PENDING));
     } catch (error) {
       request.log.error({ err: error }, 'audit write failed: call refused');
-      return reply.code(503).send({ error: { code: ErrorCode.AuditUnavailable, message: 'the audit log cannot be written, so this call is refused; try again' } });
+      return reply.code(503).header('retry-after', String(STORE_RETRY_AFTER_S)).send({ error: { code: ErrorCode.AuditUnavailable, message: 'the audit log cannot be written, so this call is refused; try again' } });
     }
   });
   app.addHook('onRequestAbort', async (request) => {

@@ -3,13 +3,13 @@
  * so the OpenAPI document lists them without each route repeating them (and none is forgotten):
  * - 400 for every operation: a malformed query, body or parameter, or a NUL character (api/nul-guard.ts);
  * - 401 and 403 for every non-public one (api/auth.ts);
- * - 503 for every mutating one: its audit entry could not be written (api/audit-hooks.ts);
+ * - 503 for every one: the store does not answer (or, for a mutating one, its audit entry could not be
+ *   written: api/audit-hooks.ts), with Retry-After;
  * - 413 and 415 for one with a body (body limit, a media type it does not take);
  * - 404 and 414 for one with path parameters (names nothing; longer than the router takes).
  * A route declares its own 2xx and its domain errors (409, 422, 429, 502…) itself.
  */
 import type { FastifyInstance, RouteOptions } from 'fastify';
-import { isMutating } from '../auth/policy.ts';
 import type { RoutePermission } from './permissions.ts';
 import { errorReplies } from './schemas.ts';
 
@@ -17,7 +17,7 @@ import { errorReplies } from './schemas.ts';
 export function commonErrors(route: Pick<RouteOptions, 'method' | 'url'> & { permission?: RoutePermission | undefined; hasBody: boolean }): number[] {
   const statuses = [400];
   if (route.permission !== 'public') statuses.push(401, 403);
-  if ([route.method].flat().some((m) => isMutating(m))) statuses.push(503);
+  statuses.push(503);
   if (route.hasBody) statuses.push(413, 415);
   if (route.url.includes(':')) statuses.push(404, 414);
   return statuses;

@@ -48,9 +48,16 @@ export const ErrorReply = Type.Object(
 );
 
 /** Response schemas for the error statuses a route can answer, all in the one Error shape. */
-export function errorReplies(...statuses: number[]): Record<number, { $ref: string }> {
-  return Object.fromEntries(statuses.map((status) => [status, { $ref: 'Error#' }]));
+export function errorReplies(...statuses: number[]): Record<number, { $ref: string; description?: string; headers?: Record<string, unknown> }> {
+  return Object.fromEntries(statuses.map((status) => [status, status === 503 ? UNAVAILABLE : { $ref: 'Error#' }]));
 }
+
+/** 503: the store (or the audit log, or a secret) cannot be reached now; Retry-After says when to try again. */
+const UNAVAILABLE = {
+  $ref: 'Error#',
+  description: 'the store, the audit log or a needed secret is unavailable; try again after Retry-After',
+  headers: { 'retry-after': { type: 'integer', minimum: 1, description: 'seconds to wait before trying again' } },
+};
 
 /** A text answer (scripts, configurations, metrics): its media type and a string. */
 export function textReply(mediaType: string, description: string): { description: string; content: Record<string, { schema: TSchema }> } {

@@ -44,6 +44,11 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     pool.on('error', () => {}); // an idle client whose server went away: the pool drops it
     const probe = postgresProbe(url);
     const health = new StoreHealth(probe.probe);
+    // A client checked out of the pool has no 'error' listener (pg-pool takes its idle one off), so
+    // a connection lost between two queries of a transaction would be an uncaught error that ends
+    // every role. Each client keeps one of its own: the transaction's next query fails instead, and
+    // the pool drops the client when it is released (it is no longer queryable).
+    pool.on('connect', (client) => client.on('error', (error: Error) => health.noteFailure(error)));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: health.onQuery });
     await migrate(db);
     return {
