@@ -78,6 +78,11 @@ function runLocal(args: string[], tcg: boolean, timeoutMs = SYSPREP_TIMEOUT_MS):
   });
 }
 
+/** The hypervisor went away mid seal (its SSH connection failed, closed or timed out): not kvmfleet's fault. */
+export class HypervisorLostError extends Error {
+  override readonly name = 'HypervisorLostError';
+}
+
 async function runOverSsh(uri: LibvirtUri, command: string, timeoutMs = SYSPREP_TIMEOUT_MS): Promise<string> {
   // Same session as libvirt's over that URI (key, host key check); root unless the URI names a user.
   const ssh = await connectSsh(sshTargetOf(uri, 20_000, 'root'));
@@ -92,9 +97,9 @@ async function runOverSsh(uri: LibvirtUri, command: string, timeoutMs = SYSPREP_
       else resolve(output);
     };
     // A peer that resets the connection mid-seal fails this seal, never the process.
-    ssh.on('error', (error: Error) => finish(new Error(`SSH to ${uri.host} failed during virt-sysprep: ${error.message}`)));
-    ssh.once('close', () => finish(new Error(`SSH to ${uri.host} closed before virt-sysprep finished`)));
-    const timer = setTimeout(() => finish(new Error(`virt-sysprep on ${uri.host} timed out after ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    ssh.on('error', (error: Error) => finish(new HypervisorLostError(`SSH to ${uri.host} failed during virt-sysprep: ${error.message}`)));
+    ssh.once('close', () => finish(new HypervisorLostError(`SSH to ${uri.host} closed before virt-sysprep finished`)));
+    const timer = setTimeout(() => finish(new HypervisorLostError(`virt-sysprep on ${uri.host} timed out after ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
     ssh.exec(command, (error, channel) => {
       if (error) return finish(error);
       let output = '';

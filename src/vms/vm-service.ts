@@ -21,7 +21,7 @@ import { domainXml, type DiskSpec, type DomainSpec } from './domain-xml.ts';
 import { getHypervisor, listHypervisors, reprobeHypervisor, type Hypervisor } from './hypervisors.ts';
 import { DEFAULT_PLACEMENT_POLICY, planPlacements, type HostCapacity, type PlacementPolicy, type VmDemand } from './placement.ts';
 import { buildSeedImage } from './seed-image.ts';
-import { sysprepDisk } from './sysprep.ts';
+import { HypervisorLostError, sysprepDisk } from './sysprep.ts';
 import { isKvmUnavailable } from './domain-type.ts';
 import { getNetwork } from '../fleet/networks.ts';
 import { RE } from '../fleet/validate-names.ts';
@@ -484,7 +484,8 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
     try {
       sealed = await sysprepDisk(parseLibvirtUri(hv.uri), vm.disk, { tcg: hv.domainType !== 'kvm' });
     } catch (error) {
-      throw new KvmfleetError(ErrorCode.Internal, `sealing ${vmName}: ${(error as Error).message}`);
+      const lost = error instanceof HypervisorLostError;
+      throw new KvmfleetError(lost ? ErrorCode.HypervisorUnavailable : ErrorCode.Internal, `sealing ${vmName}: ${(error as Error).message}`);
     }
     await this.#withHypervisor(vm.hypervisor, `undefine ${vmName}`, async (client) => client.undefineDomain(await client.lookupDomainByName(vmName), UndefineFlags.Nvram));
     const templateSpec: DomainSpec = { ...spec, name: templateName };

@@ -50,7 +50,7 @@ test('an SSH connection reset during template seal fails the seal with the reaso
     await writeFile(knownHosts, (await readFile(sshd.knownHosts, 'utf8')).replace(/^\[127\.0\.0\.1\]:\d+/, `[127.0.0.1]:${port}`));
     const uri = parseLibvirtUri(`qemu+ssh://root@127.0.0.1:${port}/system?keyfile=${sshd.clientKey}&known_hosts=${knownHosts}`);
     const seal = sysprepDisk(uri, '/var/lib/libvirt/images/kvt-none.qcow2', { tcg: true });
-    const outcome = seal.then(() => 'sealed', (error: Error) => error.message);
+    const outcome = seal.then(() => 'sealed', (error: Error) => `${error.name}: ${error.message}`);
     const deadline = Date.now() + 10_000;
     while (!(await running())) {
       assert.ok(Date.now() < deadline, 'the stand-in never ran');
@@ -58,7 +58,7 @@ test('an SSH connection reset during template seal fails the seal with the reaso
     }
     for (const socket of sockets) socket.resetAndDestroy();
     const message = await outcome;
-    assert.match(message, /^SSH to 127\.0\.0\.1 (failed during virt-sysprep: .*ECONNRESET|closed before virt-sysprep finished)/, message);
+    assert.match(message, /^HypervisorLostError: SSH to 127\.0\.0\.1 (failed during virt-sysprep: .*ECONNRESET|closed before virt-sysprep finished)/, message);
     await new Promise((r) => setTimeout(r, 200)); // an 'error' emitted after the rejection would show up now
     assert.deepEqual(uncaught, [], 'no error escaped to the process');
     // The far side notices too: the stand-in ends with its connection.
