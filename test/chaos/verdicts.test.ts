@@ -1,7 +1,7 @@
 /** The lease verdict the chaos scenarios rest on: a lost, moved or doubly given address is seen. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ackedIntegrity } from './verdicts.ts';
+import { ackedIntegrity } from '../../chaos/lib/verdicts.ts';
 
 const bound = (ip: string, mac: string) => ({ ip, mac, state: 'bound' });
 
