@@ -198,14 +198,23 @@ export class DhcpService {
     return network && this.#options.networks && !this.#options.networks.includes(network.name) ? undefined : network;
   }
 
+  /**
+   * The host as the store has it now; if the store does not answer, the copy refreshed every few
+   * seconds (an OFFER needs no store: only an ACK waits for a durable lease).
+   */
   async #host(mac: string): Promise<HostView | undefined> {
-    const row = await this.#options.db
-      .selectFrom('host_macs')
-      .innerJoin('hosts', 'hosts.id', 'host_macs.host_id')
-      .select(['hosts.id', 'hosts.hostname', 'hosts.ip', 'hosts.network_id', 'hosts.build_state'])
-      .where('host_macs.mac', '=', mac)
-      .executeTakeFirst();
-    return row ? hostView(row) : undefined;
+    try {
+      const row = await this.#options.db
+        .selectFrom('host_macs')
+        .innerJoin('hosts', 'hosts.id', 'host_macs.host_id')
+        .select(['hosts.id', 'hosts.hostname', 'hosts.ip', 'hosts.network_id', 'hosts.build_state'])
+        .where('host_macs.mac', '=', mac)
+        .executeTakeFirst();
+      return row ? hostView(row) : undefined;
+    } catch (error) {
+      this.#fail('reading a host (answered from the last inventory copy)', error);
+      return this.#hostsByMac.get(mac);
+    }
   }
 
   /**
@@ -298,12 +307,23 @@ export class DhcpService {
     if (!host) {
       // Bounded: random MACs must not fill the inventory; the client is still answered.
       if (!this.#discovery.newHost()) return undefined;
-      const registered = await registerDiscovered(this.#options.db, mac, relay ?? this.#options.serverId, 'dhcp');
-      this.stats.discovered += 1;
-      host = { id: registered.id, hostname: registered.hostname, ip: null, networkId: null, buildState: 'discovered' };
+      try {
+        const registered = await registerDiscovered(this.#options.db, mac, relay ?? this.#options.serverId, 'dhcp');
+        this.stats.discovered += 1;
+        host = { id: registered.id, hostname: registered.hostname, ip: null, networkId: null, buildState: 'discovered' };
+      } catch (error) {
+        // The store is away or full: the machine is still offered an address, as an unknown one.
+        this.#fail('registering a discovered machine', error);
+        return undefined;
+      }
     }
     // A known host's timeline is never thinned; a discovered one's (any MAC can be sent) is bounded.
-    if (host.buildState !== 'discovered' || this.#discovery.event(mac)) await recordEvent(this.#options.db, host.id, 'dhcp', { message: 'discover', firmware: client.firmware, ipxe: client.ipxe, httpBoot: client.httpBoot, relay });
+    // A timeline row that cannot be written costs the machine nothing: its OFFER does not wait on it.
+    if (host.buildState !== 'discovered' || this.#discovery.event(mac)) {
+      await recordEvent(this.#options.db, host.id, 'dhcp', { message: 'discover', firmware: client.firmware, ipxe: client.ipxe, httpBoot: client.httpBoot, relay }).catch((error: unknown) =>
+        this.#fail('recording a DISCOVER on the timeline', error),
+      );
+    }
     return host;
   }
 
