@@ -20,9 +20,11 @@ const PG_MESSAGES = /^(Connection terminated|timeout exceeded when trying to con
 
 export function isStoreUnavailable(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = (e as Error & { cause?: unknown }).cause, depth++) {
-    const code = (e as Error & { code?: unknown }).code;
+    const { code, syscall } = e as Error & { code?: unknown; syscall?: unknown };
     if (typeof code === 'string') {
       if (NETWORK_CODES.has(code) || SQLSTATE_CODES.has(code)) return true;
+      // PostgreSQL's unix socket is gone while the server is stopped: connect says ENOENT.
+      if (code === 'ENOENT' && syscall === 'connect') return true;
       if (/^[0-9A-Z]{5}$/.test(code) && SQLSTATE_CLASSES.includes(code.slice(0, 2))) return true;
     }
     if (PG_MESSAGES.test(e.message)) return true;

@@ -69,10 +69,10 @@ test('the store away: reads and writes answer 503 KVMF_ERR_STORE_UNAVAILABLE wit
 
 test('what counts as "the store does not answer", and what does not', () => {
   const coded = (code: string, message = 'x') => Object.assign(new Error(message), { code });
-  for (const e of [coded('ECONNREFUSED'), coded('57P01'), coded('08006'), coded('53100', 'could not extend file: No space left on device'), new Error('Connection terminated unexpectedly'), new Error('timeout exceeded when trying to connect'), new Error('wrapped', { cause: coded('ECONNRESET') })]) {
+  for (const e of [coded('ECONNREFUSED'), Object.assign(coded('ENOENT', 'connect ENOENT /run/postgresql/.s.PGSQL.5432'), { syscall: 'connect' }), coded('57P01'), coded('08006'), coded('53100', 'could not extend file: No space left on device'), new Error('Connection terminated unexpectedly'), new Error('timeout exceeded when trying to connect'), new Error('wrapped', { cause: coded('ECONNRESET') })]) {
     assert.equal(isStoreUnavailable(e), true, e.message);
   }
-  for (const e of [coded('23505', 'duplicate key'), coded('42P01', 'relation does not exist'), new TypeError('x is undefined'), 'not an error']) {
+  for (const e of [coded('23505', 'duplicate key'), coded('ENOENT', 'no such file: templates/x.hbs'), coded('42P01', 'relation does not exist'), new TypeError('x is undefined'), 'not an error']) {
     assert.equal(isStoreUnavailable(e), false, String(e));
   }
 });
