@@ -53,16 +53,28 @@ function resetPeakRss(pids: number[]): void {
 
 function childPids(pid: number): number[] {
   try {
-    const direct = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    const direct = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
     return direct.flatMap((c) => [c, ...childPids(c)]);
   } catch {
     return [];
   }
 }
 
-async function runClients(net: NamespacePair, count: number, concurrency: number): Promise<{ seconds: number; failures: number; errors: string[] }> {
+async function runClients(
+  net: NamespacePair,
+  count: number,
+  concurrency: number,
+): Promise<{ seconds: number; failures: number; errors: string[] }> {
   const script = join(import.meta.dirname, 'storm-client.ts');
-  const { stdout } = await net.client.exec(process.execPath, ['--import', 'tsx', script, net.server.ip, GIADDR, String(count), String(concurrency), MAC_PREFIX, 'POST'], { timeoutMs: 600_000 });
+  const { stdout } = await net.client.exec(
+    process.execPath,
+    ['--import', 'tsx', script, net.server.ip, GIADDR, String(count), String(concurrency), MAC_PREFIX, 'POST'],
+    { timeoutMs: 600_000 },
+  );
   return JSON.parse(stdout.trim().split('\n').at(-1)!);
 }
 
@@ -83,13 +95,59 @@ async function withNetwork<T>(fn: (net: NamespacePair, work: string) => Promise<
 export function stormKvmfleet(count: number, concurrency: number): Promise<StormResult> {
   return withNetwork(async (net, work) => {
     const ip = net.server.ip;
-    const server = await startServer(['--roles', 'api,http,tftp,dhcp', '--data-dir', join(work, 'data'), '--dhcp-server-id', ip, '--http-listen', `${ip}:8081`, '--tftp-listen', `${ip}:69`, '--boot-base-url', `http://${ip}:8081`, '--log-level', 'error'], {}, 60_000, { netns: net.server.name });
+    const server = await startServer(
+      [
+        '--roles',
+        'api,http,tftp,dhcp',
+        '--data-dir',
+        join(work, 'data'),
+        '--dhcp-server-id',
+        ip,
+        '--http-listen',
+        `${ip}:8081`,
+        '--tftp-listen',
+        `${ip}:69`,
+        '--boot-base-url',
+        `http://${ip}:8081`,
+        '--log-level',
+        'error',
+      ],
+      {},
+      60_000,
+      { netns: net.server.name },
+    );
     try {
       const site = `sites:\n  - name: storm\n    buildCap: ${count}\n    networks:\n      - { name: storm-boot, cidr: ${net.subnet}.0/24 }\n      - { name: storm-hv, cidr: 10.241.0.0/16, gateway: ${GIADDR}, domain: storm.example.com }\nprofiles:\n  - { name: rhel9, os: rhel9, installTreeUrl: "http://${ip}:8081/trees/rhel9" }\n`;
-      await net.server.exec('curl', ['-sS', '--fail-with-body', '-X', 'POST', '-H', 'content-type: application/yaml', '--data-binary', site, `${server.url}/api/v1/import/site`]);
-      const csv = ['hostname,mac,ip,network,profile', ...Array.from({ length: count }, (_, i) => `hv${String(i).padStart(4, '0')}.storm.example.com,${macOf(i)},${ipOf(i)},storm-hv,rhel9`)].join('\n');
+      await net.server.exec('curl', [
+        '-sS',
+        '--fail-with-body',
+        '-X',
+        'POST',
+        '-H',
+        'content-type: application/yaml',
+        '--data-binary',
+        site,
+        `${server.url}/api/v1/import/site`,
+      ]);
+      const csv = [
+        'hostname,mac,ip,network,profile',
+        ...Array.from(
+          { length: count },
+          (_, i) => `hv${String(i).padStart(4, '0')}.storm.example.com,${macOf(i)},${ipOf(i)},storm-hv,rhel9`,
+        ),
+      ].join('\n');
       writeFileSync(join(work, 'hosts.csv'), csv);
-      await net.server.exec('curl', ['-sS', '--fail-with-body', '-X', 'POST', '-H', 'content-type: text/csv', '--data-binary', `@${join(work, 'hosts.csv')}`, `${server.url}/api/v1/import/hosts`]);
+      await net.server.exec('curl', [
+        '-sS',
+        '--fail-with-body',
+        '-X',
+        'POST',
+        '-H',
+        'content-type: text/csv',
+        '--data-binary',
+        `@${join(work, 'hosts.csv')}`,
+        `${server.url}/api/v1/import/hosts`,
+      ]);
       await new Promise((r) => setTimeout(r, 1500)); // the DHCP role reloads networks and reservations
       resetPeakRss([server.child.pid!, ...childPids(server.child.pid!)]);
       const result = await runClients(net, count, concurrency);
@@ -114,8 +172,14 @@ export function stormBaseline(count: number, concurrency: number): Promise<Storm
       const hyp = mac.replace(/:/g, '-');
       hosts.push(`${mac},${ipOf(i)}`);
       // The same content kvmfleet renders, as static files.
-      writeFileSync(join(www, 'boot', `${hyp}.ipxe`), `#!ipxe\nkernel http://${ip}:8082/trees/rhel9/images/pxeboot/vmlinuz initrd=initrd.img inst.ks=http://${ip}:8082/ks/${hyp}.cfg inst.repo=http://${ip}:8082/trees/rhel9 ip=dhcp\ninitrd http://${ip}:8082/trees/rhel9/images/pxeboot/initrd.img\nboot\n`);
-      writeFileSync(join(www, 'ks', `${hyp}.cfg`), `text\nurl --url=http://${ip}:8082/trees/rhel9\n%post\ncurl --fail -X POST http://${ip}:8082/built/${hyp}\n%end\n`);
+      writeFileSync(
+        join(www, 'boot', `${hyp}.ipxe`),
+        `#!ipxe\nkernel http://${ip}:8082/trees/rhel9/images/pxeboot/vmlinuz initrd=initrd.img inst.ks=http://${ip}:8082/ks/${hyp}.cfg inst.repo=http://${ip}:8082/trees/rhel9 ip=dhcp\ninitrd http://${ip}:8082/trees/rhel9/images/pxeboot/initrd.img\nboot\n`,
+      );
+      writeFileSync(
+        join(www, 'ks', `${hyp}.cfg`),
+        `text\nurl --url=http://${ip}:8082/trees/rhel9\n%post\ncurl --fail -X POST http://${ip}:8082/built/${hyp}\n%end\n`,
+      );
     }
     writeFileSync(join(work, 'hosts'), hosts.join('\n') + '\n');
     writeFileSync(
@@ -124,16 +188,40 @@ export function stormBaseline(count: number, concurrency: number): Promise<Storm
     );
     const children: ChildProcess[] = [];
     try {
-      children.push(net.server.spawn('nginx', ['-c', join(work, 'nginx.conf'), '-e', join(work, 'nginx-error.log')], { stdio: 'ignore' }));
+      children.push(
+        net.server.spawn('nginx', ['-c', join(work, 'nginx.conf'), '-e', join(work, 'nginx-error.log')], {
+          stdio: 'ignore',
+        }),
+      );
       children.push(
         net.server.spawn(
           'dnsmasq',
-          ['-d', '--port=0', '--conf-file=/dev/null', `--interface=${net.server.device}`, `--dhcp-range=${net.subnet}.0,static`, '--dhcp-range=10.241.0.0,static,255.255.0.0,3600', `--dhcp-hostsfile=${join(work, 'hosts')}`, `--dhcp-leasefile=${join(work, 'leases')}`, '--dhcp-authoritative', '--no-ping', '--enable-tftp', '--tftp-max=2000', `--tftp-root=${tftp}`, '--dhcp-userclass=set:ipxe,iPXE', `--dhcp-boot=tag:!ipxe,undionly.kpxe,,${ip}`, `--dhcp-boot=tag:ipxe,http://${ip}:8082/boot/\${mac:hexhyp}.ipxe`, `--pid-file=${join(work, 'dnsmasq.pid')}`, '--dhcp-lease-max=70000'],
+          [
+            '-d',
+            '--port=0',
+            '--conf-file=/dev/null',
+            `--interface=${net.server.device}`,
+            `--dhcp-range=${net.subnet}.0,static`,
+            '--dhcp-range=10.241.0.0,static,255.255.0.0,3600',
+            `--dhcp-hostsfile=${join(work, 'hosts')}`,
+            `--dhcp-leasefile=${join(work, 'leases')}`,
+            '--dhcp-authoritative',
+            '--no-ping',
+            '--enable-tftp',
+            '--tftp-max=2000',
+            `--tftp-root=${tftp}`,
+            '--dhcp-userclass=set:ipxe,iPXE',
+            `--dhcp-boot=tag:!ipxe,undionly.kpxe,,${ip}`,
+            `--dhcp-boot=tag:ipxe,http://${ip}:8082/boot/\${mac:hexhyp}.ipxe`,
+            `--pid-file=${join(work, 'dnsmasq.pid')}`,
+            '--dhcp-lease-max=70000',
+          ],
           { stdio: 'ignore' },
         ),
       );
       await new Promise((r) => setTimeout(r, 1500));
-      for (const child of children) if (child.exitCode !== null) throw new Error(`${child.spawnargs.join(' ')} did not start`);
+      for (const child of children)
+        if (child.exitCode !== null) throw new Error(`${child.spawnargs.join(' ')} did not start`);
       resetPeakRss(children.flatMap((c) => [c.pid!, ...childPids(c.pid!)]));
       const result = await runClients(net, count, concurrency);
       const pids = children.flatMap((c) => [c.pid!, ...childPids(c.pid!)]);

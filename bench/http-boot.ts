@@ -21,8 +21,17 @@ export interface HttpBenchResult {
 }
 
 /** wrk's "Requests/sec" and "Transfer/sec" lines, as numbers. */
-async function wrk(url: string, connections: number, seconds: number, headers: readonly string[] = []): Promise<{ requests: number; bytes: number }> {
-  const { stdout } = await run('wrk', ['-t2', `-c${connections}`, `-d${seconds}s`, ...headers.flatMap((h) => ['-H', h]), url], { timeout: (seconds + 30) * 1000 });
+async function wrk(
+  url: string,
+  connections: number,
+  seconds: number,
+  headers: readonly string[] = [],
+): Promise<{ requests: number; bytes: number }> {
+  const { stdout } = await run(
+    'wrk',
+    ['-t2', `-c${connections}`, `-d${seconds}s`, ...headers.flatMap((h) => ['-H', h]), url],
+    { timeout: (seconds + 30) * 1000 },
+  );
   const requests = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
   const transfer = /Transfer\/sec:\s+([\d.]+)([KMG]?B)/.exec(stdout);
   const scale = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }[transfer?.[2] ?? 'B'] ?? 1;
@@ -36,19 +45,45 @@ export async function httpBench(seconds = 8): Promise<HttpBenchResult> {
   const trees = join(work, 'trees');
   mkdirSync(join(trees, 'rhel9', 'images', 'pxeboot'), { recursive: true });
   writeFileSync(join(trees, 'rhel9', 'images', 'pxeboot', 'install.img'), randomBytes(64 << 20));
-  const server = await startServer(['--roles', 'api,http', '--data-dir', data, '--http-listen', '127.0.0.1:0', '--trees-dir', trees, '--log-level', 'error', '--trust-proxy', '127.0.0.1']);
+  const server = await startServer([
+    '--roles',
+    'api,http',
+    '--data-dir',
+    data,
+    '--http-listen',
+    '127.0.0.1:0',
+    '--trees-dir',
+    trees,
+    '--log-level',
+    'error',
+    '--trust-proxy',
+    '127.0.0.1',
+  ]);
   // A build token is handed only to the machine's own address: the bench asks as a proxy in front
   // of hv1 would (X-Forwarded-For from a trusted proxy), as a clustered site's load balancer does.
   const asHost = 'X-Forwarded-For: 10.1.0.21';
   let nginx: ReturnType<typeof spawn> | undefined;
   try {
-    const api = (path: string, body: string, type: string) => fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
-    await api('/api/v1/import/site', 'sites:\n  - name: dc1\n    networks:\n      - { name: dc1-hv, cidr: 10.1.0.0/24, gateway: 10.1.0.1, dns: [10.1.0.10], domain: dc1.example.com }\nprofiles:\n  - { name: rhel9-kvm, os: rhel9, installTreeUrl: "http://boot/trees/rhel9" }\n', 'application/yaml');
-    await api('/api/v1/import/hosts', 'hostname,mac,ip,network,profile\nhv1,52:54:00:00:20:01,10.1.0.21,dc1-hv,rhel9-kvm\n', 'text/csv');
-    const script = await (await fetch(`${server.bootUrl}/boot/52-54-00-00-20-01`, { headers: { 'x-forwarded-for': '10.1.0.21' } })).text();
+    const api = (path: string, body: string, type: string) =>
+      fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
+    await api(
+      '/api/v1/import/site',
+      'sites:\n  - name: dc1\n    networks:\n      - { name: dc1-hv, cidr: 10.1.0.0/24, gateway: 10.1.0.1, dns: [10.1.0.10], domain: dc1.example.com }\nprofiles:\n  - { name: rhel9-kvm, os: rhel9, installTreeUrl: "http://boot/trees/rhel9" }\n',
+      'application/yaml',
+    );
+    await api(
+      '/api/v1/import/hosts',
+      'hostname,mac,ip,network,profile\nhv1,52:54:00:00:20:01,10.1.0.21,dc1-hv,rhel9-kvm\n',
+      'text/csv',
+    );
+    const script = await (
+      await fetch(`${server.bootUrl}/boot/52-54-00-00-20-01`, { headers: { 'x-forwarded-for': '10.1.0.21' } })
+    ).text();
     const token = /\/boot\/ks\/([\w-]+)/.exec(script)?.[1];
     if (!token) throw new Error(`no token in script:\n${script}`);
-    const kickstart = await (await fetch(`${server.bootUrl}/boot/ks/${token}`, { headers: { 'x-forwarded-for': '10.1.0.21' } })).text();
+    const kickstart = await (
+      await fetch(`${server.bootUrl}/boot/ks/${token}`, { headers: { 'x-forwarded-for': '10.1.0.21' } })
+    ).text();
 
     // nginx serves the same Kickstart text and the same tree, on loopback.
     const www = join(work, 'www');
@@ -72,7 +107,10 @@ export async function httpBench(seconds = 8): Promise<HttpBenchResult> {
     const ksN = await wrk('http://127.0.0.1:18090/ks/ks.cfg', 32, seconds);
     const treeK = await wrk(`${server.bootUrl}/trees/rhel9/images/pxeboot/install.img`, 8, seconds);
     const treeN = await wrk('http://127.0.0.1:18090/trees/rhel9/images/pxeboot/install.img', 8, seconds);
-    return { kickstartPerSecond: { kvmfleet: ksK.requests, nginx: ksN.requests }, treeBytesPerSecond: { kvmfleet: treeK.bytes, nginx: treeN.bytes } };
+    return {
+      kickstartPerSecond: { kvmfleet: ksK.requests, nginx: ksN.requests },
+      treeBytesPerSecond: { kvmfleet: treeK.bytes, nginx: treeN.bytes },
+    };
   } finally {
     if (nginx && nginx.exitCode === null) {
       nginx.kill('SIGQUIT');

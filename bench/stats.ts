@@ -33,10 +33,17 @@ export function compare(row: Omit<Row, 'ratio'>): Row {
   return { ...row, ratio: row.kvmfleet.median / row.peerValue.median };
 }
 
-const fmt = (m: Measure, digits = 2) => `${m.median.toFixed(digits)} (${m.min.toFixed(digits)}–${m.max.toFixed(digits)})`;
+const fmt = (m: Measure, digits = 2) =>
+  `${m.median.toFixed(digits)} (${m.min.toFixed(digits)}–${m.max.toFixed(digits)})`;
 
 export function markdownTable(rows: readonly Row[]): string {
-  const lines = ['| area | metric | kvmfleet median (min–max) | peer | peer median (min–max) | ratio kvmfleet/peer | goal |', '|---|---|---|---|---|---|---|'];
-  for (const r of rows) lines.push(`| ${r.area} | ${r.metric} [${r.unit}] | ${fmt(r.kvmfleet)} | ${r.peer} | ${fmt(r.peerValue)} | ${r.ratio < 0.1 ? r.ratio.toPrecision(2) : r.ratio.toFixed(2)}× | ${r.goal ?? ''} |`);
+  const lines = [
+    '| area | metric | kvmfleet median (min–max) | peer | peer median (min–max) | ratio kvmfleet/peer | goal |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  for (const r of rows)
+    lines.push(
+      `| ${r.area} | ${r.metric} [${r.unit}] | ${fmt(r.kvmfleet)} | ${r.peer} | ${fmt(r.peerValue)} | ${r.ratio < 0.1 ? r.ratio.toPrecision(2) : r.ratio.toFixed(2)}× | ${r.goal ?? ''} |`,
+    );
   return lines.join('\n');
 }

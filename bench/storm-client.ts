@@ -18,11 +18,25 @@ import { execFile } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { request as httpRequest } from 'node:http';
 import { promisify } from 'node:util';
-import { BOOTREQUEST, decodePacket, encodePacket, MessageType, type DhcpPacket } from '../src/protocols/dhcp4/packet.ts';
+import {
+  BOOTREQUEST,
+  decodePacket,
+  encodePacket,
+  MessageType,
+  type DhcpPacket,
+} from '../src/protocols/dhcp4/packet.ts';
 import { DhcpOptions, OptionCode } from '../src/protocols/dhcp4/options.ts';
 import { stormMac } from './storm-macs.ts';
 
-const [serverList = '', giaddr = '', countText = '100', concurrencyText = '50', macPrefix = '02:00:00', callbackMethod = 'POST', firstText = '0'] = process.argv.slice(2);
+const [
+  serverList = '',
+  giaddr = '',
+  countText = '100',
+  concurrencyText = '50',
+  macPrefix = '02:00:00',
+  callbackMethod = 'POST',
+  firstText = '0',
+] = process.argv.slice(2);
 const first = Number(firstText);
 const servers = serverList.split(',').filter(Boolean);
 const serverIp = servers[0]!;
@@ -73,7 +87,13 @@ class Relay {
   }
 }
 
-function request(mac: string, xid: number, type: MessageType, ipxe: boolean, extra: (o: DhcpOptions) => void = () => {}): DhcpPacket {
+function request(
+  mac: string,
+  xid: number,
+  type: MessageType,
+  ipxe: boolean,
+  extra: (o: DhcpOptions) => void = () => {},
+): DhcpPacket {
   const options = new DhcpOptions();
   options.set(OptionCode.MessageType, Buffer.from([type]));
   options.set(OptionCode.ClientArch, Buffer.from([0, 0]));
@@ -82,7 +102,23 @@ function request(mac: string, xid: number, type: MessageType, ipxe: boolean, ext
   extra(options);
   const chaddr = Buffer.alloc(16);
   Buffer.from(mac.replace(/:/g, ''), 'hex').copy(chaddr);
-  return { op: BOOTREQUEST, htype: 1, hlen: 6, hops: 1, xid, secs: 0, flags: 0, ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr, chaddr, sname: '', file: '', options };
+  return {
+    op: BOOTREQUEST,
+    htype: 1,
+    hlen: 6,
+    hops: 1,
+    xid,
+    secs: 0,
+    flags: 0,
+    ciaddr: '0.0.0.0',
+    yiaddr: '0.0.0.0',
+    siaddr: '0.0.0.0',
+    giaddr,
+    chaddr,
+    sname: '',
+    file: '',
+    options,
+  };
 }
 
 async function dhcp(relay: Relay, mac: string, xid: number, ipxe: boolean): Promise<DhcpPacket> {
@@ -146,7 +182,9 @@ function tftpGet(host: string, file: string, from: string): Promise<number> {
       }
       send(ack(block), peerPort);
     });
-    socket.bind({ port: 0, address: from }, () => send(Buffer.concat([Buffer.from([0, 1]), Buffer.from(`${file}\x00octet\x00blksize\x001428\x00`, 'latin1')]), 69));
+    socket.bind({ port: 0, address: from }, () =>
+      send(Buffer.concat([Buffer.from([0, 1]), Buffer.from(`${file}\x00octet\x00blksize\x001428\x00`, 'latin1')]), 69),
+    );
   });
 }
 
@@ -165,7 +203,11 @@ function http(url: string, from: string, method = 'GET'): Promise<string> {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
-      res.on('end', () => ((res.statusCode ?? 0) >= 400 ? reject(new Error(`${method} ${url}: HTTP ${res.statusCode}`)) : resolve(Buffer.concat(chunks).toString('utf8'))));
+      res.on('end', () =>
+        (res.statusCode ?? 0) >= 400
+          ? reject(new Error(`${method} ${url}: HTTP ${res.statusCode}`))
+          : resolve(Buffer.concat(chunks).toString('utf8')),
+      );
     });
     req.on('error', reject);
     req.end();
@@ -184,7 +226,10 @@ async function machine(relay: Relay, i: number): Promise<void> {
   if (!scriptUrl?.startsWith('http')) throw new Error(`${mac}: iPXE was not given a script URL (${scriptUrl})`);
   const address = ipxe.yiaddr;
   await claimAddress(address);
-  const script = await http(scriptUrl.replace('${mac:hexhyp}', mac.replace(/:/g, '-')).replace('${platform}', 'pcbios'), address);
+  const script = await http(
+    scriptUrl.replace('${mac:hexhyp}', mac.replace(/:/g, '-')).replace('${platform}', 'pcbios'),
+    address,
+  );
   const ks = /inst\.ks=(\S+)/.exec(script)?.[1];
   if (!ks) throw new Error(`${mac}: the script names no Kickstart: ${script.slice(0, 200)}`);
   const kickstart = await http(ks, address);

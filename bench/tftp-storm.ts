@@ -21,10 +21,28 @@ export interface StormResult {
 
 async function startPeer(peer: TftpPeer, net: NamespacePair, root: string): Promise<() => Promise<void>> {
   if (peer === 'kvmfleet') {
-    const server = await startServer(['--roles', 'tftp', '--data-dir', 'memory://', '--tftp-root', root, '--tftp-listen', `${net.server.ip}:69`, '--log-level', 'warn'], {}, 60_000, { netns: net.server.name });
+    const server = await startServer(
+      [
+        '--roles',
+        'tftp',
+        '--data-dir',
+        'memory://',
+        '--tftp-root',
+        root,
+        '--tftp-listen',
+        `${net.server.ip}:69`,
+        '--log-level',
+        'warn',
+      ],
+      {},
+      60_000,
+      { netns: net.server.name },
+    );
     return () => server.kill();
   }
-  const child: ChildProcess = net.server.spawn('/usr/sbin/in.tftpd', ['-L', '-s', root, '-a', `${net.server.ip}:69`], { stdio: 'ignore' });
+  const child: ChildProcess = net.server.spawn('/usr/sbin/in.tftpd', ['-L', '-s', root, '-a', `${net.server.ip}:69`], {
+    stdio: 'ignore',
+  });
   await new Promise((r) => setTimeout(r, 500));
   if (child.exitCode !== null) throw new Error('in.tftpd did not start');
   return async () => {

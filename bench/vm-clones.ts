@@ -49,12 +49,38 @@ export async function cloneBench(): Promise<CloneBench> {
     await run('qemu-io', ['-f', 'qcow2', '-c', `write -P 0x5a 0 ${WRITTEN_MIB}M`, base]);
     await virsh('pool-refresh', poolName);
     await createSite(store.db, { name: 'bench', buildCap: 1 });
-    await registerHypervisor(store.db, pool, { name: 'hv', uri: 'qemu:///system', site: 'bench', storagePool: poolName, bridge: 'kvbnone', domainType: 'qemu', maxParallel: 4 });
+    await registerHypervisor(store.db, pool, {
+      name: 'hv',
+      uri: 'qemu:///system',
+      site: 'bench',
+      storagePool: poolName,
+      bridge: 'kvbnone',
+      domainType: 'qemu',
+      maxParallel: 4,
+    });
     const vms = new VmService(store.db, pool, { cpuOvercommit: 64, reserveMiB: 0 });
     // The template, as kvmfleet keeps it (spec + disk), and as a libvirt domain for virt-clone.
-    const spec = { name: `kvb-tmpl-${id}`, type: 'qemu' as const, memoryMiB: 128, vcpus: 1, disks: [{ source: base, format: 'qcow2' as const }], interfaces: [] };
+    const spec = {
+      name: `kvb-tmpl-${id}`,
+      type: 'qemu' as const,
+      memoryMiB: 128,
+      vcpus: 1,
+      disks: [{ source: base, format: 'qcow2' as const }],
+      interfaces: [],
+    };
     const hvId = (await store.db.selectFrom('hypervisors').select('id').executeTakeFirstOrThrow()).id;
-    await store.db.insertInto('templates').values({ name: 'tmpl', hypervisor_id: hvId, disk_path: base, memory_mib: 128, vcpus: 1, domain_spec: JSON.stringify(spec), operations: '[]' }).execute();
+    await store.db
+      .insertInto('templates')
+      .values({
+        name: 'tmpl',
+        hypervisor_id: hvId,
+        disk_path: base,
+        memory_mib: 128,
+        vcpus: 1,
+        domain_spec: JSON.stringify(spec),
+        operations: '[]',
+      })
+      .execute();
     await run('sh', ['-c', `virsh -c qemu:///system define /dev/stdin <<'EOF'\n${domainXml(spec)}\nEOF`]);
     names.push(spec.name);
 
@@ -63,7 +89,20 @@ export async function cloneBench(): Promise<CloneBench> {
     const linkedK = (performance.now() - started) / 1000;
     names.push(`kvb-linked-${id}`);
     started = performance.now();
-    await run('virt-clone', ['--connect', 'qemu:///system', '--original', spec.name, '--name', `kvb-vc-${id}`, '--file', join(work, `vc-${id}.qcow2`)], { maxBuffer: 1 << 24 });
+    await run(
+      'virt-clone',
+      [
+        '--connect',
+        'qemu:///system',
+        '--original',
+        spec.name,
+        '--name',
+        `kvb-vc-${id}`,
+        '--file',
+        join(work, `vc-${id}.qcow2`),
+      ],
+      { maxBuffer: 1 << 24 },
+    );
     const linkedV = (performance.now() - started) / 1000;
     names.push(`kvb-vc-${id}`);
 
@@ -77,11 +116,25 @@ export async function cloneBench(): Promise<CloneBench> {
 
     const jobs = new JobRunner(store.db, vms);
     started = performance.now();
-    const job = await jobs.wait((await jobs.bulkClone({ template: 'tmpl', count: 20, namePrefix: `kvb-bulk-${id}`, kind: 'linked', site: 'bench' })).id);
+    const job = await jobs.wait(
+      (
+        await jobs.bulkClone({
+          template: 'tmpl',
+          count: 20,
+          namePrefix: `kvb-bulk-${id}`,
+          kind: 'linked',
+          site: 'bench',
+        })
+      ).id,
+    );
     const bulk = (performance.now() - started) / 1000;
     if (job.failed) throw new Error(`bulk clone: ${job.failed} failed: ${job.results.find((r) => !r.ok)?.error}`);
     for (const r of job.results) names.push(r.name);
-    return { linkedSeconds: { kvmfleet: linkedK, virtClone: linkedV }, fullMiBps: { kvmfleet: fullK, qemuImg: fullQ }, bulk20Seconds: bulk };
+    return {
+      linkedSeconds: { kvmfleet: linkedK, virtClone: linkedV },
+      fullMiBps: { kvmfleet: fullK, qemuImg: fullQ },
+      bulk20Seconds: bulk,
+    };
   } finally {
     for (const name of names) await virsh('undefine', name).catch(() => undefined);
     await virsh('pool-destroy', poolName).catch(() => undefined);

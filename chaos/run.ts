@@ -25,7 +25,9 @@ function selected(argv: readonly string[]): Scenario[] {
   const names = (argv[at + 1] ?? '').split(',').filter(Boolean);
   const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
   if (names.length === 0 || unknown.length) {
-    console.error(`chaos: --only wants scenario names among: ${SCENARIOS.map((s) => s.name).join(', ')}${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`);
+    console.error(
+      `chaos: --only wants scenario names among: ${SCENARIOS.map((s) => s.name).join(', ')}${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`,
+    );
     process.exit(2);
   }
   return SCENARIOS.filter((s) => names.includes(s.name));
@@ -45,7 +47,13 @@ for (const scenario of scenarios) {
   let result: ScenarioResult;
   // A scenario stuck on a promise nothing will settle is a failure to report, not a silent exit (13).
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no result after ${SCENARIO_TIMEOUT_S} s`)), SCENARIO_TIMEOUT_S * 1000)));
+  const timeout = new Promise<never>(
+    (_, reject) =>
+      (timer = setTimeout(
+        () => reject(new Error(`no result after ${SCENARIO_TIMEOUT_S} s`)),
+        SCENARIO_TIMEOUT_S * 1000,
+      )),
+  );
   try {
     result = await Promise.race([scenario.run(), timeout]);
   } catch (error) {
@@ -58,7 +66,10 @@ for (const scenario of scenarios) {
   const verdict = result.lost ? 'LOST' : result.failures.length ? 'FAIL' : 'ok';
   const seconds = ((Date.now() - at) / 1000).toFixed(0).padStart(4);
   console.log(`${scenario.name.padEnd(width)}  ${verdict.padEnd(4)} ${seconds} s  ${result.figures}`);
-  for (const failure of result.failures) if (failure !== 'error') console.log(`${' '.repeat(width)}        ! ${failure}`);
+  for (const failure of result.failures)
+    if (failure !== 'error') console.log(`${' '.repeat(width)}        ! ${failure}`);
 }
-console.log(`${scenarios.length} scenarios, ${lost} lost${broken ? `, ${broken} failed` : ''} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+console.log(
+  `${scenarios.length} scenarios, ${lost} lost${broken ? `, ${broken} failed` : ''} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+);
 process.exit(lost > 0 || broken > 0 ? 1 : 0);

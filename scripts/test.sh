@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 # KVMFLEET_TEST_NO_TYPECHECK=1 skips the type check and console build: for a developer running a few
 # files while other work in the same tree does not type-check yet. CI never sets it.
 if [ "${KVMFLEET_TEST_NO_TYPECHECK:-}" != 1 ]; then
+  echo "== format (prettier --check; npm run format writes)"
+  npx prettier --check --log-level warn "**/*.{ts,tsx,js,mjs,cjs}"
   echo "== type check"
   npx tsc -p tsconfig.json
   npx tsc -p console/tsconfig.json

@@ -20,7 +20,12 @@ export class Metrics {
     for (const sample of this.#sources.flatMap((s) => s())) {
       lines.push(`# HELP ${sample.name} ${sample.help}`, `# TYPE ${sample.name} ${sample.type}`);
       for (const { labels, value } of sample.values) {
-        const text = labels && Object.keys(labels).length ? `{${Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`).join(',')}}` : '';
+        const text =
+          labels && Object.keys(labels).length
+            ? `{${Object.entries(labels)
+                .map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`)
+                .join(',')}}`
+            : '';
         lines.push(`${sample.name}${text} ${value}`);
       }
     }

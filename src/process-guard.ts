@@ -9,7 +9,18 @@
  */
 
 /** Codes of errors that concern one connection only. */
-const CONNECTION_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_SOCKET_CLOSED']);
+const CONNECTION_ERRORS = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'ERR_SOCKET_CLOSED',
+]);
 
 export function isConnectionError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
@@ -20,14 +31,28 @@ export interface GuardLog {
   (level: 'warn' | 'fatal', message: string, detail: Record<string, unknown>): void;
 }
 
-const defaultLog: GuardLog = (level, message, detail) => console.error(JSON.stringify({ level, time: new Date().toISOString(), msg: message, ...detail }));
+const defaultLog: GuardLog = (level, message, detail) =>
+  console.error(JSON.stringify({ level, time: new Date().toISOString(), msg: message, ...detail }));
 
 /** Installs the handlers once per process; returns a function that removes them (tests). */
-export function installProcessGuard(log: GuardLog = defaultLog, exit: (code: number) => void = (code) => process.exit(code)): () => void {
+export function installProcessGuard(
+  log: GuardLog = defaultLog,
+  exit: (code: number) => void = (code) => process.exit(code),
+): () => void {
   const handle = (origin: 'uncaughtException' | 'unhandledRejection') => (reason: unknown) => {
     const error = reason instanceof Error ? reason : new Error(String(reason));
-    const detail = { origin, error: error.message, code: (error as { code?: unknown }).code, stack: error.stack?.split('\n').slice(0, 6).join('\n') };
-    if (isConnectionError(error)) return log('warn', 'a connection failed and nothing handled its error: that connection is lost, the roles go on', detail);
+    const detail = {
+      origin,
+      error: error.message,
+      code: (error as { code?: unknown }).code,
+      stack: error.stack?.split('\n').slice(0, 6).join('\n'),
+    };
+    if (isConnectionError(error))
+      return log(
+        'warn',
+        'a connection failed and nothing handled its error: that connection is lost, the roles go on',
+        detail,
+      );
     log('fatal', 'unexpected error: exiting so that the supervisor restarts kvmfleet', detail);
     exit(1);
   };

@@ -42,7 +42,14 @@ export interface ServeOptions {
   readonly databaseUrl?: string | undefined;
   /** tls: serve the API over HTTPS; insecureHttp: allow plain HTTP beyond loopback (a TLS proxy in front). */
   readonly api: { host: string; port: number; tls?: TlsFiles | undefined; insecureHttp?: boolean | undefined };
-  readonly http: { host: string; port: number; treesDir?: string | undefined; baseUrl?: string | undefined; trustProxy?: readonly string[]; mirrors?: ReadonlyMap<string, string> };
+  readonly http: {
+    host: string;
+    port: number;
+    treesDir?: string | undefined;
+    baseUrl?: string | undefined;
+    trustProxy?: readonly string[];
+    mirrors?: ReadonlyMap<string, string>;
+  };
   readonly tftp: { host: string; port: number; root?: string | undefined; timeoutMs?: number | undefined };
   readonly dhcp?: {
     serverId?: string | undefined;
@@ -55,7 +62,14 @@ export interface ServeOptions {
     /** Distributed topology: serve only these networks. */
     networks?: readonly string[] | undefined;
     /** One of a failover pair (shared store): role, the partner's address, RFC 3074 split and timers. */
-    failover?: (Partial<FailoverConfig> & { role: 'primary' | 'secondary'; peer: string; port?: number; keyFile?: string | undefined }) | undefined;
+    failover?:
+      | (Partial<FailoverConfig> & {
+          role: 'primary' | 'secondary';
+          peer: string;
+          port?: number;
+          keyFile?: string | undefined;
+        })
+      | undefined;
   };
   readonly policy?: Partial<BuildPolicy>;
   /** Days kept of host events, audit entries and finished jobs (0: for ever). */
@@ -97,11 +111,19 @@ export async function serve(options: ServeOptions): Promise<Running> {
   await cache?.start();
   // One bound for what unknown MACs may record, by DHCP and by boot HTTP alike.
   const discovery = new DiscoveryLimiter();
-  const boot = new BootService({ db: store.db, templates: new KickstartTemplates(templatesDir), policy: { ...DEFAULT_BUILD_POLICY, ...options.policy }, discovery, ...(cache ? { cache } : {}) });
+  const boot = new BootService({
+    db: store.db,
+    templates: new KickstartTemplates(templatesDir),
+    policy: { ...DEFAULT_BUILD_POLICY, ...options.policy },
+    discovery,
+    ...(cache ? { cache } : {}),
+  });
   let api: FastifyInstance | undefined;
   let http: FastifyInstance | undefined;
   let tftp: TftpServer | undefined;
-  let dhcp: { server: DhcpServer; service: DhcpService; writer: LeaseWriter; failover: FailoverMachine | undefined } | undefined;
+  let dhcp:
+    | { server: DhcpServer; service: DhcpService; writer: LeaseWriter; failover: FailoverMachine | undefined }
+    | undefined;
   const metrics = new Metrics();
   const endpoints: Partial<Record<Role, string>> = {};
   let libvirt: LibvirtPool | undefined;
@@ -112,8 +134,18 @@ export async function serve(options: ServeOptions): Promise<Running> {
   let failoverLink: FailoverLink | undefined;
   // Store upkeep on every node: both sweeps are idempotent across nodes (store/retention.ts, boot/builds.ts).
   const sweeps: Periodic[] = [
-    startBuildTimeoutSweep(store.db, boot.policy, rateLimitedErrorLog('build timeout sweep', 1), options.sweepIntervalsMs?.buildTimeout),
-    startRetentionSweep(store.db, { ...DEFAULT_RETENTION, ...options.retention }, rateLimitedErrorLog('retention sweep', 1), options.sweepIntervalsMs?.retention),
+    startBuildTimeoutSweep(
+      store.db,
+      boot.policy,
+      rateLimitedErrorLog('build timeout sweep', 1),
+      options.sweepIntervalsMs?.buildTimeout,
+    ),
+    startRetentionSweep(
+      store.db,
+      { ...DEFAULT_RETENTION, ...options.retention },
+      rateLimitedErrorLog('retention sweep', 1),
+      options.sweepIntervalsMs?.retention,
+    ),
   ];
   const stopAll = async () => {
     await Promise.all(sweeps.map((sweep) => sweep.stop()));
@@ -145,27 +177,57 @@ export async function serve(options: ServeOptions): Promise<Running> {
         onTransfer: (event) => void recordTftpEvent(store, event).catch(() => {}),
       });
       const bound = await tftp.listen().catch((error: NodeJS.ErrnoException) => {
-        throw new Error(`tftp cannot listen on ${options.tftp.host}:${options.tftp.port} (${error.code ?? error.message})${error.code === 'EACCES' ? ': port 69 needs root or CAP_NET_BIND_SERVICE' : ''}`);
+        throw new Error(
+          `tftp cannot listen on ${options.tftp.host}:${options.tftp.port} (${error.code ?? error.message})${error.code === 'EACCES' ? ': port 69 needs root or CAP_NET_BIND_SERVICE' : ''}`,
+        );
       });
       endpoints.tftp = `udp://${bound.address}:${bound.port}`;
     }
-    const bootBaseUrl = options.http.baseUrl ?? urlOf(options.http.host === '0.0.0.0' ? '127.0.0.1' : options.http.host, options.http.port);
+    const bootBaseUrl =
+      options.http.baseUrl ??
+      urlOf(options.http.host === '0.0.0.0' ? '127.0.0.1' : options.http.host, options.http.port);
     if (options.roles.includes('dhcp')) {
       const config = options.dhcp;
-      if (!config?.serverId) throw new Error('the dhcp role needs --dhcp-server-id: this server\'s address on the boot network');
+      if (!config?.serverId)
+        throw new Error("the dhcp role needs --dhcp-server-id: this server's address on the boot network");
       const writer = new LeaseWriter(store.db);
       let failover: FailoverMachine | undefined;
       if (config.failover) {
-        if (store.kind !== 'postgresql') throw new Error('a DHCP failover pair shares its leases through PostgreSQL: give both servers the same --database-url');
+        if (store.kind !== 'postgresql')
+          throw new Error(
+            'a DHCP failover pair shares its leases through PostgreSQL: give both servers the same --database-url',
+          );
         const { role, peer, port: failoverPort, keyFile, ...timers } = config.failover;
         // Heartbeats are authenticated: a pair without a shared key could be told anything by anyone on the segment.
-        if (!keyFile) throw new Error('a DHCP failover pair needs --dhcp-failover-key-file: a file with the same secret on both servers (e.g. openssl rand -hex 32)');
+        if (!keyFile)
+          throw new Error(
+            'a DHCP failover pair needs --dhcp-failover-key-file: a file with the same secret on both servers (e.g. openssl rand -hex 32)',
+          );
         const key = loadFailoverKey(keyFile);
-        failover = new FailoverMachine({ ...FAILOVER_DEFAULTS, ...Object.fromEntries(Object.entries(timers).filter(([, v]) => v !== undefined)), role }, Date.now());
-        failoverLink = new FailoverLink(failover, { address: config.serverId, port: failoverPort ?? 647 }, { address: peer, port: failoverPort ?? 647 }, key);
+        failover = new FailoverMachine(
+          {
+            ...FAILOVER_DEFAULTS,
+            ...Object.fromEntries(Object.entries(timers).filter(([, v]) => v !== undefined)),
+            role,
+          },
+          Date.now(),
+        );
+        failoverLink = new FailoverLink(
+          failover,
+          { address: config.serverId, port: failoverPort ?? 647 },
+          { address: peer, port: failoverPort ?? 647 },
+          key,
+        );
         await failoverLink.start();
         const link = failoverLink;
-        metrics.add(() => [{ name: 'kvmfleet_dhcp_failover_beats_refused_total', help: 'failover heartbeats dropped: malformed, wrong MAC, stale, replayed', type: 'counter', values: Object.entries(link.refused).map(([reason, value]) => ({ labels: { reason }, value })) }]);
+        metrics.add(() => [
+          {
+            name: 'kvmfleet_dhcp_failover_beats_refused_total',
+            help: 'failover heartbeats dropped: malformed, wrong MAC, stale, replayed',
+            type: 'counter',
+            values: Object.entries(link.refused).map(([reason, value]) => ({ labels: { reason }, value })),
+          },
+        ]);
       }
       const dhcpErrors = rateLimitedErrorLog('dhcp');
       const service = new DhcpService({
@@ -178,27 +240,55 @@ export async function serve(options: ServeOptions): Promise<Running> {
         serverId: config.serverId,
         mode: config.mode,
         nextServer: config.nextServer,
-        declineProbationMs: config.declineProbationSeconds === undefined ? undefined : config.declineProbationSeconds * 1000,
+        declineProbationMs:
+          config.declineProbationSeconds === undefined ? undefined : config.declineProbationSeconds * 1000,
         bootBaseUrl: config.bootBaseUrl ?? options.http.baseUrl ?? urlOf(config.serverId, options.http.port),
       });
       await service.start();
-      const server = new DhcpServer((request, context) => service.handle(request, context), { ports: config.mode === 'proxy' ? [config.port ?? 67, 4011] : [config.port ?? 67], onError: dhcpErrors });
+      const server = new DhcpServer((request, context) => service.handle(request, context), {
+        ports: config.mode === 'proxy' ? [config.port ?? 67, 4011] : [config.port ?? 67],
+        onError: dhcpErrors,
+      });
       await server.listen().catch((error: NodeJS.ErrnoException) => {
-        throw new Error(`dhcp cannot listen (${error.code ?? error.message})${error.code === 'EACCES' ? ': port 67 needs root or CAP_NET_BIND_SERVICE' : ''}`);
+        throw new Error(
+          `dhcp cannot listen (${error.code ?? error.message})${error.code === 'EACCES' ? ': port 67 needs root or CAP_NET_BIND_SERVICE' : ''}`,
+        );
       });
       dhcp = { server, service, writer, failover };
       metrics.add(() => dhcpSamples(server, service, writer));
       endpoints.dhcp = `udp://0.0.0.0:${config.port ?? 67} (${config.mode}, server id ${config.serverId}${config.failover ? `, failover ${config.failover.role} with ${config.failover.peer}` : ''})`;
     }
     if (tftp) metrics.add(() => tftpSamples(tftp!));
-    metrics.add(() => [{ name: 'kvmfleet_discovery_dropped_total', help: 'discovered hosts and their events not recorded (rate limits; DHCP and boot HTTP)', type: 'counter', values: [{ labels: { what: 'host' }, value: discovery.dropped.hosts }, { labels: { what: 'event' }, value: discovery.dropped.events }] }]);
+    metrics.add(() => [
+      {
+        name: 'kvmfleet_discovery_dropped_total',
+        help: 'discovered hosts and their events not recorded (rate limits; DHCP and boot HTTP)',
+        type: 'counter',
+        values: [
+          { labels: { what: 'host' }, value: discovery.dropped.hosts },
+          { labels: { what: 'event' }, value: discovery.dropped.events },
+        ],
+      },
+    ]);
     if (options.roles.includes('http')) {
       const treesDir = options.http.treesDir ? resolve(options.http.treesDir) : local('trees');
       mkdirSync(treesDir, { recursive: true });
-      const mirrors = options.http.mirrors?.size ? new MirrorCache(local('mirror-cache'), options.http.mirrors) : undefined;
-      http = await buildBootHttp({ store, boot, treesDir, mirrors, baseUrl: options.http.baseUrl, logger: { level: options.logLevel }, trustProxy: options.http.trustProxy ?? [] });
+      const mirrors = options.http.mirrors?.size
+        ? new MirrorCache(local('mirror-cache'), options.http.mirrors)
+        : undefined;
+      http = await buildBootHttp({
+        store,
+        boot,
+        treesDir,
+        mirrors,
+        baseUrl: options.http.baseUrl,
+        logger: { level: options.logLevel },
+        trustProxy: options.http.trustProxy ?? [],
+      });
       // /ipxe.efi for UEFI HTTP boot, the URL the DHCP role offers; each download on the client's timeline.
-      await registerFirmwareRoutes(http, { onServed: (event) => void recordFirmwareEvent(store, event).catch(() => {}) });
+      await registerFirmwareRoutes(http, {
+        onServed: (event) => void recordFirmwareEvent(store, event).catch(() => {}),
+      });
       http.addHook('onRequest', hostFallbackHook(options.http.baseUrl)); // no Host header: never a broken URL in a script
       await http.listen({ host: options.http.host, port: options.http.port });
       endpoints.http = urlOf(options.http.host, boundPort(http, options.http.port));
@@ -214,26 +304,82 @@ export async function serve(options: ServeOptions): Promise<Running> {
       const exposed = !isLoopback(options.api.host);
       // Beyond loopback, passwords and tokens would otherwise cross the network in clear.
       if (exposed && !options.api.tls && !options.api.insecureHttp) {
-        throw new Error(`the API would listen on ${options.api.host} without TLS, so passwords and tokens would cross the network in clear: give --tls-cert FILE --tls-key FILE, or --insecure-http if a TLS-terminating proxy is in front`);
+        throw new Error(
+          `the API would listen on ${options.api.host} without TLS, so passwords and tokens would cross the network in clear: give --tls-cert FILE --tls-key FILE, or --insecure-http if a TLS-terminating proxy is in front`,
+        );
       }
       if (exposed) await requireAdmin(store);
       const tls = options.api.tls ? readTls(options.api.tls) : undefined;
       const vms = vmService!;
       events = new EventHub(store.db, { jobs, vms });
       await events.start();
-      api = await buildApi({ store, boot, bmc: bmcDepsFor(options.dataDir), metrics, authAlwaysRequired: exposed, events, vms: { db: store.db, pool: libvirt!, vms, jobs: jobs! }, dhcpStats: dhcp ? () => ({ ...dhcp!.server.stats, policy: dhcp!.service.stats, pools: dhcp!.service.poolStats(), leaseWrites: dhcp!.writer.stats, ...(dhcp!.failover ? { failover: { role: dhcp!.failover.config.role, state: dhcp!.failover.state, partnerState: dhcp!.failover.partnerState ?? null, ...dhcp!.failover.counters } } : {}) }) : undefined, bootBaseUrl: endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl, logger: { level: options.logLevel }, https: tls });
+      api = await buildApi({
+        store,
+        boot,
+        bmc: bmcDepsFor(options.dataDir),
+        metrics,
+        authAlwaysRequired: exposed,
+        events,
+        vms: { db: store.db, pool: libvirt!, vms, jobs: jobs! },
+        dhcpStats: dhcp
+          ? () => ({
+              ...dhcp!.server.stats,
+              policy: dhcp!.service.stats,
+              pools: dhcp!.service.poolStats(),
+              leaseWrites: dhcp!.writer.stats,
+              ...(dhcp!.failover
+                ? {
+                    failover: {
+                      role: dhcp!.failover.config.role,
+                      state: dhcp!.failover.state,
+                      partnerState: dhcp!.failover.partnerState ?? null,
+                      ...dhcp!.failover.counters,
+                    },
+                  }
+                : {}),
+            })
+          : undefined,
+        bootBaseUrl:
+          endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl,
+        logger: { level: options.logLevel },
+        https: tls,
+      });
       await api.listen({ host: options.api.host, port: options.api.port });
       if (options.api.tls) {
         const log = api.log;
         reloadOnSighup(api.server as unknown as HttpsServer, options.api.tls, (message) => log.warn(message));
       }
-      endpoints.api = urlOf(options.api.host, boundPort(api, options.api.port)).replace(/^http:/, tls ? 'https:' : 'http:');
+      endpoints.api = urlOf(options.api.host, boundPort(api, options.api.port)).replace(
+        /^http:/,
+        tls ? 'https:' : 'http:',
+      );
     }
     // Announce this process (roles, site, where its boot HTTP role is reached) for load balancers and the console.
     const httpPort = endpoints.http ? Number(/:(\d+)$/.exec(endpoints.http)?.[1]) : undefined;
-    const advertised = options.node?.advertiseHttp ?? (endpoints.http && options.http.host !== '0.0.0.0' ? `${options.http.host}:${httpPort}` : httpPort ? `${hostname()}:${httpPort}` : undefined);
-    const name = options.node?.name ?? `${hostname()}-${httpPort ?? endpoints.api?.split(':').at(-1) ?? process.pid}`.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64);
-    heartbeat = startHeartbeat(store.db, { name, site: options.node?.site, roles: options.roles, httpAddress: advertised, apiUrl: endpoints.api, detail: () => ({ ...(cache ? { cache: { ...cache.stats } } : {}), ...(options.dhcp?.networks ? { networks: options.dhcp.networks } : {}), ...(dhcp?.failover ? { failover: { role: dhcp.failover.config.role, state: dhcp.failover.state } } : {}) }) });
+    const advertised =
+      options.node?.advertiseHttp ??
+      (endpoints.http && options.http.host !== '0.0.0.0'
+        ? `${options.http.host}:${httpPort}`
+        : httpPort
+          ? `${hostname()}:${httpPort}`
+          : undefined);
+    const name =
+      options.node?.name ??
+      `${hostname()}-${httpPort ?? endpoints.api?.split(':').at(-1) ?? process.pid}`
+        .replace(/[^A-Za-z0-9._-]/g, '-')
+        .slice(0, 64);
+    heartbeat = startHeartbeat(store.db, {
+      name,
+      site: options.node?.site,
+      roles: options.roles,
+      httpAddress: advertised,
+      apiUrl: endpoints.api,
+      detail: () => ({
+        ...(cache ? { cache: { ...cache.stats } } : {}),
+        ...(options.dhcp?.networks ? { networks: options.dhcp.networks } : {}),
+        ...(dhcp?.failover ? { failover: { role: dhcp.failover.config.role, state: dhcp.failover.state } } : {}),
+      }),
+    });
   } catch (error) {
     await stopAll().catch(() => {});
     throw error;
@@ -263,7 +409,9 @@ async function requireAdmin(store: Store): Promise<void> {
   if ((await countUsers(store.db)) > 0) return;
   const token = process.env.KVMFLEET_BOOTSTRAP_ADMIN_TOKEN;
   if (!token) {
-    throw new Error('the API would listen beyond loopback with no user to authenticate: create an admin first (run `kvmfleet serve` on loopback and `kvmfleet user add admin --role admin`), or set KVMFLEET_BOOTSTRAP_ADMIN_TOKEN=kvmf_… for the first admin');
+    throw new Error(
+      'the API would listen beyond loopback with no user to authenticate: create an admin first (run `kvmfleet serve` on loopback and `kvmfleet user add admin --role admin`), or set KVMFLEET_BOOTSTRAP_ADMIN_TOKEN=kvmf_… for the first admin',
+    );
   }
   await createUser(store.db, { name: 'admin', role: 'admin' });
   await createToken(store.db, { user: 'admin', name: 'bootstrap' }, token);
@@ -272,31 +420,131 @@ async function requireAdmin(store: Store): Promise<void> {
 function dhcpSamples(server: DhcpServer, service: DhcpService, writer: LeaseWriter): Sample[] {
   const pools = service.poolStats();
   return [
-    { name: 'kvmfleet_dhcp_received_total', help: 'DHCP messages received, by type', type: 'counter', values: Object.entries(server.stats.received).map(([type, value]) => ({ labels: { type }, value })) },
-    { name: 'kvmfleet_dhcp_sent_total', help: 'DHCP messages sent, by type', type: 'counter', values: Object.entries(server.stats.sent).map(([type, value]) => ({ labels: { type }, value })) },
-    { name: 'kvmfleet_dhcp_malformed_total', help: 'datagrams that did not decode', type: 'counter', values: [{ value: server.stats.malformed }] },
-    { name: 'kvmfleet_dhcp_dropped_total', help: 'requests not answered', type: 'counter', values: [{ value: server.stats.dropped }] },
-    { name: 'kvmfleet_dhcp_pool_exhausted_total', help: 'requests refused for want of a free address', type: 'counter', values: [{ value: service.stats.poolExhausted }] },
-    { name: 'kvmfleet_dhcp_lease_commits_total', help: 'group commits of leases', type: 'counter', values: [{ value: writer.stats.commits }] },
-    { name: 'kvmfleet_dhcp_lease_writes_refused_total', help: 'lease writes the store refused because the address is another client\'s', type: 'counter', values: [{ value: writer.stats.refused }] },
-    { name: 'kvmfleet_dhcp_lease_write_errors_total', help: 'lease records not stored (invalid, or failed alone after their batch failed)', type: 'counter', values: [{ labels: { reason: 'invalid' }, value: writer.stats.invalid }, { labels: { reason: 'store' }, value: writer.stats.failedRows }] },
-    { name: 'kvmfleet_dhcp_relay_refused_total', help: 'relayed packets dropped: source not a relay of the network', type: 'counter', values: [{ value: service.stats.relayRefused }] },
-    ...(['size', 'bound', 'offered', 'declined', 'free'] as const).map((field) => ({ name: `kvmfleet_dhcp_pool_${field}`, help: `dynamic pool addresses: ${field}`, type: 'gauge' as const, values: pools.map((p) => ({ labels: { network: p.network }, value: p[field] })) })),
-    { name: 'kvmfleet_dhcp_pool_entries', help: 'what each dynamic pool keeps in memory: address holds and clients remembered (bounded)', type: 'gauge', values: pools.map((p) => ({ labels: { network: p.network }, value: p.entries })) },
+    {
+      name: 'kvmfleet_dhcp_received_total',
+      help: 'DHCP messages received, by type',
+      type: 'counter',
+      values: Object.entries(server.stats.received).map(([type, value]) => ({ labels: { type }, value })),
+    },
+    {
+      name: 'kvmfleet_dhcp_sent_total',
+      help: 'DHCP messages sent, by type',
+      type: 'counter',
+      values: Object.entries(server.stats.sent).map(([type, value]) => ({ labels: { type }, value })),
+    },
+    {
+      name: 'kvmfleet_dhcp_malformed_total',
+      help: 'datagrams that did not decode',
+      type: 'counter',
+      values: [{ value: server.stats.malformed }],
+    },
+    {
+      name: 'kvmfleet_dhcp_dropped_total',
+      help: 'requests not answered',
+      type: 'counter',
+      values: [{ value: server.stats.dropped }],
+    },
+    {
+      name: 'kvmfleet_dhcp_pool_exhausted_total',
+      help: 'requests refused for want of a free address',
+      type: 'counter',
+      values: [{ value: service.stats.poolExhausted }],
+    },
+    {
+      name: 'kvmfleet_dhcp_lease_commits_total',
+      help: 'group commits of leases',
+      type: 'counter',
+      values: [{ value: writer.stats.commits }],
+    },
+    {
+      name: 'kvmfleet_dhcp_lease_writes_refused_total',
+      help: "lease writes the store refused because the address is another client's",
+      type: 'counter',
+      values: [{ value: writer.stats.refused }],
+    },
+    {
+      name: 'kvmfleet_dhcp_lease_write_errors_total',
+      help: 'lease records not stored (invalid, or failed alone after their batch failed)',
+      type: 'counter',
+      values: [
+        { labels: { reason: 'invalid' }, value: writer.stats.invalid },
+        { labels: { reason: 'store' }, value: writer.stats.failedRows },
+      ],
+    },
+    {
+      name: 'kvmfleet_dhcp_relay_refused_total',
+      help: 'relayed packets dropped: source not a relay of the network',
+      type: 'counter',
+      values: [{ value: service.stats.relayRefused }],
+    },
+    ...(['size', 'bound', 'offered', 'declined', 'free'] as const).map((field) => ({
+      name: `kvmfleet_dhcp_pool_${field}`,
+      help: `dynamic pool addresses: ${field}`,
+      type: 'gauge' as const,
+      values: pools.map((p) => ({ labels: { network: p.network }, value: p[field] })),
+    })),
+    {
+      name: 'kvmfleet_dhcp_pool_entries',
+      help: 'what each dynamic pool keeps in memory: address holds and clients remembered (bounded)',
+      type: 'gauge',
+      values: pools.map((p) => ({ labels: { network: p.network }, value: p.entries })),
+    },
   ];
 }
 
 function tftpSamples(tftp: TftpServer): Sample[] {
   const s = tftp.stats;
   return [
-    { name: 'kvmfleet_tftp_transfers_total', help: 'TFTP transfers by outcome', type: 'counter', values: [{ labels: { outcome: 'completed' }, value: s.completed }, { labels: { outcome: 'failed' }, value: s.failed }, { labels: { outcome: 'refused' }, value: s.refused }] },
+    {
+      name: 'kvmfleet_tftp_transfers_total',
+      help: 'TFTP transfers by outcome',
+      type: 'counter',
+      values: [
+        { labels: { outcome: 'completed' }, value: s.completed },
+        { labels: { outcome: 'failed' }, value: s.failed },
+        { labels: { outcome: 'refused' }, value: s.refused },
+      ],
+    },
     { name: 'kvmfleet_tftp_active', help: 'TFTP transfers in progress', type: 'gauge', values: [{ value: s.active }] },
-    { name: 'kvmfleet_tftp_malformed_total', help: 'datagrams that did not decode', type: 'counter', values: [{ value: s.malformed }] },
-    { name: 'kvmfleet_tftp_bytes_sent_total', help: 'file bytes sent', type: 'counter', values: [{ value: s.bytesSent }] },
-    { name: 'kvmfleet_tftp_unconfirmed', help: 'TFTP transfers whose client has acknowledged nothing yet', type: 'gauge', values: [{ value: tftp.unconfirmed() }] },
-    { name: 'kvmfleet_tftp_evicted_total', help: 'unconfirmed transfers that gave their slot to a newer request', type: 'counter', values: [{ value: s.evicted }] },
-    { name: 'kvmfleet_tftp_busy_total', help: 'requests refused at a transfer limit', type: 'counter', values: [{ labels: { limit: 'per-source' }, value: s.busyPerSource }, { labels: { limit: 'total' }, value: s.busyTotal }] },
-    { name: 'kvmfleet_tftp_memory_bytes', help: 'bytes the TFTP role holds in memory', type: 'gauge', values: Object.entries(tftp.memory()).map(([kind, value]) => ({ labels: { kind }, value })) },
+    {
+      name: 'kvmfleet_tftp_malformed_total',
+      help: 'datagrams that did not decode',
+      type: 'counter',
+      values: [{ value: s.malformed }],
+    },
+    {
+      name: 'kvmfleet_tftp_bytes_sent_total',
+      help: 'file bytes sent',
+      type: 'counter',
+      values: [{ value: s.bytesSent }],
+    },
+    {
+      name: 'kvmfleet_tftp_unconfirmed',
+      help: 'TFTP transfers whose client has acknowledged nothing yet',
+      type: 'gauge',
+      values: [{ value: tftp.unconfirmed() }],
+    },
+    {
+      name: 'kvmfleet_tftp_evicted_total',
+      help: 'unconfirmed transfers that gave their slot to a newer request',
+      type: 'counter',
+      values: [{ value: s.evicted }],
+    },
+    {
+      name: 'kvmfleet_tftp_busy_total',
+      help: 'requests refused at a transfer limit',
+      type: 'counter',
+      values: [
+        { labels: { limit: 'per-source' }, value: s.busyPerSource },
+        { labels: { limit: 'total' }, value: s.busyTotal },
+      ],
+    },
+    {
+      name: 'kvmfleet_tftp_memory_bytes',
+      help: 'bytes the TFTP role holds in memory',
+      type: 'gauge',
+      values: Object.entries(tftp.memory()).map(([kind, value]) => ({ labels: { kind }, value })),
+    },
   ];
 }
 
@@ -308,7 +556,13 @@ async function recordFirmwareEvent(store: Store, event: FirmwareServed): Promise
     .select('id')
     .where((eb) => eb.or([eb('ip', '=', ip), eb('last_seen_ip', '=', ip)]))
     .executeTakeFirst();
-  if (host) await recordEvent(store.db, host.id, 'firmware', { file: event.file, via: 'http', outcome: event.outcome, bytes: event.bytes });
+  if (host)
+    await recordEvent(store.db, host.id, 'firmware', {
+      file: event.file,
+      via: 'http',
+      outcome: event.outcome,
+      bytes: event.bytes,
+    });
 }
 
 /** A finished TFTP transfer goes on the timeline of the host that has the client's address. */
@@ -319,5 +573,6 @@ async function recordTftpEvent(store: Store, event: TransferEvent): Promise<void
     .select('id')
     .where((eb) => eb.or([eb('ip', '=', ip), eb('last_seen_ip', '=', ip)]))
     .executeTakeFirst();
-  if (host) await recordEvent(store.db, host.id, 'tftp', { file: event.filename, outcome: event.outcome, bytes: event.bytes });
+  if (host)
+    await recordEvent(store.db, host.id, 'tftp', { file: event.filename, outcome: event.outcome, bytes: event.bytes });
 }

@@ -16,7 +16,9 @@ const child = (body: string) => {
     const server = createServer((_q, r) => r.end('still here')).listen(0, '127.0.0.1', () => console.log('port', server.address().port));
     ${body}
   `;
-  const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   proc.stdout.on('data', (d) => (out += d));
@@ -34,7 +36,8 @@ const waitFor = async (read: () => string, pattern: RegExp, ms = 20_000) => {
 };
 
 test('an unhandled connection error is logged and the process goes on serving', { timeout: 30_000 }, async () => {
-  const c = child(`setTimeout(() => { const e = new EventEmitter(); e.emit('error', Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })); }, 100);
+  const c =
+    child(`setTimeout(() => { const e = new EventEmitter(); e.emit('error', Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })); }, 100);
     setTimeout(() => Promise.reject(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })), 150);`);
   try {
     const port = Number((await waitFor(c.out, /port (\d+)/))[1]);
@@ -47,9 +50,13 @@ test('an unhandled connection error is logged and the process goes on serving', 
   }
 });
 
-test('any other unhandled error is logged and the process exits 1 (its supervisor restarts it)', { timeout: 30_000 }, async () => {
-  const c = child(`setTimeout(() => { null.boom(); }, 100);`);
-  const [code] = await once(c.proc, 'exit');
-  assert.equal(code, 1);
-  assert.match(c.err(), /"level":"fatal".*Cannot read properties of null/);
-});
+test(
+  'any other unhandled error is logged and the process exits 1 (its supervisor restarts it)',
+  { timeout: 30_000 },
+  async () => {
+    const c = child(`setTimeout(() => { null.boom(); }, 100);`);
+    const [code] = await once(c.proc, 'exit');
+    assert.equal(code, 1);
+    assert.match(c.err(), /"level":"fatal".*Cannot read properties of null/);
+  },
+);

@@ -7,10 +7,16 @@ import type { Undo } from './cleanup.ts';
 
 type Defer = (label: string, undo: Undo) => () => Promise<void>;
 
-export async function captureDhcp(defer: Defer, ns: Namespace, dir: string): Promise<{ stop(): Promise<{ mac: string; ip: string }[]> }> {
+export async function captureDhcp(
+  defer: Defer,
+  ns: Namespace,
+  dir: string,
+): Promise<{ stop(): Promise<{ mac: string; ip: string }[]> }> {
   const file = join(dir, 'dhcp.pcap');
   // -U: each packet is written as it is captured (nothing sits in a buffer when the run ends).
-  const dump = ns.spawn('tcpdump', ['-i', ns.device, '-w', file, '-U', '-s', '1500', 'udp port 67 or udp port 68'], { stdio: 'ignore' });
+  const dump = ns.spawn('tcpdump', ['-i', ns.device, '-w', file, '-U', '-s', '1500', 'udp port 67 or udp port 68'], {
+    stdio: 'ignore',
+  });
   const exited = new Promise<void>((resolve) => dump.once('exit', () => resolve()));
   const stop = defer('tcpdump', async () => {
     if (dump.exitCode === null && dump.signalCode === null) dump.kill('SIGTERM');

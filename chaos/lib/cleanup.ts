@@ -33,7 +33,9 @@ export async function cleanupAll(): Promise<void> {
 }
 
 /** A scope for one scenario: everything registered through it is undone when it ends. */
-export async function withCleanup<T>(body: (defer: (label: string, undo: Undo) => () => Promise<void>) => Promise<T>): Promise<T> {
+export async function withCleanup<T>(
+  body: (defer: (label: string, undo: Undo) => () => Promise<void>) => Promise<T>,
+): Promise<T> {
   const mine: (() => Promise<void>)[] = [];
   try {
     return await body((label, undo) => {

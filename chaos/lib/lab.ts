@@ -60,7 +60,21 @@ export async function createLab(defer: Defer, options: LabOptions): Promise<Lab>
   await net.client.exec('ip', ['addr', 'add', `${GIADDR}/16`, 'dev', net.client.device]);
   await net.server.exec('ip', ['route', 'add', '10.241.0.0/16', 'via', net.client.ip]);
   const ip = net.server.ip;
-  const args = ['--roles', options.roles ?? 'api,http,tftp,dhcp,worker', '--dhcp-server-id', ip, '--http-listen', `${ip}:8081`, '--tftp-listen', `${ip}:69`, '--boot-base-url', `http://${ip}:8081`, '--log-level', 'warn', ...options.args];
+  const args = [
+    '--roles',
+    options.roles ?? 'api,http,tftp,dhcp,worker',
+    '--dhcp-server-id',
+    ip,
+    '--http-listen',
+    `${ip}:8081`,
+    '--tftp-listen',
+    `${ip}:69`,
+    '--boot-base-url',
+    `http://${ip}:8081`,
+    '--log-level',
+    'warn',
+    ...options.args,
+  ];
   const unexpectedExits: string[] = [];
   let current: ServerProcess | undefined;
   const expected = new WeakSet<ServerProcess>();
@@ -84,19 +98,35 @@ export async function createLab(defer: Defer, options: LabOptions): Promise<Lab>
       const server = await startServer(args, options.env ?? {}, 90_000, { netns: net.server.name });
       current = server;
       server.child.once('exit', (code, signal) => {
-        if (!expected.has(server)) unexpectedExits.push(`kvmfleet exited (${code ?? signal}): ${server.lines.slice(-5).join(' | ')}`);
+        if (!expected.has(server))
+          unexpectedExits.push(`kvmfleet exited (${code ?? signal}): ${server.lines.slice(-5).join(' | ')}`);
       });
       return server;
     },
     async api(method, path, body, contentType = 'application/json') {
-      const curl = ['-sS', '-m', '20', '-D', '-', '-X', method, ...(body !== undefined ? ['-H', `content-type: ${contentType}`, '--data-binary', '@-'] : []), `${lab.server.url}${path}`];
-      const child = execFile('ip', ['netns', 'exec', net.server.name, 'curl', ...curl], { maxBuffer: 256 * 1024 * 1024, timeout: 30_000 });
+      const curl = [
+        '-sS',
+        '-m',
+        '20',
+        '-D',
+        '-',
+        '-X',
+        method,
+        ...(body !== undefined ? ['-H', `content-type: ${contentType}`, '--data-binary', '@-'] : []),
+        `${lab.server.url}${path}`,
+      ];
+      const child = execFile('ip', ['netns', 'exec', net.server.name, 'curl', ...curl], {
+        maxBuffer: 256 * 1024 * 1024,
+        timeout: 30_000,
+      });
       child.stdin?.end(body ?? '');
       const out = await new Promise<string>((resolve, reject) => {
         let text = '';
         child.stdout?.on('data', (d) => (text += d));
         child.on('error', reject);
-        child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`curl ${method} ${path} exited ${code}`))));
+        child.on('exit', (code) =>
+          code === 0 ? resolve(text) : reject(new Error(`curl ${method} ${path} exited ${code}`)),
+        );
       });
       const split = out.indexOf('\r\n\r\n');
       const head = out.slice(0, split).split('\r\n');
@@ -124,9 +154,16 @@ export async function createLab(defer: Defer, options: LabOptions): Promise<Lab>
 }
 
 /** Fails with the answer when the status is not 2xx. */
-export async function apiOk(lab: Lab, method: string, path: string, body?: string, contentType?: string): Promise<unknown> {
+export async function apiOk(
+  lab: Lab,
+  method: string,
+  path: string,
+  body?: string,
+  contentType?: string,
+): Promise<unknown> {
   const answer = await lab.api(method, path, body, contentType);
-  if (answer.status < 200 || answer.status > 299) throw new Error(`${method} ${path}: HTTP ${answer.status} ${JSON.stringify(answer.body).slice(0, 300)}`);
+  if (answer.status < 200 || answer.status > 299)
+    throw new Error(`${method} ${path}: HTTP ${answer.status} ${JSON.stringify(answer.body).slice(0, 300)}`);
   return answer.body;
 }
 
@@ -136,7 +173,11 @@ export async function apiOk(lab: Lab, method: string, path: string, body?: strin
  * relay sends from GIADDR, or from the client namespace's own address: dhcp-probe.ts binds no
  * address), a profile, and `known` hosts with reserved addresses.
  */
-export async function fillInventory(lab: Lab, known: number, dynamicRange: { start: string; end: string } = { start: '10.241.200.1', end: '10.241.239.254' }): Promise<void> {
+export async function fillInventory(
+  lab: Lab,
+  known: number,
+  dynamicRange: { start: string; end: string } = { start: '10.241.200.1', end: '10.241.239.254' },
+): Promise<void> {
   const ip = lab.serverIp;
   const site = [
     'sites:',
@@ -151,7 +192,10 @@ export async function fillInventory(lab: Lab, known: number, dynamicRange: { sta
   ].join('\n');
   await apiOk(lab, 'POST', '/api/v1/import/site', site, 'application/yaml');
   if (known > 0) {
-    const csv = ['hostname,mac,ip,network,profile', ...Array.from({ length: known }, (_, i) => `${knownName(i)},${knownMac(i)},${knownIp(i)},${HV_NETWORK},rhel9`)].join('\n');
+    const csv = [
+      'hostname,mac,ip,network,profile',
+      ...Array.from({ length: known }, (_, i) => `${knownName(i)},${knownMac(i)},${knownIp(i)},${HV_NETWORK},rhel9`),
+    ].join('\n');
     await apiOk(lab, 'POST', '/api/v1/import/hosts', csv, 'text/csv');
   }
   await new Promise((r) => setTimeout(r, 1500)); // the DHCP role reloads networks and reservations
@@ -188,9 +232,14 @@ export function serverPid(server: ServerProcess): number {
   return server.child.pid!;
 }
 
-
 /** The API's error answer ({ error: { code, message } }), or empty strings. */
 export function apiError(body: unknown): { code: string; message: string } {
-  const error = typeof body === 'object' && body !== null ? (body as { error?: { code?: unknown; message?: unknown } }).error : undefined;
-  return { code: typeof error?.code === 'string' ? error.code : '', message: typeof error?.message === 'string' ? error.message : '' };
+  const error =
+    typeof body === 'object' && body !== null
+      ? (body as { error?: { code?: unknown; message?: unknown } }).error
+      : undefined;
+  return {
+    code: typeof error?.code === 'string' ? error.code : '',
+    message: typeof error?.message === 'string' ? error.message : '',
+  };
 }

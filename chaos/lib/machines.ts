@@ -56,7 +56,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 class Relay {
   readonly #socket: Socket = createSocket({ type: 'udp4', reuseAddr: true });
   readonly #waiting = new Map<number, (p: DhcpPacket) => void>();
-  constructor(readonly giaddr: string, readonly server: string) {}
+  constructor(
+    readonly giaddr: string,
+    readonly server: string,
+  ) {}
   async open(): Promise<void> {
     this.#socket.on('message', (msg) => {
       try {
@@ -105,9 +108,22 @@ const ipxeOptions: [number, Buffer][] = [
 
 async function dhcp(relay: Relay, mac: string): Promise<DhcpPacket> {
   const xid = xids++ >>> 0;
-  const offer = await relay.exchange(buildRequest(MessageType.Discover, { mac, xid, giaddr: relay.giaddr, options: ipxeOptions }), MessageType.Offer);
+  const offer = await relay.exchange(
+    buildRequest(MessageType.Discover, { mac, xid, giaddr: relay.giaddr, options: ipxeOptions }),
+    MessageType.Offer,
+  );
   const serverId = offer.options.get(OptionCode.ServerId);
-  return relay.exchange(buildRequest(MessageType.Request, { mac, xid, giaddr: relay.giaddr, requestedIp: offer.yiaddr, ...(serverId ? { serverId: `${serverId[0]}.${serverId[1]}.${serverId[2]}.${serverId[3]}` } : {}), options: ipxeOptions }), MessageType.Ack);
+  return relay.exchange(
+    buildRequest(MessageType.Request, {
+      mac,
+      xid,
+      giaddr: relay.giaddr,
+      requestedIp: offer.yiaddr,
+      ...(serverId ? { serverId: `${serverId[0]}.${serverId[1]}.${serverId[2]}.${serverId[3]}` } : {}),
+      options: ipxeOptions,
+    }),
+    MessageType.Ack,
+  );
 }
 
 const claimed = new Set<string>();
@@ -134,11 +150,18 @@ function http(url: string, from: string, method = 'GET'): Promise<{ status: numb
 }
 
 /** Runs the Kickstart's %post section as the installer would (sh -e), with the real curl; resolves with its output. */
-function runPost(kickstart: string, shims: string, deadlineAt: number): Promise<{ code: number | null; output: string }> {
+function runPost(
+  kickstart: string,
+  shims: string,
+  deadlineAt: number,
+): Promise<{ code: number | null; output: string }> {
   const post = /^%post[^\n]*\n([\s\S]*?)^%end/m.exec(kickstart)?.[1];
   if (post === undefined) return Promise.resolve({ code: -1, output: 'no %post section' });
   return new Promise((resolve) => {
-    const child = spawn('sh', ['-e', '-c', post], { env: { ...process.env, PATH: `${shims}:${process.env.PATH ?? ''}` }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('sh', ['-e', '-c', post], {
+      env: { ...process.env, PATH: `${shims}:${process.env.PATH ?? ''}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
@@ -148,7 +171,14 @@ function runPost(kickstart: string, shims: string, deadlineAt: number): Promise<
   });
 }
 
-async function machine(relay: Relay, plan: MachinePlan, index: number, mac: string, known: boolean, shims: string): Promise<void> {
+async function machine(
+  relay: Relay,
+  plan: MachinePlan,
+  index: number,
+  mac: string,
+  known: boolean,
+  shims: string,
+): Promise<void> {
   const deadlineAt = started + plan.deadlineMs;
   await sleep(index * plan.staggerMs);
   let step = 'dhcp';
@@ -160,7 +190,9 @@ async function machine(relay: Relay, plan: MachinePlan, index: number, mac: stri
       if (!known) return;
       await claim(ack.yiaddr);
       step = 'script';
-      const scriptUrl = (ack.file || ack.options.get(OptionCode.BootFileName)?.toString('latin1') || '').replace('${mac:hexhyp}', mac.replace(/:/g, '-')).replace('${platform}', 'pcbios');
+      const scriptUrl = (ack.file || ack.options.get(OptionCode.BootFileName)?.toString('latin1') || '')
+        .replace('${mac:hexhyp}', mac.replace(/:/g, '-'))
+        .replace('${platform}', 'pcbios');
       const script = await http(scriptUrl, ack.yiaddr);
       if (script.status !== 200) throw new Error(`script: HTTP ${script.status}`);
       if (/is built; booting the local disk/.test(script.body)) return emit({ ev: 'disk', mac });
@@ -181,9 +213,15 @@ async function machine(relay: Relay, plan: MachinePlan, index: number, mac: stri
       await sleep((plan.holdMs ?? 0) + index * (plan.holdStepMs ?? 0));
       const { code, output } = await runPost(kickstart.body, shims, deadlineAt);
       // curl --show-error says why each failed attempt failed; the loop's retries are counted from that.
-      if (/kvmfleet: build reported/.test(output)) return emit({ ev: 'built', mac, status: 200, refused: (output.match(/^curl: \(/gm) ?? []).length });
+      if (/kvmfleet: build reported/.test(output))
+        return emit({ ev: 'built', mac, status: 200, refused: (output.match(/^curl: \(/gm) ?? []).length });
       // The installer has run %post once: it reboots into its disk whatever the callback said.
-      return emit({ ev: 'fail', mac, step: '%post', error: `exit ${code}: ${output.trim().split('\n').slice(-2).join(' | ').slice(0, 300)}` });
+      return emit({
+        ev: 'fail',
+        mac,
+        step: '%post',
+        error: `exit ${code}: ${output.trim().split('\n').slice(-2).join(' | ').slice(0, 300)}`,
+      });
     } catch (error) {
       emit({ ev: 'fail', mac, step, error: (error as Error).message.slice(0, 300) });
       await sleep(plan.retryMs);
@@ -205,4 +243,5 @@ async function main(plan: MachinePlan): Promise<void> {
 }
 
 const arg = process.argv[2] ?? '';
-if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) void main(JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg) as MachinePlan);
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!))
+  void main(JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg) as MachinePlan);

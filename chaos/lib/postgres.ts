@@ -37,12 +37,27 @@ export async function startPostgres(defer: Defer): Promise<Postgres> {
     const { uid, gid } = await postgresUser();
     chownSync(dir, uid, gid);
   }
-  const as = (file: string, args: string[]) => (root ? run('runuser', ['-u', 'postgres', '--', file, ...args]) : run(file, args));
+  const as = (file: string, args: string[]) =>
+    root ? run('runuser', ['-u', 'postgres', '--', file, ...args]) : run(file, args);
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   const data = join(dir, 'data');
   await as(join(bin, 'initdb'), ['-D', data, '-U', 'kvmfleet', '--auth=trust', '-E', 'UTF8']);
-  const start = () => as(join(bin, 'pg_ctl'), ['-D', data, '-l', join(dir, 'server.log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=off`, 'start']).then(() => {});
-  const stop = () => as(join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']).then(() => {}, () => {});
+  const start = () =>
+    as(join(bin, 'pg_ctl'), [
+      '-D',
+      data,
+      '-l',
+      join(dir, 'server.log'),
+      '-w',
+      '-o',
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=off`,
+      'start',
+    ]).then(() => {});
+  const stop = () =>
+    as(join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']).then(
+      () => {},
+      () => {},
+    );
   defer('PostgreSQL', async () => {
     await as(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => {});
     rmSync(dir, { recursive: true, force: true });
@@ -59,6 +74,7 @@ async function postgresUser(): Promise<{ uid: number; gid: number }> {
   const { stdout } = await run('id', ['postgres']);
   const uid = Number(/uid=(\d+)/.exec(stdout)?.[1]);
   const gid = Number(/gid=(\d+)/.exec(stdout)?.[1]);
-  if (!Number.isInteger(uid) || !Number.isInteger(gid)) throw new Error('no postgres user: initdb does not run as root');
+  if (!Number.isInteger(uid) || !Number.isInteger(gid))
+    throw new Error('no postgres user: initdb does not run as root');
   return { uid, gid };
 }

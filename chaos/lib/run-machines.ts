@@ -33,7 +33,11 @@ export function runMachines(defer: Defer, client: Namespace, plan: MachinePlan):
     chmodSync(join(shimDir, name), 0o755);
   }
   writeFileSync(file, JSON.stringify({ ...plan, shimDir } satisfies MachinePlan));
-  const child = client.spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'machines.ts'), `@${file}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = client.spawn(
+    process.execPath,
+    ['--import', 'tsx', join(import.meta.dirname, 'machines.ts'), `@${file}`],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const stop = defer('simulated machines', () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
@@ -47,13 +51,17 @@ export function runMachines(defer: Defer, client: Namespace, plan: MachinePlan):
     const lines = (partial + chunk.toString()).split('\n');
     partial = lines.pop() ?? '';
     for (const line of lines) if (line) events.push(JSON.parse(line) as MachineEvent);
-    for (const waiter of [...waiters]) if (waiter.test(events)) (waiters.splice(waiters.indexOf(waiter), 1), waiter.resolve());
+    for (const waiter of [...waiters])
+      if (waiter.test(events)) (waiters.splice(waiters.indexOf(waiter), 1), waiter.resolve());
   });
   const finished = new Promise<void>((resolve, reject) =>
     child.on('exit', (code, signal) => {
       void stop();
       if (events.some((e) => e.ev === 'done')) resolve();
-      else reject(new Error(`the simulated machines exited (${code ?? signal}) before the end: ${stderr.trim().slice(-500)}`));
+      else
+        reject(
+          new Error(`the simulated machines exited (${code ?? signal}) before the end: ${stderr.trim().slice(-500)}`),
+        );
     }),
   );
   finished.catch(() => {});
@@ -63,9 +71,15 @@ export function runMachines(defer: Defer, client: Namespace, plan: MachinePlan):
     when(test, timeoutMs) {
       if (test(events)) return Promise.resolve();
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`the machines did not get there in ${timeoutMs} ms (${summary(events)})`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`the machines did not get there in ${timeoutMs} ms (${summary(events)})`)),
+          timeoutMs,
+        );
         waiters.push({ test, resolve: () => (clearTimeout(timer), resolve()) });
-        void finished.then(() => test(events) || reject(new Error(`the machines finished before getting there (${summary(events)})`)), reject);
+        void finished.then(
+          () => test(events) || reject(new Error(`the machines finished before getting there (${summary(events)})`)),
+          reject,
+        );
       });
     },
     built: () => new Set(events.flatMap((e) => (e.ev === 'built' && e.status >= 200 && e.status < 300 ? [e.mac] : []))),
@@ -75,10 +89,17 @@ export function runMachines(defer: Defer, client: Namespace, plan: MachinePlan):
       for (const e of events) {
         if (e.ev !== 'fail') continue;
         // Addresses, MACs and tokens differ per machine; the reason is what counts.
-        const key = `${e.step}: ${e.error.replace(/\d+\.\d+\.\d+\.\d+(:\d+)?/g, 'A').replace(/[0-9a-f]{2}(:[0-9a-f]{2}){5}/g, 'M').replace(/\/[A-Za-z0-9_-]{20,}/g, '/…')}`;
+        const key = `${e.step}: ${e.error
+          .replace(/\d+\.\d+\.\d+\.\d+(:\d+)?/g, 'A')
+          .replace(/[0-9a-f]{2}(:[0-9a-f]{2}){5}/g, 'M')
+          .replace(/\/[A-Za-z0-9_-]{20,}/g, '/…')}`;
         counts.set(key, (counts.get(key) ?? 0) + 1);
       }
-      return [...counts].sort((a, b) => b[1] - a[1]).slice(0, limit).map(([k, n]) => `${n}× ${k}`).join('; ');
+      return [...counts]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, limit)
+        .map(([k, n]) => `${n}× ${k}`)
+        .join('; ');
     },
   };
 }

@@ -10,13 +10,18 @@ export interface LeaseVerdict {
   readonly twice: string[];
 }
 
-export function ackedIntegrity(acks: readonly { mac: string; ip: string }[], stored: readonly LeaseRow[]): LeaseVerdict {
+export function ackedIntegrity(
+  acks: readonly { mac: string; ip: string }[],
+  stored: readonly LeaseRow[],
+): LeaseVerdict {
   const pairs = new Map<string, { mac: string; ip: string }>();
   for (const a of acks) pairs.set(`${a.mac.toLowerCase()} ${a.ip}`, { mac: a.mac.toLowerCase(), ip: a.ip });
   const byIp = new Map(stored.map((l) => [l.ip, l]));
   const holders = new Map<string, Set<string>>();
   for (const { mac, ip } of pairs.values()) holders.set(ip, (holders.get(ip) ?? new Set()).add(mac));
-  const lost = [...pairs.values()].filter(({ mac, ip }) => byIp.get(ip)?.mac.toLowerCase() !== mac || byIp.get(ip)?.state !== 'bound').map(({ mac, ip }) => `${mac} ${ip}`);
+  const lost = [...pairs.values()]
+    .filter(({ mac, ip }) => byIp.get(ip)?.mac.toLowerCase() !== mac || byIp.get(ip)?.state !== 'bound')
+    .map(({ mac, ip }) => `${mac} ${ip}`);
   const twice = [...holders].filter(([, macs]) => macs.size > 1).map(([ip, macs]) => `${ip} (${[...macs].join(', ')})`);
   return { acked: pairs.size, lost, twice };
 }

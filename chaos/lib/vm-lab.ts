@@ -18,7 +18,8 @@ import type { ApiAnswer } from './lab.ts';
 const run = promisify(execFile);
 type Defer = (label: string, undo: Undo) => () => Promise<void>;
 
-export const virsh = async (...args: string[]): Promise<string> => (await run('virsh', ['-c', 'qemu:///system', ...args])).stdout;
+export const virsh = async (...args: string[]): Promise<string> =>
+  (await run('virsh', ['-c', 'qemu:///system', ...args])).stdout;
 
 export interface VmLab {
   readonly prefix: string;
@@ -48,14 +49,34 @@ export async function createVmLab(defer: Defer, label: string, serveArgs: readon
   const daemon = await ensureLibvirtd();
   defer('libvirtd', () => daemon.stop());
   await createIsolatedBridge(bridge);
-  defer('bridge', () => run('ip', ['link', 'del', bridge]).then(() => {}, () => {}));
+  defer('bridge', () =>
+    run('ip', ['link', 'del', bridge]).then(
+      () => {},
+      () => {},
+    ),
+  );
   await createDirPool(pool, poolDir);
-  defer('storage pool', () => virsh('pool-destroy', pool).then(() => {}, () => {}));
+  defer('storage pool', () =>
+    virsh('pool-destroy', pool).then(
+      () => {},
+      () => {},
+    ),
+  );
   defer('domains', () => removeDomains(prefix));
   const sourceDisk = join(poolDir, `${prefix}-src.qcow2`);
   await buildTestOsDisk(sourceDisk);
   await virsh('pool-refresh', pool);
-  const args = ['--roles', 'api,worker', '--data-dir', join(work, 'data'), '--cpu-overcommit', '16', '--log-level', 'warn', ...serveArgs];
+  const args = [
+    '--roles',
+    'api,worker',
+    '--data-dir',
+    join(work, 'data'),
+    '--cpu-overcommit',
+    '16',
+    '--log-level',
+    'warn',
+    ...serveArgs,
+  ];
   const unexpectedExits: string[] = [];
   const expected = new WeakSet<ServerProcess>();
   let current: ServerProcess | undefined;
@@ -75,7 +96,8 @@ export async function createVmLab(defer: Defer, label: string, serveArgs: readon
       const server = await startServer(args, {}, 90_000);
       current = server;
       server.child.once('exit', (code, signal) => {
-        if (!expected.has(server)) unexpectedExits.push(`kvmfleet exited (${code ?? signal}): ${server.lines.slice(-5).join(' | ')}`);
+        if (!expected.has(server))
+          unexpectedExits.push(`kvmfleet exited (${code ?? signal}): ${server.lines.slice(-5).join(' | ')}`);
       });
       return server;
     },
@@ -84,7 +106,11 @@ export async function createVmLab(defer: Defer, label: string, serveArgs: readon
       await lab.server.kill('SIGKILL');
     },
     async api(method, path, body) {
-      const answer = await fetch(`${lab.server.url}${path}`, { method, ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}), signal: AbortSignal.timeout(600_000) });
+      const answer = await fetch(`${lab.server.url}${path}`, {
+        method,
+        ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+        signal: AbortSignal.timeout(600_000),
+      });
       const text = await answer.text();
       let parsed: unknown = text;
       try {
@@ -107,16 +133,35 @@ export async function createVmLab(defer: Defer, label: string, serveArgs: readon
 
 export async function ok(lab: VmLab, method: string, path: string, body?: unknown): Promise<unknown> {
   const answer = await lab.api(method, path, body);
-  if (answer.status < 200 || answer.status > 299) throw new Error(`${method} ${path}: HTTP ${answer.status} ${JSON.stringify(answer.body).slice(0, 300)}`);
+  if (answer.status < 200 || answer.status > 299)
+    throw new Error(`${method} ${path}: HTTP ${answer.status} ${JSON.stringify(answer.body).slice(0, 300)}`);
   return answer.body;
 }
 
 /** A site, the local hypervisor, a VM importing the test OS disk (never started), sealed as a template. */
-export async function makeTemplate(lab: VmLab, hypervisor: { name: string; uri: string } = { name: 'hv1', uri: 'qemu:///system' }): Promise<{ template: string; sealS: number }> {
+export async function makeTemplate(
+  lab: VmLab,
+  hypervisor: { name: string; uri: string } = { name: 'hv1', uri: 'qemu:///system' },
+): Promise<{ template: string; sealS: number }> {
   await ok(lab, 'POST', '/api/v1/sites', { name: 'chaos', buildCap: 10 });
-  await ok(lab, 'POST', '/api/v1/hypervisors', { name: hypervisor.name, uri: hypervisor.uri, site: 'chaos', storagePool: lab.pool, bridge: lab.bridge, maxParallel: 4, domainType: 'qemu' });
+  await ok(lab, 'POST', '/api/v1/hypervisors', {
+    name: hypervisor.name,
+    uri: hypervisor.uri,
+    site: 'chaos',
+    storagePool: lab.pool,
+    bridge: lab.bridge,
+    maxParallel: 4,
+    domainType: 'qemu',
+  });
   const source = `${lab.prefix}-src`;
-  await ok(lab, 'POST', '/api/v1/vms', { name: source, hypervisor: hypervisor.name, memoryMiB: 128, vcpus: 1, source: { kind: 'import', disk: lab.sourceDisk }, start: false });
+  await ok(lab, 'POST', '/api/v1/vms', {
+    name: source,
+    hypervisor: hypervisor.name,
+    memoryMiB: 128,
+    vcpus: 1,
+    source: { kind: 'import', disk: lab.sourceDisk },
+    start: false,
+  });
   const template = `${lab.prefix}-tmpl`;
   const at = Date.now();
   await ok(lab, 'POST', '/api/v1/templates', { vm: source, name: template });

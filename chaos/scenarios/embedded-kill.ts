@@ -29,8 +29,18 @@ export const embeddedKill: Scenario = {
       await fillInventory(lab, KNOWN);
       const capture = await captureDhcp(defer, lab.net.client, work);
       // Known and unknown machines interleaved, one every 25 ms.
-      const machines = Array.from({ length: KNOWN + UNKNOWN }, (_, i) => (i % 3 === 0 && i / 3 < KNOWN ? { mac: knownMac(i / 3), known: true } : { mac: unknownMac(i), known: false }));
-      const run = runMachines(defer, lab.net.client, { server: lab.serverIp, giaddr: GIADDR, machines, staggerMs: 25, retryMs: 1000, deadlineMs: 150_000, callback: 'post' });
+      const machines = Array.from({ length: KNOWN + UNKNOWN }, (_, i) =>
+        i % 3 === 0 && i / 3 < KNOWN ? { mac: knownMac(i / 3), known: true } : { mac: unknownMac(i), known: false },
+      );
+      const run = runMachines(defer, lab.net.client, {
+        server: lab.serverIp,
+        giaddr: GIADDR,
+        machines,
+        staggerMs: 25,
+        retryMs: 1000,
+        deadlineMs: 150_000,
+        callback: 'post',
+      });
       // Kill it once a third of the builds have called back: leases, builds and callbacks are all in flight.
       await run.when((events) => count(events, 'built') >= KNOWN / 3, 120_000);
       const before = { acks: run.acks().length, built: run.built().size };
@@ -47,7 +57,10 @@ export const embeddedKill: Scenario = {
       const builtByMac = new Map(Array.from({ length: KNOWN }, (_, i) => [knownMac(i), knownName(i)]));
       const lostBuilds = [...run.built()].filter((mac) => states.get(builtByMac.get(mac)!) !== 'built');
       const builtNow = [...states.values()].filter((s) => s === 'built').length;
-      findings.check(verdict.twice.length === 0, `addresses ACKed to two clients: ${verdict.twice.slice(0, 3).join(', ')}`);
+      findings.check(
+        verdict.twice.length === 0,
+        `addresses ACKed to two clients: ${verdict.twice.slice(0, 3).join(', ')}`,
+      );
       findings.check(builtNow === KNOWN, `only ${builtNow}/${KNOWN} hosts built after the restart (${run.failures()})`);
       for (const exit of lab.unexpectedExits) findings.failures.push(exit);
       return {

@@ -30,9 +30,19 @@ export const pgOutage: Scenario = {
       const lab = await createLab(defer, { label: 'cpg', args: ['--database-url', postgres.socketUrl] });
       await fillInventory(lab, KNOWN);
       const capture = await captureDhcp(defer, lab.net.client, work);
-      const machines = Array.from({ length: KNOWN + UNKNOWN }, (_, i) => (i % 3 === 0 ? { mac: knownMac(i / 3), known: true } : { mac: unknownMac(i), known: false }));
+      const machines = Array.from({ length: KNOWN + UNKNOWN }, (_, i) =>
+        i % 3 === 0 ? { mac: knownMac(i / 3), known: true } : { mac: unknownMac(i), known: false },
+      );
       // One machine every 150 ms: the storm lasts 27 s, so the outage falls in its middle.
-      const run = runMachines(defer, lab.net.client, { server: lab.serverIp, giaddr: GIADDR, machines, staggerMs: 150, retryMs: 1000, deadlineMs: 200_000, callback: 'post' });
+      const run = runMachines(defer, lab.net.client, {
+        server: lab.serverIp,
+        giaddr: GIADDR,
+        machines,
+        staggerMs: 150,
+        retryMs: 1000,
+        deadlineMs: 200_000,
+        callback: 'post',
+      });
       await run.when((events) => count(events, 'built') >= KNOWN / 4, 120_000);
       const before = { acks: run.acks().length, built: run.built().size };
       await postgres.stop();
@@ -41,10 +51,13 @@ export const pgOutage: Scenario = {
       let sample = '';
       while (Date.now() - stoppedAt < OUTAGE_MS) {
         const polledAt = Date.now();
-        const answer = await lab.api('GET', '/api/v1/hosts?limit=1').catch((error: Error) => ({ status: 0, headers: {} as Record<string, string>, body: error.message }));
+        const answer = await lab
+          .api('GET', '/api/v1/hosts?limit=1')
+          .catch((error: Error) => ({ status: 0, headers: {} as Record<string, string>, body: error.message }));
         const key = `${answer.status || 'no answer'}${answer.status === 503 ? (answer.headers['retry-after'] ? ' with Retry-After' : ' without Retry-After') : ''}`;
         answers.set(key, (answers.get(key) ?? 0) + 1);
-        if (answer.status !== 200 && answer.status !== 503 && !sample) sample = JSON.stringify(answer.body).slice(0, 200);
+        if (answer.status !== 200 && answer.status !== 503 && !sample)
+          sample = JSON.stringify(answer.body).slice(0, 200);
         await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - polledAt))));
       }
       const acksDuring = run.acks().length - before.acks;
@@ -62,9 +75,18 @@ export const pgOutage: Scenario = {
       // The cause of a 500, as the server logged it.
       const logged = lab.server.lines.find((l) => /unexpected error/.test(l));
       const cause = logged ? (/"message":"([^"]{1,160})/.exec(logged)?.[1] ?? logged.slice(0, 160)) : '';
-      findings.check(verdict.twice.length === 0, `addresses ACKed to two clients: ${verdict.twice.slice(0, 3).join(', ')}`);
-      findings.check(builtNow === KNOWN, `only ${builtNow}/${KNOWN} hosts built after PostgreSQL came back (${run.failures()})`);
-      findings.check([...answers.keys()].every((k) => k === '200' || k === '503 with Retry-After'), `the API during the outage answered: ${polled}${sample ? ` (e.g. ${sample}${cause ? `; logged: ${cause}` : ''})` : ''}`);
+      findings.check(
+        verdict.twice.length === 0,
+        `addresses ACKed to two clients: ${verdict.twice.slice(0, 3).join(', ')}`,
+      );
+      findings.check(
+        builtNow === KNOWN,
+        `only ${builtNow}/${KNOWN} hosts built after PostgreSQL came back (${run.failures()})`,
+      );
+      findings.check(
+        [...answers.keys()].every((k) => k === '200' || k === '503 with Retry-After'),
+        `the API during the outage answered: ${polled}${sample ? ` (e.g. ${sample}${cause ? `; logged: ${cause}` : ''})` : ''}`,
+      );
       for (const exit of lab.unexpectedExits) findings.failures.push(exit);
       return {
         figures: `${KNOWN} installs + ${UNKNOWN} unknown; stopped after ${before.acks} ACKs/${before.built} built; ${acksDuring} ACKs during the outage; API during it: ${polled}; all done ${resumeS.toFixed(0)} s after; ACKs ${verdict.acked} (lost ${verdict.lost.length}, twice ${verdict.twice.length}), built answered 2xx ${run.built().size} (lost ${lostBuilds.length}), built at end ${builtNow}/${KNOWN}`,

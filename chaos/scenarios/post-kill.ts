@@ -25,7 +25,17 @@ export const postKill: Scenario = {
       const lab = await createLab(defer, { label: 'cpost', args: ['--data-dir', join(work, 'data')] });
       await fillInventory(lab, INSTALLS);
       const machines = Array.from({ length: INSTALLS }, (_, i) => ({ mac: knownMac(i), known: true }));
-      const run = runMachines(defer, lab.net.client, { server: lab.serverIp, giaddr: GIADDR, machines, staggerMs: 20, retryMs: 1000, deadlineMs: 180_000, callback: 'kickstart', holdMs: 2000, holdStepMs: 100 });
+      const run = runMachines(defer, lab.net.client, {
+        server: lab.serverIp,
+        giaddr: GIADDR,
+        machines,
+        staggerMs: 20,
+        retryMs: 1000,
+        deadlineMs: 180_000,
+        callback: 'kickstart',
+        holdMs: 2000,
+        holdStepMs: 100,
+      });
       await run.when((events) => count(events, 'built') >= 10, 120_000);
       const kickstartsBefore = count(run.events, 'kickstart');
       const builtBefore = run.built().size;
@@ -41,7 +51,10 @@ export const postKill: Scenario = {
       const reported = run.built().size;
       const retried = run.events.filter((e) => e.ev === 'built' && (e.refused ?? 0) > 0).length;
       findings.check(retried > 0, 'no %post met the dead server: the kill came too late to test anything');
-      findings.check(reported === INSTALLS, `${INSTALLS - reported} %post loops ended without "build reported" (${run.failures()})`);
+      findings.check(
+        reported === INSTALLS,
+        `${INSTALLS - reported} %post loops ended without "build reported" (${run.failures()})`,
+      );
       for (const exit of lab.unexpectedExits) findings.failures.push(exit);
       return {
         figures: `${INSTALLS} installs; killed after ${builtBefore} callbacks (${kickstartsBefore} Kickstarts fetched); down ${downS.toFixed(1)} s; ${reported} %post reported (${retried} after failed attempts), ${built}/${INSTALLS} built, last ${finishedS.toFixed(0)} s after the kill; other states: ${summarize(states.filter((s) => s !== 'built'))}`,

@@ -39,13 +39,35 @@ export const sshSeal: Scenario = {
       });
       const httpPort = await freePort();
       const tftpPort = await freePort();
-      const lab = await createVmLab(defer, 'sseal', ['--roles', 'api,http,tftp,worker', '--http-listen', `127.0.0.1:${httpPort}`, '--tftp-listen', `127.0.0.1:${tftpPort}`]);
+      const lab = await createVmLab(defer, 'sseal', [
+        '--roles',
+        'api,http,tftp,worker',
+        '--http-listen',
+        `127.0.0.1:${httpPort}`,
+        '--tftp-listen',
+        `127.0.0.1:${tftpPort}`,
+      ]);
       trace('VM lab up');
       const uri = `qemu+ssh://root@127.0.0.1:${sshd.port}/system?keyfile=${sshd.clientKey}&known_hosts=${sshd.knownHosts}`;
       await ok(lab, 'POST', '/api/v1/sites', { name: 'chaos', buildCap: 10 });
-      await ok(lab, 'POST', '/api/v1/hypervisors', { name: 'hv-ssh', uri, site: 'chaos', storagePool: lab.pool, bridge: lab.bridge, maxParallel: 2, domainType: 'qemu' });
+      await ok(lab, 'POST', '/api/v1/hypervisors', {
+        name: 'hv-ssh',
+        uri,
+        site: 'chaos',
+        storagePool: lab.pool,
+        bridge: lab.bridge,
+        maxParallel: 2,
+        domainType: 'qemu',
+      });
       const source = `${lab.prefix}-src`;
-      await ok(lab, 'POST', '/api/v1/vms', { name: source, hypervisor: 'hv-ssh', memoryMiB: 128, vcpus: 1, source: { kind: 'import', disk: lab.sourceDisk }, start: false });
+      await ok(lab, 'POST', '/api/v1/vms', {
+        name: source,
+        hypervisor: 'hv-ssh',
+        memoryMiB: 128,
+        vcpus: 1,
+        source: { kind: 'import', disk: lab.sourceDisk },
+        start: false,
+      });
 
       const probes = { api: [0, 0], http: [0, 0], tftp: [0, 0] };
       const failedProbes: string[] = [];
@@ -60,8 +82,28 @@ export const sshSeal: Scenario = {
       };
       const probing$ = Promise.all([
         probe('api', async () => (await fetch(`${lab.server.url}/healthz`, { signal: AbortSignal.timeout(3000) })).ok),
-        probe('http', async () => (await fetch(`http://127.0.0.1:${httpPort}/healthz`, { signal: AbortSignal.timeout(3000) })).ok),
-        probe('tftp', async () => Number((await run('curl', ['-sS', '-m', '3', '-o', '/dev/null', '-w', '%{size_download}', `tftp://127.0.0.1:${tftpPort}/undionly.kpxe`])).stdout) > 0),
+        probe(
+          'http',
+          async () => (await fetch(`http://127.0.0.1:${httpPort}/healthz`, { signal: AbortSignal.timeout(3000) })).ok,
+        ),
+        probe(
+          'tftp',
+          async () =>
+            Number(
+              (
+                await run('curl', [
+                  '-sS',
+                  '-m',
+                  '3',
+                  '-o',
+                  '/dev/null',
+                  '-w',
+                  '%{size_download}',
+                  `tftp://127.0.0.1:${tftpPort}/undionly.kpxe`,
+                ])
+              ).stdout,
+            ) > 0,
+        ),
       ]);
 
       trace('source VM defined on the SSH hypervisor; sealing');
@@ -78,7 +120,9 @@ export const sshSeal: Scenario = {
       }
       await new Promise((r) => setTimeout(r, 3000)); // well into it: the appliance is up
       const tree = descendants(sshdPid);
-      trace(`killing sshd and ${tree.length} descendants: ${tree.map((pid) => `${pid} ${commandOf(pid).slice(0, 60)}`).join('; ')}`);
+      trace(
+        `killing sshd and ${tree.length} descendants: ${tree.map((pid) => `${pid} ${commandOf(pid).slice(0, 60)}`).join('; ')}`,
+      );
       leftovers = tree;
       killAll([sshdPid, ...tree]);
       const killedAt = Date.now();
@@ -91,15 +135,24 @@ export const sshSeal: Scenario = {
       const error = apiError(answer.body);
       const reason = `${error.code} ${error.message}`.trim();
       // What the server logged about it (the cause, when the answer hides it).
-      const logged = lab.server.lines.filter((l) => /unexpected error|ssh|sysprep|ECONNRESET|closed/i.test(l)).map((l) => (/"message":"([^"]*)"/.exec(l)?.[1] ?? l).slice(0, 120))[0] ?? 'nothing';
+      const logged =
+        lab.server.lines
+          .filter((l) => /unexpected error|ssh|sysprep|ECONNRESET|closed/i.test(l))
+          .map((l) => (/"message":"([^"]*)"/.exec(l)?.[1] ?? l).slice(0, 120))[0] ?? 'nothing';
       const vm = await lab.api('GET', `/api/v1/vms/${source}`);
       findings.check(sysprepSeen, 'virt-sysprep was never seen running over SSH: the kill tested nothing');
       findings.check(answer.status >= 400, `the seal was answered ${answer.status} although its SSH peer died`);
-      findings.check(/ssh|connection|closed|reset/i.test(error.message), `the seal's error does not say the SSH peer went away (${answer.status} "${reason}"; the log says: ${logged})`);
+      findings.check(
+        /ssh|connection|closed|reset/i.test(error.message),
+        `the seal's error does not say the SSH peer went away (${answer.status} "${reason}"; the log says: ${logged})`,
+      );
       const missed = probes.api[1]! + probes.http[1]! + probes.tftp[1]!;
       findings.check(missed === 0, `roles missed probes: ${failedProbes.join(', ')}`);
       findings.check(vm.status === 200, `the source VM answers ${vm.status} after the failed seal`);
-      findings.check(lab.server.child.exitCode === null && lab.server.child.signalCode === null, 'kvmfleet is not running');
+      findings.check(
+        lab.server.child.exitCode === null && lab.server.child.signalCode === null,
+        'kvmfleet is not running',
+      );
       for (const exit of lab.unexpectedExits) findings.failures.push(exit);
       return {
         figures: `killed sshd + ${tree.length} processes ${((killedAt - sealAt) / 1000).toFixed(0)} s into the seal; seal answered ${answer.status} ${answeredS.toFixed(1)} s later ("${reason.slice(0, 140)}"); probes answered api ${probes.api[0]}/${probes.api[0]! + probes.api[1]!}, http ${probes.http[0]}/${probes.http[0]! + probes.http[1]!}, tftp ${probes.tftp[0]}/${probes.tftp[0]! + probes.tftp[1]!}; process ${lab.unexpectedExits.length ? 'died' : 'alive'}`,

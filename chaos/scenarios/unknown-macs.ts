@@ -43,7 +43,14 @@ export const unknownMacs: Scenario = {
         [OptionCode.VendorClass, Buffer.from('PXEClient:Arch:00000:UNDI:002001')],
       ];
       const sends = Array.from({ length: CLIENTS }, (_, i) => ({
-        b64: encodePacket(buildRequest(MessageType.Discover, { mac: unknownMac(i), xid: 0x5000_0000 + i, giaddr: GIADDR, options: pxe })).toString('base64'),
+        b64: encodePacket(
+          buildRequest(MessageType.Discover, {
+            mac: unknownMac(i),
+            xid: 0x5000_0000 + i,
+            giaddr: GIADDR,
+            options: pxe,
+          }),
+        ).toString('base64'),
         to: lab.serverIp,
         fromPort: 67 as const,
         atMs: i * INTERVAL_MS,
@@ -54,7 +61,11 @@ export const unknownMacs: Scenario = {
       const pid = serverPid(lab.server);
       writeFileSync(`/proc/${pid}/clear_refs`, '5'); // the peak (VmHWM) from now on
       const before = memoryMiB(pid);
-      const probe = lab.net.client.exec(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../test/helpers/dhcp-probe.ts'), `@${planFile}`], { timeoutMs: 120_000, maxBuffer: 256 * 1024 * 1024 });
+      const probe = lab.net.client.exec(
+        process.execPath,
+        ['--import', 'tsx', join(import.meta.dirname, '../../test/helpers/dhcp-probe.ts'), `@${planFile}`],
+        { timeoutMs: 120_000, maxBuffer: 256 * 1024 * 1024 },
+      );
       let peak = before.rss;
       const sampler = setInterval(() => {
         try {
@@ -70,7 +81,8 @@ export const unknownMacs: Scenario = {
       for (const line of stdout.split('\n')) {
         if (!line) continue;
         const packet = decodePacket(Buffer.from((JSON.parse(line) as ProbeReceived).b64, 'base64'));
-        if (packet.options.get(OptionCode.MessageType)?.[0] === MessageType.Offer) offers.add(packet.chaddr.subarray(0, 6).toString('hex'));
+        if (packet.options.get(OptionCode.MessageType)?.[0] === MessageType.Offer)
+          offers.add(packet.chaddr.subarray(0, 6).toString('hex'));
       }
       await new Promise((r) => setTimeout(r, 5000));
       const after = memoryMiB(pid).rss;
@@ -80,7 +92,10 @@ export const unknownMacs: Scenario = {
       const poolEntries = async () => {
         const metrics = String((await lab.api('GET', '/metrics')).body);
         if (!/^kvmfleet_dhcp_pool_entries/m.test(metrics)) return NaN;
-        return [...metrics.matchAll(/^kvmfleet_dhcp_pool_entries\{[^}]*\}\s+(\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+        return [...metrics.matchAll(/^kvmfleet_dhcp_pool_entries\{[^}]*\}\s+(\d+)/gm)].reduce(
+          (sum, m) => sum + Number(m[1]),
+          0,
+        );
       };
       const entriesSoon = await poolEntries();
       await new Promise((r) => setTimeout(r, 30_000));
@@ -88,9 +103,15 @@ export const unknownMacs: Scenario = {
       const rssLater = memoryMiB(pid).rss;
       const discovered = ((await apiOk(lab, 'GET', '/api/v1/hosts?state=discovered&limit=99999')) as unknown[]).length;
       const growth = peak - before.rss;
-      findings.check(entriesLater <= POOL_ENTRIES_BOUND, `the lease pool keeps ${entriesLater} entries (bound ${POOL_ENTRIES_BOUND}, or not in /metrics)`);
+      findings.check(
+        entriesLater <= POOL_ENTRIES_BOUND,
+        `the lease pool keeps ${entriesLater} entries (bound ${POOL_ENTRIES_BOUND}, or not in /metrics)`,
+      );
       findings.check(health.status === 200, `the API answered /healthz with ${health.status} after the flood`);
-      findings.check(growth <= MEMORY_BOUND_MIB, `resident memory grew ${growth.toFixed(0)} MiB over the flood (bound ${MEMORY_BOUND_MIB} MiB)`);
+      findings.check(
+        growth <= MEMORY_BOUND_MIB,
+        `resident memory grew ${growth.toFixed(0)} MiB over the flood (bound ${MEMORY_BOUND_MIB} MiB)`,
+      );
       for (const exit of lab.unexpectedExits) findings.failures.push(exit);
       return {
         figures: `${CLIENTS} DISCOVERs, ${offers.size} offered; RSS ${before.rss.toFixed(0)} → peak ${peak.toFixed(0)} MiB (+${growth.toFixed(0)}, bound +${MEMORY_BOUND_MIB}), ${after.toFixed(0)} MiB 5 s after; ${rssLater.toFixed(0)} MiB 35 s after; ${discovered} discovered rows; lease pool (${POOL_SIZE} addresses) entries ${entriesSoon} 5 s after, ${entriesLater} 35 s after (bound ${POOL_ENTRIES_BOUND})`,

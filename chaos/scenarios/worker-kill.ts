@@ -34,7 +34,13 @@ export const workerKill: Scenario = {
       const lab = await createVmLab(defer, 'wkill');
       const { template, sealS } = await makeTemplate(lab);
       const prefix = `${lab.prefix}-bulk`;
-      const queued = (await ok(lab, 'POST', '/api/v1/jobs/bulk-clone', { template, count: COUNT, namePrefix: prefix, kind: 'linked', site: 'chaos' })) as JobView;
+      const queued = (await ok(lab, 'POST', '/api/v1/jobs/bulk-clone', {
+        template,
+        count: COUNT,
+        namePrefix: prefix,
+        kind: 'linked',
+        site: 'chaos',
+      })) as JobView;
       let job = queued;
       const startedAt = Date.now();
       while (job.done < COUNT / 4 && Date.now() - startedAt < 180_000) {
@@ -50,19 +56,39 @@ export const workerKill: Scenario = {
         job = (await ok(lab, 'GET', `/api/v1/jobs/${queued.id}`)) as JobView;
       }
       const resumedS = (Date.now() - killedAt) / 1000;
-      const vms = ((await ok(lab, 'GET', '/api/v1/vms')) as { vms: VmView[] }).vms.filter((v) => v.name.startsWith(prefix));
-      const domains = (await virsh('list', '--all', '--name')).split('\n').map((n) => n.trim()).filter((n) => n.startsWith(prefix));
-      const volumes = (await virsh('vol-list', lab.pool)).split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '').filter((n) => n.startsWith(prefix));
+      const vms = ((await ok(lab, 'GET', '/api/v1/vms')) as { vms: VmView[] }).vms.filter((v) =>
+        v.name.startsWith(prefix),
+      );
+      const domains = (await virsh('list', '--all', '--name'))
+        .split('\n')
+        .map((n) => n.trim())
+        .filter((n) => n.startsWith(prefix));
+      const volumes = (await virsh('vol-list', lab.pool))
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/)[0] ?? '')
+        .filter((n) => n.startsWith(prefix));
       const distinct = (values: readonly string[]) => new Set(values).size;
       const macs = vms.flatMap((v) => v.macs);
-      findings.check(job.state === 'succeeded', `the job ended ${job.state} (${job.done} done, ${job.failed} failed${job.results.find((r) => !r.ok) ? `: ${job.results.find((r) => !r.ok)!.error}` : ''})`);
-      findings.check(vms.length === COUNT && distinct(vms.map((v) => v.name)) === COUNT, `kvmfleet lists ${vms.length} VMs (${distinct(vms.map((v) => v.name))} names)`);
+      findings.check(
+        job.state === 'succeeded',
+        `the job ended ${job.state} (${job.done} done, ${job.failed} failed${job.results.find((r) => !r.ok) ? `: ${job.results.find((r) => !r.ok)!.error}` : ''})`,
+      );
+      findings.check(
+        vms.length === COUNT && distinct(vms.map((v) => v.name)) === COUNT,
+        `kvmfleet lists ${vms.length} VMs (${distinct(vms.map((v) => v.name))} names)`,
+      );
       findings.check(domains.length === COUNT, `virsh lists ${domains.length} domains`);
-      findings.check(distinct(macs) === macs.length && distinct(vms.map((v) => v.uuid)) === vms.length, `MACs or UUIDs repeat (${distinct(macs)}/${macs.length} MACs)`);
+      findings.check(
+        distinct(macs) === macs.length && distinct(vms.map((v) => v.uuid)) === vms.length,
+        `MACs or UUIDs repeat (${distinct(macs)}/${macs.length} MACs)`,
+      );
       // Each clone is a disk (NAME.qcow2) and a cloud-init seed (NAME-seed.img): a half-made one would show as a lone one.
       const disks = volumes.filter((v) => v.endsWith('.qcow2')).length;
       const seeds = volumes.filter((v) => v.endsWith('-seed.img')).length;
-      findings.check(disks === COUNT && seeds === COUNT && volumes.length === 2 * COUNT, `pool volumes: ${disks} disks, ${seeds} seeds, ${volumes.length} in all (wanted ${COUNT}, ${COUNT}, ${2 * COUNT})`);
+      findings.check(
+        disks === COUNT && seeds === COUNT && volumes.length === 2 * COUNT,
+        `pool volumes: ${disks} disks, ${seeds} seeds, ${volumes.length} in all (wanted ${COUNT}, ${COUNT}, ${2 * COUNT})`,
+      );
       for (const exit of lab.unexpectedExits) findings.failures.push(exit);
       const made = new Set([...domains, ...vms.map((v) => v.name)]);
       return {

@@ -18,9 +18,18 @@ import type { WhoAmI } from './types.ts';
 import { describe, WhoAmIContext } from './ui.tsx';
 
 /** Every page: its path (#/path[/name]), its menu label, and what it shows. One list for the menu and the routes. */
-const PAGES: { path: string; label: string; admin?: boolean; render: (name: string | undefined, query: URLSearchParams) => ReactNode }[] = [
+const PAGES: {
+  path: string;
+  label: string;
+  admin?: boolean;
+  render: (name: string | undefined, query: URLSearchParams) => ReactNode;
+}[] = [
   { path: 'sites', label: 'Sites', render: () => <SitesPage /> },
-  { path: 'hosts', label: 'Hosts', render: (name, query) => (name ? <HostPage hostname={name} /> : <HostsPage query={query} />) },
+  {
+    path: 'hosts',
+    label: 'Hosts',
+    render: (name, query) => (name ? <HostPage hostname={name} /> : <HostsPage query={query} />),
+  },
   { path: 'discovered', label: 'Discovered', render: () => <DiscoveredPage /> },
   { path: 'hypervisors', label: 'Hypervisors', render: () => <HypervisorsPage /> },
   { path: 'vms', label: 'VMs', render: () => <VmsPage /> },

@@ -78,7 +78,12 @@ export async function api<T>(method: string, path: string, options: RequestOptio
   if (!response.ok) {
     const error = (data as { error?: { code?: string; message?: string; details?: unknown } } | undefined)?.error;
     if (response.status === 401 && session.token && path !== '/api/v1/login') session.end();
-    throw new ApiError(response.status, error?.code ?? `HTTP_${response.status}`, error?.message ?? `${method} ${path}: HTTP ${response.status}`, error?.details);
+    throw new ApiError(
+      response.status,
+      error?.code ?? `HTTP_${response.status}`,
+      error?.message ?? `${method} ${path}: HTTP ${response.status}`,
+      error?.details,
+    );
   }
   return data as T;
 }

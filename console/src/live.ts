@@ -54,7 +54,10 @@ class LiveStream {
     this.#setStatus('connecting');
     while (!signal.aborted) {
       try {
-        const response = await fetch('/api/v1/events', { headers: { accept: 'text/event-stream', ...authHeaders() }, signal });
+        const response = await fetch('/api/v1/events', {
+          headers: { accept: 'text/event-stream', ...authHeaders() },
+          signal,
+        });
         if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
         this.#setStatus('live');
         await this.#read(response.body, signal);

@@ -17,13 +17,10 @@ export function parseRoute(hash: string): Route {
 }
 
 export function useRoute(): Route {
-  const hash = useSyncExternalStore(
-    (listener) => {
-      window.addEventListener('hashchange', listener);
-      return () => window.removeEventListener('hashchange', listener);
-    },
-    current,
-  );
+  const hash = useSyncExternalStore((listener) => {
+    window.addEventListener('hashchange', listener);
+    return () => window.removeEventListener('hashchange', listener);
+  }, current);
   return parseRoute(hash);
 }
 

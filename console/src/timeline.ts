@@ -46,7 +46,9 @@ export function stepTimes(events: readonly TimelineEvent[]): Map<Step['key'], st
   const times = new Map<Step['key'], string>();
   for (const step of STEPS) {
     const firmware = step.key === 'dhcp' || step.key === 'tftp';
-    const hit = events.slice(firmware ? from : start, firmware ? until : events.length).find((e) => step.kinds.includes(e.kind));
+    const hit = events
+      .slice(firmware ? from : start, firmware ? until : events.length)
+      .find((e) => step.kinds.includes(e.kind));
     if (hit) times.set(step.key, hit.at);
   }
   return times;

@@ -20,7 +20,11 @@ export interface Loaded<T> {
 
 /** Loads `load()` on mount and whenever `deps` change; keeps the last data while reloading. */
 export function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[]): Loaded<T> {
-  const [state, setState] = useState<{ data: T | undefined; error: string | undefined; loading: boolean }>({ data: undefined, error: undefined, loading: true });
+  const [state, setState] = useState<{ data: T | undefined; error: string | undefined; loading: boolean }>({
+    data: undefined,
+    error: undefined,
+    loading: true,
+  });
   const inFlight = useRef(false);
   const again = useRef(false);
   const loadRef = useRef(load);
@@ -78,11 +82,23 @@ interface Problem {
 
 /** The API's details of a refusal, one line per problem (import rows by line, site items, host fields). */
 function detailLines(details: unknown): string[] {
-  const d = details as { rows?: { line: number; hostname?: string; problems: Problem[] }[]; items?: { item?: string; name?: string; problems?: Problem[] }[]; problems?: Problem[] } | undefined;
+  const d = details as
+    | {
+        rows?: { line: number; hostname?: string; problems: Problem[] }[];
+        items?: { item?: string; name?: string; problems?: Problem[] }[];
+        problems?: Problem[];
+      }
+    | undefined;
   if (!d || typeof d !== 'object') return [];
   const lines: string[] = [];
-  for (const row of d.rows ?? []) lines.push(`line ${row.line}${row.hostname ? ` (${row.hostname})` : ''}: ${row.problems.map((p) => p.message).join('; ')}`);
-  for (const item of d.items ?? []) lines.push(`${[item.item, item.name].filter(Boolean).join(' ')}: ${(item.problems ?? []).map((p) => p.message).join('; ')}`);
+  for (const row of d.rows ?? [])
+    lines.push(
+      `line ${row.line}${row.hostname ? ` (${row.hostname})` : ''}: ${row.problems.map((p) => p.message).join('; ')}`,
+    );
+  for (const item of d.items ?? [])
+    lines.push(
+      `${[item.item, item.name].filter(Boolean).join(' ')}: ${(item.problems ?? []).map((p) => p.message).join('; ')}`,
+    );
   for (const problem of d.problems ?? []) lines.push(`${problem.field ? `${problem.field}: ` : ''}${problem.message}`);
   return lines;
 }
@@ -91,7 +107,9 @@ export function describe(error: unknown): string {
   if (error instanceof ApiError) {
     const lines = detailLines(error.details);
     const head = error.status ? `${error.message} (${error.status})` : error.message;
-    return lines.length ? `${head}\n${lines.slice(0, 20).join('\n')}${lines.length > 20 ? `\n… ${lines.length - 20} more` : ''}` : head;
+    return lines.length
+      ? `${head}\n${lines.slice(0, 20).join('\n')}${lines.length > 20 ? `\n… ${lines.length - 20} more` : ''}`
+      : head;
   }
   return error instanceof Error ? error.message : String(error);
 }
@@ -106,7 +124,19 @@ export function ErrorNote({ error }: { error: string | undefined }) {
 }
 
 /** A button that runs an async action, shows it is busy, and reports a failure beside it. */
-export function ActionButton({ label, action, disabled, danger, title }: { label: string; action: () => Promise<unknown>; disabled?: boolean; danger?: boolean; title?: string }) {
+export function ActionButton({
+  label,
+  action,
+  disabled,
+  danger,
+  title,
+}: {
+  label: string;
+  action: () => Promise<unknown>;
+  disabled?: boolean;
+  danger?: boolean;
+  title?: string;
+}) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string>();
   return (
@@ -135,10 +165,29 @@ export function ActionButton({ label, action, disabled, danger, title }: { label
   );
 }
 
-export function ProgressBar({ done, failed = 0, total, label, text }: { done: number; failed?: number; total: number; label?: string; text?: string }) {
+export function ProgressBar({
+  done,
+  failed = 0,
+  total,
+  label,
+  text,
+}: {
+  done: number;
+  failed?: number;
+  total: number;
+  label?: string;
+  text?: string;
+}) {
   const pct = (n: number) => (total > 0 ? (100 * n) / total : 0);
   return (
-    <div className="bar" role="progressbar" aria-valuemin={0} aria-valuemax={total} aria-valuenow={done + failed} aria-label={label ?? 'progress'}>
+    <div
+      className="bar"
+      role="progressbar"
+      aria-valuemin={0}
+      aria-valuemax={total}
+      aria-valuenow={done + failed}
+      aria-label={label ?? 'progress'}
+    >
       <span className="seg built" style={{ width: `${pct(done)}%` }} />
       <span className="seg failed" style={{ width: `${pct(failed)}%` }} />
       <span className="bar-text">{text ?? `${done + failed} / ${total}${failed ? ` (${failed} failed)` : ''}`}</span>
@@ -150,7 +199,16 @@ export function ProgressBar({ done, failed = 0, total, label, text }: { done: nu
 export function StackedBar({ parts, total }: { parts: { key: string; count: number }[]; total: number }) {
   return (
     <div className="bar stacked">
-      {parts.map((p) => (p.count > 0 ? <span key={p.key} className={`seg ${p.key}`} style={{ width: `${total ? (100 * p.count) / total : 0}%` }} title={`${p.key}: ${p.count}`} /> : null))}
+      {parts.map((p) =>
+        p.count > 0 ? (
+          <span
+            key={p.key}
+            className={`seg ${p.key}`}
+            style={{ width: `${total ? (100 * p.count) / total : 0}%` }}
+            title={`${p.key}: ${p.count}`}
+          />
+        ) : null,
+      )}
     </div>
   );
 }
@@ -162,7 +220,11 @@ export function StateBadge({ state }: { state: string }) {
 export function Time({ at }: { at: string | null | undefined }) {
   if (!at) return <span className="muted">—</span>;
   const date = new Date(at);
-  return <time dateTime={at} title={date.toISOString()}>{date.toLocaleString(undefined, { hour12: false })}</time>;
+  return (
+    <time dateTime={at} title={date.toISOString()}>
+      {date.toLocaleString(undefined, { hour12: false })}
+    </time>
+  );
 }
 
 export function Section({ title, children, actions }: { title: string; children: ReactNode; actions?: ReactNode }) {

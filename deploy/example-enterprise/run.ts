@@ -22,7 +22,13 @@ import { startServer, runCli, type ServerProcess } from '../../test/helpers/serv
 import { stormMac } from '../../bench/storm-macs.ts';
 
 const run = promisify(execFile);
-const { values } = parseArgs({ options: { 'hosts-per-site': { type: 'string', default: '500' }, storm: { type: 'boolean' }, keep: { type: 'boolean' } } });
+const { values } = parseArgs({
+  options: {
+    'hosts-per-site': { type: 'string', default: '500' },
+    storm: { type: 'boolean' },
+    keep: { type: 'boolean' },
+  },
+});
 const HOSTS = Number(values['hosts-per-site']);
 const SITES = ['dc1', 'dc2', 'dc3'];
 const say = (text: string) => console.error(`example: ${text}`);
@@ -34,7 +40,11 @@ const segments: Segment[] = [];
 let pgStop: (() => Promise<void>) | undefined;
 
 async function startPostgres(): Promise<string> {
-  const bin = readdirSync('/usr/lib/postgresql').sort().map((v) => `/usr/lib/postgresql/${v}/bin`).filter((d) => existsSync(`${d}/initdb`)).at(-1);
+  const bin = readdirSync('/usr/lib/postgresql')
+    .sort()
+    .map((v) => `/usr/lib/postgresql/${v}/bin`)
+    .filter((d) => existsSync(`${d}/initdb`))
+    .at(-1);
   if (!bin) throw new Error('PostgreSQL server binaries not found (apt-get install postgresql)');
   const dir = join(work, 'pg');
   const port = 20000 + Math.floor(Math.random() * 20000);
@@ -43,8 +53,18 @@ async function startPostgres(): Promise<string> {
   await run('chown', ['postgres:', dir]);
   const asPg = (cmd: string, args: string[]) => run('runuser', ['-u', 'postgres', '--', cmd, ...args]);
   await asPg(`${bin}/initdb`, ['-D', `${dir}/data`, '-U', 'kvmfleet', '--auth=trust', '-E', 'UTF8']);
-  await asPg(`${bin}/pg_ctl`, ['-D', `${dir}/data`, '-l', `${dir}/log`, '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off`, 'start']);
-  pgStop = async () => void (await asPg(`${bin}/pg_ctl`, ['-D', `${dir}/data`, '-m', 'immediate', 'stop']).catch(() => undefined));
+  await asPg(`${bin}/pg_ctl`, [
+    '-D',
+    `${dir}/data`,
+    '-l',
+    `${dir}/log`,
+    '-w',
+    '-o',
+    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off`,
+    'start',
+  ]);
+  pgStop = async () =>
+    void (await asPg(`${bin}/pg_ctl`, ['-D', `${dir}/data`, '-m', 'immediate', 'stop']).catch(() => undefined));
   // Through the unix socket: servers inside namespaces have a loopback of their own.
   return `postgres://kvmfleet@localhost:${port}/postgres?host=${encodeURIComponent(dir)}`;
 }
@@ -66,23 +86,38 @@ const macOf = (site: number, i: number) => stormMac(sitePrefix(site), i);
 async function main(): Promise<void> {
   const database = await startPostgres();
   say(`PostgreSQL up (${work}/pg)`);
-  const control = await startServer(['--roles', 'api', '--node-name', 'control', '--log-level', 'warn'], { KVMFLEET_DATABASE_URL: database });
+  const control = await startServer(['--roles', 'api', '--node-name', 'control', '--log-level', 'warn'], {
+    KVMFLEET_DATABASE_URL: database,
+  });
   servers.push(control);
   say(`control plane API ${control.url}`);
 
   // Per site: a clustered segment (DHCP pair, two boot servers, HAProxy, the routers' relay) and a distributed one.
   const labs: SiteLab[] = [];
   for (const [i, name] of SITES.entries()) {
-    const clustered = await createSegment(`${name}c`, ['dhcp1', 'dhcp2', 'boot1', 'boot2', 'lb', 'relay'], ['dhcp1', 'dhcp2', 'boot1', 'boot2', 'lb', 'relay']);
+    const clustered = await createSegment(
+      `${name}c`,
+      ['dhcp1', 'dhcp2', 'boot1', 'boot2', 'lb', 'relay'],
+      ['dhcp1', 'dhcp2', 'boot1', 'boot2', 'lb', 'relay'],
+    );
     const distributed = await createSegment(`${name}d`, ['node', 'machines'], ['node', 'machines']);
     segments.push(clustered, distributed);
     const relayNet = `10.${100 + i}`;
     // The relay (a router's ip helper) owns the hypervisor networks; the servers route them to it.
     const relay = clustered.members.relay!;
-    for (let n = 0; n < 2; n++) await relay.exec('ip', ['addr', 'add', `${relayNet}.${n * 4}.1/22`, 'dev', relay.device]);
-    for (const member of ['dhcp1', 'dhcp2', 'boot1', 'boot2', 'lb']) await clustered.members[member]!.exec('ip', ['route', 'add', `${relayNet}.0.0/16`, 'via', relay.ip]);
+    for (let n = 0; n < 2; n++)
+      await relay.exec('ip', ['addr', 'add', `${relayNet}.${n * 4}.1/22`, 'dev', relay.device]);
+    for (const member of ['dhcp1', 'dhcp2', 'boot1', 'boot2', 'lb'])
+      await clustered.members[member]!.exec('ip', ['route', 'add', `${relayNet}.0.0/16`, 'via', relay.ip]);
     const inClusters = Math.round(HOSTS * 0.8);
-    labs.push({ name, segment: clustered, distributed, relayNet, half: Math.floor(inClusters / 2), clustered: inClusters });
+    labs.push({
+      name,
+      segment: clustered,
+      distributed,
+      relayNet,
+      half: Math.floor(inClusters / 2),
+      clustered: inClusters,
+    });
   }
 
   const yaml = ['sites:'];
@@ -99,7 +134,11 @@ async function main(): Promise<void> {
       `      - { name: ${lab.name}-dist, cidr: ${d}.0/24, gateway: ${d}.254, domain: ${lab.name}.example.com }`,
     );
   }
-  yaml.push('profiles:', '  - { name: rhel9-kvm, os: rhel9, installTreeUrl: "http://install.example.com/trees/rhel9" }', '');
+  yaml.push(
+    'profiles:',
+    '  - { name: rhel9-kvm, os: rhel9, installTreeUrl: "http://install.example.com/trees/rhel9" }',
+    '',
+  );
   writeFileSync(join(work, 'sites.yaml'), yaml.join('\n'));
   const imported = await runCli(control.url, ['import', join(work, 'sites.yaml')]);
   if (imported.code !== 0) throw new Error(imported.stderr);
@@ -110,7 +149,10 @@ async function main(): Promise<void> {
         i < lab.half
           ? [`${lab.name}-hv-a`, `${lab.relayNet}.${Math.floor(i / 250)}.${(i % 250) + 2}`]
           : i < lab.clustered
-            ? [`${lab.name}-hv-b`, `${lab.relayNet}.${4 + Math.floor((i - lab.half) / 250)}.${((i - lab.half) % 250) + 2}`]
+            ? [
+                `${lab.name}-hv-b`,
+                `${lab.relayNet}.${4 + Math.floor((i - lab.half) / 250)}.${((i - lab.half) % 250) + 2}`,
+              ]
             : [`${lab.name}-dist`, `${lab.distributed.subnet}.${((i - lab.clustered) % 240) + 10}`];
       csv.push(`hv${String(i).padStart(4, '0')}.${lab.name}.example.com,${macOf(s, i)},${ip},${network},rhel9-kvm`);
     }
@@ -127,22 +169,112 @@ async function main(): Promise<void> {
   for (const lab of labs) {
     const m = lab.segment.members;
     // Two stateless boot servers, then HAProxy in front of them, configured from the node registry.
-    for (const b of ['boot1', 'boot2']) servers.push(await startServer(['--roles', 'http,tftp', '--http-listen', `${m[b]!.ip}:8081`, '--tftp-listen', `${m[b]!.ip}:69`, '--node-name', `${lab.name}-${b}`, '--site', lab.name, '--trust-proxy', m.lb!.ip, '--log-level', 'error'], env, 60_000, { netns: m[b]!.name }));
-    const cfg = await runCli(control.url, ['haproxy-config', lab.name, '--bind', `${m.lb!.ip}:8081`, '--check-interval', '1000']);
+    for (const b of ['boot1', 'boot2'])
+      servers.push(
+        await startServer(
+          [
+            '--roles',
+            'http,tftp',
+            '--http-listen',
+            `${m[b]!.ip}:8081`,
+            '--tftp-listen',
+            `${m[b]!.ip}:69`,
+            '--node-name',
+            `${lab.name}-${b}`,
+            '--site',
+            lab.name,
+            '--trust-proxy',
+            m.lb!.ip,
+            '--log-level',
+            'error',
+          ],
+          env,
+          60_000,
+          { netns: m[b]!.name },
+        ),
+      );
+    const cfg = await runCli(control.url, [
+      'haproxy-config',
+      lab.name,
+      '--bind',
+      `${m.lb!.ip}:8081`,
+      '--check-interval',
+      '1000',
+    ]);
     writeFileSync(join(work, `${lab.name}-haproxy.cfg`), cfg.stdout);
     await run('haproxy', ['-c', '-f', join(work, `${lab.name}-haproxy.cfg`)]);
     children.push(m.lb!.spawn('haproxy', ['-db', '-f', join(work, `${lab.name}-haproxy.cfg`)], { stdio: 'ignore' }));
     // The DHCP failover pair: machines get the balancer's URL for scripts, boot1 for TFTP.
-    for (const [me, peer, role] of [['dhcp1', 'dhcp2', 'primary'], ['dhcp2', 'dhcp1', 'secondary']] as const) {
-      servers.push(await startServer(['--roles', 'api,dhcp', '--dhcp-server-id', m[me]!.ip, '--dhcp-failover', role, '--dhcp-peer', m[peer]!.ip, '--dhcp-failover-key-file', pairKey, '--dhcp-next-server', m.boot1!.ip, '--boot-base-url', `http://${m.lb!.ip}:8081`, '--node-name', `${lab.name}-${me}`, '--site', lab.name, '--log-level', 'error'], env, 60_000, { netns: m[me]!.name }));
+    for (const [me, peer, role] of [
+      ['dhcp1', 'dhcp2', 'primary'],
+      ['dhcp2', 'dhcp1', 'secondary'],
+    ] as const) {
+      servers.push(
+        await startServer(
+          [
+            '--roles',
+            'api,dhcp',
+            '--dhcp-server-id',
+            m[me]!.ip,
+            '--dhcp-failover',
+            role,
+            '--dhcp-peer',
+            m[peer]!.ip,
+            '--dhcp-failover-key-file',
+            pairKey,
+            '--dhcp-next-server',
+            m.boot1!.ip,
+            '--boot-base-url',
+            `http://${m.lb!.ip}:8081`,
+            '--node-name',
+            `${lab.name}-${me}`,
+            '--site',
+            lab.name,
+            '--log-level',
+            'error',
+          ],
+          env,
+          60_000,
+          { netns: m[me]!.name },
+        ),
+      );
     }
     // The distributed network's own boot node: DHCP, TFTP and boot HTTP for that network only.
     const node = lab.distributed.members.node!;
-    servers.push(await startServer(['--roles', 'http,tftp,dhcp', '--http-listen', `${node.ip}:8081`, '--tftp-listen', `${node.ip}:69`, '--dhcp-server-id', node.ip, '--networks', `${lab.name}-dist`, '--node-name', `${lab.name}-node`, '--site', lab.name, '--log-level', 'error'], env, 60_000, { netns: node.name }));
-    say(`${lab.name}: DHCP pair ${m.dhcp1!.ip}/${m.dhcp2!.ip}, boot servers behind HAProxy ${m.lb!.ip}:8081, distributed node ${node.ip}`);
+    servers.push(
+      await startServer(
+        [
+          '--roles',
+          'http,tftp,dhcp',
+          '--http-listen',
+          `${node.ip}:8081`,
+          '--tftp-listen',
+          `${node.ip}:69`,
+          '--dhcp-server-id',
+          node.ip,
+          '--networks',
+          `${lab.name}-dist`,
+          '--node-name',
+          `${lab.name}-node`,
+          '--site',
+          lab.name,
+          '--log-level',
+          'error',
+        ],
+        env,
+        60_000,
+        { netns: node.name },
+      ),
+    );
+    say(
+      `${lab.name}: DHCP pair ${m.dhcp1!.ip}/${m.dhcp2!.ip}, boot servers behind HAProxy ${m.lb!.ip}:8081, distributed node ${node.ip}`,
+    );
   }
   await new Promise((r) => setTimeout(r, 4000)); // the DHCP pairs find each other (recover → normal)
-  const nodes = JSON.parse((await runCli(control.url, ['--json', 'nodes'])).stdout) as { name: string; alive: boolean }[];
+  const nodes = JSON.parse((await runCli(control.url, ['--json', 'nodes'])).stdout) as {
+    name: string;
+    alive: boolean;
+  }[];
   say(`${nodes.filter((n) => n.alive).length} kvmfleet nodes alive: ${nodes.map((n) => n.name).join(', ')}`);
 
   if (values.storm) {
@@ -153,8 +285,29 @@ async function main(): Promise<void> {
         const m = lab.segment.members;
         const d = lab.distributed.members;
         const prefix = sitePrefix(s);
-        const storm = (ns: typeof m.relay, servers: string, giaddr: string, count: number, first: number, part: string) =>
-          ns!.exec(process.execPath, ['--import', 'tsx', client, servers, giaddr, String(count), '40', prefix, 'POST', String(first)], { timeoutMs: 900_000 }).then((r) => ({ lab: lab.name, part, ...(JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { seconds: number; failures: number; errors: string[] }) }));
+        const storm = (
+          ns: typeof m.relay,
+          servers: string,
+          giaddr: string,
+          count: number,
+          first: number,
+          part: string,
+        ) =>
+          ns!
+            .exec(
+              process.execPath,
+              ['--import', 'tsx', client, servers, giaddr, String(count), '40', prefix, 'POST', String(first)],
+              { timeoutMs: 900_000 },
+            )
+            .then((r) => ({
+              lab: lab.name,
+              part,
+              ...(JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
+                seconds: number;
+                failures: number;
+                errors: string[];
+              }),
+            }));
         const pair = `${m.dhcp1!.ip},${m.dhcp2!.ip}`;
         return [
           // Clustered networks: through the routers' relay, to both DHCP servers of the pair.
@@ -166,10 +319,15 @@ async function main(): Promise<void> {
       }),
     );
     const seconds = (Date.now() - started) / 1000;
-    const built = JSON.parse((await runCli(control.url, ['--json', 'host', 'list', '--state', 'built'])).stdout) as unknown[];
-    console.log(`\nstorm: ${results.map((r) => `${r.lab} ${r.part}: ${r.failures} failed in ${Number(r.seconds).toFixed(1)} s`).join('; ')}`);
+    const built = JSON.parse(
+      (await runCli(control.url, ['--json', 'host', 'list', '--state', 'built'])).stdout,
+    ) as unknown[];
+    console.log(
+      `\nstorm: ${results.map((r) => `${r.lab} ${r.part}: ${r.failures} failed in ${Number(r.seconds).toFixed(1)} s`).join('; ')}`,
+    );
     console.log(`built: ${built.length} hosts in ${seconds.toFixed(1)} s`);
-    if (results.some((r) => r.failures > 0)) throw new Error(`failures: ${JSON.stringify(results.map((r) => r.errors))}`);
+    if (results.some((r) => r.failures > 0))
+      throw new Error(`failures: ${JSON.stringify(results.map((r) => r.errors))}`);
   }
   if (values.keep) {
     say(`running; API ${control.url} (from this machine). Ctrl-C stops everything.`);

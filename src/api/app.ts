@@ -1,6 +1,11 @@
 /** The REST API: inventory resources, imports, health, and the OpenAPI document at /openapi.json. */
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
+} from 'fastify';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import * as hosts from '../fleet/hosts.ts';
 import type { Host, HostInput, Network, NetworkInput, Profile, ProfileInput, Site, SiteInput } from '../fleet/model.ts';
@@ -66,7 +71,9 @@ const REQUEST_TIMEOUT_MS = 120_000;
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   // With a certificate the server speaks HTTP/2 and HTTP/1.1 (ALPN) over TLS; the routes and hooks
   // are the same, so the instance is typed as the plain one (Fastify's types split on the server kind).
-  const fastify = Fastify as unknown as (opts: FastifyServerOptions & { http2?: boolean; https?: TlsMaterial & { allowHTTP1: boolean } }) => FastifyInstance;
+  const fastify = Fastify as unknown as (
+    opts: FastifyServerOptions & { http2?: boolean; https?: TlsMaterial & { allowHTTP1: boolean } },
+  ) => FastifyInstance;
   const app = fastify({
     ...(options.https ? { http2: true, https: { ...options.https, allowHTTP1: true } } : {}),
     logger: options.logger ?? false,
@@ -77,13 +84,28 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     // Names may be 253 characters (hostnames), and every path that names one must take it (default: 100, then 414).
     routerOptions: { maxParamLength: 256 },
     // No type coercion: a number where a string belongs is an error, not a silent conversion.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, keywords: [S.ERROR_CODE_KEYWORD] } },
+    ajv: {
+      customOptions: {
+        removeAdditional: false,
+        coerceTypes: false,
+        useDefaults: true,
+        keywords: [S.ERROR_CODE_KEYWORD],
+      },
+    },
     // What the router refuses before any route runs (a parameter beyond maxParamLength, a URL that
     // does not decode) is answered in the API's one error shape too, and audited when it is a mutation.
     frameworkErrors: (error, request, reply: FastifyReply) => {
       const status = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400;
       void auditRouterRefusal(options.store.db, request, status).finally(() =>
-        reply.code(status).send({ error: { code: ErrorCode.BadRequest, message: status === 414 ? 'a path parameter is longer than any name (at most 253 characters)' : 'the URL does not decode' } }),
+        reply.code(status).send({
+          error: {
+            code: ErrorCode.BadRequest,
+            message:
+              status === 414
+                ? 'a path parameter is longer than any name (at most 253 characters)'
+                : 'the URL does not decode',
+          },
+        }),
       );
     },
   });
@@ -93,12 +115,45 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'kvmfleet', version: VERSION, description: 'Provision KVM fleets: inventory, network boot, VMs. Every error answer is the Error schema, matched by its stable code. A method a path does not serve answers 405 with Allow.' },
-      tags: [{ name: 'sites' }, { name: 'networks' }, { name: 'profiles' }, { name: 'hosts' }, { name: 'import' }, { name: 'builds' }, { name: 'dhcp' }, { name: 'vms' }, { name: 'jobs' }, { name: 'auth' }, { name: 'health' }],
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token, kvmf_… (kvmfleet user add --with-token, token create, login)' } } },
+      info: {
+        title: 'kvmfleet',
+        version: VERSION,
+        description:
+          'Provision KVM fleets: inventory, network boot, VMs. Every error answer is the Error schema, matched by its stable code. A method a path does not serve answers 405 with Allow.',
+      },
+      tags: [
+        { name: 'sites' },
+        { name: 'networks' },
+        { name: 'profiles' },
+        { name: 'hosts' },
+        { name: 'import' },
+        { name: 'builds' },
+        { name: 'dhcp' },
+        { name: 'vms' },
+        { name: 'jobs' },
+        { name: 'auth' },
+        { name: 'health' },
+      ],
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'An API token, kvmf_… (kvmfleet user add --with-token, token create, login)',
+          },
+        },
+      },
     },
     // Each operation says what it needs: no security for public routes, else a bearer token holding the route's permission.
-    transform: ({ schema, url, route }) => ({ schema: withSecurity(schema as Record<string, unknown>, route.config?.permission, [route.method].flat().join('_'), url) as never, url }),
+    transform: ({ schema, url, route }) => ({
+      schema: withSecurity(
+        schema as Record<string, unknown>,
+        route.config?.permission,
+        [route.method].flat().join('_'),
+        url,
+      ) as never,
+      url,
+    }),
     // Name shared schemas by their $id in the document, not def-0, def-1…
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
@@ -106,13 +161,29 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   app.setErrorHandler((error: FastifyError | KvmfleetError, request, reply) => {
     if (error instanceof KvmfleetError) {
-      return reply.code(error.httpStatus).send({ error: { code: error.code, message: error.message, ...(error.details !== undefined ? { details: error.details } : {}) } });
+      return reply.code(error.httpStatus).send({
+        error: {
+          code: error.code,
+          message: error.message,
+          ...(error.details !== undefined ? { details: error.details } : {}),
+        },
+      });
     }
     const validation = (error as FastifyError).validation;
     if (validation) {
       // A rule with its own code (a package name, a crypt hash, control characters) is a 422 with it.
-      const code = codedRuleOf(request.routeOptions.schema, (error as FastifyError).validationContext, validation[0]?.schemaPath);
-      if (code) return reply.code(422).send({ error: { code, message: `${(error as FastifyError).validationContext ?? 'input'}${validation[0]!.instancePath}: ${messageOf(code)}` } });
+      const code = codedRuleOf(
+        request.routeOptions.schema,
+        (error as FastifyError).validationContext,
+        validation[0]?.schemaPath,
+      );
+      if (code)
+        return reply.code(422).send({
+          error: {
+            code,
+            message: `${(error as FastifyError).validationContext ?? 'input'}${validation[0]!.instancePath}: ${messageOf(code)}`,
+          },
+        });
       return reply.code(400).send({ error: { code: ErrorCode.BadRequest, message: error.message } });
     }
     const status = (error as FastifyError).statusCode;
@@ -121,7 +192,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     }
     if (isStoreUnavailable(error)) {
       request.log.warn({ err: error }, 'the store does not answer');
-      return reply.code(503).header('retry-after', String(STORE_RETRY_AFTER_S)).send({ error: { code: ErrorCode.StoreUnavailable, message: 'the store does not answer; try again' } });
+      return reply
+        .code(503)
+        .header('retry-after', String(STORE_RETRY_AFTER_S))
+        .send({ error: { code: ErrorCode.StoreUnavailable, message: 'the store does not answer; try again' } });
     }
     request.log.error({ err: error }, 'unexpected error');
     return reply.code(500).send({ error: { code: ErrorCode.Internal, message: 'internal error; see the server log' } });
@@ -130,8 +204,19 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   methods.watch(app);
   app.setNotFoundHandler((request, reply) => {
     const allowed = methods.allowed(request.url.split('?')[0]!);
-    if (allowed.length) return reply.code(405).header('allow', allowed.join(', ')).send({ error: { code: ErrorCode.MethodNotAllowed, message: `${request.method} is not served here: use ${allowed.join(', ')}` } });
-    return reply.code(404).send({ error: { code: ErrorCode.NotFound, message: `no route ${request.method} ${request.url}` } });
+    if (allowed.length)
+      return reply
+        .code(405)
+        .header('allow', allowed.join(', '))
+        .send({
+          error: {
+            code: ErrorCode.MethodNotAllowed,
+            message: `${request.method} is not served here: use ${allowed.join(', ')}`,
+          },
+        });
+    return reply
+      .code(404)
+      .send({ error: { code: ErrorCode.NotFound, message: `no route ${request.method} ${request.url}` } });
   });
   registerNulGuard(app);
 
@@ -139,29 +224,109 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   registerAuth(app, db, { alwaysRequired: options.authAlwaysRequired ?? false });
   registerAuditHooks(app, db);
   registerAuthRoutes(app, db);
-  app.get('/healthz', { config: { permission: 'public' }, schema: { tags: ['health'], summary: 'The process is up', response: { 200: S.Health } } }, async () => ({ status: 'ok', version: VERSION }));
-  app.get('/readyz', { config: { permission: 'public' }, schema: { tags: ['health'], summary: 'The store answers (for load balancers)', response: { 200: S.Ready, 503: { ...S.Ready, description: 'the store does not answer' } } } }, async (_request, reply) => ((await options.store.health.ready()) ? { status: 'ready' } : reply.code(503).send({ status: 'store unreachable' })));
-  app.get('/api/v1/nodes', { config: { permission: 'read' }, schema: { tags: ['health'], summary: 'kvmfleet processes, their roles and whether they are alive', querystring: Type.Object({ site: Type.Optional(Type.String({ maxLength: 63 })), role: Type.Optional(Type.String({ maxLength: 16 })) }), response: { 200: Type.Array(S.ClusterNode) } } }, (request) => listNodes(db, request.query as { site?: string; role?: string }));
+  app.get(
+    '/healthz',
+    {
+      config: { permission: 'public' },
+      schema: { tags: ['health'], summary: 'The process is up', response: { 200: S.Health } },
+    },
+    async () => ({ status: 'ok', version: VERSION }),
+  );
+  app.get(
+    '/readyz',
+    {
+      config: { permission: 'public' },
+      schema: {
+        tags: ['health'],
+        summary: 'The store answers (for load balancers)',
+        response: { 200: S.Ready, 503: { ...S.Ready, description: 'the store does not answer' } },
+      },
+    },
+    async (_request, reply) =>
+      (await options.store.health.ready())
+        ? { status: 'ready' }
+        : reply.code(503).send({ status: 'store unreachable' }),
+  );
+  app.get(
+    '/api/v1/nodes',
+    {
+      config: { permission: 'read' },
+      schema: {
+        tags: ['health'],
+        summary: 'kvmfleet processes, their roles and whether they are alive',
+        querystring: Type.Object({
+          site: Type.Optional(Type.String({ maxLength: 63 })),
+          role: Type.Optional(Type.String({ maxLength: 16 })),
+        }),
+        response: { 200: Type.Array(S.ClusterNode) },
+      },
+    },
+    (request) => listNodes(db, request.query as { site?: string; role?: string }),
+  );
   app.get(
     '/api/v1/sites/:name/haproxy.cfg',
-    { config: { permission: 'read' }, schema: { tags: ['sites'], summary: "HAProxy configuration for the site's live boot HTTP nodes", params: S.NameParams, querystring: Type.Object({ bind: Type.Optional(Type.String({ maxLength: 64 })), stats: Type.Optional(Type.String({ maxLength: 64 })), checkIntervalMs: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{1,5}$' })) }), response: { 200: S.textReply('text/plain', 'haproxy.cfg'), ...S.errorReplies(422) } } },
+    {
+      config: { permission: 'read' },
+      schema: {
+        tags: ['sites'],
+        summary: "HAProxy configuration for the site's live boot HTTP nodes",
+        params: S.NameParams,
+        querystring: Type.Object({
+          bind: Type.Optional(Type.String({ maxLength: 64 })),
+          stats: Type.Optional(Type.String({ maxLength: 64 })),
+          checkIntervalMs: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{1,5}$' })),
+        }),
+        response: { 200: S.textReply('text/plain', 'haproxy.cfg'), ...S.errorReplies(422) },
+      },
+    },
     async (request, reply) => {
       const site = await sites.getSite(db, (request.params as { name: string }).name);
       const query = request.query as { bind?: string; stats?: string; checkIntervalMs?: string };
-      const nodes = (await listNodes(db, { site: site.name, role: 'http', aliveOnly: true })).filter((n) => n.httpAddress).map((n) => ({ name: n.name, address: n.httpAddress! }));
+      const nodes = (await listNodes(db, { site: site.name, role: 'http', aliveOnly: true }))
+        .filter((n) => n.httpAddress)
+        .map((n) => ({ name: n.name, address: n.httpAddress! }));
       try {
-        return reply.type('text/plain; charset=utf-8').send(haproxyConfig(nodes, { site: site.name, ...(query.bind ? { bind: query.bind } : {}), ...(query.stats ? { statsBind: query.stats } : {}), ...(query.checkIntervalMs ? { checkIntervalMs: Number(query.checkIntervalMs) } : {}) }));
+        return reply.type('text/plain; charset=utf-8').send(
+          haproxyConfig(nodes, {
+            site: site.name,
+            ...(query.bind ? { bind: query.bind } : {}),
+            ...(query.stats ? { statsBind: query.stats } : {}),
+            ...(query.checkIntervalMs ? { checkIntervalMs: Number(query.checkIntervalMs) } : {}),
+          }),
+        );
       } catch (error) {
         throw new KvmfleetError(ErrorCode.Validation, (error as Error).message);
       }
     },
   );
   app.get('/openapi.json', { config: { permission: 'public' }, schema: { hide: true } }, async () => app.swagger());
-  app.get('/metrics', { config: { permission: 'read' }, schema: { tags: ['health'], summary: 'Prometheus metrics', response: { 200: S.textReply('text/plain', 'Prometheus text exposition format 0.0.4') } } }, async (_request, reply) => reply.type('text/plain; version=0.0.4').send(options.metrics?.render() ?? ''));
-  app.get('/api/v1/dhcp/stats', { config: { permission: 'read' }, schema: { tags: ['health'], summary: 'DHCP counters per message type, drops, pool usage', response: { 200: S.DhcpStats, ...S.errorReplies(404) } } }, async () => {
-    if (!options.dhcpStats) throw new KvmfleetError(ErrorCode.NotFound, 'the dhcp role does not run in this process');
-    return options.dhcpStats();
-  });
+  app.get(
+    '/metrics',
+    {
+      config: { permission: 'read' },
+      schema: {
+        tags: ['health'],
+        summary: 'Prometheus metrics',
+        response: { 200: S.textReply('text/plain', 'Prometheus text exposition format 0.0.4') },
+      },
+    },
+    async (_request, reply) => reply.type('text/plain; version=0.0.4').send(options.metrics?.render() ?? ''),
+  );
+  app.get(
+    '/api/v1/dhcp/stats',
+    {
+      config: { permission: 'read' },
+      schema: {
+        tags: ['health'],
+        summary: 'DHCP counters per message type, drops, pool usage',
+        response: { 200: S.DhcpStats, ...S.errorReplies(404) },
+      },
+    },
+    async () => {
+      if (!options.dhcpStats) throw new KvmfleetError(ErrorCode.NotFound, 'the dhcp role does not run in this process');
+      return options.dhcpStats();
+    },
+  );
 
   registerResource<Site, SiteInput, Partial<SiteInput>, unknown>(app, db, {
     plural: 'sites',
@@ -217,28 +382,60 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 }
 
 /** An operation's security, permission and id in the OpenAPI document, from its route's declaration. */
-function withSecurity(schema: Record<string, unknown> | undefined, permission: RoutePermission | undefined, method: string, url: string): Record<string, unknown> {
+function withSecurity(
+  schema: Record<string, unknown> | undefined,
+  permission: RoutePermission | undefined,
+  method: string,
+  url: string,
+): Record<string, unknown> {
   const base = schema ?? {};
   const operationId = `${method.toLowerCase()}${url.replace(/[^A-Za-z0-9]+([A-Za-z0-9])?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : ''))}`;
   if (permission === 'public') return { ...base, operationId, security: [], 'x-permission': 'public' };
   const needs = `Needs a token with the ${permission ?? 'admin'} permission.`;
-  return { ...base, operationId, security: [{ bearer: [] }], 'x-permission': permission ?? 'admin', description: base.description ? `${String(base.description)} ${needs}` : needs };
+  return {
+    ...base,
+    operationId,
+    security: [{ bearer: [] }],
+    'x-permission': permission ?? 'admin',
+    description: base.description ? `${String(base.description)} ${needs}` : needs,
+  };
 }
 
 /** Query strings arrive as text: a page's bounds become numbers. */
 function hostFilter(query: Static<typeof S.HostQuery>): hosts.HostFilter {
-  return { ...query, limit: query.limit ? Number(query.limit) : undefined, offset: query.offset ? Number(query.offset) : undefined };
+  return {
+    ...query,
+    limit: query.limit ? Number(query.limit) : undefined,
+    offset: query.offset ? Number(query.offset) : undefined,
+  };
 }
 
 /** Server-sent events: one `event: TYPE` + JSON data per live event, a comment every 15 s to keep proxies from closing it. */
 function registerEventStream(app: FastifyInstance, hub: EventHub): void {
   app.get(
     '/api/v1/events',
-    { config: { permission: 'read' }, schema: { tags: ['health'], summary: 'Live events (server-sent events): host, activity, job, vm', querystring: Type.Object({ types: Type.Optional(Type.String({ maxLength: 256, pattern: '^[a-z]+(,[a-z]+)*$' })) }), response: { 200: S.eventStreamReply(`events of the types asked (${EVENT_TYPES.join(', ')})`), ...S.errorReplies(422) } } },
+    {
+      config: { permission: 'read' },
+      schema: {
+        tags: ['health'],
+        summary: 'Live events (server-sent events): host, activity, job, vm',
+        querystring: Type.Object({
+          types: Type.Optional(Type.String({ maxLength: 256, pattern: '^[a-z]+(,[a-z]+)*$' })),
+        }),
+        response: {
+          200: S.eventStreamReply(`events of the types asked (${EVENT_TYPES.join(', ')})`),
+          ...S.errorReplies(422),
+        },
+      },
+    },
     async (request, reply) => {
       const wanted = new Set(((request.query as { types?: string }).types ?? EVENT_TYPES.join(',')).split(','));
       const unknown = [...wanted].filter((t) => !(EVENT_TYPES as readonly string[]).includes(t));
-      if (unknown.length) throw new KvmfleetError(ErrorCode.Validation, `unknown event type(s) ${unknown.join(', ')}: use ${EVENT_TYPES.join(', ')}`);
+      if (unknown.length)
+        throw new KvmfleetError(
+          ErrorCode.Validation,
+          `unknown event type(s) ${unknown.join(', ')}: use ${EVENT_TYPES.join(', ')}`,
+        );
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { ...eventStreamHeaders(request.raw.httpVersionMajor), 'x-accel-buffering': 'no' });

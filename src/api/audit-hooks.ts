@@ -26,9 +26,21 @@ function entryOf(request: FastifyRequest, result: string): Omit<AuditEntry, 'at'
   const route = request.is404 ? '(no route)' : (request.routeOptions.url ?? '(no route)');
   const params = (request.params ?? {}) as Record<string, unknown>;
   const loginName = route === LOGIN_ROUTE ? (request.body as { name?: unknown } | undefined)?.name : undefined;
-  const actor = request.principal?.user ?? (request.badToken ? 'invalid token' : typeof loginName === 'string' && loginName ? `login:${loginName}` : 'anonymous');
+  const actor =
+    request.principal?.user ??
+    (request.badToken
+      ? 'invalid token'
+      : typeof loginName === 'string' && loginName
+        ? `login:${loginName}`
+        : 'anonymous');
   const target = [params.name, params.id, params.hostname].find((v) => typeof v === 'string') as string | undefined;
-  return { actor, action: `${request.method} ${route}`, target: target ?? '', result, detail: { ip: request.ip, path: request.url } };
+  return {
+    actor,
+    action: `${request.method} ${route}`,
+    target: target ?? '',
+    result,
+    detail: { ip: request.ip, path: request.url },
+  };
 }
 
 /**
@@ -39,9 +51,13 @@ function entryOf(request: FastifyRequest, result: string): Omit<AuditEntry, 'at'
 export async function auditRouterRefusal(db: Kysely<Database>, request: FastifyRequest, status: number): Promise<void> {
   if (!isMutating(request.method)) return;
   const actor = request.headers.authorization ? 'unverified token' : 'anonymous';
-  await recordAudit(db, { actor, action: `${request.method} (refused by the router)`, target: '', result: String(status), detail: { ip: request.ip, path: request.url } }).catch((error: Error) =>
-    request.log.error({ err: error }, 'audit write failed'),
-  );
+  await recordAudit(db, {
+    actor,
+    action: `${request.method} (refused by the router)`,
+    target: '',
+    result: String(status),
+    detail: { ip: request.ip, path: request.url },
+  }).catch((error: Error) => request.log.error({ err: error }, 'audit write failed'));
 }
 
 export function registerAuditHooks(app: FastifyInstance, db: Kysely<Database>): void {
@@ -51,17 +67,31 @@ export function registerAuditHooks(app: FastifyInstance, db: Kysely<Database>): 
       request.auditId = await recordAudit(db, entryOf(request, AUDIT_PENDING));
     } catch (error) {
       request.log.error({ err: error }, 'audit write failed: call refused');
-      return reply.code(503).header('retry-after', String(STORE_RETRY_AFTER_S)).send({ error: { code: ErrorCode.AuditUnavailable, message: 'the audit log cannot be written, so this call is refused; try again' } });
+      return reply
+        .code(503)
+        .header('retry-after', String(STORE_RETRY_AFTER_S))
+        .send({
+          error: {
+            code: ErrorCode.AuditUnavailable,
+            message: 'the audit log cannot be written, so this call is refused; try again',
+          },
+        });
     }
   });
   app.addHook('onRequestAbort', async (request) => {
     request.auditAborted = true;
-    if (request.auditId !== undefined) await completeAudit(db, request.auditId, 'client disconnected').catch((error: Error) => request.log.error({ err: error }, 'audit write failed'));
+    if (request.auditId !== undefined)
+      await completeAudit(db, request.auditId, 'client disconnected').catch((error: Error) =>
+        request.log.error({ err: error }, 'audit write failed'),
+      );
   });
   app.addHook('onResponse', async (request, reply) => {
     if (!isMutating(request.method)) return;
     const result = `${reply.statusCode}${request.auditAborted ? ' (client disconnected)' : ''}`;
-    const write = request.auditId !== undefined ? completeAudit(db, request.auditId, result) : recordAudit(db, entryOf(request, result));
+    const write =
+      request.auditId !== undefined
+        ? completeAudit(db, request.auditId, result)
+        : recordAudit(db, entryOf(request, result));
     await write.catch((error: Error) => request.log.error({ err: error }, 'audit write failed'));
   });
 }

@@ -31,8 +31,12 @@ export interface AuthOptions {
   readonly alwaysRequired: boolean;
 }
 
-const deny = (reply: FastifyReply, status: 401 | 403, message: string, code: string = status === 401 ? ErrorCode.Unauthorized : ErrorCode.Forbidden) =>
-  reply.code(status).send({ error: { code, message } });
+const deny = (
+  reply: FastifyReply,
+  status: 401 | 403,
+  message: string,
+  code: string = status === 401 ? ErrorCode.Unauthorized : ErrorCode.Forbidden,
+) => reply.code(status).send({ error: { code, message } });
 
 const MAY = { read: 'read this', write: 'change things', admin: 'administer users, tokens or the audit log' } as const;
 
@@ -60,16 +64,32 @@ export function registerAuth(app: FastifyInstance, db: Kysely<Database>, options
         return deny(reply, 401, 'unknown or expired token');
       }
     } else if (await isEnforced()) {
-      return deny(reply, 401, 'this API needs a token: Authorization: Bearer kvmf_… (kvmfleet --token, KVMFLEET_TOKEN)');
-    } else if (isLoopbackAddress(request.socket.remoteAddress) && isLoopbackHost(request.headers.host ?? (request.headers[':authority'] as string | undefined))) {
+      return deny(
+        reply,
+        401,
+        'this API needs a token: Authorization: Bearer kvmf_… (kvmfleet --token, KVMFLEET_TOKEN)',
+      );
+    } else if (
+      isLoopbackAddress(request.socket.remoteAddress) &&
+      isLoopbackHost(request.headers.host ?? (request.headers[':authority'] as string | undefined))
+    ) {
       return; // open: no user exists yet, and this is the machine itself
     } else {
-      return deny(reply, 403, 'no user exists yet: the API is open only to requests from this machine (loopback) that name a loopback host (localhost, 127.0.0.1, [::1])', ErrorCode.OpenModeRefused);
+      return deny(
+        reply,
+        403,
+        'no user exists yet: the API is open only to requests from this machine (loopback) that name a loopback host (localhost, 127.0.0.1, [::1])',
+        ErrorCode.OpenModeRefused,
+      );
     }
     if (need === 'signed-in') return;
     if (!request.principal.permissions.includes(need)) {
       const { user, role, permissions } = request.principal;
-      return deny(reply, 403, `${user} (${role}${permissions.length ? `, token scopes ${permissions.join('/')}` : ''}) may not ${MAY[need]}`);
+      return deny(
+        reply,
+        403,
+        `${user} (${role}${permissions.length ? `, token scopes ${permissions.join('/')}` : ''}) may not ${MAY[need]}`,
+      );
     }
   });
 }

@@ -44,7 +44,12 @@ export class EventHub extends EventEmitter<{ event: [LiveEvent] }> {
   #polling = false;
   readonly #jobs: JobProgressFeed;
 
-  constructor(db: Kysely<Database>, sources: { jobs?: JobRunner | undefined; vms?: VmService | undefined } = {}, readonly pollMs = 1000, readonly summaryMs = 5000) {
+  constructor(
+    db: Kysely<Database>,
+    sources: { jobs?: JobRunner | undefined; vms?: VmService | undefined } = {},
+    readonly pollMs = 1000,
+    readonly summaryMs = 5000,
+  ) {
     super();
     this.#db = db;
     this.#jobs = new JobProgressFeed(db);
@@ -56,7 +61,10 @@ export class EventHub extends EventEmitter<{ event: [LiveEvent] }> {
   }
 
   async start(): Promise<void> {
-    const last = await this.#db.selectFrom('host_events').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst();
+    const last = await this.#db
+      .selectFrom('host_events')
+      .select((eb) => eb.fn.max('id').as('id'))
+      .executeTakeFirst();
     this.#cursor = Number(last?.id ?? 0); // live from now on: history is in the timelines
     await this.#jobs.sync();
     this.#timer = setInterval(() => void this.#poll(), this.pollMs);
@@ -79,7 +87,11 @@ export class EventHub extends EventEmitter<{ event: [LiveEvent] }> {
         .selectFrom('host_events')
         .innerJoin('hosts', 'hosts.id', 'host_events.host_id')
         .select(['host_events.id', 'host_events.kind', 'host_events.at', 'host_events.detail', 'hosts.hostname'])
-        .where((eb) => (gaps.length ? eb.or([eb('host_events.id', '>', this.#cursor), eb('host_events.id', 'in', gaps)]) : eb('host_events.id', '>', this.#cursor)))
+        .where((eb) =>
+          gaps.length
+            ? eb.or([eb('host_events.id', '>', this.#cursor), eb('host_events.id', 'in', gaps)])
+            : eb('host_events.id', '>', this.#cursor),
+        )
         .orderBy('host_events.id')
         .limit(5000)
         .execute();
@@ -88,11 +100,18 @@ export class EventHub extends EventEmitter<{ event: [LiveEvent] }> {
         if (this.#gaps.delete(row.id)) {
           // a late commit: told now
         } else if (row.id > this.#cursor) {
-          for (let missing = this.#cursor + 1; missing < row.id && this.#gaps.size < MAX_GAPS; missing++) this.#gaps.set(missing, now);
+          for (let missing = this.#cursor + 1; missing < row.id && this.#gaps.size < MAX_GAPS; missing++)
+            this.#gaps.set(missing, now);
           this.#cursor = row.id;
         } else continue;
         this.#counts[row.kind] = (this.#counts[row.kind] ?? 0) + 1;
-        this.emit('event', { type: 'host', host: row.hostname, kind: row.kind, at: new Date(row.at).toISOString(), detail: row.detail as unknown as Record<string, unknown> });
+        this.emit('event', {
+          type: 'host',
+          host: row.hostname,
+          kind: row.kind,
+          at: new Date(row.at).toISOString(),
+          detail: row.detail as unknown as Record<string, unknown>,
+        });
       }
       for (const [id, since] of this.#gaps) if (now - since > GAP_MS) this.#gaps.delete(id);
       for (const event of await this.#jobs.poll()) this.emit('event', { type: 'job', ...event });

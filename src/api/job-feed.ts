@@ -23,7 +23,12 @@ export class JobProgressFeed {
 
   /** Takes the jobs already running as told (their history is in GET /api/v1/jobs). */
   async sync(): Promise<void> {
-    for (const row of await this.#db.selectFrom('jobs').select(['id', 'state', 'done']).where('state', 'in', ACTIVE).execute()) this.#told.set(row.id, { done: row.done, state: row.state });
+    for (const row of await this.#db
+      .selectFrom('jobs')
+      .select(['id', 'state', 'done'])
+      .where('state', 'in', ACTIVE)
+      .execute())
+      this.#told.set(row.id, { done: row.done, state: row.state });
   }
 
   /** A local JobRunner event is going out: remember it. */
@@ -37,7 +42,9 @@ export class JobProgressFeed {
   async poll(): Promise<JobEvent[]> {
     const following = [...this.#told].filter(([, t]) => isActive(t.state)).map(([id]) => id);
     let query = this.#db.selectFrom('jobs').select(['id', 'state', 'done', 'failed', 'total', 'results']);
-    query = following.length ? query.where((eb) => eb.or([eb('state', 'in', ACTIVE), eb('id', 'in', following)])) : query.where('state', 'in', ACTIVE);
+    query = following.length
+      ? query.where((eb) => eb.or([eb('state', 'in', ACTIVE), eb('id', 'in', following)]))
+      : query.where('state', 'in', ACTIVE);
     const events: JobEvent[] = [];
     for (const row of await query.orderBy('id').execute()) {
       const told = this.#told.get(row.id) ?? { done: 0, state: undefined };
@@ -48,8 +55,10 @@ export class JobProgressFeed {
         if (!results[i]!.ok) failed += 1;
         events.push({ job: row.id, state: 'running', done: i + 1, failed, total: row.total, item: results[i]! });
       }
-      if (row.state !== told.state) events.push({ job: row.id, state: row.state, done: row.done, failed: row.failed, total: row.total });
-      if (isActive(row.state) || row.state !== told.state) this.#told.set(row.id, { done: Math.max(told.done, row.done), state: row.state });
+      if (row.state !== told.state)
+        events.push({ job: row.id, state: row.state, done: row.done, failed: row.failed, total: row.total });
+      if (isActive(row.state) || row.state !== told.state)
+        this.#told.set(row.id, { done: Math.max(told.done, row.done), state: row.state });
     }
     // Finished jobs need no following.
     for (const [id, t] of this.#told) if (!isActive(t.state)) this.#told.delete(id);

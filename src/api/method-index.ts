@@ -11,7 +11,14 @@ interface Entry {
 }
 
 const toPattern = (url: string) =>
-  new RegExp(`^${url.split('/').map((segment) => (segment === '*' ? '.*' : segment.startsWith(':') ? '[^/]+' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/')}$`);
+  new RegExp(
+    `^${url
+      .split('/')
+      .map((segment) =>
+        segment === '*' ? '.*' : segment.startsWith(':') ? '[^/]+' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+      )
+      .join('/')}$`,
+  );
 
 export class MethodIndex {
   readonly #entries = new Map<string, Entry>();
@@ -34,7 +41,8 @@ export class MethodIndex {
       /* not decodable: match it as sent */
     }
     const methods = new Set<string>();
-    for (const entry of this.#entries.values()) if (entry.pattern.test(decoded)) for (const m of entry.methods) methods.add(m);
+    for (const entry of this.#entries.values())
+      if (entry.pattern.test(decoded)) for (const m of entry.methods) methods.add(m);
     return [...methods].sort();
   }
 }

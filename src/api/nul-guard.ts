@@ -27,6 +27,12 @@ export function findNul(value: unknown, path: string, depth = 0): string | undef
 export function registerNulGuard(app: FastifyInstance): void {
   app.addHook('preValidation', async (request, reply) => {
     const where = findNul(request.params, 'path') ?? findNul(request.query, 'query') ?? findNul(request.body, 'body');
-    if (where) return reply.code(400).send({ error: { code: ErrorCode.NulCharacter, message: `${where} contains a NUL character (U+0000), which no field accepts` } });
+    if (where)
+      return reply.code(400).send({
+        error: {
+          code: ErrorCode.NulCharacter,
+          message: `${where} contains a NUL character (U+0000), which no field accepts`,
+        },
+      });
   });
 }

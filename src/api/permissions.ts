@@ -22,7 +22,10 @@ declare module 'fastify' {
   }
 }
 
-const declared = (route: RouteOptions) => ROUTE_PERMISSIONS.includes((route.config as { permission?: RoutePermission } | undefined)?.permission as RoutePermission);
+const declared = (route: RouteOptions) =>
+  ROUTE_PERMISSIONS.includes(
+    (route.config as { permission?: RoutePermission } | undefined)?.permission as RoutePermission,
+  );
 
 /**
  * Makes a missing declaration a start-up error: an /api route throws as it is registered; any
@@ -32,12 +35,16 @@ export function requirePermissionDeclarations(app: FastifyInstance): void {
   const pending: RouteOptions[] = [];
   app.addHook('onRoute', (route) => {
     if (declared(route)) return;
-    if (route.url.startsWith('/api')) throw new Error(`route ${String(route.method)} ${route.url} declares no permission (config.permission: ${ROUTE_PERMISSIONS.join(' | ')})`);
+    if (route.url.startsWith('/api'))
+      throw new Error(
+        `route ${String(route.method)} ${route.url} declares no permission (config.permission: ${ROUTE_PERMISSIONS.join(' | ')})`,
+      );
     pending.push(route);
   });
   app.addHook('onReady', async () => {
     const missing = pending.filter((route) => !declared(route));
-    if (missing.length) throw new Error(`routes without a permission: ${missing.map((r) => `${String(r.method)} ${r.url}`).join(', ')}`);
+    if (missing.length)
+      throw new Error(`routes without a permission: ${missing.map((r) => `${String(r.method)} ${r.url}`).join(', ')}`);
   });
 }
 

@@ -14,7 +14,9 @@ import type { RoutePermission } from './permissions.ts';
 import { errorReplies } from './schemas.ts';
 
 /** The error statuses the framework and the shared hooks give this route. */
-export function commonErrors(route: Pick<RouteOptions, 'method' | 'url'> & { permission?: RoutePermission | undefined; hasBody: boolean }): number[] {
+export function commonErrors(
+  route: Pick<RouteOptions, 'method' | 'url'> & { permission?: RoutePermission | undefined; hasBody: boolean },
+): number[] {
   const statuses = [400];
   if (route.permission !== 'public') statuses.push(401, 403);
   statuses.push(503);
@@ -25,10 +27,19 @@ export function commonErrors(route: Pick<RouteOptions, 'method' | 'url'> & { per
 
 export function documentCommonErrors(app: FastifyInstance): void {
   app.addHook('onRoute', (route) => {
-    const schema = (route.schema ?? {}) as Record<string, unknown> & { hide?: boolean; response?: Record<string, unknown>; body?: unknown };
+    const schema = (route.schema ?? {}) as Record<string, unknown> & {
+      hide?: boolean;
+      response?: Record<string, unknown>;
+      body?: unknown;
+    };
     if (schema.hide) return;
     const permission = (route.config as { permission?: RoutePermission } | undefined)?.permission;
-    const statuses = commonErrors({ method: route.method, url: route.url, permission, hasBody: schema.body !== undefined });
+    const statuses = commonErrors({
+      method: route.method,
+      url: route.url,
+      permission,
+      hasBody: schema.body !== undefined,
+    });
     const response = { ...errorReplies(...statuses), ...(schema.response ?? {}) };
     route.schema = { ...schema, response };
   });

@@ -21,14 +21,20 @@ export function readTls(files: TlsFiles): TlsMaterial {
     try {
       return readFileSync(file);
     } catch (error) {
-      throw new Error(`cannot read the TLS ${what} ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      throw new Error(
+        `cannot read the TLS ${what} ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      );
     }
   };
   return { cert: read(files.certFile, 'certificate'), key: read(files.keyFile, 'key') };
 }
 
 /** Reloads the files into the running server on SIGHUP; returns a function that stops doing so. */
-export function reloadOnSighup(server: HttpsServer | Http2SecureServer, files: TlsFiles, log: (message: string) => void): () => void {
+export function reloadOnSighup(
+  server: HttpsServer | Http2SecureServer,
+  files: TlsFiles,
+  log: (message: string) => void,
+): () => void {
   const reload = () => {
     try {
       server.setSecureContext(readTls(files));

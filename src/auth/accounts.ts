@@ -37,19 +37,36 @@ export async function countUsers(db: Kysely<Database>): Promise<number> {
   return Number(row.n);
 }
 
-export async function createUser(db: Kysely<Database>, input: { name: string; role: Role; password?: string | undefined }): Promise<User> {
-  if (!NAME.test(input.name ?? '')) throw new KvmfleetError(ErrorCode.Validation, `user name "${input.name}" must be lower-case letters, digits, ".", "_" or "-"`);
-  if (!ROLES.includes(input.role)) throw new KvmfleetError(ErrorCode.Validation, `role must be one of ${ROLES.join(', ')}`);
-  if (input.password !== undefined && input.password.length < 12) throw new KvmfleetError(ErrorCode.Validation, 'a password has at least 12 characters');
+export async function createUser(
+  db: Kysely<Database>,
+  input: { name: string; role: Role; password?: string | undefined },
+): Promise<User> {
+  if (!NAME.test(input.name ?? ''))
+    throw new KvmfleetError(
+      ErrorCode.Validation,
+      `user name "${input.name}" must be lower-case letters, digits, ".", "_" or "-"`,
+    );
+  if (!ROLES.includes(input.role))
+    throw new KvmfleetError(ErrorCode.Validation, `role must be one of ${ROLES.join(', ')}`);
+  if (input.password !== undefined && input.password.length < 12)
+    throw new KvmfleetError(ErrorCode.Validation, 'a password has at least 12 characters');
   const exists = await db.selectFrom('users').select('id').where('name', '=', input.name).executeTakeFirst();
   if (exists) throw new KvmfleetError(ErrorCode.AlreadyExists, `user "${input.name}" already exists`);
   const password_hash = input.password ? await argon2.hash(input.password, { type: argon2.argon2id }) : null;
-  const row = await db.insertInto('users').values({ name: input.name, role: input.role, password_hash }).returningAll().executeTakeFirstOrThrow();
+  const row = await db
+    .insertInto('users')
+    .values({ name: input.name, role: input.role, password_hash })
+    .returningAll()
+    .executeTakeFirstOrThrow();
   return { name: row.name, role: row.role, createdAt: new Date(row.created_at).toISOString() };
 }
 
 export async function listUsers(db: Kysely<Database>): Promise<User[]> {
-  return (await db.selectFrom('users').selectAll().orderBy('name').execute()).map((r) => ({ name: r.name, role: r.role, createdAt: new Date(r.created_at).toISOString() }));
+  return (await db.selectFrom('users').selectAll().orderBy('name').execute()).map((r) => ({
+    name: r.name,
+    role: r.role,
+    createdAt: new Date(r.created_at).toISOString(),
+  }));
 }
 
 /**
@@ -61,29 +78,55 @@ export async function listUsers(db: Kysely<Database>): Promise<User[]> {
 export async function deleteUser(db: Kysely<Database>, name: string): Promise<void> {
   await db.transaction().execute(async (trx) => {
     // The admin rows first, always in id order, then the user: every delete locks in one order (no deadlock).
-    const admins = await trx.selectFrom('users').select('id').where('role', '=', 'admin').orderBy('id').forUpdate().execute();
-    const user = await trx.selectFrom('users').select(['id', 'role']).where('name', '=', name).forUpdate().executeTakeFirst();
+    const admins = await trx
+      .selectFrom('users')
+      .select('id')
+      .where('role', '=', 'admin')
+      .orderBy('id')
+      .forUpdate()
+      .execute();
+    const user = await trx
+      .selectFrom('users')
+      .select(['id', 'role'])
+      .where('name', '=', name)
+      .forUpdate()
+      .executeTakeFirst();
     if (!user) throw new KvmfleetError(ErrorCode.NotFound, `user "${name}" does not exist`);
-    if (user.role === 'admin' && admins.length <= 1) throw new KvmfleetError(ErrorCode.InUse, 'the last admin cannot be removed');
+    if (user.role === 'admin' && admins.length <= 1)
+      throw new KvmfleetError(ErrorCode.InUse, 'the last admin cannot be removed');
     await trx.deleteFrom('users').where('id', '=', user.id).execute();
   });
 }
 
 /** A new token for the user: returned once, stored as its hash. */
-export async function createToken(db: Kysely<Database>, input: { user: string; name: string; scopes?: string[]; expiresInDays?: number; issuer?: TokenIssuer | undefined }, token = `kvmf_${randomBytes(32).toString('base64url')}`): Promise<{ token: string; info: TokenInfo }> {
+export async function createToken(
+  db: Kysely<Database>,
+  input: { user: string; name: string; scopes?: string[]; expiresInDays?: number; issuer?: TokenIssuer | undefined },
+  token = `kvmf_${randomBytes(32).toString('base64url')}`,
+): Promise<{ token: string; info: TokenInfo }> {
   const user = await db.selectFrom('users').select(['id', 'role']).where('name', '=', input.user).executeTakeFirst();
   if (!user) throw new KvmfleetError(ErrorCode.NotFound, `user "${input.user}" does not exist`);
   const scopes = input.scopes ?? [];
   const bad = scopes.filter((s) => !PERMISSIONS.includes(s as Permission));
-  if (bad.length) throw new KvmfleetError(ErrorCode.Validation, `unknown scope(s) ${bad.join(', ')}: use ${PERMISSIONS.join(', ')}`);
+  if (bad.length)
+    throw new KvmfleetError(ErrorCode.Validation, `unknown scope(s) ${bad.join(', ')}: use ${PERMISSIONS.join(', ')}`);
   const beyond = scopes.filter((s) => !effectivePermissions(user.role, []).includes(s as Permission));
-  if (beyond.length) throw new KvmfleetError(ErrorCode.Forbidden, `a ${user.role}'s token cannot have scope ${beyond.join(', ')}`);
-  if (!TOKEN.test(token)) throw new KvmfleetError(ErrorCode.Validation, 'a token is "kvmf_" and 43 base64url characters');
+  if (beyond.length)
+    throw new KvmfleetError(ErrorCode.Forbidden, `a ${user.role}'s token cannot have scope ${beyond.join(', ')}`);
+  if (!TOKEN.test(token))
+    throw new KvmfleetError(ErrorCode.Validation, 'a token is "kvmf_" and 43 base64url characters');
   let expires = input.expiresInDays ? new Date(Date.now() + input.expiresInDays * 86_400_000) : null;
   if (input.issuer) expires = withinIssuer(input.issuer, effectivePermissions(user.role, scopes), expires);
   const row = await db
     .insertInto('api_tokens')
-    .values({ user_id: user.id, name: input.name, token_hash: hashToken(token), scopes: JSON.stringify(scopes), expires_at: expires, last_used_at: null })
+    .values({
+      user_id: user.id,
+      name: input.name,
+      token_hash: hashToken(token),
+      scopes: JSON.stringify(scopes),
+      expires_at: expires,
+      last_used_at: null,
+    })
     .returning('id')
     .executeTakeFirstOrThrow();
   return { token, info: (await listTokens(db, input.user)).find((t) => t.id === row.id)! };
@@ -97,17 +140,29 @@ export async function createToken(db: Kysely<Database>, input: { user: string; n
 function withinIssuer(issuer: TokenIssuer, wanted: readonly Permission[], expires: Date | null): Date | null {
   const beyond = wanted.filter((p) => !issuer.permissions.includes(p));
   if (beyond.length) {
-    throw new KvmfleetError(ErrorCode.TokenExceedsCaller, `a new token cannot hold more than the token that makes it: it would have ${beyond.join(', ')}; ask for scopes within ${issuer.permissions.join(', ') || 'none'}`);
+    throw new KvmfleetError(
+      ErrorCode.TokenExceedsCaller,
+      `a new token cannot hold more than the token that makes it: it would have ${beyond.join(', ')}; ask for scopes within ${issuer.permissions.join(', ') || 'none'}`,
+    );
   }
   if (issuer.expiresAt === null) return expires;
   const limit = new Date(issuer.expiresAt);
   if (expires === null) return limit;
-  if (expires.getTime() > limit.getTime()) throw new KvmfleetError(ErrorCode.TokenExceedsCaller, `a new token cannot outlive the token that makes it (which expires ${limit.toISOString()})`);
+  if (expires.getTime() > limit.getTime())
+    throw new KvmfleetError(
+      ErrorCode.TokenExceedsCaller,
+      `a new token cannot outlive the token that makes it (which expires ${limit.toISOString()})`,
+    );
   return expires;
 }
 
 export async function listTokens(db: Kysely<Database>, user?: string): Promise<TokenInfo[]> {
-  let q = db.selectFrom('api_tokens').innerJoin('users', 'users.id', 'api_tokens.user_id').selectAll('api_tokens').select('users.name as user').orderBy('api_tokens.id');
+  let q = db
+    .selectFrom('api_tokens')
+    .innerJoin('users', 'users.id', 'api_tokens.user_id')
+    .selectAll('api_tokens')
+    .select('users.name as user')
+    .orderBy('api_tokens.id');
   if (user) q = q.where('users.name', '=', user);
   return (await q.execute()).map((r) => ({
     id: r.id,
@@ -132,7 +187,14 @@ export async function authenticateToken(db: Kysely<Database>, token: string): Pr
   const row = await db
     .selectFrom('api_tokens')
     .innerJoin('users', 'users.id', 'api_tokens.user_id')
-    .select(['api_tokens.id', 'api_tokens.scopes', 'api_tokens.expires_at', 'api_tokens.last_used_at', 'users.name', 'users.role'])
+    .select([
+      'api_tokens.id',
+      'api_tokens.scopes',
+      'api_tokens.expires_at',
+      'api_tokens.last_used_at',
+      'users.name',
+      'users.role',
+    ])
     .where('api_tokens.token_hash', '=', hashToken(token))
     .executeTakeFirst();
   if (!row || (row.expires_at && new Date(row.expires_at).getTime() < Date.now())) return undefined;
@@ -140,7 +202,13 @@ export async function authenticateToken(db: Kysely<Database>, token: string): Pr
   if (!row.last_used_at || Date.now() - new Date(row.last_used_at).getTime() > 60_000) {
     await db.updateTable('api_tokens').set({ last_used_at: new Date() }).where('id', '=', row.id).execute();
   }
-  return { user: row.name, role: row.role, permissions: effectivePermissions(row.role, row.scopes as unknown as string[]), tokenId: row.id, expiresAt: row.expires_at ? new Date(row.expires_at).toISOString() : null };
+  return {
+    user: row.name,
+    role: row.role,
+    permissions: effectivePermissions(row.role, row.scopes as unknown as string[]),
+    tokenId: row.id,
+    expiresAt: row.expires_at ? new Date(row.expires_at).toISOString() : null,
+  };
 }
 
 /**
@@ -157,7 +225,12 @@ export function prepareLogin(): void {
 }
 
 /** Password login: a session token valid for `hours`. The same error (and time) for a wrong name or password. */
-export async function login(db: Kysely<Database>, name: string, password: string, hours = 12): Promise<{ token: string; info: TokenInfo }> {
+export async function login(
+  db: Kysely<Database>,
+  name: string,
+  password: string,
+  hours = 12,
+): Promise<{ token: string; info: TokenInfo }> {
   const user = await db.selectFrom('users').select(['password_hash']).where('name', '=', name).executeTakeFirst();
   const hash = user?.password_hash ?? (await dummy());
   const verified = await argon2.verify(hash, password).catch(() => false);

@@ -9,7 +9,11 @@ export type Permission = 'read' | 'write' | 'admin';
 export const ROLES: readonly Role[] = ['admin', 'operator', 'viewer'];
 export const PERMISSIONS: readonly Permission[] = ['read', 'write', 'admin'];
 
-const GRANTS: Record<Role, readonly Permission[]> = { viewer: ['read'], operator: ['read', 'write'], admin: ['read', 'write', 'admin'] };
+const GRANTS: Record<Role, readonly Permission[]> = {
+  viewer: ['read'],
+  operator: ['read', 'write'],
+  admin: ['read', 'write', 'admin'],
+};
 
 /** What a token can do: its user's role, narrowed by its scopes (none = all of the role's). */
 export function effectivePermissions(role: Role, scopes: readonly string[]): Permission[] {

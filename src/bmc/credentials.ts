@@ -58,7 +58,8 @@ const invalid = (message: string, field: string) => new KvmfleetError(ErrorCode.
 
 /** `host`, `host:port`, `a.b.c.d:port` or `[v6]:port`; the port defaults by type. */
 export function parseBmcAddress(address: string, type: BmcType): { host: string; port: number } {
-  const m = /^\[([0-9A-Fa-f:.]+)\](?::(\d{1,5}))?$/.exec(address) ?? /^([A-Za-z0-9.-]{1,253})(?::(\d{1,5}))?$/.exec(address);
+  const m =
+    /^\[([0-9A-Fa-f:.]+)\](?::(\d{1,5}))?$/.exec(address) ?? /^([A-Za-z0-9.-]{1,253})(?::(\d{1,5}))?$/.exec(address);
   if (!m) throw invalid(`BMC address "${address}" is not HOST, HOST:PORT or [IPv6]:PORT`, 'address');
   const port = m[2] === undefined ? DEFAULT_PORT[type] : Number(m[2]);
   if (port < 1 || port > 65535) throw invalid(`BMC port ${m[2]} is not 1 to 65535`, 'address');
@@ -66,23 +67,36 @@ export function parseBmcAddress(address: string, type: BmcType): { host: string;
 }
 
 function checkSecret(type: BmcType | undefined, username: string | undefined, password: string | undefined): void {
-  if (username !== undefined && (!username || /[\x00-\x1f\x7f]/.test(username))) throw invalid('the BMC user name is empty or has control characters', 'username');
+  if (username !== undefined && (!username || /[\x00-\x1f\x7f]/.test(username)))
+    throw invalid('the BMC user name is empty or has control characters', 'username');
   if (password !== undefined && !password) throw invalid('the BMC password is empty', 'password');
   if (type === 'ipmi') {
-    if (username !== undefined && Buffer.byteLength(username) > IPMI_MAX_USER) throw invalid(`an IPMI user name is at most ${IPMI_MAX_USER} bytes`, 'username');
-    if (password !== undefined && Buffer.byteLength(password) > IPMI_MAX_PASSWORD) throw invalid(`an IPMI v2.0 password is at most ${IPMI_MAX_PASSWORD} bytes`, 'password');
+    if (username !== undefined && Buffer.byteLength(username) > IPMI_MAX_USER)
+      throw invalid(`an IPMI user name is at most ${IPMI_MAX_USER} bytes`, 'username');
+    if (password !== undefined && Buffer.byteLength(password) > IPMI_MAX_PASSWORD)
+      throw invalid(`an IPMI v2.0 password is at most ${IPMI_MAX_PASSWORD} bytes`, 'password');
   }
 }
 
 async function hostRow(db: Db, hostname: string) {
-  const row = await db.selectFrom('hosts').select(['id', 'bmc', 'bmc_secret']).where('hostname', '=', hostname).executeTakeFirst();
+  const row = await db
+    .selectFrom('hosts')
+    .select(['id', 'bmc', 'bmc_secret'])
+    .where('hostname', '=', hostname)
+    .executeTakeFirst();
   if (!row) throw new KvmfleetError(ErrorCode.NotFound, `host ${hostname} does not exist`);
   return row;
 }
 
 function viewOf(bmc: Bmc | null, secret: string | null): BmcView | null {
   if (!bmc) return null;
-  return { type: bmc.type, address: bmc.address, username: bmc.username ?? null, credentials: bmc.credentials ?? null, passwordSet: !!secret || !!bmc.credentials };
+  return {
+    type: bmc.type,
+    address: bmc.address,
+    username: bmc.username ?? null,
+    credentials: bmc.credentials ?? null,
+    passwordSet: !!secret || !!bmc.credentials,
+  };
 }
 
 export async function getHostBmc(db: Db, hostname: string): Promise<BmcView | null> {
@@ -90,26 +104,53 @@ export async function getHostBmc(db: Db, hostname: string): Promise<BmcView | nu
   return viewOf(row.bmc, row.bmc_secret);
 }
 
-export async function setHostBmc(db: Kysely<Database>, keyring: () => Keyring, hostname: string, settings: BmcSettings): Promise<BmcView> {
-  if (!(BMC_TYPES as readonly string[]).includes(settings.type)) throw invalid(`BMC type "${settings.type}" is not ${BMC_TYPES.join(' or ')}`, 'type');
+export async function setHostBmc(
+  db: Kysely<Database>,
+  keyring: () => Keyring,
+  hostname: string,
+  settings: BmcSettings,
+): Promise<BmcView> {
+  if (!(BMC_TYPES as readonly string[]).includes(settings.type))
+    throw invalid(`BMC type "${settings.type}" is not ${BMC_TYPES.join(' or ')}`, 'type');
   parseBmcAddress(settings.address, settings.type);
   checkSecret(settings.type, settings.username, settings.password);
-  if (settings.credentials && settings.password !== undefined) throw invalid('give a password or a credentials set, not both', 'password');
+  if (settings.credentials && settings.password !== undefined)
+    throw invalid('give a password or a credentials set, not both', 'password');
   return db.transaction().execute(async (trx) => {
     const row = await hostRow(trx, hostname);
     const previous = row.bmc;
     // A password of its own replaces a credentials set the host used; otherwise the set stays unless changed.
     const keepSet = settings.credentials === undefined && settings.password === undefined;
-    const credentials = keepSet ? previous?.credentials : settings.credentials ?? undefined;
+    const credentials = keepSet ? previous?.credentials : (settings.credentials ?? undefined);
     if (credentials) {
-      const set = await trx.selectFrom('bmc_credentials').select('name').where('name', '=', credentials).executeTakeFirst();
-      if (!set) throw new KvmfleetError(ErrorCode.NotFound, `BMC credentials set ${credentials} does not exist`, { field: 'credentials' });
+      const set = await trx
+        .selectFrom('bmc_credentials')
+        .select('name')
+        .where('name', '=', credentials)
+        .executeTakeFirst();
+      if (!set)
+        throw new KvmfleetError(ErrorCode.NotFound, `BMC credentials set ${credentials} does not exist`, {
+          field: 'credentials',
+        });
     }
     const username = settings.username ?? previous?.username;
-    const bmc: Bmc = { type: settings.type, address: settings.address, ...(username ? { username } : {}), ...(credentials ? { credentials } : {}) };
+    const bmc: Bmc = {
+      type: settings.type,
+      address: settings.address,
+      ...(username ? { username } : {}),
+      ...(credentials ? { credentials } : {}),
+    };
     // A credentials set replaces the host's own password; a new password replaces the stored one.
-    const secret = credentials ? null : settings.password !== undefined ? keyring().seal(settings.password, hostContext(row.id)) : row.bmc_secret;
-    await trx.updateTable('hosts').set({ bmc: JSON.stringify(bmc), bmc_secret: secret }).where('id', '=', row.id).execute();
+    const secret = credentials
+      ? null
+      : settings.password !== undefined
+        ? keyring().seal(settings.password, hostContext(row.id))
+        : row.bmc_secret;
+    await trx
+      .updateTable('hosts')
+      .set({ bmc: JSON.stringify(bmc), bmc_secret: secret })
+      .where('id', '=', row.id)
+      .execute();
     return viewOf(bmc, secret)!;
   });
 }
@@ -121,7 +162,12 @@ export async function clearHostBmc(db: Kysely<Database>, hostname: string): Prom
 
 async function usage(db: Db): Promise<Map<string, number>> {
   const name = sql<string>`bmc->>'credentials'`;
-  const rows = await db.selectFrom('hosts').select([name.as('name'), sql<string>`count(*)`.as('n')]).where(name, 'is not', null).groupBy(name).execute();
+  const rows = await db
+    .selectFrom('hosts')
+    .select([name.as('name'), sql<string>`count(*)`.as('n')])
+    .where(name, 'is not', null)
+    .groupBy(name)
+    .execute();
   return new Map(rows.map((r) => [r.name, Number(r.n)]));
 }
 
@@ -131,7 +177,12 @@ export async function listCredentialSets(db: Db): Promise<CredentialSetView[]> {
   return rows.map((r) => ({ name: r.name, username: r.username, passwordSet: true, hosts: used.get(r.name) ?? 0 }));
 }
 
-export async function putCredentialSet(db: Kysely<Database>, keyring: () => Keyring, name: string, input: { username: string; password: string }): Promise<CredentialSetView> {
+export async function putCredentialSet(
+  db: Kysely<Database>,
+  keyring: () => Keyring,
+  name: string,
+  input: { username: string; password: string },
+): Promise<CredentialSetView> {
   if (!SET_NAME.test(name)) throw invalid(`credentials set name "${name}" must match ${SET_NAME.source}`, 'name');
   // The set does not know which BMC types use it: hold it to IPMI's limits, the tighter ones.
   checkSecret('ipmi', input.username, input.password);
@@ -139,7 +190,9 @@ export async function putCredentialSet(db: Kysely<Database>, keyring: () => Keyr
   await db
     .insertInto('bmc_credentials')
     .values({ name, username: input.username, secret })
-    .onConflict((oc) => oc.column('name').doUpdateSet({ username: input.username, secret, updated_at: new Date().toISOString() }))
+    .onConflict((oc) =>
+      oc.column('name').doUpdateSet({ username: input.username, secret, updated_at: new Date().toISOString() }),
+    )
     .execute();
   return { name, username: input.username, passwordSet: true, hosts: (await usage(db)).get(name) ?? 0 };
 }
@@ -155,22 +208,53 @@ export async function deleteCredentialSet(db: Kysely<Database>, name: string): P
 export async function loginFor(db: Db, keyring: () => Keyring, hostname: string): Promise<BmcLogin> {
   const row = await hostRow(db, hostname);
   const bmc = row.bmc;
-  if (!bmc) throw new KvmfleetError(ErrorCode.NoBmc, `host ${hostname} has no BMC (kvmfleet host set ${hostname} --bmc-type … --bmc-address …)`);
+  if (!bmc)
+    throw new KvmfleetError(
+      ErrorCode.NoBmc,
+      `host ${hostname} has no BMC (kvmfleet host set ${hostname} --bmc-type … --bmc-address …)`,
+    );
   const type = bmc.type as BmcType;
-  if (!(BMC_TYPES as readonly string[]).includes(type)) throw new KvmfleetError(ErrorCode.BmcUnsupported, `host ${hostname}'s BMC type "${bmc.type}" is not ${BMC_TYPES.join(' or ')}`);
+  if (!(BMC_TYPES as readonly string[]).includes(type))
+    throw new KvmfleetError(
+      ErrorCode.BmcUnsupported,
+      `host ${hostname}'s BMC type "${bmc.type}" is not ${BMC_TYPES.join(' or ')}`,
+    );
   const { host, port } = parseBmcAddress(bmc.address, type);
   if (bmc.credentials) {
-    const set = await db.selectFrom('bmc_credentials').select(['username', 'secret']).where('name', '=', bmc.credentials).executeTakeFirst();
-    if (!set) throw new KvmfleetError(ErrorCode.NoBmc, `host ${hostname}'s BMC credentials set ${bmc.credentials} does not exist`);
-    return { type, host, port, username: bmc.username ?? set.username, password: keyring().open(set.secret, setContext(bmc.credentials)) };
+    const set = await db
+      .selectFrom('bmc_credentials')
+      .select(['username', 'secret'])
+      .where('name', '=', bmc.credentials)
+      .executeTakeFirst();
+    if (!set)
+      throw new KvmfleetError(
+        ErrorCode.NoBmc,
+        `host ${hostname}'s BMC credentials set ${bmc.credentials} does not exist`,
+      );
+    return {
+      type,
+      host,
+      port,
+      username: bmc.username ?? set.username,
+      password: keyring().open(set.secret, setContext(bmc.credentials)),
+    };
   }
-  if (!row.bmc_secret) throw new KvmfleetError(ErrorCode.NoBmc, `host ${hostname}'s BMC has no password (kvmfleet host set ${hostname} --bmc-password-stdin)`);
+  if (!row.bmc_secret)
+    throw new KvmfleetError(
+      ErrorCode.NoBmc,
+      `host ${hostname}'s BMC has no password (kvmfleet host set ${hostname} --bmc-password-stdin)`,
+    );
   if (!bmc.username) throw new KvmfleetError(ErrorCode.NoBmc, `host ${hostname}'s BMC has no user name (--bmc-user)`);
   return { type, host, port, username: bmc.username, password: keyring().open(row.bmc_secret, hostContext(row.id)) };
 }
 
 export async function anySealed(db: Db): Promise<boolean> {
-  const host = await db.selectFrom('hosts').select('id').where('bmc_secret', 'is not', null).limit(1).executeTakeFirst();
+  const host = await db
+    .selectFrom('hosts')
+    .select('id')
+    .where('bmc_secret', 'is not', null)
+    .limit(1)
+    .executeTakeFirst();
   return !!host || !!(await db.selectFrom('bmc_credentials').select('id').limit(1).executeTakeFirst());
 }
 
@@ -178,7 +262,10 @@ export async function anySealed(db: Db): Promise<boolean> {
  * Re-seals every secret not sealed by the keyring's current key (key rotation). Returns how many
  * were re-sealed and how many still need a key the ring lacks (they stay as they are).
  */
-export async function resealAll(db: Kysely<Database>, keyring: Keyring): Promise<{ resealed: number; unopenable: number }> {
+export async function resealAll(
+  db: Kysely<Database>,
+  keyring: Keyring,
+): Promise<{ resealed: number; unopenable: number }> {
   let resealed = 0;
   let unopenable = 0;
   const reseal = (sealed: string, context: string): string | undefined => {
@@ -191,7 +278,11 @@ export async function resealAll(db: Kysely<Database>, keyring: Keyring): Promise
     }
   };
   await db.transaction().execute(async (trx) => {
-    for (const host of await trx.selectFrom('hosts').select(['id', 'bmc_secret']).where('bmc_secret', 'is not', null).execute()) {
+    for (const host of await trx
+      .selectFrom('hosts')
+      .select(['id', 'bmc_secret'])
+      .where('bmc_secret', 'is not', null)
+      .execute()) {
       const next = reseal(host.bmc_secret!, hostContext(host.id));
       if (!next) continue;
       await trx.updateTable('hosts').set({ bmc_secret: next }).where('id', '=', host.id).execute();

@@ -41,7 +41,13 @@ export interface BmcDeps {
   readonly ipmi?: IpmiOptions;
 }
 
-const KIND_CODE = { unreachable: ErrorCode.BmcUnreachable, auth: ErrorCode.BmcAuth, unsupported: ErrorCode.BmcUnsupported, protocol: ErrorCode.BmcProtocol, completion: ErrorCode.BmcProtocol } as const;
+const KIND_CODE = {
+  unreachable: ErrorCode.BmcUnreachable,
+  auth: ErrorCode.BmcAuth,
+  unsupported: ErrorCode.BmcUnsupported,
+  protocol: ErrorCode.BmcProtocol,
+  completion: ErrorCode.BmcProtocol,
+} as const;
 
 export class PowerService {
   constructor(
@@ -63,7 +69,10 @@ export class PowerService {
     });
   }
 
-  async bootdev(hostname: string, target: { device: BootTarget; persistent?: boolean; uefi?: boolean }): Promise<BootdevResult> {
+  async bootdev(
+    hostname: string,
+    target: { device: BootTarget; persistent?: boolean; uefi?: boolean },
+  ): Promise<BootdevResult> {
     const flags = { device: target.device, persistent: target.persistent ?? false, uefi: target.uefi ?? false };
     return this.#ipmi(hostname, async (session) => {
       await session.request(commands.setBootFlags(flags));
@@ -73,11 +82,24 @@ export class PowerService {
 
   async #ipmi<T>(hostname: string, work: (session: IpmiSession) => Promise<T>): Promise<T> {
     const login: BmcLogin = await loginFor(this.db, this.deps.keyring, hostname);
-    if (login.type !== 'ipmi') throw new KvmfleetError(ErrorCode.BmcUnsupported, `host ${hostname}'s BMC speaks ${login.type}, which kvmfleet does not drive yet (IPMI only)`);
+    if (login.type !== 'ipmi')
+      throw new KvmfleetError(
+        ErrorCode.BmcUnsupported,
+        `host ${hostname}'s BMC speaks ${login.type}, which kvmfleet does not drive yet (IPMI only)`,
+      );
     try {
-      return await withIpmiSession({ host: login.host, port: login.port, username: login.username, password: login.password }, this.deps.ipmi ?? {}, work);
+      return await withIpmiSession(
+        { host: login.host, port: login.port, username: login.username, password: login.password },
+        this.deps.ipmi ?? {},
+        work,
+      );
     } catch (error) {
-      if (error instanceof IpmiError) throw new KvmfleetError(KIND_CODE[error.kind], `host ${hostname}: ${error.message}`, error.status !== undefined ? { status: error.status } : undefined);
+      if (error instanceof IpmiError)
+        throw new KvmfleetError(
+          KIND_CODE[error.kind],
+          `host ${hostname}: ${error.message}`,
+          error.status !== undefined ? { status: error.status } : undefined,
+        );
       throw error;
     }
   }

@@ -43,7 +43,10 @@ function unavailable(message: string): KvmfleetError {
 /** Parses base64 keys (a line or comma-separated); each must be exactly 32 bytes. */
 export function parseKeys(text: string, origin: string): Buffer[] {
   const keys: Buffer[] = [];
-  const items = text.split('\n').filter((l) => !l.trim().startsWith('#')).flatMap((l) => l.split(','));
+  const items = text
+    .split('\n')
+    .filter((l) => !l.trim().startsWith('#'))
+    .flatMap((l) => l.split(','));
   for (const raw of items) {
     const line = raw.trim();
     if (!line) continue;
@@ -72,14 +75,23 @@ export function keyringOf(keys: readonly Buffer[]): Keyring {
       const cipher = createCipheriv('aes-256-gcm', current, iv, { authTagLength: TAG_BYTES });
       cipher.setAAD(Buffer.from(context, 'utf8'));
       const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-      return [PREFIX, currentId, iv.toString('base64url'), body.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
+      return [
+        PREFIX,
+        currentId,
+        iv.toString('base64url'),
+        body.toString('base64url'),
+        cipher.getAuthTag().toString('base64url'),
+      ].join('.');
     },
     open(sealed, context) {
       const parts = partsOf(sealed);
       if (!parts) throw unavailable('a stored secret is not in the kvmf1 format');
       const [, id, ivText, bodyText, tagText] = parts as [string, string, string, string, string];
       const key = byId.get(id);
-      if (!key) throw unavailable(`a stored secret is sealed with key ${id}, which is not in the keyring (KVMFLEET_SECRET_KEY or ${SECRET_KEY_FILE})`);
+      if (!key)
+        throw unavailable(
+          `a stored secret is sealed with key ${id}, which is not in the keyring (KVMFLEET_SECRET_KEY or ${SECRET_KEY_FILE})`,
+        );
       const iv = Buffer.from(ivText, 'base64url');
       const tag = Buffer.from(tagText, 'base64url');
       if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) throw unavailable('a stored secret is malformed');
@@ -89,7 +101,9 @@ export function keyringOf(keys: readonly Buffer[]): Keyring {
         decipher.setAuthTag(tag);
         return Buffer.concat([decipher.update(Buffer.from(bodyText, 'base64url')), decipher.final()]).toString('utf8');
       } catch {
-        throw unavailable(`a stored secret does not open with key ${id} for ${context} (altered, or copied from another record)`);
+        throw unavailable(
+          `a stored secret does not open with key ${id} for ${context} (altered, or copied from another record)`,
+        );
       }
     },
     keyIdOf: (sealed) => partsOf(sealed)?.[1],
@@ -104,17 +118,22 @@ export function keyringOf(keys: readonly Buffer[]): Keyring {
 export function loadKeyring(dataDir: string, env: NodeJS.ProcessEnv = process.env): Keyring {
   const fromEnv = env.KVMFLEET_SECRET_KEY;
   if (fromEnv) return keyringOf(parseKeys(fromEnv, 'KVMFLEET_SECRET_KEY'));
-  if (dataDir === 'memory://') throw unavailable('an in-memory store has no key file: set KVMFLEET_SECRET_KEY to store BMC passwords');
+  if (dataDir === 'memory://')
+    throw unavailable('an in-memory store has no key file: set KVMFLEET_SECRET_KEY to store BMC passwords');
   const path = join(dataDir, SECRET_KEY_FILE);
   try {
     const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
     try {
-      writeSync(fd, `# kvmfleet secret keys: the first seals, all open (rotation: README, "BMC credentials")\n${randomBytes(KEY_BYTES).toString('base64')}\n`);
+      writeSync(
+        fd,
+        `# kvmfleet secret keys: the first seals, all open (rotation: README, "BMC credentials")\n${randomBytes(KEY_BYTES).toString('base64')}\n`,
+      );
     } finally {
       closeSync(fd);
     }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw unavailable(`cannot create ${path}: ${(error as Error).message}`);
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
+      throw unavailable(`cannot create ${path}: ${(error as Error).message}`);
   }
   const mode = statSync(path).mode & 0o777;
   if (mode & 0o077) throw unavailable(`${path} is readable by others (mode ${mode.toString(8)}): chmod 600 it`);

@@ -48,12 +48,25 @@ function newToken(): string {
   return randomBytes(24).toString('base64url');
 }
 
-export async function recordEvent(db: Db, hostId: number, kind: HostEventKind, detail: Record<string, unknown> = {}): Promise<void> {
-  await db.insertInto('host_events').values({ host_id: hostId, kind, detail: JSON.stringify(detail) }).execute();
+export async function recordEvent(
+  db: Db,
+  hostId: number,
+  kind: HostEventKind,
+  detail: Record<string, unknown> = {},
+): Promise<void> {
+  await db
+    .insertInto('host_events')
+    .values({ host_id: hostId, kind, detail: JSON.stringify(detail) })
+    .execute();
 }
 
 /** Moves a host along the build lifecycle (the diagram above), stamping when. */
-export async function setState(db: Db, hostId: number, state: Database['hosts']['build_state'], extra: Partial<Record<'build_token' | 'build_started_at' | 'queued_at' | 'queue_seen_at', string | null>> = {}): Promise<void> {
+export async function setState(
+  db: Db,
+  hostId: number,
+  state: Database['hosts']['build_state'],
+  extra: Partial<Record<'build_token' | 'build_started_at' | 'queued_at' | 'queue_seen_at', string | null>> = {},
+): Promise<void> {
   await db
     .updateTable('hosts')
     .set({ build_state: state, state_changed_at: sql`now()` as unknown as string, ...(extra as object) })
@@ -79,7 +92,15 @@ export async function findBootHost(db: Db, mac: string): Promise<BootHost | unde
     .select(['hosts.id', 'hosts.hostname', 'hosts.build_state', 'networks.site_id', 'hosts.profile_id'])
     .where('host_macs.mac', '=', normalized)
     .executeTakeFirst();
-  return row ? { id: row.id, hostname: row.hostname, buildState: row.build_state, siteId: row.site_id, profileId: row.profile_id } : undefined;
+  return row
+    ? {
+        id: row.id,
+        hostname: row.hostname,
+        buildState: row.build_state,
+        siteId: row.site_id,
+        profileId: row.profile_id,
+      }
+    : undefined;
 }
 
 const bare = (ip: string | undefined) => ip?.replace(/^::ffff:/, '');
@@ -108,7 +129,12 @@ export async function isFromMachine(db: Db, hostId: number, clientIp: string | u
 }
 
 /** Records an unknown machine that asked to boot, on the network its address belongs to. */
-export async function registerDiscovered(db: Kysely<Database>, mac: string, clientIp: string | undefined, via: string): Promise<BootHost> {
+export async function registerDiscovered(
+  db: Kysely<Database>,
+  mac: string,
+  clientIp: string | undefined,
+  via: string,
+): Promise<BootHost> {
   const normalized = normalizeMac(mac);
   if (!normalized) throw new KvmfleetError(ErrorCode.Validation, `"${mac}" is not a MAC address`);
   return db.transaction().execute(async (trx) => {
@@ -125,19 +151,29 @@ export async function registerDiscovered(db: Kysely<Database>, mac: string, clie
     const hostname = `discovered-${normalized.replace(/:/g, '')}`;
     const row = await trx
       .insertInto('hosts')
-      .values({ hostname, network_id: networkId, build_state: 'discovered', bmc: 'null', last_seen_ip: clientIp?.replace(/^::ffff:/, '') ?? null })
+      .values({
+        hostname,
+        network_id: networkId,
+        build_state: 'discovered',
+        bmc: 'null',
+        last_seen_ip: clientIp?.replace(/^::ffff:/, '') ?? null,
+      })
       .onConflict((oc) => oc.column('hostname').doNothing())
       .returning(['id'])
       .executeTakeFirst();
     if (!row) return (await findBootHost(trx, normalized))!;
     await trx.insertInto('host_macs').values({ mac: normalized, host_id: row.id, position: 0 }).execute();
     await recordEvent(trx, row.id, 'discovered', { via, ip: clientIp ?? null });
-    const site = networkId ? await trx.selectFrom('networks').select('site_id').where('id', '=', networkId).executeTakeFirst() : undefined;
+    const site = networkId
+      ? await trx.selectFrom('networks').select('site_id').where('id', '=', networkId).executeTakeFirst()
+      : undefined;
     return { id: row.id, hostname, buildState: 'discovered', siteId: site?.site_id ?? null, profileId: null };
   });
 }
 
-export type Admission = { readonly admitted: true; readonly token: string } | { readonly admitted: false; readonly position: number; readonly cap: number };
+export type Admission =
+  | { readonly admitted: true; readonly token: string }
+  | { readonly admitted: false; readonly position: number; readonly cap: number };
 
 /**
  * Lets a ready (or building) host build if its site has a free slot and no one is ahead of it.
@@ -146,15 +182,34 @@ export type Admission = { readonly admitted: true; readonly token: string } | { 
  */
 export async function admit(db: Kysely<Database>, host: BootHost, policy: BuildPolicy): Promise<Admission> {
   return db.transaction().execute(async (trx) => {
-    const current = await trx.selectFrom('hosts').select(['build_state', 'queued_at']).where('id', '=', host.id).forUpdate().executeTakeFirstOrThrow();
+    const current = await trx
+      .selectFrom('hosts')
+      .select(['build_state', 'queued_at'])
+      .where('id', '=', host.id)
+      .forUpdate()
+      .executeTakeFirstOrThrow();
     if (current.build_state === 'building') {
       const token = newToken();
-      await trx.updateTable('hosts').set({ build_token: hashToken(token) }).where('id', '=', host.id).execute();
+      await trx
+        .updateTable('hosts')
+        .set({ build_token: hashToken(token) })
+        .where('id', '=', host.id)
+        .execute();
       return { admitted: true, token };
     }
-    if (current.build_state !== 'ready') throw new KvmfleetError(ErrorCode.Validation, `host ${host.hostname} is ${current.build_state}, not ready to build`);
-    if (host.siteId === null) throw new KvmfleetError(ErrorCode.Validation, `host ${host.hostname} has no network, so no site`);
-    const site = await trx.selectFrom('sites').select(['id', 'build_cap']).where('id', '=', host.siteId).forUpdate().executeTakeFirstOrThrow();
+    if (current.build_state !== 'ready')
+      throw new KvmfleetError(
+        ErrorCode.Validation,
+        `host ${host.hostname} is ${current.build_state}, not ready to build`,
+      );
+    if (host.siteId === null)
+      throw new KvmfleetError(ErrorCode.Validation, `host ${host.hostname} has no network, so no site`);
+    const site = await trx
+      .selectFrom('sites')
+      .select(['id', 'build_cap'])
+      .where('id', '=', host.siteId)
+      .forUpdate()
+      .executeTakeFirstOrThrow();
     await expireStaleBuilds(trx, policy, site.id);
 
     const inSite = (qb: ReturnType<typeof trx.selectFrom<'hosts'>>) =>
@@ -195,10 +250,14 @@ export async function admit(db: Kysely<Database>, host: BootHost, policy: BuildP
     }
     await trx
       .updateTable('hosts')
-      .set({ queued_at: current.queued_at ?? (sql`now()` as unknown as Date), queue_seen_at: sql`now()` as unknown as Date })
+      .set({
+        queued_at: current.queued_at ?? (sql`now()` as unknown as Date),
+        queue_seen_at: sql`now()` as unknown as Date,
+      })
       .where('id', '=', host.id)
       .execute();
-    if (!current.queued_at) await recordEvent(trx, host.id, 'queued', { position: Number(ahead) + 1, cap: site.build_cap });
+    if (!current.queued_at)
+      await recordEvent(trx, host.id, 'queued', { position: Number(ahead) + 1, cap: site.build_cap });
     return { admitted: false, position: Number(ahead) + 1, cap: site.build_cap };
   });
 }
@@ -214,7 +273,8 @@ export async function admit(db: Kysely<Database>, host: BootHost, policy: BuildP
  */
 export async function expireStaleBuilds(db: Db, policy: BuildPolicy, siteId?: number, limit = 500): Promise<number[]> {
   const timeoutSeconds = policy.buildTimeoutMs / 1000;
-  const inSite = siteId === undefined ? sql`` : sql`and network_id in (select id from networks where site_id = ${siteId})`;
+  const inSite =
+    siteId === undefined ? sql`` : sql`and network_id in (select id from networks where site_id = ${siteId})`;
   const { rows } = await sql<{ id: number }>`
     update hosts set build_state = 'failed', state_changed_at = now()
     where id in (
@@ -223,7 +283,8 @@ export async function expireStaleBuilds(db: Db, policy: BuildPolicy, siteId?: nu
       order by build_started_at limit ${limit}
     ) and build_state = 'building'
     returning id`.execute(db);
-  for (const { id } of rows) await recordEvent(db, id, 'build-failed', { reason: 'timeout', timeoutMs: policy.buildTimeoutMs });
+  for (const { id } of rows)
+    await recordEvent(db, id, 'build-failed', { reason: 'timeout', timeoutMs: policy.buildTimeoutMs });
   return rows.map((r) => r.id);
 }
 
@@ -241,14 +302,24 @@ export async function sweepBuildTimeouts(db: Kysely<Database>, policy: BuildPoli
 export const BUILD_SWEEP_INTERVAL_MS = 30_000;
 
 /** The build timeout on its own clock: sweeps every `intervalMs` (every node may run it; see expireStaleBuilds). */
-export function startBuildTimeoutSweep(db: Kysely<Database>, policy: BuildPolicy, onError: (error: unknown) => void, intervalMs = BUILD_SWEEP_INTERVAL_MS): Periodic {
+export function startBuildTimeoutSweep(
+  db: Kysely<Database>,
+  policy: BuildPolicy,
+  onError: (error: unknown) => void,
+  intervalMs = BUILD_SWEEP_INTERVAL_MS,
+): Periodic {
   return startPeriodic(intervalMs, () => sweepBuildTimeouts(db, policy), onError);
 }
 
 /** The host whose current build token this is, or undefined (wrong, old or used token). */
 export async function hostByToken(db: Db, token: string): Promise<{ id: number; hostname: string } | undefined> {
   if (!/^[A-Za-z0-9_-]{16,64}$/.test(token)) return undefined;
-  return db.selectFrom('hosts').select(['id', 'hostname']).where('build_token', '=', hashToken(token)).where('build_state', '=', 'building').executeTakeFirst();
+  return db
+    .selectFrom('hosts')
+    .select(['id', 'hostname'])
+    .where('build_token', '=', hashToken(token))
+    .where('build_state', '=', 'building')
+    .executeTakeFirst();
 }
 
 /**
@@ -257,7 +328,11 @@ export async function hostByToken(db: Db, token: string): Promise<{ id: number; 
  * late (a boot server down, a store blip): it ends built, and its timeline says it was late. Any
  * other token (an older build's, a used one) finds no host.
  */
-export async function markBuilt(db: Kysely<Database>, token: string, clientIp: string | undefined): Promise<string | undefined> {
+export async function markBuilt(
+  db: Kysely<Database>,
+  token: string,
+  clientIp: string | undefined,
+): Promise<string | undefined> {
   if (!/^[A-Za-z0-9_-]{16,64}$/.test(token)) return undefined;
   return db.transaction().execute(async (trx) => {
     const host = await trx
@@ -268,7 +343,8 @@ export async function markBuilt(db: Kysely<Database>, token: string, clientIp: s
       .forUpdate()
       .executeTakeFirst();
     if (!host) return undefined;
-    const late = host.build_state === 'failed' ? { late: true, failedAt: new Date(host.state_changed_at).toISOString() } : {};
+    const late =
+      host.build_state === 'failed' ? { late: true, failedAt: new Date(host.state_changed_at).toISOString() } : {};
     await setState(trx, host.id, 'built', { build_token: null });
     await recordEvent(trx, host.id, 'built', { ip: clientIp ?? null, ...late });
     await registerBuiltHypervisor(trx, host.id);
@@ -283,12 +359,25 @@ const MARKABLE_BUILT = new Set<string>(['building', 'failed']);
  * An operator says the host is installed (its callback was lost): it ends built, its token spent and
  * its hypervisor registered as the callback would have. From any other state it makes no sense (409).
  */
-export async function operatorMarkBuilt(db: Kysely<Database>, hostname: string, actor: string): Promise<{ hostname: string; buildState: 'built'; was: string }> {
+export async function operatorMarkBuilt(
+  db: Kysely<Database>,
+  hostname: string,
+  actor: string,
+): Promise<{ hostname: string; buildState: 'built'; was: string }> {
   return db.transaction().execute(async (trx) => {
-    const host = await trx.selectFrom('hosts').select(['id', 'hostname', 'build_state']).where('hostname', '=', hostname.toLowerCase()).forUpdate().executeTakeFirst();
+    const host = await trx
+      .selectFrom('hosts')
+      .select(['id', 'hostname', 'build_state'])
+      .where('hostname', '=', hostname.toLowerCase())
+      .forUpdate()
+      .executeTakeFirst();
     if (!host) throw new KvmfleetError(ErrorCode.NotFound, `host "${hostname}" does not exist`);
     if (!MARKABLE_BUILT.has(host.build_state)) {
-      throw new KvmfleetError(ErrorCode.WrongBuildState, `host "${host.hostname}" is ${host.build_state}: only a building or failed host can be marked built`, { buildState: host.build_state });
+      throw new KvmfleetError(
+        ErrorCode.WrongBuildState,
+        `host "${host.hostname}" is ${host.build_state}: only a building or failed host can be marked built`,
+        { buildState: host.build_state },
+      );
     }
     await setState(trx, host.id, 'built', { build_token: null });
     await recordEvent(trx, host.id, 'built', { by: actor, manual: true, was: host.build_state });
@@ -314,7 +403,19 @@ async function registerBuiltHypervisor(trx: Db, hostId: number): Promise<void> {
   if (!row || !address) return;
   await trx
     .insertInto('hypervisors')
-    .values({ name: row.hostname, uri: `qemu+ssh://root@${address}/system`, site_id: row.site_id, host_id: hostId, domain_type: null, cpus: null, memory_mib: null, pool_capacity: null, pool_available: null, last_error: null, checked_at: null })
+    .values({
+      name: row.hostname,
+      uri: `qemu+ssh://root@${address}/system`,
+      site_id: row.site_id,
+      host_id: hostId,
+      domain_type: null,
+      cpus: null,
+      memory_mib: null,
+      pool_capacity: null,
+      pool_available: null,
+      last_error: null,
+      checked_at: null,
+    })
     .onConflict((oc) => oc.doNothing())
     .execute();
 }
@@ -322,9 +423,15 @@ async function registerBuiltHypervisor(trx: Db, hostId: number): Promise<void> {
 /** Starts a new build of a host: it installs at its next network boot. */
 export async function requestRebuild(db: Kysely<Database>, hostname: string, actor: string): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    const host = await trx.selectFrom('hosts').select(['id', 'build_state', 'profile_id']).where('hostname', '=', hostname.toLowerCase()).forUpdate().executeTakeFirst();
+    const host = await trx
+      .selectFrom('hosts')
+      .select(['id', 'build_state', 'profile_id'])
+      .where('hostname', '=', hostname.toLowerCase())
+      .forUpdate()
+      .executeTakeFirst();
     if (!host) throw new KvmfleetError(ErrorCode.NotFound, `host "${hostname}" does not exist`);
-    if (host.build_state === 'discovered' || host.profile_id === null) throw new KvmfleetError(ErrorCode.Validation, `host "${hostname}" has no profile: adopt it first`);
+    if (host.build_state === 'discovered' || host.profile_id === null)
+      throw new KvmfleetError(ErrorCode.Validation, `host "${hostname}" has no profile: adopt it first`);
     await setState(trx, host.id, 'ready', { build_token: null, queued_at: null, queue_seen_at: null });
     await recordEvent(trx, host.id, 'rebuild-requested', { by: actor, was: host.build_state });
   });
@@ -337,9 +444,19 @@ export interface TimelineEntry {
 }
 
 export async function hostTimeline(db: Db, hostname: string): Promise<TimelineEntry[]> {
-  const host = await db.selectFrom('hosts').select('id').where('hostname', '=', hostname.toLowerCase()).executeTakeFirst();
+  const host = await db
+    .selectFrom('hosts')
+    .select('id')
+    .where('hostname', '=', hostname.toLowerCase())
+    .executeTakeFirst();
   if (!host) throw new KvmfleetError(ErrorCode.NotFound, `host "${hostname}" does not exist`);
-  const rows = await db.selectFrom('host_events').select(['at', 'kind', 'detail']).where('host_id', '=', host.id).orderBy('at').orderBy('id').execute();
+  const rows = await db
+    .selectFrom('host_events')
+    .select(['at', 'kind', 'detail'])
+    .where('host_id', '=', host.id)
+    .orderBy('at')
+    .orderBy('id')
+    .execute();
   return rows.map((r) => ({ at: new Date(r.at).toISOString(), kind: r.kind, detail: r.detail }));
 }
 
@@ -358,8 +475,15 @@ function queueFreshSince(policy: BuildPolicy): Date {
 export async function siteBuilds(db: Db, siteName: string, policy: BuildPolicy): Promise<SiteBuilds> {
   const site = await db.selectFrom('sites').select(['id', 'build_cap']).where('name', '=', siteName).executeTakeFirst();
   if (!site) throw new KvmfleetError(ErrorCode.NotFound, `site "${siteName}" does not exist`);
-  const base = db.selectFrom('hosts').innerJoin('networks', 'networks.id', 'hosts.network_id').where('networks.site_id', '=', site.id);
-  const building = await base.select(['hosts.hostname', 'hosts.build_started_at']).where('hosts.build_state', '=', 'building').orderBy('hosts.build_started_at').execute();
+  const base = db
+    .selectFrom('hosts')
+    .innerJoin('networks', 'networks.id', 'hosts.network_id')
+    .where('networks.site_id', '=', site.id);
+  const building = await base
+    .select(['hosts.hostname', 'hosts.build_started_at'])
+    .where('hosts.build_state', '=', 'building')
+    .orderBy('hosts.build_started_at')
+    .execute();
   const queued = await base
     .select(['hosts.hostname', 'hosts.queued_at'])
     .where('hosts.build_state', '=', 'ready')
@@ -371,7 +495,11 @@ export async function siteBuilds(db: Db, siteName: string, policy: BuildPolicy):
     site: siteName,
     cap: site.build_cap,
     building: building.map((b) => ({ hostname: b.hostname, since: new Date(b.build_started_at!).toISOString() })),
-    queued: queued.map((q, i) => ({ hostname: q.hostname, position: i + 1, since: new Date(q.queued_at!).toISOString() })),
+    queued: queued.map((q, i) => ({
+      hostname: q.hostname,
+      position: i + 1,
+      since: new Date(q.queued_at!).toISOString(),
+    })),
   };
 }
 
@@ -389,7 +517,10 @@ export interface SiteProgress {
 export async function buildProgress(db: Db, policy: BuildPolicy): Promise<SiteProgress[]> {
   const sites = await db.selectFrom('sites').select(['id', 'name', 'build_cap']).orderBy('name').execute();
   const bySite = db.selectFrom('hosts').innerJoin('networks', 'networks.id', 'hosts.network_id');
-  const states = await bySite.select(['networks.site_id', 'hosts.build_state', (eb) => eb.fn.countAll<string>().as('count')]).groupBy(['networks.site_id', 'hosts.build_state']).execute();
+  const states = await bySite
+    .select(['networks.site_id', 'hosts.build_state', (eb) => eb.fn.countAll<string>().as('count')])
+    .groupBy(['networks.site_id', 'hosts.build_state'])
+    .execute();
   const queued = await bySite
     .select(['networks.site_id', (eb) => eb.fn.countAll<string>().as('count')])
     .where('hosts.build_state', '=', 'ready')
@@ -398,7 +529,14 @@ export async function buildProgress(db: Db, policy: BuildPolicy): Promise<SitePr
     .groupBy('networks.site_id')
     .execute();
   return sites.map((site) => {
-    const counts: Record<ProgressState, number> = { discovered: 0, ready: 0, queued: 0, building: 0, built: 0, failed: 0 };
+    const counts: Record<ProgressState, number> = {
+      discovered: 0,
+      ready: 0,
+      queued: 0,
+      building: 0,
+      built: 0,
+      failed: 0,
+    };
     for (const row of states) if (row.site_id === site.id) counts[row.build_state] = Number(row.count);
     counts.queued = Number(queued.find((row) => row.site_id === site.id)?.count ?? 0);
     counts.ready -= counts.queued;

@@ -41,7 +41,10 @@ export function classifyClient(packet: DhcpPacket): ClientClass {
   const arches = safe(() => u16List.decode(packet.options.get(OptionCode.ClientArch) ?? Buffer.alloc(0))) ?? [];
   const classes = safe(() => userClass.decode(packet.options.get(OptionCode.UserClass) ?? Buffer.alloc(0))) ?? [];
   const ipxe = classes.includes('iPXE') || packet.options.has(OptionCode.IpxeEncapsulated);
-  const httpBoot = vendor.startsWith('HTTPClient') || arches.includes(ClientArch.EfiX64Http) || arches.includes(ClientArch.EfiArm64Http);
+  const httpBoot =
+    vendor.startsWith('HTTPClient') ||
+    arches.includes(ClientArch.EfiX64Http) ||
+    arches.includes(ClientArch.EfiArm64Http);
   const netboot = ipxe || httpBoot || vendor.startsWith('PXEClient') || arches.length > 0;
   const arch = arches[0];
   // Option 7 "EFI BC" is what x86-64 UEFI firmware sends in practice (RFC 4578 errata).
@@ -70,11 +73,16 @@ export interface DhcpBootAnswer {
  * binary again, which would loop. Firmware gets the iPXE binary for its architecture. Hosts that are
  * built (and not marked for rebuild) get nothing, so their firmware moves on to the disk.
  */
-export function dhcpBootAnswer(client: ClientClass, host: { buildState: string } | undefined, urls: { script: string; httpIpxeEfi: string }): DhcpBootAnswer {
+export function dhcpBootAnswer(
+  client: ClientClass,
+  host: { buildState: string } | undefined,
+  urls: { script: string; httpIpxeEfi: string },
+): DhcpBootAnswer {
   if (!client.netboot) return {};
   if (host?.buildState === 'built') return {};
   if (client.ipxe) return { bootFile: urls.script };
-  if (client.httpBoot) return client.firmware === 'efi-x64' ? { bootFile: urls.httpIpxeEfi, vendorClass: 'HTTPClient' } : {};
+  if (client.httpBoot)
+    return client.firmware === 'efi-x64' ? { bootFile: urls.httpIpxeEfi, vendorClass: 'HTTPClient' } : {};
   switch (client.firmware) {
     case 'bios':
       return { bootFile: 'undionly.kpxe' };

@@ -35,24 +35,62 @@ export interface BootInput {
 export type BootDecision =
   | { readonly action: 'install'; readonly hostname: string; readonly plan: InstallPlan }
   | { readonly action: 'local'; readonly hostname: string; readonly platform: Platform | undefined }
-  | { readonly action: 'wait'; readonly reason: 'discovered' | 'queued' | 'failed' | 'no-profile' | 'store-unreachable' | 'not-from-machine'; readonly message: string; readonly retrySeconds: number };
+  | {
+      readonly action: 'wait';
+      readonly reason: 'discovered' | 'queued' | 'failed' | 'no-profile' | 'store-unreachable' | 'not-from-machine';
+      readonly message: string;
+      readonly retrySeconds: number;
+    };
 
 export function decideBoot(input: BootInput): BootDecision {
   const { host, retrySeconds } = input;
   // Unknown machines wait in iPXE, retrying, so that adopting them in the API takes effect on the next try.
-  if (!host) return { action: 'wait', reason: 'discovered', message: 'unknown machine: registered as discovered; waiting to be adopted', retrySeconds };
+  if (!host)
+    return {
+      action: 'wait',
+      reason: 'discovered',
+      message: 'unknown machine: registered as discovered; waiting to be adopted',
+      retrySeconds,
+    };
   switch (host.buildState) {
     case 'built':
       return { action: 'local', hostname: host.hostname, platform: input.platform };
     case 'discovered':
-      return { action: 'wait', reason: 'discovered', message: `${host.hostname} is discovered; waiting to be adopted`, retrySeconds };
+      return {
+        action: 'wait',
+        reason: 'discovered',
+        message: `${host.hostname} is discovered; waiting to be adopted`,
+        retrySeconds,
+      };
     case 'failed':
-      return { action: 'wait', reason: 'failed', message: `the last build of ${host.hostname} failed; rebuild it to try again`, retrySeconds };
+      return {
+        action: 'wait',
+        reason: 'failed',
+        message: `the last build of ${host.hostname} failed; rebuild it to try again`,
+        retrySeconds,
+      };
     case 'ready':
     case 'building':
-      if (!host.hasProfile) return { action: 'wait', reason: 'no-profile', message: `${host.hostname} has no profile to install`, retrySeconds };
-      if (host.fromMachine === false) return { action: 'wait', reason: 'not-from-machine', message: `${host.hostname} installs only when it asks from its own address (reserved or leased)`, retrySeconds };
+      if (!host.hasProfile)
+        return {
+          action: 'wait',
+          reason: 'no-profile',
+          message: `${host.hostname} has no profile to install`,
+          retrySeconds,
+        };
+      if (host.fromMachine === false)
+        return {
+          action: 'wait',
+          reason: 'not-from-machine',
+          message: `${host.hostname} installs only when it asks from its own address (reserved or leased)`,
+          retrySeconds,
+        };
       if (host.install) return { action: 'install', hostname: host.hostname, plan: host.install };
-      return { action: 'wait', reason: 'queued', message: `site at its build cap: ${host.hostname} is number ${host.queuePosition ?? '?'} in the queue`, retrySeconds };
+      return {
+        action: 'wait',
+        reason: 'queued',
+        message: `site at its build cap: ${host.hostname} is number ${host.queuePosition ?? '?'} in the queue`,
+        retrySeconds,
+      };
   }
 }

@@ -37,7 +37,14 @@ export interface FailoverConfig {
   readonly partnerDownDelayMs: number;
 }
 
-export const FAILOVER_DEFAULTS = { split: 128, lbMaxSeconds: 3, mcltSeconds: 3600, heartbeatMs: 1000, maxSilenceMs: 3000, partnerDownDelayMs: 10_000 } as const;
+export const FAILOVER_DEFAULTS = {
+  split: 128,
+  lbMaxSeconds: 3,
+  mcltSeconds: 3600,
+  heartbeatMs: 1000,
+  maxSilenceMs: 3000,
+  partnerDownDelayMs: 10_000,
+} as const;
 
 /** The state machine, pure: fed with the clock and what is heard from the partner. */
 export class FailoverMachine extends EventEmitter<{ state: [FailoverState, FailoverState]; 'reload-leases': [] }> {
@@ -47,7 +54,10 @@ export class FailoverMachine extends EventEmitter<{ state: [FailoverState, Failo
   #partnerState: FailoverState | undefined;
   readonly counters = { ownClients: 0, partnerClientsBySecs: 0, partnerClientsDropped: 0, transitions: 0 };
 
-  constructor(readonly config: FailoverConfig, now: number) {
+  constructor(
+    readonly config: FailoverConfig,
+    now: number,
+  ) {
     super();
     this.#since = now;
   }
@@ -64,7 +74,8 @@ export class FailoverMachine extends EventEmitter<{ state: [FailoverState, Failo
     const previous = this.#state;
     // Entering partner-down, leaving recover, and leaving partner-down (the partner bound addresses
     // while we could not hear it — a partition leaves each with leases the other must learn).
-    if (next === 'partner-down' || (next === 'normal' && (previous === 'recover' || previous === 'partner-down'))) this.emit('reload-leases');
+    if (next === 'partner-down' || (next === 'normal' && (previous === 'recover' || previous === 'partner-down')))
+      this.emit('reload-leases');
     this.#state = next;
     this.#since = now;
     this.counters.transitions += 1;
@@ -87,8 +98,10 @@ export class FailoverMachine extends EventEmitter<{ state: [FailoverState, Failo
   tick(now: number): void {
     const silent = now - this.#lastHeard > this.config.maxSilenceMs;
     if (!silent) return;
-    if (this.#state === 'normal' || (this.#state === 'recover' && now - this.#since > this.config.maxSilenceMs)) this.#go('communications-interrupted', now);
-    else if (this.#state === 'communications-interrupted' && now - this.#since >= this.config.partnerDownDelayMs) this.#go('partner-down', now);
+    if (this.#state === 'normal' || (this.#state === 'recover' && now - this.#since > this.config.maxSilenceMs))
+      this.#go('communications-interrupted', now);
+    else if (this.#state === 'communications-interrupted' && now - this.#since >= this.config.partnerDownDelayMs)
+      this.#go('partner-down', now);
   }
 
   /** Whether this server answers this (broadcast) request now. */
@@ -160,7 +173,11 @@ export class FailoverLink {
     });
     const beat = () => {
       this.machine.tick(Date.now());
-      this.#socket.send(this.#sealer.seal({ role: this.machine.config.role, state: this.machine.state }), this.peer.port, this.peer.address);
+      this.#socket.send(
+        this.#sealer.seal({ role: this.machine.config.role, state: this.machine.state }),
+        this.peer.port,
+        this.peer.address,
+      );
     };
     beat();
     this.#timer = setInterval(beat, this.machine.config.heartbeatMs);

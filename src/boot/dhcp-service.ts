@@ -5,12 +5,31 @@
  * In proxy mode it gives no addresses at all, only boot information to PXE clients.
  */
 import type { Kysely } from 'kysely';
-import { broadcastOf, cidrContains, formatIpv4, maskOf, parseCidr, parseIpv4, toIpv4, UNSPECIFIED, type Cidr, type Ipv4 } from '../protocols/ipv4.ts';
+import {
+  broadcastOf,
+  cidrContains,
+  formatIpv4,
+  maskOf,
+  parseCidr,
+  parseIpv4,
+  toIpv4,
+  UNSPECIFIED,
+  type Cidr,
+  type Ipv4,
+} from '../protocols/ipv4.ts';
 import { LeasePool, type PoolStats } from '../protocols/dhcp4/lease-pool.ts';
 import { ipv4, ipv4List, text, u32 } from '../protocols/dhcp4/option-codecs.ts';
 import { OptionCode } from '../protocols/dhcp4/options.ts';
 import { clientMac, messageType, MessageType, type DhcpPacket } from '../protocols/dhcp4/packet.ts';
-import { clientIdHex, clientKey, hostName, requestAddresses, requestState, type RequestAddresses, type RequestState } from '../protocols/dhcp4/accessors.ts';
+import {
+  clientIdHex,
+  clientKey,
+  hostName,
+  requestAddresses,
+  requestState,
+  type RequestAddresses,
+  type RequestState,
+} from '../protocols/dhcp4/accessors.ts';
 import { inRequestedOrder, replyTo } from '../protocols/dhcp4/build.ts';
 import { pxeVendorOptions } from '../protocols/dhcp4/pxe.ts';
 import { replyDestination } from '../protocols/dhcp4/reply-address.ts';
@@ -94,7 +113,19 @@ interface HostView {
 }
 
 /** A hosts row as the handler sees it (the store keeps addresses as text). */
-const hostView = (row: { id: number; hostname: string; ip: string | null; network_id: number | null; build_state: string }): HostView => ({ id: row.id, hostname: row.hostname, ip: row.ip === null ? null : toIpv4(row.ip), networkId: row.network_id, buildState: row.build_state });
+const hostView = (row: {
+  id: number;
+  hostname: string;
+  ip: string | null;
+  network_id: number | null;
+  build_state: string;
+}): HostView => ({
+  id: row.id,
+  hostname: row.hostname,
+  ip: row.ip === null ? null : toIpv4(row.ip),
+  networkId: row.network_id,
+  buildState: row.build_state,
+});
 
 export class DhcpService {
   readonly #options: DhcpServiceOptions;
@@ -110,7 +141,18 @@ export class DhcpService {
   #timer: NodeJS.Timeout | undefined;
   #refreshedAt = 0;
   readonly #discovery: DiscoveryLimiter;
-  readonly stats = { noNetwork: 0, poolExhausted: 0, naks: 0, discovered: 0, partnersClients: 0, relayRefused: 0, storeRefused: 0, declinesIgnored: 0, silentInitReboot: 0, proxyNotAddressed: 0 };
+  readonly stats = {
+    noNetwork: 0,
+    poolExhausted: 0,
+    naks: 0,
+    discovered: 0,
+    partnersClients: 0,
+    relayRefused: 0,
+    storeRefused: 0,
+    declinesIgnored: 0,
+    silentInitReboot: 0,
+    proxyNotAddressed: 0,
+  };
 
   constructor(options: DhcpServiceOptions) {
     this.#options = options;
@@ -118,7 +160,10 @@ export class DhcpService {
     this.#nextServer = toIpv4(options.nextServer ?? options.serverId);
     this.#discovery = options.discovery ?? new DiscoveryLimiter();
     // Entering partner-down, or leaving recover: the partner's leases must be known before serving its half.
-    options.failover?.on('reload-leases', () => void this.#loadLeases().catch((error: unknown) => this.#fail('reloading leases', error)));
+    options.failover?.on(
+      'reload-leases',
+      () => void this.#loadLeases().catch((error: unknown) => this.#fail('reloading leases', error)),
+    );
   }
 
   async start(): Promise<void> {
@@ -126,7 +171,10 @@ export class DhcpService {
     await this.#loadLeases();
     // Changes made through this process are seen at once; others (other nodes on one PostgreSQL) by the timer.
     inventoryEvents.on('changed', this.#onInventoryChanged);
-    this.#timer = setInterval(() => void this.refresh().catch((error: unknown) => this.#fail('refreshing networks', error)), this.#options.refreshMs ?? 10_000);
+    this.#timer = setInterval(
+      () => void this.refresh().catch((error: unknown) => this.#fail('refreshing networks', error)),
+      this.#options.refreshMs ?? 10_000,
+    );
     this.#timer.unref();
   }
 
@@ -144,7 +192,10 @@ export class DhcpService {
   /** Debounced: an import of thousands of rows is one change. */
   readonly #onInventoryChanged = () => {
     clearTimeout(this.#pending);
-    this.#pending = setTimeout(() => void this.refresh().catch((error: unknown) => this.#fail('refreshing networks', error)), 50);
+    this.#pending = setTimeout(
+      () => void this.refresh().catch((error: unknown) => this.#fail('refreshing networks', error)),
+      50,
+    );
   };
 
   /** Re-reads networks and reservations from the inventory. */
@@ -165,24 +216,47 @@ export class DhcpService {
         const key = `${row.id}:${row.dynamic_start}-${row.dynamic_end}`;
         pool = this.#pools.get(key);
         if (!pool) {
-          pool = new LeasePool({ start: toIpv4(row.dynamic_start), end: toIpv4(row.dynamic_end) }, (ip) => reserved().has(ip), { maxClients: this.#options.poolMaxClients });
+          pool = new LeasePool(
+            { start: toIpv4(row.dynamic_start), end: toIpv4(row.dynamic_end) },
+            (ip) => reserved().has(ip),
+            { maxClients: this.#options.poolMaxClients },
+          );
           this.#pools.set(key, pool);
         }
       }
       const cidr = parseCidr(row.cidr);
       if (!cidr) throw new RangeError(`network ${row.name}: bad CIDR ${row.cidr}`);
-      return { id: row.id, name: row.name, cidr, gateway: row.gateway ? toIpv4(row.gateway) : null, dns: row.dns.map(toIpv4), domain: row.domain, leaseSeconds: row.lease_seconds, relays: row.relays.map(toIpv4), pool };
+      return {
+        id: row.id,
+        name: row.name,
+        cidr,
+        gateway: row.gateway ? toIpv4(row.gateway) : null,
+        dns: row.dns.map(toIpv4),
+        domain: row.domain,
+        leaseSeconds: row.lease_seconds,
+        relays: row.relays.map(toIpv4),
+        pool,
+      };
     });
   }
 
   async #loadLeases(): Promise<void> {
     const now = Date.now();
-    const leases = await this.#options.db.selectFrom('leases').selectAll().where('state', 'in', ['bound', 'declined']).execute();
+    const leases = await this.#options.db
+      .selectFrom('leases')
+      .selectAll()
+      .where('state', 'in', ['bound', 'declined'])
+      .execute();
     for (const lease of leases) {
       const until = new Date(lease.expires_at).getTime();
       if (until <= now) continue;
       const network = this.#networks.find((n) => n.id === lease.network_id);
-      network?.pool?.hold(toIpv4(lease.ip), lease.client_id ?? lease.mac, lease.state === 'bound' ? 'bound' : 'declined', until);
+      network?.pool?.hold(
+        toIpv4(lease.ip),
+        lease.client_id ?? lease.mac,
+        lease.state === 'bound' ? 'bound' : 'declined',
+        until,
+      );
     }
   }
 
@@ -222,7 +296,10 @@ export class DhcpService {
    * failover gate → one function per message type. `from` is the datagram's source; an in-process
    * caller without one is trusted as its own relay.
    */
-  async handle(request: DhcpPacket, context: { port: number; from?: { address: string } | undefined }): Promise<DhcpReply | undefined> {
+  async handle(
+    request: DhcpPacket,
+    context: { port: number; from?: { address: string } | undefined },
+  ): Promise<DhcpReply | undefined> {
     const mac = clientMac(request);
     const key = clientKey(request);
     const type = messageType(request);
@@ -301,7 +378,12 @@ export class DhcpService {
     return network.relays.length > 0 ? network.relays.includes(source) : source === at.giaddr;
   }
 
-  async #discovered(at: RequestAddresses, mac: string, known: HostView | undefined, client: ReturnType<typeof classifyClient>): Promise<HostView | undefined> {
+  async #discovered(
+    at: RequestAddresses,
+    mac: string,
+    known: HostView | undefined,
+    client: ReturnType<typeof classifyClient>,
+  ): Promise<HostView | undefined> {
     let host = known;
     const relay = at.giaddr !== UNSPECIFIED ? formatIpv4(at.giaddr) : null;
     if (!host) {
@@ -310,7 +392,13 @@ export class DhcpService {
       try {
         const registered = await registerDiscovered(this.#options.db, mac, relay ?? this.#options.serverId, 'dhcp');
         this.stats.discovered += 1;
-        host = { id: registered.id, hostname: registered.hostname, ip: null, networkId: null, buildState: 'discovered' };
+        host = {
+          id: registered.id,
+          hostname: registered.hostname,
+          ip: null,
+          networkId: null,
+          buildState: 'discovered',
+        };
       } catch (error) {
         // The store is away or full: the machine is still offered an address, as an unknown one.
         this.#fail('registering a discovered machine', error);
@@ -320,16 +408,22 @@ export class DhcpService {
     // A known host's timeline is never thinned; a discovered one's (any MAC can be sent) is bounded.
     // A timeline row that cannot be written costs the machine nothing: its OFFER does not wait on it.
     if (host.buildState !== 'discovered' || this.#discovery.event(mac)) {
-      await recordEvent(this.#options.db, host.id, 'dhcp', { message: 'discover', firmware: client.firmware, ipxe: client.ipxe, httpBoot: client.httpBoot, relay }).catch((error: unknown) =>
-        this.#fail('recording a DISCOVER on the timeline', error),
-      );
+      await recordEvent(this.#options.db, host.id, 'dhcp', {
+        message: 'discover',
+        firmware: client.firmware,
+        ipxe: client.ipxe,
+        httpBoot: client.httpBoot,
+        relay,
+      }).catch((error: unknown) => this.#fail('recording a DISCOVER on the timeline', error));
     }
     return host;
   }
 
   #onDiscover(ask: Ask): DhcpReply | undefined {
     const { at, key, network, reservation, now } = ask;
-    const ip = reservation ?? network.pool?.choose(key, now, at.requested, network.pool.part(this.#options.failover?.poolPart() ?? 'all'));
+    const ip =
+      reservation ??
+      network.pool?.choose(key, now, at.requested, network.pool.part(this.#options.failover?.poolPart() ?? 'all'));
     if (ip === undefined) {
       this.stats.poolExhausted += 1;
       return undefined;
@@ -349,7 +443,12 @@ export class DhcpService {
       return undefined;
     }
     const wanted = state === 'renewing' ? at.ciaddr : at.requested;
-    if (state === 'init-reboot' && wanted !== undefined && reservation === undefined && cidrContains(network.cidr, wanted)) {
+    if (
+      state === 'init-reboot' &&
+      wanted !== undefined &&
+      reservation === undefined &&
+      cidrContains(network.cidr, wanted)
+    ) {
       // RFC 2131 §4.3.2: with no record of this client, stay silent (another server may have one).
       const holder = pool?.holder(wanted, now);
       if (!holder && pool?.heldBy(key, now) === undefined) {
@@ -357,7 +456,9 @@ export class DhcpService {
         return undefined;
       }
     }
-    const ok = wanted !== undefined && (reservation !== undefined ? wanted === reservation : !!pool?.availableTo(wanted, key, now));
+    const ok =
+      wanted !== undefined &&
+      (reservation !== undefined ? wanted === reservation : !!pool?.availableTo(wanted, key, now));
     if (!ok) {
       this.stats.naks += 1;
       return this.#nak(ask, wanted === undefined ? 'no address requested' : `${formatIpv4(wanted)} is not yours`);
@@ -366,7 +467,15 @@ export class DhcpService {
     const expires = now + leaseSeconds * 1000;
     if (reservation === undefined) pool!.hold(wanted, key, 'bound', expires);
     // Durable first: the ACK leaves only once the lease is committed — and only if the store agrees it is this client's.
-    const written = await this.#options.writer.write({ ip: formatIpv4(wanted), networkId: network.id, mac, clientId, hostname: host?.hostname ?? hostName(request), state: 'bound', expiresAt: new Date(expires) });
+    const written = await this.#options.writer.write({
+      ip: formatIpv4(wanted),
+      networkId: network.id,
+      mac,
+      clientId,
+      hostname: host?.hostname ?? hostName(request),
+      state: 'bound',
+      expiresAt: new Date(expires),
+    });
     if (!written) {
       await this.#learnOwner(network, wanted, key);
       this.stats.storeRefused += 1;
@@ -386,7 +495,15 @@ export class DhcpService {
     }
     const until = now + (this.#options.declineProbationMs ?? DECLINE_PROBATION_MS);
     network.pool!.hold(ip, key, 'declined', until);
-    await this.#options.writer.write({ ip: formatIpv4(ip), networkId: network.id, mac, clientId, hostname: null, state: 'declined', expiresAt: new Date(until) });
+    await this.#options.writer.write({
+      ip: formatIpv4(ip),
+      networkId: network.id,
+      mac,
+      clientId,
+      hostname: null,
+      state: 'declined',
+      expiresAt: new Date(until),
+    });
     return undefined;
   }
 
@@ -394,7 +511,15 @@ export class DhcpService {
     const ip = at.ciaddr;
     if (ip !== UNSPECIFIED && (ip === reservation || network.pool?.holder(ip, now)?.mac === key)) {
       network.pool?.free(ip, key);
-      await this.#options.writer.write({ ip: formatIpv4(ip), networkId: network.id, mac, clientId, hostname: null, state: 'released', expiresAt: new Date(now) });
+      await this.#options.writer.write({
+        ip: formatIpv4(ip),
+        networkId: network.id,
+        mac,
+        clientId,
+        hostname: null,
+        state: 'released',
+        expiresAt: new Date(now),
+      });
     }
     return undefined;
   }
@@ -402,10 +527,15 @@ export class DhcpService {
   /** The store refused our write: someone else holds the address there (the partner, or a stale memory). */
   async #learnOwner(network: NetworkView, ip: Ipv4, key: string): Promise<void> {
     network.pool?.free(ip, key);
-    const row = await this.#options.db.selectFrom('leases').selectAll().where('ip', '=', formatIpv4(ip)).executeTakeFirst();
+    const row = await this.#options.db
+      .selectFrom('leases')
+      .selectAll()
+      .where('ip', '=', formatIpv4(ip))
+      .executeTakeFirst();
     if (!row || !network.pool) return;
     const until = new Date(row.expires_at).getTime();
-    if (until > Date.now()) network.pool.hold(ip, row.client_id ?? row.mac, row.state === 'declined' ? 'declined' : 'bound', until);
+    if (until > Date.now())
+      network.pool.hold(ip, row.client_id ?? row.mac, row.state === 'declined' ? 'declined' : 'bound', until);
   }
 
   #leaseSeconds(network: NetworkView): number {
@@ -415,7 +545,10 @@ export class DhcpService {
   /** Options 66/67 and siaddr (and option 60 for HTTP boot) when this client is told to boot something. */
   #withBoot(packet: DhcpPacket, client: ReturnType<typeof classifyClient>, host: HostView | undefined): void {
     const urls = bootUrls(this.#options.bootBaseUrl);
-    const answer = dhcpBootAnswer(client, host, { script: urls.script(), httpIpxeEfi: `${this.#options.bootBaseUrl.replace(/\/+$/, '')}${HTTP_BOOT_IPXE_EFI}` });
+    const answer = dhcpBootAnswer(client, host, {
+      script: urls.script(),
+      httpIpxeEfi: `${this.#options.bootBaseUrl.replace(/\/+$/, '')}${HTTP_BOOT_IPXE_EFI}`,
+    });
     if (!answer.bootFile) return;
     packet.siaddr = formatIpv4(this.#nextServer);
     packet.options.set(OptionCode.TftpServerName, text.encode(packet.siaddr));
@@ -424,7 +557,12 @@ export class DhcpService {
     if (answer.vendorClass) packet.options.set(OptionCode.VendorClass, text.encode(answer.vendorClass));
   }
 
-  #reply({ request, network, client, host }: Ask, type: MessageType, yiaddr: Ipv4, flags: { inform?: boolean; leaseSeconds?: number } = {}): DhcpReply {
+  #reply(
+    { request, network, client, host }: Ask,
+    type: MessageType,
+    yiaddr: Ipv4,
+    flags: { inform?: boolean; leaseSeconds?: number } = {},
+  ): DhcpReply {
     const packet = replyTo(request, type, this.#server, yiaddr);
     const options = packet.options;
     options.set(OptionCode.SubnetMask, ipv4.encode(maskOf(network.cidr.prefix)));
@@ -438,7 +576,8 @@ export class DhcpService {
       options.set(OptionCode.RenewalTime, u32.encode(Math.floor(seconds / 2)));
       options.set(OptionCode.RebindingTime, u32.encode(Math.floor(seconds * 0.875)));
     }
-    if (host && host.buildState !== 'discovered') options.set(OptionCode.HostName, text.encode(host.hostname.split('.')[0]!));
+    if (host && host.buildState !== 'discovered')
+      options.set(OptionCode.HostName, text.encode(host.hostname.split('.')[0]!));
     this.#withBoot(packet, client, host);
     return { packet: inRequestedOrder(packet, request), to: replyDestination(request, type) };
   }
@@ -450,14 +589,30 @@ export class DhcpService {
   }
 
   /** proxyDHCP: boot information for PXE clients only, no address (PXE spec; see PROTOCOLS.md). */
-  #proxyAnswer(request: DhcpPacket, at: RequestAddresses, state: RequestState, type: MessageType, client: ReturnType<typeof classifyClient>, host: HostView | undefined, port: number): DhcpReply | undefined {
+  #proxyAnswer(
+    request: DhcpPacket,
+    at: RequestAddresses,
+    state: RequestState,
+    type: MessageType,
+    client: ReturnType<typeof classifyClient>,
+    host: HostView | undefined,
+    port: number,
+  ): DhcpReply | undefined {
     if (!client.netboot) return undefined;
     // A REQUEST for another server (option 54), or an INIT-REBOOT, is the address server's: a proxy is not selected (§4.3.2).
-    if (type === MessageType.Request && (state === 'init-reboot' || (state === 'selecting' && at.server !== this.#server))) {
+    if (
+      type === MessageType.Request &&
+      (state === 'init-reboot' || (state === 'selecting' && at.server !== this.#server))
+    ) {
       this.stats.proxyNotAddressed += 1;
       return undefined;
     }
-    const replyType = type === MessageType.Discover && port === 67 ? MessageType.Offer : type === MessageType.Request ? MessageType.Ack : undefined;
+    const replyType =
+      type === MessageType.Discover && port === 67
+        ? MessageType.Offer
+        : type === MessageType.Request
+          ? MessageType.Ack
+          : undefined;
     if (replyType === undefined) return undefined;
     const packet = replyTo(request, replyType, this.#server);
     packet.options.set(OptionCode.VendorClass, text.encode('PXEClient'));

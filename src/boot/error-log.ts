@@ -8,13 +8,21 @@ export function describeError(error: unknown): string {
   let current: unknown = error;
   for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
     const e = current as { message?: unknown; code?: unknown; cause?: unknown };
-    parts.push(typeof e.message === 'string' ? `${e.message}${typeof e.code === 'string' ? ` (${e.code})` : ''}` : String(current));
+    parts.push(
+      typeof e.message === 'string'
+        ? `${e.message}${typeof e.code === 'string' ? ` (${e.code})` : ''}`
+        : String(current),
+    );
     current = e.cause;
   }
   return parts.join(': caused by: ');
 }
 
-export function rateLimitedErrorLog(label: string, perSecond = 20, write: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): (error: unknown) => void {
+export function rateLimitedErrorLog(
+  label: string,
+  perSecond = 20,
+  write: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): (error: unknown) => void {
   let second = 0;
   let printed = 0;
   let skipped = 0;

@@ -22,7 +22,10 @@ export const MIN_KEY_BYTES = 16;
 /** The shared key: the file's contents, surrounding whitespace removed; at least 16 bytes. */
 export function loadFailoverKey(path: string): Buffer {
   const key = Buffer.from(readFileSync(path, 'utf8').trim(), 'utf8');
-  if (key.length < MIN_KEY_BYTES) throw new Error(`the failover key in ${path} is ${key.length} bytes; it needs at least ${MIN_KEY_BYTES} (e.g. openssl rand -hex 32)`);
+  if (key.length < MIN_KEY_BYTES)
+    throw new Error(
+      `the failover key in ${path} is ${key.length} bytes; it needs at least ${MIN_KEY_BYTES} (e.g. openssl rand -hex 32)`,
+    );
   return key;
 }
 
@@ -33,7 +36,9 @@ export class BeatSealer {
   constructor(private readonly key: Buffer) {}
 
   seal(beat: Omit<Beat, 'seq' | 'ts'>, now = Date.now()): Buffer {
-    const body = Buffer.from(JSON.stringify({ kvmfleet: 2, role: beat.role, state: beat.state, ts: now, seq: ++this.#seq }));
+    const body = Buffer.from(
+      JSON.stringify({ kvmfleet: 2, role: beat.role, state: beat.state, ts: now, seq: ++this.#seq }),
+    );
     return Buffer.concat([body, Buffer.from(`\n${mac(this.key, body).toString('hex')}`)]);
   }
 }
@@ -42,7 +47,10 @@ export class BeatVerifier {
   #last: { ts: number; seq: number } = { ts: -Infinity, seq: 0 };
   readonly refused = { malformed: 0, badMac: 0, stale: 0, replayed: 0 };
 
-  constructor(private readonly key: Buffer, private readonly maxSkewMs = 30_000) {}
+  constructor(
+    private readonly key: Buffer,
+    private readonly maxSkewMs = 30_000,
+  ) {}
 
   /** The beat, if it is authentic and new; undefined (and counted) otherwise. */
   open(datagram: Buffer, now = Date.now()): Beat | undefined {
@@ -57,7 +65,14 @@ export class BeatVerifier {
     } catch {
       return this.#refuse('malformed');
     }
-    if (beat.kvmfleet !== 2 || (beat.role !== 'primary' && beat.role !== 'secondary') || !STATES.has(beat.state as string) || !Number.isSafeInteger(beat.ts) || !Number.isSafeInteger(beat.seq)) return this.#refuse('malformed');
+    if (
+      beat.kvmfleet !== 2 ||
+      (beat.role !== 'primary' && beat.role !== 'secondary') ||
+      !STATES.has(beat.state as string) ||
+      !Number.isSafeInteger(beat.ts) ||
+      !Number.isSafeInteger(beat.seq)
+    )
+      return this.#refuse('malformed');
     if (Math.abs(now - beat.ts!) > this.maxSkewMs) return this.#refuse('stale');
     // Later than the last accepted, by time then sequence (two beats in one millisecond). A sender
     // whose clock stepped back is refused until it passes its last accepted beat again.

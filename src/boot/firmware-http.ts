@@ -21,7 +21,10 @@ export interface FirmwareServed {
   readonly bytes: number;
 }
 
-export async function registerFirmwareRoutes(app: FastifyInstance, options: { files?: Readonly<Record<string, string>>; onServed?: (event: FirmwareServed) => void } = {}): Promise<void> {
+export async function registerFirmwareRoutes(
+  app: FastifyInstance,
+  options: { files?: Readonly<Record<string, string>>; onServed?: (event: FirmwareServed) => void } = {},
+): Promise<void> {
   for (const [name, path] of Object.entries(options.files ?? DEBIAN_IPXE_FILES)) {
     app.get(`/${name}`, async (request, reply) => {
       // Resolved per request: Debian's ipxe.efi is a symlink into /boot that a package upgrade replaces.
@@ -30,11 +33,21 @@ export async function registerFirmwareRoutes(app: FastifyInstance, options: { fi
       if (!real || !info?.isFile()) return reply.code(404).type('text/plain').send('not found\n');
       const onServed = options.onServed;
       if (onServed) {
-        const told = (outcome: FirmwareServed['outcome']) => onServed({ file: name, client: request.socket.remoteAddress ?? '', outcome, bytes: outcome === 'completed' ? info.size : 0 });
+        const told = (outcome: FirmwareServed['outcome']) =>
+          onServed({
+            file: name,
+            client: request.socket.remoteAddress ?? '',
+            outcome,
+            bytes: outcome === 'completed' ? info.size : 0,
+          });
         reply.raw.once('finish', () => told('completed'));
         reply.raw.once('close', () => reply.raw.writableFinished || told('aborted'));
       }
-      return reply.type('application/efi').header('content-length', info.size).header('cache-control', 'max-age=300').send(createReadStream(real));
+      return reply
+        .type('application/efi')
+        .header('content-length', info.size)
+        .header('cache-control', 'max-age=300')
+        .send(createReadStream(real));
     });
   }
 }

@@ -26,8 +26,22 @@ export interface CacheStats {
 export function isStoreUnavailable(error: unknown): boolean {
   const e = error as { code?: string; message?: string };
   return (
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', '57P01', '57P03', '08000', '08001', '08003', '08006'].includes(e?.code ?? '') ||
-    /Connection terminated|timeout exceeded|Query read timeout|connect ETIMEDOUT|server closed the connection/i.test(e?.message ?? '')
+    [
+      'ECONNREFUSED',
+      'ECONNRESET',
+      'ETIMEDOUT',
+      'EPIPE',
+      'ENOTFOUND',
+      '57P01',
+      '57P03',
+      '08000',
+      '08001',
+      '08003',
+      '08006',
+    ].includes(e?.code ?? '') ||
+    /Connection terminated|timeout exceeded|Query read timeout|connect ETIMEDOUT|server closed the connection/i.test(
+      e?.message ?? '',
+    )
   );
 }
 
@@ -35,9 +49,19 @@ export class HostCache {
   readonly #db: Kysely<Database>;
   #hosts = new Map<string, CachedHost>();
   #timer: NodeJS.Timeout | undefined;
-  readonly stats: CacheStats = { answeredFromCache: 0, storeErrors: 0, lastStoreError: null, lastStoreErrorAt: null, refreshedAt: null, hosts: 0 };
+  readonly stats: CacheStats = {
+    answeredFromCache: 0,
+    storeErrors: 0,
+    lastStoreError: null,
+    lastStoreErrorAt: null,
+    refreshedAt: null,
+    hosts: 0,
+  };
 
-  constructor(db: Kysely<Database>, readonly refreshMs = 15_000) {
+  constructor(
+    db: Kysely<Database>,
+    readonly refreshMs = 15_000,
+  ) {
     this.#db = db;
   }
 
@@ -52,7 +76,11 @@ export class HostCache {
   }
 
   async refresh(): Promise<void> {
-    const rows = await this.#db.selectFrom('host_macs').innerJoin('hosts', 'hosts.id', 'host_macs.host_id').select(['host_macs.mac', 'hosts.hostname', 'hosts.build_state']).execute();
+    const rows = await this.#db
+      .selectFrom('host_macs')
+      .innerJoin('hosts', 'hosts.id', 'host_macs.host_id')
+      .select(['host_macs.mac', 'hosts.hostname', 'hosts.build_state'])
+      .execute();
     this.#hosts = new Map(rows.map((r) => [r.mac, { hostname: r.hostname, buildState: r.build_state }]));
     this.stats.refreshedAt = new Date().toISOString();
     this.stats.hosts = this.#hosts.size;

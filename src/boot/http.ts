@@ -35,28 +35,53 @@ const FORBIDDEN = 'forbidden\n';
 
 export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyInstance> {
   // Machines send small requests: one that has not arrived whole in 30 s is a stuck or hostile client.
-  const logger = options.logger ? { ...(typeof options.logger === 'object' ? options.logger : {}), serializers: bootLogSerializers } : false;
-  const app = Fastify({ logger, trustProxy: options.trustProxy?.length ? [...options.trustProxy] : false, bodyLimit: 64 * 1024, requestTimeout: 30_000 });
+  const logger = options.logger
+    ? { ...(typeof options.logger === 'object' ? options.logger : {}), serializers: bootLogSerializers }
+    : false;
+  const app = Fastify({
+    logger,
+    trustProxy: options.trustProxy?.length ? [...options.trustProxy] : false,
+    bodyLimit: 64 * 1024,
+    requestTimeout: 30_000,
+  });
   const baseUrl = (request: FastifyRequest) => options.baseUrl ?? `${request.protocol}://${request.host}`;
-  const platformOf = (value: unknown): Platform | undefined => (value === 'pcbios' || value === 'efi' ? value : undefined);
+  const platformOf = (value: unknown): Platform | undefined =>
+    value === 'pcbios' || value === 'efi' ? value : undefined;
 
   app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
     // Client errors (a bad Range, a malformed URL) are answered as such.
-    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) return reply.code(error.statusCode).type('text/plain').send(`${error.message}\n`);
+    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500)
+      return reply.code(error.statusCode).type('text/plain').send(`${error.message}\n`);
     request.log.error({ err: error }, 'boot request failed');
     // A machine in iPXE reads a script: give it one that retries instead of a JSON error.
-    return reply.code(500).type('text/plain').send('#!ipxe\necho kvmfleet: server error, retrying in 30 s\nsleep 30\nchain --replace --autofree ${filename}\n');
+    return reply
+      .code(500)
+      .type('text/plain')
+      .send(
+        '#!ipxe\necho kvmfleet: server error, retrying in 30 s\nsleep 30\nchain --replace --autofree ${filename}\n',
+      );
   });
   app.setNotFoundHandler((_request, reply) => reply.code(404).type('text/plain').send('not found\n'));
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   // For load balancers: this node can answer boot requests only while the store answers.
-  app.get('/readyz', async (_request, reply) => ((await options.store.health.ready()) ? { status: 'ready' } : reply.code(503).send({ status: 'store unreachable' })));
+  app.get('/readyz', async (_request, reply) =>
+    (await options.store.health.ready()) ? { status: 'ready' } : reply.code(503).send({ status: 'store unreachable' }),
+  );
 
   /** Text a machine must read fresh every time (scripts carry tokens; Kickstarts carry secrets). */
-  const sendFresh = (reply: FastifyReply, text: string) => reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(text);
-  const sendScript = async (mac: string, request: FastifyRequest<{ Querystring: { platform?: string } }>, reply: FastifyReply) => {
-    const { script } = await options.boot.script(mac, { clientIp: request.ip, platform: platformOf(request.query.platform), baseUrl: baseUrl(request) });
+  const sendFresh = (reply: FastifyReply, text: string) =>
+    reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(text);
+  const sendScript = async (
+    mac: string,
+    request: FastifyRequest<{ Querystring: { platform?: string } }>,
+    reply: FastifyReply,
+  ) => {
+    const { script } = await options.boot.script(mac, {
+      clientIp: request.ip,
+      platform: platformOf(request.query.platform),
+      baseUrl: baseUrl(request),
+    });
     return sendFresh(reply, script);
   };
 
@@ -66,19 +91,22 @@ export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyIn
     return sendScript(mac, request, reply);
   });
 
-  app.get<{ Params: { uuid: string }; Querystring: { platform?: string } }>('/boot/uuid/:uuid', async (request, reply) => {
-    const uuid = request.params.uuid.toLowerCase();
-    if (!UUID.test(uuid)) return reply.code(400).type('text/plain').send('bad UUID\n');
-    const row = await options.store.db
-      .selectFrom('hosts')
-      .innerJoin('host_macs', 'host_macs.host_id', 'hosts.id')
-      .select('host_macs.mac')
-      .where('hosts.smbios_uuid', '=', uuid)
-      .orderBy('host_macs.position')
-      .executeTakeFirst();
-    if (!row) return reply.code(404).type('text/plain').send('no host with that UUID; boot by MAC\n');
-    return sendScript(row.mac, request, reply);
-  });
+  app.get<{ Params: { uuid: string }; Querystring: { platform?: string } }>(
+    '/boot/uuid/:uuid',
+    async (request, reply) => {
+      const uuid = request.params.uuid.toLowerCase();
+      if (!UUID.test(uuid)) return reply.code(400).type('text/plain').send('bad UUID\n');
+      const row = await options.store.db
+        .selectFrom('hosts')
+        .innerJoin('host_macs', 'host_macs.host_id', 'hosts.id')
+        .select('host_macs.mac')
+        .where('hosts.smbios_uuid', '=', uuid)
+        .orderBy('host_macs.position')
+        .executeTakeFirst();
+      if (!row) return reply.code(404).type('text/plain').send('no host with that UUID; boot by MAC\n');
+      return sendScript(row.mac, request, reply);
+    },
+  );
 
   app.get<{ Params: { token: string } }>('/boot/ks/:token', async (request, reply) => {
     const text = await options.boot.kickstart(request.params.token, baseUrl(request), request.ip);
@@ -96,7 +124,9 @@ export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyIn
 
   // Installers call back with whatever their HTTP client sends: curl -X POST sends no body, wget
   // --post-data a form body. The callback reads nothing from it, so any type is taken and dropped.
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 64 * 1024 }, (_request, _body, done) => done(null, undefined));
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 64 * 1024 }, (_request, _body, done) =>
+    done(null, undefined),
+  );
   app.post<{ Params: { token: string } }>('/boot/built/:token', async (request, reply) => {
     const hostname = await options.boot.built(request.params.token, request.ip);
     if (hostname === undefined) return reply.code(403).type('text/plain').send(FORBIDDEN);
@@ -105,13 +135,31 @@ export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyIn
 
   // send (under @fastify/static) answers Range, If-None-Match/ETag and If-Modified-Since, streams
   // the file, and refuses paths that climb out of the root; dotfiles are not served.
-  const staticOptions = { index: false, dotfiles: 'deny', acceptRanges: true, etag: true, lastModified: true, cacheControl: false } as const;
+  const staticOptions = {
+    index: false,
+    dotfiles: 'deny',
+    acceptRanges: true,
+    etag: true,
+    lastModified: true,
+    cacheControl: false,
+  } as const;
   if (options.treesDir) {
-    await app.register(fastifyStatic, { ...staticOptions, root: options.treesDir, prefix: '/trees/', decorateReply: true });
+    await app.register(fastifyStatic, {
+      ...staticOptions,
+      root: options.treesDir,
+      prefix: '/trees/',
+      decorateReply: true,
+    });
     app.addHook('onRequest', (await import('./tree-ranges.ts')).treeRangeHook(options.treesDir, '/trees/')); // RFC 9110 ranges (tree-ranges.ts)
   } else {
     // reply.sendFile is needed by the mirror route even without a local tree.
-    await app.register(fastifyStatic, { ...staticOptions, root: process.cwd(), prefix: '/-/', serve: false, decorateReply: true });
+    await app.register(fastifyStatic, {
+      ...staticOptions,
+      root: process.cwd(),
+      prefix: '/-/',
+      serve: false,
+      decorateReply: true,
+    });
   }
   const mirrors = options.mirrors;
   if (mirrors) {

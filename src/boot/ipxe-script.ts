@@ -6,7 +6,8 @@ const SAFE_URL = /^https?:\/\/[A-Za-z0-9._~:/?#[\]@!$&'()*+,;=%-]+$/;
 const SAFE_ARG = /^[A-Za-z0-9._~:/?#[\]@!$'()*+,;=%= -]*$/;
 
 function checked(value: string, pattern: RegExp, what: string): string {
-  if (!pattern.test(value) || value.includes('${')) throw new Error(`unsafe ${what} for an iPXE script: ${JSON.stringify(value)}`);
+  if (!pattern.test(value) || value.includes('${'))
+    throw new Error(`unsafe ${what} for an iPXE script: ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -31,7 +32,12 @@ export function renderIpxeScript(decision: BootDecision, scriptUrl: string): str
       // BIOS: hand over to the first disk directly. UEFI (or unknown): return to the firmware, which
       // tries the next boot entry — the disk, since the order is disk then network.
       return decision.platform === 'pcbios'
-        ? ['#!ipxe', `echo kvmfleet: ${decision.hostname} is built; booting the local disk`, 'sanboot --no-describe --drive 0x80 || exit', ''].join('\n')
+        ? [
+            '#!ipxe',
+            `echo kvmfleet: ${decision.hostname} is built; booting the local disk`,
+            'sanboot --no-describe --drive 0x80 || exit',
+            '',
+          ].join('\n')
         : ['#!ipxe', `echo kvmfleet: ${decision.hostname} is built; booting the local disk`, 'exit', ''].join('\n');
     case 'wait':
       return [

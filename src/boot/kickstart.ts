@@ -17,21 +17,59 @@ export const BUILTIN_TEMPLATE_DIR = fileURLToPath(new URL('../../templates/kicks
 
 export interface KickstartContext {
   host: { hostname: string; fqdn: string; shortname: string; ip: string | null; mac: string; macs: readonly string[] };
-  network: { name: string; cidr: string; netmask: string; prefix: number; gateway: string | null; dns: readonly string[]; domain: string };
+  network: {
+    name: string;
+    cidr: string;
+    netmask: string;
+    prefix: number;
+    gateway: string | null;
+    dns: readonly string[];
+    domain: string;
+  };
   site: { name: string };
-  profile: { name: string; os: string; osVersion: string; installTreeUrl: string; packages: readonly string[]; kernelArgs: string; rootPasswordHash: string };
+  profile: {
+    name: string;
+    os: string;
+    osVersion: string;
+    installTreeUrl: string;
+    packages: readonly string[];
+    kernelArgs: string;
+    rootPasswordHash: string;
+  };
   urls: { built: string; kickstart: string };
   kvmfleet: { version: string };
 }
 
-export function kickstartContext(input: { host: Host; network: Network; site: Site; profile: Profile; rootPasswordHash: string; urls: { built: string; kickstart: string } }): KickstartContext {
+export function kickstartContext(input: {
+  host: Host;
+  network: Network;
+  site: Site;
+  profile: Profile;
+  rootPasswordHash: string;
+  urls: { built: string; kickstart: string };
+}): KickstartContext {
   const { host, network, profile } = input;
   const cidr = parseCidr(network.cidr);
   if (!cidr) throw new KvmfleetError(ErrorCode.Validation, `network ${network.name} has a bad CIDR`);
   const fqdn = host.hostname.includes('.') || !network.domain ? host.hostname : `${host.hostname}.${network.domain}`;
   return {
-    host: { hostname: host.hostname, fqdn, shortname: fqdn.split('.')[0]!, ip: host.ip, mac: host.macs[0] ?? '', macs: host.macs },
-    network: { name: network.name, cidr: network.cidr, netmask: formatIpv4(maskOf(cidr.prefix)), prefix: cidr.prefix, gateway: network.gateway, dns: network.dns, domain: network.domain },
+    host: {
+      hostname: host.hostname,
+      fqdn,
+      shortname: fqdn.split('.')[0]!,
+      ip: host.ip,
+      mac: host.macs[0] ?? '',
+      macs: host.macs,
+    },
+    network: {
+      name: network.name,
+      cidr: network.cidr,
+      netmask: formatIpv4(maskOf(cidr.prefix)),
+      prefix: cidr.prefix,
+      gateway: network.gateway,
+      dns: network.dns,
+      domain: network.domain,
+    },
     site: { name: input.site.name },
     profile: {
       name: profile.name,
@@ -54,7 +92,11 @@ export function kickstartContext(input: { host: Host; network: Network; site: Si
  */
 export function assertSafeContext(value: unknown, path = 'context'): void {
   if (typeof value === 'string') {
-    if (hasControlCharacter(value)) throw new KvmfleetError(ErrorCode.ControlCharacter, `Kickstart value ${path} contains a newline or another control character: refused`);
+    if (hasControlCharacter(value))
+      throw new KvmfleetError(
+        ErrorCode.ControlCharacter,
+        `Kickstart value ${path} contains a newline or another control character: refused`,
+      );
   } else if (Array.isArray(value)) {
     value.forEach((item, i) => assertSafeContext(item, `${path}[${i}]`));
   } else if (value !== null && typeof value === 'object') {
@@ -63,7 +105,9 @@ export function assertSafeContext(value: unknown, path = 'context'): void {
 }
 
 const handlebars = Handlebars.create();
-handlebars.registerHelper('join', (list: unknown, separator: unknown) => (Array.isArray(list) ? list.join(typeof separator === 'string' ? separator : ',') : ''));
+handlebars.registerHelper('join', (list: unknown, separator: unknown) =>
+  Array.isArray(list) ? list.join(typeof separator === 'string' ? separator : ',') : '',
+);
 
 export class KickstartTemplates {
   readonly #dirs: string[];
@@ -75,9 +119,11 @@ export class KickstartTemplates {
   }
 
   render(name: string, context: KickstartContext): string {
-    if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(name)) throw new KvmfleetError(ErrorCode.Validation, `bad Kickstart template name "${name}"`);
+    if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(name))
+      throw new KvmfleetError(ErrorCode.Validation, `bad Kickstart template name "${name}"`);
     const path = this.#dirs.map((dir) => join(dir, `${name}.ks.hbs`)).find((p) => existsSync(p));
-    if (!path) throw new KvmfleetError(ErrorCode.NotFound, `Kickstart template "${name}" not found in ${this.#dirs.join(', ')}`);
+    if (!path)
+      throw new KvmfleetError(ErrorCode.NotFound, `Kickstart template "${name}" not found in ${this.#dirs.join(', ')}`);
     assertSafeContext(context);
     try {
       return this.#template(path)(context);

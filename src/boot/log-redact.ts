@@ -26,12 +26,20 @@ export function redactedUrl(request: Pick<FastifyRequest, 'url' | 'params' | 'is
   const redact = route ? SECRET_ROUTES[route] : undefined;
   if (redact) return redact((request.params ?? {}) as Record<string, string>);
   // Anything else that spells one of those paths (absolute form, encodings): drop what follows.
-  return /\/boot\/+(ks|files|built)(\/|$)/i.test(decoded(request.url)) ? `${decoded(request.url).replace(/(\/boot\/+(ks|files|built))\/.*$/is, '$1/')}[redacted]` : request.url;
+  return /\/boot\/+(ks|files|built)(\/|$)/i.test(decoded(request.url))
+    ? `${decoded(request.url).replace(/(\/boot\/+(ks|files|built))\/.*$/is, '$1/')}[redacted]`
+    : request.url;
 }
 
 /** Fastify's request serializer with the URL redacted. */
 export const bootLogSerializers = {
   req(request: FastifyRequest) {
-    return { method: request.method, url: redactedUrl(request), host: request.host, remoteAddress: request.ip, remotePort: request.socket?.remotePort };
+    return {
+      method: request.method,
+      url: redactedUrl(request),
+      host: request.host,
+      remoteAddress: request.ip,
+      remotePort: request.socket?.remotePort,
+    };
   },
 };

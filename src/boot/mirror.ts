@@ -12,7 +12,9 @@ import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { safeRelativePath } from '../protocols/safe-path.ts';
 
-export type MirrorResult = { readonly ok: true; readonly root: string; readonly path: string } | { readonly ok: false; readonly status: 400 | 404 | 502; readonly detail: string };
+export type MirrorResult =
+  | { readonly ok: true; readonly root: string; readonly path: string }
+  | { readonly ok: false; readonly status: 400 | 404 | 502; readonly detail: string };
 
 export interface MirrorStats {
   hits: number;
@@ -24,11 +26,15 @@ export interface MirrorStats {
 /** Parses "centos=http://mirror/centos,rhel9=http://…" into name → base URL. */
 export function parseMirrors(text: string | undefined): Map<string, string> {
   const mirrors = new Map<string, string>();
-  for (const item of (text ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const item of (text ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const eq = item.indexOf('=');
     const name = item.slice(0, eq);
     const url = item.slice(eq + 1);
-    if (eq <= 0 || !/^[a-z0-9][a-z0-9._-]*$/.test(name) || !/^https?:\/\//.test(url)) throw new Error(`--mirror wants name=http://upstream/path, not "${item}"`);
+    if (eq <= 0 || !/^[a-z0-9][a-z0-9._-]*$/.test(name) || !/^https?:\/\//.test(url))
+      throw new Error(`--mirror wants name=http://upstream/path, not "${item}"`);
     mirrors.set(name, url.replace(/\/+$/, ''));
   }
   return mirrors;
@@ -64,7 +70,11 @@ export class MirrorCache {
     if (!flight) {
       flight = this.#download(`${upstream}/${safe.path.split('/').map(encodeURIComponent).join('/')}`, file).then(
         (): MirrorResult => ({ ok: true, root, path: safe.path }),
-        (error: Error & { status?: 404 | 502 }): MirrorResult => ({ ok: false, status: error.status ?? 502, detail: error.message }),
+        (error: Error & { status?: 404 | 502 }): MirrorResult => ({
+          ok: false,
+          status: error.status ?? 502,
+          detail: error.message,
+        }),
       );
       this.#inFlight.set(key, flight);
       void flight.finally(() => this.#inFlight.delete(key));
@@ -83,13 +93,18 @@ export class MirrorCache {
     }
     if (!response.ok || !response.body) {
       this.stats.upstreamErrors += 1;
-      throw Object.assign(new Error(`upstream answered ${response.status}`), { status: response.status === 404 ? (404 as const) : (502 as const) });
+      throw Object.assign(new Error(`upstream answered ${response.status}`), {
+        status: response.status === 404 ? (404 as const) : (502 as const),
+      });
     }
     await mkdir(dirname(file), { recursive: true });
     // Written beside its final name and renamed: a half-downloaded file is never served.
     const partial = `${file}.partial-${randomBytes(4).toString('hex')}`;
     try {
-      await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), createWriteStream(partial));
+      await pipeline(
+        Readable.fromWeb(response.body as import('node:stream/web').ReadableStream),
+        createWriteStream(partial),
+      );
       await rename(partial, file);
     } catch (error) {
       await rm(partial, { force: true });

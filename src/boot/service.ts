@@ -12,7 +12,17 @@ import { getNetwork } from '../fleet/networks.ts';
 import { getProfile } from '../fleet/profiles.ts';
 import { getSite } from '../fleet/sites.ts';
 import type { Database } from '../store/schema.ts';
-import { admit, findBootHost, hostByToken, isFromMachine, markBuilt, recordEvent, registerDiscovered, type BuildPolicy, DEFAULT_BUILD_POLICY } from './builds.ts';
+import {
+  admit,
+  findBootHost,
+  hostByToken,
+  isFromMachine,
+  markBuilt,
+  recordEvent,
+  registerDiscovered,
+  type BuildPolicy,
+  DEFAULT_BUILD_POLICY,
+} from './builds.ts';
 import { decideBoot, type BootDecision, type InstallPlan, type Platform } from './decide.ts';
 import { renderIpxeScript } from './ipxe-script.ts';
 import { KickstartTemplates, kickstartContext } from './kickstart.ts';
@@ -51,7 +61,10 @@ export class BootService {
    * The iPXE script for the machine with this MAC; registers unknown machines and runs admission.
    * If the store does not answer, the cache decides: a built host boots its disk, others wait.
    */
-  async script(mac: string, request: { clientIp?: string | undefined; platform?: Platform | undefined; baseUrl: string }): Promise<{ script: string; decision: BootDecision }> {
+  async script(
+    mac: string,
+    request: { clientIp?: string | undefined; platform?: Platform | undefined; baseUrl: string },
+  ): Promise<{ script: string; decision: BootDecision }> {
     try {
       return await this.#script(mac, request);
     } catch (error) {
@@ -62,17 +75,29 @@ export class BootService {
       const decision: BootDecision =
         known?.buildState === 'built'
           ? { action: 'local', hostname: known.hostname, platform: request.platform }
-          : { action: 'wait', reason: 'store-unreachable', message: `kvmfleet cannot reach its store; ${known ? known.hostname : 'this machine'} will be answered when it is back`, retrySeconds: this.policy.retrySeconds };
+          : {
+              action: 'wait',
+              reason: 'store-unreachable',
+              message: `kvmfleet cannot reach its store; ${known ? known.hostname : 'this machine'} will be answered when it is back`,
+              retrySeconds: this.policy.retrySeconds,
+            };
       return { script: renderIpxeScript(decision, bootUrls(request.baseUrl).script()), decision };
     }
   }
 
-  async #script(mac: string, request: { clientIp?: string | undefined; platform?: Platform | undefined; baseUrl: string }): Promise<{ script: string; decision: BootDecision }> {
+  async #script(
+    mac: string,
+    request: { clientIp?: string | undefined; platform?: Platform | undefined; baseUrl: string },
+  ): Promise<{ script: string; decision: BootDecision }> {
     let host = await findBootHost(this.#db, mac);
     if (!host) {
       // Past the discovery limit an unknown MAC waits like any discovered one, without a row.
       if (this.#discovery && !this.#discovery.newHost()) {
-        const decision = decideBoot({ host: undefined, platform: request.platform, retrySeconds: this.policy.retrySeconds });
+        const decision = decideBoot({
+          host: undefined,
+          platform: request.platform,
+          retrySeconds: this.policy.retrySeconds,
+        });
         return { script: renderIpxeScript(decision, bootUrls(request.baseUrl).script()), decision };
       }
       host = await registerDiscovered(this.#db, mac, request.clientIp, 'http');
@@ -89,11 +114,23 @@ export class BootService {
       host = { ...host, buildState: admission.admitted ? 'building' : host.buildState };
     }
     const decision = decideBoot({
-      host: { hostname: host.hostname, buildState: host.buildState, hasProfile: host.profileId !== null, install, queuePosition, fromMachine },
+      host: {
+        hostname: host.hostname,
+        buildState: host.buildState,
+        hasProfile: host.profileId !== null,
+        install,
+        queuePosition,
+        fromMachine,
+      },
       platform: request.platform,
       retrySeconds: this.policy.retrySeconds,
     });
-    if (host.buildState !== 'discovered' || !this.#discovery || this.#discovery.event(mac)) await recordEvent(this.#db, host.id, 'script', { action: decision.action, ...(decision.action === 'wait' ? { reason: decision.reason } : {}), ip: request.clientIp ?? null });
+    if (host.buildState !== 'discovered' || !this.#discovery || this.#discovery.event(mac))
+      await recordEvent(this.#db, host.id, 'script', {
+        action: decision.action,
+        ...(decision.action === 'wait' ? { reason: decision.reason } : {}),
+        ip: request.clientIp ?? null,
+      });
     return { script: renderIpxeScript(decision, bootUrls(request.baseUrl).script()), decision };
   }
 
@@ -109,7 +146,11 @@ export class BootService {
       : [`inst.ks=${urls.kickstart(token)}`, `inst.repo=${profile.installTreeUrl}`, 'ip=dhcp', bootif];
     if (profile.kernelArgs) args.push(profile.kernelArgs);
     // One line of the iPXE script: a line break in a stored value would add commands of its own.
-    if (args.some(hasControlCharacter)) throw new KvmfleetError(ErrorCode.ControlCharacter, `profile ${profile.name}: its install tree URL or kernel arguments contain a control character: refused`);
+    if (args.some(hasControlCharacter))
+      throw new KvmfleetError(
+        ErrorCode.ControlCharacter,
+        `profile ${profile.name}: its install tree URL or kernel arguments contain a control character: refused`,
+      );
     return { kernelUrl: urls.kernel(token), initrdUrl: urls.initrd(token), kernelArgs: args.join(' ') };
   }
 
@@ -125,12 +166,27 @@ export class BootService {
   /** Renders a host's Kickstart with the given token in its URLs (a placeholder for previews). */
   async renderKickstart(hostname: string, token: string, baseUrl: string): Promise<string> {
     const host: Host = await getHost(this.#db, hostname);
-    if (!host.profile || !host.network) throw new KvmfleetError(ErrorCode.Validation, `host "${hostname}" needs a profile and a network to have a Kickstart`);
+    if (!host.profile || !host.network)
+      throw new KvmfleetError(
+        ErrorCode.Validation,
+        `host "${hostname}" needs a profile and a network to have a Kickstart`,
+      );
     const [profile, network] = [await getProfile(this.#db, host.profile), await getNetwork(this.#db, host.network)];
     const site = await getSite(this.#db, network.site);
-    const secret = await this.#db.selectFrom('profiles').select('root_password_hash').where('name', '=', profile.name).executeTakeFirstOrThrow();
+    const secret = await this.#db
+      .selectFrom('profiles')
+      .select('root_password_hash')
+      .where('name', '=', profile.name)
+      .executeTakeFirstOrThrow();
     const urls = bootUrls(baseUrl);
-    const context = kickstartContext({ host, network, site, profile, rootPasswordHash: secret.root_password_hash, urls: { built: urls.built(token), kickstart: urls.kickstart(token) } });
+    const context = kickstartContext({
+      host,
+      network,
+      site,
+      profile,
+      rootPasswordHash: secret.root_password_hash,
+      urls: { built: urls.built(token), kickstart: urls.kickstart(token) },
+    });
     return this.#templates.render(profile.kickstartTemplate, context);
   }
 
@@ -151,11 +207,21 @@ export class BootService {
   }
 
   /** What the host would get now, without admitting it, issuing a token or recording anything. */
-  async preview(hostname: string, baseUrl: string, platform: Platform | undefined): Promise<{ decision: BootDecision; script: string }> {
+  async preview(
+    hostname: string,
+    baseUrl: string,
+    platform: Platform | undefined,
+  ): Promise<{ decision: BootDecision; script: string }> {
     const host = await getHost(this.#db, hostname);
     const canInstall = (host.buildState === 'ready' || host.buildState === 'building') && host.profile !== null;
-    const install = canInstall ? await this.#installPlan(host.hostname, host.macs[0] ?? '00:00:00:00:00:00', PREVIEW_TOKEN, baseUrl) : undefined;
-    const decision = decideBoot({ host: { hostname: host.hostname, buildState: host.buildState, hasProfile: host.profile !== null, install }, platform, retrySeconds: this.policy.retrySeconds });
+    const install = canInstall
+      ? await this.#installPlan(host.hostname, host.macs[0] ?? '00:00:00:00:00:00', PREVIEW_TOKEN, baseUrl)
+      : undefined;
+    const decision = decideBoot({
+      host: { hostname: host.hostname, buildState: host.buildState, hasProfile: host.profile !== null, install },
+      platform,
+      retrySeconds: this.policy.retrySeconds,
+    });
     return { decision, script: renderIpxeScript(decision, bootUrls(baseUrl).script()) };
   }
 }

@@ -11,11 +11,19 @@ import { normalize, resolve, sep } from 'node:path';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { resolveRange } from '../protocols/http-range.ts';
 
-export function treeRangeHook(root: string, prefix: string): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+export function treeRangeHook(
+  root: string,
+  prefix: string,
+): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
   const base = resolve(root);
   return async (request, reply) => {
     const header = request.headers.range;
-    if (header === undefined || (request.method !== 'GET' && request.method !== 'HEAD') || !request.url.startsWith(prefix)) return;
+    if (
+      header === undefined ||
+      (request.method !== 'GET' && request.method !== 'HEAD') ||
+      !request.url.startsWith(prefix)
+    )
+      return;
     const path = filePath(base, request.url.slice(prefix.length));
     const info = path ? await stat(path).catch(() => undefined) : undefined;
     if (!info?.isFile()) return; // send answers: 404, 403, a directory redirect
@@ -29,7 +37,12 @@ export function treeRangeHook(root: string, prefix: string): (request: FastifyRe
       request.headers.range = `bytes=${answer.start}-${answer.end}`;
       return;
     }
-    await reply.code(416).header('content-range', `bytes */${info.size}`).header('accept-ranges', 'bytes').type('text/plain').send('range not satisfiable\n');
+    await reply
+      .code(416)
+      .header('content-range', `bytes */${info.size}`)
+      .header('accept-ranges', 'bytes')
+      .type('text/plain')
+      .send('range not satisfiable\n');
   };
 }
 

@@ -23,7 +23,11 @@ export interface ClientOptions {
 export class ApiClient {
   constructor(private readonly options: ClientOptions) {}
 
-  async request<T>(method: string, path: string, body?: { json?: unknown; text?: string; contentType?: string }): Promise<T> {
+  async request<T>(
+    method: string,
+    path: string,
+    body?: { json?: unknown; text?: string; contentType?: string },
+  ): Promise<T> {
     const headers: Record<string, string> = {};
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     let payload: string | undefined;
@@ -36,9 +40,19 @@ export class ApiClient {
     }
     let response: IncomingMessage;
     try {
-      response = await send(new URL(path, this.options.baseUrl), { method, headers, body: payload, ca: this.options.ca });
+      response = await send(new URL(path, this.options.baseUrl), {
+        method,
+        headers,
+        body: payload,
+        ca: this.options.ca,
+      });
     } catch (error) {
-      throw new ApiError(0, 'KVMF_ERR_UNREACHABLE', `cannot reach kvmfleet at ${this.options.baseUrl} (${(error as Error).message}); is "kvmfleet serve" running? Set --url or KVMFLEET_URL${this.options.baseUrl.startsWith('https:') ? ' (and --cacert for a certificate of your own CA)' : ''}.`, undefined);
+      throw new ApiError(
+        0,
+        'KVMF_ERR_UNREACHABLE',
+        `cannot reach kvmfleet at ${this.options.baseUrl} (${(error as Error).message}); is "kvmfleet serve" running? Set --url or KVMFLEET_URL${this.options.baseUrl.startsWith('https:') ? ' (and --cacert for a certificate of your own CA)' : ''}.`,
+        undefined,
+      );
     }
     const status = response.statusCode ?? 0;
     const text = await readText(response);
@@ -66,7 +80,12 @@ export class ApiClient {
     try {
       response = await send(new URL(path, this.options.baseUrl), { method: 'GET', headers, ca: this.options.ca });
     } catch (error) {
-      throw new ApiError(0, 'KVMF_ERR_UNREACHABLE', `cannot reach kvmfleet at ${this.options.baseUrl} (${(error as Error).message})`, undefined);
+      throw new ApiError(
+        0,
+        'KVMF_ERR_UNREACHABLE',
+        `cannot reach kvmfleet at ${this.options.baseUrl} (${(error as Error).message})`,
+        undefined,
+      );
     }
     const status = response.statusCode ?? 0;
     if (status < 200 || status >= 300) {

@@ -41,28 +41,52 @@ export function registerPowerCommands(program: Command, ctx: CliContext): void {
     .option('--bmc-address <address>', 'HOST[:PORT] or [IPv6]:PORT (default port 623 for ipmi, 443 for redfish)')
     .option('--bmc-user <user>', 'BMC user name')
     .option('--bmc-password-stdin', 'read the BMC password from standard input (stored encrypted, never shown)')
-    .option('--bmc-credentials <name>', 'use a shared credentials set instead of a password of its own ("none": stop using one)')
-    .action(async (hostname: string, o: { bmcType?: string; bmcAddress?: string; bmcUser?: string; bmcPasswordStdin?: boolean; bmcCredentials?: string }) => {
-      if (!o.bmcType && !o.bmcAddress && !o.bmcUser && !o.bmcPasswordStdin && !o.bmcCredentials) throw new Error('nothing to set: give --bmc-type, --bmc-address, --bmc-user, --bmc-password-stdin or --bmc-credentials');
-      const current = await client().request<BmcView | null>('GET', `/api/v1/hosts/${enc(hostname)}/bmc`);
-      const type = o.bmcType ?? current?.type;
-      const address = o.bmcAddress ?? current?.address;
-      if (!type || !address) throw new Error(`host ${hostname} has no BMC yet: give --bmc-type and --bmc-address`);
-      const body = {
-        type,
-        address,
-        ...(o.bmcUser ? { username: o.bmcUser } : {}),
-        ...(o.bmcPasswordStdin ? { password: passwordFromStdin() } : {}),
-        ...(o.bmcCredentials ? { credentials: o.bmcCredentials === 'none' ? null : o.bmcCredentials } : {}),
-      };
-      const data = await client().request<BmcView>('PUT', `/api/v1/hosts/${enc(hostname)}/bmc`, { json: body });
-      print(data, () => `host ${hostname}: BMC ${data.type} ${data.address}, user ${data.username ?? '-'}${data.credentials ? `, credentials ${data.credentials}` : ''}, password ${data.passwordSet ? 'set' : 'not set'}`);
-    });
+    .option(
+      '--bmc-credentials <name>',
+      'use a shared credentials set instead of a password of its own ("none": stop using one)',
+    )
+    .action(
+      async (
+        hostname: string,
+        o: {
+          bmcType?: string;
+          bmcAddress?: string;
+          bmcUser?: string;
+          bmcPasswordStdin?: boolean;
+          bmcCredentials?: string;
+        },
+      ) => {
+        if (!o.bmcType && !o.bmcAddress && !o.bmcUser && !o.bmcPasswordStdin && !o.bmcCredentials)
+          throw new Error(
+            'nothing to set: give --bmc-type, --bmc-address, --bmc-user, --bmc-password-stdin or --bmc-credentials',
+          );
+        const current = await client().request<BmcView | null>('GET', `/api/v1/hosts/${enc(hostname)}/bmc`);
+        const type = o.bmcType ?? current?.type;
+        const address = o.bmcAddress ?? current?.address;
+        if (!type || !address) throw new Error(`host ${hostname} has no BMC yet: give --bmc-type and --bmc-address`);
+        const body = {
+          type,
+          address,
+          ...(o.bmcUser ? { username: o.bmcUser } : {}),
+          ...(o.bmcPasswordStdin ? { password: passwordFromStdin() } : {}),
+          ...(o.bmcCredentials ? { credentials: o.bmcCredentials === 'none' ? null : o.bmcCredentials } : {}),
+        };
+        const data = await client().request<BmcView>('PUT', `/api/v1/hosts/${enc(hostname)}/bmc`, { json: body });
+        print(
+          data,
+          () =>
+            `host ${hostname}: BMC ${data.type} ${data.address}, user ${data.username ?? '-'}${data.credentials ? `, credentials ${data.credentials}` : ''}, password ${data.passwordSet ? 'set' : 'not set'}`,
+        );
+      },
+    );
 
-  host.command('bmc <hostname>').description("show the host's BMC settings (never the password)").action(async (hostname: string) => {
-    const data = await client().request<BmcView | null>('GET', `/api/v1/hosts/${enc(hostname)}/bmc`);
-    print(data, () => (data ? formatRecord(data as unknown as Record<string, Cell>) : `host ${hostname} has no BMC`));
-  });
+  host
+    .command('bmc <hostname>')
+    .description("show the host's BMC settings (never the password)")
+    .action(async (hostname: string) => {
+      const data = await client().request<BmcView | null>('GET', `/api/v1/hosts/${enc(hostname)}/bmc`);
+      print(data, () => (data ? formatRecord(data as unknown as Record<string, Cell>) : `host ${hostname} has no BMC`));
+    });
 
   host
     .command('power <hostname> <action>')
@@ -70,8 +94,14 @@ export function registerPowerCommands(program: Command, ctx: CliContext): void {
     .action(async (hostname: string, action: string) => {
       if (!ACTIONS.includes(action)) throw new Error(`power action "${action}" is not one of ${ACTIONS.join(', ')}`);
       const path = `/api/v1/hosts/${enc(hostname)}/power`;
-      const data = await (action === 'status' ? client().request<{ powerState: string; sent: string | null }>('GET', path) : client().request<{ powerState: string; sent: string | null }>('POST', path, { json: { action } }));
-      print(data, () => (action === 'status' ? `Chassis Power is ${data.powerState}` : `host ${hostname}: sent ${data.sent}, power is ${data.powerState}`));
+      const data = await (action === 'status'
+        ? client().request<{ powerState: string; sent: string | null }>('GET', path)
+        : client().request<{ powerState: string; sent: string | null }>('POST', path, { json: { action } }));
+      print(data, () =>
+        action === 'status'
+          ? `Chassis Power is ${data.powerState}`
+          : `host ${hostname}: sent ${data.sent}, power is ${data.powerState}`,
+      );
     });
 
   host
@@ -81,8 +111,16 @@ export function registerPowerCommands(program: Command, ctx: CliContext): void {
     .option('--uefi', 'UEFI boot (else legacy BIOS)')
     .action(async (hostname: string, device: string, o: { persistent?: boolean; uefi?: boolean }) => {
       if (device !== 'pxe' && device !== 'disk') throw new Error(`boot device "${device}" is not pxe or disk`);
-      const data = await client().request<{ device: string; persistent: boolean; uefi: boolean }>('POST', `/api/v1/hosts/${enc(hostname)}/bootdev`, { json: { device, persistent: !!o.persistent, uefi: !!o.uefi } });
-      print(data, () => `host ${hostname}: next boot ${data.device}${data.persistent ? ' (persistent)' : ' (once)'}${data.uefi ? ', UEFI' : ''}`);
+      const data = await client().request<{ device: string; persistent: boolean; uefi: boolean }>(
+        'POST',
+        `/api/v1/hosts/${enc(hostname)}/bootdev`,
+        { json: { device, persistent: !!o.persistent, uefi: !!o.uefi } },
+      );
+      print(
+        data,
+        () =>
+          `host ${hostname}: next boot ${data.device}${data.persistent ? ' (persistent)' : ' (once)'}${data.uefi ? ', UEFI' : ''}`,
+      );
     });
 
   // `host rebuild HOST --power-cycle`: the rebuild verb gains the BMC. Its plain form is kept as it
@@ -99,14 +137,34 @@ export function registerPowerCommands(program: Command, ctx: CliContext): void {
         print(data, () => `host ${data.hostname} will be rebuilt at its next network boot`);
         return;
       }
-      const data = await client().request<{ hostname: string; power: { sent: string; powerState: string } }>('POST', `/api/v1/hosts/${enc(hostname)}/rebuild/power-cycle`, { json: { uefi: !!o.uefi } });
-      print(data, () => `host ${data.hostname} will be rebuilt: next boot pxe (once), sent ${data.power.sent}, power is ${data.power.powerState}`);
+      const data = await client().request<{ hostname: string; power: { sent: string; powerState: string } }>(
+        'POST',
+        `/api/v1/hosts/${enc(hostname)}/rebuild/power-cycle`,
+        { json: { uefi: !!o.uefi } },
+      );
+      print(
+        data,
+        () =>
+          `host ${data.hostname} will be rebuilt: next boot pxe (once), sent ${data.power.sent}, power is ${data.power.powerState}`,
+      );
     });
 
-  const credentials = program.command('bmc').description('BMC credentials shared by many hosts').command('credentials').description('shared BMC credentials sets');
+  const credentials = program
+    .command('bmc')
+    .description('BMC credentials shared by many hosts')
+    .command('credentials')
+    .description('shared BMC credentials sets');
   credentials.command('list').action(async () => {
-    const data = await client().request<{ name: string; username: string; hosts: number }[]>('GET', '/api/v1/bmc-credentials');
-    print(data, () => formatTable(['NAME', 'USER', 'HOSTS'], data.map((c) => [c.name, c.username, String(c.hosts)])));
+    const data = await client().request<{ name: string; username: string; hosts: number }[]>(
+      'GET',
+      '/api/v1/bmc-credentials',
+    );
+    print(data, () =>
+      formatTable(
+        ['NAME', 'USER', 'HOSTS'],
+        data.map((c) => [c.name, c.username, String(c.hosts)]),
+      ),
+    );
   });
   credentials
     .command('set <name>')
@@ -114,7 +172,11 @@ export function registerPowerCommands(program: Command, ctx: CliContext): void {
     .requiredOption('--user <user>', 'BMC user name')
     .requiredOption('--password-stdin', 'read the password from standard input')
     .action(async (name: string, o: { user: string }) => {
-      const data = await client().request<{ name: string; hosts: number }>('PUT', `/api/v1/bmc-credentials/${enc(name)}`, { json: { username: o.user, password: passwordFromStdin() } });
+      const data = await client().request<{ name: string; hosts: number }>(
+        'PUT',
+        `/api/v1/bmc-credentials/${enc(name)}`,
+        { json: { username: o.user, password: passwordFromStdin() } },
+      );
       print(data, () => `credentials ${data.name} set (used by ${data.hosts} host(s))`);
     });
   credentials.command('rm <name>').action(async (name: string) => {

@@ -15,7 +15,10 @@ export interface SendOptions {
 
 export function send(url: URL, options: SendOptions): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const headers = { ...options.headers, ...(options.body !== undefined ? { 'content-length': String(Buffer.byteLength(options.body)) } : {}) };
+    const headers = {
+      ...options.headers,
+      ...(options.body !== undefined ? { 'content-length': String(Buffer.byteLength(options.body)) } : {}),
+    };
     const req =
       url.protocol === 'https:'
         ? httpsRequest(url, { method: options.method, headers, ...(options.ca ? { ca: options.ca } : {}) }, resolve)

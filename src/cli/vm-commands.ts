@@ -74,8 +74,33 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
   hv.command('list')
     .option('--site <site>')
     .action(async (o: { site?: string }) => {
-      const data = await client().request<{ name: string; site: string; uri: string; health: string; domainType: string; cpus: number; memoryMiB: number; poolAvailableBytes: number | null }[]>('GET', `/api/v1/hypervisors${o.site ? `?site=${enc(o.site)}` : ''}`);
-      print(data, () => formatTable(['name', 'site', 'uri', 'health', 'type', 'cpus', 'memory MiB', 'pool free GiB'], data.map((h) => [h.name, h.site, h.uri, h.health, h.domainType, h.cpus, h.memoryMiB, h.poolAvailableBytes === null ? null : (h.poolAvailableBytes / 2 ** 30).toFixed(1)])));
+      const data = await client().request<
+        {
+          name: string;
+          site: string;
+          uri: string;
+          health: string;
+          domainType: string;
+          cpus: number;
+          memoryMiB: number;
+          poolAvailableBytes: number | null;
+        }[]
+      >('GET', `/api/v1/hypervisors${o.site ? `?site=${enc(o.site)}` : ''}`);
+      print(data, () =>
+        formatTable(
+          ['name', 'site', 'uri', 'health', 'type', 'cpus', 'memory MiB', 'pool free GiB'],
+          data.map((h) => [
+            h.name,
+            h.site,
+            h.uri,
+            h.health,
+            h.domainType,
+            h.cpus,
+            h.memoryMiB,
+            h.poolAvailableBytes === null ? null : (h.poolAvailableBytes / 2 ** 30).toFixed(1),
+          ]),
+        ),
+      );
     });
   hv.command('add <name>')
     .description('register a hypervisor by libvirt URI; its capacity is read from libvirt')
@@ -85,10 +110,29 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .option('--bridge <bridge>', 'host bridge for VM NICs', 'br0')
     .option('--max-parallel <n>', 'concurrent clone operations in jobs', whole)
     .option('--domain-type <type>', 'auto (probe), kvm or qemu', 'auto')
-    .action(async (name: string, o: { uri: string; site: string; pool: string; bridge: string; maxParallel?: number; domainType: string }) => {
-      const data = await client().request<Hypervisor>('POST', '/api/v1/hypervisors', { json: { name, uri: o.uri, site: o.site, storagePool: o.pool, bridge: o.bridge, maxParallel: o.maxParallel, domainType: o.domainType } });
-      print(data, () => `hypervisor ${data.name} added: ${data.cpus} CPUs, ${data.memoryMiB} MiB, domain type ${data.domainType} (${data.domainTypeReason})`);
-    });
+    .action(
+      async (
+        name: string,
+        o: { uri: string; site: string; pool: string; bridge: string; maxParallel?: number; domainType: string },
+      ) => {
+        const data = await client().request<Hypervisor>('POST', '/api/v1/hypervisors', {
+          json: {
+            name,
+            uri: o.uri,
+            site: o.site,
+            storagePool: o.pool,
+            bridge: o.bridge,
+            maxParallel: o.maxParallel,
+            domainType: o.domainType,
+          },
+        });
+        print(
+          data,
+          () =>
+            `hypervisor ${data.name} added: ${data.cpus} CPUs, ${data.memoryMiB} MiB, domain type ${data.domainType} (${data.domainTypeReason})`,
+        );
+      },
+    );
   hv.command('show <name>')
     .description('one hypervisor: capacity, health, and its domain type with what the KVM probe saw')
     .action(async (name: string) => {
@@ -114,11 +158,26 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
   vm.command('list')
     .description('VMs on every hypervisor with their state (as virsh list --all)')
     .action(async () => {
-      const data = await client().request<{ vms: Vm[]; unmanaged: { hypervisor: string; name: string; state: string }[] }>('GET', '/api/v1/vms');
+      const data = await client().request<{
+        vms: Vm[];
+        unmanaged: { hypervisor: string; name: string; state: string }[];
+      }>('GET', '/api/v1/vms');
       print(data, () =>
         [
-          formatTable(['name', 'hypervisor', 'state', 'memory MiB', 'vcpus', 'template', 'clone'], data.vms.map((v) => [v.name, v.hypervisor, v.state, v.memoryMiB, v.vcpus, v.template, v.cloneKind])),
-          ...(data.unmanaged.length ? ['', 'not managed by kvmfleet:', formatTable(['name', 'hypervisor', 'state'], data.unmanaged.map((u) => [u.name, u.hypervisor, u.state]))] : []),
+          formatTable(
+            ['name', 'hypervisor', 'state', 'memory MiB', 'vcpus', 'template', 'clone'],
+            data.vms.map((v) => [v.name, v.hypervisor, v.state, v.memoryMiB, v.vcpus, v.template, v.cloneKind]),
+          ),
+          ...(data.unmanaged.length
+            ? [
+                '',
+                'not managed by kvmfleet:',
+                formatTable(
+                  ['name', 'hypervisor', 'state'],
+                  data.unmanaged.map((u) => [u.name, u.hypervisor, u.state]),
+                ),
+              ]
+            : []),
         ].join('\n'),
       );
     });
@@ -139,15 +198,57 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .option('--autostart')
     .option('--no-start', 'define only')
     .option('--anti-affinity <group>', 'never on a hypervisor with another VM of this group')
-    .action(async (name: string, o: { hypervisor?: string; site?: string; memory: number; vcpus: number; disk?: number; cdrom?: string; pxe?: boolean; import?: string; network?: string; osVariant?: string; graphics?: object; mac?: string; autostart?: boolean; start: boolean; antiAffinity?: string }) => {
-      const sources = [o.cdrom && 'cdrom', o.pxe && 'pxe', o.import && 'import'].filter(Boolean);
-      if (sources.length > 1) throw new Error('choose one install source: --cdrom, --pxe or --import');
-      const source = o.cdrom ? { kind: 'cdrom', iso: o.cdrom } : o.pxe ? { kind: 'pxe' } : o.import ? { kind: 'import', disk: o.import } : { kind: 'none' };
-      const data = await client().request<Vm>('POST', '/api/v1/vms', {
-        json: { name, hypervisor: o.hypervisor, site: o.site, memoryMiB: o.memory, vcpus: o.vcpus, diskGiB: o.disk, source, bridge: o.network, osVariant: o.osVariant, graphics: o.graphics, mac: o.mac, autostart: o.autostart ?? false, start: o.start, antiAffinity: o.antiAffinity },
-      });
-      print(data, () => `VM ${data.name} created on ${data.hypervisor} (${data.state})`);
-    });
+    .action(
+      async (
+        name: string,
+        o: {
+          hypervisor?: string;
+          site?: string;
+          memory: number;
+          vcpus: number;
+          disk?: number;
+          cdrom?: string;
+          pxe?: boolean;
+          import?: string;
+          network?: string;
+          osVariant?: string;
+          graphics?: object;
+          mac?: string;
+          autostart?: boolean;
+          start: boolean;
+          antiAffinity?: string;
+        },
+      ) => {
+        const sources = [o.cdrom && 'cdrom', o.pxe && 'pxe', o.import && 'import'].filter(Boolean);
+        if (sources.length > 1) throw new Error('choose one install source: --cdrom, --pxe or --import');
+        const source = o.cdrom
+          ? { kind: 'cdrom', iso: o.cdrom }
+          : o.pxe
+            ? { kind: 'pxe' }
+            : o.import
+              ? { kind: 'import', disk: o.import }
+              : { kind: 'none' };
+        const data = await client().request<Vm>('POST', '/api/v1/vms', {
+          json: {
+            name,
+            hypervisor: o.hypervisor,
+            site: o.site,
+            memoryMiB: o.memory,
+            vcpus: o.vcpus,
+            diskGiB: o.disk,
+            source,
+            bridge: o.network,
+            osVariant: o.osVariant,
+            graphics: o.graphics,
+            mac: o.mac,
+            autostart: o.autostart ?? false,
+            start: o.start,
+            antiAffinity: o.antiAffinity,
+          },
+        });
+        print(data, () => `VM ${data.name} created on ${data.hypervisor} (${data.state})`);
+      },
+    );
   vm.command('clone <template> <name>')
     .description('a linked (default) or full clone of a template, with its own cloud-init identity')
     .option('--full', 'an independent copy of the disk')
@@ -155,19 +256,64 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .option('--hostname <hostname>')
     .option('--domain <domain>')
     .option('--ip <ip>')
-    .option('--address-from <network>', 'a free static address from this kvmfleet network (prefix, gateway, DNS from it)')
+    .option(
+      '--address-from <network>',
+      'a free static address from this kvmfleet network (prefix, gateway, DNS from it)',
+    )
     .option('--prefix <bits>', '', whole)
     .option('--gateway <ip>')
     .option('--dns <ip...>')
     .option('--ssh-key <file...>', 'public key files')
     .option('--anti-affinity <group>')
     .option('--start')
-    .action(async (template: string, name: string, o: { full?: boolean; hypervisor?: string; hostname?: string; domain?: string; ip?: string; addressFrom?: string; prefix?: number; gateway?: string; dns?: string[]; sshKey?: string[]; antiAffinity?: string; start?: boolean }) => {
-      const sshKeys = (o.sshKey ?? []).map((f) => readFileSync(f, 'utf8').trim());
-      const identity = Object.fromEntries(Object.entries({ hostname: o.hostname, domain: o.domain, ip: o.ip, network: o.addressFrom, prefix: o.prefix, gateway: o.gateway, dns: o.dns, sshKeys: sshKeys.length ? sshKeys : undefined }).filter(([, v]) => v !== undefined));
-      const data = await client().request<Vm>('POST', `/api/v1/templates/${enc(template)}/clones`, { json: { name, kind: o.full ? 'full' : 'linked', hypervisor: o.hypervisor, identity, antiAffinity: o.antiAffinity, start: o.start ?? false } });
-      print(data, () => `VM ${data.name}: ${data.cloneKind} clone of ${template} on ${data.hypervisor} (${data.state})`);
-    });
+    .action(
+      async (
+        template: string,
+        name: string,
+        o: {
+          full?: boolean;
+          hypervisor?: string;
+          hostname?: string;
+          domain?: string;
+          ip?: string;
+          addressFrom?: string;
+          prefix?: number;
+          gateway?: string;
+          dns?: string[];
+          sshKey?: string[];
+          antiAffinity?: string;
+          start?: boolean;
+        },
+      ) => {
+        const sshKeys = (o.sshKey ?? []).map((f) => readFileSync(f, 'utf8').trim());
+        const identity = Object.fromEntries(
+          Object.entries({
+            hostname: o.hostname,
+            domain: o.domain,
+            ip: o.ip,
+            network: o.addressFrom,
+            prefix: o.prefix,
+            gateway: o.gateway,
+            dns: o.dns,
+            sshKeys: sshKeys.length ? sshKeys : undefined,
+          }).filter(([, v]) => v !== undefined),
+        );
+        const data = await client().request<Vm>('POST', `/api/v1/templates/${enc(template)}/clones`, {
+          json: {
+            name,
+            kind: o.full ? 'full' : 'linked',
+            hypervisor: o.hypervisor,
+            identity,
+            antiAffinity: o.antiAffinity,
+            start: o.start ?? false,
+          },
+        });
+        print(
+          data,
+          () => `VM ${data.name}: ${data.cloneKind} clone of ${template} on ${data.hypervisor} (${data.state})`,
+        );
+      },
+    );
   vm.command('deploy <template>')
     .description('bulk deploy: N clones across a site, as a job with progress')
     .requiredOption('--count <n>', '', whole)
@@ -178,14 +324,47 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .option('--anti-affinity <group>')
     .option('--start')
     .option('--no-wait', 'print the job and return')
-    .action(async (template: string, o: { count: number; prefix: string; site: string; full?: boolean; hypervisor?: string[]; antiAffinity?: string; start?: boolean; wait: boolean }) => {
-      const job = await client().request<Job & { warning?: string }>('POST', '/api/v1/jobs/bulk-clone', { json: { template, count: o.count, namePrefix: o.prefix, kind: o.full ? 'full' : 'linked', site: o.site, hypervisors: o.hypervisor, antiAffinity: o.antiAffinity, start: o.start ?? false } });
-      if (job.warning && !ctx.json()) console.error(`warning: ${job.warning}`);
-      if (!o.wait) return print(job, () => `job ${job.id} queued: ${job.total} clones`);
-      const done = await followJob(ctx, job.id);
-      print(done, () => [formatTable(['vm', 'hypervisor', 'result', 'ms'], done.results.map((r) => [r.name, r.hypervisor, r.ok ? 'ok' : r.error, r.ms])), `job ${done.id}: ${done.state}, ${done.done - done.failed} ok, ${done.failed} failed`].join('\n'));
-      if (done.failed) process.exitCode = 1;
-    });
+    .action(
+      async (
+        template: string,
+        o: {
+          count: number;
+          prefix: string;
+          site: string;
+          full?: boolean;
+          hypervisor?: string[];
+          antiAffinity?: string;
+          start?: boolean;
+          wait: boolean;
+        },
+      ) => {
+        const job = await client().request<Job & { warning?: string }>('POST', '/api/v1/jobs/bulk-clone', {
+          json: {
+            template,
+            count: o.count,
+            namePrefix: o.prefix,
+            kind: o.full ? 'full' : 'linked',
+            site: o.site,
+            hypervisors: o.hypervisor,
+            antiAffinity: o.antiAffinity,
+            start: o.start ?? false,
+          },
+        });
+        if (job.warning && !ctx.json()) console.error(`warning: ${job.warning}`);
+        if (!o.wait) return print(job, () => `job ${job.id} queued: ${job.total} clones`);
+        const done = await followJob(ctx, job.id);
+        print(done, () =>
+          [
+            formatTable(
+              ['vm', 'hypervisor', 'result', 'ms'],
+              done.results.map((r) => [r.name, r.hypervisor, r.ok ? 'ok' : r.error, r.ms]),
+            ),
+            `job ${done.id}: ${done.state}, ${done.done - done.failed} ok, ${done.failed} failed`,
+          ].join('\n'),
+        );
+        if (done.failed) process.exitCode = 1;
+      },
+    );
   vm.command('start <name>').action(async (name: string) => {
     const data = await client().request<Vm>('POST', `/api/v1/vms/${enc(name)}/start`);
     print(data, () => `Domain '${data.name}' started`);
@@ -195,9 +374,19 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .option('--timeout <seconds>', '', whole)
     .option('--force')
     .action(async (name: string, o: { timeout?: number; force?: boolean }) => {
-      const q = new URLSearchParams({ ...(o.timeout ? { timeoutS: String(o.timeout) } : {}), ...(o.force ? { force: 'true' } : {}) }).toString();
-      const data = await client().request<Vm & { forced: boolean }>('POST', `/api/v1/vms/${enc(name)}/shutdown${q ? `?${q}` : ''}`);
-      print(data, () => (data.forced ? `Domain '${data.name}' did not shut down in time and was destroyed` : `Domain '${data.name}' is being shutdown`));
+      const q = new URLSearchParams({
+        ...(o.timeout ? { timeoutS: String(o.timeout) } : {}),
+        ...(o.force ? { force: 'true' } : {}),
+      }).toString();
+      const data = await client().request<Vm & { forced: boolean }>(
+        'POST',
+        `/api/v1/vms/${enc(name)}/shutdown${q ? `?${q}` : ''}`,
+      );
+      print(data, () =>
+        data.forced
+          ? `Domain '${data.name}' did not shut down in time and was destroyed`
+          : `Domain '${data.name}' is being shutdown`,
+      );
     });
   vm.command('destroy <name>').action(async (name: string) => {
     const data = await client().request<Vm>('POST', `/api/v1/vms/${enc(name)}/destroy`);
@@ -212,7 +401,9 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
   vm.command('autostart <name>')
     .option('--disable')
     .action(async (name: string, o: { disable?: boolean }) => {
-      const data = await client().request('POST', `/api/v1/vms/${enc(name)}/autostart`, { json: { enabled: !o.disable } });
+      const data = await client().request('POST', `/api/v1/vms/${enc(name)}/autostart`, {
+        json: { enabled: !o.disable },
+      });
       print(data, () => `Domain '${name}' ${o.disable ? 'unmarked' : 'marked'} as autostarted`);
     });
 
@@ -222,12 +413,21 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     .description('seal a shut-off VM with virt-sysprep and make it a template')
     .option('--name <template>', 'template name (default: the VM name)')
     .action(async (vmName: string, o: { name?: string }) => {
-      const data = await client().request<{ name: string; operations: string[] }>('POST', '/api/v1/templates', { json: { vm: vmName, name: o.name } });
+      const data = await client().request<{ name: string; operations: string[] }>('POST', '/api/v1/templates', {
+        json: { vm: vmName, name: o.name },
+      });
       print(data, () => `template ${data.name} sealed; virt-sysprep ran: ${data.operations.join(', ')}`);
     });
   template.command('list').action(async () => {
-    const data = await client().request<{ name: string; hypervisor: string; disk: string; linkedClones: number; sealedAt: string }[]>('GET', '/api/v1/templates');
-    print(data, () => formatTable(['name', 'hypervisor', 'disk', 'linked clones', 'sealed'], data.map((t) => [t.name, t.hypervisor, t.disk, t.linkedClones, t.sealedAt])));
+    const data = await client().request<
+      { name: string; hypervisor: string; disk: string; linkedClones: number; sealedAt: string }[]
+    >('GET', '/api/v1/templates');
+    print(data, () =>
+      formatTable(
+        ['name', 'hypervisor', 'disk', 'linked clones', 'sealed'],
+        data.map((t) => [t.name, t.hypervisor, t.disk, t.linkedClones, t.sealedAt]),
+      ),
+    );
   });
   template
     .command('rm <name>')
@@ -240,17 +440,35 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
   const job = program.command('job').description('long-running work and its progress');
   job.command('list').action(async () => {
     const data = await client().request<Job[]>('GET', '/api/v1/jobs');
-    print(data, () => formatTable(['id', 'state', 'done', 'failed', 'total'], data.map((j) => [j.id, j.state, j.done, j.failed, j.total])));
+    print(data, () =>
+      formatTable(
+        ['id', 'state', 'done', 'failed', 'total'],
+        data.map((j) => [j.id, j.state, j.done, j.failed, j.total]),
+      ),
+    );
   });
   job.command('show <id>').action(async (id: string) => {
     const data = await client().request<Job>('GET', `/api/v1/jobs/${whole(id)}`);
-    print(data, () => [progressLine(data.done, data.failed, data.total), formatTable(['vm', 'hypervisor', 'result', 'ms'], data.results.map((r) => [r.name, r.hypervisor, r.ok ? 'ok' : r.error, r.ms]))].join('\n'));
+    print(data, () =>
+      [
+        progressLine(data.done, data.failed, data.total),
+        formatTable(
+          ['vm', 'hypervisor', 'result', 'ms'],
+          data.results.map((r) => [r.name, r.hypervisor, r.ok ? 'ok' : r.error, r.ms]),
+        ),
+      ].join('\n'),
+    );
   });
-  job.command('cancel <id>')
+  job
+    .command('cancel <id>')
     .description('cancel a job: items under way finish, the others are not started')
     .action(async (id: string) => {
       const data = await client().request<Job>('POST', `/api/v1/jobs/${whole(id)}/cancel`);
-      print(data, () => `job ${data.id}: ${data.state}${data.state === 'running' ? ' (cancelling: items under way finish first)' : ''}`);
+      print(
+        data,
+        () =>
+          `job ${data.id}: ${data.state}${data.state === 'running' ? ' (cancelling: items under way finish first)' : ''}`,
+      );
     });
   job.command('wait <id>').action(async (id: string) => {
     const done = await followJob(ctx, whole(id));

@@ -64,7 +64,16 @@ export function haproxyConfig(nodes: readonly BootNode[], options: HaproxyOption
     '    option redispatch 1',
     '    retry-on conn-failure empty-response response-timeout 502 503',
     '',
-    ...(options.statsBind ? ['frontend stats', `    bind ${options.statsBind}`, '    stats enable', '    stats uri /', '    stats refresh 5s', ''] : []),
+    ...(options.statsBind
+      ? [
+          'frontend stats',
+          `    bind ${options.statsBind}`,
+          '    stats enable',
+          '    stats uri /',
+          '    stats refresh 5s',
+          '',
+        ]
+      : []),
     `frontend ${options.site}_boot`,
     `    bind ${bind}`,
     // kvmfleet records the machine's address (timelines): it must see the client, not HAProxy.
@@ -76,7 +85,9 @@ export function haproxyConfig(nodes: readonly BootNode[], options: HaproxyOption
     '    option httpchk',
     '    http-check send meth GET uri /readyz',
     '    http-check expect status 200',
-    ...(servers.length ? [...servers, '    option allbackups', ...fallbacks] : ['    # no live boot HTTP nodes registered for this site']),
+    ...(servers.length
+      ? [...servers, '    option allbackups', ...fallbacks]
+      : ['    # no live boot HTTP nodes registered for this site']),
     '',
   ].join('\n');
 }

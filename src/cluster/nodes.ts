@@ -35,13 +35,25 @@ export interface ClusterNode {
 }
 
 export async function announceNode(db: Kysely<Database>, node: NodeAnnouncement): Promise<void> {
-  if (!NAME.test(node.name)) throw new KvmfleetError(ErrorCode.Validation, `node name "${node.name}" must be 1–64 letters, digits, ".", "_" or "-"`);
+  if (!NAME.test(node.name))
+    throw new KvmfleetError(
+      ErrorCode.Validation,
+      `node name "${node.name}" must be 1–64 letters, digits, ".", "_" or "-"`,
+    );
   let siteId: number | null = null;
   if (node.site) {
     const site = await db.selectFrom('sites').select('id').where('name', '=', node.site).executeTakeFirst();
     siteId = site?.id ?? null; // a site not imported yet: announced without one, fixed at the next heartbeat
   }
-  const values = { site_id: siteId, roles: JSON.stringify(node.roles), http_address: node.httpAddress ?? null, api_url: node.apiUrl ?? null, version: VERSION, seen_at: new Date().toISOString(), detail: JSON.stringify(node.detail?.() ?? {}) };
+  const values = {
+    site_id: siteId,
+    roles: JSON.stringify(node.roles),
+    http_address: node.httpAddress ?? null,
+    api_url: node.apiUrl ?? null,
+    version: VERSION,
+    seen_at: new Date().toISOString(),
+    detail: JSON.stringify(node.detail?.() ?? {}),
+  };
   await db
     .insertInto('nodes')
     .values({ name: node.name, ...values, started_at: new Date().toISOString() })
@@ -53,8 +65,16 @@ export async function leaveNode(db: Kysely<Database>, name: string): Promise<voi
   await db.deleteFrom('nodes').where('name', '=', name).execute();
 }
 
-export async function listNodes(db: Kysely<Database>, filter: { site?: string; role?: string; aliveOnly?: boolean } = {}): Promise<ClusterNode[]> {
-  let q = db.selectFrom('nodes').leftJoin('sites', 'sites.id', 'nodes.site_id').selectAll('nodes').select('sites.name as site').orderBy('nodes.name');
+export async function listNodes(
+  db: Kysely<Database>,
+  filter: { site?: string; role?: string; aliveOnly?: boolean } = {},
+): Promise<ClusterNode[]> {
+  let q = db
+    .selectFrom('nodes')
+    .leftJoin('sites', 'sites.id', 'nodes.site_id')
+    .selectAll('nodes')
+    .select('sites.name as site')
+    .orderBy('nodes.name');
   if (filter.site) q = q.where('sites.name', '=', filter.site);
   const now = Date.now();
   return (await q.execute())
@@ -77,7 +97,11 @@ export async function listNodes(db: Kysely<Database>, filter: { site?: string; r
 }
 
 /** Announces now and every `intervalMs`; stop() leaves the registry. Store hiccups are retried at the next beat. */
-export function startHeartbeat(db: Kysely<Database>, node: NodeAnnouncement, intervalMs = 10_000): { stop(): Promise<void>; ready: Promise<void> } {
+export function startHeartbeat(
+  db: Kysely<Database>,
+  node: NodeAnnouncement,
+  intervalMs = 10_000,
+): { stop(): Promise<void>; ready: Promise<void> } {
   const beat = () => announceNode(db, node).catch(() => undefined);
   const ready = beat();
   const timer = setInterval(beat, intervalMs);

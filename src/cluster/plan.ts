@@ -58,9 +58,16 @@ const round = (n: number, digits = 0) => Number(n.toFixed(digits));
 
 export function planCapacity(input: PlanInput): Plan {
   for (const [key, value] of Object.entries(input)) {
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new Error(`${key} must be a number ≥ 0, not ${value}`);
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
+      throw new Error(`${key} must be a number ≥ 0, not ${value}`);
   }
-  if (input.hostsPerSite < 1 || input.buildMinutes <= 0 || input.windowHours <= 0 || input.downloadShare <= 0 || input.downloadShare > 1) {
+  if (
+    input.hostsPerSite < 1 ||
+    input.buildMinutes <= 0 ||
+    input.windowHours <= 0 ||
+    input.downloadShare <= 0 ||
+    input.downloadShare > 1
+  ) {
     throw new Error('hosts ≥ 1, build minutes > 0, window > 0 and 0 < download share ≤ 1 are needed');
   }
   const reasoning: string[] = [];
@@ -85,7 +92,10 @@ export function planCapacity(input: PlanInput): Plan {
   const serversForBandwidth = Math.max(1, Math.ceil(requiredMiBps / perServerMiBps));
   // Requests per build are a handful (DHCP ×2, script, Kickstart, callback): check they are not the limit.
   const requestRate = (concurrentBuilds * 5) / (input.buildMinutes * 60);
-  const serversForRequests = Math.max(1, Math.ceil(requestRate / ((input.serverKickstartsPerSecond * (1 - input.headroom)) || 1)));
+  const serversForRequests = Math.max(
+    1,
+    Math.ceil(requestRate / (input.serverKickstartsPerSecond * (1 - input.headroom) || 1)),
+  );
   reasoning.push(
     `bandwidth needs ${serversForBandwidth} server(s); requests (${round(requestRate, 2)}/s against ${round(input.serverKickstartsPerSecond)} Kickstarts/s and ${round(input.serverDhcpAcksPerSecond)} DHCP ACKs/s per server) need ${serversForRequests}.`,
   );
@@ -109,6 +119,17 @@ export function planCapacity(input: PlanInput): Plan {
     );
   }
   const buildCap = concurrentBuilds;
-  reasoning.push(`set the site's build cap to ${buildCap}: more would start builds the window does not need and the servers were not planned for.`);
-  return { concurrentBuilds, buildCap, requiredMiBps: round(requiredMiBps, 1), perServerMiBps: round(perServerMiBps, 1), topology, bootServers, fitsWindow, reasoning };
+  reasoning.push(
+    `set the site's build cap to ${buildCap}: more would start builds the window does not need and the servers were not planned for.`,
+  );
+  return {
+    concurrentBuilds,
+    buildCap,
+    requiredMiBps: round(requiredMiBps, 1),
+    perServerMiBps: round(perServerMiBps, 1),
+    topology,
+    bootServers,
+    fitsWindow,
+    reasoning,
+  };
 }

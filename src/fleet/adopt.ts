@@ -26,7 +26,12 @@ export interface AdoptInput {
   readonly bmc?: Bmc | null | undefined;
 }
 
-export async function adoptHost(db: Kysely<Database>, discoveredName: string, input: AdoptInput, actor: string): Promise<Host> {
+export async function adoptHost(
+  db: Kysely<Database>,
+  discoveredName: string,
+  input: AdoptInput,
+  actor: string,
+): Promise<Host> {
   return inventoryTransaction(db, async (trx) => {
     const from = normalizeHostname(discoveredName);
     const found = await trx
@@ -37,18 +42,45 @@ export async function adoptHost(db: Kysely<Database>, discoveredName: string, in
       .forUpdate('hosts')
       .executeTakeFirst();
     if (!found) throw new KvmfleetError(ErrorCode.NotFound, `host "${discoveredName}" does not exist`);
-    if (found.build_state !== 'discovered') throw new KvmfleetError(ErrorCode.InUse, `host "${from}" is ${found.build_state}, not discovered: only discovered machines are adopted`);
+    if (found.build_state !== 'discovered')
+      throw new KvmfleetError(
+        ErrorCode.InUse,
+        `host "${from}" is ${found.build_state}, not discovered: only discovered machines are adopted`,
+      );
     const network = input.network ?? found.network;
-    if (!network) throw new KvmfleetError(ErrorCode.Validation, `host "${from}" was not seen on a known network: name the network to adopt it into`);
+    if (!network)
+      throw new KvmfleetError(
+        ErrorCode.Validation,
+        `host "${from}" was not seen on a known network: name the network to adopt it into`,
+      );
     const hostname = normalizeHostname(input.hostname);
-    if (hostname !== from && (await trx.selectFrom('hosts').select('id').where('hostname', '=', hostname).executeTakeFirst())) {
+    if (
+      hostname !== from &&
+      (await trx.selectFrom('hosts').select('id').where('hostname', '=', hostname).executeTakeFirst())
+    ) {
       throw new KvmfleetError(ErrorCode.DuplicateHostname, `hostname "${hostname}" already exists`);
     }
-    const macs = (await trx.selectFrom('host_macs').select('mac').where('host_id', '=', found.id).orderBy('position').execute()).map((r) => r.mac);
+    const macs = (
+      await trx.selectFrom('host_macs').select('mac').where('host_id', '=', found.id).orderBy('position').execute()
+    ).map((r) => r.mac);
 
     // Rename first, then update it as an existing host: its MACs are then its own, not a conflict.
     await trx.updateTable('hosts').set({ hostname }).where('id', '=', found.id).execute();
-    const { errors } = await applyHosts(trx, [{ hostname, macs, network, profile: input.profile, ip: input.ip ?? null, smbiosUuid: input.smbiosUuid ?? null, bmc: input.bmc ?? null }], { mode: 'upsert' });
+    const { errors } = await applyHosts(
+      trx,
+      [
+        {
+          hostname,
+          macs,
+          network,
+          profile: input.profile,
+          ip: input.ip ?? null,
+          smbiosUuid: input.smbiosUuid ?? null,
+          bmc: input.bmc ?? null,
+        },
+      ],
+      { mode: 'upsert' },
+    );
     const problems = errors[0]?.problems;
     if (problems && problems.length > 0) throw new KvmfleetError(problems[0]!.code, problems[0]!.message, { problems });
 

@@ -6,7 +6,14 @@ import { inventoryTransaction, type Db } from '../store/tx.ts';
 import type { Host, HostInput } from './model.ts';
 import { formatIpv4, parseIpv4 } from '../protocols/ipv4.ts';
 import { normalizeMac } from './mac.ts';
-import { UUID, normalizeHostname, validateHostBatch, type ExistingIdentifiers, type NormalizedHost, type RowProblems } from './validate-host.ts';
+import {
+  UUID,
+  normalizeHostname,
+  validateHostBatch,
+  type ExistingIdentifiers,
+  type NormalizedHost,
+  type RowProblems,
+} from './validate-host.ts';
 
 export interface HostFilter {
   site?: string | undefined;
@@ -32,7 +39,15 @@ function hostsMatching(db: Db, filter: HostFilter = {}) {
   if (needle) {
     const like = `%${needle.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
     query = query.where((eb) =>
-      eb.or([eb('hosts.hostname', 'like', like), eb(sql<string>`host(hosts.ip)`, 'like', like), eb('hosts.id', 'in', eb.selectFrom('host_macs').select('host_macs.host_id').where('host_macs.mac', 'like', like))]),
+      eb.or([
+        eb('hosts.hostname', 'like', like),
+        eb(sql<string>`host(hosts.ip)`, 'like', like),
+        eb(
+          'hosts.id',
+          'in',
+          eb.selectFrom('host_macs').select('host_macs.host_id').where('host_macs.mac', 'like', like),
+        ),
+      ]),
     );
   }
   return query;
@@ -66,7 +81,14 @@ async function withMacs(db: Db, rows: HostRow[]): Promise<Host[]> {
   const macsByHost = new Map<number, string[]>();
   const macs = await inChunks(
     rows.map((row) => row.id),
-    (ids) => db.selectFrom('host_macs').select(['host_id', 'mac']).where('host_id', 'in', ids).orderBy('host_id').orderBy('position').execute(),
+    (ids) =>
+      db
+        .selectFrom('host_macs')
+        .select(['host_id', 'mac'])
+        .where('host_id', 'in', ids)
+        .orderBy('host_id')
+        .orderBy('position')
+        .execute(),
   );
   for (const { host_id, mac } of macs) macsByHost.set(host_id, [...(macsByHost.get(host_id) ?? []), mac]);
   return rows.map((row) => ({
@@ -91,7 +113,9 @@ export async function listHosts(db: Db, filter: HostFilter = {}): Promise<Host[]
 
 /** How many hosts match (all pages). */
 export async function countHosts(db: Db, filter: HostFilter = {}): Promise<number> {
-  const row = await hostsMatching(db, filter).select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow();
+  const row = await hostsMatching(db, filter)
+    .select((eb) => eb.fn.countAll<string>().as('count'))
+    .executeTakeFirstOrThrow();
   return Number(row.count);
 }
 
@@ -105,7 +129,10 @@ export async function getHost(db: Db, hostname: string): Promise<Host> {
 export async function findHostByMac(db: Db, mac: string): Promise<Host | undefined> {
   const normalized = normalizeMac(mac);
   if (!normalized) return undefined;
-  const row = await selectHosts(db).innerJoin('host_macs', 'host_macs.host_id', 'hosts.id').where('host_macs.mac', '=', normalized).executeTakeFirst();
+  const row = await selectHosts(db)
+    .innerJoin('host_macs', 'host_macs.host_id', 'hosts.id')
+    .where('host_macs.mac', '=', normalized)
+    .executeTakeFirst();
   return row ? (await withMacs(db, [row]))[0] : undefined;
 }
 
@@ -113,16 +140,48 @@ export async function findHostByMac(db: Db, mac: string): Promise<Host | undefin
 async function loadExistingIdentifiers(trx: Db, rows: readonly HostInput[]): Promise<ExistingIdentifiers> {
   const hostnames = [...new Set(rows.map((r) => normalizeHostname(r.hostname ?? '')))];
   const ips = [...new Set(rows.map((r) => r.ip).filter((ip): ip is string => typeof ip === 'string' && ip !== ''))];
-  const macs = [...new Set(rows.flatMap((r) => (r.macs ?? []).map((m) => normalizeMac(String(m)))).filter((m): m is string => m !== undefined))];
-  const uuids = [...new Set(rows.map((r) => r.smbiosUuid?.toLowerCase()).filter((u): u is string => !!u && UUID.test(u)))];
-  const result = { hostnames: new Set<string>(), ipOwners: new Map<string, string>(), macOwners: new Map<string, string>(), uuidOwners: new Map<string, string>() };
-  for (const row of await inChunks(hostnames, (chunk) => trx.selectFrom('hosts').select('hostname').where('hostname', 'in', chunk).execute())) result.hostnames.add(row.hostname);
+  const macs = [
+    ...new Set(
+      rows
+        .flatMap((r) => (r.macs ?? []).map((m) => normalizeMac(String(m))))
+        .filter((m): m is string => m !== undefined),
+    ),
+  ];
+  const uuids = [
+    ...new Set(rows.map((r) => r.smbiosUuid?.toLowerCase()).filter((u): u is string => !!u && UUID.test(u))),
+  ];
+  const result = {
+    hostnames: new Set<string>(),
+    ipOwners: new Map<string, string>(),
+    macOwners: new Map<string, string>(),
+    uuidOwners: new Map<string, string>(),
+  };
+  for (const row of await inChunks(hostnames, (chunk) =>
+    trx.selectFrom('hosts').select('hostname').where('hostname', 'in', chunk).execute(),
+  ))
+    result.hostnames.add(row.hostname);
   // Only well-formed values reach SQL: a failed cast would abort the whole import transaction.
-  const validIps = ips.map((ip) => parseIpv4(ip.trim())).filter((ip): ip is number => ip !== undefined).map(formatIpv4);
-  for (const row of await inChunks(validIps, (chunk) => trx.selectFrom('hosts').select(['hostname', 'ip']).where('ip', 'in', chunk).execute())) result.ipOwners.set(row.ip!, row.hostname);
-  const macRows = await inChunks(macs, (chunk) => trx.selectFrom('host_macs').innerJoin('hosts', 'hosts.id', 'host_macs.host_id').select(['host_macs.mac', 'hosts.hostname']).where('host_macs.mac', 'in', chunk).execute());
+  const validIps = ips
+    .map((ip) => parseIpv4(ip.trim()))
+    .filter((ip): ip is number => ip !== undefined)
+    .map(formatIpv4);
+  for (const row of await inChunks(validIps, (chunk) =>
+    trx.selectFrom('hosts').select(['hostname', 'ip']).where('ip', 'in', chunk).execute(),
+  ))
+    result.ipOwners.set(row.ip!, row.hostname);
+  const macRows = await inChunks(macs, (chunk) =>
+    trx
+      .selectFrom('host_macs')
+      .innerJoin('hosts', 'hosts.id', 'host_macs.host_id')
+      .select(['host_macs.mac', 'hosts.hostname'])
+      .where('host_macs.mac', 'in', chunk)
+      .execute(),
+  );
   for (const row of macRows) result.macOwners.set(row.mac, row.hostname);
-  for (const row of await inChunks(uuids, (chunk) => trx.selectFrom('hosts').select(['hostname', 'smbios_uuid']).where('smbios_uuid', 'in', chunk).execute())) result.uuidOwners.set(row.smbios_uuid!, row.hostname);
+  for (const row of await inChunks(uuids, (chunk) =>
+    trx.selectFrom('hosts').select(['hostname', 'smbios_uuid']).where('smbios_uuid', 'in', chunk).execute(),
+  ))
+    result.uuidOwners.set(row.smbios_uuid!, row.hostname);
   return result;
 }
 
@@ -142,12 +201,28 @@ export interface ApplyHostsResult {
  * Validates every row, then writes all or nothing in the caller's transaction.
  * Returns the per-row problems (and writes nothing) when any row is bad.
  */
-export async function applyHosts(trx: Db, rows: readonly HostInput[], options: ApplyHostsOptions): Promise<ApplyHostsResult> {
-  const networks = await trx.selectFrom('networks').select(['id', 'name', 'cidr', 'dynamic_start', 'dynamic_end']).execute();
+export async function applyHosts(
+  trx: Db,
+  rows: readonly HostInput[],
+  options: ApplyHostsOptions,
+): Promise<ApplyHostsResult> {
+  const networks = await trx
+    .selectFrom('networks')
+    .select(['id', 'name', 'cidr', 'dynamic_start', 'dynamic_end'])
+    .execute();
   const profiles = await trx.selectFrom('profiles').select(['id', 'name']).execute();
   const existing = await loadExistingIdentifiers(trx, rows);
   const { hosts, errors } = validateHostBatch(rows, {
-    networks: new Map(networks.map((n) => [n.name, { name: n.name, cidr: n.cidr, dynamicRange: n.dynamic_start && n.dynamic_end ? { start: n.dynamic_start, end: n.dynamic_end } : null }])),
+    networks: new Map(
+      networks.map((n) => [
+        n.name,
+        {
+          name: n.name,
+          cidr: n.cidr,
+          dynamicRange: n.dynamic_start && n.dynamic_end ? { start: n.dynamic_start, end: n.dynamic_end } : null,
+        },
+      ]),
+    ),
     profiles: new Set(profiles.map((p) => p.name)),
     existing,
     mode: options.mode,
@@ -177,7 +252,9 @@ export async function applyHosts(trx: Db, rows: readonly HostInput[], options: A
     const chunk = fresh.slice(i, i + CHUNK);
     const inserted = await trx.insertInto('hosts').values(chunk.map(toRow)).returning(['id', 'hostname']).execute();
     const idOf = new Map(inserted.map((r) => [r.hostname, r.id]));
-    const macRows = chunk.flatMap((h) => h.macs.map((mac, position) => ({ mac, host_id: idOf.get(h.hostname)!, position })));
+    const macRows = chunk.flatMap((h) =>
+      h.macs.map((mac, position) => ({ mac, host_id: idOf.get(h.hostname)!, position })),
+    );
     await trx.insertInto('host_macs').values(macRows).execute();
     done += chunk.length;
     options.onProgress?.(done, total);
@@ -185,9 +262,17 @@ export async function applyHosts(trx: Db, rows: readonly HostInput[], options: A
   for (const host of updates) {
     // An upsert keeps the build state and history; it replaces addressing, profile and MACs.
     const { build_state: _keep, ...row } = toRow(host);
-    const { id } = await trx.updateTable('hosts').set(row).where('hostname', '=', host.hostname).returning('id').executeTakeFirstOrThrow();
+    const { id } = await trx
+      .updateTable('hosts')
+      .set(row)
+      .where('hostname', '=', host.hostname)
+      .returning('id')
+      .executeTakeFirstOrThrow();
     await trx.deleteFrom('host_macs').where('host_id', '=', id).execute();
-    await trx.insertInto('host_macs').values(host.macs.map((mac, position) => ({ mac, host_id: id, position }))).execute();
+    await trx
+      .insertInto('host_macs')
+      .values(host.macs.map((mac, position) => ({ mac, host_id: id, position })))
+      .execute();
     done += 1;
     if (done % CHUNK === 0 || done === total) options.onProgress?.(done, total);
   }
@@ -207,7 +292,8 @@ export async function createHost(db: Kysely<Database>, input: HostInput): Promis
 export function deleteHost(db: Kysely<Database>, hostname: string): Promise<void> {
   return inventoryTransaction(db, async (trx) => {
     const result = await trx.deleteFrom('hosts').where('hostname', '=', normalizeHostname(hostname)).executeTakeFirst();
-    if (Number(result.numDeletedRows) === 0) throw new KvmfleetError(ErrorCode.NotFound, `host "${hostname}" does not exist`);
+    if (Number(result.numDeletedRows) === 0)
+      throw new KvmfleetError(ErrorCode.NotFound, `host "${hostname}" does not exist`);
   });
 }
 

@@ -16,7 +16,11 @@ export const hasControlCharacter = (value: string): boolean => CONTROL.test(valu
 export function checkNoControl(field: string, value: unknown): void {
   if (value === undefined || value === null) return;
   if (typeof value !== 'string') throw new KvmfleetError(ErrorCode.Validation, `${field} must be text`);
-  if (hasControlCharacter(value)) throw new KvmfleetError(ErrorCode.ControlCharacter, `${field} must not contain control characters (newline, tab, NUL …)`);
+  if (hasControlCharacter(value))
+    throw new KvmfleetError(
+      ErrorCode.ControlCharacter,
+      `${field} must not contain control characters (newline, tab, NUL …)`,
+    );
 }
 
 /**
@@ -28,10 +32,14 @@ const PACKAGE = new RegExp(PACKAGE_PATTERN);
 
 export function checkPackageNames(packages: unknown): void {
   if (packages === undefined) return;
-  if (!Array.isArray(packages)) throw new KvmfleetError(ErrorCode.BadPackageName, 'packages must be a list of package names');
+  if (!Array.isArray(packages))
+    throw new KvmfleetError(ErrorCode.BadPackageName, 'packages must be a list of package names');
   for (const name of packages) {
     if (typeof name !== 'string' || !PACKAGE.test(name)) {
-      throw new KvmfleetError(ErrorCode.BadPackageName, `"${typeof name === 'string' ? name.replace(CONTROL, '\\?') : String(name)}" is not a package, @group or @^environment name (letters, digits and . _ + : * ? ~ -; a leading - excludes)`);
+      throw new KvmfleetError(
+        ErrorCode.BadPackageName,
+        `"${typeof name === 'string' ? name.replace(CONTROL, '\\?') : String(name)}" is not a package, @group or @^environment name (letters, digits and . _ + : * ? ~ -; a leading - excludes)`,
+      );
     }
   }
 }
@@ -52,6 +60,9 @@ export const PASSWORD_HASH_PATTERN = ['^$', ...CRYPT_SOURCES].join('|');
 export function checkPasswordHash(hash: unknown): void {
   if (hash === undefined || hash === null || hash === '') return;
   if (typeof hash !== 'string' || !CRYPT.some((re) => re.test(hash))) {
-    throw new KvmfleetError(ErrorCode.BadPasswordHash, 'rootPasswordHash must be a crypt(3) hash — $6$salt$hash (openssl passwd -6), $y$… (mkpasswd -m yescrypt), $5$, $1$ or bcrypt — never a clear-text password');
+    throw new KvmfleetError(
+      ErrorCode.BadPasswordHash,
+      'rootPasswordHash must be a crypt(3) hash — $6$salt$hash (openssl passwd -6), $y$… (mkpasswd -m yescrypt), $5$, $1$ or bcrypt — never a clear-text password',
+    );
   }
 }

@@ -28,7 +28,11 @@ function toNetwork(row: NetworkRow): Network {
 }
 
 function selectNetworks(db: Db) {
-  return db.selectFrom('networks').innerJoin('sites', 'sites.id', 'networks.site_id').selectAll('networks').select('sites.name as site');
+  return db
+    .selectFrom('networks')
+    .innerJoin('sites', 'sites.id', 'networks.site_id')
+    .selectAll('networks')
+    .select('sites.name as site');
 }
 
 export async function listNetworks(db: Db, filter: { site?: string } = {}): Promise<Network[]> {
@@ -50,7 +54,8 @@ export async function putNetwork(trx: Db, input: NetworkInput, mode: 'create' | 
   if (problems.length > 0) throw problemsToError(problems);
   const siteId = await siteIdOf(trx, input.site);
   const existing = await trx.selectFrom('networks').select('id').where('name', '=', input.name).executeTakeFirst();
-  if (existing && mode === 'create') throw new KvmfleetError(ErrorCode.AlreadyExists, `network "${input.name}" already exists`);
+  if (existing && mode === 'create')
+    throw new KvmfleetError(ErrorCode.AlreadyExists, `network "${input.name}" already exists`);
   if (existing) await checkReservationsStillFit(trx, existing.id, input);
   const values = {
     name: input.name,
@@ -72,15 +77,27 @@ export async function putNetwork(trx: Db, input: NetworkInput, mode: 'create' | 
 
 /** Changing a network must not strand its hosts' reserved addresses outside it or inside its pool. */
 async function checkReservationsStillFit(trx: Db, networkId: number, input: NetworkInput): Promise<void> {
-  const hosts = await trx.selectFrom('hosts').select(['hostname', 'ip']).where('network_id', '=', networkId).where('ip', 'is not', null).execute();
+  const hosts = await trx
+    .selectFrom('hosts')
+    .select(['hostname', 'ip'])
+    .where('network_id', '=', networkId)
+    .where('ip', 'is not', null)
+    .execute();
   const cidr = parseCidr(input.cidr)!;
   const start = input.dynamicRange ? parseIpv4(input.dynamicRange.start) : undefined;
   const end = input.dynamicRange ? parseIpv4(input.dynamicRange.end) : undefined;
   for (const host of hosts) {
     const ip = parseIpv4(host.ip!)!;
-    if (!cidrContains(cidr, ip)) throw new KvmfleetError(ErrorCode.IpOutsideNetwork, `host "${host.hostname}" has ${formatIpv4(ip)}, outside the new ${input.cidr}`);
+    if (!cidrContains(cidr, ip))
+      throw new KvmfleetError(
+        ErrorCode.IpOutsideNetwork,
+        `host "${host.hostname}" has ${formatIpv4(ip)}, outside the new ${input.cidr}`,
+      );
     if (start !== undefined && end !== undefined && rangeContains({ start, end }, ip)) {
-      throw new KvmfleetError(ErrorCode.IpInDynamicRange, `host "${host.hostname}" has ${formatIpv4(ip)}, inside the new dynamic range`);
+      throw new KvmfleetError(
+        ErrorCode.IpInDynamicRange,
+        `host "${host.hostname}" has ${formatIpv4(ip)}, inside the new dynamic range`,
+      );
     }
   }
 }
@@ -89,7 +106,11 @@ export function createNetwork(db: Kysely<Database>, input: NetworkInput): Promis
   return inventoryTransaction(db, (trx) => putNetwork(trx, input, 'create'));
 }
 
-export function updateNetwork(db: Kysely<Database>, name: string, patch: Partial<Omit<NetworkInput, 'name'>>): Promise<Network> {
+export function updateNetwork(
+  db: Kysely<Database>,
+  name: string,
+  patch: Partial<Omit<NetworkInput, 'name'>>,
+): Promise<Network> {
   return inventoryTransaction(db, async (trx) => {
     const current = await getNetwork(trx, name);
     const merged: NetworkInput = {
@@ -112,7 +133,11 @@ export function deleteNetwork(db: Kysely<Database>, name: string): Promise<void>
   return inventoryTransaction(db, async (trx) => {
     const row = await trx.selectFrom('networks').select('id').where('name', '=', name).executeTakeFirst();
     if (!row) throw new KvmfleetError(ErrorCode.NotFound, `network "${name}" does not exist`);
-    const { count } = await trx.selectFrom('hosts').select((eb) => eb.fn.countAll<number>().as('count')).where('network_id', '=', row.id).executeTakeFirstOrThrow();
+    const { count } = await trx
+      .selectFrom('hosts')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .where('network_id', '=', row.id)
+      .executeTakeFirstOrThrow();
     if (Number(count) > 0) throw new KvmfleetError(ErrorCode.InUse, `network "${name}" still has ${count} host(s)`);
     await trx.deleteFrom('networks').where('id', '=', row.id).execute();
   });

@@ -36,10 +36,20 @@ export function checkProfileInput(input: ProfileInput): void {
   const bad = (message: string) => {
     throw new KvmfleetError(ErrorCode.Validation, message);
   };
-  if (!NAME.test(input.name ?? '')) bad(`profile name "${input.name}" must be lower-case letters, digits, dots, underscores and hyphens`);
-  if (!(OS_FAMILIES as readonly string[]).includes(input.os)) bad(`profile os "${input.os}" is not one of ${OS_FAMILIES.join(', ')}`);
+  if (!NAME.test(input.name ?? ''))
+    bad(`profile name "${input.name}" must be lower-case letters, digits, dots, underscores and hyphens`);
+  if (!(OS_FAMILIES as readonly string[]).includes(input.os))
+    bad(`profile os "${input.os}" is not one of ${OS_FAMILIES.join(', ')}`);
   // Everything below reaches a Kickstart or an iPXE script: no line breaks or other control characters.
-  for (const field of ['installTreeUrl', 'kernelPath', 'initrdPath', 'kernelArgs', 'arch', 'kickstartTemplate'] as const) checkNoControl(field, input[field]);
+  for (const field of [
+    'installTreeUrl',
+    'kernelPath',
+    'initrdPath',
+    'kernelArgs',
+    'arch',
+    'kickstartTemplate',
+  ] as const)
+    checkNoControl(field, input[field]);
   checkPackageNames(input.packages);
   checkPasswordHash(input.rootPasswordHash);
   let url: URL | undefined;
@@ -48,10 +58,15 @@ export function checkProfileInput(input: ProfileInput): void {
   } catch {
     bad(`installTreeUrl "${input.installTreeUrl}" is not a URL`);
   }
-  if (url && url.protocol !== 'http:' && url.protocol !== 'https:') bad(`installTreeUrl must be http(s), not ${url.protocol}`);
+  if (url && url.protocol !== 'http:' && url.protocol !== 'https:')
+    bad(`installTreeUrl must be http(s), not ${url.protocol}`);
   // The API's schema states the same rules (validate-names.ts); imports reach this check directly.
-  if (!RE.httpUrl.test(input.installTreeUrl)) bad(`installTreeUrl "${input.installTreeUrl}" must be http(s)://HOST[:PORT][/PATH] (an IPv4 address or a host name)`);
-  for (const path of [input.kernelPath, input.initrdPath]) if (path !== undefined && !RE.relativePath.test(path)) bad(`"${path}" must be a path relative to the install tree`);
+  if (!RE.httpUrl.test(input.installTreeUrl))
+    bad(
+      `installTreeUrl "${input.installTreeUrl}" must be http(s)://HOST[:PORT][/PATH] (an IPv4 address or a host name)`,
+    );
+  for (const path of [input.kernelPath, input.initrdPath])
+    if (path !== undefined && !RE.relativePath.test(path)) bad(`"${path}" must be a path relative to the install tree`);
 }
 
 export async function listProfiles(db: Db): Promise<Profile[]> {
@@ -80,9 +95,15 @@ export async function putProfile(trx: Db, input: ProfileInput, mode: 'create' | 
     root_password_hash: input.rootPasswordHash ?? '',
   };
   const existing = await trx.selectFrom('profiles').select('id').where('name', '=', input.name).executeTakeFirst();
-  if (existing && mode === 'create') throw new KvmfleetError(ErrorCode.AlreadyExists, `profile "${input.name}" already exists`);
+  if (existing && mode === 'create')
+    throw new KvmfleetError(ErrorCode.AlreadyExists, `profile "${input.name}" already exists`);
   const row = existing
-    ? await trx.updateTable('profiles').set(values).where('id', '=', existing.id).returningAll().executeTakeFirstOrThrow()
+    ? await trx
+        .updateTable('profiles')
+        .set(values)
+        .where('id', '=', existing.id)
+        .returningAll()
+        .executeTakeFirstOrThrow()
     : await trx.insertInto('profiles').values(values).returningAll().executeTakeFirstOrThrow();
   return toProfile(row);
 }
@@ -95,7 +116,11 @@ export function deleteProfile(db: Kysely<Database>, name: string): Promise<void>
   return inventoryTransaction(db, async (trx) => {
     const row = await trx.selectFrom('profiles').select('id').where('name', '=', name).executeTakeFirst();
     if (!row) throw new KvmfleetError(ErrorCode.NotFound, `profile "${name}" does not exist`);
-    const { count } = await trx.selectFrom('hosts').select((eb) => eb.fn.countAll<number>().as('count')).where('profile_id', '=', row.id).executeTakeFirstOrThrow();
+    const { count } = await trx
+      .selectFrom('hosts')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .where('profile_id', '=', row.id)
+      .executeTakeFirstOrThrow();
     if (Number(count) > 0) throw new KvmfleetError(ErrorCode.InUse, `profile "${name}" is used by ${count} host(s)`);
     await trx.deleteFrom('profiles').where('id', '=', row.id).execute();
   });

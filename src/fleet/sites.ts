@@ -14,7 +14,11 @@ function toSite(row: Selectable<Database['sites']>): Site {
 }
 
 export function checkSiteInput(input: SiteInput): void {
-  if (!NAME.test(input.name ?? '')) throw new KvmfleetError(ErrorCode.Validation, `site name "${input.name}" must be lower-case letters, digits and hyphens (at most 63)`);
+  if (!NAME.test(input.name ?? ''))
+    throw new KvmfleetError(
+      ErrorCode.Validation,
+      `site name "${input.name}" must be lower-case letters, digits and hyphens (at most 63)`,
+    );
   if (input.buildCap !== undefined && !(Number.isInteger(input.buildCap) && input.buildCap >= 0)) {
     throw new KvmfleetError(ErrorCode.Validation, `buildCap must be a whole number ≥ 0, not ${input.buildCap}`);
   }
@@ -39,11 +43,21 @@ export async function siteIdOf(db: Db, name: string): Promise<number> {
 /** Inserts the site, or with upsert updates the one of that name. */
 export async function putSite(trx: Db, input: SiteInput, mode: 'create' | 'upsert'): Promise<Site> {
   checkSiteInput(input);
-  const values = { name: input.name, description: input.description ?? '', build_cap: input.buildCap ?? DEFAULT_BUILD_CAP };
+  const values = {
+    name: input.name,
+    description: input.description ?? '',
+    build_cap: input.buildCap ?? DEFAULT_BUILD_CAP,
+  };
   const existing = await trx.selectFrom('sites').select('id').where('name', '=', input.name).executeTakeFirst();
-  if (existing && mode === 'create') throw new KvmfleetError(ErrorCode.AlreadyExists, `site "${input.name}" already exists`);
+  if (existing && mode === 'create')
+    throw new KvmfleetError(ErrorCode.AlreadyExists, `site "${input.name}" already exists`);
   const row = existing
-    ? await trx.updateTable('sites').set({ description: values.description, build_cap: values.build_cap }).where('id', '=', existing.id).returningAll().executeTakeFirstOrThrow()
+    ? await trx
+        .updateTable('sites')
+        .set({ description: values.description, build_cap: values.build_cap })
+        .where('id', '=', existing.id)
+        .returningAll()
+        .executeTakeFirstOrThrow()
     : await trx.insertInto('sites').values(values).returningAll().executeTakeFirstOrThrow();
   return toSite(row);
 }
@@ -65,10 +79,24 @@ export function deleteSite(db: Kysely<Database>, name: string): Promise<void> {
       throw new KvmfleetError(ErrorCode.NotFound, `site "${name}" does not exist`);
     });
     const used = await trx.selectFrom('networks').select('name').where('site_id', '=', id).execute();
-    if (used.length > 0) throw new KvmfleetError(ErrorCode.InUse, `site "${name}" still has ${used.length} network(s): ${used.map((n) => n.name).slice(0, 5).join(', ')}`);
+    if (used.length > 0)
+      throw new KvmfleetError(
+        ErrorCode.InUse,
+        `site "${name}" still has ${used.length} network(s): ${used
+          .map((n) => n.name)
+          .slice(0, 5)
+          .join(', ')}`,
+      );
     // Hypervisors hold their site too (on delete restrict): refused here with a code, not by the store (500).
     const hypervisors = await trx.selectFrom('hypervisors').select('name').where('site_id', '=', id).execute();
-    if (hypervisors.length > 0) throw new KvmfleetError(ErrorCode.InUse, `site "${name}" still has ${hypervisors.length} hypervisor(s): ${hypervisors.map((h) => h.name).slice(0, 5).join(', ')}`);
+    if (hypervisors.length > 0)
+      throw new KvmfleetError(
+        ErrorCode.InUse,
+        `site "${name}" still has ${hypervisors.length} hypervisor(s): ${hypervisors
+          .map((h) => h.name)
+          .slice(0, 5)
+          .join(', ')}`,
+      );
     await trx.deleteFrom('sites').where('id', '=', id).execute();
   });
 }

@@ -79,7 +79,11 @@ export function validateHostBatch(rows: readonly HostInput[], ctx: HostContext):
     const hostname = normalizeHostname(input.hostname ?? '');
     const exists = ctx.existing.hostnames.has(hostname);
     // An identifier owned by another host in the store or by an earlier row is a conflict.
-    const takenBy = (owners: ReadonlyMap<string, string>, batch: Map<string, number>, key: string): string | undefined => {
+    const takenBy = (
+      owners: ReadonlyMap<string, string>,
+      batch: Map<string, number>,
+      key: string,
+    ): string | undefined => {
       const earlier = batch.get(key);
       if (earlier !== undefined) return `row ${earlier}`;
       const owner = owners.get(key);
@@ -87,12 +91,20 @@ export function validateHostBatch(rows: readonly HostInput[], ctx: HostContext):
       return undefined;
     };
 
-    if (!HOSTNAME.test(hostname) || hostname.length > HOSTNAME_MAX) bad(ErrorCode.Validation, 'hostname', `"${input.hostname}" is not a valid hostname`);
-    else if (batchHostnames.has(hostname)) bad(ErrorCode.DuplicateHostname, 'hostname', `hostname "${hostname}" already appears in row ${batchHostnames.get(hostname)}`);
-    else if (exists && ctx.mode === 'create') bad(ErrorCode.DuplicateHostname, 'hostname', `hostname "${hostname}" already exists`);
+    if (!HOSTNAME.test(hostname) || hostname.length > HOSTNAME_MAX)
+      bad(ErrorCode.Validation, 'hostname', `"${input.hostname}" is not a valid hostname`);
+    else if (batchHostnames.has(hostname))
+      bad(
+        ErrorCode.DuplicateHostname,
+        'hostname',
+        `hostname "${hostname}" already appears in row ${batchHostnames.get(hostname)}`,
+      );
+    else if (exists && ctx.mode === 'create')
+      bad(ErrorCode.DuplicateHostname, 'hostname', `hostname "${hostname}" already exists`);
 
     const macs: string[] = [];
-    if (!Array.isArray(input.macs) || input.macs.length === 0) bad(ErrorCode.Validation, 'macs', 'a host needs at least one MAC address');
+    if (!Array.isArray(input.macs) || input.macs.length === 0)
+      bad(ErrorCode.Validation, 'macs', 'a host needs at least one MAC address');
     for (const raw of input.macs ?? []) {
       const mac = normalizeMac(String(raw));
       if (!mac) {
@@ -107,7 +119,8 @@ export function validateHostBatch(rows: readonly HostInput[], ctx: HostContext):
 
     const network = ctx.networks.get(input.network);
     if (!network) bad(ErrorCode.UnknownNetwork, 'network', `network "${input.network}" does not exist`);
-    if (!ctx.profiles.has(input.profile)) bad(ErrorCode.UnknownProfile, 'profile', `profile "${input.profile}" does not exist`);
+    if (!ctx.profiles.has(input.profile))
+      bad(ErrorCode.UnknownProfile, 'profile', `profile "${input.profile}" does not exist`);
 
     let ip: string | null = null;
     if (input.ip !== undefined && input.ip !== null && input.ip !== '') {
@@ -116,11 +129,21 @@ export function validateHostBatch(rows: readonly HostInput[], ctx: HostContext):
       else {
         ip = formatIpv4(value);
         const cidr = network ? parseCidr(network.cidr) : undefined;
-        if (network && cidr && !isHostAddress(cidr, value)) bad(ErrorCode.IpOutsideNetwork, 'ip', `${ip} is not a host address of network "${network.name}" (${network.cidr})`);
+        if (network && cidr && !isHostAddress(cidr, value))
+          bad(
+            ErrorCode.IpOutsideNetwork,
+            'ip',
+            `${ip} is not a host address of network "${network.name}" (${network.cidr})`,
+          );
         else if (network?.dynamicRange) {
           const start = parseIpv4(network.dynamicRange.start)!;
           const end = parseIpv4(network.dynamicRange.end)!;
-          if (rangeContains({ start, end }, value)) bad(ErrorCode.IpInDynamicRange, 'ip', `${ip} lies inside the dynamic range ${network.dynamicRange.start}–${network.dynamicRange.end} of network "${network.name}"`);
+          if (rangeContains({ start, end }, value))
+            bad(
+              ErrorCode.IpInDynamicRange,
+              'ip',
+              `${ip} lies inside the dynamic range ${network.dynamicRange.start}–${network.dynamicRange.end} of network "${network.name}"`,
+            );
         }
         const other = takenBy(ctx.existing.ipOwners, batchIps, ip);
         if (other) bad(ErrorCode.DuplicateIp, 'ip', `IP ${ip} already belongs to ${other}`);
@@ -144,7 +167,17 @@ export function validateHostBatch(rows: readonly HostInput[], ctx: HostContext):
     if (smbiosUuid && !batchUuids.has(smbiosUuid)) batchUuids.set(smbiosUuid, row);
 
     if (problems.length > 0) errors.push({ row, hostname: input.hostname ?? '', problems });
-    else hosts.push({ hostname, macs, ip, network: input.network, profile: input.profile, smbiosUuid, bmc: input.bmc ?? null, exists });
+    else
+      hosts.push({
+        hostname,
+        macs,
+        ip,
+        network: input.network,
+        profile: input.profile,
+        smbiosUuid,
+        bmc: input.bmc ?? null,
+        exists,
+      });
   });
   return { hosts, errors };
 }

@@ -44,7 +44,9 @@ export const PATTERN = {
 
 export type PatternName = keyof typeof PATTERN;
 
-export const RE: { readonly [K in PatternName]: RegExp } = Object.fromEntries(Object.entries(PATTERN).map(([k, source]) => [k, new RegExp(source)])) as { [K in PatternName]: RegExp };
+export const RE: { readonly [K in PatternName]: RegExp } = Object.fromEntries(
+  Object.entries(PATTERN).map(([k, source]) => [k, new RegExp(source)]),
+) as { [K in PatternName]: RegExp };
 
 /** Longest hostname (RFC 1035 §2.3.4, without the final dot). */
 export const HOSTNAME_MAX = 253;

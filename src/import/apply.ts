@@ -22,7 +22,11 @@ export interface SiteImportResult {
   profiles: Counts;
 }
 
-export async function importSiteYaml(db: Kysely<Database>, text: string, options: { dryRun?: boolean } = {}): Promise<SiteImportResult> {
+export async function importSiteYaml(
+  db: Kysely<Database>,
+  text: string,
+  options: { dryRun?: boolean } = {},
+): Promise<SiteImportResult> {
   const doc = parseSiteYaml(text);
   return inventoryTransaction(db, async (trx) => {
     const storeNetworks = await trx.selectFrom('networks').select(['name', 'cidr']).execute();
@@ -30,7 +34,11 @@ export async function importSiteYaml(db: Kysely<Database>, text: string, options
     const storeProfiles = new Set((await trx.selectFrom('profiles').select('name').execute()).map((p) => p.name));
     const errors = checkSiteDocument(doc, storeNetworks, storeSites);
     if (errors.length > 0) {
-      throw new KvmfleetError(ErrorCode.ImportRejected, `${errors.length} item(s) of the site document have problems; nothing was imported`, { items: errors });
+      throw new KvmfleetError(
+        ErrorCode.ImportRejected,
+        `${errors.length} item(s) of the site document have problems; nothing was imported`,
+        { items: errors },
+      );
     }
     const storeNetworkNames = new Set(storeNetworks.map((n) => n.name));
     const count = (items: { name: string }[], existing: Set<string>): Counts => {
@@ -66,12 +74,20 @@ export async function importHostsCsv(
     const { created, updated, errors } = await applyHosts(
       trx,
       rows.map((r) => r.host),
-      { mode: options.mode ?? 'create', dryRun: !!options.dryRun, ...(options.onProgress ? { onProgress: options.onProgress } : {}) },
+      {
+        mode: options.mode ?? 'create',
+        dryRun: !!options.dryRun,
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      },
     );
     if (errors.length > 0) {
       // Report by the file's line numbers, which is what the operator will open.
       const report = errors.map((e) => ({ line: rows[e.row - 1]!.line, hostname: e.hostname, problems: e.problems }));
-      throw new KvmfleetError(ErrorCode.ImportRejected, `${errors.length} of ${rows.length} row(s) have problems; nothing was imported`, { rows: report });
+      throw new KvmfleetError(
+        ErrorCode.ImportRejected,
+        `${errors.length} of ${rows.length} row(s) have problems; nothing was imported`,
+        { rows: report },
+      );
     }
     return { dryRun: !!options.dryRun, rows: rows.length, created, updated };
   });

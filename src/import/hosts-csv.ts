@@ -8,7 +8,18 @@ import { parse } from 'csv-parse/sync';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import type { HostInput } from '../fleet/model.ts';
 
-export const HOSTS_CSV_COLUMNS = ['hostname', 'mac', 'ip', 'network', 'profile', 'uuid', 'bmc_type', 'bmc_address', 'bmc_username', 'bmc_credentials'] as const;
+export const HOSTS_CSV_COLUMNS = [
+  'hostname',
+  'mac',
+  'ip',
+  'network',
+  'profile',
+  'uuid',
+  'bmc_type',
+  'bmc_address',
+  'bmc_username',
+  'bmc_credentials',
+] as const;
 const REQUIRED = ['hostname', 'mac', 'network', 'profile'];
 
 export interface CsvHostRow {
@@ -33,15 +44,37 @@ export function parseHostsCsv(text: string): CsvHostRow[] {
   } catch (error) {
     throw new KvmfleetError(ErrorCode.BadRequest, `hosts CSV is not well-formed: ${(error as Error).message}`);
   }
-  const header = records.length > 0 ? Object.keys(records[0]!.record) : text.split(/\r?\n/, 1)[0]!.split(',').map((h) => h.trim().toLowerCase());
+  const header =
+    records.length > 0
+      ? Object.keys(records[0]!.record)
+      : text
+          .split(/\r?\n/, 1)[0]!
+          .split(',')
+          .map((h) => h.trim().toLowerCase());
   const missing = REQUIRED.filter((c) => !header.includes(c));
-  if (missing.length > 0) throw new KvmfleetError(ErrorCode.BadRequest, `hosts CSV header lacks column(s): ${missing.join(', ')} (expected ${HOSTS_CSV_COLUMNS.join(',')})`);
-  if (header.includes('bmc_password')) throw new KvmfleetError(ErrorCode.BadRequest, 'hosts CSV has a bmc_password column: passwords do not go in CSV files; name a credentials set in bmc_credentials (kvmfleet bmc credentials set NAME --user U --password-stdin)');
+  if (missing.length > 0)
+    throw new KvmfleetError(
+      ErrorCode.BadRequest,
+      `hosts CSV header lacks column(s): ${missing.join(', ')} (expected ${HOSTS_CSV_COLUMNS.join(',')})`,
+    );
+  if (header.includes('bmc_password'))
+    throw new KvmfleetError(
+      ErrorCode.BadRequest,
+      'hosts CSV has a bmc_password column: passwords do not go in CSV files; name a credentials set in bmc_credentials (kvmfleet bmc credentials set NAME --user U --password-stdin)',
+    );
   const unknown = header.filter((c) => !(HOSTS_CSV_COLUMNS as readonly string[]).includes(c));
-  if (unknown.length > 0) throw new KvmfleetError(ErrorCode.BadRequest, `hosts CSV has unknown column(s): ${unknown.join(', ')}`);
+  if (unknown.length > 0)
+    throw new KvmfleetError(ErrorCode.BadRequest, `hosts CSV has unknown column(s): ${unknown.join(', ')}`);
 
   return records.map(({ record, info }) => {
-    const bmc = record.bmc_address ? { type: record.bmc_type || 'ipmi', address: record.bmc_address, ...(record.bmc_username ? { username: record.bmc_username } : {}), ...(record.bmc_credentials ? { credentials: record.bmc_credentials } : {}) } : null;
+    const bmc = record.bmc_address
+      ? {
+          type: record.bmc_type || 'ipmi',
+          address: record.bmc_address,
+          ...(record.bmc_username ? { username: record.bmc_username } : {}),
+          ...(record.bmc_credentials ? { credentials: record.bmc_credentials } : {}),
+        }
+      : null;
     return {
       line: info.lines,
       host: {

@@ -38,7 +38,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 function listAt(doc: Record<string, unknown>, key: string, where: string): Record<string, unknown>[] {
   const value = doc[key];
   if (value === undefined || value === null) return [];
-  if (!Array.isArray(value) || !value.every(isRecord)) throw new KvmfleetError(ErrorCode.BadRequest, `${where}${key} must be a list of mappings`);
+  if (!Array.isArray(value) || !value.every(isRecord))
+    throw new KvmfleetError(ErrorCode.BadRequest, `${where}${key} must be a list of mappings`);
   return value;
 }
 
@@ -50,9 +51,14 @@ export function parseSiteYaml(text: string): SiteDocument & { networkPaths: stri
   } catch (error) {
     throw new KvmfleetError(ErrorCode.BadRequest, `site YAML does not parse: ${(error as Error).message}`);
   }
-  if (!isRecord(doc)) throw new KvmfleetError(ErrorCode.BadRequest, 'site YAML must be a mapping with sites:, networks: and/or profiles:');
+  if (!isRecord(doc))
+    throw new KvmfleetError(
+      ErrorCode.BadRequest,
+      'site YAML must be a mapping with sites:, networks: and/or profiles:',
+    );
   const unknown = Object.keys(doc).filter((k) => !['sites', 'networks', 'profiles'].includes(k));
-  if (unknown.length > 0) throw new KvmfleetError(ErrorCode.BadRequest, `site YAML has unknown top-level key(s): ${unknown.join(', ')}`);
+  if (unknown.length > 0)
+    throw new KvmfleetError(ErrorCode.BadRequest, `site YAML has unknown top-level key(s): ${unknown.join(', ')}`);
   const result: SiteDocument & { networkPaths: string[] } = { sites: [], networks: [], profiles: [], networkPaths: [] };
   listAt(doc, 'sites', '').forEach((site, i) => {
     const { networks: _nested, ...fields } = site;
@@ -71,7 +77,11 @@ export function parseSiteYaml(text: string): SiteDocument & { networkPaths: stri
 }
 
 /** Checks every item of the document; networks against each other and against the store's others. */
-export function checkSiteDocument(doc: SiteDocument & { networkPaths: string[] }, storeNetworks: readonly ExistingNetwork[], storeSites: ReadonlySet<string>): ItemProblems[] {
+export function checkSiteDocument(
+  doc: SiteDocument & { networkPaths: string[] },
+  storeNetworks: readonly ExistingNetwork[],
+  storeSites: ReadonlySet<string>,
+): ItemProblems[] {
   const errors: ItemProblems[] = [];
   const asProblems = (check: () => void): Problem[] => {
     try {
@@ -84,25 +94,39 @@ export function checkSiteDocument(doc: SiteDocument & { networkPaths: string[] }
   };
   doc.sites.forEach((site, i) => {
     const problems = asProblems(() => checkSiteInput(site));
-    if (doc.sites.findIndex((s) => s.name === site.name) !== i) problems.push({ code: ErrorCode.AlreadyExists, message: `site "${site.name}" appears twice in the document` });
+    if (doc.sites.findIndex((s) => s.name === site.name) !== i)
+      problems.push({ code: ErrorCode.AlreadyExists, message: `site "${site.name}" appears twice in the document` });
     if (problems.length) errors.push({ item: `sites[${i}]`, name: String(site.name), problems });
   });
   const siteNames = new Set([...storeSites, ...doc.sites.map((s) => s.name)]);
   const docNames = new Set(doc.networks.map((n) => n.name));
-  const others: ExistingNetwork[] = [...storeNetworks.filter((n) => !docNames.has(n.name)), ...doc.networks.map((n) => ({ name: n.name, cidr: String(n.cidr) }))];
+  const others: ExistingNetwork[] = [
+    ...storeNetworks.filter((n) => !docNames.has(n.name)),
+    ...doc.networks.map((n) => ({ name: n.name, cidr: String(n.cidr) })),
+  ];
   doc.networks.forEach((network, i) => {
     const problems: Problem[] = [];
-    if (typeof network.cidr !== 'string' || typeof network.name !== 'string') problems.push({ code: ErrorCode.Validation, message: 'a network needs a name and a cidr' });
+    if (typeof network.cidr !== 'string' || typeof network.name !== 'string')
+      problems.push({ code: ErrorCode.Validation, message: 'a network needs a name and a cidr' });
     else {
       problems.push(...validateNetwork(network, others));
-      if (doc.networks.findIndex((n) => n.name === network.name) !== i) problems.push({ code: ErrorCode.AlreadyExists, message: `network "${network.name}" appears twice in the document` });
+      if (doc.networks.findIndex((n) => n.name === network.name) !== i)
+        problems.push({
+          code: ErrorCode.AlreadyExists,
+          message: `network "${network.name}" appears twice in the document`,
+        });
     }
-    if (!siteNames.has(network.site)) problems.push({ code: ErrorCode.UnknownSite, message: `site "${network.site}" does not exist` });
+    if (!siteNames.has(network.site))
+      problems.push({ code: ErrorCode.UnknownSite, message: `site "${network.site}" does not exist` });
     if (problems.length) errors.push({ item: doc.networkPaths[i]!, name: String(network.name), problems });
   });
   doc.profiles.forEach((profile, i) => {
     const problems = asProblems(() => checkProfileInput(profile));
-    if (doc.profiles.findIndex((p) => p.name === profile.name) !== i) problems.push({ code: ErrorCode.AlreadyExists, message: `profile "${profile.name}" appears twice in the document` });
+    if (doc.profiles.findIndex((p) => p.name === profile.name) !== i)
+      problems.push({
+        code: ErrorCode.AlreadyExists,
+        message: `profile "${profile.name}" appears twice in the document`,
+      });
     if (problems.length) errors.push({ item: `profiles[${i}]`, name: String(profile.name), problems });
   });
   return errors;

@@ -21,7 +21,10 @@ export function parseRangeSpec(header: string | undefined): Spec | undefined {
   if (header === undefined) return undefined;
   const match = /^\s*bytes\s*=\s*(.*)$/i.exec(header);
   if (!match) return undefined;
-  const specs = match[1]!.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const specs = match[1]!
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (specs.length !== 1) return undefined;
   const spec = specs[0]!;
   const suffix = SUFFIX_RANGE.exec(spec);

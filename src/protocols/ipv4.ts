@@ -68,7 +68,7 @@ export function parseCidr(text: string): Cidr | undefined {
   if (network === undefined || !/^[0-9]{1,2}$/.test(prefixText)) return undefined;
   const prefix = Number(prefixText);
   if (prefix > 32) return undefined;
-  if (((network & ~maskOf(prefix)) >>> 0) !== 0) return undefined;
+  if ((network & ~maskOf(prefix)) >>> 0 !== 0) return undefined;
   return { network, prefix };
 }
 
@@ -81,7 +81,7 @@ export function broadcastOf(cidr: Cidr): Ipv4 {
 }
 
 export function cidrContains(cidr: Cidr, ip: Ipv4): boolean {
-  return ((ip & maskOf(cidr.prefix)) >>> 0) === cidr.network;
+  return (ip & maskOf(cidr.prefix)) >>> 0 === cidr.network;
 }
 
 /** True when ip is a usable host address: inside the network and not its network or broadcast address (for prefixes < 31). */
@@ -94,7 +94,7 @@ export function isHostAddress(cidr: Cidr, ip: Ipv4): boolean {
 export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
   const prefix = Math.min(a.prefix, b.prefix);
   const mask = maskOf(prefix);
-  return ((a.network & mask) >>> 0) === ((b.network & mask) >>> 0);
+  return (a.network & mask) >>> 0 === (b.network & mask) >>> 0;
 }
 
 export interface Ipv4Range {

@@ -58,10 +58,20 @@ export class StoreHealth {
   async ready(): Promise<boolean> {
     const now = this.#now();
     const success = this.#lastSuccessAt;
-    if (success !== null && now - success < FRESH_MS && (this.#lastFailureAt === null || this.#lastFailureAt <= success)) return true;
+    if (
+      success !== null &&
+      now - success < FRESH_MS &&
+      (this.#lastFailureAt === null || this.#lastFailureAt <= success)
+    )
+      return true;
     let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([this.#probe(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('store probe timed out')), PROBE_TIMEOUT_MS)))]);
+      await Promise.race([
+        this.#probe(),
+        new Promise(
+          (_, reject) => (timer = setTimeout(() => reject(new Error('store probe timed out')), PROBE_TIMEOUT_MS)),
+        ),
+      ]);
       this.noteSuccess();
       return true;
     } catch (error) {
@@ -76,7 +86,13 @@ export class StoreHealth {
 /** PostgreSQL errors with an SQLSTATE came from the server: it is reachable. Class 08 (connection) and 57P (shutdown) do not count. */
 function isServerAnswer(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !code.startsWith('08') && !code.startsWith('57P') && !code.startsWith('53');
+  return (
+    typeof code === 'string' &&
+    /^[0-9A-Z]{5}$/.test(code) &&
+    !code.startsWith('08') &&
+    !code.startsWith('57P') &&
+    !code.startsWith('53')
+  );
 }
 
 /**
@@ -91,7 +107,12 @@ export function postgresProbe(connectionString: string): { probe: () => Promise<
     c.end().catch(() => undefined);
   };
   const connect = async (): Promise<pg.Client> => {
-    const c = new pg.Client({ connectionString, connectionTimeoutMillis: PROBE_TIMEOUT_MS, query_timeout: PROBE_TIMEOUT_MS, application_name: 'kvmfleet-readyz' });
+    const c = new pg.Client({
+      connectionString,
+      connectionTimeoutMillis: PROBE_TIMEOUT_MS,
+      query_timeout: PROBE_TIMEOUT_MS,
+      application_name: 'kvmfleet-readyz',
+    });
     c.on('error', () => drop(c)); // the server went away: the next probe reconnects
     await c.connect().catch((error: unknown) => {
       drop(c);

@@ -47,7 +47,11 @@ export function leaseRecordProblem(r: LeaseRecord): string | undefined {
   if (!IPV4.test(r.ip) || r.ip.split('.').some((p) => Number(p) > 255)) return `bad address ${JSON.stringify(r.ip)}`;
   if (!MAC.test(r.mac)) return `bad MAC ${JSON.stringify(r.mac)}`;
   if (r.clientId !== null && !HEX.test(r.clientId)) return 'client id is not hex';
-  if (r.hostname !== null && (r.hostname.length > 255 || /[\u0000-\u001f\u007f]/.test(r.hostname) || LONE_SURROGATE.test(r.hostname))) return 'host name has control characters or is too long';
+  if (
+    r.hostname !== null &&
+    (r.hostname.length > 255 || /[\u0000-\u001f\u007f]/.test(r.hostname) || LONE_SURROGATE.test(r.hostname))
+  )
+    return 'host name has control characters or is too long';
   if (!Number.isFinite(r.expiresAt.getTime())) return 'bad expiry';
   return undefined;
 }
@@ -112,7 +116,9 @@ export class LeaseWriter {
           this.#settle(pending, applied.length === 1);
         } catch (error) {
           this.stats.failedRows += 1;
-          pending.reject(new Error(`lease ${pending.record.ip} for ${pending.record.mac} not stored`, { cause: error }));
+          pending.reject(
+            new Error(`lease ${pending.record.ip} for ${pending.record.mac} not stored`, { cause: error }),
+          );
         }
       }
     }
@@ -148,21 +154,28 @@ function rounds(batch: Pending[]): Pending[][] {
 async function upsert(db: Kysely<Database> | Transaction<Database>, pendings: Pending[]): Promise<Pending[]> {
   const rows = await db
     .insertInto('leases')
-    .values(pendings.map(({ record: r }) => ({ ip: r.ip, network_id: r.networkId, mac: r.mac, client_id: r.clientId, hostname: r.hostname, state: r.state, expires_at: r.expiresAt.toISOString() })))
+    .values(
+      pendings.map(({ record: r }) => ({
+        ip: r.ip,
+        network_id: r.networkId,
+        mac: r.mac,
+        client_id: r.clientId,
+        hostname: r.hostname,
+        state: r.state,
+        expires_at: r.expiresAt.toISOString(),
+      })),
+    )
     .onConflict((oc) =>
-      oc
-        .column('ip')
-        .doUpdateSet({
-          network_id: (eb) => eb.ref('excluded.network_id'),
-          mac: (eb) => eb.ref('excluded.mac'),
-          client_id: (eb) => eb.ref('excluded.client_id'),
-          hostname: (eb) => eb.ref('excluded.hostname'),
-          state: (eb) => eb.ref('excluded.state'),
-          expires_at: (eb) => eb.ref('excluded.expires_at'),
-          updated_at: sql`now()`,
-        })
-        // Free, or already this client's (and not in decline probation, which even its owner waits out).
-        .where(sql<boolean>`leases.state in ('released', 'expired') or leases.expires_at <= now()
+      // Free, or already this client's (and not in decline probation, which even its owner waits out).
+      oc.column('ip').doUpdateSet({
+        network_id: (eb) => eb.ref('excluded.network_id'),
+        mac: (eb) => eb.ref('excluded.mac'),
+        client_id: (eb) => eb.ref('excluded.client_id'),
+        hostname: (eb) => eb.ref('excluded.hostname'),
+        state: (eb) => eb.ref('excluded.state'),
+        expires_at: (eb) => eb.ref('excluded.expires_at'),
+        updated_at: sql`now()`,
+      }).where(sql<boolean>`leases.state in ('released', 'expired') or leases.expires_at <= now()
           or (leases.state <> 'declined' and coalesce(leases.client_id, leases.mac) = coalesce(excluded.client_id, excluded.mac))`),
     )
     .returning('ip')

@@ -39,7 +39,11 @@ export async function acquireDataDirLock(dataDir: string): Promise<DataDirLock> 
   const pidPath = join(dataDir, 'kvmfleet.pid');
   // The child takes the lock, says so, then waits on its stdin: when this process goes away, its
   // end of the pipe closes, cat ends, and with it the lock.
-  const child = spawn('flock', ['--nonblock', '--conflict-exit-code', String(HELD), lockPath, 'sh', '-c', 'echo locked; exec cat >/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(
+    'flock',
+    ['--nonblock', '--conflict-exit-code', String(HELD), lockPath, 'sh', '-c', 'echo locked; exec cat >/dev/null'],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
   const outcome = await new Promise<'locked' | { code: number | null; error?: Error; stderr: string }>((resolve) => {
     let stderr = '';
     child.stdout.once('data', () => resolve('locked'));
@@ -49,9 +53,16 @@ export async function acquireDataDirLock(dataDir: string): Promise<DataDirLock> 
   });
   if (outcome !== 'locked') {
     if (outcome.code === HELD) {
-      throw new KvmfleetError(ErrorCode.StoreLocked, `the store in ${dataDir} is in use by process ${await holderOf(pidPath)}`);
+      throw new KvmfleetError(
+        ErrorCode.StoreLocked,
+        `the store in ${dataDir} is in use by process ${await holderOf(pidPath)}`,
+      );
     }
-    const why = outcome.error ? (outcome.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'flock is not installed (util-linux)' : outcome.error.message : outcome.stderr.trim() || `flock exited with ${outcome.code}`;
+    const why = outcome.error
+      ? (outcome.error as NodeJS.ErrnoException).code === 'ENOENT'
+        ? 'flock is not installed (util-linux)'
+        : outcome.error.message
+      : outcome.stderr.trim() || `flock exited with ${outcome.code}`;
     throw new KvmfleetError(ErrorCode.StoreLocked, `could not lock the store in ${dataDir}: ${why}`);
   }
   writeFileSync(pidPath, `${process.pid}\n`);

@@ -267,7 +267,9 @@ const migrations: Record<string, Migration> = {
       await sql`alter table jobs add column attempts integer not null default 0`.execute(db);
       await sql`alter table jobs add column cancel_requested boolean not null default false`.execute(db);
       await sql`alter table jobs drop constraint jobs_state_check`.execute(db);
-      await sql`alter table jobs add constraint jobs_state_check check (state in ('queued', 'running', 'succeeded', 'failed', 'partial', 'cancelled'))`.execute(db);
+      await sql`alter table jobs add constraint jobs_state_check check (state in ('queued', 'running', 'succeeded', 'failed', 'partial', 'cancelled'))`.execute(
+        db,
+      );
     },
   },
   '0010_retention': {

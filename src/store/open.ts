@@ -40,7 +40,13 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     // A store that stops answering must not hang requests: they fail after this and the caller
     // falls back (boot scripts answer from the cache) or reports it.
     const timeoutMs = Number(process.env.KVMFLEET_STORE_TIMEOUT_MS ?? 10_000);
-    const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs, keepAlive: true });
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: 10,
+      connectionTimeoutMillis: timeoutMs,
+      query_timeout: timeoutMs,
+      keepAlive: true,
+    });
     pool.on('error', () => {}); // an idle client whose server went away: the pool drops it
     const probe = postgresProbe(url);
     const health = new StoreHealth(probe.probe);
@@ -126,7 +132,13 @@ async function openPglite(dir: string): Promise<PGlite> {
 async function migrate(db: Kysely<Database>): Promise<void> {
   // Unordered: a migration may take a free number below one already released (0007 after 0009) and
   // still run on stores that ran the later ones; migrations never depend on a higher-numbered one.
-  const migrator = new Migrator({ db, provider: migrationProvider, migrationTableName: 'kvmfleet_migrations', migrationLockTableName: 'kvmfleet_migrations_lock', allowUnorderedMigrations: true });
+  const migrator = new Migrator({
+    db,
+    provider: migrationProvider,
+    migrationTableName: 'kvmfleet_migrations',
+    migrationLockTableName: 'kvmfleet_migrations_lock',
+    allowUnorderedMigrations: true,
+  });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error');

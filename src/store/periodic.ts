@@ -14,7 +14,12 @@ export interface Periodic {
  * The first run comes after `firstAfterMs` (default: one interval), so that upkeep with a long
  * interval still runs on a node that restarts more often than that interval.
  */
-export function startPeriodic(intervalMs: number, work: () => Promise<unknown>, onError: (error: unknown) => void, firstAfterMs = intervalMs): Periodic {
+export function startPeriodic(
+  intervalMs: number,
+  work: () => Promise<unknown>,
+  onError: (error: unknown) => void,
+  firstAfterMs = intervalMs,
+): Periodic {
   if (!(intervalMs > 0)) throw new RangeError(`a periodic interval must be positive, not ${intervalMs}`);
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;

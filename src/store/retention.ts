@@ -53,7 +53,12 @@ const selections = {
     delete from jobs where id in (select id from jobs where state in ${FINISHED} and ${olderThan('finished_at', days)} limit ${batch})`,
 } as const;
 
-async function deleteInBatches(db: Kysely<Database>, statement: (days: number, batch: number) => RawBuilder<unknown>, days: number, batch: number): Promise<number> {
+async function deleteInBatches(
+  db: Kysely<Database>,
+  statement: (days: number, batch: number) => RawBuilder<unknown>,
+  days: number,
+  batch: number,
+): Promise<number> {
   if (!(days > 0)) return 0;
   let deleted = 0;
   for (;;) {
@@ -65,8 +70,13 @@ async function deleteInBatches(db: Kysely<Database>, statement: (days: number, b
 }
 
 /** One sweep of every table; returns how many rows went from each. */
-export async function sweepRetention(db: Kysely<Database>, policy: RetentionPolicy, batch = RETENTION_BATCH): Promise<RetentionResult> {
-  if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`a retention batch is a positive whole number, not ${batch}`);
+export async function sweepRetention(
+  db: Kysely<Database>,
+  policy: RetentionPolicy,
+  batch = RETENTION_BATCH,
+): Promise<RetentionResult> {
+  if (!Number.isInteger(batch) || batch < 1)
+    throw new RangeError(`a retention batch is a positive whole number, not ${batch}`);
   return {
     hostEvents: await deleteInBatches(db, selections.hostEvents, policy.hostEventsDays, batch),
     audit: await deleteInBatches(db, selections.audit, policy.auditDays, batch),
@@ -76,7 +86,12 @@ export async function sweepRetention(db: Kysely<Database>, policy: RetentionPoli
 
 const FIRST_SWEEP_AFTER_MS = 60_000;
 
-export function startRetentionSweep(db: Kysely<Database>, policy: RetentionPolicy, onError: (error: unknown) => void, intervalMs = RETENTION_INTERVAL_MS): Periodic {
+export function startRetentionSweep(
+  db: Kysely<Database>,
+  policy: RetentionPolicy,
+  onError: (error: unknown) => void,
+  intervalMs = RETENTION_INTERVAL_MS,
+): Periodic {
   // The first sweep a minute after start: a node restarted more often than the interval still sweeps.
   return startPeriodic(intervalMs, () => sweepRetention(db, policy), onError, FIRST_SWEEP_AFTER_MS);
 }

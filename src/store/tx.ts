@@ -15,7 +15,10 @@ const INVENTORY_LOCK = 0x6b766d66;
 export const inventoryEvents = new EventEmitter<{ changed: [] }>();
 inventoryEvents.setMaxListeners(100);
 
-export async function inventoryTransaction<T>(db: Kysely<Database>, work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+export async function inventoryTransaction<T>(
+  db: Kysely<Database>,
+  work: (trx: Transaction<Database>) => Promise<T>,
+): Promise<T> {
   const result = await db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(${INVENTORY_LOCK})`.execute(trx);
     return work(trx);

@@ -5,7 +5,16 @@
  */
 
 /** Socket errors of the connection to the store. */
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 
 /**
  * SQLSTATE classes and codes (PostgreSQL, appendix A): 08 connection exception, 53 insufficient
@@ -16,10 +25,15 @@ const SQLSTATE_CLASSES = ['08', '53'];
 const SQLSTATE_CODES = new Set(['57P01', '57P02', '57P03', '58030']);
 
 /** node-postgres' own errors, which carry no code. */
-const PG_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Connection terminated due to connection timeout)/;
+const PG_MESSAGES =
+  /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Connection terminated due to connection timeout)/;
 
 export function isStoreUnavailable(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = (e as Error & { cause?: unknown }).cause, depth++) {
+  for (
+    let e: unknown = error, depth = 0;
+    e instanceof Error && depth < 4;
+    e = (e as Error & { cause?: unknown }).cause, depth++
+  ) {
     const { code, syscall } = e as Error & { code?: unknown; syscall?: unknown };
     if (typeof code === 'string') {
       if (NETWORK_CODES.has(code) || SQLSTATE_CODES.has(code)) return true;

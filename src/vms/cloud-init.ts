@@ -11,7 +11,12 @@ export interface SeedIdentity {
   readonly network?: {
     readonly mac: string;
     /** Absent: DHCP (e.g. a reservation kvmfleet's DHCP holds for this MAC). */
-    readonly address?: { readonly ip: string; readonly prefix: number; readonly gateway?: string | undefined; readonly dns?: readonly string[] };
+    readonly address?: {
+      readonly ip: string;
+      readonly prefix: number;
+      readonly gateway?: string | undefined;
+      readonly dns?: readonly string[];
+    };
   };
 }
 
@@ -27,7 +32,8 @@ const HOSTNAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 const q = (value: string) => JSON.stringify(value);
 
 export function seedFiles(identity: SeedIdentity): SeedFiles {
-  if (!HOSTNAME.test(identity.hostname)) throw new Error(`"${identity.hostname}" is not a valid host name (letters, digits and inner hyphens, at most 63)`);
+  if (!HOSTNAME.test(identity.hostname))
+    throw new Error(`"${identity.hostname}" is not a valid host name (letters, digits and inner hyphens, at most 63)`);
   const fqdn = identity.domain ? `${identity.hostname}.${identity.domain}` : identity.hostname;
   const meta = [`instance-id: ${q(identity.instanceId)}`, `local-hostname: ${q(identity.hostname)}`, ''].join('\n');
   const user = [
@@ -51,7 +57,9 @@ export function seedFiles(identity: SeedIdentity): SeedFiles {
               '    dhcp4: false',
               `    addresses: [${q(`${net.address.ip}/${net.address.prefix}`)}]`,
               ...(net.address.gateway ? [`    routes: [{ to: "0.0.0.0/0", via: ${q(net.address.gateway)} }]`] : []),
-              ...(net.address.dns?.length ? [`    nameservers: { addresses: [${net.address.dns.map(q).join(', ')}] }`] : []),
+              ...(net.address.dns?.length
+                ? [`    nameservers: { addresses: [${net.address.dns.map(q).join(', ')}] }`]
+                : []),
             ]
           : ['    dhcp4: true']),
         '',

@@ -27,6 +27,10 @@ export function preferredDomainType(capabilitiesXml: string, arch = 'x86_64'): D
 
 /** Whether a failed start was KVM itself failing (so a qemu/TCG definition is worth a try). */
 export function isKvmUnavailable(message: string): boolean {
-  return /kvm/i.test(message) && /(failed to initialize|Could not access|not available|permission denied|No such file|failed to set MSR|kvm_buf_set_msrs)/i.test(message);
+  return (
+    /kvm/i.test(message) &&
+    /(failed to initialize|Could not access|not available|permission denied|No such file|failed to set MSR|kvm_buf_set_msrs)/i.test(
+      message,
+    )
+  );
 }
-

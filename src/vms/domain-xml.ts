@@ -51,14 +51,20 @@ export interface DomainSpec {
 
 export type BootDevice = `disk:${number}` | `net:${number}`;
 
-export const OVMF_DEFAULTS = { loader: '/usr/share/OVMF/OVMF_CODE_4M.fd', varsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.fd' } as const;
+export const OVMF_DEFAULTS = {
+  loader: '/usr/share/OVMF/OVMF_CODE_4M.fd',
+  varsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.fd',
+} as const;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function escapeXml(value: string): string {
-  return value.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
+  return value.replace(
+    /[<>&'"]/g,
+    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!,
+  );
 }
 
 function checkSpec(spec: DomainSpec): void {
@@ -67,7 +73,8 @@ function checkSpec(spec: DomainSpec): void {
   };
   if (!NAME.test(spec.name)) bad('a name is 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit');
   if (spec.uuid !== undefined && !UUID.test(spec.uuid)) bad(`"${spec.uuid}" is not a lower-case UUID`);
-  if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 16) bad('memory must be a whole number of MiB, at least 16');
+  if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 16)
+    bad('memory must be a whole number of MiB, at least 16');
   if (!Number.isInteger(spec.vcpus) || spec.vcpus < 1 || spec.vcpus > 4096) bad('vCPUs must be 1–4096');
   for (const nic of spec.interfaces ?? []) {
     if (!!nic.bridge === !!nic.network) bad('an interface names either a bridge or a network');
@@ -137,7 +144,9 @@ export function domainXml(spec: DomainSpec): string {
   (spec.interfaces ?? []).forEach((nic, i) => {
     lines.push(
       nic.bridge ? "    <interface type='bridge'>" : "    <interface type='network'>",
-      nic.bridge ? `      <source bridge='${escapeXml(nic.bridge)}'/>` : `      <source network='${escapeXml(nic.network!)}'/>`,
+      nic.bridge
+        ? `      <source bridge='${escapeXml(nic.bridge)}'/>`
+        : `      <source network='${escapeXml(nic.network!)}'/>`,
       ...(nic.mac ? [`      <mac address='${nic.mac}'/>`] : []),
       `      <model type='${nic.model ?? 'virtio'}'/>`,
       ...(nic.rom === false ? ["      <rom enabled='no'/>"] : []),
@@ -145,11 +154,20 @@ export function domainXml(spec: DomainSpec): string {
       '    </interface>',
     );
   });
-  if (spec.serial === 'pty') lines.push("    <serial type='pty'><target port='0'/></serial>", "    <console type='pty'><target type='serial' port='0'/></console>");
-  else if (spec.serial) lines.push(`    <serial type='file'><source path='${escapeXml(spec.serial.file)}' append='on'/><target port='0'/></serial>`);
+  if (spec.serial === 'pty')
+    lines.push(
+      "    <serial type='pty'><target port='0'/></serial>",
+      "    <console type='pty'><target type='serial' port='0'/></console>",
+    );
+  else if (spec.serial)
+    lines.push(
+      `    <serial type='file'><source path='${escapeXml(spec.serial.file)}' append='on'/><target port='0'/></serial>`,
+    );
   if (spec.graphics) {
     const { type, password, listen } = spec.graphics;
-    lines.push(`    <graphics type='${type}' autoport='yes' listen='${escapeXml(listen ?? '127.0.0.1')}'${password ? ` passwd='${escapeXml(password)}'` : ''}/>`);
+    lines.push(
+      `    <graphics type='${type}' autoport='yes' listen='${escapeXml(listen ?? '127.0.0.1')}'${password ? ` passwd='${escapeXml(password)}'` : ''}/>`,
+    );
   }
   lines.push("    <memballoon model='virtio'/>", '  </devices>', '</domain>', '');
   return lines.join('\n');

@@ -71,7 +71,11 @@ function toHypervisor(row: Row): Hypervisor {
 }
 
 function selectHypervisors(db: Kysely<Database>) {
-  return db.selectFrom('hypervisors').innerJoin('sites', 'sites.id', 'hypervisors.site_id').selectAll('hypervisors').select('sites.name as site');
+  return db
+    .selectFrom('hypervisors')
+    .innerJoin('sites', 'sites.id', 'hypervisors.site_id')
+    .selectAll('hypervisors')
+    .select('sites.name as site');
 }
 
 export async function listHypervisors(db: Kysely<Database>, site?: string): Promise<Hypervisor[]> {
@@ -92,7 +96,8 @@ export async function getHypervisor(db: Kysely<Database>, name: string): Promise
  */
 export async function probeDomainType(client: LibvirtClient, options: ProbeOptions): Promise<ProbeVerdict> {
   const capabilities = domainTypesFor(await client.getCapabilities());
-  if (!capabilities.includes('qemu') && !capabilities.includes('kvm')) throw new KvmfleetError(ErrorCode.Validation, 'the hypervisor cannot run x86_64 guests');
+  if (!capabilities.includes('qemu') && !capabilities.includes('kvm'))
+    throw new KvmfleetError(ErrorCode.Validation, 'the hypervisor cannot run x86_64 guests');
   return decideDomainType(await observeKvm(client, capabilities, options));
 }
 
@@ -100,7 +105,11 @@ export async function probeDomainType(client: LibvirtClient, options: ProbeOptio
 export async function reprobeHypervisor(db: Kysely<Database>, pool: LibvirtPool, name: string): Promise<Hypervisor> {
   const hv = await getHypervisor(db, name);
   const verdict = await pool.use(hv.uri, (client) => probeDomainType(client, { storagePool: hv.storagePool }));
-  await db.updateTable('hypervisors').set({ domain_type: verdict.domainType, domain_type_reason: verdict.reason, probed_at: new Date().toISOString() }).where('id', '=', hv.id).execute();
+  await db
+    .updateTable('hypervisors')
+    .set({ domain_type: verdict.domainType, domain_type_reason: verdict.reason, probed_at: new Date().toISOString() })
+    .where('id', '=', hv.id)
+    .execute();
   return getHypervisor(db, name);
 }
 
@@ -129,34 +138,64 @@ export async function refreshHypervisor(db: Kysely<Database>, pool: LibvirtPool,
     );
     await db
       .updateTable('hypervisors')
-      .set({ cpus: facts.cpus, memory_mib: facts.memoryMiB, pool_capacity: facts.capacity, pool_available: facts.available, health: 'up', last_error: null, checked_at: new Date().toISOString() })
+      .set({
+        cpus: facts.cpus,
+        memory_mib: facts.memoryMiB,
+        pool_capacity: facts.capacity,
+        pool_available: facts.available,
+        health: 'up',
+        last_error: null,
+        checked_at: new Date().toISOString(),
+      })
       .where('id', '=', hv.id)
       .execute();
   } catch (error) {
-    await db.updateTable('hypervisors').set({ health: 'down', last_error: (error as Error).message, checked_at: new Date().toISOString() }).where('id', '=', hv.id).execute();
+    await db
+      .updateTable('hypervisors')
+      .set({ health: 'down', last_error: (error as Error).message, checked_at: new Date().toISOString() })
+      .where('id', '=', hv.id)
+      .execute();
   }
   return getHypervisor(db, name);
 }
 
-export async function registerHypervisor(db: Kysely<Database>, pool: LibvirtPool, input: HypervisorInput): Promise<Hypervisor> {
-  if (!RE.hypervisorName.test(input.name ?? '')) throw new KvmfleetError(ErrorCode.Validation, `hypervisor name "${input.name}" must be letters, digits, ".", "_" or "-"`);
+export async function registerHypervisor(
+  db: Kysely<Database>,
+  pool: LibvirtPool,
+  input: HypervisorInput,
+): Promise<Hypervisor> {
+  if (!RE.hypervisorName.test(input.name ?? ''))
+    throw new KvmfleetError(
+      ErrorCode.Validation,
+      `hypervisor name "${input.name}" must be letters, digits, ".", "_" or "-"`,
+    );
   try {
     parseLibvirtUri(input.uri);
   } catch (error) {
     throw new KvmfleetError(ErrorCode.Validation, (error as Error).message);
   }
-  if (input.maxParallel !== undefined && !(Number.isInteger(input.maxParallel) && input.maxParallel >= 1 && input.maxParallel <= 64)) {
+  if (
+    input.maxParallel !== undefined &&
+    !(Number.isInteger(input.maxParallel) && input.maxParallel >= 1 && input.maxParallel <= 64)
+  ) {
     throw new KvmfleetError(ErrorCode.Validation, 'maxParallel must be 1–64');
   }
   const siteId = await siteIdOf(db, input.site);
-  const taken = await db.selectFrom('hypervisors').select('name').where((eb) => eb.or([eb('name', '=', input.name), eb('uri', '=', input.uri)])).executeTakeFirst();
-  if (taken) throw new KvmfleetError(ErrorCode.AlreadyExists, `a hypervisor "${taken.name}" already has that name or URI`);
+  const taken = await db
+    .selectFrom('hypervisors')
+    .select('name')
+    .where((eb) => eb.or([eb('name', '=', input.name), eb('uri', '=', input.uri)]))
+    .executeTakeFirst();
+  if (taken)
+    throw new KvmfleetError(ErrorCode.AlreadyExists, `a hypervisor "${taken.name}" already has that name or URI`);
   let verdict: ProbeVerdict;
   try {
     verdict =
       input.domainType && input.domainType !== 'auto'
         ? { domainType: input.domainType, reason: `set by the operator (${input.domainType})` }
-        : await pool.use(input.uri, (client) => probeDomainType(client, { storagePool: input.storagePool ?? 'default' }));
+        : await pool.use(input.uri, (client) =>
+            probeDomainType(client, { storagePool: input.storagePool ?? 'default' }),
+          );
   } catch (error) {
     if (error instanceof KvmfleetError) throw error;
     throw new KvmfleetError(ErrorCode.HypervisorUnavailable, `cannot reach ${input.uri}: ${(error as Error).message}`);
@@ -187,7 +226,11 @@ export async function registerHypervisor(db: Kysely<Database>, pool: LibvirtPool
 
 export async function removeHypervisor(db: Kysely<Database>, name: string): Promise<void> {
   const hv = await getHypervisor(db, name);
-  const vms = await db.selectFrom('vms').select(db.fn.countAll<number>().as('n')).where('hypervisor_id', '=', hv.id).executeTakeFirstOrThrow();
+  const vms = await db
+    .selectFrom('vms')
+    .select(db.fn.countAll<number>().as('n'))
+    .where('hypervisor_id', '=', hv.id)
+    .executeTakeFirstOrThrow();
   if (Number(vms.n) > 0) throw new KvmfleetError(ErrorCode.InUse, `hypervisor "${name}" still has ${vms.n} VMs`);
   await db.deleteFrom('hypervisors').where('id', '=', hv.id).execute();
 }

@@ -24,4 +24,11 @@ export interface Job {
   readonly finishedAt: string | null;
 }
 
-export type JobEvent = { readonly job: number; readonly state: JobState; readonly done: number; readonly failed: number; readonly total: number; readonly item?: JobItemResult };
+export type JobEvent = {
+  readonly job: number;
+  readonly state: JobState;
+  readonly done: number;
+  readonly failed: number;
+  readonly total: number;
+  readonly item?: JobItemResult;
+};

@@ -114,7 +114,15 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
           const row = await trx
             .selectFrom('jobs')
             .select(['id', 'params', 'results', 'attempts', 'cancel_requested'])
-            .where((eb) => eb.or([eb('state', '=', 'queued'), eb.and([eb('state', '=', 'running'), eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', sql<Date>`now()`)])])]))
+            .where((eb) =>
+              eb.or([
+                eb('state', '=', 'queued'),
+                eb.and([
+                  eb('state', '=', 'running'),
+                  eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', sql<Date>`now()`)]),
+                ]),
+              ]),
+            )
             .orderBy('id')
             .limit(1)
             .forUpdate()
@@ -123,14 +131,22 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
           if (row) {
             await trx
               .updateTable('jobs')
-              .set({ state: 'running', lease_owner: this.workerId, lease_until: this.#leaseInterval(), attempts: row.attempts + 1 })
+              .set({
+                state: 'running',
+                lease_owner: this.workerId,
+                lease_until: this.#leaseInterval(),
+                attempts: row.attempts + 1,
+              })
               .where('id', '=', row.id)
               .execute();
           }
           return row;
         });
         if (!claimed) return;
-        const { names, placements, ...params } = claimed.params as unknown as BulkCloneParams & { names: string[]; placements: string[] };
+        const { names, placements, ...params } = claimed.params as unknown as BulkCloneParams & {
+          names: string[];
+          placements: string[];
+        };
         const prior = claimed.results as unknown as JobItemResult[];
         const run = this.#runBulk(claimed.id, params, names, placements, prior, claimed.attempts > 0);
         this.#running.set(claimed.id, run);
@@ -150,7 +166,12 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
   async cancel(id: number): Promise<Job> {
     const job = await this.get(id);
     if (job.state === 'queued') {
-      await this.#db.updateTable('jobs').set({ state: 'cancelled', cancel_requested: true, finished_at: new Date().toISOString() }).where('id', '=', id).where('state', '=', 'queued').execute();
+      await this.#db
+        .updateTable('jobs')
+        .set({ state: 'cancelled', cancel_requested: true, finished_at: new Date().toISOString() })
+        .where('id', '=', id)
+        .where('state', '=', 'queued')
+        .execute();
     } else if (job.state === 'running') {
       await this.#db.updateTable('jobs').set({ cancel_requested: true }).where('id', '=', id).execute();
     }
@@ -191,16 +212,35 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
 
   /** Checks, places every clone, records the job and starts it; returns the job at once. */
   async bulkClone(params: BulkCloneParams, actor = 'api'): Promise<Job> {
-    if (!Number.isInteger(params.count) || params.count < 1 || params.count > 10_000) throw new KvmfleetError(ErrorCode.Validation, 'count must be 1–10000');
-    if (!RE.namePrefix.test(params.namePrefix ?? '')) throw new KvmfleetError(ErrorCode.Validation, `name prefix "${params.namePrefix}" must be letters, digits, ".", "_" or "-" (at most 56)`);
+    if (!Number.isInteger(params.count) || params.count < 1 || params.count > 10_000)
+      throw new KvmfleetError(ErrorCode.Validation, 'count must be 1–10000');
+    if (!RE.namePrefix.test(params.namePrefix ?? ''))
+      throw new KvmfleetError(
+        ErrorCode.Validation,
+        `name prefix "${params.namePrefix}" must be letters, digits, ".", "_" or "-" (at most 56)`,
+      );
     const template = await this.#vms.getTemplate(params.template);
     const width = Math.max(3, String(params.count).length);
-    const names = Array.from({ length: params.count }, (_, i) => `${params.namePrefix}-${String(i + 1).padStart(width, '0')}`);
+    const names = Array.from(
+      { length: params.count },
+      (_, i) => `${params.namePrefix}-${String(i + 1).padStart(width, '0')}`,
+    );
     const demand = { memoryMiB: template.memoryMiB, vcpus: template.vcpus, antiAffinity: params.antiAffinity };
-    const placements = await this.#vms.place(params.site, names.map(() => demand), params.hypervisors);
+    const placements = await this.#vms.place(
+      params.site,
+      names.map(() => demand),
+      params.hypervisors,
+    );
     const row = await this.#db
       .insertInto('jobs')
-      .values({ kind: 'bulk-clone', state: 'queued', total: params.count, params: JSON.stringify({ ...params, names, placements }), results: '[]', actor })
+      .values({
+        kind: 'bulk-clone',
+        state: 'queued',
+        total: params.count,
+        params: JSON.stringify({ ...params, names, placements }),
+        results: '[]',
+        actor,
+      })
       .returning('id')
       .executeTakeFirstOrThrow();
     if (this.#work) void this.#drain();
@@ -212,9 +252,17 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
    * attempts). Renews the lease while it works; if the lease is lost (another worker took the job
    * over after a store outage) it starts no more items and leaves the end to that worker.
    */
-  async #runBulk(id: number, params: BulkCloneParams, names: string[], placements: string[], prior: readonly JobItemResult[], resuming: boolean): Promise<Job> {
+  async #runBulk(
+    id: number,
+    params: BulkCloneParams,
+    names: string[],
+    placements: string[],
+    prior: readonly JobItemResult[],
+    resuming: boolean,
+  ): Promise<Job> {
     const limits = new Map<string, Semaphore>();
-    for (const hv of new Set(placements)) limits.set(hv, new Semaphore((await getHypervisor(this.#db, hv)).maxParallel));
+    for (const hv of new Set(placements))
+      limits.set(hv, new Semaphore((await getHypervisor(this.#db, hv)).maxParallel));
     const results: JobItemResult[] = [...prior];
     const finished = new Set(prior.map((r) => r.name));
     let done = results.length;
@@ -253,7 +301,18 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
     let writing = Promise.resolve();
     const write = () => {
       const snapshot = { done, failed, results: JSON.stringify(results) };
-      writing = writing.then(() => this.#db.updateTable('jobs').set(snapshot).where('id', '=', id).where('lease_owner', '=', this.workerId).execute().then(() => undefined, () => undefined));
+      writing = writing.then(() =>
+        this.#db
+          .updateTable('jobs')
+          .set(snapshot)
+          .where('id', '=', id)
+          .where('lease_owner', '=', this.workerId)
+          .execute()
+          .then(
+            () => undefined,
+            () => undefined,
+          ),
+      );
     };
     const record = (item: JobItemResult) => {
       results.push(item);
@@ -276,8 +335,17 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
                 if (cancelled) return record({ name, hypervisor, ok: false, error: CANCELLED, ms: 0 });
                 try {
                   // Resumed: the previous attempt may have made this VM, or half of it.
-                  if (resuming && (await this.#vms.recoverClone(name, hypervisor)) === 'complete') return record({ name, hypervisor, ok: true, ms: Date.now() - started });
-                  await this.#vms.clone({ template: params.template, name, kind: params.kind, hypervisor, ...(params.antiAffinity ? { antiAffinity: params.antiAffinity } : {}), start: params.start ?? false, ...(params.serialLogDir ? { serialLogDir: params.serialLogDir } : {}) });
+                  if (resuming && (await this.#vms.recoverClone(name, hypervisor)) === 'complete')
+                    return record({ name, hypervisor, ok: true, ms: Date.now() - started });
+                  await this.#vms.clone({
+                    template: params.template,
+                    name,
+                    kind: params.kind,
+                    hypervisor,
+                    ...(params.antiAffinity ? { antiAffinity: params.antiAffinity } : {}),
+                    start: params.start ?? false,
+                    ...(params.serialLogDir ? { serialLogDir: params.serialLogDir } : {}),
+                  });
                   record({ name, hypervisor, ok: true, ms: Date.now() - started });
                 } catch (error) {
                   record({ name, hypervisor, ok: false, error: (error as Error).message, ms: Date.now() - started });
@@ -288,15 +356,30 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
       await writing;
       if (!held || this.#stopped || results.length < names.length) return this.get(id);
       await renew();
-      const state: JobState = cancelled || results.some((r) => r.error === CANCELLED) ? 'cancelled' : failed === 0 ? 'succeeded' : failed === names.length ? 'failed' : 'partial';
+      const state: JobState =
+        cancelled || results.some((r) => r.error === CANCELLED)
+          ? 'cancelled'
+          : failed === 0
+            ? 'succeeded'
+            : failed === names.length
+              ? 'failed'
+              : 'partial';
       // The last write carries every result and the end, in one statement: a job whose items all ended ends.
       const ended = await this.#db
         .updateTable('jobs')
-        .set({ state, done, failed, results: JSON.stringify(results), finished_at: new Date().toISOString(), lease_owner: null })
+        .set({
+          state,
+          done,
+          failed,
+          results: JSON.stringify(results),
+          finished_at: new Date().toISOString(),
+          lease_owner: null,
+        })
         .where('id', '=', id)
         .where('lease_owner', '=', this.workerId)
         .executeTakeFirst();
-      if (Number(ended.numUpdatedRows) === 1) this.emit('progress', { job: id, state, done, failed, total: names.length });
+      if (Number(ended.numUpdatedRows) === 1)
+        this.emit('progress', { job: id, state, done, failed, total: names.length });
       return this.get(id);
     } finally {
       clearInterval(heartbeat);

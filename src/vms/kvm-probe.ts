@@ -16,7 +16,10 @@ import { escapeXml } from './domain-xml.ts';
 import type { DomainType } from './domain-type.ts';
 
 /** kvm-probe/boot-sector.S, assembled (a test checks these bytes against the source). */
-export const PROBE_BOOT_SECTOR: Buffer = Buffer.from('+jHAjtiOwI7QvAB8vwAQuQAY86tmxwYAEAMgAABmxwYAIAMwAABmvwAwAABmuIMAAAC5AAJnZokHZgUAACAAZoPHCOLwZrgAEAAADyLYDyDgZoPIIA8i4Ga5gAAAwA8yZg0AAQAADzBmDwEWEH0PIMBmDQEAAIAPIsBm6oJ8AAAIAGa4EACO2I7AjtCLBCUYfQAAiQQlDJAAAEjHxwAAEACJB0iBxwAQAABIgf8AABAEcu6JPCUQkAAAuQAAAAKJwsHiDTHQicLB6hEx0InCweIFMdD/yXXniQQlCJAAAEi4S1ZNRkxFRVRIiQQlAJAAAPTr/Q8fQAAAAAAAAAAAAAAAAAAAmiAAAAAAAACSAAAXAPh8AABmkAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAVao=', 'base64');
+export const PROBE_BOOT_SECTOR: Buffer = Buffer.from(
+  '+jHAjtiOwI7QvAB8vwAQuQAY86tmxwYAEAMgAABmxwYAIAMwAABmvwAwAABmuIMAAAC5AAJnZokHZgUAACAAZoPHCOLwZrgAEAAADyLYDyDgZoPIIA8i4Ga5gAAAwA8yZg0AAQAADzBmDwEWEH0PIMBmDQEAAIAPIsBm6oJ8AAAIAGa4EACO2I7AjtCLBCUYfQAAiQQlDJAAAEjHxwAAEACJB0iBxwAQAABIgf8AABAEcu6JPCUQkAAAuQAAAAKJwsHiDTHQicLB6hEx0InCweIFMdD/yXXniQQlCJAAAEi4S1ZNRkxFRVRIiQQlAJAAAPTr/Q8fQAAAAAAAAAAAAAAAAAAAmiAAAAAAAACSAAAXAPh8AABmkAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAVao=',
+  'base64',
+);
 /** Where the seed goes in the boot sector (the `seed` label). */
 export const PROBE_SEED_OFFSET = 0x118;
 export const PROBE_ROUNDS = 2 ** 25;
@@ -81,21 +84,42 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 /** The choice, from the observation alone (pure: unit-tested with each possible observation). */
 export function decideDomainType(observation: ProbeObservation): ProbeVerdict {
   const { kvm, tcg } = observation;
-  if (!observation.capabilities.includes('kvm') || !kvm) return { domainType: 'qemu', reason: 'libvirt offers no kvm domain type for x86_64 here (no /dev/kvm): TCG' };
+  if (!observation.capabilities.includes('kvm') || !kvm)
+    return { domainType: 'qemu', reason: 'libvirt offers no kvm domain type for x86_64 here (no /dev/kvm): TCG' };
   switch (kvm.outcome) {
     case 'refused':
-      return { domainType: 'qemu', reason: `a KVM guest could not start: ${kvm.message.split('\n').slice(0, 2).join(' ').slice(0, 300)}` };
+      return {
+        domainType: 'qemu',
+        reason: `a KVM guest could not start: ${kvm.message.split('\n').slice(0, 2).join(' ').slice(0, 300)}`,
+      };
     case 'unprovable':
-      return { domainType: 'qemu', reason: `KVM could not be proven (${kvm.message.slice(0, 300)}): TCG until a probe succeeds` };
+      return {
+        domainType: 'qemu',
+        reason: `KVM could not be proven (${kvm.message.slice(0, 300)}): TCG until a probe succeeds`,
+      };
     case 'stalled': {
-      const saw = kvm.progress === 'nothing' ? 'ran no code that the host could see' : kvm.progress === 'memory-written' ? 'wrote its memory but did not finish its computation' : 'computed a wrong result';
-      return { domainType: 'qemu', reason: `a KVM guest started (state ${kvm.state}) and ${saw} in ${seconds(kvm.waitedMs)}: KVM only pretends here, TCG` };
+      const saw =
+        kvm.progress === 'nothing'
+          ? 'ran no code that the host could see'
+          : kvm.progress === 'memory-written'
+            ? 'wrote its memory but did not finish its computation'
+            : 'computed a wrong result';
+      return {
+        domainType: 'qemu',
+        reason: `a KVM guest started (state ${kvm.state}) and ${saw} in ${seconds(kvm.waitedMs)}: KVM only pretends here, TCG`,
+      };
     }
     case 'finished':
       if (tcg?.outcome === 'finished' && tcg.ms < kvm.ms) {
-        return { domainType: 'qemu', reason: `the KVM guest finished the probe in ${seconds(kvm.ms)}, slower than under TCG (${seconds(tcg.ms)}): TCG` };
+        return {
+          domainType: 'qemu',
+          reason: `the KVM guest finished the probe in ${seconds(kvm.ms)}, slower than under TCG (${seconds(tcg.ms)}): TCG`,
+        };
       }
-      return { domainType: 'kvm', reason: `a KVM guest ran the probe in ${seconds(kvm.ms)}${tcg?.outcome === 'finished' ? ` (TCG: ${seconds(tcg.ms)})` : ''}` };
+      return {
+        domainType: 'kvm',
+        reason: `a KVM guest ran the probe in ${seconds(kvm.ms)}${tcg?.outcome === 'finished' ? ` (TCG: ${seconds(tcg.ms)})` : ''}`,
+      };
   }
 }
 
@@ -122,10 +146,21 @@ function probeDomainXml(type: DomainType, name: string, diskPath: string): strin
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const stateOf = (client: LibvirtClient, dom: RemoteDomain) => client.getDomainState(dom).then((s): string => s.state, () => 'gone');
+const stateOf = (client: LibvirtClient, dom: RemoteDomain) =>
+  client.getDomainState(dom).then(
+    (s): string => s.state,
+    () => 'gone',
+  );
 
 /** Boots the probe guest as `type` from the disk at `diskPath` and watches its memory until it finishes or `timeoutMs` passes. */
-export async function runProbeGuest(client: LibvirtClient, type: DomainType, diskPath: string, seed: number, timeoutMs: number, pollMs = 100): Promise<GuestRun> {
+export async function runProbeGuest(
+  client: LibvirtClient,
+  type: DomainType,
+  diskPath: string,
+  seed: number,
+  timeoutMs: number,
+  pollMs = 100,
+): Promise<GuestRun> {
   const expected = xorshift32(seed, PROBE_ROUNDS);
   const name = `kvmfleet-probe-${type}-${randomUUID().slice(0, 8)}`;
   let dom: RemoteDomain;
@@ -141,11 +176,19 @@ export async function runProbeGuest(client: LibvirtClient, type: DomainType, dis
     for (;;) {
       const elapsed = Date.now() - startedAt;
       try {
-        progress = readGuestProgress(await client.peekDomainMemory(dom, RESULT_ADDRESS, 20, MemoryPeekFlags.Physical), seed, expected);
+        progress = readGuestProgress(
+          await client.peekDomainMemory(dom, RESULT_ADDRESS, 20, MemoryPeekFlags.Physical),
+          seed,
+          expected,
+        );
       } catch (error) {
         // The domain went away (it crashed, or QEMU died) or the driver cannot peek.
         state = await stateOf(client, dom);
-        if (state === 'running' || state === 'paused') return { outcome: 'unprovable', message: `reading the probe guest's memory failed: ${(error as Error).message}` };
+        if (state === 'running' || state === 'paused')
+          return {
+            outcome: 'unprovable',
+            message: `reading the probe guest's memory failed: ${(error as Error).message}`,
+          };
         return { outcome: 'stalled', waitedMs: elapsed, progress, state };
       }
       if (progress === 'finished') return { outcome: 'finished', ms: elapsed };
@@ -161,10 +204,18 @@ export async function runProbeGuest(client: LibvirtClient, type: DomainType, dis
 }
 
 /** The probe's boot disk: a 1 MiB raw volume (SeaBIOS wants more than one sector) holding the boot sector. */
-async function withProbeDisk<T>(client: LibvirtClient, storagePool: string, seed: number, use: (path: string) => Promise<T>): Promise<T> {
+async function withProbeDisk<T>(
+  client: LibvirtClient,
+  storagePool: string,
+  seed: number,
+  use: (path: string) => Promise<T>,
+): Promise<T> {
   const pool = await client.lookupStoragePool(storagePool);
   const name = `kvmfleet-kvm-probe-${randomUUID().slice(0, 8)}.img`;
-  const volume: RemoteStorageVolume = await client.createVolume(pool, `<volume><name>${escapeXml(name)}</name><capacity unit='bytes'>1048576</capacity><target><format type='raw'/></target></volume>`);
+  const volume: RemoteStorageVolume = await client.createVolume(
+    pool,
+    `<volume><name>${escapeXml(name)}</name><capacity unit='bytes'>1048576</capacity><target><format type='raw'/></target></volume>`,
+  );
   try {
     await client.uploadVolume(volume, probeBootSector(seed));
     return await use(await client.getVolumePath(volume));
@@ -174,7 +225,11 @@ async function withProbeDisk<T>(client: LibvirtClient, storagePool: string, seed
 }
 
 /** Observes KVM (and TCG, for comparison, when KVM finished) on the hypervisor behind `client`. */
-export async function observeKvm(client: LibvirtClient, capabilities: readonly DomainType[], options: ProbeOptions): Promise<ProbeObservation> {
+export async function observeKvm(
+  client: LibvirtClient,
+  capabilities: readonly DomainType[],
+  options: ProbeOptions,
+): Promise<ProbeObservation> {
   if (!capabilities.includes('kvm')) return { capabilities };
   const seed = randomInt(1, 2 ** 32 - 1);
   try {
@@ -185,6 +240,12 @@ export async function observeKvm(client: LibvirtClient, capabilities: readonly D
       return { capabilities, kvm, tcg };
     });
   } catch (error) {
-    return { capabilities, kvm: { outcome: 'unprovable', message: `no probe disk in storage pool "${options.storagePool}": ${(error as Error).message}` } };
+    return {
+      capabilities,
+      kvm: {
+        outcome: 'unprovable',
+        message: `no probe disk in storage pool "${options.storagePool}": ${(error as Error).message}`,
+      },
+    };
   }
 }

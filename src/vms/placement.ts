@@ -34,20 +34,28 @@ export interface PlacementPolicy {
 
 export const DEFAULT_PLACEMENT_POLICY: PlacementPolicy = { cpuOvercommit: 4, reserveMiB: 1024 };
 
-export type Placement = { readonly ok: true; readonly hypervisor: string } | { readonly ok: false; readonly reasons: readonly string[] };
+export type Placement =
+  { readonly ok: true; readonly hypervisor: string } | { readonly ok: false; readonly reasons: readonly string[] };
 
 function refusal(host: HostCapacity, demand: VmDemand, policy: PlacementPolicy): string | undefined {
   if (!host.up) return `${host.name}: not up`;
   const freeMemory = host.memoryMiB - policy.reserveMiB - host.usedMemoryMiB;
-  if (freeMemory < demand.memoryMiB) return `${host.name}: ${Math.max(0, freeMemory)} MiB free, ${demand.memoryMiB} MiB needed`;
+  if (freeMemory < demand.memoryMiB)
+    return `${host.name}: ${Math.max(0, freeMemory)} MiB free, ${demand.memoryMiB} MiB needed`;
   const vcpuLimit = Math.floor(host.cpus * policy.cpuOvercommit);
-  if (host.usedVcpus + demand.vcpus > vcpuLimit) return `${host.name}: ${host.usedVcpus} of ${vcpuLimit} vCPUs allocated, ${demand.vcpus} more needed`;
-  if (demand.antiAffinity && host.groups.includes(demand.antiAffinity)) return `${host.name}: already runs a VM of anti-affinity group "${demand.antiAffinity}"`;
+  if (host.usedVcpus + demand.vcpus > vcpuLimit)
+    return `${host.name}: ${host.usedVcpus} of ${vcpuLimit} vCPUs allocated, ${demand.vcpus} more needed`;
+  if (demand.antiAffinity && host.groups.includes(demand.antiAffinity))
+    return `${host.name}: already runs a VM of anti-affinity group "${demand.antiAffinity}"`;
   if (host.maxNew !== undefined && host.maxNew <= 0) return `${host.name}: no room left in this plan`;
   return undefined;
 }
 
-export function placeVm(demand: VmDemand, hosts: readonly HostCapacity[], policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY): Placement {
+export function placeVm(
+  demand: VmDemand,
+  hosts: readonly HostCapacity[],
+  policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY,
+): Placement {
   if (hosts.length === 0) return { ok: false, reasons: ['no hypervisors in the site'] };
   const reasons: string[] = [];
   const fit: HostCapacity[] = [];
@@ -63,7 +71,11 @@ export function placeVm(demand: VmDemand, hosts: readonly HostCapacity[], policy
 }
 
 /** Places `demands` in order, each seeing the ones before it. */
-export function planPlacements(demands: readonly VmDemand[], hosts: readonly HostCapacity[], policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY): Placement[] {
+export function planPlacements(
+  demands: readonly VmDemand[],
+  hosts: readonly HostCapacity[],
+  policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY,
+): Placement[] {
   const state = new Map(hosts.map((h) => [h.name, { ...h, groups: [...h.groups] }]));
   return demands.map((demand) => {
     const placement = placeVm(demand, [...state.values()], policy);

@@ -20,7 +20,9 @@ export async function buildSeedImage(files: SeedFiles): Promise<Buffer> {
     try {
       await run('mkfs.vfat', ['-n', 'CIDATA', '-C', image, String(SEED_KIB)]);
     } catch (error) {
-      throw new Error(`cannot make the cloud-init seed: mkfs.vfat failed (apt-get install dosfstools mtools): ${(error as Error).message}`);
+      throw new Error(
+        `cannot make the cloud-init seed: mkfs.vfat failed (apt-get install dosfstools mtools): ${(error as Error).message}`,
+      );
     }
     for (const [name, text] of Object.entries(files)) {
       await writeFile(join(dir, name), text);

@@ -22,7 +22,9 @@ export function parseSysprepOperations(output: string): string[] {
 
 /** libguestfs' messages when its appliance could not use KVM. */
 export function isGuestfsKvmFailure(output: string): boolean {
-  return /kvm_buf_set_msrs|failed to initialize kvm|Could not access KVM kernel module|KVM: (?:disabled|unavailable)/i.test(output);
+  return /kvm_buf_set_msrs|failed to initialize kvm|Could not access KVM kernel module|KVM: (?:disabled|unavailable)/i.test(
+    output,
+  );
 }
 
 /** virt-sysprep of a small template takes ~30 s under TCG; a hung appliance must not hold the job forever. */
@@ -45,7 +47,11 @@ function killGroup(pgid: number): void {
 }
 
 function runLocal(args: string[], tcg: boolean, timeoutMs = SYSPREP_TIMEOUT_MS): Promise<string> {
-  const env = { ...process.env, LIBGUESTFS_BACKEND: 'direct', ...(tcg ? { LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' } : {}) };
+  const env = {
+    ...process.env,
+    LIBGUESTFS_BACKEND: 'direct',
+    ...(tcg ? { LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' } : {}),
+  };
   return new Promise((resolve, reject) => {
     const child = spawn('virt-sysprep', args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     if (child.pid) runningGroups.add(child.pid);
@@ -64,7 +70,11 @@ function runLocal(args: string[], tcg: boolean, timeoutMs = SYSPREP_TIMEOUT_MS):
     const timer = setTimeout(() => ((timedOut = true), killChildGroup()), timeoutMs);
     child.once('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(error.code === 'ENOENT' ? new Error('virt-sysprep is not installed on this machine (apt-get install libguestfs-tools)') : error);
+      reject(
+        error.code === 'ENOENT'
+          ? new Error('virt-sysprep is not installed on this machine (apt-get install libguestfs-tools)')
+          : error,
+      );
     });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
@@ -72,8 +82,12 @@ function runLocal(args: string[], tcg: boolean, timeoutMs = SYSPREP_TIMEOUT_MS):
       if (child.pid) runningGroups.delete(child.pid);
       const output = Buffer.concat(chunks).toString('utf8');
       if (code === 0) return resolve(output);
-      const why = timedOut ? `timed out after ${Math.round(timeoutMs / 1000)} s (its appliance was stopped)` : `exited with ${code ?? signal}`;
-      reject(Object.assign(new Error(`virt-sysprep ${why}: ${output.trim().split('\n').slice(-3).join(' ')}`), { output }));
+      const why = timedOut
+        ? `timed out after ${Math.round(timeoutMs / 1000)} s (its appliance was stopped)`
+        : `exited with ${code ?? signal}`;
+      reject(
+        Object.assign(new Error(`virt-sysprep ${why}: ${output.trim().split('\n').slice(-3).join(' ')}`), { output }),
+      );
     });
   });
 }
@@ -97,9 +111,17 @@ async function runOverSsh(uri: LibvirtUri, command: string, timeoutMs = SYSPREP_
       else resolve(output);
     };
     // A peer that resets the connection mid-seal fails this seal, never the process.
-    ssh.on('error', (error: Error) => finish(new HypervisorLostError(`SSH to ${uri.host} failed during virt-sysprep: ${error.message}`)));
+    ssh.on('error', (error: Error) =>
+      finish(new HypervisorLostError(`SSH to ${uri.host} failed during virt-sysprep: ${error.message}`)),
+    );
     ssh.once('close', () => finish(new HypervisorLostError(`SSH to ${uri.host} closed before virt-sysprep finished`)));
-    const timer = setTimeout(() => finish(new HypervisorLostError(`virt-sysprep on ${uri.host} timed out after ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        finish(
+          new HypervisorLostError(`virt-sysprep on ${uri.host} timed out after ${Math.round(timeoutMs / 1000)} s`),
+        ),
+      timeoutMs,
+    );
     ssh.exec(command, (error, channel) => {
       if (error) return finish(error);
       let output = '';
@@ -108,7 +130,15 @@ async function runOverSsh(uri: LibvirtUri, command: string, timeoutMs = SYSPREP_
       channel.stderr.on('data', (d: Buffer) => (output += d));
       channel.once('exit', (code: number | null) => {
         if (code === 0) finish(null, output);
-        else finish(Object.assign(new Error(`virt-sysprep on ${uri.host} exited with ${code}: ${output.trim().split('\n').slice(-3).join(' ')}`), { output }));
+        else
+          finish(
+            Object.assign(
+              new Error(
+                `virt-sysprep on ${uri.host} exited with ${code}: ${output.trim().split('\n').slice(-3).join(' ')}`,
+              ),
+              { output },
+            ),
+          );
       });
     });
   });
@@ -119,7 +149,11 @@ async function runOverSsh(uri: LibvirtUri, command: string, timeoutMs = SYSPREP_
  * guests there (its domain type is not kvm), so the appliance runs under TCG; otherwise KVM is
  * tried and TCG used if it fails.
  */
-export async function sysprepDisk(uri: LibvirtUri, diskPath: string, options: { tcg: boolean }): Promise<SysprepResult> {
+export async function sysprepDisk(
+  uri: LibvirtUri,
+  diskPath: string,
+  options: { tcg: boolean },
+): Promise<SysprepResult> {
   // The "customize" operation would write a fresh machine-id into the template, which every clone
   // would then share; without it /etc/machine-id stays empty and each clone makes its own at first boot.
   const args = ['--operations', 'defaults,-customize', '--format', 'qcow2', '-a', diskPath];
@@ -136,7 +170,9 @@ export async function sysprepDisk(uri: LibvirtUri, diskPath: string, options: { 
     const env = `LIBGUESTFS_BACKEND=direct${options.tcg ? ' LIBGUESTFS_BACKEND_SETTINGS=force_tcg' : ''}`;
     output = await runOverSsh(uri, `env ${env} virt-sysprep ${args.map(shellQuote).join(' ')} 2>&1`);
   } else {
-    throw new Error(`cannot run virt-sysprep on a hypervisor reached by ${uri.transport}: use a qemu+ssh:// URI for it`);
+    throw new Error(
+      `cannot run virt-sysprep on a hypervisor reached by ${uri.transport}: use a qemu+ssh:// URI for it`,
+    );
   }
   return { operations: parseSysprepOperations(output), output };
 }

@@ -19,7 +19,13 @@ import type { CloneKind, Database } from '../store/schema.ts';
 import { seedFiles, type SeedIdentity } from './cloud-init.ts';
 import { domainXml, type DiskSpec, type DomainSpec } from './domain-xml.ts';
 import { getHypervisor, listHypervisors, reprobeHypervisor, type Hypervisor } from './hypervisors.ts';
-import { DEFAULT_PLACEMENT_POLICY, planPlacements, type HostCapacity, type PlacementPolicy, type VmDemand } from './placement.ts';
+import {
+  DEFAULT_PLACEMENT_POLICY,
+  planPlacements,
+  type HostCapacity,
+  type PlacementPolicy,
+  type VmDemand,
+} from './placement.ts';
 import { buildSeedImage } from './seed-image.ts';
 import { HypervisorLostError, sysprepDisk } from './sysprep.ts';
 import { isKvmUnavailable } from './domain-type.ts';
@@ -61,7 +67,14 @@ export interface CloneInput {
   readonly kind: CloneKind;
   readonly hypervisor?: string;
   /** hostname, domain, SSH keys; a static ip (prefix, gateway, dns), or a kvmfleet network to take a free address from; else DHCP. */
-  readonly identity?: Omit<SeedIdentity, 'instanceId' | 'hostname' | 'network'> & { hostname?: string; ip?: string; prefix?: number; gateway?: string; dns?: string[]; network?: string };
+  readonly identity?: Omit<SeedIdentity, 'instanceId' | 'hostname' | 'network'> & {
+    hostname?: string;
+    ip?: string;
+    prefix?: number;
+    gateway?: string;
+    dns?: string[];
+    network?: string;
+  };
   readonly antiAffinity?: string;
   readonly start?: boolean;
   /** Write the serial console to this directory (default: a pty). */
@@ -108,7 +121,11 @@ const NAME = RE.vmName;
 const MiB = 1024 * 1024;
 
 function checkName(name: string, what: string): void {
-  if (!NAME.test(name ?? '')) throw new KvmfleetError(ErrorCode.Validation, `${what} name "${name}" must be 1–64 letters, digits, ".", "_" or "-"`);
+  if (!NAME.test(name ?? ''))
+    throw new KvmfleetError(
+      ErrorCode.Validation,
+      `${what} name "${name}" must be 1–64 letters, digits, ".", "_" or "-"`,
+    );
 }
 
 function libvirtFailure(error: unknown, what: string): KvmfleetError {
@@ -215,11 +232,16 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
     return { ...toVm(row), id: row.id, hypervisorId: row.hypervisor_id, seedPath: row.seed_path };
   }
 
-  async #withHypervisor<T>(hypervisor: string, what: string, fn: (client: LibvirtClient, hv: Hypervisor & { id: number }) => Promise<T>): Promise<T> {
+  async #withHypervisor<T>(
+    hypervisor: string,
+    what: string,
+    fn: (client: LibvirtClient, hv: Hypervisor & { id: number }) => Promise<T>,
+  ): Promise<T> {
     let hv = await getHypervisor(this.#db, hypervisor);
     try {
       // A hypervisor registered by its install callback has no domain type yet: probe it at first use.
-      if (hv.domainType === null) await reprobeHypervisor(this.#db, this.#pool, hypervisor), (hv = await getHypervisor(this.#db, hypervisor));
+      if (hv.domainType === null)
+        (await reprobeHypervisor(this.#db, this.#pool, hypervisor), (hv = await getHypervisor(this.#db, hypervisor)));
       return await this.#pool.use(hv.uri, (client) => fn(client, hv));
     } catch (error) {
       throw libvirtFailure(error, `${what} on ${hypervisor}`);
@@ -227,9 +249,15 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   }
 
   /** Runs `work` on a managed VM's libvirt domain, on its hypervisor (a failure says `what` was being done). */
-  async #onDomain<T>(name: string, what: string, work: (client: LibvirtClient, dom: RemoteDomain) => Promise<T>): Promise<T> {
+  async #onDomain<T>(
+    name: string,
+    what: string,
+    work: (client: LibvirtClient, dom: RemoteDomain) => Promise<T>,
+  ): Promise<T> {
     const vm = await this.getVm(name);
-    return this.#withHypervisor(vm.hypervisor, `${what} ${name}`, async (client) => work(client, await client.lookupDomainByName(name)));
+    return this.#withHypervisor(vm.hypervisor, `${what} ${name}`, async (client) =>
+      work(client, await client.lookupDomainByName(name)),
+    );
   }
 
   async #capacities(site: string, only?: readonly string[]): Promise<HostCapacity[]> {
@@ -237,7 +265,12 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
     const usage = await this.#db
       .selectFrom('vms')
       .innerJoin('hypervisors', 'hypervisors.id', 'vms.hypervisor_id')
-      .select(['hypervisors.name as hypervisor', sql<number>`sum(vms.memory_mib)`.as('memory'), sql<number>`sum(vms.vcpus)`.as('vcpus'), sql<string[]>`array_remove(array_agg(vms.anti_affinity), null)`.as('groups')])
+      .select([
+        'hypervisors.name as hypervisor',
+        sql<number>`sum(vms.memory_mib)`.as('memory'),
+        sql<number>`sum(vms.vcpus)`.as('vcpus'),
+        sql<string[]>`array_remove(array_agg(vms.anti_affinity), null)`.as('groups'),
+      ])
       .groupBy('hypervisors.name')
       .execute();
     const byName = new Map(usage.map((u) => [u.hypervisor, u]));
@@ -261,7 +294,11 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   async place(site: string, demands: readonly VmDemand[], only?: readonly string[]): Promise<string[]> {
     const plans = planPlacements(demands, await this.#capacities(site, only), this.#policy);
     return plans.map((p, i) => {
-      if (!p.ok) throw new KvmfleetError(ErrorCode.NoPlacement, `no hypervisor in site "${site}" can take VM ${i + 1} (${demands[i]!.memoryMiB} MiB, ${demands[i]!.vcpus} vCPUs): ${p.reasons.join('; ')}`);
+      if (!p.ok)
+        throw new KvmfleetError(
+          ErrorCode.NoPlacement,
+          `no hypervisor in site "${site}" can take VM ${i + 1} (${demands[i]!.memoryMiB} MiB, ${demands[i]!.vcpus} vCPUs): ${p.reasons.join('; ')}`,
+        );
       return p.hypervisor;
     });
   }
@@ -270,11 +307,27 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
     try {
       return await client.lookupStoragePool(hv.storagePool);
     } catch (error) {
-      throw new KvmfleetError(ErrorCode.Validation, `hypervisor ${hv.name} has no storage pool "${hv.storagePool}": ${(error as Error).message}`);
+      throw new KvmfleetError(
+        ErrorCode.Validation,
+        `hypervisor ${hv.name} has no storage pool "${hv.storagePool}": ${(error as Error).message}`,
+      );
     }
   }
 
-  async #insertVm(values: { name: string; hypervisorId: number; uuid: string; memoryMiB: number; vcpus: number; templateId?: number | null; cloneKind?: CloneKind | null; disk: string | null; seed?: string | null; macs: string[]; antiAffinity?: string | null; spec: DomainSpec }): Promise<void> {
+  async #insertVm(values: {
+    name: string;
+    hypervisorId: number;
+    uuid: string;
+    memoryMiB: number;
+    vcpus: number;
+    templateId?: number | null;
+    cloneKind?: CloneKind | null;
+    disk: string | null;
+    seed?: string | null;
+    macs: string[];
+    antiAffinity?: string | null;
+    spec: DomainSpec;
+  }): Promise<void> {
     await this.#db
       .insertInto('vms')
       .values({
@@ -301,7 +354,13 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   }
 
   /** Defines (and starts) a domain; a KVM start that fails on KVM itself is retried as TCG and the hypervisor remembered as such. */
-  async #defineAndStart(client: LibvirtClient, hv: Hypervisor & { id: number }, spec: DomainSpec, start: boolean, autostart: boolean): Promise<DomainSpec> {
+  async #defineAndStart(
+    client: LibvirtClient,
+    hv: Hypervisor & { id: number },
+    spec: DomainSpec,
+    start: boolean,
+    autostart: boolean,
+  ): Promise<DomainSpec> {
     let dom: RemoteDomain = await client.defineDomainXml(domainXml(spec));
     if (autostart) await client.setDomainAutostart(dom, true);
     if (!start) return spec;
@@ -321,11 +380,22 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   /** The `virt-install` job: a new domain with a new qcow2 disk (or an imported one), its install source and network. */
   async create(input: CreateVmInput): Promise<Vm> {
     checkName(input.name, 'VM');
-    if (!Number.isInteger(input.memoryMiB) || input.memoryMiB < 16) throw new KvmfleetError(ErrorCode.Validation, 'memoryMiB must be a whole number ≥ 16');
-    if (!Number.isInteger(input.vcpus) || input.vcpus < 1) throw new KvmfleetError(ErrorCode.Validation, 'vcpus must be a whole number ≥ 1');
-    if (input.source.kind !== 'import' && input.source.kind !== 'none' && !(input.diskGiB && input.diskGiB > 0)) throw new KvmfleetError(ErrorCode.Validation, 'diskGiB must be > 0 for a new disk');
+    if (!Number.isInteger(input.memoryMiB) || input.memoryMiB < 16)
+      throw new KvmfleetError(ErrorCode.Validation, 'memoryMiB must be a whole number ≥ 16');
+    if (!Number.isInteger(input.vcpus) || input.vcpus < 1)
+      throw new KvmfleetError(ErrorCode.Validation, 'vcpus must be a whole number ≥ 1');
+    if (input.source.kind !== 'import' && input.source.kind !== 'none' && !(input.diskGiB && input.diskGiB > 0))
+      throw new KvmfleetError(ErrorCode.Validation, 'diskGiB must be > 0 for a new disk');
     await this.#assertNameFree(input.name);
-    const hypervisor = input.hypervisor ?? (input.site ? (await this.place(input.site, [{ memoryMiB: input.memoryMiB, vcpus: input.vcpus, antiAffinity: input.antiAffinity }]))[0]! : undefined);
+    const hypervisor =
+      input.hypervisor ??
+      (input.site
+        ? (
+            await this.place(input.site, [
+              { memoryMiB: input.memoryMiB, vcpus: input.vcpus, antiAffinity: input.antiAffinity },
+            ])
+          )[0]!
+        : undefined);
     if (!hypervisor) throw new KvmfleetError(ErrorCode.Validation, 'name a hypervisor or a site to place the VM in');
     const uuid = randomUUID();
     const mac = input.mac ?? randomMac();
@@ -338,13 +408,22 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
         disks.push({ source: diskPath, format: diskPath.endsWith('.qcow2') ? 'qcow2' : 'raw' });
       } else if (input.diskGiB) {
         const pool = await this.#storagePool(client, hv);
-        const volume = await client.createVolume(pool, `<volume><name>${input.name}.qcow2</name><capacity unit='bytes'>${Math.round(input.diskGiB * 1024 * MiB)}</capacity><target><format type='qcow2'/></target></volume>`);
+        const volume = await client.createVolume(
+          pool,
+          `<volume><name>${input.name}.qcow2</name><capacity unit='bytes'>${Math.round(input.diskGiB * 1024 * MiB)}</capacity><target><format type='qcow2'/></target></volume>`,
+        );
         diskPath = await client.getVolumePath(volume);
         disks.push({ source: diskPath, format: 'qcow2' });
       }
       if (input.source.kind === 'cdrom') disks.push({ source: input.source.iso, format: 'raw', device: 'cdrom' });
       const bootOrder: DomainSpec['bootOrder'] =
-        input.source.kind === 'pxe' ? [...(disks.length ? (['disk:0'] as const) : []), 'net:0'] : input.source.kind === 'cdrom' ? ['disk:0', `disk:${disks.length - 1}`] : disks.length ? ['disk:0'] : [];
+        input.source.kind === 'pxe'
+          ? [...(disks.length ? (['disk:0'] as const) : []), 'net:0']
+          : input.source.kind === 'cdrom'
+            ? ['disk:0', `disk:${disks.length - 1}`]
+            : disks.length
+              ? ['disk:0']
+              : [];
       const spec: DomainSpec = {
         name: input.name,
         uuid,
@@ -360,7 +439,17 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
         description: `kvmfleet VM${input.osVariant ? ` (${input.osVariant})` : ''}`,
       };
       const final = await this.#defineAndStart(client, hv, spec, input.start ?? true, input.autostart ?? false);
-      await this.#insertVm({ name: input.name, hypervisorId: hv.id, uuid, memoryMiB: input.memoryMiB, vcpus: input.vcpus, disk: diskPath, macs: [mac], antiAffinity: input.antiAffinity ?? null, spec: final });
+      await this.#insertVm({
+        name: input.name,
+        hypervisorId: hv.id,
+        uuid,
+        memoryMiB: input.memoryMiB,
+        vcpus: input.vcpus,
+        disk: diskPath,
+        macs: [mac],
+        antiAffinity: input.antiAffinity ?? null,
+        spec: final,
+      });
       return this.#refreshState(input.name);
     });
   }
@@ -368,8 +457,16 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   async #refreshState(name: string): Promise<Vm> {
     const vm = await this.getVm(name);
     try {
-      const state = await this.#withHypervisor(vm.hypervisor, 'read state', async (client) => (await client.getDomainState(await client.lookupDomainByName(name))).state);
-      await this.#db.updateTable('vms').set({ state, updated_at: new Date().toISOString() }).where('id', '=', vm.id).execute();
+      const state = await this.#withHypervisor(
+        vm.hypervisor,
+        'read state',
+        async (client) => (await client.getDomainState(await client.lookupDomainByName(name))).state,
+      );
+      await this.#db
+        .updateTable('vms')
+        .set({ state, updated_at: new Date().toISOString() })
+        .where('id', '=', vm.id)
+        .execute();
     } catch {
       /* state stays as last known */
     }
@@ -384,7 +481,10 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   }
 
   /** ACPI shutdown; after `timeoutS` still running: destroyed when `force`, else an error. */
-  async shutdown(name: string, options: { timeoutS?: number; force?: boolean } = {}): Promise<Vm & { forced: boolean }> {
+  async shutdown(
+    name: string,
+    options: { timeoutS?: number; force?: boolean } = {},
+  ): Promise<Vm & { forced: boolean }> {
     const timeoutMs = (options.timeoutS ?? 120) * 1000;
     const forced = await this.#onDomain(name, 'shut down', async (client, dom) => {
       if ((await client.getDomainState(dom)).state === 'shutoff') return false;
@@ -394,7 +494,11 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
         if ((await client.getDomainState(dom)).state === 'shutoff') return false;
         await new Promise((r) => setTimeout(r, 500));
       }
-      if (!options.force) throw new KvmfleetError(ErrorCode.VmRunning, `${name} did not shut down within ${options.timeoutS ?? 120} s (use --force to destroy it)`);
+      if (!options.force)
+        throw new KvmfleetError(
+          ErrorCode.VmRunning,
+          `${name} did not shut down within ${options.timeoutS ?? 120} s (use --force to destroy it)`,
+        );
       await client.destroyDomain(dom);
       return true;
     });
@@ -423,8 +527,12 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
         dom = undefined; // already gone from libvirt: forget it here too
       }
       if (dom) {
-        if ((await client.getDomainState(dom)).state !== 'shutoff') throw new KvmfleetError(ErrorCode.VmRunning, `${name} is running: shut it down or destroy it first`);
-        await client.undefineDomain(dom, UndefineFlags.ManagedSave | UndefineFlags.SnapshotsMetadata | UndefineFlags.Nvram);
+        if ((await client.getDomainState(dom)).state !== 'shutoff')
+          throw new KvmfleetError(ErrorCode.VmRunning, `${name} is running: shut it down or destroy it first`);
+        await client.undefineDomain(
+          dom,
+          UndefineFlags.ManagedSave | UndefineFlags.SnapshotsMetadata | UndefineFlags.Nvram,
+        );
       }
       if (options.removeStorage) {
         const pool = await this.#storagePool(client, hv);
@@ -439,7 +547,10 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   }
 
   /** Every VM kvmfleet manages, with its live state where its hypervisor answers; plus domains it does not manage. */
-  async list(): Promise<{ vms: (Vm & { live: boolean })[]; unmanaged: { hypervisor: string; name: string; state: string }[] }> {
+  async list(): Promise<{
+    vms: (Vm & { live: boolean })[];
+    unmanaged: { hypervisor: string; name: string; state: string }[];
+  }> {
     const rows = (await this.#selectVms().orderBy('vms.name').execute()).map(toVm);
     const live = new Map<string, string>();
     const unmanaged: { hypervisor: string; name: string; state: string }[] = [];
@@ -459,7 +570,14 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
         }
       }),
     );
-    return { vms: rows.map((r) => ({ ...r, state: live.get(`${r.hypervisor}/${r.name}`) ?? r.state, live: live.has(`${r.hypervisor}/${r.name}`) })), unmanaged };
+    return {
+      vms: rows.map((r) => ({
+        ...r,
+        state: live.get(`${r.hypervisor}/${r.name}`) ?? r.state,
+        live: live.has(`${r.hypervisor}/${r.name}`),
+      })),
+      unmanaged,
+    };
   }
 
   // ── templates ────────────────────────────────────────────────────────────────
@@ -476,8 +594,13 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
     const spec = await this.#withHypervisor(vm.hypervisor, `seal ${vmName}`, async (client) => {
       const dom = await client.lookupDomainByName(vmName);
       const state = (await client.getDomainState(dom)).state;
-      if (state !== 'shutoff') throw new KvmfleetError(ErrorCode.VmRunning, `${vmName} is ${state}: only a shut-off VM can be sealed`);
-      const row = await this.#db.selectFrom('vms').select('domain_spec').where('id', '=', vm.id).executeTakeFirstOrThrow();
+      if (state !== 'shutoff')
+        throw new KvmfleetError(ErrorCode.VmRunning, `${vmName} is ${state}: only a shut-off VM can be sealed`);
+      const row = await this.#db
+        .selectFrom('vms')
+        .select('domain_spec')
+        .where('id', '=', vm.id)
+        .executeTakeFirstOrThrow();
       return row.domain_spec as unknown as DomainSpec;
     });
     let sealed;
@@ -485,15 +608,28 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
       sealed = await sysprepDisk(parseLibvirtUri(hv.uri), vm.disk, { tcg: hv.domainType !== 'kvm' });
     } catch (error) {
       const lost = error instanceof HypervisorLostError;
-      throw new KvmfleetError(lost ? ErrorCode.HypervisorUnavailable : ErrorCode.Internal, `sealing ${vmName}: ${(error as Error).message}`);
+      throw new KvmfleetError(
+        lost ? ErrorCode.HypervisorUnavailable : ErrorCode.Internal,
+        `sealing ${vmName}: ${(error as Error).message}`,
+      );
     }
-    await this.#withHypervisor(vm.hypervisor, `undefine ${vmName}`, async (client) => client.undefineDomain(await client.lookupDomainByName(vmName), UndefineFlags.Nvram));
+    await this.#withHypervisor(vm.hypervisor, `undefine ${vmName}`, async (client) =>
+      client.undefineDomain(await client.lookupDomainByName(vmName), UndefineFlags.Nvram),
+    );
     const templateSpec: DomainSpec = { ...spec, name: templateName };
     await this.#db.transaction().execute(async (trx) => {
       await trx.deleteFrom('vms').where('id', '=', vm.id).execute();
       await trx
         .insertInto('templates')
-        .values({ name: templateName, hypervisor_id: hv.id, disk_path: vm.disk!, memory_mib: vm.memoryMiB, vcpus: vm.vcpus, domain_spec: JSON.stringify(templateSpec), operations: JSON.stringify(sealed.operations) })
+        .values({
+          name: templateName,
+          hypervisor_id: hv.id,
+          disk_path: vm.disk!,
+          memory_mib: vm.memoryMiB,
+          vcpus: vm.vcpus,
+          domain_spec: JSON.stringify(templateSpec),
+          operations: JSON.stringify(sealed.operations),
+        })
         .execute();
     });
     return this.getTemplate(templateName);
@@ -504,7 +640,16 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
       .selectFrom('templates')
       .innerJoin('hypervisors', 'hypervisors.id', 'templates.hypervisor_id')
       .selectAll('templates')
-      .select(['hypervisors.name as hypervisor', (eb) => eb.selectFrom('vms').select(eb.fn.countAll<number>().as('n')).whereRef('vms.template_id', '=', 'templates.id').where('vms.clone_kind', '=', 'linked').as('linked')])
+      .select([
+        'hypervisors.name as hypervisor',
+        (eb) =>
+          eb
+            .selectFrom('vms')
+            .select(eb.fn.countAll<number>().as('n'))
+            .whereRef('vms.template_id', '=', 'templates.id')
+            .where('vms.clone_kind', '=', 'linked')
+            .as('linked'),
+      ])
       .where('templates.name', '=', name)
       .executeTakeFirst();
     if (!row) throw new KvmfleetError(ErrorCode.NotFound, `template "${name}" does not exist`);
@@ -525,16 +670,22 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
 
   async listTemplates(): Promise<Template[]> {
     const names = await this.#db.selectFrom('templates').select('name').orderBy('name').execute();
-    return Promise.all(names.map(async (n) => {
-      const { id: _id, spec: _spec, hypervisorId: _h, ...template } = await this.getTemplate(n.name);
-      return template;
-    }));
+    return Promise.all(
+      names.map(async (n) => {
+        const { id: _id, spec: _spec, hypervisorId: _h, ...template } = await this.getTemplate(n.name);
+        return template;
+      }),
+    );
   }
 
   /** A template with linked clones cannot go: their disks read through its disk. */
   async deleteTemplate(name: string, options: { removeStorage?: boolean } = {}): Promise<void> {
     const template = await this.getTemplate(name);
-    if (template.linkedClones > 0) throw new KvmfleetError(ErrorCode.InUse, `template "${name}" has ${template.linkedClones} linked clones whose disks are backed by it`);
+    if (template.linkedClones > 0)
+      throw new KvmfleetError(
+        ErrorCode.InUse,
+        `template "${name}" has ${template.linkedClones} linked clones whose disks are backed by it`,
+      );
     if (options.removeStorage) {
       await this.#withHypervisor(template.hypervisor, `delete template ${name}`, async (client, hv) => {
         const pool = await this.#storagePool(client, hv);
@@ -554,7 +705,11 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
    */
   async #freeAddress(networkName: string): Promise<StaticAddress> {
     const network = await getNetwork(this.#db, networkName);
-    const row = await this.#db.selectFrom('networks').select('id').where('name', '=', networkName).executeTakeFirstOrThrow();
+    const row = await this.#db
+      .selectFrom('networks')
+      .select('id')
+      .where('name', '=', networkName)
+      .executeTakeFirstOrThrow();
     const cidr = parseCidr(network.cidr)!;
     const taken = new Set<number>();
     const add = (text: string | null | undefined) => {
@@ -563,32 +718,81 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
     };
     add(network.gateway);
     network.relays.forEach(add);
-    for (const h of await this.#db.selectFrom('hosts').select('ip').where('network_id', '=', row.id).where('ip', 'is not', null).execute()) add(h.ip);
+    for (const h of await this.#db
+      .selectFrom('hosts')
+      .select('ip')
+      .where('network_id', '=', row.id)
+      .where('ip', 'is not', null)
+      .execute())
+      add(h.ip);
     for (const v of await this.#db.selectFrom('vms').select('ip').where('ip', 'is not', null).execute()) add(v.ip);
-    for (const l of await this.#db.selectFrom('leases').select('ip').where('network_id', '=', row.id).where('state', '=', 'bound').execute()) add(l.ip);
-    const range = network.dynamicRange ? { start: parseIpv4(network.dynamicRange.start)!, end: parseIpv4(network.dynamicRange.end)! } : undefined;
-    const ip = firstFreeHostAddress(cidr, (candidate) => taken.has(candidate) || (range !== undefined && candidate >= range.start && candidate <= range.end));
-    if (ip === undefined) throw new KvmfleetError(ErrorCode.NoPlacement, `network "${networkName}" has no free static address left`);
-    return { networkId: row.id, ip: formatIpv4(ip), prefix: cidr.prefix, gateway: network.gateway, dns: [...network.dns], domain: network.domain };
+    for (const l of await this.#db
+      .selectFrom('leases')
+      .select('ip')
+      .where('network_id', '=', row.id)
+      .where('state', '=', 'bound')
+      .execute())
+      add(l.ip);
+    const range = network.dynamicRange
+      ? { start: parseIpv4(network.dynamicRange.start)!, end: parseIpv4(network.dynamicRange.end)! }
+      : undefined;
+    const ip = firstFreeHostAddress(
+      cidr,
+      (candidate) =>
+        taken.has(candidate) || (range !== undefined && candidate >= range.start && candidate <= range.end),
+    );
+    if (ip === undefined)
+      throw new KvmfleetError(ErrorCode.NoPlacement, `network "${networkName}" has no free static address left`);
+    return {
+      networkId: row.id,
+      ip: formatIpv4(ip),
+      prefix: cidr.prefix,
+      gateway: network.gateway,
+      dns: [...network.dns],
+      domain: network.domain,
+    };
   }
 
   /**
    * Reserves the VM's row (and its address) before any libvirt work, so two clones can never take
    * one name or one address — on one kvmfleet node or several on one PostgreSQL.
    */
-  async #reserve(input: CloneInput, template: { id: number; memoryMiB: number; vcpus: number }, hypervisorId: number, uuid: string, mac: string): Promise<{ id: number; address?: StaticAddress }> {
+  async #reserve(
+    input: CloneInput,
+    template: { id: number; memoryMiB: number; vcpus: number },
+    hypervisorId: number,
+    uuid: string,
+    mac: string,
+  ): Promise<{ id: number; address?: StaticAddress }> {
     for (let attempt = 0; ; attempt++) {
       const address = input.identity?.network ? await this.#freeAddress(input.identity.network) : undefined;
       try {
         const row = await this.#db
           .insertInto('vms')
-          .values({ name: input.name, hypervisor_id: hypervisorId, uuid, memory_mib: template.memoryMiB, vcpus: template.vcpus, state: 'provisioning', template_id: template.id, clone_kind: input.kind, disk_path: null, seed_path: null, macs: JSON.stringify([mac]), anti_affinity: input.antiAffinity ?? null, domain_spec: '{}', network_id: address?.networkId ?? null, ip: address?.ip ?? null })
+          .values({
+            name: input.name,
+            hypervisor_id: hypervisorId,
+            uuid,
+            memory_mib: template.memoryMiB,
+            vcpus: template.vcpus,
+            state: 'provisioning',
+            template_id: template.id,
+            clone_kind: input.kind,
+            disk_path: null,
+            seed_path: null,
+            macs: JSON.stringify([mac]),
+            anti_affinity: input.antiAffinity ?? null,
+            domain_spec: '{}',
+            network_id: address?.networkId ?? null,
+            ip: address?.ip ?? null,
+          })
           .returning('id')
           .executeTakeFirstOrThrow();
         return { id: row.id, ...(address ? { address } : {}) };
       } catch (error) {
         const message = (error as Error).message;
-        if (/vms_name_key/.test(message)) throw new KvmfleetError(ErrorCode.AlreadyExists, `a VM "${input.name}" already exists`);
+        if (/vms_name_key/.test(message))
+          throw new KvmfleetError(ErrorCode.AlreadyExists, `a VM "${input.name}" already exists`);
         if (/vms_ip_key/.test(message) && attempt < 20) continue; // another clone took that address meanwhile
         throw error;
       }
@@ -604,10 +808,16 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
    */
   async clone(input: CloneInput): Promise<Vm> {
     checkName(input.name, 'VM');
-    if (input.kind !== 'linked' && input.kind !== 'full') throw new KvmfleetError(ErrorCode.Validation, 'a clone is "linked" or "full"');
-    if (input.identity?.ip && input.identity.network) throw new KvmfleetError(ErrorCode.Validation, 'give an address or a network to take one from, not both');
+    if (input.kind !== 'linked' && input.kind !== 'full')
+      throw new KvmfleetError(ErrorCode.Validation, 'a clone is "linked" or "full"');
+    if (input.identity?.ip && input.identity.network)
+      throw new KvmfleetError(ErrorCode.Validation, 'give an address or a network to take one from, not both');
     const template = await this.getTemplate(input.template);
-    const existingTemplate = await this.#db.selectFrom('templates').select('id').where('name', '=', input.name).executeTakeFirst();
+    const existingTemplate = await this.#db
+      .selectFrom('templates')
+      .select('id')
+      .where('name', '=', input.name)
+      .executeTakeFirst();
     if (existingTemplate) throw new KvmfleetError(ErrorCode.AlreadyExists, `a template "${input.name}" already exists`);
     const hv = await getHypervisor(this.#db, input.hypervisor ?? template.hypervisor);
     const uuid = randomUUID();
@@ -615,9 +825,19 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
     const reserved = await this.#reserve(input, template, hv.id, uuid, mac);
     try {
       const address = reserved.address
-        ? { ip: reserved.address.ip, prefix: reserved.address.prefix, gateway: reserved.address.gateway ?? undefined, dns: reserved.address.dns }
+        ? {
+            ip: reserved.address.ip,
+            prefix: reserved.address.prefix,
+            gateway: reserved.address.gateway ?? undefined,
+            dns: reserved.address.dns,
+          }
         : input.identity?.ip
-          ? { ip: input.identity.ip, prefix: input.identity.prefix ?? 24, gateway: input.identity.gateway, dns: input.identity.dns ?? [] }
+          ? {
+              ip: input.identity.ip,
+              prefix: input.identity.prefix ?? 24,
+              gateway: input.identity.gateway,
+              dns: input.identity.dns ?? [],
+            }
           : undefined;
       const files = seedFiles({
         instanceId: uuid,
@@ -632,15 +852,24 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
         await this.watch(hvFull);
         const pool = await this.#storagePool(client, hvFull);
         const base = await client.lookupVolume(pool, templateVolumeName).catch(() => {
-          throw new KvmfleetError(ErrorCode.Validation, `template "${template.name}" has no volume ${templateVolumeName} in pool ${hvFull.storagePool} on ${hvFull.name}`);
+          throw new KvmfleetError(
+            ErrorCode.Validation,
+            `template "${template.name}" has no volume ${templateVolumeName} in pool ${hvFull.storagePool} on ${hvFull.name}`,
+          );
         });
         const basePath = await client.getVolumePath(base);
         const capacity = (await client.getVolumeInfo(base)).capacity;
         const volumeXml = (backing: string | undefined) =>
           `<volume><name>${input.name}.qcow2</name><capacity unit='bytes'>${capacity}</capacity><target><format type='qcow2'/></target>${backing ? `<backingStore><path>${backing}</path><format type='qcow2'/></backingStore>` : ''}</volume>`;
-        const disk = input.kind === 'linked' ? await client.createVolume(pool, volumeXml(basePath)) : await client.cloneVolume(pool, volumeXml(undefined), base);
+        const disk =
+          input.kind === 'linked'
+            ? await client.createVolume(pool, volumeXml(basePath))
+            : await client.cloneVolume(pool, volumeXml(undefined), base);
         const diskPath = await client.getVolumePath(disk);
-        const seedVolume = await client.createVolume(pool, `<volume><name>${input.name}-seed.img</name><capacity unit='bytes'>${seed.length}</capacity><target><format type='raw'/></target></volume>`);
+        const seedVolume = await client.createVolume(
+          pool,
+          `<volume><name>${input.name}-seed.img</name><capacity unit='bytes'>${seed.length}</capacity><target><format type='raw'/></target></volume>`,
+        );
         await client.uploadVolume(seedVolume, seed);
         const seedPath = await client.getVolumePath(seedVolume);
         const spec: DomainSpec = {
@@ -648,7 +877,10 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
           name: input.name,
           uuid,
           type: hvFull.domainType ?? template.spec.type,
-          disks: [{ source: diskPath, format: 'qcow2' }, { source: seedPath, format: 'raw', readonly: true }],
+          disks: [
+            { source: diskPath, format: 'qcow2' },
+            { source: seedPath, format: 'raw', readonly: true },
+          ],
           interfaces: [{ ...(template.spec.interfaces?.[0] ?? {}), bridge: hvFull.bridge, mac }],
           serial: input.serialLogDir ? { file: `${input.serialLogDir}/${input.name}.serial.log` } : 'pty',
           description: `kvmfleet ${input.kind} clone of ${template.name}`,
@@ -658,7 +890,13 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
       });
       await this.#db
         .updateTable('vms')
-        .set({ disk_path: made.diskPath, seed_path: made.seedPath, domain_spec: JSON.stringify(made.spec), state: 'shutoff', updated_at: new Date().toISOString() })
+        .set({
+          disk_path: made.diskPath,
+          seed_path: made.seedPath,
+          domain_spec: JSON.stringify(made.spec),
+          state: 'shutoff',
+          updated_at: new Date().toISOString(),
+        })
         .where('id', '=', reserved.id)
         .execute();
     } catch (error) {
@@ -678,7 +916,12 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   async recoverClone(name: string, hypervisor: string): Promise<'complete' | 'absent'> {
     const row = await this.#db.selectFrom('vms').select(['id', 'state']).where('name', '=', name).executeTakeFirst();
     if (row && row.state !== 'provisioning') {
-      const defined = await this.#withHypervisor(hypervisor, `look up ${name}`, async (client) => client.lookupDomainByName(name).then(() => true, () => false));
+      const defined = await this.#withHypervisor(hypervisor, `look up ${name}`, async (client) =>
+        client.lookupDomainByName(name).then(
+          () => true,
+          () => false,
+        ),
+      );
       if (defined) return 'complete';
     }
     await this.#discardOnHypervisor(name, hypervisor);

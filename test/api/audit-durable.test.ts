@@ -24,7 +24,11 @@ let token = '';
 
 before(async () => {
   store = await openStore({ dataDir: 'memory://' });
-  app = await buildApi({ store, boot: new BootService({ db: store.db, templates: new KickstartTemplates() }), bootBaseUrl: 'http://boot.test:8081' });
+  app = await buildApi({
+    store,
+    boot: new BootService({ db: store.db, templates: new KickstartTemplates() }),
+    bootBaseUrl: 'http://boot.test:8081',
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   port = (app.server.address() as { port: number }).port;
   await createUser(store.db, { name: 'ops', role: 'operator' });
@@ -39,7 +43,9 @@ test('a client that disconnects before the answer is still in the audit log', as
   const body = JSON.stringify({ name: 'gone-site' });
   await new Promise<void>((resolve, reject) => {
     const socket = connect(port, '127.0.0.1', () => {
-      socket.write(`POST /api/v1/sites?via=disconnect HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+      socket.write(
+        `POST /api/v1/sites?via=disconnect HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+      );
       setTimeout(() => (socket.destroy(), resolve()), 20); // gone before (or as) it is answered
     });
     socket.on('error', reject);
@@ -57,10 +63,19 @@ test('a client that disconnects before the answer is still in the audit log', as
 test('a mutating call whose audit entry cannot be written is refused (503) and changes nothing', async () => {
   await sql`alter table audit_log rename to audit_log_away`.execute(store.db);
   try {
-    const reply = await rawRequest(port, { method: 'POST', target: '/api/v1/sites', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'unaudited' }) });
+    const reply = await rawRequest(port, {
+      method: 'POST',
+      target: '/api/v1/sites',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'unaudited' }),
+    });
     assert.equal(reply.status, 503);
     assert.equal(JSON.parse(reply.body).error.code, ErrorCode.AuditUnavailable);
-    const read = await rawRequest(port, { method: 'GET', target: '/api/v1/sites', headers: { authorization: `Bearer ${token}` } });
+    const read = await rawRequest(port, {
+      method: 'GET',
+      target: '/api/v1/sites',
+      headers: { authorization: `Bearer ${token}` },
+    });
     assert.equal(read.status, 200, 'reads are not audited, so they go on');
     assert.doesNotMatch(read.body, /unaudited/, 'the site was not created');
   } finally {

@@ -17,7 +17,9 @@ let hostId: number;
 before(async () => {
   database = await createPostgresDatabase();
   store = await openStore({ databaseUrl: database.url });
-  const row = await sql<{ id: number }>`insert into hosts (hostname, build_state) values ('hv1.lab', 'discovered') returning id`.execute(store.db);
+  const row = await sql<{
+    id: number;
+  }>`insert into hosts (hostname, build_state) values ('hv1.lab', 'discovered') returning id`.execute(store.db);
   hostId = row.rows[0]!.id;
 });
 after(async () => {
@@ -53,4 +55,3 @@ test('an event committed after a higher id was read is told (no skipped rows)', 
     await slow.end();
   }
 });
-

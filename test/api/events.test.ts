@@ -15,10 +15,37 @@ const work = mkdtempSync(join(tmpdir(), 'kvt-events-'));
 let server: ServerProcess;
 
 before(async () => {
-  server = await startServer(['--roles', 'api,http', '--http-listen', '127.0.0.1:0', '--data-dir', join(work, 'data'), '--log-level', 'warn']);
-  const site = 'sites:\n  - name: lab\n    networks:\n      - { name: lab-hv, cidr: 127.80.0.0/24, gateway: 127.80.0.1 }\nprofiles:\n  - { name: rhel9, os: rhel9, installTreeUrl: "http://boot.lab/trees/rhel9" }\n';
+  server = await startServer([
+    '--roles',
+    'api,http',
+    '--http-listen',
+    '127.0.0.1:0',
+    '--data-dir',
+    join(work, 'data'),
+    '--log-level',
+    'warn',
+  ]);
+  const site =
+    'sites:\n  - name: lab\n    networks:\n      - { name: lab-hv, cidr: 127.80.0.0/24, gateway: 127.80.0.1 }\nprofiles:\n  - { name: rhel9, os: rhel9, installTreeUrl: "http://boot.lab/trees/rhel9" }\n';
   assert.equal((await runCli(server.url, ['import', '--kind', 'site', '-'], site)).code, 0);
-  assert.equal((await runCli(server.url, ['host', 'add', 'hv1.lab', '--mac', '52:54:00:ee:00:01', '--ip', '127.80.0.10', '--network', 'lab-hv', '--profile', 'rhel9'])).code, 0);
+  assert.equal(
+    (
+      await runCli(server.url, [
+        'host',
+        'add',
+        'hv1.lab',
+        '--mac',
+        '52:54:00:ee:00:01',
+        '--ip',
+        '127.80.0.10',
+        '--network',
+        'lab-hv',
+        '--profile',
+        'rhel9',
+      ])
+    ).code,
+    0,
+  );
 });
 after(async () => {
   await server?.kill();
@@ -26,7 +53,11 @@ after(async () => {
 });
 
 test('kvmfleet events follows host boot steps and activity as they happen', { timeout: 60_000 }, async () => {
-  const child = spawn(process.execPath, [KVMFLEET_BIN, '--url', server.url, '--json', 'events', '--types', 'host,activity'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [KVMFLEET_BIN, '--url', server.url, '--json', 'events', '--types', 'host,activity'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const events: { type: string; host?: string; kind?: string; counts?: Record<string, number> }[] = [];
   let partial = '';
   child.stdout.on('data', (d: Buffer) => {
@@ -43,11 +74,16 @@ test('kvmfleet events follows host boot steps and activity as they happen', { ti
     await (await fetch(`${server.bootUrl}/boot/52-54-00-ee-00-99`)).text(); // an unknown machine
     // Host events arrive within a poll (1 s); activity summaries every 5 s: wait for both, up to 20 s.
     const kinds = () => events.filter((e) => e.type === 'host').map((e) => `${e.host} ${e.kind}`);
-    const scriptsCounted = () => events.filter((e) => e.type === 'activity').reduce((sum, e) => sum + (e.counts!.script ?? 0), 0);
+    const scriptsCounted = () =>
+      events.filter((e) => e.type === 'activity').reduce((sum, e) => sum + (e.counts!.script ?? 0), 0);
     const expected = ['hv1.lab build-started', 'hv1.lab script', 'discovered-525400ee0099 discovered'];
-    for (let i = 0; i < 200 && !(expected.every((k) => kinds().includes(k)) && scriptsCounted() >= 2); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 200 && !(expected.every((k) => kinds().includes(k)) && scriptsCounted() >= 2); i++)
+      await new Promise((r) => setTimeout(r, 100));
     for (const kind of expected) assert.ok(kinds().includes(kind), `${kind} in ${kinds().join(', ')}`);
-    assert.ok(scriptsCounted() >= 2, `activity summaries counted both scripts: ${JSON.stringify(events.filter((e) => e.type === 'activity'))}`);
+    assert.ok(
+      scriptsCounted() >= 2,
+      `activity summaries counted both scripts: ${JSON.stringify(events.filter((e) => e.type === 'activity'))}`,
+    );
   } finally {
     child.kill();
   }

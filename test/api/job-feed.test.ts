@@ -10,16 +10,35 @@ import type { JobState } from '../../src/store/schema.ts';
 import { describeEachStore } from '../helpers/stores.ts';
 
 describeEachStore('job progress feed', (ctx) => {
-  const item = (name: string, ok = true) => ({ name, hypervisor: 'hv1', ok, ms: 10, ...(ok ? {} : { error: 'no space' }) });
+  const item = (name: string, ok = true) => ({
+    name,
+    hypervisor: 'hv1',
+    ok,
+    ms: 10,
+    ...(ok ? {} : { error: 'no space' }),
+  });
   const newJob = async (state: JobState, total: number) =>
-    (await ctx.store.db.insertInto('jobs').values({ kind: 'bulk-clone', state, total, params: JSON.stringify({}), results: '[]' }).returning('id').executeTakeFirstOrThrow()).id;
+    (
+      await ctx.store.db
+        .insertInto('jobs')
+        .values({ kind: 'bulk-clone', state, total, params: JSON.stringify({}), results: '[]' })
+        .returning('id')
+        .executeTakeFirstOrThrow()
+    ).id;
   const write = (id: number, state: JobState, results: ReturnType<typeof item>[]) =>
     ctx.store.db
       .updateTable('jobs')
-      .set({ state, done: results.length, failed: results.filter((r) => !r.ok).length, results: JSON.stringify(results), finished_at: ['queued', 'running'].includes(state) ? null : new Date().toISOString() })
+      .set({
+        state,
+        done: results.length,
+        failed: results.filter((r) => !r.ok).length,
+        results: JSON.stringify(results),
+        finished_at: ['queued', 'running'].includes(state) ? null : new Date().toISOString(),
+      })
       .where('id', '=', id)
       .execute();
-  const brief = (events: Awaited<ReturnType<JobProgressFeed['poll']>>) => events.map((e) => `${e.state} ${e.done}/${e.total} f${e.failed}${e.item ? ` ${e.item.name}` : ''}`);
+  const brief = (events: Awaited<ReturnType<JobProgressFeed['poll']>>) =>
+    events.map((e) => `${e.state} ${e.done}/${e.total} f${e.failed}${e.item ? ` ${e.item.name}` : ''}`);
 
   test('a job run elsewhere: its state, then each item once, then its end', async () => {
     const feed = new JobProgressFeed(ctx.store.db);

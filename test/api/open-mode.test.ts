@@ -26,11 +26,38 @@ before(async () => {
 after(async () => api.close());
 
 const post = (target: string, host: string | undefined, body: unknown) =>
-  rawRequest(port, { method: 'POST', target, headers: { 'content-type': 'application/json', ...(host === undefined ? {} : { host }) }, body: JSON.stringify(body) });
+  rawRequest(port, {
+    method: 'POST',
+    target,
+    headers: { 'content-type': 'application/json', ...(host === undefined ? {} : { host }) },
+    body: JSON.stringify(body),
+  });
 
 test('loopback names and addresses', () => {
-  for (const host of ['localhost', 'localhost:8080', 'LOCALHOST.', '127.0.0.1', '127.0.0.1:8080', '127.9.8.7:1', '[::1]', '[::1]:8080']) assert.ok(isLoopbackHost(host), host);
-  for (const host of ['attacker.example', 'attacker.example:8080', 'localhost.attacker.example', '127.0.0.1.nip.io', '10.0.0.1', '[::2]', '[::ffff:10.0.0.1]', '', 'localhost:80:80', '127.0.0.1@evil']) assert.ok(!isLoopbackHost(host), host);
+  for (const host of [
+    'localhost',
+    'localhost:8080',
+    'LOCALHOST.',
+    '127.0.0.1',
+    '127.0.0.1:8080',
+    '127.9.8.7:1',
+    '[::1]',
+    '[::1]:8080',
+  ])
+    assert.ok(isLoopbackHost(host), host);
+  for (const host of [
+    'attacker.example',
+    'attacker.example:8080',
+    'localhost.attacker.example',
+    '127.0.0.1.nip.io',
+    '10.0.0.1',
+    '[::2]',
+    '[::ffff:10.0.0.1]',
+    '',
+    'localhost:80:80',
+    '127.0.0.1@evil',
+  ])
+    assert.ok(!isLoopbackHost(host), host);
   assert.ok(isLoopbackAddress('127.0.0.1') && isLoopbackAddress('::ffff:127.0.0.2') && isLoopbackAddress('::1'));
   assert.ok(!isLoopbackAddress('10.1.2.3') && !isLoopbackAddress('::ffff:10.1.2.3') && !isLoopbackAddress(undefined));
 });
@@ -42,7 +69,11 @@ test('with no user yet, a loopback request naming a foreign Host cannot create a
     assert.equal(JSON.parse(reply.body).error.code, ErrorCode.OpenModeRefused);
     assert.doesNotMatch(reply.body, /kvmf_/);
   }
-  const read = await rawRequest(port, { method: 'GET', target: '/api/v1/sites', headers: { host: 'attacker.example' } });
+  const read = await rawRequest(port, {
+    method: 'GET',
+    target: '/api/v1/sites',
+    headers: { host: 'attacker.example' },
+  });
   assert.equal(read.status, 403, 'reads are refused as well');
   assert.equal(await countUsers(store.db), 0);
   const refused = (await listAudit(store.db)).filter((e) => e.action === 'POST /api/v1/users');
@@ -54,5 +85,9 @@ test('the machine itself (loopback, Host: 127.0.0.1 or localhost) makes the firs
   const reply = await post('/api/v1/users', `127.0.0.1:${port}`, { name: 'admin', role: 'admin', withToken: true });
   assert.equal(reply.status, 201, reply.body);
   assert.match(JSON.parse(reply.body).token, /^kvmf_/);
-  assert.equal((await rawRequest(port, { method: 'GET', target: '/api/v1/sites', headers: { host: `localhost:${port}` } })).status, 401, 'from now on a token is needed');
+  assert.equal(
+    (await rawRequest(port, { method: 'GET', target: '/api/v1/sites', headers: { host: `localhost:${port}` } })).status,
+    401,
+    'from now on a token is needed',
+  );
 });

@@ -23,10 +23,18 @@ const tokens: Record<'admin' | 'ops' | 'view', string> = { admin: '', ops: '', v
 
 before(async () => {
   store = await openStore({ dataDir: 'memory://' });
-  app = await buildApi({ store, boot: new BootService({ db: store.db, templates: new KickstartTemplates() }), bootBaseUrl: 'http://boot.test:8081' });
+  app = await buildApi({
+    store,
+    boot: new BootService({ db: store.db, templates: new KickstartTemplates() }),
+    bootBaseUrl: 'http://boot.test:8081',
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   port = (app.server.address() as { port: number }).port;
-  for (const [name, role] of [['admin', 'admin'], ['ops', 'operator'], ['view', 'viewer']] as const) {
+  for (const [name, role] of [
+    ['admin', 'admin'],
+    ['ops', 'operator'],
+    ['view', 'viewer'],
+  ] as const) {
     await createUser(store.db, { name, role });
     tokens[name] = (await createToken(store.db, { user: name, name: 'test' })).token;
   }
@@ -37,7 +45,15 @@ after(async () => {
 });
 
 const as = (who: keyof typeof tokens, method: string, target: string, body?: unknown) =>
-  rawRequest(port, { method, target, headers: { authorization: `Bearer ${tokens[who]}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  rawRequest(port, {
+    method,
+    target,
+    headers: {
+      authorization: `Bearer ${tokens[who]}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
 
 /** Other spellings of one path: each must be decided as the plain one, or be a 4xx. */
 function spellings(path: string): string[] {
@@ -77,15 +93,26 @@ test('the plain spellings decide as declared (so the checks below could fail)', 
   assert.equal((await as('admin', 'GET', '/api/v1/audit')).status, 200);
   assert.equal((await as('view', 'GET', '/api/v1/audit')).status, 403);
   assert.equal((await as('view', 'GET', '/api/v1/sites')).status, 200);
-  assert.equal((await as('ops', 'GET', '/api/v1/hosts/nope/kickstart')).status, 404, 'an operator may read Kickstarts (this host does not exist)');
-  assert.equal((await as('admin', 'GET', '/api/v1/%61udit')).status, 200, 'Fastify routes the decoded path: the admin reaches the audit log through it');
+  assert.equal(
+    (await as('ops', 'GET', '/api/v1/hosts/nope/kickstart')).status,
+    404,
+    'an operator may read Kickstarts (this host does not exist)',
+  );
+  assert.equal(
+    (await as('admin', 'GET', '/api/v1/%61udit')).status,
+    200,
+    'Fastify routes the decoded path: the admin reaches the audit log through it',
+  );
 });
 
 for (const who of ['view', 'ops'] as const) {
   test(`${who}: no spelling of the audit log or the users reads more than the plain path`, async () => {
     for (const target of [...spellings('/api/v1/audit'), ...spellings('/api/v1/users')]) {
       const reply = await as(who, 'GET', target);
-      assert.ok(reply.status === 403 || reply.status === 404 || reply.status === 400, `${who} GET ${target} answered ${reply.status}: ${reply.body.slice(0, 200)}`);
+      assert.ok(
+        reply.status === 403 || reply.status === 404 || reply.status === 400,
+        `${who} GET ${target} answered ${reply.status}: ${reply.body.slice(0, 200)}`,
+      );
       assert.doesNotMatch(reply.body, /"actor"|"role"/, `${who} GET ${target} leaked data`);
     }
   });
@@ -93,12 +120,16 @@ for (const who of ['view', 'ops'] as const) {
   test(`${who}: every spelling of POST /api/v1/users is refused and audited under its route`, async () => {
     for (const target of spellings('/api/v1/users')) {
       const reply = await as(who, 'POST', target, { name: `eve-${who}`, role: 'admin', withToken: true });
-      assert.ok([400, 403, 404].includes(reply.status), `${who} POST ${target} answered ${reply.status}: ${reply.body.slice(0, 200)}`);
+      assert.ok(
+        [400, 403, 404].includes(reply.status),
+        `${who} POST ${target} answered ${reply.status}: ${reply.body.slice(0, 200)}`,
+      );
       assert.doesNotMatch(reply.body, /kvmf_/, 'no token handed out');
       const entry = await auditOf(who, target);
       assert.ok(entry, `${who} POST ${target} is not in the audit log`);
       assert.equal(entry.result, String(reply.status));
-      if (reply.status === 403) assert.equal(entry.action, 'POST /api/v1/users', `${target} is audited under the route it matched`);
+      if (reply.status === 403)
+        assert.equal(entry.action, 'POST /api/v1/users', `${target} is audited under the route it matched`);
     }
     assert.equal((await as('admin', 'GET', '/api/v1/users')).body.includes(`eve-${who}`), false, 'no user was created');
   });
@@ -128,7 +159,12 @@ test('an allowed mutation is audited under its route; an unknown route too; anon
   const unknown = await as('ops', 'DELETE', '/api/v1/no-such-thing/x');
   assert.equal(unknown.status, 404);
   assert.equal((await auditOf('ops', '/api/v1/no-such-thing/x'))?.action, 'DELETE (no route)');
-  const anonymous = await rawRequest(port, { method: 'POST', target: '/api/v1/%75sers', headers: { 'content-type': 'application/json' }, body: '{"name":"x","role":"admin"}' });
+  const anonymous = await rawRequest(port, {
+    method: 'POST',
+    target: '/api/v1/%75sers',
+    headers: { 'content-type': 'application/json' },
+    body: '{"name":"x","role":"admin"}',
+  });
   assert.equal(anonymous.status, 401);
   assert.equal((await auditOf('anonymous', '/api/v1/%75sers'))?.action, 'POST /api/v1/users');
 });
@@ -137,13 +173,20 @@ test('what the router refuses before any route (a URL that does not decode, an o
   const undecodable = await as('ops', 'POST', '/api/v1/%ZZsers', { name: 'x', role: 'admin' });
   assert.equal(undecodable.status, 400);
   const entry = (await listAudit(store.db, { limit: 10_000 })).find((e) => e.detail.path === '/api/v1/%ZZsers');
-  assert.deepEqual([entry?.actor, entry?.action, entry?.result], ['unverified token', 'POST (refused by the router)', '400']);
+  assert.deepEqual(
+    [entry?.actor, entry?.action, entry?.result],
+    ['unverified token', 'POST (refused by the router)', '400'],
+  );
   const long = `/api/v1/hosts/${'h'.repeat(300)}/rebuild`;
   assert.equal((await rawRequest(port, { method: 'POST', target: long })).status, 414);
   const longEntry = (await listAudit(store.db, { limit: 10_000 })).find((e) => e.detail.path === long);
   assert.deepEqual([longEntry?.actor, longEntry?.result], ['anonymous', '414']);
   assert.equal((await as('view', 'GET', '/api/v1/%ZZudit')).status, 400);
-  assert.equal((await listAudit(store.db, { limit: 10_000 })).find((e) => e.detail.path === '/api/v1/%ZZudit'), undefined, 'a read is not audited');
+  assert.equal(
+    (await listAudit(store.db, { limit: 10_000 })).find((e) => e.detail.path === '/api/v1/%ZZudit'),
+    undefined,
+    'a read is not audited',
+  );
 });
 
 test('deny by default: an /api route without a declared permission cannot be registered; another one fails start-up', async () => {

@@ -29,7 +29,12 @@ const pool = new LibvirtPool();
 before(async () => {
   store = await openStore({ dataDir: 'memory://' });
   const vms = new VmService(store.db, pool);
-  app = await buildApi({ store, boot: new BootService({ db: store.db, templates: new KickstartTemplates() }), bootBaseUrl: 'http://boot.test:8081', vms: { db: store.db, pool, vms, jobs: new JobRunner(store.db, vms, { work: false }) } });
+  app = await buildApi({
+    store,
+    boot: new BootService({ db: store.db, templates: new KickstartTemplates() }),
+    bootBaseUrl: 'http://boot.test:8081',
+    vms: { db: store.db, pool, vms, jobs: new JobRunner(store.db, vms, { work: false }) },
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   port = (app.server.address() as { port: number }).port;
   await createUser(store.db, { name: 'admin', role: 'admin' });
@@ -41,14 +46,30 @@ after(async () => {
 });
 
 const call = async (method: string, target: string, body?: string, type = 'application/json', token = admin) => {
-  const reply = await rawRequest(port, { method, target, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': type } : {}) }, ...(body !== undefined ? { body } : {}) });
-  return { status: reply.status, headers: reply.headers, body: reply.headers['content-type']?.startsWith('application/json') ? JSON.parse(reply.body) : reply.body };
+  const reply = await rawRequest(port, {
+    method,
+    target,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'content-type': type } : {}),
+    },
+    ...(body !== undefined ? { body } : {}),
+  });
+  return {
+    status: reply.status,
+    headers: reply.headers,
+    body: reply.headers['content-type']?.startsWith('application/json') ? JSON.parse(reply.body) : reply.body,
+  };
 };
 
 test('a NUL anywhere — JSON body, nested, text body, query, path, login — is 400 KVMF_ERR_NUL_CHARACTER, and audited', async () => {
   const cases: [string, string, string?, string?][] = [
     ['POST', '/api/v1/sites', JSON.stringify({ name: 'a\u0000b' })],
-    ['POST', '/api/v1/profiles', JSON.stringify({ name: 'p', os: 'rhel9', installTreeUrl: 'http://m/x', packages: ['tuned', 'x\u0000'] })],
+    [
+      'POST',
+      '/api/v1/profiles',
+      JSON.stringify({ name: 'p', os: 'rhel9', installTreeUrl: 'http://m/x', packages: ['tuned', 'x\u0000'] }),
+    ],
     ['POST', '/api/v1/import/hosts', 'hostname,mac,ip,network,profile\nh\u0000,52:54:00:00:00:01,,n,p\n', 'text/csv'],
     ['GET', '/api/v1/hosts?q=%00'],
     ['GET', '/api/v1/sites/a%00b'],
@@ -59,22 +80,40 @@ test('a NUL anywhere — JSON body, nested, text body, query, path, login — is
     assert.equal(reply.status, 400, `${method} ${target}: ${JSON.stringify(reply.body)}`);
     assert.equal(reply.body.error.code, ErrorCode.NulCharacter);
   }
-  const login = await call('POST', '/api/v1/login', JSON.stringify({ name: 'admin\u0000', password: 'x\u0000' }), 'application/json', '');
+  const login = await call(
+    'POST',
+    '/api/v1/login',
+    JSON.stringify({ name: 'admin\u0000', password: 'x\u0000' }),
+    'application/json',
+    '',
+  );
   assert.equal(login.status, 400);
   assert.equal(login.body.error.code, ErrorCode.NulCharacter);
   const audit = await listAudit(store.db, { limit: 100 });
-  assert.ok(audit.some((e) => e.action === 'POST /api/v1/sites' && e.result === '400'), 'the refused call is in the audit log');
-  assert.ok(audit.some((e) => e.action === 'POST /api/v1/login' && e.result === '400' && e.actor.includes('\\u0000')), 'with the NUL escaped');
+  assert.ok(
+    audit.some((e) => e.action === 'POST /api/v1/sites' && e.result === '400'),
+    'the refused call is in the audit log',
+  );
+  assert.ok(
+    audit.some((e) => e.action === 'POST /api/v1/login' && e.result === '400' && e.actor.includes('\\u0000')),
+    'with the NUL escaped',
+  );
 });
 
 test('every operation with a JSON body: a NUL in it is a 400, never a 5xx', async () => {
-  const doc = (await call('GET', '/openapi.json')).body as { paths: Record<string, Record<string, { requestBody?: { content?: Record<string, unknown> } }>> };
+  const doc = (await call('GET', '/openapi.json')).body as {
+    paths: Record<string, Record<string, { requestBody?: { content?: Record<string, unknown> } }>>;
+  };
   let tried = 0;
   for (const [path, operations] of Object.entries(doc.paths)) {
     for (const [method, operation] of Object.entries(operations)) {
       if (!operation.requestBody?.content?.['application/json']) continue;
       const target = path.replace(/\{[^}]+\}/g, 'x');
-      const reply = await call(method.toUpperCase(), target, JSON.stringify({ name: '\u0000', nested: { list: ['ok', 'n\u0000'] } }));
+      const reply = await call(
+        method.toUpperCase(),
+        target,
+        JSON.stringify({ name: '\u0000', nested: { list: ['ok', 'n\u0000'] } }),
+      );
       assert.equal(reply.status, 400, `${method} ${target}: ${reply.status} ${JSON.stringify(reply.body)}`);
       tried++;
     }
@@ -83,7 +122,11 @@ test('every operation with a JSON body: a NUL in it is a 400, never a 5xx', asyn
 });
 
 test('ids beyond 32 bits are outside the documented range: 400 (the largest id: 404), never 500', async () => {
-  for (const [id, status] of [['2147483647', 404], ['2147483648', 400], ['9999999999', 400]] as const) {
+  for (const [id, status] of [
+    ['2147483647', 404],
+    ['2147483648', 400],
+    ['9999999999', 400],
+  ] as const) {
     assert.equal((await call('GET', `/api/v1/jobs/${id}`)).status, status, `job ${id}`);
     assert.equal((await call('GET', `/api/v1/jobs/${id}/events`)).status, status, `job ${id} events`);
     assert.equal((await call('DELETE', `/api/v1/tokens/${id}`)).status, status, `token ${id}`);
@@ -91,13 +134,29 @@ test('ids beyond 32 bits are outside the documented range: 400 (the largest id: 
 });
 
 test('a 253-character hostname the schema allows works on every path that names it', async () => {
-  const site = 'sites:\n  - name: lab\n    networks:\n      - { name: lab-hv, cidr: 10.6.0.0/24 }\nprofiles:\n  - { name: rhel9, os: rhel9, installTreeUrl: "http://mirror/rhel9" }\n';
+  const site =
+    'sites:\n  - name: lab\n    networks:\n      - { name: lab-hv, cidr: 10.6.0.0/24 }\nprofiles:\n  - { name: rhel9, os: rhel9, installTreeUrl: "http://mirror/rhel9" }\n';
   assert.equal((await call('POST', '/api/v1/import/site', site, 'application/yaml')).status, 200);
   const name = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}`;
   assert.equal(name.length, 253);
-  const created = await call('POST', '/api/v1/hosts', JSON.stringify({ hostname: name, macs: ['52:54:00:06:00:01'], ip: '10.6.0.10', network: 'lab-hv', profile: 'rhel9' }));
+  const created = await call(
+    'POST',
+    '/api/v1/hosts',
+    JSON.stringify({
+      hostname: name,
+      macs: ['52:54:00:06:00:01'],
+      ip: '10.6.0.10',
+      network: 'lab-hv',
+      profile: 'rhel9',
+    }),
+  );
   assert.equal(created.status, 201, JSON.stringify(created.body));
-  for (const path of [`/api/v1/hosts/${name}`, `/api/v1/hosts/${name}/timeline`, `/api/v1/hosts/${name}/boot-script`, `/api/v1/hosts/${name}/kickstart`]) {
+  for (const path of [
+    `/api/v1/hosts/${name}`,
+    `/api/v1/hosts/${name}/timeline`,
+    `/api/v1/hosts/${name}/boot-script`,
+    `/api/v1/hosts/${name}/kickstart`,
+  ]) {
     assert.equal((await call('GET', path)).status, 200, path);
   }
   assert.equal((await call('POST', `/api/v1/hosts/${name}/rebuild`, '{}')).status, 202);
@@ -123,12 +182,17 @@ test('undeclared methods on a known path: 405 with Allow; unknown paths stay 404
 test('the OpenAPI document: 3.0.3 keywords only, a bearer scheme, security and an id on every operation', async () => {
   const doc = (await call('GET', '/openapi.json')).body as Record<string, any>;
   assert.equal(doc.openapi, '3.0.3');
-  assert.deepEqual(doc.components.securitySchemes.bearer, { type: 'http', scheme: 'bearer', description: doc.components.securitySchemes.bearer.description });
+  assert.deepEqual(doc.components.securitySchemes.bearer, {
+    type: 'http',
+    scheme: 'bearer',
+    description: doc.components.securitySchemes.bearer.description,
+  });
   const walk = (value: unknown, path: string): void => {
     if (Array.isArray(value)) return value.forEach((v, i) => walk(v, `${path}[${i}]`));
     if (!value || typeof value !== 'object') return;
     for (const [key, item] of Object.entries(value)) {
-      if ((key === 'exclusiveMinimum' || key === 'exclusiveMaximum') && typeof item !== 'boolean') assert.fail(`${path}.${key} is numeric (OpenAPI 3.1, not 3.0.3)`);
+      if ((key === 'exclusiveMinimum' || key === 'exclusiveMaximum') && typeof item !== 'boolean')
+        assert.fail(`${path}.${key} is numeric (OpenAPI 3.1, not 3.0.3)`);
       if (key === 'type' && Array.isArray(item)) assert.fail(`${path}.type is a list (3.1)`);
       walk(item, `${path}.${key}`);
     }
@@ -140,7 +204,8 @@ test('the OpenAPI document: 3.0.3 keywords only, a bearer scheme, security and a
       assert.ok(Array.isArray(op.security), `${method} ${path} declares its security`);
       assert.ok(op.operationId && !ids.has(op.operationId), `${method} ${path}: a unique operationId`);
       ids.add(op.operationId);
-      if (path === '/api/v1/login' || path === '/healthz' || path === '/readyz') assert.deepEqual(op.security, [], `${path} is public`);
+      if (path === '/api/v1/login' || path === '/healthz' || path === '/readyz')
+        assert.deepEqual(op.security, [], `${path} is public`);
       else assert.deepEqual(op.security, [{ bearer: [] }], `${method} ${path} needs a token`);
     }
   }

@@ -26,7 +26,12 @@ before(async () => {
 after(async () => api.close());
 
 const call = async (token: string, method: string, target: string, body?: unknown) => {
-  const reply = await rawRequest(port, { method, target, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json' }, body: JSON.stringify(body ?? {}) });
+  const reply = await rawRequest(port, {
+    method,
+    target,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json' },
+    body: JSON.stringify(body ?? {}),
+  });
   return { status: reply.status, body: JSON.parse(reply.body || 'null') };
 };
 
@@ -42,7 +47,9 @@ test('a scoped token cannot make an unscoped or a wider one; a narrower one it c
   const narrower = await call(scoped, 'POST', '/api/v1/tokens', { name: 'dashboards', scopes: ['read'] });
   assert.equal(narrower.status, 201, JSON.stringify(narrower.body));
   assert.deepEqual((await authenticateToken(store.db, narrower.body.token))?.permissions, ['read']);
-  const refused = (await listAudit(store.db, { actor: 'root' })).filter((e) => e.action === 'POST /api/v1/tokens' && e.result === '403');
+  const refused = (await listAudit(store.db, { actor: 'root' })).filter(
+    (e) => e.action === 'POST /api/v1/tokens' && e.result === '403',
+  );
   assert.equal(refused.length, 2, 'both refusals are in the audit log');
 });
 
@@ -51,7 +58,9 @@ test('a token scoped to admin alone cannot make a user (and so a token) with rea
   const made = await call(adminOnly, 'POST', '/api/v1/users', { name: 'wide', role: 'admin', withToken: true });
   assert.equal(made.status, 403);
   assert.equal(made.body.error.code, ErrorCode.TokenExceedsCaller);
-  assert.ok((await listAudit(store.db, { actor: 'root' })).some((e) => e.action === 'POST /api/v1/users' && e.result === '403'));
+  assert.ok(
+    (await listAudit(store.db, { actor: 'root' })).some((e) => e.action === 'POST /api/v1/users' && e.result === '403'),
+  );
 });
 
 test('a session token cannot mint a longer-lived one; without an expiry, the new one expires with it', async () => {
@@ -59,7 +68,10 @@ test('a session token cannot mint a longer-lived one; without an expiry, the new
   assert.equal(session.status, 200);
   const sessionEnds = new Date(session.body.expiresAt).getTime();
   for (const expiresInDays of [30, 1]) {
-    const longer = await call(session.body.token, 'POST', '/api/v1/tokens', { name: `longer-${expiresInDays}`, expiresInDays });
+    const longer = await call(session.body.token, 'POST', '/api/v1/tokens', {
+      name: `longer-${expiresInDays}`,
+      expiresInDays,
+    });
     assert.equal(longer.status, 403, `${expiresInDays} days outlive a 12-hour session`);
     assert.equal(longer.body.error.code, ErrorCode.TokenExceedsCaller);
   }
@@ -70,8 +82,17 @@ test('a session token cannot mint a longer-lived one; without an expiry, the new
   const shorter = await call(session.body.token, 'POST', '/api/v1/tokens', { name: 'short', expiresInDays: 0.25 });
   assert.equal(shorter.status, 201);
   assert.ok(new Date(shorter.body.expiresAt).getTime() <= sessionEnds);
-  const user = await call(session.body.token, 'POST', '/api/v1/users', { name: 'ops', role: 'operator', withToken: true });
+  const user = await call(session.body.token, 'POST', '/api/v1/users', {
+    name: 'ops',
+    role: 'operator',
+    withToken: true,
+  });
   assert.equal(user.status, 201);
-  const first = (await call(session.body.token, 'GET', '/api/v1/tokens')).body.find((t: { user: string }) => t.user === 'ops');
-  assert.ok(first.expiresAt && new Date(first.expiresAt).getTime() <= sessionEnds, 'a first token made by a session expires with it');
+  const first = (await call(session.body.token, 'GET', '/api/v1/tokens')).body.find(
+    (t: { user: string }) => t.user === 'ops',
+  );
+  assert.ok(
+    first.expiresAt && new Date(first.expiresAt).getTime() <= sessionEnds,
+    'a first token made by a session expires with it',
+  );
 });

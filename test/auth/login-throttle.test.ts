@@ -12,7 +12,11 @@ test('five failures for a user lock that user (any address) until the oldest lea
     now += 1000;
   }
   const locked = throttle.check('alice', '10.0.0.9');
-  assert.deepEqual(locked, { allowed: false, retryAfterS: 55 }, 'the first failure (at 0 s) leaves the window at 60 s; it is now 5 s');
+  assert.deepEqual(
+    locked,
+    { allowed: false, retryAfterS: 55 },
+    'the first failure (at 0 s) leaves the window at 60 s; it is now 5 s',
+  );
   assert.equal(throttle.check('bob', '10.0.0.9').allowed, true, 'other users are not locked');
   now += 55_000;
   assert.equal(throttle.check('alice', '10.0.0.1').allowed, true, 'the window has moved on');

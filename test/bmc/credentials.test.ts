@@ -2,7 +2,16 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { beforeEach, it } from 'node:test';
 import { sql } from 'kysely';
-import { deleteCredentialSet, getHostBmc, listCredentialSets, loginFor, parseBmcAddress, putCredentialSet, resealAll, setHostBmc } from '../../src/bmc/credentials.ts';
+import {
+  deleteCredentialSet,
+  getHostBmc,
+  listCredentialSets,
+  loginFor,
+  parseBmcAddress,
+  putCredentialSet,
+  resealAll,
+  setHostBmc,
+} from '../../src/bmc/credentials.ts';
 import { keyringOf } from '../../src/bmc/secret-box.ts';
 import { createHost } from '../../src/fleet/hosts.ts';
 import { createNetwork } from '../../src/fleet/networks.ts';
@@ -10,7 +19,8 @@ import { createProfile } from '../../src/fleet/profiles.ts';
 import { createSite } from '../../src/fleet/sites.ts';
 import { describeEachStore } from '../helpers/stores.ts';
 
-const rejects = async (p: Promise<unknown>, code: string) => assert.rejects(p, (e: { code?: string }) => (assert.equal(e.code, code), true));
+const rejects = async (p: Promise<unknown>, code: string) =>
+  assert.rejects(p, (e: { code?: string }) => (assert.equal(e.code, code), true));
 
 describeEachStore('BMC credentials', (ctx) => {
   const keyA = randomBytes(32);
@@ -24,45 +34,101 @@ describeEachStore('BMC credentials', (ctx) => {
     await createSite(db, { name: 'dc1' });
     await createNetwork(db, { name: 'n1', site: 'dc1', cidr: '10.0.0.0/24' });
     await createProfile(db, { name: 'p1', os: 'rhel9', installTreeUrl: 'http://mirror.example.com/rhel9/' });
-    for (const hostname of ['h1', 'h2']) await createHost(db, { hostname, macs: [hostname === 'h1' ? '52:54:00:00:00:01' : '52:54:00:00:00:02'], network: 'n1', profile: 'p1' });
+    for (const hostname of ['h1', 'h2'])
+      await createHost(db, {
+        hostname,
+        macs: [hostname === 'h1' ? '52:54:00:00:00:01' : '52:54:00:00:00:02'],
+        network: 'n1',
+        profile: 'p1',
+      });
   });
 
   it('stores a host password sealed, answers passwordSet only, opens it for a login', async () => {
     const db = ctx.store.db;
-    const view = await setHostBmc(db, keyring, 'h1', { type: 'ipmi', address: '10.0.0.9', username: 'admin', password: 's3cret-pw' });
-    assert.deepEqual(view, { type: 'ipmi', address: '10.0.0.9', username: 'admin', credentials: null, passwordSet: true });
-    const row = await db.selectFrom('hosts').select(['bmc', 'bmc_secret']).where('hostname', '=', 'h1').executeTakeFirstOrThrow();
+    const view = await setHostBmc(db, keyring, 'h1', {
+      type: 'ipmi',
+      address: '10.0.0.9',
+      username: 'admin',
+      password: 's3cret-pw',
+    });
+    assert.deepEqual(view, {
+      type: 'ipmi',
+      address: '10.0.0.9',
+      username: 'admin',
+      credentials: null,
+      passwordSet: true,
+    });
+    const row = await db
+      .selectFrom('hosts')
+      .select(['bmc', 'bmc_secret'])
+      .where('hostname', '=', 'h1')
+      .executeTakeFirstOrThrow();
     assert.ok(row.bmc_secret?.startsWith('kvmf1.'));
     assert.ok(!JSON.stringify(row).includes('s3cret-pw'));
-    assert.deepEqual(await loginFor(db, keyring, 'h1'), { type: 'ipmi', host: '10.0.0.9', port: 623, username: 'admin', password: 's3cret-pw' });
+    assert.deepEqual(await loginFor(db, keyring, 'h1'), {
+      type: 'ipmi',
+      host: '10.0.0.9',
+      port: 623,
+      username: 'admin',
+      password: 's3cret-pw',
+    });
     // a change of address keeps the password; the ciphertext is bound to this host's row
     await setHostBmc(db, keyring, 'h1', { type: 'ipmi', address: '10.0.0.10:6230' });
     assert.equal((await loginFor(db, keyring, 'h1')).password, 's3cret-pw');
-    await db.updateTable('hosts').set({ bmc: JSON.stringify({ type: 'ipmi', address: '10.0.0.11', username: 'admin' }), bmc_secret: row.bmc_secret }).where('hostname', '=', 'h2').execute();
+    await db
+      .updateTable('hosts')
+      .set({
+        bmc: JSON.stringify({ type: 'ipmi', address: '10.0.0.11', username: 'admin' }),
+        bmc_secret: row.bmc_secret,
+      })
+      .where('hostname', '=', 'h2')
+      .execute();
     await rejects(loginFor(db, keyring, 'h2'), 'KVMF_ERR_SECRET_UNAVAILABLE');
   });
 
   it('shared credentials sets: used by many hosts, in use cannot be deleted', async () => {
     const db = ctx.store.db;
-    await rejects(setHostBmc(db, keyring, 'h1', { type: 'ipmi', address: 'bmc-h1', credentials: 'rack1' }), 'KVMF_ERR_NOT_FOUND');
+    await rejects(
+      setHostBmc(db, keyring, 'h1', { type: 'ipmi', address: 'bmc-h1', credentials: 'rack1' }),
+      'KVMF_ERR_NOT_FOUND',
+    );
     await putCredentialSet(db, keyring, 'rack1', { username: 'ADMIN', password: 'rack-pw' });
-    for (const h of ['h1', 'h2']) await setHostBmc(db, keyring, h, { type: 'ipmi', address: `bmc-${h}`, credentials: 'rack1' });
+    for (const h of ['h1', 'h2'])
+      await setHostBmc(db, keyring, h, { type: 'ipmi', address: `bmc-${h}`, credentials: 'rack1' });
     assert.deepEqual(await listCredentialSets(db), [{ name: 'rack1', username: 'ADMIN', passwordSet: true, hosts: 2 }]);
-    assert.deepEqual(await loginFor(db, keyring, 'h2'), { type: 'ipmi', host: 'bmc-h2', port: 623, username: 'ADMIN', password: 'rack-pw' });
+    assert.deepEqual(await loginFor(db, keyring, 'h2'), {
+      type: 'ipmi',
+      host: 'bmc-h2',
+      port: 623,
+      username: 'ADMIN',
+      password: 'rack-pw',
+    });
     assert.equal((await getHostBmc(db, 'h1'))?.passwordSet, true);
     await rejects(deleteCredentialSet(db, 'rack1'), 'KVMF_ERR_IN_USE');
-    await rejects(setHostBmc(db, keyring, 'h1', { type: 'ipmi', address: 'bmc-h1', credentials: 'rack1', password: 'x' }), 'KVMF_ERR_VALIDATION');
+    await rejects(
+      setHostBmc(db, keyring, 'h1', { type: 'ipmi', address: 'bmc-h1', credentials: 'rack1', password: 'x' }),
+      'KVMF_ERR_VALIDATION',
+    );
     // an address change keeps the set; a password of its own replaces it
     assert.equal((await setHostBmc(db, keyring, 'h2', { type: 'ipmi', address: 'bmc-h2b' })).credentials, 'rack1');
-    assert.deepEqual(await setHostBmc(db, keyring, 'h2', { type: 'ipmi', address: 'bmc-h2b', username: 'own', password: 'own-pw' }), { type: 'ipmi', address: 'bmc-h2b', username: 'own', credentials: null, passwordSet: true });
+    assert.deepEqual(
+      await setHostBmc(db, keyring, 'h2', { type: 'ipmi', address: 'bmc-h2b', username: 'own', password: 'own-pw' }),
+      { type: 'ipmi', address: 'bmc-h2b', username: 'own', credentials: null, passwordSet: true },
+    );
     assert.equal((await loginFor(db, keyring, 'h2')).password, 'own-pw');
   });
 
   it('refuses what an IPMI BMC cannot take and hosts without a BMC', async () => {
     const db = ctx.store.db;
     await rejects(loginFor(db, keyring, 'h1'), 'KVMF_ERR_NO_BMC');
-    await rejects(setHostBmc(db, keyring, 'h1', { type: 'ipmi', address: 'b', username: 'u', password: 'x'.repeat(21) }), 'KVMF_ERR_VALIDATION');
-    await rejects(setHostBmc(db, keyring, 'h1', { type: 'ipmi', address: 'b c', username: 'u' }), 'KVMF_ERR_VALIDATION');
+    await rejects(
+      setHostBmc(db, keyring, 'h1', { type: 'ipmi', address: 'b', username: 'u', password: 'x'.repeat(21) }),
+      'KVMF_ERR_VALIDATION',
+    );
+    await rejects(
+      setHostBmc(db, keyring, 'h1', { type: 'ipmi', address: 'b c', username: 'u' }),
+      'KVMF_ERR_VALIDATION',
+    );
     await rejects(setHostBmc(db, keyring, 'h1', { type: 'telnet' as never, address: 'b' }), 'KVMF_ERR_VALIDATION');
     await setHostBmc(db, keyring, 'h1', { type: 'ipmi', address: 'b', username: 'u' });
     await rejects(loginFor(db, keyring, 'h1'), 'KVMF_ERR_NO_BMC');

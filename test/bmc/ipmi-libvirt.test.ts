@@ -24,13 +24,34 @@ describe('IPMI through ipmi_sim to a libvirt guest', { timeout: 300_000 }, () =>
   const work = mkdtempSync(join(tmpdir(), 'kvt-ipmi-lv-'));
   const probe = async (ops: unknown[]) => {
     const args = JSON.stringify({ host: sim.host, port: sim.port, username: sim.username, ops });
-    const { stdout } = await net.client.exec('env', [`KVMT_IPMI_PASSWORD=${sim.password}`, process.execPath, '--import', 'tsx', PROBE, args], { timeoutMs: 60_000 });
+    const { stdout } = await net.client.exec(
+      'env',
+      [`KVMT_IPMI_PASSWORD=${sim.password}`, process.execPath, '--import', 'tsx', PROBE, args],
+      { timeoutMs: 60_000 },
+    );
     const result = JSON.parse(stdout.trim().split('\n').pop()!) as { ok: boolean; results: unknown[]; error?: unknown };
     assert.ok(result.ok, JSON.stringify(result));
     return result.results;
   };
-  const ipmitool = async (...args: string[]) => (await net.client.exec('env', [`IPMI_PASSWORD=${sim.password}`, 'ipmitool', '-I', 'lanplus', '-C', '3', '-E', '-H', sim.host, '-U', sim.username, ...args])).stdout.trim();
-  const bootOrder = async () => [...(await virsh('dumpxml', '--inactive', DOMAIN)).matchAll(/<boot dev='(\w+)'\/>/g)].map((m) => m[1]);
+  const ipmitool = async (...args: string[]) =>
+    (
+      await net.client.exec('env', [
+        `IPMI_PASSWORD=${sim.password}`,
+        'ipmitool',
+        '-I',
+        'lanplus',
+        '-C',
+        '3',
+        '-E',
+        '-H',
+        sim.host,
+        '-U',
+        sim.username,
+        ...args,
+      ])
+    ).stdout.trim();
+  const bootOrder = async () =>
+    [...(await virsh('dumpxml', '--inactive', DOMAIN)).matchAll(/<boot dev='(\w+)'\/>/g)].map((m) => m[1]);
   const waitFor = async (what: string, check: () => Promise<boolean>, ms = 15_000) => {
     const deadline = Date.now() + ms;
     while (!(await check())) {
@@ -42,7 +63,10 @@ describe('IPMI through ipmi_sim to a libvirt guest', { timeout: 300_000 }, () =>
   before(async () => {
     // The smallest guest that runs: no disk, no NIC; SeaBIOS finds nothing to boot and waits. TCG.
     const xml = join(work, 'domain.xml');
-    writeFileSync(xml, `<domain type='qemu'><name>${DOMAIN}</name><memory unit='MiB'>32</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/><boot dev='network'/></os><devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices></domain>`);
+    writeFileSync(
+      xml,
+      `<domain type='qemu'><name>${DOMAIN}</name><memory unit='MiB'>32</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/><boot dev='network'/></os><devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices></domain>`,
+    );
     await virsh('define', xml);
     net = await createNamespacePair('ipmilv');
     sim = await startIpmiSim(net.server, { libvirtDomain: DOMAIN });
@@ -71,11 +95,14 @@ describe('IPMI through ipmi_sim to a libvirt guest', { timeout: 300_000 }, () =>
     await probe([{ control: 'on' }]);
     const before = await virsh('domid', DOMAIN);
     assert.deepEqual(await probe([{ control: 'cycle' }]), [0]);
-    await waitFor('the guest running again after the cycle', async () => (await virsh('domstate', DOMAIN)) === 'running' && (await virsh('domid', DOMAIN)) !== before);
+    await waitFor(
+      'the guest running again after the cycle',
+      async () => (await virsh('domstate', DOMAIN)) === 'running' && (await virsh('domid', DOMAIN)) !== before,
+    );
     await probe([{ control: 'off' }]);
   });
 
-  test('bootdev pxe and disk set the boot order the guest starts with next, as ipmitool\'s bootdev does', async () => {
+  test("bootdev pxe and disk set the boot order the guest starts with next, as ipmitool's bootdev does", async () => {
     assert.deepEqual(await bootOrder(), ['hd', 'network']);
     await probe([{ boot: { device: 'pxe', persistent: false, uefi: false } }]);
     assert.deepEqual(await bootOrder(), ['network', 'hd']);

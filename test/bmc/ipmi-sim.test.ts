@@ -34,13 +34,42 @@ describe('IPMI against ipmi_sim', { timeout: 300_000 }, () => {
   const work = mkdtempSync(join(tmpdir(), 'kvt-ipmi-'));
 
   /** kvmfleet's client, run in the management namespace; the password travels in the environment. */
-  const probe = async (ops: unknown[], o: { password?: string; host?: string; options?: Record<string, unknown> } = {}): Promise<ProbeResult> => {
-    const args = JSON.stringify({ host: o.host ?? sim.host, port: sim.port, username: sim.username, ops, options: o.options ?? {} });
-    const { stdout } = await net.client.exec('env', [`KVMT_IPMI_PASSWORD=${o.password ?? sim.password}`, process.execPath, '--import', 'tsx', PROBE, args], { timeoutMs: 60_000 });
+  const probe = async (
+    ops: unknown[],
+    o: { password?: string; host?: string; options?: Record<string, unknown> } = {},
+  ): Promise<ProbeResult> => {
+    const args = JSON.stringify({
+      host: o.host ?? sim.host,
+      port: sim.port,
+      username: sim.username,
+      ops,
+      options: o.options ?? {},
+    });
+    const { stdout } = await net.client.exec(
+      'env',
+      [`KVMT_IPMI_PASSWORD=${o.password ?? sim.password}`, process.execPath, '--import', 'tsx', PROBE, args],
+      { timeoutMs: 60_000 },
+    );
     return JSON.parse(stdout.trim().split('\n').pop()!) as ProbeResult;
   };
   /** ipmitool asking the same BMC (-C 3: ipmi_sim never answers the cipher-suite query, which costs ~10 s). */
-  const ipmitool = async (...args: string[]) => (await net.client.exec('env', [`IPMI_PASSWORD=${sim.password}`, 'ipmitool', '-I', 'lanplus', '-C', '3', '-E', '-H', sim.host, '-U', sim.username, ...args])).stdout.trim();
+  const ipmitool = async (...args: string[]) =>
+    (
+      await net.client.exec('env', [
+        `IPMI_PASSWORD=${sim.password}`,
+        'ipmitool',
+        '-I',
+        'lanplus',
+        '-C',
+        '3',
+        '-E',
+        '-H',
+        sim.host,
+        '-U',
+        sim.username,
+        ...args,
+      ])
+    ).stdout.trim();
   const waitFor = async (what: string, check: () => boolean, ms = 5000) => {
     const deadline = Date.now() + ms;
     while (!check()) {
@@ -79,7 +108,14 @@ describe('IPMI against ipmi_sim', { timeout: 300_000 }, () => {
 
   test('on, off, reset, soft and cycle reach the chassis as ipmi_sim passes them on; ipmitool sees the result', async () => {
     const before = sim.record().length;
-    const r = await probe([{ control: 'on' }, { status: true }, { control: 'reset' }, { control: 'soft' }, { control: 'off' }, { status: true }]);
+    const r = await probe([
+      { control: 'on' },
+      { status: true },
+      { control: 'reset' },
+      { control: 'soft' },
+      { control: 'off' },
+      { status: true },
+    ]);
     assert.ok(r.ok, JSON.stringify(r));
     assert.deepEqual(r.results, [0, 'on', 0, 0, 0, 'off']);
     assert.deepEqual(sim.record().slice(before), ['power 1', 'reset 1', 'shutdown 1', 'power 0']);
@@ -94,7 +130,7 @@ describe('IPMI against ipmi_sim', { timeout: 300_000 }, () => {
     sim.setPower('off');
   });
 
-  test('bootdev pxe and disk reach the chassis as ipmitool\'s own chassis bootdev does', async () => {
+  test("bootdev pxe and disk reach the chassis as ipmitool's own chassis bootdev does", async () => {
     const cases: [string, { device: 'pxe' | 'disk'; persistent: boolean; uefi: boolean }][] = [
       ['pxe', { device: 'pxe', persistent: false, uefi: false }],
       ['disk', { device: 'disk', persistent: true, uefi: true }],
@@ -106,7 +142,11 @@ describe('IPMI against ipmi_sim', { timeout: 300_000 }, () => {
       const r = await probe([{ boot: flags }]);
       assert.ok(r.ok, JSON.stringify(r));
       const ours = sim.record().slice(mark + theirs.length);
-      assert.deepEqual(ours, theirs.filter((l) => l.startsWith('boot ')), device);
+      assert.deepEqual(
+        ours,
+        theirs.filter((l) => l.startsWith('boot ')),
+        device,
+      );
       assert.deepEqual(ours, [`boot ${device === 'pxe' ? 'pxe' : 'default'}`]);
     }
   });
@@ -137,12 +177,23 @@ describe('IPMI against ipmi_sim', { timeout: 300_000 }, () => {
     await net.setUdpLoss(10);
     try {
       const results: ProbeResult[] = [];
-      for (let i = 0; i < 10; i++) results.push(await probe([{ status: true }, { status: true }, { status: true }], { options: { timeoutMs: 100, attempts: 8 } }));
-      assert.deepEqual(results.filter((r) => !r.ok).map((r) => r.error), [], 'every session opened and answered');
+      for (let i = 0; i < 10; i++)
+        results.push(
+          await probe([{ status: true }, { status: true }, { status: true }], {
+            options: { timeoutMs: 100, attempts: 8 },
+          }),
+        );
+      assert.deepEqual(
+        results.filter((r) => !r.ok).map((r) => r.error),
+        [],
+        'every session opened and answered',
+      );
       const retransmissions = results.reduce((n, r) => n + r.info!.retransmissions, 0);
       // ~8 exchanges a session, ~19 % of them lose a datagram: some must have been sent again
       assert.ok(retransmissions > 0, 'no retransmission happened: the loss did not apply');
-      console.log(`# 10 % loss each way: 10 sessions, ${retransmissions} retransmissions, ${results.map((r) => r.elapsedMs).join(', ')} ms`);
+      console.log(
+        `# 10 % loss each way: 10 sessions, ${retransmissions} retransmissions, ${results.map((r) => r.elapsedMs).join(', ')} ms`,
+      );
     } finally {
       await net.setUdpLoss(0);
     }
@@ -152,9 +203,20 @@ describe('IPMI against ipmi_sim', { timeout: 300_000 }, () => {
     let server: ServerProcess;
     const password = PASSWORD;
     const answers: string[] = [];
-    const api = async (path: string, method = 'GET', body?: unknown, type = 'application/json'): Promise<{ status: number; body: any }> => {
+    const api = async (
+      path: string,
+      method = 'GET',
+      body?: unknown,
+      type = 'application/json',
+    ): Promise<{ status: number; body: any }> => {
       const args = ['-sS', '-X', method, '-w', '\n%{http_code}', `${server.url}${path}`];
-      if (body !== undefined) args.push('-H', `content-type: ${type}`, '--data-binary', typeof body === 'string' ? body : JSON.stringify(body));
+      if (body !== undefined)
+        args.push(
+          '-H',
+          `content-type: ${type}`,
+          '--data-binary',
+          typeof body === 'string' ? body : JSON.stringify(body),
+        );
       const { stdout } = await net.client.exec('curl', args, { timeoutMs: 60_000 });
       answers.push(stdout);
       const cut = stdout.lastIndexOf('\n');
@@ -162,7 +224,9 @@ describe('IPMI against ipmi_sim', { timeout: 300_000 }, () => {
       return { status: Number(stdout.slice(cut + 1)), body: text ? JSON.parse(text) : undefined };
     };
     const cli = async (args: string[], input = ''): Promise<{ code: number; stdout: string; stderr: string }> => {
-      const child = net.client.spawn(process.execPath, [KVMFLEET_BIN, '--url', server.url, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = net.client.spawn(process.execPath, [KVMFLEET_BIN, '--url', server.url, ...args], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       child.stdout!.on('data', (d) => (stdout += d));
@@ -174,22 +238,58 @@ describe('IPMI against ipmi_sim', { timeout: 300_000 }, () => {
     };
 
     before(async () => {
-      server = await startServer(['--roles', 'api', '--data-dir', join(work, 'data'), '--log-level', 'info'], { KVMFLEET_SECRET_KEY: '' }, 60_000, { netns: net.client.name });
+      server = await startServer(
+        ['--roles', 'api', '--data-dir', join(work, 'data'), '--log-level', 'info'],
+        { KVMFLEET_SECRET_KEY: '' },
+        60_000,
+        { netns: net.client.name },
+      );
       const s = net.subnet;
       const site = `sites:\n  - name: lab\n    networks:\n      - { name: lab-hv, cidr: ${s}.0/24 }\nprofiles:\n  - { name: rhel9, os: rhel9, installTreeUrl: "http://${s}.1:8081/trees/rhel9" }\n`;
       assert.equal((await api('/api/v1/import/site', 'POST', site, 'application/yaml')).status, 200);
-      for (const [i, hostname] of ['hv1', 'hv2', 'hv3', 'hv4'].entries()) assert.equal((await api('/api/v1/hosts', 'POST', { hostname, macs: [`52:54:00:b0:00:0${i + 1}`], network: 'lab-hv', profile: 'rhel9' })).status, 201);
+      for (const [i, hostname] of ['hv1', 'hv2', 'hv3', 'hv4'].entries())
+        assert.equal(
+          (
+            await api('/api/v1/hosts', 'POST', {
+              hostname,
+              macs: [`52:54:00:b0:00:0${i + 1}`],
+              network: 'lab-hv',
+              profile: 'rhel9',
+            })
+          ).status,
+          201,
+        );
     });
     after(async () => {
       await server?.kill();
     });
 
     test('host set with the password on standard input; power and bootdev by CLI and API; clear errors; audited', async () => {
-      const set = await cli(['host', 'set', 'hv1', '--bmc-type', 'ipmi', '--bmc-address', `${sim.host}:${sim.port}`, '--bmc-user', sim.username, '--bmc-password-stdin'], `${password}\n`);
+      const set = await cli(
+        [
+          'host',
+          'set',
+          'hv1',
+          '--bmc-type',
+          'ipmi',
+          '--bmc-address',
+          `${sim.host}:${sim.port}`,
+          '--bmc-user',
+          sim.username,
+          '--bmc-password-stdin',
+        ],
+        `${password}\n`,
+      );
       assert.equal(set.code, 0, set.stderr);
       assert.match(set.stdout, /password set/);
       const shown = await api('/api/v1/hosts/hv1/bmc');
-      assert.deepEqual(shown.body, { type: 'ipmi', address: `${sim.host}:${sim.port}`, username: sim.username, credentials: null, passwordSet: true });
+      assert.deepEqual(shown.body, {
+        type: 'ipmi',
+        address: `${sim.host}:${sim.port}`,
+        username: sim.username,
+        credentials: null,
+        passwordSet: true,
+      });
 
       sim.setPower('off');
       const status = await cli(['host', 'power', 'hv1', 'status']);
@@ -211,10 +311,48 @@ describe('IPMI against ipmi_sim', { timeout: 300_000 }, () => {
       assert.deepEqual([cycle.body.sent, sim.power()], ['on', 'on']);
 
       // a wrong password, a BMC no one answers for, a host without a BMC, an action that is not one
-      assert.equal((await cli(['host', 'set', 'hv2', '--bmc-type', 'ipmi', '--bmc-address', sim.host, '--bmc-user', sim.username, '--bmc-password-stdin'], 'wrong-password\n')).code, 0);
+      assert.equal(
+        (
+          await cli(
+            [
+              'host',
+              'set',
+              'hv2',
+              '--bmc-type',
+              'ipmi',
+              '--bmc-address',
+              sim.host,
+              '--bmc-user',
+              sim.username,
+              '--bmc-password-stdin',
+            ],
+            'wrong-password\n',
+          )
+        ).code,
+        0,
+      );
       const auth = await api('/api/v1/hosts/hv2/power', 'POST', { action: 'on' });
       assert.deepEqual([auth.status, auth.body.error.code], [502, 'KVMF_ERR_BMC_AUTH']);
-      assert.equal((await cli(['host', 'set', 'hv3', '--bmc-type', 'ipmi', '--bmc-address', `${net.subnet}.77`, '--bmc-user', 'admin', '--bmc-password-stdin'], 'x\n')).code, 0);
+      assert.equal(
+        (
+          await cli(
+            [
+              'host',
+              'set',
+              'hv3',
+              '--bmc-type',
+              'ipmi',
+              '--bmc-address',
+              `${net.subnet}.77`,
+              '--bmc-user',
+              'admin',
+              '--bmc-password-stdin',
+            ],
+            'x\n',
+          )
+        ).code,
+        0,
+      );
       const started = Date.now();
       const unreachable = await api('/api/v1/hosts/hv3/power');
       const elapsed = Date.now() - started;
@@ -230,14 +368,19 @@ describe('IPMI against ipmi_sim', { timeout: 300_000 }, () => {
       assert.match(cliAuth.stderr, /KVMF_ERR_BMC_AUTH|wrong password/);
 
       const audit = await api('/api/v1/audit?limit=200');
-      const actions = (audit.body as { action: string; target: string; result: string }[]).filter((e) => e.action.startsWith('bmc ')).map((e) => `${e.action} ${e.target} ${e.result}`);
+      const actions = (audit.body as { action: string; target: string; result: string }[])
+        .filter((e) => e.action.startsWith('bmc '))
+        .map((e) => `${e.action} ${e.target} ${e.result}`);
       assert.ok(actions.includes('bmc power on hv1 on'), actions.join('\n'));
       assert.ok(actions.includes('bmc bootdev pxe uefi hv1 set'), actions.join('\n'));
       assert.ok(actions.includes('bmc power on hv2 failed'), actions.join('\n'));
     });
 
     test('shared credentials sets; CSV import names a set and refuses a password column', async () => {
-      const set = await cli(['bmc', 'credentials', 'set', 'rack1', '--user', sim.username, '--password-stdin'], `${password}\n`);
+      const set = await cli(
+        ['bmc', 'credentials', 'set', 'rack1', '--user', sim.username, '--password-stdin'],
+        `${password}\n`,
+      );
       assert.equal(set.code, 0, set.stderr);
       const csv = `hostname,mac,network,profile,bmc_type,bmc_address,bmc_credentials\nhv5,52:54:00:b0:00:05,lab-hv,rhel9,ipmi,${sim.host},rack1\n`;
       assert.equal((await api('/api/v1/import/hosts', 'POST', csv, 'text/csv')).status, 200);
@@ -245,7 +388,12 @@ describe('IPMI against ipmi_sim', { timeout: 300_000 }, () => {
       assert.equal((await api('/api/v1/hosts/hv5/power')).body.powerState, sim.power());
       const list = await cli(['bmc', 'credentials', 'list']);
       assert.match(list.stdout, /rack1\s+admin\s+1/);
-      const withPassword = await api('/api/v1/import/hosts', 'POST', `hostname,mac,network,profile,bmc_address,bmc_password\nhv6,52:54:00:b0:00:06,lab-hv,rhel9,${sim.host},${password}\n`, 'text/csv');
+      const withPassword = await api(
+        '/api/v1/import/hosts',
+        'POST',
+        `hostname,mac,network,profile,bmc_address,bmc_password\nhv6,52:54:00:b0:00:06,lab-hv,rhel9,${sim.host},${password}\n`,
+        'text/csv',
+      );
       assert.deepEqual([withPassword.status, withPassword.body.error.code], [400, 'KVMF_ERR_BAD_REQUEST']);
       assert.match(withPassword.body.error.message, /passwords do not go in CSV files/);
     });
@@ -264,22 +412,35 @@ describe('IPMI against ipmi_sim', { timeout: 300_000 }, () => {
         }
       };
       // control: what the store holds in plain text (a credentials set's user and name) is found this way
-      assert.notEqual(filesWith('rack1'), '', 'the store files hold no plain text at all: this check would prove nothing');
+      assert.notEqual(
+        filesWith('rack1'),
+        '',
+        'the store files hold no plain text at all: this check would prove nothing',
+      );
       const inStore = filesWith(password);
       assert.equal(inStore, '', `the password is in plain text in ${inStore}`);
       // the key file is there, 0600, and is not the password either
-      assert.equal(execFileSync('stat', ['-c', '%a', join(work, 'data', 'secret.key')], { encoding: 'utf8' }).trim(), '600');
+      assert.equal(
+        execFileSync('stat', ['-c', '%a', join(work, 'data', 'secret.key')], { encoding: 'utf8' }).trim(),
+        '600',
+      );
     });
 
     test('host rebuild --power-cycle: next boot pxe once, then a cycle (or on when off); a BMC that refuses changes nothing', async () => {
-      const events = async (h: string) => ((await api(`/api/v1/hosts/${h}/timeline`)).body as { kind: string }[]).filter((e) => e.kind === 'rebuild-requested').length;
+      const events = async (h: string) =>
+        ((await api(`/api/v1/hosts/${h}/timeline`)).body as { kind: string }[]).filter(
+          (e) => e.kind === 'rebuild-requested',
+        ).length;
       sim.setPower('on');
       let mark = sim.record().length;
       const before = await events('hv1');
       const cycled = await cli(['host', 'rebuild', 'hv1', '--power-cycle']);
       assert.equal(cycled.code, 0, cycled.stderr);
       assert.match(cycled.stdout, /next boot pxe \(once\), sent cycle/);
-      await waitFor('power on after the cycle', () => sim.record().slice(mark).join(',') === 'boot pxe,power 0,power 1');
+      await waitFor(
+        'power on after the cycle',
+        () => sim.record().slice(mark).join(',') === 'boot pxe,power 0,power 1',
+      );
       assert.equal(await events('hv1'), before + 1);
       assert.equal((await api('/api/v1/hosts/hv1')).body.buildState, 'ready');
       // off: powered on, not cycled (through the API, UEFI)
@@ -287,7 +448,10 @@ describe('IPMI against ipmi_sim', { timeout: 300_000 }, () => {
       mark = sim.record().length;
       const on = await api('/api/v1/hosts/hv1/rebuild/power-cycle', 'POST', { uefi: true });
       assert.equal(on.status, 202);
-      assert.deepEqual([on.body.bootdev.device, on.body.bootdev.persistent, on.body.bootdev.uefi, on.body.power.sent], ['pxe', false, true, 'on']);
+      assert.deepEqual(
+        [on.body.bootdev.device, on.body.bootdev.persistent, on.body.bootdev.uefi, on.body.power.sent],
+        ['pxe', false, true, 'on'],
+      );
       assert.deepEqual(sim.record().slice(mark), ['boot pxe', 'power 1']);
       // a wrong password: an error, and no rebuild was requested
       const hv2 = await events('hv2');
@@ -306,7 +470,12 @@ describe('IPMI against ipmi_sim', { timeout: 300_000 }, () => {
       const oldKeys = readFileSync(keyFile, 'utf8');
       const restart = async () => {
         await server.kill();
-        server = await startServer(['--roles', 'api', '--data-dir', join(work, 'data'), '--log-level', 'info'], { KVMFLEET_SECRET_KEY: '' }, 60_000, { netns: net.client.name });
+        server = await startServer(
+          ['--roles', 'api', '--data-dir', join(work, 'data'), '--log-level', 'info'],
+          { KVMFLEET_SECRET_KEY: '' },
+          60_000,
+          { netns: net.client.name },
+        );
       };
       writeFileSync(keyFile, `${randomBytes(32).toString('base64')}\n${oldKeys}`);
       await restart();

@@ -102,7 +102,10 @@ sel_enable 0x20 1000 0x0a
 mc_enable 0x20
 `;
 
-export async function startIpmiSim(ns: Namespace, options: { username?: string; password?: string; port?: number; libvirtDomain?: string } = {}): Promise<IpmiSim> {
+export async function startIpmiSim(
+  ns: Namespace,
+  options: { username?: string; password?: string; port?: number; libvirtDomain?: string } = {},
+): Promise<IpmiSim> {
   const dir = mkdtempSync(join(tmpdir(), 'kvmt-ipmisim-'));
   const username = options.username ?? 'admin';
   const password = options.password ?? 'Sim-pass-0417';
@@ -133,7 +136,11 @@ set_working_mc 0x20
   user 2 true "${username}" "${password}" admin 10 none md2 md5 straight
 `,
   );
-  const child: ChildProcess = ns.spawn('ipmi_sim', ['-c', join(dir, 'lan.conf'), '-f', join(dir, 'emu'), '-s', join(dir, 'sim-state'), '-n', '-p'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = ns.spawn(
+    'ipmi_sim',
+    ['-c', join(dir, 'lan.conf'), '-f', join(dir, 'emu'), '-s', join(dir, 'sim-state'), '-n', '-p'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const output: string[] = [];
   child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
   child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
@@ -152,7 +159,8 @@ set_working_mc 0x20
     password,
     dir,
     output,
-    record: () => (existsSync(join(state, 'record')) ? readFileSync(join(state, 'record'), 'utf8').split('\n').filter(Boolean) : []),
+    record: () =>
+      existsSync(join(state, 'record')) ? readFileSync(join(state, 'record'), 'utf8').split('\n').filter(Boolean) : [],
     power: () => (readFileSync(join(state, 'power'), 'utf8').trim() === '1' ? 'on' : 'off'),
     setPower: (s) => writeFileSync(join(state, 'power'), s === 'on' ? '1\n' : '0\n'),
     async stop() {

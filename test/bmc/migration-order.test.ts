@@ -21,9 +21,19 @@ test('a store migrated to 0009 before 0007 existed takes 0007 at its next start'
     const db = new Kysely<any>({ dialect: new PgliteDialect(pglite) });
     const all = await migrationProvider.getMigrations();
     const released = Object.fromEntries(Object.entries(all).filter(([name]) => name !== '0007_bmc_credentials'));
-    const old = new Migrator({ db, provider: { getMigrations: async () => released }, migrationTableName: 'kvmfleet_migrations', migrationLockTableName: 'kvmfleet_migrations_lock' });
+    const old = new Migrator({
+      db,
+      provider: { getMigrations: async () => released },
+      migrationTableName: 'kvmfleet_migrations',
+      migrationLockTableName: 'kvmfleet_migrations_lock',
+    });
     assert.equal((await old.migrateToLatest()).error, undefined);
-    const before = (await sql<{ name: string; timestamp: string }>`select name, timestamp from kvmfleet_migrations where name = '0009_job_leases'`.execute(db)).rows[0];
+    const before = (
+      await sql<{
+        name: string;
+        timestamp: string;
+      }>`select name, timestamp from kvmfleet_migrations where name = '0009_job_leases'`.execute(db)
+    ).rows[0];
     assert.ok(before);
     await db.destroy();
 
@@ -32,7 +42,11 @@ test('a store migrated to 0009 before 0007 existed takes 0007 at its next start'
       const ran = await sql<{ name: string }>`select name from kvmfleet_migrations order by name`.execute(store.db);
       assert.ok(ran.rows.some((r) => r.name === '0007_bmc_credentials'));
       // the store is the one migrated before, not a fresh one
-      const again = (await sql<{ timestamp: string }>`select timestamp from kvmfleet_migrations where name = '0009_job_leases'`.execute(store.db)).rows[0];
+      const again = (
+        await sql<{
+          timestamp: string;
+        }>`select timestamp from kvmfleet_migrations where name = '0009_job_leases'`.execute(store.db)
+      ).rows[0];
       assert.equal(String(again?.timestamp), String(before.timestamp));
       await sql`select id, name, username, secret from bmc_credentials`.execute(store.db);
       await sql`select bmc_secret from hosts`.execute(store.db);

@@ -18,8 +18,22 @@ const SECRET = 'Pw-in-requests-93'; // 17 bytes: within IPMI v2.0's 20
 let store: Store;
 let app: FastifyInstance;
 const seen: string[] = [];
-const call = async (method: 'GET' | 'PUT' | 'POST' | 'DELETE', url: string, payload?: unknown, contentType = 'application/json') => {
-  const r = await app.inject({ method, url, ...(payload !== undefined ? { payload: typeof payload === 'string' ? payload : JSON.stringify(payload), headers: { 'content-type': contentType } } : {}) });
+const call = async (
+  method: 'GET' | 'PUT' | 'POST' | 'DELETE',
+  url: string,
+  payload?: unknown,
+  contentType = 'application/json',
+) => {
+  const r = await app.inject({
+    method,
+    url,
+    ...(payload !== undefined
+      ? {
+          payload: typeof payload === 'string' ? payload : JSON.stringify(payload),
+          headers: { 'content-type': contentType },
+        }
+      : {}),
+  });
   seen.push(r.body);
   return { status: r.statusCode, body: r.body ? JSON.parse(r.body) : undefined };
 };
@@ -27,11 +41,30 @@ const call = async (method: 'GET' | 'PUT' | 'POST' | 'DELETE', url: string, payl
 before(async () => {
   store = await openStore({ dataDir: 'memory://' });
   const ring = keyringOf([randomBytes(32)]);
-  app = await buildApi({ store, boot: new BootService({ db: store.db, templates: new KickstartTemplates() }), bootBaseUrl: 'http://boot.test:8081', bmc: { keyring: () => ring } });
+  app = await buildApi({
+    store,
+    boot: new BootService({ db: store.db, templates: new KickstartTemplates() }),
+    bootBaseUrl: 'http://boot.test:8081',
+    bmc: { keyring: () => ring },
+  });
   await call('POST', '/api/v1/sites', { name: 'dc1' });
   await call('POST', '/api/v1/networks', { name: 'n1', site: 'dc1', cidr: '10.0.0.0/24' });
-  await call('POST', '/api/v1/profiles', { name: 'rhel9', os: 'rhel9', installTreeUrl: 'http://mirror.example.com/rhel9/' });
-  assert.equal((await call('POST', '/api/v1/hosts', { hostname: 'hv1', macs: ['52:54:00:00:00:01'], network: 'n1', profile: 'rhel9' })).status, 201);
+  await call('POST', '/api/v1/profiles', {
+    name: 'rhel9',
+    os: 'rhel9',
+    installTreeUrl: 'http://mirror.example.com/rhel9/',
+  });
+  assert.equal(
+    (
+      await call('POST', '/api/v1/hosts', {
+        hostname: 'hv1',
+        macs: ['52:54:00:00:00:01'],
+        network: 'n1',
+        profile: 'rhel9',
+      })
+    ).status,
+    201,
+  );
 });
 after(async () => {
   await app.close();
@@ -39,45 +72,106 @@ after(async () => {
 });
 
 test('a BMC password goes in and never comes out: answers, host list, audit, parse errors', async () => {
-  const put = await call('PUT', '/api/v1/hosts/hv1/bmc', { type: 'ipmi', address: '10.0.0.9', username: 'admin', password: SECRET });
+  const put = await call('PUT', '/api/v1/hosts/hv1/bmc', {
+    type: 'ipmi',
+    address: '10.0.0.9',
+    username: 'admin',
+    password: SECRET,
+  });
   assert.equal(put.status, 200);
-  assert.deepEqual(put.body, { type: 'ipmi', address: '10.0.0.9', username: 'admin', credentials: null, passwordSet: true });
-  assert.equal((await call('PUT', '/api/v1/bmc-credentials/rack1', { username: 'ADMIN', password: SECRET })).status, 200);
-  assert.deepEqual((await call('GET', '/api/v1/bmc-credentials')).body, [{ name: 'rack1', username: 'ADMIN', passwordSet: true, hosts: 0 }]);
+  assert.deepEqual(put.body, {
+    type: 'ipmi',
+    address: '10.0.0.9',
+    username: 'admin',
+    credentials: null,
+    passwordSet: true,
+  });
+  assert.equal(
+    (await call('PUT', '/api/v1/bmc-credentials/rack1', { username: 'ADMIN', password: SECRET })).status,
+    200,
+  );
+  assert.deepEqual((await call('GET', '/api/v1/bmc-credentials')).body, [
+    { name: 'rack1', username: 'ADMIN', passwordSet: true, hosts: 0 },
+  ]);
   const host = await call('GET', '/api/v1/hosts/hv1');
   assert.deepEqual(host.body.bmc, { type: 'ipmi', address: '10.0.0.9', username: 'admin' });
   await call('GET', '/api/v1/hosts');
   // a body that does not parse, one that breaks the schema, one with an unknown field
-  assert.equal((await call('PUT', '/api/v1/hosts/hv1/bmc', `{"type":"ipmi","address":"b","password":"${SECRET}"`)).status, 400);
-  assert.equal((await call('PUT', '/api/v1/hosts/hv1/bmc', { type: 'ipmi', address: 'b', password: `${SECRET}${'x'.repeat(200)}` })).status, 400);
-  assert.equal((await call('PUT', '/api/v1/hosts/hv1/bmc', { type: 'ipmi', address: 'b', password: SECRET, extra: SECRET })).status, 400);
+  assert.equal(
+    (await call('PUT', '/api/v1/hosts/hv1/bmc', `{"type":"ipmi","address":"b","password":"${SECRET}"`)).status,
+    400,
+  );
+  assert.equal(
+    (
+      await call('PUT', '/api/v1/hosts/hv1/bmc', {
+        type: 'ipmi',
+        address: 'b',
+        password: `${SECRET}${'x'.repeat(200)}`,
+      })
+    ).status,
+    400,
+  );
+  assert.equal(
+    (await call('PUT', '/api/v1/hosts/hv1/bmc', { type: 'ipmi', address: 'b', password: SECRET, extra: SECRET }))
+      .status,
+    400,
+  );
   // IPMI's 20-byte limit is a clear 422
-  const long = await call('PUT', '/api/v1/hosts/hv1/bmc', { type: 'ipmi', address: 'b', password: `${SECRET}-longer-than-20` });
+  const long = await call('PUT', '/api/v1/hosts/hv1/bmc', {
+    type: 'ipmi',
+    address: 'b',
+    password: `${SECRET}-longer-than-20`,
+  });
   assert.deepEqual([long.status, long.body.error.code], [422, 'KVMF_ERR_VALIDATION']);
   const audit = await sql<{ detail: unknown; action: string }>`select action, detail from audit_log`.execute(store.db);
   assert.ok(audit.rows.some((r) => r.action === 'PUT /api/v1/hosts/:name/bmc'));
   assert.ok(!JSON.stringify(audit.rows).includes(SECRET), 'the audit log carries the password');
   assert.ok(!seen.join('\n').includes(SECRET), 'an answer carries the password');
-  const stored = await sql<{ bmc_secret: string }>`select bmc_secret from hosts where hostname = 'hv1'`.execute(store.db);
+  const stored = await sql<{ bmc_secret: string }>`select bmc_secret from hosts where hostname = 'hv1'`.execute(
+    store.db,
+  );
   assert.match(stored.rows[0]!.bmc_secret, /^kvmf1\./);
 });
 
 test('power and bootdev: a host without a BMC is KVMF_ERR_NO_BMC, a redfish BMC KVMF_ERR_BMC_UNSUPPORTED, bad actions 400', async () => {
-  assert.equal((await call('POST', '/api/v1/hosts', { hostname: 'hv2', macs: ['52:54:00:00:00:02'], network: 'n1', profile: 'rhel9' })).status, 201);
+  assert.equal(
+    (
+      await call('POST', '/api/v1/hosts', {
+        hostname: 'hv2',
+        macs: ['52:54:00:00:00:02'],
+        network: 'n1',
+        profile: 'rhel9',
+      })
+    ).status,
+    201,
+  );
   const none = await call('POST', '/api/v1/hosts/hv2/power', { action: 'on' });
   assert.deepEqual([none.status, none.body.error.code], [409, 'KVMF_ERR_NO_BMC']);
-  await call('PUT', '/api/v1/hosts/hv2/bmc', { type: 'redfish', address: 'bmc2.example:8443', username: 'root', password: 'x' });
+  await call('PUT', '/api/v1/hosts/hv2/bmc', {
+    type: 'redfish',
+    address: 'bmc2.example:8443',
+    username: 'root',
+    password: 'x',
+  });
   const redfish = await call('GET', '/api/v1/hosts/hv2/power');
   assert.deepEqual([redfish.status, redfish.body.error.code], [422, 'KVMF_ERR_BMC_UNSUPPORTED']);
   assert.equal((await call('POST', '/api/v1/hosts/hv2/power', { action: 'explode' })).status, 400);
   assert.equal((await call('POST', '/api/v1/hosts/hv2/bootdev', { device: 'floppy' })).status, 400);
   assert.equal((await call('GET', '/api/v1/hosts/nope/power')).status, 404);
-  const failed = await sql<{ action: string; result: string }>`select action, result from audit_log where action like 'bmc %'`.execute(store.db);
+  const failed = await sql<{
+    action: string;
+    result: string;
+  }>`select action, result from audit_log where action like 'bmc %'`.execute(store.db);
   assert.ok(failed.rows.some((r) => r.action === 'bmc power on' && r.result === 'failed'));
 });
 
 test('the routes are in the OpenAPI document with summaries and their error answers', async () => {
-  const doc = (await call('GET', '/openapi.json')).body as { paths: Record<string, Record<string, { summary?: string; operationId?: string; responses: Record<string, unknown> }>> };
+  const doc = (await call('GET', '/openapi.json')).body as {
+    paths: Record<
+      string,
+      Record<string, { summary?: string; operationId?: string; responses: Record<string, unknown> }>
+    >;
+  };
   for (const [path, method, codes] of [
     ['/api/v1/hosts/{name}/power', 'post', ['200', '409', '422', '502', '504']],
     ['/api/v1/hosts/{name}/power', 'get', ['200', '504']],

@@ -27,7 +27,10 @@ describe('secret box (AES-256-GCM keyring)', () => {
     assert.ok(!sealed.includes('hunter2') && !sealed.includes(Buffer.from('hunter2').toString('base64url')));
     assert.equal(ring.open(sealed, 'host:1'), 'hunter2');
     // copied to another row: the context (AAD) does not match
-    assert.equal(code(() => ring.open(sealed, 'host:2')), 'KVMF_ERR_SECRET_UNAVAILABLE');
+    assert.equal(
+      code(() => ring.open(sealed, 'host:2')),
+      'KVMF_ERR_SECRET_UNAVAILABLE',
+    );
     // two seals of one text differ (fresh IV)
     assert.notEqual(ring.seal('hunter2', 'host:1'), sealed);
   });
@@ -42,7 +45,11 @@ describe('secret box (AES-256-GCM keyring)', () => {
     };
     for (const i of [2, 3, 4]) {
       const altered = parts.map((p, j) => (j === i ? flip(p) : p)).join('.');
-      assert.equal(code(() => ring.open(altered, 'c')), 'KVMF_ERR_SECRET_UNAVAILABLE', `part ${i}`);
+      assert.equal(
+        code(() => ring.open(altered, 'c')),
+        'KVMF_ERR_SECRET_UNAVAILABLE',
+        `part ${i}`,
+      );
     }
   });
 
@@ -52,14 +59,26 @@ describe('secret box (AES-256-GCM keyring)', () => {
     assert.equal(rotated.currentId, keyIdOf(b));
     assert.equal(rotated.open(old, 'c'), 'pw');
     assert.equal(rotated.keyIdOf(rotated.seal('pw', 'c')), keyIdOf(b));
-    assert.equal(code(() => keyringOf([b]).open(old, 'c')), 'KVMF_ERR_SECRET_UNAVAILABLE');
+    assert.equal(
+      code(() => keyringOf([b]).open(old, 'c')),
+      'KVMF_ERR_SECRET_UNAVAILABLE',
+    );
   });
 
   it('parses keys strictly', () => {
     assert.equal(parseKeys(`# comment\n${a.toString('base64')}\n\n${b.toString('base64')}\n`, 'f').length, 2);
-    assert.equal(code(() => parseKeys(randomBytes(16).toString('base64'), 'f')), 'KVMF_ERR_SECRET_UNAVAILABLE');
-    assert.equal(code(() => parseKeys('not base64!', 'f')), 'KVMF_ERR_SECRET_UNAVAILABLE');
-    assert.equal(code(() => parseKeys('# only a comment', 'f')), 'KVMF_ERR_SECRET_UNAVAILABLE');
+    assert.equal(
+      code(() => parseKeys(randomBytes(16).toString('base64'), 'f')),
+      'KVMF_ERR_SECRET_UNAVAILABLE',
+    );
+    assert.equal(
+      code(() => parseKeys('not base64!', 'f')),
+      'KVMF_ERR_SECRET_UNAVAILABLE',
+    );
+    assert.equal(
+      code(() => parseKeys('# only a comment', 'f')),
+      'KVMF_ERR_SECRET_UNAVAILABLE',
+    );
   });
 
   it('creates the key file 0600 on first use, reuses it, refuses it when others can read it', () => {
@@ -71,9 +90,15 @@ describe('secret box (AES-256-GCM keyring)', () => {
       assert.equal(loadKeyring(dir, {}).currentId, first.currentId);
       assert.equal(parseKeys(readFileSync(path, 'utf8'), path).length, 1);
       chmodSync(path, 0o644);
-      assert.equal(code(() => loadKeyring(dir, {})), 'KVMF_ERR_SECRET_UNAVAILABLE');
+      assert.equal(
+        code(() => loadKeyring(dir, {})),
+        'KVMF_ERR_SECRET_UNAVAILABLE',
+      );
       // the environment wins over the file
-      assert.equal(loadKeyring(dir, { KVMFLEET_SECRET_KEY: `${b.toString('base64')},${a.toString('base64')}` }).currentId, keyIdOf(b));
+      assert.equal(
+        loadKeyring(dir, { KVMFLEET_SECRET_KEY: `${b.toString('base64')},${a.toString('base64')}` }).currentId,
+        keyIdOf(b),
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -42,14 +42,24 @@ describeEachStore('build timeout and late callbacks', (ctx) => {
   };
   /** The machine asks for its script from its own address: a build starts (or its token rotates). */
   const startBuild = async (host: { ip: string | null; macs: readonly string[] }) => {
-    const r = await http.inject({ method: 'GET', url: `/boot/${host.macs[0]!.replace(/:/g, '-')}?platform=pcbios`, headers: { host: 'boot.test:8081' }, remoteAddress: host.ip! });
+    const r = await http.inject({
+      method: 'GET',
+      url: `/boot/${host.macs[0]!.replace(/:/g, '-')}?platform=pcbios`,
+      headers: { host: 'boot.test:8081' },
+      remoteAddress: host.ip!,
+    });
     const token = /\/boot\/ks\/([A-Za-z0-9_-]+)/.exec(r.body)?.[1];
     assert.ok(token, r.body);
     return token;
   };
-  const callback = async (token: string) => (await http.inject({ method: 'POST', url: `/boot/built/${token}`, headers: { host: 'boot.test:8081' } })).statusCode;
+  const callback = async (token: string) =>
+    (await http.inject({ method: 'POST', url: `/boot/built/${token}`, headers: { host: 'boot.test:8081' } }))
+      .statusCode;
   /** Moves a build's start back in the database's own time. */
-  const startedAgo = (hostname: string, minutes: number) => sql`update hosts set build_started_at = now() - make_interval(mins => ${minutes}) where hostname = ${hostname}`.execute(ctx.store.db);
+  const startedAgo = (hostname: string, minutes: number) =>
+    sql`update hosts set build_started_at = now() - make_interval(mins => ${minutes}) where hostname = ${hostname}`.execute(
+      ctx.store.db,
+    );
   const state = async (hostname: string) => (await getHost(ctx.store.db, hostname)).buildState;
   const kinds = async (hostname: string) => (await hostTimeline(ctx.store.db, hostname)).map((e) => e.kind);
 
@@ -62,7 +72,8 @@ describeEachStore('build timeout and late callbacks', (ctx) => {
     const sweep = startBuildTimeoutSweep(ctx.store.db, policy, (error) => assert.fail(String(error)), 20);
     try {
       const deadline = Date.now() + 5000;
-      while ((await state(a!.hostname)) !== 'failed' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      while ((await state(a!.hostname)) !== 'failed' && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
     } finally {
       await sweep.stop();
     }
@@ -98,7 +109,7 @@ describeEachStore('build timeout and late callbacks', (ctx) => {
       assert.equal(await state(b!.hostname), 'failed');
     });
 
-    test('admission expires its site\'s stale builds in database time too', async () => {
+    test("admission expires its site's stale builds in database time too", async () => {
       const [a, b] = await seed(2);
       await sql`update sites set build_cap = 1`.execute(ctx.store.db);
       await startBuild(a!);
@@ -107,7 +118,14 @@ describeEachStore('build timeout and late callbacks', (ctx) => {
       mock.timers.enable({ apis: ['Date'], now: Date.now() + 2 * HOUR });
       let script: string;
       try {
-        script = (await http.inject({ method: 'GET', url: `/boot/${b!.macs[0]!.replace(/:/g, '-')}`, headers: { host: 'boot.test:8081' }, remoteAddress: b!.ip! })).body;
+        script = (
+          await http.inject({
+            method: 'GET',
+            url: `/boot/${b!.macs[0]!.replace(/:/g, '-')}`,
+            headers: { host: 'boot.test:8081' },
+            remoteAddress: b!.ip!,
+          })
+        ).body;
       } finally {
         mock.timers.reset();
       }
@@ -120,9 +138,20 @@ describeEachStore('build timeout and late callbacks', (ctx) => {
     const hosts = await seed(6);
     for (const h of hosts) await startBuild(h);
     await sql`update hosts set build_started_at = now() - make_interval(mins => 90)`.execute(ctx.store.db);
-    const counts = await Promise.all([sweepBuildTimeouts(ctx.store.db, policy), sweepBuildTimeouts(ctx.store.db, policy), sweepBuildTimeouts(ctx.store.db, policy)]);
-    assert.equal(counts.reduce((x, y) => x + y, 0), 6);
-    const { n } = await ctx.store.db.selectFrom('host_events').select((eb) => eb.fn.countAll<number>().as('n')).where('kind', '=', 'build-failed').executeTakeFirstOrThrow();
+    const counts = await Promise.all([
+      sweepBuildTimeouts(ctx.store.db, policy),
+      sweepBuildTimeouts(ctx.store.db, policy),
+      sweepBuildTimeouts(ctx.store.db, policy),
+    ]);
+    assert.equal(
+      counts.reduce((x, y) => x + y, 0),
+      6,
+    );
+    const { n } = await ctx.store.db
+      .selectFrom('host_events')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('kind', '=', 'build-failed')
+      .executeTakeFirstOrThrow();
     assert.equal(Number(n), 6);
   });
 
@@ -143,7 +172,7 @@ describeEachStore('build timeout and late callbacks', (ctx) => {
     assert.equal(await callback(token), 403, 'the token is spent');
   });
 
-  test('an older build\'s token is refused after the timeout, and after a rebuild so is the last one', async () => {
+  test("an older build's token is refused after the timeout, and after a rebuild so is the last one", async () => {
     const [a] = await seed(1);
     const first = await startBuild(a!);
     const second = await startBuild(a!); // the machine rebooted mid-install: a new token
@@ -153,7 +182,7 @@ describeEachStore('build timeout and late callbacks', (ctx) => {
     assert.equal(await callback(first), 403);
     assert.equal(await state(a!.hostname), 'failed');
     await requestRebuild(ctx.store.db, a!.hostname, 'test');
-    assert.equal(await callback(second), 403, 'a rebuild starts a new build: the failed one\'s token is dead');
+    assert.equal(await callback(second), 403, "a rebuild starts a new build: the failed one's token is dead");
     assert.equal(await state(a!.hostname), 'ready');
     assert.ok(!(await kinds(a!.hostname)).includes('built'));
   });
@@ -163,7 +192,10 @@ describeEachStore('build timeout and late callbacks', (ctx) => {
     const token = await startBuild(a!);
     await startedAgo(a!.hostname, 200);
     await sweepBuildTimeouts(ctx.store.db, policy);
-    assert.equal((await http.inject({ method: 'GET', url: `/boot/ks/${token}`, headers: { host: 'boot.test:8081' } })).statusCode, 403);
+    assert.equal(
+      (await http.inject({ method: 'GET', url: `/boot/ks/${token}`, headers: { host: 'boot.test:8081' } })).statusCode,
+      403,
+    );
   });
 
   const markBuilt = (name: string) => api.inject({ method: 'POST', url: `/api/v1/hosts/${name}/mark-built` });
@@ -181,7 +213,11 @@ describeEachStore('build timeout and late callbacks', (ctx) => {
     assert.equal(built.length, 1);
     assert.deepEqual({ ...built[0]!.detail, by: undefined }, { by: undefined, manual: true, was: 'failed' });
     assert.equal(typeof built[0]!.detail.by, 'string');
-    const audit = await ctx.store.db.selectFrom('audit_log').selectAll().where('action', '=', 'POST /api/v1/hosts/:name/mark-built').execute();
+    const audit = await ctx.store.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('action', '=', 'POST /api/v1/hosts/:name/mark-built')
+      .execute();
     assert.equal(audit.length, 1);
     assert.equal(audit[0]!.target, a!.hostname);
     assert.equal(audit[0]!.result, '200');
@@ -205,4 +241,3 @@ describeEachStore('build timeout and late callbacks', (ctx) => {
     assert.ok(op.responses['200'] && op.responses['409'] && op.responses['404']);
   });
 });
-

@@ -31,19 +31,31 @@ describeEachStore('boot HTTP', (ctx) => {
   let app: FastifyInstance;
   let boot: BootService;
   before(async () => {
-    boot = new BootService({ db: ctx.store.db, templates: new KickstartTemplates(), policy: { buildTimeoutMs: 3600_000, retrySeconds: 30 } });
+    boot = new BootService({
+      db: ctx.store.db,
+      templates: new KickstartTemplates(),
+      policy: { buildTimeoutMs: 3600_000, retrySeconds: 30 },
+    });
     app = await buildBootHttp({ store: ctx.store, boot, treesDir: trees });
   });
   after(() => app.close());
 
   const get = async (url: string, headers: Record<string, string> = {}, from?: string) => {
-    const r = await app.inject({ method: 'GET', url, headers: { host: 'boot.test:8081', ...headers }, ...(from ? { remoteAddress: from } : {}) });
+    const r = await app.inject({
+      method: 'GET',
+      url,
+      headers: { host: 'boot.test:8081', ...headers },
+      ...(from ? { remoteAddress: from } : {}),
+    });
     return { status: r.statusCode, body: r.body, headers: r.headers, raw: r.rawPayload };
   };
   /** A machine's own request: from its reserved address (a MAC alone gets no install). */
   const fromHost = (host: { ip: string | null }, url: string) => get(url, {}, host.ip!);
   const post = async (url: string, form?: string) => {
-    const headers = { host: 'boot.test:8081', ...(form === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' }) };
+    const headers = {
+      host: 'boot.test:8081',
+      ...(form === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' }),
+    };
     const r = await app.inject({ method: 'POST', url, headers, ...(form === undefined ? {} : { payload: form }) });
     return { status: r.statusCode, body: r.body };
   };
@@ -51,7 +63,10 @@ describeEachStore('boot HTTP', (ctx) => {
 
   const seed = async (hosts: number, cap: number) => {
     const { yaml, csv } = generateEnterprise({ sites: 1, hostsPerSite: hosts });
-    await importSiteYaml(ctx.store.db, yaml.replace('http://boot.example.com/trees/rhel9', 'http://boot.test:8081/trees/rhel9'));
+    await importSiteYaml(
+      ctx.store.db,
+      yaml.replace('http://boot.example.com/trees/rhel9', 'http://boot.test:8081/trees/rhel9'),
+    );
     await importHostsCsv(ctx.store.db, csv);
     await updateSite(ctx.store.db, 'site1', { buildCap: cap });
     return (await listHosts(ctx.store.db)).sort((a, b) => a.hostname.localeCompare(b.hostname));
@@ -114,9 +129,17 @@ describeEachStore('boot HTTP', (ctx) => {
 
   test('an unknown MAC is registered as discovered on the network of its address and told to wait', async () => {
     await seed(1, 5);
-    const r = await app.inject({ method: 'GET', url: '/boot/aa-bb-cc-00-11-22', remoteAddress: '10.1.3.77', headers: { host: 'boot.test' } });
+    const r = await app.inject({
+      method: 'GET',
+      url: '/boot/aa-bb-cc-00-11-22',
+      remoteAddress: '10.1.3.77',
+      headers: { host: 'boot.test' },
+    });
     assert.match(r.body, /registered as discovered|waiting to be adopted/);
-    assert.match(r.body, /chain --replace --autofree http:\/\/boot\.test\/boot\/\$\{mac:hexhyp\}\?platform=\$\{platform\}/);
+    assert.match(
+      r.body,
+      /chain --replace --autofree http:\/\/boot\.test\/boot\/\$\{mac:hexhyp\}\?platform=\$\{platform\}/,
+    );
     const [discovered] = await listHosts(ctx.store.db, { state: 'discovered' });
     assert.equal(discovered!.hostname, 'discovered-aabbcc001122');
     assert.equal(discovered!.network, 'site1-hv0');
@@ -127,26 +150,80 @@ describeEachStore('boot HTTP', (ctx) => {
 
   test('adopting a discovered machine keeps its timeline, checks its identity, and makes it install at its next retry', async () => {
     const hosts = await seed(2, 1);
-    const r = await app.inject({ method: 'GET', url: '/boot/aa-bb-cc-00-11-33', remoteAddress: '10.1.3.78', headers: { host: 'boot.test' } });
+    const r = await app.inject({
+      method: 'GET',
+      url: '/boot/aa-bb-cc-00-11-33',
+      remoteAddress: '10.1.3.78',
+      headers: { host: 'boot.test' },
+    });
     assert.equal(r.statusCode, 200);
-    await assert.rejects(adoptHost(ctx.store.db, 'discovered-aabbcc001133', { hostname: hosts[0]!.hostname, profile: 'rhel9-kvm' }, 'test'), { code: 'KVMF_ERR_DUPLICATE_HOSTNAME' });
-    await assert.rejects(adoptHost(ctx.store.db, 'discovered-aabbcc001133', { hostname: 'new1.site1.example.com', profile: 'no-such' }, 'test'), { code: 'KVMF_ERR_UNKNOWN_PROFILE' });
-    await assert.rejects(adoptHost(ctx.store.db, 'discovered-aabbcc001133', { hostname: 'new1.site1.example.com', profile: 'rhel9-kvm', ip: hosts[0]!.ip }, 'test'), { code: 'KVMF_ERR_DUPLICATE_IP' });
-    await assert.rejects(adoptHost(ctx.store.db, hosts[0]!.hostname, { hostname: 'x.site1.example.com', profile: 'rhel9-kvm' }, 'test'), { code: 'KVMF_ERR_IN_USE' });
-    assert.equal((await listHosts(ctx.store.db, { state: 'discovered' }))[0]?.hostname, 'discovered-aabbcc001133', 'a refused adoption changes nothing');
+    await assert.rejects(
+      adoptHost(
+        ctx.store.db,
+        'discovered-aabbcc001133',
+        { hostname: hosts[0]!.hostname, profile: 'rhel9-kvm' },
+        'test',
+      ),
+      { code: 'KVMF_ERR_DUPLICATE_HOSTNAME' },
+    );
+    await assert.rejects(
+      adoptHost(
+        ctx.store.db,
+        'discovered-aabbcc001133',
+        { hostname: 'new1.site1.example.com', profile: 'no-such' },
+        'test',
+      ),
+      { code: 'KVMF_ERR_UNKNOWN_PROFILE' },
+    );
+    await assert.rejects(
+      adoptHost(
+        ctx.store.db,
+        'discovered-aabbcc001133',
+        { hostname: 'new1.site1.example.com', profile: 'rhel9-kvm', ip: hosts[0]!.ip },
+        'test',
+      ),
+      { code: 'KVMF_ERR_DUPLICATE_IP' },
+    );
+    await assert.rejects(
+      adoptHost(ctx.store.db, hosts[0]!.hostname, { hostname: 'x.site1.example.com', profile: 'rhel9-kvm' }, 'test'),
+      { code: 'KVMF_ERR_IN_USE' },
+    );
+    assert.equal(
+      (await listHosts(ctx.store.db, { state: 'discovered' }))[0]?.hostname,
+      'discovered-aabbcc001133',
+      'a refused adoption changes nothing',
+    );
 
-    const adopted = await adoptHost(ctx.store.db, 'discovered-aabbcc001133', { hostname: 'New1.site1.example.com', profile: 'rhel9-kvm', ip: '10.1.0.200' }, 'test');
+    const adopted = await adoptHost(
+      ctx.store.db,
+      'discovered-aabbcc001133',
+      { hostname: 'New1.site1.example.com', profile: 'rhel9-kvm', ip: '10.1.0.200' },
+      'test',
+    );
     assert.equal(adopted.hostname, 'new1.site1.example.com');
     assert.equal(adopted.network, 'site1-hv0', 'the network it was discovered on');
     assert.deepEqual(adopted.macs, ['aa:bb:cc:00:11:33']);
     assert.equal(adopted.buildState, 'ready');
     // The site cap is 1: the adopted machine builds; a second asking is queued.
     assert.match((await get('/boot/aa-bb-cc-00-11-33?platform=efi', {}, '10.1.0.200')).body, /^kernel /m);
-    assert.match((await fromHost(hosts[0]!, `/boot/${hosts[0]!.macs[0]!.replace(/:/g, '-')}?platform=efi`)).body, /build cap: .* number 1 in the queue/);
+    assert.match(
+      (await fromHost(hosts[0]!, `/boot/${hosts[0]!.macs[0]!.replace(/:/g, '-')}?platform=efi`)).body,
+      /build cap: .* number 1 in the queue/,
+    );
     const { hostTimeline, buildProgress } = await import('../../src/boot/builds.ts');
-    assert.deepEqual((await hostTimeline(ctx.store.db, 'new1.site1.example.com')).map((e) => e.kind).slice(0, 4), ['discovered', 'script', 'adopted', 'build-started']);
+    assert.deepEqual((await hostTimeline(ctx.store.db, 'new1.site1.example.com')).map((e) => e.kind).slice(0, 4), [
+      'discovered',
+      'script',
+      'adopted',
+      'build-started',
+    ]);
     const [progress] = await buildProgress(ctx.store.db, boot.policy);
-    assert.deepEqual(progress, { site: 'site1', cap: 1, hosts: 3, counts: { discovered: 0, ready: 1, queued: 1, building: 1, built: 0, failed: 0 } });
+    assert.deepEqual(progress, {
+      site: 'site1',
+      cap: 1,
+      hosts: 3,
+      counts: { discovered: 0, ready: 1, queued: 1, building: 1, built: 0, failed: 0 },
+    });
   });
 
   test('install trees: whole file, Range, ETag revalidation, no dotfiles, no traversal', async () => {
@@ -158,10 +235,18 @@ describeEachStore('boot HTTP', (ctx) => {
     assert.deepEqual(range.raw, kernelBytes.subarray(100, 200));
     assert.equal(range.headers['content-range'], 'bytes 100-199/4096');
     assert.ok(whole.headers.etag && whole.headers['last-modified']);
-    assert.equal((await get('/trees/rhel9/images/pxeboot/vmlinuz', { 'if-none-match': String(whole.headers.etag) })).status, 304);
+    assert.equal(
+      (await get('/trees/rhel9/images/pxeboot/vmlinuz', { 'if-none-match': String(whole.headers.etag) })).status,
+      304,
+    );
     assert.equal((await get('/trees/rhel9/images/pxeboot/vmlinuz', { range: 'bytes=5000-6000' })).status, 416);
     assert.notEqual((await get('/trees/.hidden')).status, 200);
-    for (const path of ['/trees/../package.json', '/trees/%2e%2e/package.json', '/trees/rhel9/../../etc/passwd', '/trees/..%2f..%2fetc%2fpasswd']) {
+    for (const path of [
+      '/trees/../package.json',
+      '/trees/%2e%2e/package.json',
+      '/trees/rhel9/../../etc/passwd',
+      '/trees/..%2f..%2fetc%2fpasswd',
+    ]) {
       const r = await get(path);
       assert.ok(r.status === 403 || r.status === 404 || r.status === 400, `${path} → ${r.status}`);
       assert.doesNotMatch(r.body, /"name": "kvmfleet"|root:/);

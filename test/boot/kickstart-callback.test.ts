@@ -41,7 +41,12 @@ after(async () => {
 
 /** A build's token, and the %post commands of its Kickstart as served for a boot server at `base`. */
 async function renderedCallback(base: string): Promise<{ token: string; script: string }> {
-  const boot = await app.inject({ method: 'GET', url: `/boot/${host.macs[0]!.replace(/:/g, '-')}`, headers: { host: 'boot.test:8081' }, remoteAddress: host.ip! });
+  const boot = await app.inject({
+    method: 'GET',
+    url: `/boot/${host.macs[0]!.replace(/:/g, '-')}`,
+    headers: { host: 'boot.test:8081' },
+    remoteAddress: host.ip!,
+  });
   const token = /\/boot\/ks\/([A-Za-z0-9_-]+)/.exec(boot.body)?.[1];
   assert.ok(token, boot.body);
   const ks = await app.inject({ method: 'GET', url: `/boot/ks/${token}`, headers: { host: new URL(base).host } });
@@ -49,7 +54,13 @@ async function renderedCallback(base: string): Promise<{ token: string; script: 
   const post = /^%post[^\n]*\n([\s\S]*?)^%end$/m.exec(ks.body)?.[1];
   assert.ok(post, 'the Kickstart has a %post');
   // Everything but enabling libvirtd, which is the installed system's business.
-  return { token, script: post.split('\n').filter((line) => !/^(systemctl|chkconfig) /.test(line)).join('\n') };
+  return {
+    token,
+    script: post
+      .split('\n')
+      .filter((line) => !/^(systemctl|chkconfig) /.test(line))
+      .join('\n'),
+  };
 }
 
 function runShell(script: string): { stdout: string[]; stderr: string[]; exit: Promise<number | null> } {
@@ -61,47 +72,58 @@ function runShell(script: string): { stdout: string[]; stderr: string[]; exit: P
   return { ...out, exit };
 }
 
-test('the %post callback outlasts a refused connection and a 503, and the host ends built', { timeout: 60_000 }, async () => {
-  const port = await freePort();
-  const { script } = await renderedCallback(`http://127.0.0.1:${port}`);
-  const shell = runShell(script);
-  const started = Date.now();
-  try {
-    // Nothing listens yet: curl's first attempt is refused.
-    while (!shell.stderr.join('').match(/Connection refused|Couldn't connect|Failed to connect/i)) {
-      assert.ok(Date.now() - started < 10_000, `no refused attempt seen: ${shell.stderr.join('')}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const answered: number[] = [];
-    const front = createServer((request, response) => {
-      void (async () => {
-        if (answered.length === 0) {
-          answered.push(503);
-          response.writeHead(503).end('store unavailable\n');
-          return;
-        }
-        const r = await app.inject({ method: request.method as 'POST', url: request.url!, headers: { host: 'boot.test:8081' } });
-        answered.push(r.statusCode);
-        response.writeHead(r.statusCode).end(r.body);
-      })();
-    });
-    front.listen(port, '127.0.0.1');
-    await once(front, 'listening');
+test(
+  'the %post callback outlasts a refused connection and a 503, and the host ends built',
+  { timeout: 60_000 },
+  async () => {
+    const port = await freePort();
+    const { script } = await renderedCallback(`http://127.0.0.1:${port}`);
+    const shell = runShell(script);
+    const started = Date.now();
     try {
-      let timer: NodeJS.Timeout | undefined;
-      const code = await Promise.race([shell.exit, new Promise<'slow'>((r) => (timer = setTimeout(() => r('slow'), 40_000)))]);
-      clearTimeout(timer);
-      assert.equal(code, 0, `the callback loop ended: ${shell.stdout.join('')} ${shell.stderr.join('')}`);
+      // Nothing listens yet: curl's first attempt is refused.
+      while (!shell.stderr.join('').match(/Connection refused|Couldn't connect|Failed to connect/i)) {
+        assert.ok(Date.now() - started < 10_000, `no refused attempt seen: ${shell.stderr.join('')}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const answered: number[] = [];
+      const front = createServer((request, response) => {
+        void (async () => {
+          if (answered.length === 0) {
+            answered.push(503);
+            response.writeHead(503).end('store unavailable\n');
+            return;
+          }
+          const r = await app.inject({
+            method: request.method as 'POST',
+            url: request.url!,
+            headers: { host: 'boot.test:8081' },
+          });
+          answered.push(r.statusCode);
+          response.writeHead(r.statusCode).end(r.body);
+        })();
+      });
+      front.listen(port, '127.0.0.1');
+      await once(front, 'listening');
+      try {
+        let timer: NodeJS.Timeout | undefined;
+        const code = await Promise.race([
+          shell.exit,
+          new Promise<'slow'>((r) => (timer = setTimeout(() => r('slow'), 40_000))),
+        ]);
+        clearTimeout(timer);
+        assert.equal(code, 0, `the callback loop ended: ${shell.stdout.join('')} ${shell.stderr.join('')}`);
+      } finally {
+        front.close();
+      }
+      assert.deepEqual(answered, [503, 200]);
+      assert.match(shell.stdout.join(''), /kvmfleet: build reported/);
+      assert.equal((await getHost(store.db, host.hostname)).buildState, 'built');
     } finally {
-      front.close();
+      await Promise.race([shell.exit, new Promise((r) => setTimeout(r, 100).unref())]);
     }
-    assert.deepEqual(answered, [503, 200]);
-    assert.match(shell.stdout.join(''), /kvmfleet: build reported/);
-    assert.equal((await getHost(store.db, host.hostname)).buildState, 'built');
-  } finally {
-    await Promise.race([shell.exit, new Promise((r) => setTimeout(r, 100).unref())]);
-  }
-});
+  },
+);
 
 test('a 4xx (the token is no longer current) ends the callback at once', { timeout: 30_000 }, async () => {
   await store.db.updateTable('hosts').set({ build_state: 'ready', build_token: null }).where('id', '>', 0).execute();

@@ -20,11 +20,21 @@ const log: string[] = [];
 
 before(async () => {
   store = await openStore({ dataDir: 'memory://' });
-  await importSiteYaml(store.db, 'sites:\n  - name: lab\n    networks:\n      - { name: lab-hv, cidr: 127.78.0.0/24 }\nprofiles:\n  - { name: rhel9, os: rhel9, installTreeUrl: "http://boot.lab/trees/rhel9" }\n');
-  await importHostsCsv(store.db, 'hostname,mac,ip,network,profile\nh1.lab,52:54:00:78:00:10,127.78.0.10,lab-hv,rhel9\n');
+  await importSiteYaml(
+    store.db,
+    'sites:\n  - name: lab\n    networks:\n      - { name: lab-hv, cidr: 127.78.0.0/24 }\nprofiles:\n  - { name: rhel9, os: rhel9, installTreeUrl: "http://boot.lab/trees/rhel9" }\n',
+  );
+  await importHostsCsv(
+    store.db,
+    'hostname,mac,ip,network,profile\nh1.lab,52:54:00:78:00:10,127.78.0.10,lab-hv,rhel9\n',
+  );
   const stream = new PassThrough();
   stream.on('data', (chunk: Buffer) => log.push(...chunk.toString().split('\n').filter(Boolean)));
-  app = await buildBootHttp({ store, boot: new BootService({ db: store.db, templates: new KickstartTemplates() }), logger: { level: 'info', stream } });
+  app = await buildBootHttp({
+    store,
+    boot: new BootService({ db: store.db, templates: new KickstartTemplates() }),
+    logger: { level: 'info', stream },
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   port = (app.server.address() as { port: number }).port;
 });
@@ -33,7 +43,8 @@ after(async () => {
   await store.close();
 });
 
-const send = (method: string, target: string) => rawRequest(port, { method, target, localAddress: '127.78.0.10', headers: { host: 'boot.lab' } });
+const send = (method: string, target: string) =>
+  rawRequest(port, { method, target, localAddress: '127.78.0.10', headers: { host: 'boot.lab' } });
 
 test('request logs never show a build token, whatever the spelling', async () => {
   const script = await send('GET', '/boot/52-54-00-78-00-10?platform=pcbios');
@@ -48,13 +59,18 @@ test('request logs never show a build token, whatever the spelling', async () =>
     await send('GET', `/boot//ks/${token}`),
     await send('POST', `/boot/built/${token}`),
   ];
-  assert.deepEqual(answers.map((a) => a.status), [200, 302, 200, 200, 404, 404, 200], 'the requests reached the routes they name');
+  assert.deepEqual(
+    answers.map((a) => a.status),
+    [200, 302, 200, 200, 404, 404, 200],
+    'the requests reached the routes they name',
+  );
   await new Promise((r) => setTimeout(r, 100)); // the logger writes asynchronously
   const requests = log.filter((line) => /"url"/.test(line));
   assert.ok(requests.length >= 8, `the requests are logged (${requests.length} lines)`);
   const leaks = log.filter((line) => line.includes(token));
   assert.deepEqual(leaks, [], 'no log line holds the token');
   const urls = requests.map((line) => (JSON.parse(line) as { req?: { url: string } }).req?.url).filter(Boolean);
-  for (const url of ['/boot/ks/[redacted]', '/boot/files/[redacted]/kernel', '/boot/built/[redacted]']) assert.ok(urls.includes(url), `${url} in ${urls.join(' ')}`);
+  for (const url of ['/boot/ks/[redacted]', '/boot/files/[redacted]/kernel', '/boot/built/[redacted]'])
+    assert.ok(urls.includes(url), `${url} in ${urls.join(' ')}`);
   assert.ok(urls.includes('/boot/52-54-00-78-00-10?platform=pcbios'), 'other URLs are logged as they are');
 });

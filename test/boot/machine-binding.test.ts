@@ -24,8 +24,10 @@ const LEASED = '127.77.0.50'; // leased.lab's DHCP lease (it has no reservation)
 const STRANGER = '127.0.0.1';
 const BALANCER = '127.0.0.5';
 
-const site = 'sites:\n  - name: lab\n    buildCap: 10\n    networks:\n      - { name: lab-hv, cidr: 127.77.0.0/24 }\nprofiles:\n  - { name: rhel9, os: rhel9, installTreeUrl: "http://boot.lab/trees/rhel9" }\n';
-const hosts = 'hostname,mac,ip,network,profile\nready.lab,52:54:00:77:00:10,127.77.0.10,lab-hv,rhel9\nleased.lab,52:54:00:77:00:50,,lab-hv,rhel9\n';
+const site =
+  'sites:\n  - name: lab\n    buildCap: 10\n    networks:\n      - { name: lab-hv, cidr: 127.77.0.0/24 }\nprofiles:\n  - { name: rhel9, os: rhel9, installTreeUrl: "http://boot.lab/trees/rhel9" }\n';
+const hosts =
+  'hostname,mac,ip,network,profile\nready.lab,52:54:00:77:00:10,127.77.0.10,lab-hv,rhel9\nleased.lab,52:54:00:77:00:50,,lab-hv,rhel9\n';
 
 const tokenOf = (script: string) => /\/boot\/ks\/([A-Za-z0-9_-]+)/.exec(script)?.[1];
 
@@ -37,7 +39,18 @@ describeEachStore('build tokens bound to the machine', (ctx) => {
     await importSiteYaml(ctx.store.db, site);
     await importHostsCsv(ctx.store.db, hosts);
     const network = await ctx.store.db.selectFrom('networks').select('id').executeTakeFirstOrThrow();
-    await ctx.store.db.insertInto('leases').values({ ip: LEASED, network_id: network.id, mac: '52:54:00:77:00:50', client_id: null, hostname: null, state: 'bound', expires_at: new Date(Date.now() + 3600_000).toISOString() }).execute();
+    await ctx.store.db
+      .insertInto('leases')
+      .values({
+        ip: LEASED,
+        network_id: network.id,
+        mac: '52:54:00:77:00:50',
+        client_id: null,
+        hostname: null,
+        state: 'bound',
+        expires_at: new Date(Date.now() + 3600_000).toISOString(),
+      })
+      .execute();
   };
   before(async () => {
     const boot = new BootService({ db: ctx.store.db, templates: new KickstartTemplates() });
@@ -47,12 +60,18 @@ describeEachStore('build tokens bound to the machine', (ctx) => {
   });
   after(() => app.close());
 
-  const get = (target: string, from: string, headers: Record<string, string> = {}) => rawRequest(port, { method: 'GET', target, localAddress: from, headers: { host: 'boot.lab', ...headers } });
-  const post = (target: string, from: string) => rawRequest(port, { method: 'POST', target, localAddress: from, headers: { host: 'boot.lab' } });
+  const get = (target: string, from: string, headers: Record<string, string> = {}) =>
+    rawRequest(port, { method: 'GET', target, localAddress: from, headers: { host: 'boot.lab', ...headers } });
+  const post = (target: string, from: string) =>
+    rawRequest(port, { method: 'POST', target, localAddress: from, headers: { host: 'boot.lab' } });
 
   test('a ready host asked for from another address: wait script, no token, state unchanged', async () => {
     await seed();
-    for (const [from, headers] of [[STRANGER, {}], [STRANGER, { 'x-forwarded-for': MACHINE }], ['127.0.0.6', { 'x-forwarded-for': MACHINE, forwarded: `for=${MACHINE}` }]] as const) {
+    for (const [from, headers] of [
+      [STRANGER, {}],
+      [STRANGER, { 'x-forwarded-for': MACHINE }],
+      ['127.0.0.6', { 'x-forwarded-for': MACHINE, forwarded: `for=${MACHINE}` }],
+    ] as const) {
       const reply = await get('/boot/52-54-00-77-00-10?platform=pcbios', from, headers);
       assert.equal(reply.status, 200);
       assert.equal(tokenOf(reply.body), undefined, `no token for ${from} ${JSON.stringify(headers)}`);
@@ -93,6 +112,7 @@ describeEachStore('build tokens bound to the machine', (ctx) => {
 
   test('--trust-proxy takes addresses and CIDRs, nothing else', () => {
     assert.deepEqual(parseTrustedProxies('10.1.0.5, 10.1.0.0/28,fd00::1'), ['10.1.0.5', '10.1.0.0/28', 'fd00::1']);
-    for (const bad of ['', 'true', '10.1.0.0/33', 'lb.example.com', '10.1.0.5/24/1']) assert.throws(() => parseTrustedProxies(bad), /--trust-proxy/);
+    for (const bad of ['', 'true', '10.1.0.0/33', 'lb.example.com', '10.1.0.5/24/1'])
+      assert.throws(() => parseTrustedProxies(bad), /--trust-proxy/);
   });
 });

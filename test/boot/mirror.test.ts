@@ -37,7 +37,11 @@ before(async () => {
   const port = (upstream.address() as { port: number }).port;
   store = await openStore({ dataDir: 'memory://' });
   cache = new MirrorCache(join(dir, 'cache'), parseMirrors(`up=http://127.0.0.1:${port}/rhel9`));
-  app = await buildBootHttp({ store, boot: new BootService({ db: store.db, templates: new KickstartTemplates() }), mirrors: cache });
+  app = await buildBootHttp({
+    store,
+    boot: new BootService({ db: store.db, templates: new KickstartTemplates() }),
+    mirrors: cache,
+  });
 });
 after(async () => {
   await app.close();
@@ -47,13 +51,19 @@ after(async () => {
 });
 
 test('50 concurrent requests for one file cause one upstream fetch and all get the bytes', async () => {
-  const replies = await Promise.all(Array.from({ length: 50 }, () => app.inject({ method: 'GET', url: '/mirror/up/images/install.img' })));
+  const replies = await Promise.all(
+    Array.from({ length: 50 }, () => app.inject({ method: 'GET', url: '/mirror/up/images/install.img' })),
+  );
   for (const reply of replies) {
     assert.equal(reply.statusCode, 200);
     assert.ok(reply.rawPayload.equals(payload));
   }
   assert.deepEqual(requests, ['/rhel9/images/install.img']);
-  const ranged = await app.inject({ method: 'GET', url: '/mirror/up/images/install.img', headers: { range: 'bytes=10-19' } });
+  const ranged = await app.inject({
+    method: 'GET',
+    url: '/mirror/up/images/install.img',
+    headers: { range: 'bytes=10-19' },
+  });
   assert.equal(ranged.statusCode, 206);
   assert.ok(ranged.rawPayload.equals(payload.subarray(10, 20)));
   assert.equal(requests.length, 1, 'served from the cache');

@@ -18,7 +18,18 @@ let port = 0;
 before(async () => {
   mkdirSync(join(work, 'trees', 'rhel9'), { recursive: true });
   writeFileSync(join(work, 'trees', 'rhel9', 'k'), file);
-  server = await startServer(['--roles', 'http', '--http-listen', '127.0.0.1:0', '--trees-dir', join(work, 'trees'), '--data-dir', join(work, 'data'), '--log-level', 'warn']);
+  server = await startServer([
+    '--roles',
+    'http',
+    '--http-listen',
+    '127.0.0.1:0',
+    '--trees-dir',
+    join(work, 'trees'),
+    '--data-dir',
+    join(work, 'data'),
+    '--log-level',
+    'warn',
+  ]);
   port = Number(new URL(server.bootUrl).port);
 });
 after(async () => {
@@ -37,12 +48,17 @@ function raw(request: string): Promise<{ status: number; headers: Record<string,
       const all = Buffer.concat(chunks);
       const split = all.indexOf('\r\n\r\n');
       const [statusLine, ...lines] = all.subarray(0, split).toString('latin1').split('\r\n');
-      const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+      const headers = Object.fromEntries(
+        lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]),
+      );
       resolve({ status: Number(statusLine!.split(' ')[1]), headers, body: all.subarray(split + 4) });
     });
   });
 }
-const get = (path: string, range?: string) => raw(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n${range ? `Range: ${range}\r\n` : ''}\r\n`);
+const get = (path: string, range?: string) =>
+  raw(
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n${range ? `Range: ${range}\r\n` : ''}\r\n`,
+  );
 
 test('a suffix range longer than the file is the whole file (206); 416 says bytes */N; malformed ranges are ignored (200)', async () => {
   const suffix = await get('/trees/rhel9/k', 'bytes=-5000');

@@ -20,12 +20,60 @@ describe('boot verbs of the CLI against api+http roles', () => {
     const data = join(work, 'data');
     mkdirSync(join(data, 'templates', 'kickstart'), { recursive: true });
     writeFileSync(join(data, 'templates', 'kickstart', 'broken.ks.hbs'), 'network --ip={{host.address}}\n');
-    server = await startServer(['--roles', 'api,http', '--data-dir', data, '--http-listen', '127.0.0.1:0', '--log-level', 'warn']);
-    writeFileSync(join(work, 'site.yaml'), 'sites:\n  - name: dc1\n    buildCap: 1\n    networks:\n      - { name: dc1-hv, cidr: 127.1.0.0/24, gateway: 127.1.0.1, dns: [127.1.0.10], domain: dc1.example.com }\nprofiles:\n  - { name: rhel9-kvm, os: rhel9, installTreeUrl: "http://boot/trees/rhel9" }\n  - { name: broken, os: rhel9, installTreeUrl: "http://boot/trees/rhel9", kickstartTemplate: broken }\n');
+    server = await startServer([
+      '--roles',
+      'api,http',
+      '--data-dir',
+      data,
+      '--http-listen',
+      '127.0.0.1:0',
+      '--log-level',
+      'warn',
+    ]);
+    writeFileSync(
+      join(work, 'site.yaml'),
+      'sites:\n  - name: dc1\n    buildCap: 1\n    networks:\n      - { name: dc1-hv, cidr: 127.1.0.0/24, gateway: 127.1.0.1, dns: [127.1.0.10], domain: dc1.example.com }\nprofiles:\n  - { name: rhel9-kvm, os: rhel9, installTreeUrl: "http://boot/trees/rhel9" }\n  - { name: broken, os: rhel9, installTreeUrl: "http://boot/trees/rhel9", kickstartTemplate: broken }\n',
+    );
     await ok('import', join(work, 'site.yaml'));
-    await ok('host', 'add', 'hv1', '--mac', '52:54:00:00:10:01', '--ip', '127.1.0.21', '--network', 'dc1-hv', '--profile', 'rhel9-kvm');
-    await ok('host', 'add', 'hv2', '--mac', '52:54:00:00:10:02', '--ip', '127.1.0.22', '--network', 'dc1-hv', '--profile', 'rhel9-kvm');
-    await ok('host', 'add', 'hv3', '--mac', '52:54:00:00:10:03', '--ip', '127.1.0.23', '--network', 'dc1-hv', '--profile', 'broken');
+    await ok(
+      'host',
+      'add',
+      'hv1',
+      '--mac',
+      '52:54:00:00:10:01',
+      '--ip',
+      '127.1.0.21',
+      '--network',
+      'dc1-hv',
+      '--profile',
+      'rhel9-kvm',
+    );
+    await ok(
+      'host',
+      'add',
+      'hv2',
+      '--mac',
+      '52:54:00:00:10:02',
+      '--ip',
+      '127.1.0.22',
+      '--network',
+      'dc1-hv',
+      '--profile',
+      'rhel9-kvm',
+    );
+    await ok(
+      'host',
+      'add',
+      'hv3',
+      '--mac',
+      '52:54:00:00:10:03',
+      '--ip',
+      '127.1.0.23',
+      '--network',
+      'dc1-hv',
+      '--profile',
+      'broken',
+    );
   });
   after(async () => {
     await server?.kill();
@@ -54,11 +102,15 @@ describe('boot verbs of the CLI against api+http roles', () => {
     const token = /\/boot\/ks\/([\w-]+)/.exec(script)![1]!;
     const queued = (await httpFrom('127.1.0.22', `${server.bootUrl}/boot/52-54-00-00-10-02?platform=efi`)).body;
     assert.match(queued, /number 1 in the queue/, 'cap 1: the second machine waits');
-    assert.match(await ok('site', 'builds', 'dc1'), /1 of 1 building, 1 queued[\s\S]*building\s+hv1[\s\S]*queued\s+hv2\s+1/);
+    assert.match(
+      await ok('site', 'builds', 'dc1'),
+      /1 of 1 building, 1 queued[\s\S]*building\s+hv1[\s\S]*queued\s+hv2\s+1/,
+    );
     assert.equal((await fetch(`${server.bootUrl}/boot/ks/${token}`)).status, 200);
     assert.equal((await fetch(`${server.bootUrl}/boot/built/${token}`, { method: 'POST' })).status, 200);
     const timeline = await ok('host', 'timeline', 'hv1');
-    for (const kind of ['build-started', 'script', 'kickstart', 'built']) assert.match(timeline, new RegExp(`\\s${kind}\\s*`), kind);
+    for (const kind of ['build-started', 'script', 'kickstart', 'built'])
+      assert.match(timeline, new RegExp(`\\s${kind}\\s*`), kind);
     assert.match(await ok('host', 'list', '--state', 'built'), /^hv1\s/m);
     await ok('host', 'rebuild', 'hv1');
     assert.equal(JSON.parse(await ok('--json', 'host', 'show', 'hv1')).buildState, 'ready');
@@ -69,14 +121,37 @@ describe('boot verbs of the CLI against api+http roles', () => {
 
   test('a discovered machine is found by its MAC and adopted from the CLI', async () => {
     // An unknown MAC asks for its script: registered as discovered (no network: it came over loopback).
-    assert.match(await (await fetch(`${server.bootUrl}/boot/52-54-00-00-10-99?platform=efi`)).text(), /waiting to be adopted/);
+    assert.match(
+      await (await fetch(`${server.bootUrl}/boot/52-54-00-00-10-99?platform=efi`)).text(),
+      /waiting to be adopted/,
+    );
     assert.match(await ok('host', 'list', '--find', '00:10:99'), /^discovered-525400001099\s/m);
     assert.match(await ok('host', 'list', '--find', 'HV', '--limit', '2'), /^hv1\s[\s\S]*^hv2\s/m);
     assert.doesNotMatch(await ok('host', 'list', '--find', 'hv', '--limit', '2'), /^hv3\s/m);
-    const noNetwork = await runCli(server.url, ['host', 'adopt', 'discovered-525400001099', '--hostname', 'hv4', '--profile', 'rhel9-kvm']);
+    const noNetwork = await runCli(server.url, [
+      'host',
+      'adopt',
+      'discovered-525400001099',
+      '--hostname',
+      'hv4',
+      '--profile',
+      'rhel9-kvm',
+    ]);
     assert.equal(noNetwork.code, 1);
     assert.match(noNetwork.stderr, /was not seen on a known network: name the network/);
-    const adopted = await ok('host', 'adopt', 'discovered-525400001099', '--hostname', 'hv4', '--profile', 'rhel9-kvm', '--network', 'dc1-hv', '--ip', '127.1.0.24');
+    const adopted = await ok(
+      'host',
+      'adopt',
+      'discovered-525400001099',
+      '--hostname',
+      'hv4',
+      '--profile',
+      'rhel9-kvm',
+      '--network',
+      'dc1-hv',
+      '--ip',
+      '127.1.0.24',
+    );
     assert.match(adopted, /discovered-525400001099 adopted as hv4 \(127\.1\.0\.24, dc1-hv, rhel9-kvm\): ready/);
     assert.match(await ok('host', 'timeline', 'hv4'), /discovered[\s\S]*adopted/);
   });

@@ -35,9 +35,35 @@ describe('kvmfleet serve + CLI (embedded store)', () => {
       return result.stdout;
     };
     await ok('site', 'add', 'dc1', '--cap', '3');
-    await ok('network', 'add', 'dc1-hv', '--site', 'dc1', '--cidr', '10.1.0.0/22', '--gateway', '10.1.0.1', '--range', '10.1.3.0-10.1.3.250', '--relay', '10.1.0.2');
+    await ok(
+      'network',
+      'add',
+      'dc1-hv',
+      '--site',
+      'dc1',
+      '--cidr',
+      '10.1.0.0/22',
+      '--gateway',
+      '10.1.0.1',
+      '--range',
+      '10.1.3.0-10.1.3.250',
+      '--relay',
+      '10.1.0.2',
+    );
     await ok('profile', 'add', 'rhel9', '--os', 'rhel9', '--tree', 'http://mirror/rhel9');
-    await ok('host', 'add', 'hv1', '--mac', '52:54:00:00:00:01', '--ip', '10.1.0.11', '--network', 'dc1-hv', '--profile', 'rhel9');
+    await ok(
+      'host',
+      'add',
+      'hv1',
+      '--mac',
+      '52:54:00:00:00:01',
+      '--ip',
+      '10.1.0.11',
+      '--network',
+      'dc1-hv',
+      '--profile',
+      'rhel9',
+    );
     const table = await ok('host', 'list');
     assert.match(table, /^HOSTNAME\s+MAC\s+IP\s+NETWORK\s+PROFILE\s+STATE$/m);
     assert.match(table, /^hv1\s+52:54:00:00:00:01\s+10\.1\.0\.11\s+dc1-hv\s+rhel9\s+ready$/m);
@@ -45,7 +71,19 @@ describe('kvmfleet serve + CLI (embedded store)', () => {
     assert.equal(hosts[0].hostname, 'hv1');
     assert.equal(JSON.parse(await ok('--json', 'site', 'set', 'dc1', '--cap', '7')).buildCap, 7);
 
-    const dup = await runCli(server.url, ['host', 'add', 'hv2', '--mac', '52:54:00:00:00:01', '--ip', '10.1.0.12', '--network', 'dc1-hv', '--profile', 'rhel9']);
+    const dup = await runCli(server.url, [
+      'host',
+      'add',
+      'hv2',
+      '--mac',
+      '52:54:00:00:00:01',
+      '--ip',
+      '10.1.0.12',
+      '--network',
+      'dc1-hv',
+      '--profile',
+      'rhel9',
+    ]);
     assert.equal(dup.code, 1);
     assert.match(dup.stderr, /KVMF_ERR_DUPLICATE_MAC/);
 
@@ -70,7 +108,12 @@ test('the README default (relative ./data, api and http roles) starts and answer
   const cwd = join(work, 'readme');
   const { mkdirSync } = await import('node:fs');
   mkdirSync(cwd);
-  const server = await startServer(['--roles', 'api,http', '--http-listen', '127.0.0.1:0', '--log-level', 'warn'], {}, 60_000, { cwd });
+  const server = await startServer(
+    ['--roles', 'api,http', '--http-listen', '127.0.0.1:0', '--log-level', 'warn'],
+    {},
+    60_000,
+    { cwd },
+  );
   try {
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
     assert.equal((await fetch(`${server.url}/openapi.json`)).status, 200);
@@ -84,7 +127,11 @@ test('the README default (relative ./data, api and http roles) starts and answer
 /** A stable picture of the inventory: every host with its MACs, and every network and site. */
 async function snapshot(url: string): Promise<string> {
   const get = async (path: string) => (await fetch(`${url}${path}`)).json();
-  return JSON.stringify({ sites: await get('/api/v1/sites'), networks: await get('/api/v1/networks'), hosts: await get('/api/v1/hosts') });
+  return JSON.stringify({
+    sites: await get('/api/v1/sites'),
+    networks: await get('/api/v1/networks'),
+    hosts: await get('/api/v1/hosts'),
+  });
 }
 
 for (const backend of BACKENDS as Backend[]) {
@@ -95,13 +142,25 @@ for (const backend of BACKENDS as Backend[]) {
       const enterprise = generateEnterprise({ sites: 3, hostsPerSite: 12_000, macPrefix: '52:54:10' });
       const [header, ...rows] = enterprise.csv.trim().split('\n');
       let server = await startServer([...args, '--log-level', 'info']);
-      const yaml = await fetch(`${server.url}/api/v1/import/site`, { method: 'POST', headers: { 'content-type': 'application/yaml' }, body: enterprise.yaml });
+      const yaml = await fetch(`${server.url}/api/v1/import/site`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/yaml' },
+        body: enterprise.yaml,
+      });
       assert.equal(yaml.status, 200);
-      const base = await fetch(`${server.url}/api/v1/import/hosts`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: [header, ...rows.slice(0, 100)].join('\n') });
+      const base = await fetch(`${server.url}/api/v1/import/hosts`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/csv' },
+        body: [header, ...rows.slice(0, 100)].join('\n'),
+      });
       assert.equal(base.status, 200);
       const before = await snapshot(server.url);
 
-      const big = fetch(`${server.url}/api/v1/import/hosts`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: [header, ...rows.slice(100)].join('\n') }).then(
+      const big = fetch(`${server.url}/api/v1/import/hosts`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/csv' },
+        body: [header, ...rows.slice(100)].join('\n'),
+      }).then(
         (r) => r.status,
         () => 'connection lost',
       );

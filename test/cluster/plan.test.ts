@@ -4,7 +4,13 @@ import { test } from 'node:test';
 import { PLAN_DEFAULTS, planCapacity, type PlanInput } from '../../src/cluster/plan.ts';
 import { runCli } from '../helpers/server.ts';
 
-const base: PlanInput = { ...PLAN_DEFAULTS, hostsPerSite: 500, serverTreeMiBps: 500, serverKickstartsPerSecond: 300, serverDhcpAcksPerSecond: 3900 };
+const base: PlanInput = {
+  ...PLAN_DEFAULTS,
+  hostsPerSite: 500,
+  serverTreeMiBps: 500,
+  serverKickstartsPerSecond: 300,
+  serverDhcpAcksPerSecond: 3900,
+};
 
 test('500 hypervisors, 20-minute builds, an 8-hour window: 24 waves, 21 at once, distributed over 10 networks', () => {
   const plan = planCapacity(base);
@@ -37,10 +43,41 @@ test('a slow NIC caps what a server can give; a window shorter than a build cann
 });
 
 test('kvmfleet plan prints its reasoning, from given or measured figures', async () => {
-  const out = await runCli('http://127.0.0.1:9', ['plan', '--hosts', '500', '--networks', '10', '--tree-mibps', '500', '--kickstarts', '300', '--dhcp-acks', '3900']);
+  const out = await runCli('http://127.0.0.1:9', [
+    'plan',
+    '--hosts',
+    '500',
+    '--networks',
+    '10',
+    '--tree-mibps',
+    '500',
+    '--kickstarts',
+    '300',
+    '--dhcp-acks',
+    '3900',
+  ]);
   assert.equal(out.code, 0, out.stderr);
   assert.match(out.stdout, /^per-server figures \(given\): 500 MiB\/s install tree/m);
   assert.match(out.stdout, /distributed: 10 boot server\(s\) per site, build cap 21/);
-  const json = JSON.parse((await runCli('http://127.0.0.1:9', ['--json', 'plan', '--hosts', '500', '--window-h', '1', '--networks', '40', '--tree-mibps', '500', '--kickstarts', '300', '--dhcp-acks', '3900'])).stdout);
+  const json = JSON.parse(
+    (
+      await runCli('http://127.0.0.1:9', [
+        '--json',
+        'plan',
+        '--hosts',
+        '500',
+        '--window-h',
+        '1',
+        '--networks',
+        '40',
+        '--tree-mibps',
+        '500',
+        '--kickstarts',
+        '300',
+        '--dhcp-acks',
+        '3900',
+      ])
+    ).stdout,
+  );
   assert.equal(json.topology, 'clustered');
 });

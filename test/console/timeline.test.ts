@@ -7,8 +7,17 @@ const at = (n: number) => `2026-11-25T10:00:${String(n).padStart(2, '0')}.000Z`;
 const timeline = (...kinds: string[]) => kinds.map((kind, i) => ({ kind, at: at(i) }));
 
 test('a first install: every step at its first event; the firmware DHCP, not iPXE’s', () => {
-  const times = stepTimes(timeline('dhcp', 'tftp', 'dhcp', 'build-started', 'script', 'kernel', 'initrd', 'kickstart', 'built'));
-  assert.deepEqual(Object.fromEntries(times), { dhcp: at(0), tftp: at(1), script: at(3), kernel: at(5), kickstart: at(7), built: at(8) });
+  const times = stepTimes(
+    timeline('dhcp', 'tftp', 'dhcp', 'build-started', 'script', 'kernel', 'initrd', 'kickstart', 'built'),
+  );
+  assert.deepEqual(Object.fromEntries(times), {
+    dhcp: at(0),
+    tftp: at(1),
+    script: at(3),
+    kernel: at(5),
+    kickstart: at(7),
+    built: at(8),
+  });
 });
 
 test('UEFI HTTP boot: the firmware’s HTTP download of ipxe.efi is the boot-loader step', () => {

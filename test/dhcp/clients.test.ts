@@ -25,17 +25,34 @@ describe('DHCP with dhclient and udhcpc', { timeout: 300_000 }, () => {
     const { stdout } = await net.server.exec('curl', args);
     return stdout ? JSON.parse(stdout) : undefined;
   };
-  const clientIp = async () => (await net.client.exec('ip', ['-4', '-o', 'addr', 'show', 'dev', net.client.device])).stdout.match(/inet (\S+)\//)?.[1];
+  const clientIp = async () =>
+    (await net.client.exec('ip', ['-4', '-o', 'addr', 'show', 'dev', net.client.device])).stdout.match(
+      /inet (\S+)\//,
+    )?.[1];
   const setMac = async (mac: string) => {
     await net.client.exec('ip', ['addr', 'flush', 'dev', net.client.device]);
     await net.client.exec('ip', ['link', 'set', 'dev', net.client.device, 'address', mac]);
   };
-  const leases = async () => (await api('/api/v1/dhcp/stats')) as { sent: Record<string, number>; received: Record<string, number>; pools: { bound: number }[] };
+  const leases = async () =>
+    (await api('/api/v1/dhcp/stats')) as {
+      sent: Record<string, number>;
+      received: Record<string, number>;
+      pools: { bound: number }[];
+    };
 
   before(async () => {
     net = await createNamespacePair('dhcp', { clientAddress: false });
     server = await startServer(
-      ['--roles', 'api,dhcp', '--data-dir', join(work, 'data'), '--dhcp-server-id', net.server.ip, '--log-level', 'warn'],
+      [
+        '--roles',
+        'api,dhcp',
+        '--data-dir',
+        join(work, 'data'),
+        '--dhcp-server-id',
+        net.server.ip,
+        '--log-level',
+        'warn',
+      ],
       {},
       60_000,
       { netns: net.server.name },
@@ -43,7 +60,11 @@ describe('DHCP with dhclient and udhcpc', { timeout: 300_000 }, () => {
     const s = net.subnet;
     const site = `sites:\n  - name: lab\n    networks:\n      - { name: lab-hv, cidr: ${s}.0/24, gateway: ${s}.1, dns: [${s}.1], domain: lab.example.com, dynamicRange: { start: ${s}.100, end: ${s}.199 }, leaseSeconds: 600 }\nprofiles:\n  - { name: rhel9, os: rhel9, installTreeUrl: "http://${s}.1:8081/trees/rhel9" }\n`;
     await api('/api/v1/import/site', 'POST', site, 'application/yaml');
-    await api('/api/v1/hosts', 'POST', JSON.stringify({ hostname: 'hv1', macs: [KNOWN_MAC], ip: `${s}.50`, network: 'lab-hv', profile: 'rhel9' }));
+    await api(
+      '/api/v1/hosts',
+      'POST',
+      JSON.stringify({ hostname: 'hv1', macs: [KNOWN_MAC], ip: `${s}.50`, network: 'lab-hv', profile: 'rhel9' }),
+    );
   });
   after(async () => {
     await net?.client.exec('pkill', ['-f', `udhcpc -i ${net.client.device}`]).catch(() => {});
@@ -53,7 +74,22 @@ describe('DHCP with dhclient and udhcpc', { timeout: 300_000 }, () => {
   });
 
   const dhclient = async (lf: string, ...extra: string[]) =>
-    net.client.exec('dhclient', ['-4', '-v', '-lf', lf, '-pf', join(work, 'dhclient.pid'), '-sf', '/sbin/dhclient-script', ...extra, net.client.device], { timeoutMs: 60_000 });
+    net.client.exec(
+      'dhclient',
+      [
+        '-4',
+        '-v',
+        '-lf',
+        lf,
+        '-pf',
+        join(work, 'dhclient.pid'),
+        '-sf',
+        '/sbin/dhclient-script',
+        ...extra,
+        net.client.device,
+      ],
+      { timeoutMs: 60_000 },
+    );
 
   for (const [label, mac, expected] of [
     ['known MAC gets its reservation', KNOWN_MAC, 'reserved'],
@@ -98,12 +134,17 @@ describe('DHCP with dhclient and udhcpc', { timeout: 300_000 }, () => {
   ] as const) {
     test(`udhcpc: ${label}, renews it (unicast RENEWING) and releases it`, async () => {
       await setMac(mac);
-      const child = net.client.spawn('udhcpc', ['-i', net.client.device, '-f', '-R', '-s', '/etc/udhcpc/default.script', '-t', '5', '-T', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = net.client.spawn(
+        'udhcpc',
+        ['-i', net.client.device, '-f', '-R', '-s', '/etc/udhcpc/default.script', '-t', '5', '-T', '2'],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       let output = '';
       child.stdout!.on('data', (d) => (output += d));
       child.stderr!.on('data', (d) => (output += d));
       try {
-        for (let i = 0; i < 100 && !/lease of .* obtained/.test(output); i++) await new Promise((r) => setTimeout(r, 100));
+        for (let i = 0; i < 100 && !/lease of .* obtained/.test(output); i++)
+          await new Promise((r) => setTimeout(r, 100));
         const obtained = /lease of (\S+) obtained/.exec(output)?.[1];
         assert.ok(obtained, output);
         if (expected === 'reserved') assert.equal(obtained, `${net.subnet}.50`);
@@ -114,7 +155,8 @@ describe('DHCP with dhclient and udhcpc', { timeout: 300_000 }, () => {
         assert.equal(await clientIp(), obtained);
         const before = (await leases()).sent.ack ?? 0;
         child.kill('SIGUSR1'); // renew
-        for (let i = 0; i < 50 && ((await leases()).sent.ack ?? 0) === before; i++) await new Promise((r) => setTimeout(r, 100));
+        for (let i = 0; i < 50 && ((await leases()).sent.ack ?? 0) === before; i++)
+          await new Promise((r) => setTimeout(r, 100));
         assert.equal((await leases()).sent.ack, before + 1, 'renewal acknowledged');
         assert.equal(await clientIp(), obtained, 'same address after renewal');
         child.kill('SIGUSR2'); // release

@@ -16,14 +16,33 @@ test('failover beats: authentic ones pass once; wrong key, tampering, replay and
   assert.equal(verifier.open(first, now + 10), undefined, 'replayed');
   const second = sealer.seal({ role: 'primary', state: 'normal' }, now);
   assert.equal(verifier.open(second, now)?.seq, 2, 'same millisecond, next sequence');
-  assert.equal(verifier.open(new BeatSealer(Buffer.from('another key, 16+ bytes')).seal({ role: 'primary', state: 'normal' }, now + 5), now + 5), undefined, 'wrong key');
-  const tampered = Buffer.from(sealer.seal({ role: 'primary', state: 'normal' }, now + 6).toString().replace('"normal"', '"partner-down"'));
+  assert.equal(
+    verifier.open(
+      new BeatSealer(Buffer.from('another key, 16+ bytes')).seal({ role: 'primary', state: 'normal' }, now + 5),
+      now + 5,
+    ),
+    undefined,
+    'wrong key',
+  );
+  const tampered = Buffer.from(
+    sealer
+      .seal({ role: 'primary', state: 'normal' }, now + 6)
+      .toString()
+      .replace('"normal"', '"partner-down"'),
+  );
   assert.equal(verifier.open(tampered, now + 6), undefined, 'tampered');
   assert.equal(verifier.open(sealer.seal({ role: 'primary', state: 'normal' }, now - 60_000), now), undefined, 'stale');
-  assert.equal(verifier.open(Buffer.from(JSON.stringify({ kvmfleet: 1, role: 'primary', state: 'normal' })), now), undefined, 'the old unauthenticated format');
+  assert.equal(
+    verifier.open(Buffer.from(JSON.stringify({ kvmfleet: 1, role: 'primary', state: 'normal' })), now),
+    undefined,
+    'the old unauthenticated format',
+  );
   assert.deepEqual(verifier.refused, { malformed: 1, badMac: 2, stale: 1, replayed: 1 });
   // A restarted sender (new sequence, later clock) is heard at once.
-  assert.equal(verifier.open(new BeatSealer(key).seal({ role: 'primary', state: 'recover' }, now + 2000), now + 2000)?.state, 'recover');
+  assert.equal(
+    verifier.open(new BeatSealer(key).seal({ role: 'primary', state: 'recover' }, now + 2000), now + 2000)?.state,
+    'recover',
+  );
 });
 
 test('the key file: trimmed, at least 16 bytes', () => {

@@ -26,7 +26,22 @@ before(async () => {
   net = await createNamespacePair('fos');
   writeFileSync(join(work, 'key'), `${KEY}\n`);
   server = await startServer(
-    ['--roles', 'api,dhcp', '--dhcp-server-id', net.server.ip, '--dhcp-failover', 'secondary', '--dhcp-peer', net.client.ip, '--dhcp-failover-key-file', join(work, 'key'), '--dhcp-partner-down-delay', '2', '--log-level', 'warn'],
+    [
+      '--roles',
+      'api,dhcp',
+      '--dhcp-server-id',
+      net.server.ip,
+      '--dhcp-failover',
+      'secondary',
+      '--dhcp-peer',
+      net.client.ip,
+      '--dhcp-failover-key-file',
+      join(work, 'key'),
+      '--dhcp-partner-down-delay',
+      '2',
+      '--log-level',
+      'warn',
+    ],
     { KVMFLEET_DATABASE_URL: viaUnixSocket(database.url) },
     60_000,
     { netns: net.server.name },
@@ -39,12 +54,19 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-const state = async () => (JSON.parse((await net.server.exec('curl', ['-sS', `${server.url}/api/v1/dhcp/stats`])).stdout) as { failover: { state: string } }).failover.state;
+const state = async () =>
+  (
+    JSON.parse((await net.server.exec('curl', ['-sS', `${server.url}/api/v1/dhcp/stats`])).stdout) as {
+      failover: { state: string };
+    }
+  ).failover.state;
 
 /** Sends beats from the partner's address and port (647) for `seconds`: the attacker, or the real partner with the key. */
 async function beats(kind: 'forged' | 'authentic', seconds: number): Promise<void> {
   const script = join(work, `${kind}.mts`);
-  writeFileSync(script, `
+  writeFileSync(
+    script,
+    `
     import { createSocket } from 'node:dgram';
     import { BeatSealer } from ${JSON.stringify(AUTH)};
     const s = createSocket('udp4');
@@ -60,15 +82,25 @@ async function beats(kind: 'forged' | 'authentic', seconds: number): Promise<voi
       send(captured);
     }, 300);
     setTimeout(() => { clearInterval(timer); s.close(); }, ${seconds * 1000});
-  `);
+  `,
+  );
   await net.client.exec(process.execPath, ['--import', 'tsx', script], { timeoutMs: (seconds + 30) * 1000 });
 }
 
-test('forged, wrongly keyed and replayed beats from the partner\'s own address do not stop the takeover; authentic ones do', { timeout: 120_000 }, async () => {
-  await beats('forged', 8); // recover → (3 s silence) communications-interrupted → (2 s) partner-down
-  assert.equal(await state(), 'partner-down', 'the forgeries were not heard');
-  const metrics = (await net.server.exec('curl', ['-sS', `${server.url}/metrics`])).stdout;
-  for (const reason of ['malformed', 'badMac', 'replayed']) assert.match(metrics, new RegExp(`kvmfleet_dhcp_failover_beats_refused_total\\{reason="${reason}"\\} [1-9]`), reason);
-  await beats('authentic', 2);
-  assert.equal(await state(), 'normal', 'the real partner, with the key, is heard');
-});
+test(
+  "forged, wrongly keyed and replayed beats from the partner's own address do not stop the takeover; authentic ones do",
+  { timeout: 120_000 },
+  async () => {
+    await beats('forged', 8); // recover → (3 s silence) communications-interrupted → (2 s) partner-down
+    assert.equal(await state(), 'partner-down', 'the forgeries were not heard');
+    const metrics = (await net.server.exec('curl', ['-sS', `${server.url}/metrics`])).stdout;
+    for (const reason of ['malformed', 'badMac', 'replayed'])
+      assert.match(
+        metrics,
+        new RegExp(`kvmfleet_dhcp_failover_beats_refused_total\\{reason="${reason}"\\} [1-9]`),
+        reason,
+      );
+    await beats('authentic', 2);
+    assert.equal(await state(), 'normal', 'the real partner, with the key, is heard');
+  },
+);

@@ -16,20 +16,47 @@ import { BOOTREQUEST, messageType, MessageType, type DhcpPacket } from '../../sr
 import { LeaseWriter } from '../../src/store/lease-writer.ts';
 import { openStore, type Store } from '../../src/store/open.ts';
 
-const mac = (i: number) => `02:fa:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
-function request(type: MessageType, m: string, fields: Partial<DhcpPacket> = {}, options: [number, Buffer][] = []): DhcpPacket {
+const mac = (i: number) =>
+  `02:fa:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+function request(
+  type: MessageType,
+  m: string,
+  fields: Partial<DhcpPacket> = {},
+  options: [number, Buffer][] = [],
+): DhcpPacket {
   const opts = new DhcpOptions().set(OptionCode.MessageType, Buffer.from([type]));
   for (const [code, value] of options) opts.set(code, value);
-  return { op: BOOTREQUEST, htype: 1, hlen: 6, hops: 1, xid: 7, secs: 0, flags: 0, ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '10.66.0.1', chaddr: Buffer.from(m.replace(/:/g, '') + '00'.repeat(10), 'hex'), sname: '', file: '', options: opts, ...fields };
+  return {
+    op: BOOTREQUEST,
+    htype: 1,
+    hlen: 6,
+    hops: 1,
+    xid: 7,
+    secs: 0,
+    flags: 0,
+    ciaddr: '0.0.0.0',
+    yiaddr: '0.0.0.0',
+    siaddr: '0.0.0.0',
+    giaddr: '10.66.0.1',
+    chaddr: Buffer.from(m.replace(/:/g, '') + '00'.repeat(10), 'hex'),
+    sname: '',
+    file: '',
+    options: opts,
+    ...fields,
+  };
 }
 
 test('RFC 3074: the mixing table is a permutation; buckets split the clients evenly; split 0/256 give one server all', () => {
-  assert.deepEqual([...RFC3074_MIX_TABLE].sort((a, b) => a - b), Array.from({ length: 256 }, (_, i) => i));
+  assert.deepEqual(
+    [...RFC3074_MIX_TABLE].sort((a, b) => a - b),
+    Array.from({ length: 256 }, (_, i) => i),
+  );
   const key = Buffer.from([0x02, 0xfa, 0, 0, 0, 1]);
   assert.equal(loadBalanceHash(key), loadBalanceHash(Buffer.from(key)), 'deterministic');
   assert.notEqual(loadBalanceHash(key), loadBalanceHash(Buffer.from([0x02, 0xfa, 0, 0, 0, 2])));
   let primary = 0;
-  for (let i = 0; i < 10_000; i++) if (bucketOwner(loadBalanceHash(Buffer.from(mac(i).replace(/:/g, ''), 'hex')), 128) === 'primary') primary++;
+  for (let i = 0; i < 10_000; i++)
+    if (bucketOwner(loadBalanceHash(Buffer.from(mac(i).replace(/:/g, ''), 'hex')), 128) === 'primary') primary++;
   assert.ok(primary > 4500 && primary < 5500, `primary share ${primary / 100} %`);
   assert.equal(bucketOwner(0, 0), 'secondary');
   assert.equal(bucketOwner(255, 256), 'primary');
@@ -77,7 +104,7 @@ test('the state machine: recover → normal → communications-interrupted → p
   assert.equal(alone.state, 'partner-down');
 });
 
-test('normal: own clients only, and the partner\'s once their secs reach lb-max-seconds', () => {
+test("normal: own clients only, and the partner's once their secs reach lb-max-seconds", () => {
   const m = new FailoverMachine({ ...FAILOVER_DEFAULTS, role: 'primary' }, 0);
   m.heard('normal', 1);
   let own = 0;
@@ -86,7 +113,11 @@ test('normal: own clients only, and the partner\'s once their secs reach lb-max-
     const mine = bucketOwner(loadBalanceHash(packet.chaddr.subarray(0, 6)), 128) === 'primary';
     assert.equal(m.serves(packet), mine, mac(i));
     if (mine) own++;
-    assert.equal(m.serves(request(MessageType.Discover, mac(i), { secs: 3 })), true, 'a client waiting 3 s is answered by either');
+    assert.equal(
+      m.serves(request(MessageType.Discover, mac(i), { secs: 3 })),
+      true,
+      'a client waiting 3 s is answered by either',
+    );
   }
   assert.ok(own > 70 && own < 130);
 });
@@ -99,12 +130,29 @@ let secondaryState: FailoverMachine;
 
 before(async () => {
   store = await openStore({ dataDir: 'memory://' });
-  await importSiteYaml(store.db, 'sites:\n  - name: s\n    networks:\n      - { name: boot, cidr: 10.65.0.0/24 }\n      - { name: hv, cidr: 10.66.0.0/24, gateway: 10.66.0.1, dynamicRange: { start: 10.66.0.10, end: 10.66.0.249 }, leaseSeconds: 600 }\n');
+  await importSiteYaml(
+    store.db,
+    'sites:\n  - name: s\n    networks:\n      - { name: boot, cidr: 10.65.0.0/24 }\n      - { name: hv, cidr: 10.66.0.0/24, gateway: 10.66.0.1, dynamicRange: { start: 10.66.0.10, end: 10.66.0.249 }, leaseSeconds: 600 }\n',
+  );
   const config = { ...FAILOVER_DEFAULTS, mcltSeconds: 300 };
   primaryState = new FailoverMachine({ ...config, role: 'primary' }, Date.now());
   secondaryState = new FailoverMachine({ ...config, role: 'secondary' }, Date.now());
-  primary = new DhcpService({ db: store.db, writer: new LeaseWriter(store.db), serverId: '10.65.0.1', mode: 'full', bootBaseUrl: 'http://10.65.0.1:8081', failover: primaryState });
-  secondary = new DhcpService({ db: store.db, writer: new LeaseWriter(store.db), serverId: '10.65.0.2', mode: 'full', bootBaseUrl: 'http://10.65.0.2:8081', failover: secondaryState });
+  primary = new DhcpService({
+    db: store.db,
+    writer: new LeaseWriter(store.db),
+    serverId: '10.65.0.1',
+    mode: 'full',
+    bootBaseUrl: 'http://10.65.0.1:8081',
+    failover: primaryState,
+  });
+  secondary = new DhcpService({
+    db: store.db,
+    writer: new LeaseWriter(store.db),
+    serverId: '10.65.0.2',
+    mode: 'full',
+    bootBaseUrl: 'http://10.65.0.2:8081',
+    failover: secondaryState,
+  });
   await primary.start();
   await secondary.start();
   primaryState.heard('recover', Date.now());
@@ -118,12 +166,24 @@ after(async () => {
 
 /** A client's DORA against both servers, as a broadcast reaches both: returns who answered and the address. */
 async function dora(m: string, servers: DhcpService[]): Promise<{ by: string; ip: string } | undefined> {
-  const offers = (await Promise.all(servers.map((s) => s.handle(request(MessageType.Discover, m), { port: 67 })))).map((r, i) => ({ r, s: servers[i]! })).filter((x) => x.r);
+  const offers = (await Promise.all(servers.map((s) => s.handle(request(MessageType.Discover, m), { port: 67 }))))
+    .map((r, i) => ({ r, s: servers[i]! }))
+    .filter((x) => x.r);
   assert.ok(offers.length <= 1, `${m}: ${offers.length} servers answered`);
   const offer = offers[0];
   if (!offer) return undefined;
   const serverId = ipv4.decode(offer.r!.packet.options.get(OptionCode.ServerId)!);
-  const acks = await Promise.all(servers.map((s) => s.handle(request(MessageType.Request, m, {}, [[OptionCode.ServerId, ipv4.encode(serverId)], [OptionCode.RequestedIp, ipv4.encode(toIpv4(offer.r!.packet.yiaddr))]]), { port: 67 })));
+  const acks = await Promise.all(
+    servers.map((s) =>
+      s.handle(
+        request(MessageType.Request, m, {}, [
+          [OptionCode.ServerId, ipv4.encode(serverId)],
+          [OptionCode.RequestedIp, ipv4.encode(toIpv4(offer.r!.packet.yiaddr))],
+        ]),
+        { port: 67 },
+      ),
+    ),
+  );
   const ack = acks.find((a) => a && messageType(a.packet) === MessageType.Ack);
   assert.ok(ack, `${m}: ACKed`);
   return { by: formatIpv4(serverId), ip: ack!.packet.yiaddr };
@@ -136,7 +196,11 @@ test('a pair on one store: each answers its own clients from its own half; the s
     const result = (await dora(mac(i), [primary, secondary]))!;
     served[result.by]! += 1;
     const last = Number(result.ip.split('.')[3]);
-    assert.equal(result.by === '10.65.0.1' ? last <= 129 : last >= 130, true, `${result.by} gave ${result.ip}: its own half`);
+    assert.equal(
+      result.by === '10.65.0.1' ? last <= 129 : last >= 130,
+      true,
+      `${result.by} gave ${result.ip}: its own half`,
+    );
     assert.ok(!owner.has(result.ip), `${result.ip} given twice`);
     owner.set(result.ip, mac(i));
   }
@@ -154,7 +218,11 @@ test('a pair on one store: each answers its own clients from its own half; the s
     const renew = (await secondary.handle(request(MessageType.Request, m, { ciaddr: ip }), { port: 67 }))!;
     assert.equal(messageType(renew.packet), MessageType.Ack, `${m} renews ${ip}`);
     assert.equal(renew.packet.yiaddr, ip);
-    assert.equal(renew.packet.options.get(OptionCode.LeaseTime)!.readUInt32BE(0), 300, 'leases capped at MCLT while the partner is down');
+    assert.equal(
+      renew.packet.options.get(OptionCode.LeaseTime)!.readUInt32BE(0),
+      300,
+      'leases capped at MCLT while the partner is down',
+    );
   }
   // … and 100 new clients get addresses nobody holds, from either half.
   for (let i = 100; i < 200; i++) {

@@ -24,9 +24,34 @@ let server: ServerProcess;
 
 before(async () => {
   net = await createNamespacePair('hbt');
-  server = await startServer(['--roles', 'api,dhcp,http', '--http-listen', `${net.server.ip}:8081`, '--data-dir', join(work, 'data'), '--dhcp-server-id', net.server.ip, '--log-level', 'warn'], {}, 60_000, { netns: net.server.name });
+  server = await startServer(
+    [
+      '--roles',
+      'api,dhcp,http',
+      '--http-listen',
+      `${net.server.ip}:8081`,
+      '--data-dir',
+      join(work, 'data'),
+      '--dhcp-server-id',
+      net.server.ip,
+      '--log-level',
+      'warn',
+    ],
+    {},
+    60_000,
+    { netns: net.server.name },
+  );
   const s = net.subnet;
-  await net.server.exec('curl', ['-sS', '-X', 'POST', '-H', 'content-type: application/yaml', '--data-binary', `sites:\n  - name: lab\n    networks:\n      - { name: lab, cidr: ${s}.0/24, dynamicRange: { start: ${s}.100, end: ${s}.120 } }\n`, `${server.url}/api/v1/import/site`]);
+  await net.server.exec('curl', [
+    '-sS',
+    '-X',
+    'POST',
+    '-H',
+    'content-type: application/yaml',
+    '--data-binary',
+    `sites:\n  - name: lab\n    networks:\n      - { name: lab, cidr: ${s}.0/24, dynamicRange: { start: ${s}.100, end: ${s}.120 } }\n`,
+    `${server.url}/api/v1/import/site`,
+  ]);
 });
 after(async () => {
   await server?.kill();
@@ -37,11 +62,21 @@ after(async () => {
 test('arch 16 HTTPClient is offered an http:// URL that answers 200 with ipxe.efi', { timeout: 120_000 }, async () => {
   const discover = buildRequest(MessageType.Discover, {
     mac: '52:54:00:79:00:01',
-    options: [[OptionCode.VendorClass, Buffer.from('HTTPClient:Arch:00016:UNDI:003001')], [OptionCode.ClientArch, Buffer.from([0, 16])]],
+    options: [
+      [OptionCode.VendorClass, Buffer.from('HTTPClient:Arch:00016:UNDI:003001')],
+      [OptionCode.ClientArch, Buffer.from([0, 16])],
+    ],
   });
-  const plan: ProbePlan = { sends: [{ b64: encodePacket(discover).toString('base64'), to: net.server.ip }], listenMs: 1000 };
+  const plan: ProbePlan = {
+    sends: [{ b64: encodePacket(discover).toString('base64'), to: net.server.ip }],
+    listenMs: 1000,
+  };
   const { stdout } = await net.client.exec(process.execPath, ['--import', 'tsx', PROBE, JSON.stringify(plan)]);
-  const offer = stdout.split('\n').filter(Boolean).map((l) => decodePacket(Buffer.from((JSON.parse(l) as ProbeReceived).b64, 'base64'))).find((p) => p.op === 2)!;
+  const offer = stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => decodePacket(Buffer.from((JSON.parse(l) as ProbeReceived).b64, 'base64')))
+    .find((p) => p.op === 2)!;
   assert.equal(messageType(offer), MessageType.Offer);
   assert.equal(text.decode(offer.options.get(OptionCode.VendorClass)!), 'HTTPClient');
   const url = text.decode(offer.options.get(OptionCode.BootFileName)!);

@@ -21,7 +21,13 @@ let net: NamespacePair;
 let server: ServerProcess;
 const data = join(work, 'data');
 
-const start = () => startServer(['--roles', 'api,dhcp', '--data-dir', data, '--dhcp-server-id', net.server.ip, '--log-level', 'warn'], {}, 60_000, { netns: net.server.name });
+const start = () =>
+  startServer(
+    ['--roles', 'api,dhcp', '--data-dir', data, '--dhcp-server-id', net.server.ip, '--log-level', 'warn'],
+    {},
+    60_000,
+    { netns: net.server.name },
+  );
 const api = async (path: string, method = 'GET', body?: string, type = 'application/json') => {
   const args = ['-sS', '-X', method, `${server.url}${path}`];
   if (body !== undefined) args.push('-H', `content-type: ${type}`, '--data-binary', body);
@@ -49,7 +55,9 @@ after(async () => {
 });
 
 async function capture(file: string) {
-  const child = net.client.spawn('tcpdump', ['-i', net.client.device, '-w', file, '-U', '-s', '1500', 'udp port 67'], { stdio: 'ignore' });
+  const child = net.client.spawn('tcpdump', ['-i', net.client.device, '-w', file, '-U', '-s', '1500', 'udp port 67'], {
+    stdio: 'ignore',
+  });
   await new Promise((r) => setTimeout(r, 800));
   return async () => {
     child.kill('SIGINT');
@@ -60,12 +68,22 @@ async function capture(file: string) {
 test('perfdhcp: sustained 4-way exchanges, < 1 % drops, no address to two clients', { timeout: 120_000 }, async () => {
   const pcap = join(work, 'run1.pcap');
   const stop = await capture(pcap);
-  const { stdout } = await net.client.exec('perfdhcp', ['-4', '-l', GIADDR, '-r', '200', '-R', '3000', '-p', '10', '-W', '2000000', net.server.ip], { timeoutMs: 60_000 }).catch((e: { stdout: string }) => ({ stdout: e.stdout }));
+  const { stdout } = await net.client
+    .exec('perfdhcp', ['-4', '-l', GIADDR, '-r', '200', '-R', '3000', '-p', '10', '-W', '2000000', net.server.ip], {
+      timeoutMs: 60_000,
+    })
+    .catch((e: { stdout: string }) => ({ stdout: e.stdout }));
   await stop();
   const result = parsePerfdhcp(stdout);
-  console.log(`# perfdhcp 200/s for 10 s: sent ${result.sent.join('/')}, received ${result.received.join('/')}, drops ${result.drops.join('/')}`);
+  console.log(
+    `# perfdhcp 200/s for 10 s: sent ${result.sent.join('/')}, received ${result.received.join('/')}, drops ${result.drops.join('/')}`,
+  );
   assert.equal(result.sent.length, 2, stdout);
-  for (let i = 0; i < 2; i++) assert.ok(result.drops[i]! <= result.sent[i]! * 0.01, `exchange ${i + 1}: ${result.drops[i]} drops of ${result.sent[i]}`);
+  for (let i = 0; i < 2; i++)
+    assert.ok(
+      result.drops[i]! <= result.sent[i]! * 0.01,
+      `exchange ${i + 1}: ${result.drops[i]} drops of ${result.sent[i]}`,
+    );
   const acks = ackedLeases(pcap);
   assert.ok(acks.length >= result.received[1]! * 0.99, `captured ${acks.length} ACKs`);
   const holder = new Map<string, string>();
@@ -75,20 +93,30 @@ test('perfdhcp: sustained 4-way exchanges, < 1 % drops, no address to two client
   }
 });
 
-test('SIGKILL during a perfdhcp run: every ACKed lease is in the store after restart', { timeout: 120_000 }, async () => {
-  const pcap = join(work, 'run2.pcap');
-  const stop = await capture(pcap);
-  const load = net.client.exec('perfdhcp', ['-4', '-l', GIADDR, '-r', '300', '-R', '20000', '-b', 'mac=52:54:77:00:00:00', '-p', '8', net.server.ip], { timeoutMs: 60_000 }).catch(() => undefined);
-  await new Promise((r) => setTimeout(r, 3000));
-  await server.kill('SIGKILL');
-  await load;
-  await stop();
-  const acks = ackedLeases(pcap).filter((a) => a.mac.startsWith('52:54:77'));
-  assert.ok(acks.length > 100, `${acks.length} ACKs were sent before the kill`);
-  server = await start();
-  const leases = (await api('/api/v1/leases?network=lab-load&state=bound')) as { ip: string; mac: string }[];
-  const stored = new Map(leases.map((l) => [l.ip, l.mac]));
-  const missing = acks.filter((a) => stored.get(a.ip) !== a.mac);
-  assert.deepEqual(missing, [], `${missing.length} of ${acks.length} ACKed leases are missing`);
-  console.log(`# ${acks.length} ACKs on the wire before SIGKILL; all ${acks.length} in the store after restart`);
-});
+test(
+  'SIGKILL during a perfdhcp run: every ACKed lease is in the store after restart',
+  { timeout: 120_000 },
+  async () => {
+    const pcap = join(work, 'run2.pcap');
+    const stop = await capture(pcap);
+    const load = net.client
+      .exec(
+        'perfdhcp',
+        ['-4', '-l', GIADDR, '-r', '300', '-R', '20000', '-b', 'mac=52:54:77:00:00:00', '-p', '8', net.server.ip],
+        { timeoutMs: 60_000 },
+      )
+      .catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 3000));
+    await server.kill('SIGKILL');
+    await load;
+    await stop();
+    const acks = ackedLeases(pcap).filter((a) => a.mac.startsWith('52:54:77'));
+    assert.ok(acks.length > 100, `${acks.length} ACKs were sent before the kill`);
+    server = await start();
+    const leases = (await api('/api/v1/leases?network=lab-load&state=bound')) as { ip: string; mac: string }[];
+    const stored = new Map(leases.map((l) => [l.ip, l.mac]));
+    const missing = acks.filter((a) => stored.get(a.ip) !== a.mac);
+    assert.deepEqual(missing, [], `${missing.length} of ${acks.length} ACKed leases are missing`);
+    console.log(`# ${acks.length} ACKs on the wire before SIGKILL; all ${acks.length} in the store after restart`);
+  },
+);

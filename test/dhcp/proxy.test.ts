@@ -25,8 +25,37 @@ let corporate: ChildProcess;
 before(async () => {
   segment = await createSegment('pxy', ['boot', 'corp', 'client'], ['boot', 'corp']);
   const { boot, corp } = segment.members;
-  corporate = corp!.spawn('dnsmasq', ['-d', '--port=0', '--conf-file=/dev/null', `--interface=${corp!.device}`, `--dhcp-range=${segment.subnet}.100,${segment.subnet}.150,600`, `--dhcp-leasefile=${join(work, 'corp.leases')}`, '--no-ping', `--pid-file=${join(work, 'corp.pid')}`], { stdio: 'ignore' });
-  server = await startServer(['--roles', 'api,dhcp', '--dhcp-mode', 'proxy', '--data-dir', join(work, 'data'), '--dhcp-server-id', boot!.ip, '--log-level', 'warn'], {}, 60_000, { netns: boot!.name });
+  corporate = corp!.spawn(
+    'dnsmasq',
+    [
+      '-d',
+      '--port=0',
+      '--conf-file=/dev/null',
+      `--interface=${corp!.device}`,
+      `--dhcp-range=${segment.subnet}.100,${segment.subnet}.150,600`,
+      `--dhcp-leasefile=${join(work, 'corp.leases')}`,
+      '--no-ping',
+      `--pid-file=${join(work, 'corp.pid')}`,
+    ],
+    { stdio: 'ignore' },
+  );
+  server = await startServer(
+    [
+      '--roles',
+      'api,dhcp',
+      '--dhcp-mode',
+      'proxy',
+      '--data-dir',
+      join(work, 'data'),
+      '--dhcp-server-id',
+      boot!.ip,
+      '--log-level',
+      'warn',
+    ],
+    {},
+    60_000,
+    { netns: boot!.name },
+  );
   await new Promise((r) => setTimeout(r, 800));
 });
 after(async () => {
@@ -41,42 +70,83 @@ async function dhclientWithCapture(name: string, config: string, mac: string) {
   await client.exec('ip', ['addr', 'flush', 'dev', client.device]);
   await client.exec('ip', ['link', 'set', 'dev', client.device, 'address', mac]);
   const pcap = join(work, `${name}.pcap`);
-  const dump = client.spawn('tcpdump', ['-i', client.device, '-w', pcap, '-U', 'udp port 67 or udp port 68'], { stdio: 'ignore' });
+  const dump = client.spawn('tcpdump', ['-i', client.device, '-w', pcap, '-U', 'udp port 67 or udp port 68'], {
+    stdio: 'ignore',
+  });
   await new Promise((r) => setTimeout(r, 800));
   writeFileSync(join(work, `${name}.conf`), config);
   writeFileSync(join(work, `${name}.leases`), '');
-  await client.exec('dhclient', ['-4', '-1', '-cf', join(work, `${name}.conf`), '-lf', join(work, `${name}.leases`), '-pf', join(work, `${name}.pid`), '-sf', '/sbin/dhclient-script', client.device], { timeoutMs: 60_000 });
+  await client.exec(
+    'dhclient',
+    [
+      '-4',
+      '-1',
+      '-cf',
+      join(work, `${name}.conf`),
+      '-lf',
+      join(work, `${name}.leases`),
+      '-pf',
+      join(work, `${name}.pid`),
+      '-sf',
+      '/sbin/dhclient-script',
+      client.device,
+    ],
+    { timeoutMs: 60_000 },
+  );
   await new Promise((r) => setTimeout(r, 300));
   dump.kill('SIGINT');
   await once(dump, 'exit');
-  await client.exec('dhclient', ['-4', '-r', '-cf', join(work, `${name}.conf`), '-lf', join(work, `${name}.leases`), '-pf', join(work, `${name}.pid`), '-sf', '/sbin/dhclient-script', client.device]).catch(() => {});
+  await client
+    .exec('dhclient', [
+      '-4',
+      '-r',
+      '-cf',
+      join(work, `${name}.conf`),
+      '-lf',
+      join(work, `${name}.leases`),
+      '-pf',
+      join(work, `${name}.pid`),
+      '-sf',
+      '/sbin/dhclient-script',
+      client.device,
+    ])
+    .catch(() => {});
   return dhcpPacketsIn(pcap).filter((p) => p.op === 2);
 }
 
-test('a PXE client gets its address from the corporate server and its boot file from kvmfleet', { timeout: 120_000 }, async () => {
-  const replies = await dhclientWithCapture(
-    'pxe',
-    'option pxe-arch code 93 = unsigned integer 16;\nsend vendor-class-identifier "PXEClient:Arch:00000:UNDI:002001";\nsend pxe-arch 0;\n',
-    '52:54:00:e5:00:01',
-  );
-  const boot = segment.members.boot!.ip;
-  const proxy = replies.find((p) => p.options.get(OptionCode.ServerId)?.equals(Buffer.from(boot.split('.').map(Number))));
-  assert.ok(proxy, 'kvmfleet answered');
-  assert.equal(messageType(proxy!), MessageType.Offer);
-  assert.equal(proxy!.yiaddr, '0.0.0.0', 'no address from a proxy');
-  assert.equal(proxy!.siaddr, boot);
-  assert.equal(proxy!.file, 'undionly.kpxe');
-  assert.equal(text.decode(proxy!.options.get(OptionCode.VendorClass)!), 'PXEClient');
-  assert.deepEqual(subOptions.decode(proxy!.options.get(OptionCode.VendorSpecific)!).get(6), Buffer.from([8]));
-  const corp = replies.find((p) => p.yiaddr !== '0.0.0.0');
-  assert.ok(corp?.yiaddr.startsWith(`${segment.subnet}.1`), 'the address came from the corporate server');
-});
+test(
+  'a PXE client gets its address from the corporate server and its boot file from kvmfleet',
+  { timeout: 120_000 },
+  async () => {
+    const replies = await dhclientWithCapture(
+      'pxe',
+      'option pxe-arch code 93 = unsigned integer 16;\nsend vendor-class-identifier "PXEClient:Arch:00000:UNDI:002001";\nsend pxe-arch 0;\n',
+      '52:54:00:e5:00:01',
+    );
+    const boot = segment.members.boot!.ip;
+    const proxy = replies.find((p) =>
+      p.options.get(OptionCode.ServerId)?.equals(Buffer.from(boot.split('.').map(Number))),
+    );
+    assert.ok(proxy, 'kvmfleet answered');
+    assert.equal(messageType(proxy!), MessageType.Offer);
+    assert.equal(proxy!.yiaddr, '0.0.0.0', 'no address from a proxy');
+    assert.equal(proxy!.siaddr, boot);
+    assert.equal(proxy!.file, 'undionly.kpxe');
+    assert.equal(text.decode(proxy!.options.get(OptionCode.VendorClass)!), 'PXEClient');
+    assert.deepEqual(subOptions.decode(proxy!.options.get(OptionCode.VendorSpecific)!).get(6), Buffer.from([8]));
+    const corp = replies.find((p) => p.yiaddr !== '0.0.0.0');
+    assert.ok(corp?.yiaddr.startsWith(`${segment.subnet}.1`), 'the address came from the corporate server');
+  },
+);
 
 test('a client that is not PXE gets nothing from the proxy', { timeout: 120_000 }, async () => {
   const replies = await dhclientWithCapture('plain', '', '52:54:00:e5:00:02');
   const boot = segment.members.boot!.ip;
   assert.ok(replies.length > 0, 'the corporate server answered');
-  assert.ok(!replies.some((p) => p.options.get(OptionCode.ServerId)?.equals(Buffer.from(boot.split('.').map(Number)))), 'kvmfleet stayed silent');
+  assert.ok(
+    !replies.some((p) => p.options.get(OptionCode.ServerId)?.equals(Buffer.from(boot.split('.').map(Number)))),
+    'kvmfleet stayed silent',
+  );
 });
 
 test('port 4011: a PXE boot-server REQUEST gets an ACK with the boot file', { timeout: 60_000 }, async () => {
@@ -87,7 +157,23 @@ test('port 4011: a PXE boot-server REQUEST gets an ACK with the boot file', { ti
     .set(OptionCode.MessageType, Buffer.from([MessageType.Request]))
     .set(OptionCode.VendorClass, Buffer.from('PXEClient:Arch:00007:UNDI:003016'))
     .set(OptionCode.ClientArch, Buffer.from([0, 7]));
-  const request = encodePacket({ op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0, xid: 0x4011, secs: 0, flags: 0, ciaddr: `${segment.subnet}.77`, yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0', chaddr: Buffer.from('525400e50003' + '00'.repeat(10), 'hex'), sname: '', file: '', options });
+  const request = encodePacket({
+    op: BOOTREQUEST,
+    htype: 1,
+    hlen: 6,
+    hops: 0,
+    xid: 0x4011,
+    secs: 0,
+    flags: 0,
+    ciaddr: `${segment.subnet}.77`,
+    yiaddr: '0.0.0.0',
+    siaddr: '0.0.0.0',
+    giaddr: '0.0.0.0',
+    chaddr: Buffer.from('525400e50003' + '00'.repeat(10), 'hex'),
+    sname: '',
+    file: '',
+    options,
+  });
   const script = `const s=require('dgram').createSocket('udp4');s.on('message',m=>process.stdout.write(m.toString('base64'),()=>process.exit(0)));s.bind(0,()=>s.send(Buffer.from('${request.toString('base64')}','base64'),4011,'${segment.members.boot!.ip}'));setTimeout(()=>process.exit(3),5000)`;
   const { stdout } = await client.exec(process.execPath, ['-e', script]);
   const { decodePacket } = await import('../../src/protocols/dhcp4/packet.ts');

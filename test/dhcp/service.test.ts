@@ -17,9 +17,24 @@ const SERVER = '10.9.0.1';
 
 before(async () => {
   store = await openStore({ dataDir: 'memory://' });
-  await importSiteYaml(store.db, 'sites:\n  - name: s\n    networks:\n      - { name: n, cidr: 10.9.0.0/24, gateway: 10.9.0.1, dns: [10.9.0.2], domain: lab.test, dynamicRange: { start: 10.9.0.100, end: 10.9.0.101 }, leaseSeconds: 300 }\n      - { name: far, cidr: 10.8.0.0/24, dynamicRange: { start: 10.8.0.10, end: 10.8.0.20 } }\nprofiles:\n  - { name: p, os: rhel9, installTreeUrl: "http://x/t" }\n');
-  await createHost(store.db, { hostname: 'known', macs: ['52:54:00:00:00:0a'], ip: '10.9.0.10', network: 'n', profile: 'p' });
-  service = new DhcpService({ db: store.db, writer: new LeaseWriter(store.db), serverId: SERVER, mode: 'full', bootBaseUrl: 'http://10.9.0.1:8081' });
+  await importSiteYaml(
+    store.db,
+    'sites:\n  - name: s\n    networks:\n      - { name: n, cidr: 10.9.0.0/24, gateway: 10.9.0.1, dns: [10.9.0.2], domain: lab.test, dynamicRange: { start: 10.9.0.100, end: 10.9.0.101 }, leaseSeconds: 300 }\n      - { name: far, cidr: 10.8.0.0/24, dynamicRange: { start: 10.8.0.10, end: 10.8.0.20 } }\nprofiles:\n  - { name: p, os: rhel9, installTreeUrl: "http://x/t" }\n',
+  );
+  await createHost(store.db, {
+    hostname: 'known',
+    macs: ['52:54:00:00:00:0a'],
+    ip: '10.9.0.10',
+    network: 'n',
+    profile: 'p',
+  });
+  service = new DhcpService({
+    db: store.db,
+    writer: new LeaseWriter(store.db),
+    serverId: SERVER,
+    mode: 'full',
+    bootBaseUrl: 'http://10.9.0.1:8081',
+  });
   await service.start();
 });
 after(async () => {
@@ -27,10 +42,32 @@ after(async () => {
   await store.close();
 });
 
-function request(type: MessageType, mac: string, fields: Partial<DhcpPacket> = {}, options: [number, Buffer][] = []): DhcpPacket {
+function request(
+  type: MessageType,
+  mac: string,
+  fields: Partial<DhcpPacket> = {},
+  options: [number, Buffer][] = [],
+): DhcpPacket {
   const opts = new DhcpOptions().set(OptionCode.MessageType, Buffer.from([type]));
   for (const [code, value] of options) opts.set(code, value);
-  return { op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0, xid: 1, secs: 0, flags: 0, ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0', chaddr: Buffer.from(mac.replace(/:/g, '') + '00'.repeat(10), 'hex'), sname: '', file: '', options: opts, ...fields };
+  return {
+    op: BOOTREQUEST,
+    htype: 1,
+    hlen: 6,
+    hops: 0,
+    xid: 1,
+    secs: 0,
+    flags: 0,
+    ciaddr: '0.0.0.0',
+    yiaddr: '0.0.0.0',
+    siaddr: '0.0.0.0',
+    giaddr: '0.0.0.0',
+    chaddr: Buffer.from(mac.replace(/:/g, '') + '00'.repeat(10), 'hex'),
+    sname: '',
+    file: '',
+    options: opts,
+    ...fields,
+  };
 }
 const ip = (text: string) => ipv4.encode(toIpv4(text));
 const handle = (packet: DhcpPacket) => service.handle(packet, { port: 67 });
@@ -44,7 +81,12 @@ test('known MAC: OFFER of its reservation with the network options, then ACK', a
   assert.equal(offer.packet.options.get(OptionCode.HostName)!.toString(), 'known');
   assert.equal(offer.packet.options.get(OptionCode.LeaseTime)!.readUInt32BE(0), 300);
   assert.equal(offer.packet.options.get(OptionCode.RenewalTime)!.readUInt32BE(0), 150);
-  const ack = (await handle(request(MessageType.Request, '52:54:00:00:00:0a', {}, [[OptionCode.ServerId, ip(SERVER)], [OptionCode.RequestedIp, ip('10.9.0.10')]])))!;
+  const ack = (await handle(
+    request(MessageType.Request, '52:54:00:00:00:0a', {}, [
+      [OptionCode.ServerId, ip(SERVER)],
+      [OptionCode.RequestedIp, ip('10.9.0.10')],
+    ]),
+  ))!;
   assert.equal(messageType(ack.packet), MessageType.Ack);
   const [lease] = await store.db.selectFrom('leases').selectAll().where('ip', '=', '10.9.0.10').execute();
   assert.equal(lease!.state, 'bound');
@@ -52,13 +94,20 @@ test('known MAC: OFFER of its reservation with the network options, then ACK', a
 
 test('SELECTING another server: our offer is withdrawn, no reply', async () => {
   await handle(request(MessageType.Discover, '52:54:00:00:00:0b'));
-  const reply = await handle(request(MessageType.Request, '52:54:00:00:00:0b', {}, [[OptionCode.ServerId, ip('10.9.0.99')], [OptionCode.RequestedIp, ip('10.9.0.100')]]));
+  const reply = await handle(
+    request(MessageType.Request, '52:54:00:00:00:0b', {}, [
+      [OptionCode.ServerId, ip('10.9.0.99')],
+      [OptionCode.RequestedIp, ip('10.9.0.100')],
+    ]),
+  );
   assert.equal(reply, undefined);
   assert.equal(service.poolStats().find((p) => p.network === 'n')!.offered, 0);
 });
 
-test('INIT-REBOOT with an address that is not the client\'s is NAKed (broadcast); RENEWING answers to ciaddr', async () => {
-  const nak = (await handle(request(MessageType.Request, '52:54:00:00:00:0a', {}, [[OptionCode.RequestedIp, ip('10.9.0.11')]])))!;
+test("INIT-REBOOT with an address that is not the client's is NAKed (broadcast); RENEWING answers to ciaddr", async () => {
+  const nak = (await handle(
+    request(MessageType.Request, '52:54:00:00:00:0a', {}, [[OptionCode.RequestedIp, ip('10.9.0.11')]]),
+  ))!;
   assert.equal(messageType(nak.packet), MessageType.Nak);
   assert.equal(nak.to.address, '255.255.255.255');
   const renew = (await handle(request(MessageType.Request, '52:54:00:00:00:0a', { ciaddr: '10.9.0.10' })))!;
@@ -71,51 +120,102 @@ test('DECLINE takes the address out of the pool; the pool runs dry and says so',
   await handle(request(MessageType.Decline, '52:54:00:00:00:0c', {}, [[OptionCode.RequestedIp, ip(a)]]));
   const b = (await handle(request(MessageType.Discover, '52:54:00:00:00:0d')))!.packet.yiaddr;
   assert.notEqual(b, a);
-  assert.equal(await handle(request(MessageType.Discover, '52:54:00:00:00:0e')), undefined, 'two addresses: one declined, one offered');
+  assert.equal(
+    await handle(request(MessageType.Discover, '52:54:00:00:00:0e')),
+    undefined,
+    'two addresses: one declined, one offered',
+  );
   assert.ok(service.stats.poolExhausted >= 1);
 });
 
-test('INFORM gets options and no lease; RELEASE frees; relayed requests use giaddr\'s network and go back to the relay', async () => {
+test("INFORM gets options and no lease; RELEASE frees; relayed requests use giaddr's network and go back to the relay", async () => {
   const inform = (await handle(request(MessageType.Inform, '52:54:00:00:00:0f', { ciaddr: '10.9.0.50' })))!;
   assert.equal(messageType(inform.packet), MessageType.Ack);
   assert.equal(inform.packet.yiaddr, '0.0.0.0');
   assert.equal(inform.packet.options.has(OptionCode.LeaseTime), false);
   assert.deepEqual(inform.to, { address: '10.9.0.50', port: 68 });
-  const relayed = (await handle(request(MessageType.Discover, '52:54:00:00:00:10', { giaddr: '10.8.0.1' }, [[OptionCode.RelayAgentInfo, Buffer.from([1, 2, 0xaa, 0xbb])]])))!;
+  const relayed = (await handle(
+    request(MessageType.Discover, '52:54:00:00:00:10', { giaddr: '10.8.0.1' }, [
+      [OptionCode.RelayAgentInfo, Buffer.from([1, 2, 0xaa, 0xbb])],
+    ]),
+  ))!;
   assert.ok(relayed.packet.yiaddr.startsWith('10.8.0.'));
   assert.deepEqual(relayed.to, { address: '10.8.0.1', port: 67 });
-  assert.deepEqual(relayed.packet.options.get(OptionCode.RelayAgentInfo), Buffer.from([1, 2, 0xaa, 0xbb]), 'option 82 echoed');
-  const ack = (await handle(request(MessageType.Request, '52:54:00:00:00:10', { giaddr: '10.8.0.1' }, [[OptionCode.ServerId, ip(SERVER)], [OptionCode.RequestedIp, ip(relayed.packet.yiaddr)]])))!;
+  assert.deepEqual(
+    relayed.packet.options.get(OptionCode.RelayAgentInfo),
+    Buffer.from([1, 2, 0xaa, 0xbb]),
+    'option 82 echoed',
+  );
+  const ack = (await handle(
+    request(MessageType.Request, '52:54:00:00:00:10', { giaddr: '10.8.0.1' }, [
+      [OptionCode.ServerId, ip(SERVER)],
+      [OptionCode.RequestedIp, ip(relayed.packet.yiaddr)],
+    ]),
+  ))!;
   assert.equal(messageType(ack.packet), MessageType.Ack);
-  await handle(request(MessageType.Release, '52:54:00:00:00:10', { ciaddr: relayed.packet.yiaddr, giaddr: '10.8.0.1' }));
+  await handle(
+    request(MessageType.Release, '52:54:00:00:00:10', { ciaddr: relayed.packet.yiaddr, giaddr: '10.8.0.1' }),
+  );
   assert.equal(service.poolStats().find((p) => p.network === 'far')!.bound, 0);
-  assert.equal(await handle(request(MessageType.Discover, '52:54:00:00:00:11', { giaddr: '10.7.0.1' })), undefined, 'unknown relay network: no answer');
+  assert.equal(
+    await handle(request(MessageType.Discover, '52:54:00:00:00:11', { giaddr: '10.7.0.1' })),
+    undefined,
+    'unknown relay network: no answer',
+  );
 });
 
 test('PXE firmware: unknown MAC is recorded as discovered and gets undionly.kpxe; built hosts get no boot file', async () => {
-  const pxe: [number, Buffer][] = [[OptionCode.VendorClass, Buffer.from('PXEClient:Arch:00000:UNDI:002001')], [OptionCode.ClientArch, Buffer.from([0, 0])]];
+  const pxe: [number, Buffer][] = [
+    [OptionCode.VendorClass, Buffer.from('PXEClient:Arch:00000:UNDI:002001')],
+    [OptionCode.ClientArch, Buffer.from([0, 0])],
+  ];
   // (via the relayed network: the pool of "n" was used up by the test above)
   const offer = (await handle(request(MessageType.Discover, '52:54:00:00:00:20', { giaddr: '10.8.0.1' }, pxe)))!;
   assert.equal(offer.packet.file, 'undionly.kpxe');
   assert.equal(offer.packet.siaddr, SERVER);
-  const discovered = await store.db.selectFrom('hosts').select(['hostname', 'build_state']).where('hostname', '=', 'discovered-525400000020').executeTakeFirst();
+  const discovered = await store.db
+    .selectFrom('hosts')
+    .select(['hostname', 'build_state'])
+    .where('hostname', '=', 'discovered-525400000020')
+    .executeTakeFirst();
   assert.equal(discovered?.build_state, 'discovered');
   await store.db.updateTable('hosts').set({ build_state: 'built' }).where('hostname', '=', 'known').execute();
   const built = (await handle(request(MessageType.Discover, '52:54:00:00:00:0a', {}, pxe)))!;
   assert.equal(built.packet.file, '');
   assert.equal(built.packet.options.has(OptionCode.BootFileName), false);
-  const ipxe = (await handle(request(MessageType.Discover, '52:54:00:00:00:20', { giaddr: '10.8.0.1' }, [...pxe, [OptionCode.UserClass, Buffer.from('iPXE')]])))!;
-  assert.equal(ipxe.packet.options.get(OptionCode.BootFileName)!.toString(), 'http://10.9.0.1:8081/boot/${mac:hexhyp}?platform=${platform}');
+  const ipxe = (await handle(
+    request(MessageType.Discover, '52:54:00:00:00:20', { giaddr: '10.8.0.1' }, [
+      ...pxe,
+      [OptionCode.UserClass, Buffer.from('iPXE')],
+    ]),
+  ))!;
+  assert.equal(
+    ipxe.packet.options.get(OptionCode.BootFileName)!.toString(),
+    'http://10.9.0.1:8081/boot/${mac:hexhyp}?platform=${platform}',
+  );
 });
 
 test('a distributed boot node (--networks) answers only its own networks', async () => {
-  const scoped = new DhcpService({ db: store.db, writer: new LeaseWriter(store.db), serverId: SERVER, mode: 'full', bootBaseUrl: 'http://10.9.0.1:8081', networks: ['far'] });
+  const scoped = new DhcpService({
+    db: store.db,
+    writer: new LeaseWriter(store.db),
+    serverId: SERVER,
+    mode: 'full',
+    bootBaseUrl: 'http://10.9.0.1:8081',
+    networks: ['far'],
+  });
   await scoped.start();
   try {
     const before = scoped.stats.noNetwork;
-    assert.equal(await scoped.handle(request(MessageType.Discover, '52:54:00:00:0d:01'), { port: 67 }), undefined, 'its own segment (n) is not one of its networks');
+    assert.equal(
+      await scoped.handle(request(MessageType.Discover, '52:54:00:00:0d:01'), { port: 67 }),
+      undefined,
+      'its own segment (n) is not one of its networks',
+    );
     assert.equal(scoped.stats.noNetwork, before + 1);
-    const offer = (await scoped.handle(request(MessageType.Discover, '52:54:00:00:0d:02', { giaddr: '10.8.0.1' }), { port: 67 }))!;
+    const offer = (await scoped.handle(request(MessageType.Discover, '52:54:00:00:0d:02', { giaddr: '10.8.0.1' }), {
+      port: 67,
+    }))!;
     assert.equal(messageType(offer.packet), MessageType.Offer, 'relayed from far: answered');
     assert.match(offer.packet.yiaddr, /^10\.8\.0\./);
   } finally {

@@ -16,22 +16,42 @@ import { LeaseWriter } from '../../src/store/lease-writer.ts';
 import { openStore, type Store } from '../../src/store/open.ts';
 
 const SERVER = '10.8.0.1';
-const PXE: [number, Buffer][] = [[OptionCode.VendorClass, Buffer.from('PXEClient:Arch:00000:UNDI:002001')], [OptionCode.ClientArch, Buffer.from([0, 0])]];
+const PXE: [number, Buffer][] = [
+  [OptionCode.VendorClass, Buffer.from('PXEClient:Arch:00000:UNDI:002001')],
+  [OptionCode.ClientArch, Buffer.from([0, 0])],
+];
 let store: Store;
 let service: DhcpService;
 const errors: unknown[] = [];
 
 before(async () => {
   store = await openStore({ dataDir: 'memory://' });
-  await importSiteYaml(store.db, 'sites:\n  - name: s\n    networks:\n      - { name: n, cidr: 10.8.0.0/24, gateway: 10.8.0.1, dynamicRange: { start: 10.8.0.10, end: 10.8.0.50 } }\nprofiles:\n  - { name: p, os: rhel9, installTreeUrl: "http://x/t" }\n');
-  await createHost(store.db, { hostname: 'known', macs: ['52:54:00:00:bb:01'], ip: '10.8.0.5', network: 'n', profile: 'p' });
-  service = new DhcpService({ db: store.db, writer: new LeaseWriter(store.db), serverId: SERVER, mode: 'full', bootBaseUrl: 'http://10.8.0.1:8081', onError: (error) => errors.push(error) });
+  await importSiteYaml(
+    store.db,
+    'sites:\n  - name: s\n    networks:\n      - { name: n, cidr: 10.8.0.0/24, gateway: 10.8.0.1, dynamicRange: { start: 10.8.0.10, end: 10.8.0.50 } }\nprofiles:\n  - { name: p, os: rhel9, installTreeUrl: "http://x/t" }\n',
+  );
+  await createHost(store.db, {
+    hostname: 'known',
+    macs: ['52:54:00:00:bb:01'],
+    ip: '10.8.0.5',
+    network: 'n',
+    profile: 'p',
+  });
+  service = new DhcpService({
+    db: store.db,
+    writer: new LeaseWriter(store.db),
+    serverId: SERVER,
+    mode: 'full',
+    bootBaseUrl: 'http://10.8.0.1:8081',
+    onError: (error) => errors.push(error),
+  });
   await service.start();
   await store.close(); // from here on every query fails
 });
 after(() => service.stop());
 
-const handle = (type: MessageType, spec: Parameters<typeof buildRequest>[1]) => service.handle(buildRequest(type, spec), { port: 67 });
+const handle = (type: MessageType, spec: Parameters<typeof buildRequest>[1]) =>
+  service.handle(buildRequest(type, spec), { port: 67 });
 
 test('a known machine network-booting is offered its reserved address; an unknown one a pool address; no ACK without the store', async () => {
   const known = await handle(MessageType.Discover, { mac: '52:54:00:00:bb:01', options: PXE });
@@ -42,6 +62,11 @@ test('a known machine network-booting is offered its reserved address; an unknow
   assert.ok(unknown, 'the unknown machine got no OFFER while the store is away');
   assert.equal(messageType(unknown.packet), MessageType.Offer);
   assert.ok(errors.length >= 2, 'the store errors were reported');
-  const request = await handle(MessageType.Request, { mac: '52:54:00:00:bb:02', serverId: SERVER, requestedIp: unknown.packet.yiaddr, options: PXE }).catch(() => undefined);
+  const request = await handle(MessageType.Request, {
+    mac: '52:54:00:00:bb:02',
+    serverId: SERVER,
+    requestedIp: unknown.packet.yiaddr,
+    options: PXE,
+  }).catch(() => undefined);
   assert.notEqual(request && messageType(request.packet), MessageType.Ack, 'an ACK left without a durable lease');
 });

@@ -61,7 +61,17 @@ async function importSite(kernelArgs: string): Promise<void> {
     `  - { name: e2e-double, os: rhel9, installTreeUrl: "http://${ip}:8081/trees/e2e", kernelArgs: "${kernelArgs}" }`,
     '',
   ].join('\n');
-  await lab.exec('curl', ['-sS', '--fail-with-body', '-X', 'POST', '-H', 'content-type: application/yaml', '--data-binary', site, `${server.url}/api/v1/import/site`]);
+  await lab.exec('curl', [
+    '-sS',
+    '--fail-with-body',
+    '-X',
+    'POST',
+    '-H',
+    'content-type: application/yaml',
+    '--data-binary',
+    site,
+    `${server.url}/api/v1/import/site`,
+  ]);
 }
 
 /** The API, from inside kvmfleet's namespace (where its loopback listener is). */
@@ -89,7 +99,11 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
 function assertInOrder(events: TimelineEvent[], expected: string[], label: string): void {
   let at = 0;
   for (const kind of kinds(events)) if (kind === expected[at]) at++;
-  assert.equal(at, expected.length, `${label}: expected ${expected.join(' → ')} in order, timeline was ${kinds(events).join(' → ')}`);
+  assert.equal(
+    at,
+    expected.length,
+    `${label}: expected ${expected.join(' → ')} in order, timeline was ${kinds(events).join(' → ')}`,
+  );
 }
 
 async function cli(...args: string[]): Promise<string> {
@@ -116,7 +130,24 @@ before(async () => {
 
   const ip = lab.serverIp;
   server = await startServer(
-    ['--roles', 'api,http,tftp,dhcp', '--data-dir', join(work, 'data'), '--trees-dir', join(work, 'trees'), '--dhcp-server-id', ip, '--http-listen', `${ip}:8081`, '--tftp-listen', `${ip}:69`, '--retry-seconds', '5', '--log-level', 'warn'],
+    [
+      '--roles',
+      'api,http,tftp,dhcp',
+      '--data-dir',
+      join(work, 'data'),
+      '--trees-dir',
+      join(work, 'trees'),
+      '--dhcp-server-id',
+      ip,
+      '--http-listen',
+      `${ip}:8081`,
+      '--tftp-listen',
+      `${ip}:69`,
+      '--retry-seconds',
+      '5',
+      '--log-level',
+      'warn',
+    ],
     {},
     60_000,
     { netns: lab.namespace },
@@ -125,8 +156,17 @@ before(async () => {
   bios = await guests.define(`${PREFIX}bios`, '52:54:00:e2:00:01', 'bios');
   uefi = await guests.define(`${PREFIX}uefi`, '52:54:00:e2:00:02', 'uefi');
   stranger = await guests.define(`${PREFIX}stranger`, '52:54:00:e2:00:99', 'bios');
-  for (const [g, n] of [[bios, 11], [uefi, 12]] as const) {
-    await api('POST', '/api/v1/hosts', { hostname: g.name, macs: [g.mac], ip: `${lab.subnet}.${n}`, network: 'lab-boot', profile: 'e2e-double' });
+  for (const [g, n] of [
+    [bios, 11],
+    [uefi, 12],
+  ] as const) {
+    await api('POST', '/api/v1/hosts', {
+      hostname: g.name,
+      macs: [g.mac],
+      ip: `${lab.subnet}.${n}`,
+      network: 'lab-boot',
+      profile: 'e2e-double',
+    });
   }
 });
 
@@ -145,79 +185,108 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-test('1. a BIOS and a UEFI guest install from the network and are built; an unknown one is discovered', { timeout: 600_000 }, async () => {
-  await Promise.all([guests.powerOn(bios), guests.powerOn(uefi), guests.powerOn(stranger)]);
-  failpoint('boot:guests-booting');
-  await Promise.all([bios, uefi].map((g) => guests.waitForSerial(g, INSTALL_DONE, 540_000)));
-  // After the callback the installer reboots; the disk is first in the order and now boots.
-  await Promise.all([bios, uefi].map((g) => guests.waitForSerial(g, DISK_BOOTED, 120_000)));
+test(
+  '1. a BIOS and a UEFI guest install from the network and are built; an unknown one is discovered',
+  { timeout: 600_000 },
+  async () => {
+    await Promise.all([guests.powerOn(bios), guests.powerOn(uefi), guests.powerOn(stranger)]);
+    failpoint('boot:guests-booting');
+    await Promise.all([bios, uefi].map((g) => guests.waitForSerial(g, INSTALL_DONE, 540_000)));
+    // After the callback the installer reboots; the disk is first in the order and now boots.
+    await Promise.all([bios, uefi].map((g) => guests.waitForSerial(g, DISK_BOOTED, 120_000)));
 
-  for (const g of [bios, uefi]) {
-    const host = await api<{ buildState: string; ip: string }>('GET', `/api/v1/hosts/${g.name}`);
-    assert.equal(host.buildState, 'built', `${g.name} is built`);
-    const events = await timeline(g.name);
-    const start = kinds(events).indexOf('build-started');
-    assert.ok(start >= 0, `${g.name} was admitted: ${kinds(events).join(' → ')}`);
-    // Admission runs while the script request is answered: build-started comes just before "script".
-    assertInOrder(events, ['dhcp', 'build-started', 'script', 'kernel', 'initrd', 'kickstart', 'built'], g.name);
-    assert.equal(events.find((e) => e.kind === 'script')!.detail.action, 'install');
-    const serial = await guests.serial(g);
-    assert.match(serial, /kvmfleet-installer-double: fetched the Kickstart/);
-    assert.match(serial, /kvmfleet-installer-double: wrote the disk image from the install tree/);
-    assert.match(serial, /systemctl \(shim\): skipped: systemctl enable libvirtd/, "the Kickstart's %post ran");
-  }
-
-  // BIOS: the NIC's iPXE ROM is iPXE already, so DHCP hands it the script URL (no binary by TFTP).
-  const biosEvents = await timeline(bios.name);
-  assert.equal(biosEvents.find((e) => e.kind === 'dhcp')!.detail.ipxe, true);
-  assert.ok(!biosEvents.some((e) => e.kind === 'tftp'), 'an iPXE ROM is not sent an iPXE binary');
-  // UEFI: OVMF's own PXE client asks first (arch 7, not iPXE), fetches ipxe.efi by TFTP, and that iPXE asks for the script.
-  const uefiEvents = await timeline(uefi.name);
-  const firstDhcp = uefiEvents.find((e) => e.kind === 'dhcp')!;
-  assert.deepEqual([firstDhcp.detail.firmware, firstDhcp.detail.ipxe], ['efi-x64', false]);
-  const tftp = uefiEvents.filter((e) => e.kind === 'tftp' && e.detail.file === 'ipxe.efi' && e.detail.outcome === 'completed');
-  assert.ok(tftp.length >= 1, `ipxe.efi fetched by TFTP: ${JSON.stringify(uefiEvents.filter((e) => e.kind === 'tftp'))}`);
-  assertInOrder(uefiEvents, ['dhcp', 'tftp', 'dhcp', 'script', 'kernel'], uefi.name);
-  assert.ok(uefiEvents.some((e) => e.kind === 'dhcp' && e.detail.ipxe === true), 'the chainloaded iPXE asked again as iPXE');
-
-  // Leases: each built guest holds its reserved address.
-  const leases = await api<{ ip: string; mac: string; state: string }[]>('GET', '/api/v1/leases');
-  for (const [g, n] of [[bios, 11], [uefi, 12]] as const) {
-    assert.ok(leases.some((l) => l.mac === g.mac && l.ip === `${lab.subnet}.${n}`), `${g.name} leased ${lab.subnet}.${n}: ${JSON.stringify(leases)}`);
-  }
-
-  // The unknown MAC was registered as discovered (and waits in iPXE to be adopted).
-  const discovered = `discovered-${stranger.mac.replace(/:/g, '')}`;
-  const strangerHost = await waitFor('the unknown guest to be discovered', 120_000, async () => {
-    try {
-      return await api<{ buildState: string }>('GET', `/api/v1/hosts/${discovered}`);
-    } catch {
-      return undefined;
+    for (const g of [bios, uefi]) {
+      const host = await api<{ buildState: string; ip: string }>('GET', `/api/v1/hosts/${g.name}`);
+      assert.equal(host.buildState, 'built', `${g.name} is built`);
+      const events = await timeline(g.name);
+      const start = kinds(events).indexOf('build-started');
+      assert.ok(start >= 0, `${g.name} was admitted: ${kinds(events).join(' → ')}`);
+      // Admission runs while the script request is answered: build-started comes just before "script".
+      assertInOrder(events, ['dhcp', 'build-started', 'script', 'kernel', 'initrd', 'kickstart', 'built'], g.name);
+      assert.equal(events.find((e) => e.kind === 'script')!.detail.action, 'install');
+      const serial = await guests.serial(g);
+      assert.match(serial, /kvmfleet-installer-double: fetched the Kickstart/);
+      assert.match(serial, /kvmfleet-installer-double: wrote the disk image from the install tree/);
+      assert.match(serial, /systemctl \(shim\): skipped: systemctl enable libvirtd/, "the Kickstart's %post ran");
     }
-  });
-  assert.equal(strangerHost.buildState, 'discovered');
-  await guests.powerOff(stranger);
-});
 
-test('2. on the next power-on the built guests boot from their disk: no kernel is fetched', { timeout: 300_000 }, async () => {
-  const before = new Map<string, number>();
-  for (const g of [bios, uefi]) {
-    await guests.powerOff(g);
-    before.set(g.name, (await timeline(g.name)).length);
-  }
-  const offsets = new Map<string, number>();
-  for (const g of [bios, uefi]) offsets.set(g.name, (await guests.serial(g)).length);
-  await Promise.all([bios, uefi].map((g) => guests.powerOn(g)));
-  await Promise.all([bios, uefi].map((g) => guests.waitForSerial(g, DISK_BOOTED, 180_000, offsets.get(g.name))));
-  for (const g of [bios, uefi]) {
-    const fresh = (await timeline(g.name)).slice(before.get(g.name));
-    assert.ok(!fresh.some((e) => ['kernel', 'initrd', 'kickstart', 'build-started'].includes(e.kind)), `${g.name}: nothing fetched: ${kinds(fresh).join(' ')}`);
-    // Had it booted from the network, its script would send it to the disk too.
-    const { stdout } = await lab.exec('curl', ['-sS', '--fail-with-body', `${server.url}/api/v1/hosts/${g.name}/boot-script?platform=${g.firmware === 'bios' ? 'pcbios' : 'efi'}`]);
-    assert.match(stdout, g.firmware === 'bios' ? /sanboot --no-describe --drive 0x80/ : /^exit$/m);
-    await guests.powerOff(g);
-  }
-});
+    // BIOS: the NIC's iPXE ROM is iPXE already, so DHCP hands it the script URL (no binary by TFTP).
+    const biosEvents = await timeline(bios.name);
+    assert.equal(biosEvents.find((e) => e.kind === 'dhcp')!.detail.ipxe, true);
+    assert.ok(!biosEvents.some((e) => e.kind === 'tftp'), 'an iPXE ROM is not sent an iPXE binary');
+    // UEFI: OVMF's own PXE client asks first (arch 7, not iPXE), fetches ipxe.efi by TFTP, and that iPXE asks for the script.
+    const uefiEvents = await timeline(uefi.name);
+    const firstDhcp = uefiEvents.find((e) => e.kind === 'dhcp')!;
+    assert.deepEqual([firstDhcp.detail.firmware, firstDhcp.detail.ipxe], ['efi-x64', false]);
+    const tftp = uefiEvents.filter(
+      (e) => e.kind === 'tftp' && e.detail.file === 'ipxe.efi' && e.detail.outcome === 'completed',
+    );
+    assert.ok(
+      tftp.length >= 1,
+      `ipxe.efi fetched by TFTP: ${JSON.stringify(uefiEvents.filter((e) => e.kind === 'tftp'))}`,
+    );
+    assertInOrder(uefiEvents, ['dhcp', 'tftp', 'dhcp', 'script', 'kernel'], uefi.name);
+    assert.ok(
+      uefiEvents.some((e) => e.kind === 'dhcp' && e.detail.ipxe === true),
+      'the chainloaded iPXE asked again as iPXE',
+    );
+
+    // Leases: each built guest holds its reserved address.
+    const leases = await api<{ ip: string; mac: string; state: string }[]>('GET', '/api/v1/leases');
+    for (const [g, n] of [
+      [bios, 11],
+      [uefi, 12],
+    ] as const) {
+      assert.ok(
+        leases.some((l) => l.mac === g.mac && l.ip === `${lab.subnet}.${n}`),
+        `${g.name} leased ${lab.subnet}.${n}: ${JSON.stringify(leases)}`,
+      );
+    }
+
+    // The unknown MAC was registered as discovered (and waits in iPXE to be adopted).
+    const discovered = `discovered-${stranger.mac.replace(/:/g, '')}`;
+    const strangerHost = await waitFor('the unknown guest to be discovered', 120_000, async () => {
+      try {
+        return await api<{ buildState: string }>('GET', `/api/v1/hosts/${discovered}`);
+      } catch {
+        return undefined;
+      }
+    });
+    assert.equal(strangerHost.buildState, 'discovered');
+    await guests.powerOff(stranger);
+  },
+);
+
+test(
+  '2. on the next power-on the built guests boot from their disk: no kernel is fetched',
+  { timeout: 300_000 },
+  async () => {
+    const before = new Map<string, number>();
+    for (const g of [bios, uefi]) {
+      await guests.powerOff(g);
+      before.set(g.name, (await timeline(g.name)).length);
+    }
+    const offsets = new Map<string, number>();
+    for (const g of [bios, uefi]) offsets.set(g.name, (await guests.serial(g)).length);
+    await Promise.all([bios, uefi].map((g) => guests.powerOn(g)));
+    await Promise.all([bios, uefi].map((g) => guests.waitForSerial(g, DISK_BOOTED, 180_000, offsets.get(g.name))));
+    for (const g of [bios, uefi]) {
+      const fresh = (await timeline(g.name)).slice(before.get(g.name));
+      assert.ok(
+        !fresh.some((e) => ['kernel', 'initrd', 'kickstart', 'build-started'].includes(e.kind)),
+        `${g.name}: nothing fetched: ${kinds(fresh).join(' ')}`,
+      );
+      // Had it booted from the network, its script would send it to the disk too.
+      const { stdout } = await lab.exec('curl', [
+        '-sS',
+        '--fail-with-body',
+        `${server.url}/api/v1/hosts/${g.name}/boot-script?platform=${g.firmware === 'bios' ? 'pcbios' : 'efi'}`,
+      ]);
+      assert.match(stdout, g.firmware === 'bios' ? /sanboot --no-describe --drive 0x80/ : /^exit$/m);
+      await guests.powerOff(g);
+    }
+  },
+);
 
 test('3. `kvmfleet host rebuild` makes a guest install again', { timeout: 420_000 }, async () => {
   const out = await cli('host', 'rebuild', bios.name);
@@ -234,43 +303,61 @@ test('3. `kvmfleet host rebuild` makes a guest install again', { timeout: 420_00
   const fresh = (await timeline(bios.name)).slice(seen);
   assertInOrder(fresh, ['build-started', 'kernel', 'initrd', 'kickstart', 'built', 'dhcp'], 'rebuild');
   const afterBuilt = fresh.slice(kinds(fresh).lastIndexOf('built'));
-  assert.ok(!afterBuilt.some((e) => ['script', 'kernel'].includes(e.kind)), `after the build it was sent to its disk: ${kinds(afterBuilt).join(' ')}`);
+  assert.ok(
+    !afterBuilt.some((e) => ['script', 'kernel'].includes(e.kind)),
+    `after the build it was sent to its disk: ${kinds(afterBuilt).join(' ')}`,
+  );
   assert.equal((await api<{ buildState: string }>('GET', `/api/v1/hosts/${bios.name}`)).buildState, 'built');
   await guests.powerOff(bios);
 });
 
-test('4. with a site cap of 1, two guests booting at once are built one after the other', { timeout: 720_000 }, async () => {
-  // Installs here take seconds; a real one takes many minutes. Holding each for a while makes the
-  // two builds contend for the one slot whichever guest asks first.
-  await importSite('console=ttyS0,115200 panic=-1 kvmfleet.test.hold=45');
-  await cli('site', 'set', 'lab', '--cap', '1'); // after the import, which sets the cap the site file names
-  const seen = new Map<string, number>();
-  const offsets = new Map<string, number>();
-  for (const g of [bios, uefi]) {
-    await cli('host', 'rebuild', g.name);
-    seen.set(g.name, (await timeline(g.name)).length);
-    offsets.set(g.name, (await guests.serial(g)).length);
-  }
-  await Promise.all([bios, uefi].map((g) => guests.powerOnFromNetworkOnce(g)));
-  await Promise.all([bios, uefi].map((g) => guests.waitForSerial(g, INSTALL_DONE, 660_000, offsets.get(g.name))));
+test(
+  '4. with a site cap of 1, two guests booting at once are built one after the other',
+  { timeout: 720_000 },
+  async () => {
+    // Installs here take seconds; a real one takes many minutes. Holding each for a while makes the
+    // two builds contend for the one slot whichever guest asks first.
+    await importSite('console=ttyS0,115200 panic=-1 kvmfleet.test.hold=45');
+    await cli('site', 'set', 'lab', '--cap', '1'); // after the import, which sets the cap the site file names
+    const seen = new Map<string, number>();
+    const offsets = new Map<string, number>();
+    for (const g of [bios, uefi]) {
+      await cli('host', 'rebuild', g.name);
+      seen.set(g.name, (await timeline(g.name)).length);
+      offsets.set(g.name, (await guests.serial(g)).length);
+    }
+    await Promise.all([bios, uefi].map((g) => guests.powerOnFromNetworkOnce(g)));
+    await Promise.all([bios, uefi].map((g) => guests.waitForSerial(g, INSTALL_DONE, 660_000, offsets.get(g.name))));
 
-  const runs = await Promise.all(
-    [bios, uefi].map(async (g) => {
-      const fresh = (await timeline(g.name)).slice(seen.get(g.name));
-      const started = fresh.find((e) => e.kind === 'build-started');
-      const built = fresh.find((e) => e.kind === 'built');
-      assert.ok(started && built, `${g.name} built again: ${kinds(fresh).join(' ')}`);
-      return { name: g.name, fresh, started: Date.parse(started!.at), built: Date.parse(built!.at) };
-    }),
-  );
-  runs.sort((a, b) => a.started - b.started);
-  const [first, second] = runs as [(typeof runs)[0], (typeof runs)[0]];
-  assert.ok(second.started >= first.built, `builds overlapped: ${first.name} ${new Date(first.started).toISOString()}–${new Date(first.built).toISOString()}, ${second.name} started ${new Date(second.started).toISOString()}`);
-  const story = runs.map((r) => `${r.name}: ${r.fresh.map((e) => `${e.kind}@${e.at.slice(11, 19)}`).join(' ')}`).join('\n');
-  assert.ok(second.fresh.some((e) => e.kind === 'queued'), `${second.name} was queued while ${first.name} built:\n${story}`);
-  assert.ok(second.fresh.some((e) => e.kind === 'script' && e.detail.reason === 'queued'), 'the waiting guest was told to wait by its script');
-  for (const g of [bios, uefi]) await guests.powerOff(g);
-});
+    const runs = await Promise.all(
+      [bios, uefi].map(async (g) => {
+        const fresh = (await timeline(g.name)).slice(seen.get(g.name));
+        const started = fresh.find((e) => e.kind === 'build-started');
+        const built = fresh.find((e) => e.kind === 'built');
+        assert.ok(started && built, `${g.name} built again: ${kinds(fresh).join(' ')}`);
+        return { name: g.name, fresh, started: Date.parse(started!.at), built: Date.parse(built!.at) };
+      }),
+    );
+    runs.sort((a, b) => a.started - b.started);
+    const [first, second] = runs as [(typeof runs)[0], (typeof runs)[0]];
+    assert.ok(
+      second.started >= first.built,
+      `builds overlapped: ${first.name} ${new Date(first.started).toISOString()}–${new Date(first.built).toISOString()}, ${second.name} started ${new Date(second.started).toISOString()}`,
+    );
+    const story = runs
+      .map((r) => `${r.name}: ${r.fresh.map((e) => `${e.kind}@${e.at.slice(11, 19)}`).join(' ')}`)
+      .join('\n');
+    assert.ok(
+      second.fresh.some((e) => e.kind === 'queued'),
+      `${second.name} was queued while ${first.name} built:\n${story}`,
+    );
+    assert.ok(
+      second.fresh.some((e) => e.kind === 'script' && e.detail.reason === 'queued'),
+      'the waiting guest was told to wait by its script',
+    );
+    for (const g of [bios, uefi]) await guests.powerOff(g);
+  },
+);
 
 test('5. the lab leaves nothing behind: no guest, namespace or bridge', { timeout: 120_000 }, async () => {
   await guests.saveSerialLogs(ARTIFACTS);

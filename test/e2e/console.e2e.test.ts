@@ -18,7 +18,13 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../helpers/browser.ts';
-import { cleanUpAtExit, createDirPool, createIsolatedBridge, ensureLibvirtd, removeDomains } from '../helpers/libvirtd.ts';
+import {
+  cleanUpAtExit,
+  createDirPool,
+  createIsolatedBridge,
+  ensureLibvirtd,
+  removeDomains,
+} from '../helpers/libvirtd.ts';
 import { createNamespacePair, type NamespacePair } from '../helpers/netns.ts';
 import { startServer, type ServerProcess } from '../helpers/server.ts';
 import { buildTestOsDisk } from '../helpers/test-os.ts';
@@ -49,7 +55,13 @@ let adminToken: string;
 let templateReady: Promise<void>;
 
 /** The API through curl inside the server's namespace (its loopback is not the test's). */
-async function api<T = unknown>(method: string, path: string, body?: unknown, token = adminToken, timeoutS = 300): Promise<{ status: number; data: T }> {
+async function api<T = unknown>(
+  method: string,
+  path: string,
+  body?: unknown,
+  token = adminToken,
+  timeoutS = 300,
+): Promise<{ status: number; data: T }> {
   const args = ['-sS', '-m', String(timeoutS), '-X', method, '-w', '\n%{http_code}', `${server.url}${path}`];
   if (token) args.push('-H', `authorization: Bearer ${token}`);
   if (body !== undefined) args.push('-H', 'content-type: application/json', '--data-binary', JSON.stringify(body));
@@ -66,7 +78,11 @@ async function shot(name: string): Promise<void> {
 /** The machine's side, from the client namespace. */
 const machine = {
   dhcp: async (extra: string[]) => {
-    const { stdout } = await net.client.exec('udhcpc', ['-i', net.client.device, '-n', '-q', '-f', '-t', '5', '-T', '2', '-s', join(work, 'udhcpc.script'), ...extra], { timeoutMs: 60_000 });
+    const { stdout } = await net.client.exec(
+      'udhcpc',
+      ['-i', net.client.device, '-n', '-q', '-f', '-t', '5', '-T', '2', '-s', join(work, 'udhcpc.script'), ...extra],
+      { timeoutMs: 60_000 },
+    );
     const lease = /LEASE ip=(\S+) siaddr=(\S*) boot_file=(.*)/.exec(stdout);
     if (!lease) throw new Error(`udhcpc got no lease:\n${stdout}`);
     return { ip: lease[1]!, siaddr: lease[2]!, bootFile: lease[3]!.trim() };
@@ -107,16 +123,43 @@ before(async () => {
   net = await createNamespacePair('con', { clientAddress: false });
   await net.client.exec('ip', ['link', 'set', 'dev', net.client.device, 'address', MACHINE_MAC]);
   server = await startServer(
-    ['--roles', 'api,http,tftp,dhcp,worker', '--data-dir', join(work, 'data'), '--trees-dir', join(work, 'trees'), '--dhcp-server-id', net.server.ip, '--http-listen', `${net.server.ip}:${HTTP_PORT}`, '--tftp-listen', `${net.server.ip}:69`, '--boot-base-url', `http://${net.server.ip}:${HTTP_PORT}`, '--cpu-overcommit', '16', '--log-level', 'warn'],
+    [
+      '--roles',
+      'api,http,tftp,dhcp,worker',
+      '--data-dir',
+      join(work, 'data'),
+      '--trees-dir',
+      join(work, 'trees'),
+      '--dhcp-server-id',
+      net.server.ip,
+      '--http-listen',
+      `${net.server.ip}:${HTTP_PORT}`,
+      '--tftp-listen',
+      `${net.server.ip}:69`,
+      '--boot-base-url',
+      `http://${net.server.ip}:${HTTP_PORT}`,
+      '--cpu-overcommit',
+      '16',
+      '--log-level',
+      'warn',
+    ],
     {},
     90_000,
     { netns: net.server.name },
   );
   // The first admin is made while the API is open on loopback (no user yet), as an operator would.
-  const admin = await api<{ token: string }>('POST', '/api/v1/users', { name: 'alice', role: 'admin', password: PASSWORD, withToken: true }, '');
+  const admin = await api<{ token: string }>(
+    'POST',
+    '/api/v1/users',
+    { name: 'alice', role: 'admin', password: PASSWORD, withToken: true },
+    '',
+  );
   assert.equal(admin.status, 201);
   adminToken = admin.data.token;
-  assert.equal((await api('POST', '/api/v1/users', { name: 'victor', role: 'viewer', password: PASSWORD })).status, 201);
+  assert.equal(
+    (await api('POST', '/api/v1/users', { name: 'victor', role: 'viewer', password: PASSWORD })).status,
+    201,
+  );
 
   await mkdir(join(work, 'pool'));
   await createIsolatedBridge(BRIDGE);
@@ -147,7 +190,10 @@ test('sign in, import a site by file upload and its hosts as pasted CSV', { time
   await page.fill('input[name=user]', 'alice');
   await page.fill('input[name=password]', 'wrong password!');
   await page.click('button[type=submit]');
-  assert.match(await page.textContent('form.login [role=alert]', { timeout: 10_000 }) ?? '', /wrong user name or password \(401\)/);
+  assert.match(
+    (await page.textContent('form.login [role=alert]', { timeout: 10_000 })) ?? '',
+    /wrong user name or password \(401\)/,
+  );
   await login('alice');
   assert.equal(await page.textContent('[data-testid=who]'), 'alice (admin)');
 
@@ -155,15 +201,28 @@ test('sign in, import a site by file upload and its hosts as pasted CSV', { time
   const siteYaml = `sites:\n  - name: lab\n    buildCap: 5\n    networks:\n      - { name: lab-hv, cidr: ${s}.0/24, gateway: ${s}.1, dns: [${s}.1], domain: lab.example.com, dynamicRange: { start: ${s}.100, end: ${s}.199 } }\nprofiles:\n  - { name: rhel9-kvm, os: rhel9, installTreeUrl: "http://${s}.1:${HTTP_PORT}/trees/rhel9" }\n`;
   await writeFile(join(work, 'site.yaml'), siteYaml);
   await page.setInputFiles('input[name=site-yaml-file]', join(work, 'site.yaml'));
-  await page.waitForFunction(() => (document.querySelector('textarea[name=site-yaml]') as HTMLTextAreaElement | null)?.value.includes('lab-hv'));
+  await page.waitForFunction(() =>
+    (document.querySelector('textarea[name=site-yaml]') as HTMLTextAreaElement | null)?.value.includes('lab-hv'),
+  );
   await page.click('[data-import=site-yaml] button:has-text("Import")');
   await page.waitForSelector('[data-import=site-yaml] pre.result:has-text("sites: 1 created")');
 
   // A bad CSV first: refused with the offending line, nothing written.
-  await page.fill('textarea[name=hosts-csv]', `hostname,mac,ip,network,profile\nbad.lab.example.com,52:54:00:c0:00:02,${s}.150,lab-hv,rhel9-kvm\n`);
+  await page.fill(
+    'textarea[name=hosts-csv]',
+    `hostname,mac,ip,network,profile\nbad.lab.example.com,52:54:00:c0:00:02,${s}.150,lab-hv,rhel9-kvm\n`,
+  );
   await page.click('[data-import=hosts-csv] button:has-text("Import")');
-  assert.match((await page.textContent('[data-import=hosts-csv] pre.error')) ?? '', /line 2 \(bad\.lab\.example\.com\): .*dynamic range/);
-  const csv = ['hostname,mac,ip,network,profile', `hv1.lab.example.com,${MACHINE_MAC},${s}.11,lab-hv,rhel9-kvm`, `hv2.lab.example.com,52:54:00:c0:00:02,${s}.12,lab-hv,rhel9-kvm`, `hv3.lab.example.com,52:54:00:c0:00:03,${s}.13,lab-hv,rhel9-kvm`].join('\n');
+  assert.match(
+    (await page.textContent('[data-import=hosts-csv] pre.error')) ?? '',
+    /line 2 \(bad\.lab\.example\.com\): .*dynamic range/,
+  );
+  const csv = [
+    'hostname,mac,ip,network,profile',
+    `hv1.lab.example.com,${MACHINE_MAC},${s}.11,lab-hv,rhel9-kvm`,
+    `hv2.lab.example.com,52:54:00:c0:00:02,${s}.12,lab-hv,rhel9-kvm`,
+    `hv3.lab.example.com,52:54:00:c0:00:03,${s}.13,lab-hv,rhel9-kvm`,
+  ].join('\n');
   await page.fill('textarea[name=hosts-csv]', csv);
   await page.click('[data-import=hosts-csv] button:has-text("Import")');
   await page.waitForSelector('[data-import=hosts-csv] pre.result:has-text("created 3")');
@@ -174,105 +233,164 @@ test('sign in, import a site by file upload and its hosts as pasted CSV', { time
   await page.waitForSelector('[data-testid=host-count]:has-text("3 host(s)")');
   await page.fill('input[type=search]', 'c0:00:02');
   await page.waitForSelector('[data-testid=host-count]:has-text("1 host(s)")');
-  assert.deepEqual(await page.$$eval('tr[data-host]', (rows) => rows.map((r) => r.getAttribute('data-host'))), ['hv2.lab.example.com']);
+  assert.deepEqual(await page.$$eval('tr[data-host]', (rows) => rows.map((r) => r.getAttribute('data-host'))), [
+    'hv2.lab.example.com',
+  ]);
 
   // While the build is watched: a hypervisor (this machine's libvirtd), a VM on the test OS disk, sealed as a template.
   templateReady = (async () => {
-    const hv = await api('POST', '/api/v1/hypervisors', { name: 'hv-local', uri: 'qemu:///system', site: 'lab', storagePool: POOL, bridge: BRIDGE, maxParallel: 1 });
+    const hv = await api('POST', '/api/v1/hypervisors', {
+      name: 'hv-local',
+      uri: 'qemu:///system',
+      site: 'lab',
+      storagePool: POOL,
+      bridge: BRIDGE,
+      maxParallel: 1,
+    });
     assert.equal(hv.status, 201, JSON.stringify(hv.data));
-    const vm = await api('POST', '/api/v1/vms', { name: `${PREFIX}-src`, hypervisor: 'hv-local', memoryMiB: 256, vcpus: 1, source: { kind: 'import', disk: join(work, 'pool', `${PREFIX}-src.qcow2`) }, start: false });
+    const vm = await api('POST', '/api/v1/vms', {
+      name: `${PREFIX}-src`,
+      hypervisor: 'hv-local',
+      memoryMiB: 256,
+      vcpus: 1,
+      source: { kind: 'import', disk: join(work, 'pool', `${PREFIX}-src.qcow2`) },
+      start: false,
+    });
     assert.equal(vm.status, 201, JSON.stringify(vm.data));
-    const sealed = await api('POST', '/api/v1/templates', { vm: `${PREFIX}-src`, name: `${PREFIX}-tmpl` }, adminToken, 600);
+    const sealed = await api(
+      'POST',
+      '/api/v1/templates',
+      { vm: `${PREFIX}-src`, name: `${PREFIX}-tmpl` },
+      adminToken,
+      600,
+    );
     assert.equal(sealed.status, 201, JSON.stringify(sealed.data));
   })();
   templateReady.catch(() => undefined); // awaited (and reported) by the clone test
 });
 
-test('a simulated build advances live on the host timeline: DHCP → TFTP → script → kernel → Kickstart → built', { timeout: 180_000 }, async () => {
-  await page.goto(`${server.url}/console/#/hosts/hv1.lab.example.com`);
-  await page.waitForSelector('ol.steps li[data-step=dhcp].pending');
-  // What it would get now, without side effects: the script (an install) and its Kickstart.
-  await page.click('button:has-text("iPXE script (BIOS)")');
-  assert.match((await page.textContent('pre.preview')) ?? '', /^#!ipxe\n[\s\S]*kernel .*inst\.ks=.*PREVIEW-TOKEN/);
-  await page.click('button:has-text("Kickstart")');
-  await page.waitForSelector('pre.preview[data-preview=Kickstart]');
-  assert.match((await page.textContent('pre.preview')) ?? '', /%post[\s\S]*\/boot\/built\//);
-  // Every step below must light up without the page being loaded again: only the event stream can do it.
-  await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
-  const stepDone = (step: string) => page.waitForSelector(`ol.steps li[data-step=${step}].done`, { timeout: 20_000 });
+test(
+  'a simulated build advances live on the host timeline: DHCP → TFTP → script → kernel → Kickstart → built',
+  { timeout: 180_000 },
+  async () => {
+    await page.goto(`${server.url}/console/#/hosts/hv1.lab.example.com`);
+    await page.waitForSelector('ol.steps li[data-step=dhcp].pending');
+    // What it would get now, without side effects: the script (an install) and its Kickstart.
+    await page.click('button:has-text("iPXE script (BIOS)")');
+    assert.match((await page.textContent('pre.preview')) ?? '', /^#!ipxe\n[\s\S]*kernel .*inst\.ks=.*PREVIEW-TOKEN/);
+    await page.click('button:has-text("Kickstart")');
+    await page.waitForSelector('pre.preview[data-preview=Kickstart]');
+    assert.match((await page.textContent('pre.preview')) ?? '', /%post[\s\S]*\/boot\/built\//);
+    // Every step below must light up without the page being loaded again: only the event stream can do it.
+    await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
+    const stepDone = (step: string) => page.waitForSelector(`ol.steps li[data-step=${step}].done`, { timeout: 20_000 });
 
-  // PXE firmware (BIOS): DHCP with the PXEClient vendor class and client architecture 0 → undionly.kpxe over TFTP.
-  const pxe = await machine.dhcp(['-V', 'PXEClient:Arch:00000:UNDI:002001', '-x', '0x5d:0000']);
-  assert.equal(pxe.ip, `${net.subnet}.11`, 'the reserved address');
-  assert.equal(pxe.bootFile, 'undionly.kpxe');
-  await stepDone('dhcp');
-  await machine.curl('-o', join(work, 'undionly.kpxe'), `tftp://${pxe.siaddr || net.server.ip}/${pxe.bootFile}`);
-  await stepDone('tftp');
-  await shot('02-build-dhcp-tftp');
+    // PXE firmware (BIOS): DHCP with the PXEClient vendor class and client architecture 0 → undionly.kpxe over TFTP.
+    const pxe = await machine.dhcp(['-V', 'PXEClient:Arch:00000:UNDI:002001', '-x', '0x5d:0000']);
+    assert.equal(pxe.ip, `${net.subnet}.11`, 'the reserved address');
+    assert.equal(pxe.bootFile, 'undionly.kpxe');
+    await stepDone('dhcp');
+    await machine.curl('-o', join(work, 'undionly.kpxe'), `tftp://${pxe.siaddr || net.server.ip}/${pxe.bootFile}`);
+    await stepDone('tftp');
+    await shot('02-build-dhcp-tftp');
 
-  // iPXE: DHCP again with user class "iPXE" → the script URL; then the script, kernel, initrd.
-  const ipxe = await machine.dhcp(['-V', 'PXEClient:Arch:00000:UNDI:002001', '-x', '0x5d:0000', '-x', '0x4d:69505845']);
-  assert.match(ipxe.bootFile, /^http:\/\/.*\/boot\//);
-  const scriptUrl = ipxe.bootFile.replace('${mac:hexhyp}', MACHINE_MAC.replace(/:/g, '-')).replace('${platform}', 'pcbios');
-  const script = await machine.curl(scriptUrl);
-  await stepDone('script');
-  await page.waitForSelector('.facts .badge.building');
-  // The site's queue shows it holding one of the 5 build slots (the hash changes; the page is not reloaded).
-  await page.goto(`${server.url}/console/#/sites`);
-  await page.click('tr[data-site=lab] button:has-text("queue")');
-  await page.waitForSelector('[data-queue=lab] h3:has-text("Building: 1 of 5 slots")');
-  assert.equal(await page.textContent('[data-queue=lab] ol li a'), 'hv1.lab.example.com');
-  await page.waitForSelector('tr[data-site=lab] td[data-count=building]:has-text("1")');
-  // And the boot servers' activity summary (every 5 s from the event stream) counts the script it fetched.
-  assert.match((await page.textContent('[data-testid=activity]:has-text("script")', { timeout: 12_000 })) ?? '', /last 5 s: .*script \d+/);
-  await shot('03-site-queue');
-  await page.goto(`${server.url}/console/#/hosts/hv1.lab.example.com`);
-  await stepDone('script');
-  const kernelUrl = /^kernel (\S+)/m.exec(script)?.[1];
-  const initrdUrl = /^initrd (?:--name \S+ )?(\S+)/m.exec(script)?.[1];
-  const ksUrl = /inst\.ks=(\S+)/.exec(script)?.[1];
-  assert.ok(kernelUrl && initrdUrl && ksUrl, script);
-  await machine.curl('-L', '-o', '/dev/null', kernelUrl);
-  await machine.curl('-L', '-o', '/dev/null', initrdUrl);
-  await stepDone('kernel');
-  await shot('04-build-kernel');
+    // iPXE: DHCP again with user class "iPXE" → the script URL; then the script, kernel, initrd.
+    const ipxe = await machine.dhcp([
+      '-V',
+      'PXEClient:Arch:00000:UNDI:002001',
+      '-x',
+      '0x5d:0000',
+      '-x',
+      '0x4d:69505845',
+    ]);
+    assert.match(ipxe.bootFile, /^http:\/\/.*\/boot\//);
+    const scriptUrl = ipxe.bootFile
+      .replace('${mac:hexhyp}', MACHINE_MAC.replace(/:/g, '-'))
+      .replace('${platform}', 'pcbios');
+    const script = await machine.curl(scriptUrl);
+    await stepDone('script');
+    await page.waitForSelector('.facts .badge.building');
+    // The site's queue shows it holding one of the 5 build slots (the hash changes; the page is not reloaded).
+    await page.goto(`${server.url}/console/#/sites`);
+    await page.click('tr[data-site=lab] button:has-text("queue")');
+    await page.waitForSelector('[data-queue=lab] h3:has-text("Building: 1 of 5 slots")');
+    assert.equal(await page.textContent('[data-queue=lab] ol li a'), 'hv1.lab.example.com');
+    await page.waitForSelector('tr[data-site=lab] td[data-count=building]:has-text("1")');
+    // And the boot servers' activity summary (every 5 s from the event stream) counts the script it fetched.
+    assert.match(
+      (await page.textContent('[data-testid=activity]:has-text("script")', { timeout: 12_000 })) ?? '',
+      /last 5 s: .*script \d+/,
+    );
+    await shot('03-site-queue');
+    await page.goto(`${server.url}/console/#/hosts/hv1.lab.example.com`);
+    await stepDone('script');
+    const kernelUrl = /^kernel (\S+)/m.exec(script)?.[1];
+    const initrdUrl = /^initrd (?:--name \S+ )?(\S+)/m.exec(script)?.[1];
+    const ksUrl = /inst\.ks=(\S+)/.exec(script)?.[1];
+    assert.ok(kernelUrl && initrdUrl && ksUrl, script);
+    await machine.curl('-L', '-o', '/dev/null', kernelUrl);
+    await machine.curl('-L', '-o', '/dev/null', initrdUrl);
+    await stepDone('kernel');
+    await shot('04-build-kernel');
 
-  // The installer: the Kickstart, then its %post callback.
-  const kickstart = await machine.curl(ksUrl);
-  await stepDone('kickstart');
-  const callback = /-X POST (\S+\/boot\/built\/\S+)/.exec(kickstart)?.[1];
-  assert.ok(callback, 'the Kickstart calls back');
-  await machine.curl('-X', 'POST', callback);
-  await stepDone('built');
-  await page.waitForSelector('.facts .badge.built');
-  assert.equal(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded), true, 'the page was not reloaded');
-  const events = await page.$$eval('table.events tr[data-event]', (rows) => rows.map((r) => r.getAttribute('data-event')));
-  for (const kind of ['dhcp', 'tftp', 'build-started', 'script', 'kernel', 'initrd', 'kickstart', 'built']) assert.ok(events.includes(kind), `${kind} in ${events.join(', ')}`);
-  await shot('05-build-built');
+    // The installer: the Kickstart, then its %post callback.
+    const kickstart = await machine.curl(ksUrl);
+    await stepDone('kickstart');
+    const callback = /-X POST (\S+\/boot\/built\/\S+)/.exec(kickstart)?.[1];
+    assert.ok(callback, 'the Kickstart calls back');
+    await machine.curl('-X', 'POST', callback);
+    await stepDone('built');
+    await page.waitForSelector('.facts .badge.built');
+    assert.equal(
+      await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded),
+      true,
+      'the page was not reloaded',
+    );
+    const events = await page.$$eval('table.events tr[data-event]', (rows) =>
+      rows.map((r) => r.getAttribute('data-event')),
+    );
+    for (const kind of ['dhcp', 'tftp', 'build-started', 'script', 'kernel', 'initrd', 'kickstart', 'built'])
+      assert.ok(events.includes(kind), `${kind} in ${events.join(', ')}`);
+    await shot('05-build-built');
 
-  await page.goto(`${server.url}/console/#/sites`);
-  await page.waitForSelector('tr[data-site=lab] td[data-count=built]:has-text("1")');
-  await page.waitForSelector('tr[data-site=lab] td[data-count=ready]:has-text("2")');
-});
+    await page.goto(`${server.url}/console/#/sites`);
+    await page.waitForSelector('tr[data-site=lab] td[data-count=built]:has-text("1")');
+    await page.waitForSelector('tr[data-site=lab] td[data-count=ready]:has-text("2")');
+  },
+);
 
-test('a machine with an unknown MAC shows up as discovered and is adopted from the console', { timeout: 60_000 }, async () => {
-  await page.goto(`${server.url}/console/#/discovered`);
-  await page.waitForSelector('text=None: every machine that network-booted is known.');
-  await net.client.exec('ip', ['addr', 'flush', 'dev', net.client.device]);
-  await net.client.exec('ip', ['link', 'set', 'dev', net.client.device, 'address', STRANGER_MAC]);
-  const lease = await machine.dhcp(['-V', 'PXEClient:Arch:00000:UNDI:002001', '-x', '0x5d:0000']);
-  assert.match(lease.ip, new RegExp(`^${net.subnet.replace(/\./g, '\\.')}\\.1\\d\\d$`), 'an address from the dynamic range');
-  const row = `tr[data-host="discovered-${STRANGER_MAC.replace(/:/g, '')}"]`;
-  await page.waitForSelector(row); // appears live
-  await page.fill(`${row} input[aria-label=hostname]`, 'hv4.lab.example.com');
-  await page.fill(`${row} input[aria-label=address]`, `${net.subnet}.14`);
-  await page.selectOption(`${row} select[aria-label=network]`, 'lab-hv');
-  await shot('06-discovered');
-  await page.click(`${row} button:has-text("Adopt")`);
-  await page.waitForSelector(row, { state: 'detached' });
-  const adopted = await api<{ buildState: string; ip: string; macs: string[] }>('GET', '/api/v1/hosts/hv4.lab.example.com');
-  assert.deepEqual([adopted.data.buildState, adopted.data.ip, adopted.data.macs], ['ready', `${net.subnet}.14`, [STRANGER_MAC]]);
-});
+test(
+  'a machine with an unknown MAC shows up as discovered and is adopted from the console',
+  { timeout: 60_000 },
+  async () => {
+    await page.goto(`${server.url}/console/#/discovered`);
+    await page.waitForSelector('text=None: every machine that network-booted is known.');
+    await net.client.exec('ip', ['addr', 'flush', 'dev', net.client.device]);
+    await net.client.exec('ip', ['link', 'set', 'dev', net.client.device, 'address', STRANGER_MAC]);
+    const lease = await machine.dhcp(['-V', 'PXEClient:Arch:00000:UNDI:002001', '-x', '0x5d:0000']);
+    assert.match(
+      lease.ip,
+      new RegExp(`^${net.subnet.replace(/\./g, '\\.')}\\.1\\d\\d$`),
+      'an address from the dynamic range',
+    );
+    const row = `tr[data-host="discovered-${STRANGER_MAC.replace(/:/g, '')}"]`;
+    await page.waitForSelector(row); // appears live
+    await page.fill(`${row} input[aria-label=hostname]`, 'hv4.lab.example.com');
+    await page.fill(`${row} input[aria-label=address]`, `${net.subnet}.14`);
+    await page.selectOption(`${row} select[aria-label=network]`, 'lab-hv');
+    await shot('06-discovered');
+    await page.click(`${row} button:has-text("Adopt")`);
+    await page.waitForSelector(row, { state: 'detached' });
+    const adopted = await api<{ buildState: string; ip: string; macs: string[] }>(
+      'GET',
+      '/api/v1/hosts/hv4.lab.example.com',
+    );
+    assert.deepEqual(
+      [adopted.data.buildState, adopted.data.ip, adopted.data.macs],
+      ['ready', `${net.subnet}.14`, [STRANGER_MAC]],
+    );
+  },
+);
 
 test('a clone job started from the console shows its progress live, item by item', { timeout: 900_000 }, async () => {
   await templateReady;
@@ -338,7 +456,11 @@ test('a viewer sees no controls and is refused by the API; a wrong token gets 40
   await page.goto(`${server.url}/console/#/hosts/hv1.lab.example.com`);
   await page.waitForSelector('ol.steps li[data-step=built].done');
   assert.equal(await page.locator('button:has-text("Rebuild")').count(), 0);
-  assert.equal(await page.locator('button:has-text("Kickstart")').count(), 0, 'a Kickstart holds the root password hash');
+  assert.equal(
+    await page.locator('button:has-text("Kickstart")').count(),
+    0,
+    'a Kickstart holds the root password hash',
+  );
   await page.click('button:has-text("iPXE script (UEFI)")');
   assert.match((await page.textContent('pre.preview')) ?? '', /^#!ipxe\n/);
   await shot('10-viewer');
@@ -363,39 +485,46 @@ test('a viewer sees no controls and is refused by the API; a wrong token gets 40
   await page.waitForSelector('form.login');
 });
 
-test('an admin adds a user and makes a scoped token that works, shown once, then revokes it', { timeout: 60_000 }, async () => {
-  await login('alice');
-  await page.goto(`${server.url}/console/#/access`);
-  await page.waitForSelector('tr[data-user=victor]');
-  await page.fill('input[name=user-name]', 'olga');
-  await page.selectOption('select[name=user-role]', 'operator');
-  await page.fill('input[name=user-password]', PASSWORD);
-  await page.click('button:has-text("Add user")');
-  await page.waitForSelector('tr[data-user=olga]');
-  await page.fill('input[name=token-name]', 'dashboards');
-  await page.check('input[name=scope-read]');
-  await page.click('button:has-text("Create token")');
-  const token = (await page.textContent('[data-testid=new-token]')) ?? '';
-  assert.match(token, /^kvmf_[A-Za-z0-9_-]{43}$/);
-  await page.waitForSelector('tr[data-token=dashboards]');
-  await shot('11-access');
-  assert.equal((await api('GET', '/api/v1/hosts', undefined, token)).status, 200);
-  assert.equal((await api('POST', '/api/v1/sites', { name: 'nope' }, token)).status, 403, 'scoped to read');
-  await page.click('tr[data-token=dashboards] button:has-text("Revoke")');
-  await page.waitForSelector('tr[data-token=dashboards]', { state: 'detached' });
-  assert.equal((await api('GET', '/api/v1/hosts', undefined, token)).status, 401, 'revoked');
-  // The new operator signs in with the password the admin gave.
-  await signOut();
-  await login('olga');
-  assert.equal(await page.textContent('[data-testid=who]'), 'olga (operator)');
-});
+test(
+  'an admin adds a user and makes a scoped token that works, shown once, then revokes it',
+  { timeout: 60_000 },
+  async () => {
+    await login('alice');
+    await page.goto(`${server.url}/console/#/access`);
+    await page.waitForSelector('tr[data-user=victor]');
+    await page.fill('input[name=user-name]', 'olga');
+    await page.selectOption('select[name=user-role]', 'operator');
+    await page.fill('input[name=user-password]', PASSWORD);
+    await page.click('button:has-text("Add user")');
+    await page.waitForSelector('tr[data-user=olga]');
+    await page.fill('input[name=token-name]', 'dashboards');
+    await page.check('input[name=scope-read]');
+    await page.click('button:has-text("Create token")');
+    const token = (await page.textContent('[data-testid=new-token]')) ?? '';
+    assert.match(token, /^kvmf_[A-Za-z0-9_-]{43}$/);
+    await page.waitForSelector('tr[data-token=dashboards]');
+    await shot('11-access');
+    assert.equal((await api('GET', '/api/v1/hosts', undefined, token)).status, 200);
+    assert.equal((await api('POST', '/api/v1/sites', { name: 'nope' }, token)).status, 403, 'scoped to read');
+    await page.click('tr[data-token=dashboards] button:has-text("Revoke")');
+    await page.waitForSelector('tr[data-token=dashboards]', { state: 'detached' });
+    assert.equal((await api('GET', '/api/v1/hosts', undefined, token)).status, 401, 'revoked');
+    // The new operator signs in with the password the admin gave.
+    await signOut();
+    await login('olga');
+    assert.equal(await page.textContent('[data-testid=who]'), 'olga (operator)');
+  },
+);
 
 test('the audit page shows who did what, allowed and refused', { timeout: 60_000 }, async () => {
   await login('alice');
   await page.goto(`${server.url}/console/#/audit`);
   await page.waitForSelector('table.audit tbody tr');
-  const rows = await page.$$eval('table.audit tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].slice(1).map((td) => td.textContent ?? '')));
-  const has = (actor: string, action: string, result: string) => rows.some(([a, act, , res]) => a === actor && act === action && res === result);
+  const rows = await page.$$eval('table.audit tbody tr', (trs) =>
+    trs.map((tr) => [...tr.querySelectorAll('td')].slice(1).map((td) => td.textContent ?? '')),
+  );
+  const has = (actor: string, action: string, result: string) =>
+    rows.some(([a, act, , res]) => a === actor && act === action && res === result);
   assert.ok(has('alice', 'POST /api/v1/import/site', '200'), `audit rows: ${JSON.stringify(rows)}`);
   assert.ok(has('alice', 'POST /api/v1/import/hosts', '422'), 'the refused CSV');
   assert.ok(has('alice', 'POST /api/v1/import/hosts', '200'));

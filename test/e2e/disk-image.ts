@@ -24,17 +24,27 @@ const ESP_KIB = 2048;
 function mbrBootCode(message: string): Buffer {
   const code = Buffer.from([
     0xfa, //                 cli
-    0x31, 0xc0, //           xor ax, ax
-    0x8e, 0xd8, //           mov ds, ax
-    0xbe, 0x16, 0x7c, //     mov si, 0x7C16 (the message, 22 bytes in)
-    0xba, 0xf8, 0x03, //     mov dx, 0x3F8
+    0x31,
+    0xc0, //           xor ax, ax
+    0x8e,
+    0xd8, //           mov ds, ax
+    0xbe,
+    0x16,
+    0x7c, //     mov si, 0x7C16 (the message, 22 bytes in)
+    0xba,
+    0xf8,
+    0x03, //     mov dx, 0x3F8
     0xac, //                 loop: lodsb
-    0x84, 0xc0, //           test al, al
-    0x74, 0x03, //           jz done
+    0x84,
+    0xc0, //           test al, al
+    0x74,
+    0x03, //           jz done
     0xee, //                 out dx, al
-    0xeb, 0xf8, //           jmp loop
+    0xeb,
+    0xf8, //           jmp loop
     0xf4, //                 done: hlt
-    0xeb, 0xfd, //           jmp done
+    0xeb,
+    0xfd, //           jmp done
   ]);
   const text = Buffer.from(`\r\n${message} (bios)\r\n\0`, 'latin1');
   if (code.length + text.length > 440) throw new Error('MBR boot message too long');

@@ -31,7 +31,10 @@ export interface Guest {
 const live = new Set<string>();
 process.on('exit', () => {
   for (const name of live) {
-    for (const args of [['destroy', name], ['undefine', '--nvram', name]]) {
+    for (const args of [
+      ['destroy', name],
+      ['undefine', '--nvram', name],
+    ]) {
       try {
         execFileSync('virsh', ['-c', 'qemu:///system', ...args], { stdio: 'ignore' });
       } catch {
@@ -70,7 +73,14 @@ export class Guests {
   }
 
   async define(name: string, mac: string, firmware: Firmware): Promise<Guest> {
-    const guest: Guest = { name, uuid: randomUUID(), mac, firmware, disk: join(this.#dir, `${name}.qcow2`), serialLog: join(this.#dir, `${name}.serial.log`) };
+    const guest: Guest = {
+      name,
+      uuid: randomUUID(),
+      mac,
+      firmware,
+      disk: join(this.#dir, `${name}.qcow2`),
+      serialLog: join(this.#dir, `${name}.serial.log`),
+    };
     await run('qemu-img', ['create', '-q', '-f', 'qcow2', guest.disk, '64M']);
     await writeFile(guest.serialLog, '');
     await chmod(guest.serialLog, 0o666);
@@ -120,7 +130,10 @@ export class Guests {
       if (pattern.test(text)) return text;
       const failed = /kvmfleet-installer-double: FAILED: .*/.exec(text);
       if (failed) throw new Error(`${guest.name}: ${failed[0]}`);
-      if (Date.now() > deadline) throw new Error(`${guest.name}: no ${pattern} on the serial console in ${timeoutMs / 1000} s; it shows:\n${text.slice(-2000)}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `${guest.name}: no ${pattern} on the serial console in ${timeoutMs / 1000} s; it shows:\n${text.slice(-2000)}`,
+        );
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
@@ -128,7 +141,10 @@ export class Guests {
   /** Copies every guest's serial console to `dir` (kept after the run, for whoever reads a failure). */
   async saveSerialLogs(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true });
-    for (const guest of this.#guests.values()) await copyFile(guest.serialLog, join(dir, `${guest.name.replace(/^kvfe2e-\d+-/, '')}.serial.log`)).catch(() => {});
+    for (const guest of this.#guests.values())
+      await copyFile(guest.serialLog, join(dir, `${guest.name.replace(/^kvfe2e-\d+-/, '')}.serial.log`)).catch(
+        () => {},
+      );
   }
 
   async removeAll(): Promise<void> {

@@ -109,5 +109,9 @@ echo "systemctl (shim): skipped: systemctl $*"
 
 /** Builds the installer double's initramfs (newc cpio, gzip) and returns its bytes. */
 export function buildInstallerInitramfs(kernel: Kernel): Promise<Buffer> {
-  return buildBusyboxInitramfs(kernel, INIT, WANTED_MODULES, { 'etc/udhcpc.script': UDHCPC_SCRIPT, 'usr/bin/curl': CURL_SHIM, 'usr/bin/systemctl': SYSTEMCTL_SHIM });
+  return buildBusyboxInitramfs(kernel, INIT, WANTED_MODULES, {
+    'etc/udhcpc.script': UDHCPC_SCRIPT,
+    'usr/bin/curl': CURL_SHIM,
+    'usr/bin/systemctl': SYSTEMCTL_SHIM,
+  });
 }

@@ -78,7 +78,8 @@ export async function createLab(): Promise<Lab> {
     bridge,
     serverIp,
     subnet,
-    exec: (command, args, timeoutMs = 120_000) => run('ip', ['netns', 'exec', namespace, command, ...args], { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }),
+    exec: (command, args, timeoutMs = 120_000) =>
+      run('ip', ['netns', 'exec', namespace, command, ...args], { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }),
     async cleanup() {
       removeAll();
       exitCleanups.delete(removeAll);

@@ -81,7 +81,8 @@ function guestXml(): string {
 
 async function api<T>(method: string, path: string, body?: unknown, type = 'application/json'): Promise<T> {
   const args = ['-sS', '--fail-with-body', '-X', method, `${server.url}${path}`];
-  if (body !== undefined) args.push('-H', `content-type: ${type}`, '--data-binary', typeof body === 'string' ? body : JSON.stringify(body));
+  if (body !== undefined)
+    args.push('-H', `content-type: ${type}`, '--data-binary', typeof body === 'string' ? body : JSON.stringify(body));
   const { stdout } = await lab.exec('curl', args);
   return JSON.parse(stdout) as T;
 }
@@ -91,7 +92,10 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
   for (;;) {
     const value = await probe();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}; serial console:\n${(await readFile(serialLog, 'latin1').catch(() => '')).slice(-3000)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs / 1000} s waiting for ${what}; serial console:\n${(await readFile(serialLog, 'latin1').catch(() => '')).slice(-3000)}`,
+      );
     await new Promise((r) => setTimeout(r, 2000));
   }
 }
@@ -106,9 +110,35 @@ before(async () => {
   daemon = await ensureLibvirtd();
   client = await LibvirtClient.openUnix(LIBVIRT_SOCKET, 'qemu:///system');
   const ip = lab.serverIp;
-  server = await startServer(['--roles', 'api,http,dhcp', '--data-dir', 'memory://', '--dhcp-server-id', ip, '--http-listen', `${ip}:8081`, '--retry-seconds', '5', '--log-level', 'warn'], {}, 60_000, { netns: lab.namespace });
+  server = await startServer(
+    [
+      '--roles',
+      'api,http,dhcp',
+      '--data-dir',
+      'memory://',
+      '--dhcp-server-id',
+      ip,
+      '--http-listen',
+      `${ip}:8081`,
+      '--retry-seconds',
+      '5',
+      '--log-level',
+      'warn',
+    ],
+    {},
+    60_000,
+    { netns: lab.namespace },
+  );
   const s = lab.subnet;
-  const site = ['sites:', '  - name: lab', '    networks:', `      - { name: lab-boot, cidr: ${s}.0/24, gateway: ${s}.1, dynamicRange: { start: ${s}.100, end: ${s}.199 } }`, 'profiles:', `  - { name: p, os: rhel9, installTreeUrl: "http://${ip}:8081/trees/none" }`, ''].join('\n');
+  const site = [
+    'sites:',
+    '  - name: lab',
+    '    networks:',
+    `      - { name: lab-boot, cidr: ${s}.0/24, gateway: ${s}.1, dynamicRange: { start: ${s}.100, end: ${s}.199 } }`,
+    'profiles:',
+    `  - { name: p, os: rhel9, installTreeUrl: "http://${ip}:8081/trees/none" }`,
+    '',
+  ].join('\n');
   await api('POST', '/api/v1/import/site', site, 'application/yaml');
   // A known host (its timeline is never thinned), to be installed: it is told to boot from the network.
   await api('POST', '/api/v1/hosts', { hostname: NAME, macs: [MAC], ip: `${s}.16`, network: 'lab-boot', profile: 'p' });
@@ -134,33 +164,56 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-test('OVMF boots by UEFI HTTP boot: HTTPClient DHCP, ipxe.efi over HTTP on the timeline, then iPXE asks for its script', { timeout: 600_000 }, async () => {
-  const started = Date.now();
-  await client.startDomain(await client.lookupDomainByName(NAME));
-  const timeline = () => api<TimelineEvent[]>('GET', `/api/v1/hosts/${NAME}/timeline`);
-  const events = await waitFor('the script event', 480_000, async () => {
-    const list = await timeline();
-    return list.some((e) => e.kind === 'script') ? list : undefined;
-  });
-  const dhcp = events.filter((e) => e.kind === 'dhcp');
-  // First the firmware's HTTP boot client (class HTTPClient / arch 16), then iPXE.
-  assert.deepEqual([dhcp[0]?.detail.firmware, dhcp[0]?.detail.ipxe, dhcp[0]?.detail.httpBoot], ['efi-x64', false, true], JSON.stringify(dhcp));
-  assert.ok(dhcp.some((e) => e.detail.ipxe === true), `iPXE asked DHCP: ${JSON.stringify(dhcp)}`);
-  assert.ok(events.findIndex((e) => e.kind === 'script') > events.findIndex((e) => e.detail.ipxe === true), 'the script came after iPXE\'s DHCP');
-  // Between them, the firmware's download of ipxe.efi over HTTP, whole, from the host's address (the timeline is by address).
-  const fetched = events.findIndex((e) => e.kind === 'firmware');
-  assert.deepEqual(events[fetched]?.detail, { file: 'ipxe.efi', via: 'http', outcome: 'completed', bytes: (await stat('/usr/lib/ipxe/ipxe.efi')).size }, JSON.stringify(events));
-  assert.ok(events.indexOf(dhcp[0]!) < fetched && fetched < events.findIndex((e) => e.detail.ipxe === true), `firmware DHCP → ipxe.efi over HTTP → iPXE's DHCP: ${events.map((e) => e.kind).join(' → ')}`);
-  // And the serial console shows the firmware's HTTP boot, not PXE, and then iPXE running (so the binary came whole).
-  const serial = await readFile(serialLog, 'latin1');
-  assert.doesNotMatch(serial, /Start PXE over IPv4/);
-  assert.match(serial, /BdsDxe: starting Boot\d+ "UEFI HTTPv4 \(MAC:525400E20016\)"/);
-  assert.match(serial, /iPXE initialising devices/);
-  assert.match(serial, /52-54-00-e2-00-16 : \d+ bytes \[script\]/);
-  // The firmware's choice and iPXE's script, as the console showed them (not the rest: it names a build token).
-  const shown = serial.split(/[\r\n]+/).filter((l) => /BdsDxe: starting|iPXE \d|\[script\]/.test(l));
-  console.log(`# booted in ${Math.round((Date.now() - started) / 1000)} s (TCG); serial console:\n${shown.map((l) => `#   ${l.replace(/\x1b\[[0-9;]*m/g, '')}`).join('\n')}`);
-});
+test(
+  'OVMF boots by UEFI HTTP boot: HTTPClient DHCP, ipxe.efi over HTTP on the timeline, then iPXE asks for its script',
+  { timeout: 600_000 },
+  async () => {
+    const started = Date.now();
+    await client.startDomain(await client.lookupDomainByName(NAME));
+    const timeline = () => api<TimelineEvent[]>('GET', `/api/v1/hosts/${NAME}/timeline`);
+    const events = await waitFor('the script event', 480_000, async () => {
+      const list = await timeline();
+      return list.some((e) => e.kind === 'script') ? list : undefined;
+    });
+    const dhcp = events.filter((e) => e.kind === 'dhcp');
+    // First the firmware's HTTP boot client (class HTTPClient / arch 16), then iPXE.
+    assert.deepEqual(
+      [dhcp[0]?.detail.firmware, dhcp[0]?.detail.ipxe, dhcp[0]?.detail.httpBoot],
+      ['efi-x64', false, true],
+      JSON.stringify(dhcp),
+    );
+    assert.ok(
+      dhcp.some((e) => e.detail.ipxe === true),
+      `iPXE asked DHCP: ${JSON.stringify(dhcp)}`,
+    );
+    assert.ok(
+      events.findIndex((e) => e.kind === 'script') > events.findIndex((e) => e.detail.ipxe === true),
+      "the script came after iPXE's DHCP",
+    );
+    // Between them, the firmware's download of ipxe.efi over HTTP, whole, from the host's address (the timeline is by address).
+    const fetched = events.findIndex((e) => e.kind === 'firmware');
+    assert.deepEqual(
+      events[fetched]?.detail,
+      { file: 'ipxe.efi', via: 'http', outcome: 'completed', bytes: (await stat('/usr/lib/ipxe/ipxe.efi')).size },
+      JSON.stringify(events),
+    );
+    assert.ok(
+      events.indexOf(dhcp[0]!) < fetched && fetched < events.findIndex((e) => e.detail.ipxe === true),
+      `firmware DHCP → ipxe.efi over HTTP → iPXE's DHCP: ${events.map((e) => e.kind).join(' → ')}`,
+    );
+    // And the serial console shows the firmware's HTTP boot, not PXE, and then iPXE running (so the binary came whole).
+    const serial = await readFile(serialLog, 'latin1');
+    assert.doesNotMatch(serial, /Start PXE over IPv4/);
+    assert.match(serial, /BdsDxe: starting Boot\d+ "UEFI HTTPv4 \(MAC:525400E20016\)"/);
+    assert.match(serial, /iPXE initialising devices/);
+    assert.match(serial, /52-54-00-e2-00-16 : \d+ bytes \[script\]/);
+    // The firmware's choice and iPXE's script, as the console showed them (not the rest: it names a build token).
+    const shown = serial.split(/[\r\n]+/).filter((l) => /BdsDxe: starting|iPXE \d|\[script\]/.test(l));
+    console.log(
+      `# booted in ${Math.round((Date.now() - started) / 1000)} s (TCG); serial console:\n${shown.map((l) => `#   ${l.replace(/\x1b\[[0-9;]*m/g, '')}`).join('\n')}`,
+    );
+  },
+);
 
 test('nothing left behind: guest, bridge, namespace', async () => {
   const dom = await client.lookupDomainByName(NAME);

@@ -6,17 +6,35 @@ import { validateHostBatch, type HostContext } from '../../src/fleet/validate-ho
 import { validateNetwork } from '../../src/fleet/validate-network.ts';
 
 const context = (over: Partial<HostContext> = {}): HostContext => ({
-  networks: new Map([['hv', { name: 'hv', cidr: '10.1.0.0/22', dynamicRange: { start: '10.1.3.0', end: '10.1.3.250' } }]]),
+  networks: new Map([
+    ['hv', { name: 'hv', cidr: '10.1.0.0/22', dynamicRange: { start: '10.1.3.0', end: '10.1.3.250' } }],
+  ]),
   profiles: new Set(['rhel9']),
-  existing: { hostnames: new Set(['old']), ipOwners: new Map([['10.1.0.50', 'old']]), macOwners: new Map([['52:54:00:00:00:99', 'old']]), uuidOwners: new Map() },
+  existing: {
+    hostnames: new Set(['old']),
+    ipOwners: new Map([['10.1.0.50', 'old']]),
+    macOwners: new Map([['52:54:00:00:00:99', 'old']]),
+    uuidOwners: new Map(),
+  },
   mode: 'create',
   ...over,
 });
-const row = (over: Partial<HostInput> = {}): HostInput => ({ hostname: 'hv1', macs: ['52:54:00:00:00:01'], ip: '10.1.0.11', network: 'hv', profile: 'rhel9', ...over });
-const codesOf = (rows: HostInput[], ctx = context()) => validateHostBatch(rows, ctx).errors.map((e) => [e.row, e.problems.map((p) => p.code)]);
+const row = (over: Partial<HostInput> = {}): HostInput => ({
+  hostname: 'hv1',
+  macs: ['52:54:00:00:00:01'],
+  ip: '10.1.0.11',
+  network: 'hv',
+  profile: 'rhel9',
+  ...over,
+});
+const codesOf = (rows: HostInput[], ctx = context()) =>
+  validateHostBatch(rows, ctx).errors.map((e) => [e.row, e.problems.map((p) => p.code)]);
 
 test('a good row passes and is normalized', () => {
-  const { hosts, errors } = validateHostBatch([row({ hostname: 'HV1.Example.com.', macs: ['52-54-00-00-00-01'] })], context());
+  const { hosts, errors } = validateHostBatch(
+    [row({ hostname: 'HV1.Example.com.', macs: ['52-54-00-00-00-01'] })],
+    context(),
+  );
   assert.deepEqual(errors, []);
   assert.equal(hosts[0]!.hostname, 'hv1.example.com');
   assert.deepEqual(hosts[0]!.macs, ['52:54:00:00:00:01']);
@@ -41,7 +59,15 @@ for (const [title, over, code] of cases) {
 }
 
 test('duplicates inside one batch name the earlier row', () => {
-  const result = validateHostBatch([row(), row({ hostname: 'hv2', ip: '10.1.0.12' }), row({ hostname: 'hv3', macs: ['52:54:00:00:00:03'] }), row({ hostname: 'hv1', macs: ['52:54:00:00:00:04'], ip: '10.1.0.14' })], context());
+  const result = validateHostBatch(
+    [
+      row(),
+      row({ hostname: 'hv2', ip: '10.1.0.12' }),
+      row({ hostname: 'hv3', macs: ['52:54:00:00:00:03'] }),
+      row({ hostname: 'hv1', macs: ['52:54:00:00:00:04'], ip: '10.1.0.14' }),
+    ],
+    context(),
+  );
   assert.deepEqual(
     result.errors.map((e) => [e.row, e.problems.map((p) => p.code)]),
     [
@@ -53,14 +79,18 @@ test('duplicates inside one batch name the earlier row', () => {
   assert.match(result.errors[0]!.problems[0]!.message, /row 1/);
 });
 
-test('upsert lets a host keep its own identifiers but not take another host\'s', () => {
+test("upsert lets a host keep its own identifiers but not take another host's", () => {
   const ctx = context({ mode: 'upsert' });
   assert.deepEqual(codesOf([row({ hostname: 'old', macs: ['52:54:00:00:00:99'], ip: '10.1.0.50' })], ctx), []);
-  assert.deepEqual(codesOf([row({ hostname: 'other', macs: ['52:54:00:00:00:99'] })], ctx), [[1, [ErrorCode.DuplicateMac]]]);
+  assert.deepEqual(codesOf([row({ hostname: 'other', macs: ['52:54:00:00:00:99'] })], ctx), [
+    [1, [ErrorCode.DuplicateMac]],
+  ]);
 });
 
 test('a row with several problems reports all of them', () => {
-  assert.deepEqual(codesOf([row({ ip: '10.1.0.50', macs: ['52:54:00:00:00:99'], profile: 'x' })]), [[1, [ErrorCode.DuplicateMac, ErrorCode.UnknownProfile, ErrorCode.DuplicateIp]]]);
+  assert.deepEqual(codesOf([row({ ip: '10.1.0.50', macs: ['52:54:00:00:00:99'], profile: 'x' })]), [
+    [1, [ErrorCode.DuplicateMac, ErrorCode.UnknownProfile, ErrorCode.DuplicateIp]],
+  ]);
 });
 
 test('validateNetwork: overlap, gateway outside, range order, gateway in range', () => {
@@ -68,8 +98,22 @@ test('validateNetwork: overlap, gateway outside, range order, gateway in range',
   const codes = (input: Parameters<typeof validateNetwork>[0]) => validateNetwork(input, others).map((p) => p.code);
   assert.deepEqual(codes({ name: 'b', site: 's', cidr: '10.1.2.0/24' }), [ErrorCode.CidrOverlap]);
   assert.deepEqual(codes({ name: 'a', site: 's', cidr: '10.1.0.0/23' }), [], 'a network does not overlap itself');
-  assert.deepEqual(codes({ name: 'b', site: 's', cidr: '10.2.0.0/24', gateway: '10.3.0.1' }), [ErrorCode.IpOutsideNetwork]);
-  assert.deepEqual(codes({ name: 'b', site: 's', cidr: '10.2.0.0/24', dynamicRange: { start: '10.2.0.200', end: '10.2.0.100' } }), [ErrorCode.Validation]);
-  assert.deepEqual(codes({ name: 'b', site: 's', cidr: '10.2.0.0/24', gateway: '10.2.0.150', dynamicRange: { start: '10.2.0.100', end: '10.2.0.200' } }), [ErrorCode.IpInDynamicRange]);
+  assert.deepEqual(codes({ name: 'b', site: 's', cidr: '10.2.0.0/24', gateway: '10.3.0.1' }), [
+    ErrorCode.IpOutsideNetwork,
+  ]);
+  assert.deepEqual(
+    codes({ name: 'b', site: 's', cidr: '10.2.0.0/24', dynamicRange: { start: '10.2.0.200', end: '10.2.0.100' } }),
+    [ErrorCode.Validation],
+  );
+  assert.deepEqual(
+    codes({
+      name: 'b',
+      site: 's',
+      cidr: '10.2.0.0/24',
+      gateway: '10.2.0.150',
+      dynamicRange: { start: '10.2.0.100', end: '10.2.0.200' },
+    }),
+    [ErrorCode.IpInDynamicRange],
+  );
   assert.deepEqual(codes({ name: 'b', site: 's', cidr: '10.2.0.1/24' }), [ErrorCode.Validation]);
 });

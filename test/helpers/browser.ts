@@ -12,11 +12,22 @@ import { chromium, type Browser } from 'playwright-core';
 export const CHROMIUM = '/usr/bin/chromium';
 
 // Headless, no sandbox (tests run as root), and nothing that would reach for the network on its own.
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-dev-shm-usage',
+];
 
 /** `args`: more command-line flags (e.g. one certificate trusted by its SPKI hash). */
 export async function launchChromium(options: { netns?: string; args?: string[] } = {}): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (the console tests need it)`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} is missing: apt-get install chromium (the console tests need it)`);
   let executablePath = CHROMIUM;
   if (options.netns) {
     // Playwright talks to the browser over inherited pipes, which `ip netns exec` passes through.

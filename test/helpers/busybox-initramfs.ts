@@ -37,7 +37,8 @@ export async function findCloudKernel(): Promise<Kernel> {
     .filter((v): v is string => !!v && existsSync(`/lib/modules/${v}`))
     .sort();
   const version = versions.at(-1);
-  if (!version) throw new Error('no Debian cloud kernel with modules in /boot (apt-get install linux-image-cloud-amd64)');
+  if (!version)
+    throw new Error('no Debian cloud kernel with modules in /boot (apt-get install linux-image-cloud-amd64)');
   return { version, vmlinuz: `/boot/vmlinuz-${version}` };
 }
 
@@ -58,11 +59,17 @@ async function moduleLoadOrder(version: string, names: readonly string[]): Promi
  * in /lib/modules/NAME.ko and their load order in /lib/modules/order. `files` maps paths to
  * executable scripts or data.
  */
-export async function buildBusyboxInitramfs(kernel: Kernel, init: string, modules: readonly string[], files: Record<string, string> = {}): Promise<Buffer> {
+export async function buildBusyboxInitramfs(
+  kernel: Kernel,
+  init: string,
+  modules: readonly string[],
+  files: Record<string, string> = {},
+): Promise<Buffer> {
   if (!existsSync('/bin/busybox')) throw new Error('busybox is not installed (apt-get install busybox-static)');
   const root = await mkdtemp(join(tmpdir(), 'kvt-initramfs-'));
   try {
-    for (const dir of ['bin', 'etc', 'usr/bin', 'lib/modules', 'proc', 'sys', 'dev', 'tmp', 'mnt']) await mkdir(join(root, dir), { recursive: true });
+    for (const dir of ['bin', 'etc', 'usr/bin', 'lib/modules', 'proc', 'sys', 'dev', 'tmp', 'mnt'])
+      await mkdir(join(root, dir), { recursive: true });
     await copyFile('/bin/busybox', join(root, 'bin/busybox'));
     await chmod(join(root, 'bin/busybox'), 0o755);
     const order = await moduleLoadOrder(kernel.version, modules);

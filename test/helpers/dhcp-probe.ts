@@ -37,7 +37,11 @@ async function main(plan: ProbePlan): Promise<void> {
   const sockets = new Map<number, Socket>();
   for (const port of [67, 68]) {
     const socket = createSocket({ type: 'udp4', reuseAddr: true });
-    socket.on('message', (msg, rinfo) => process.stdout.write(`${JSON.stringify({ port, from: rinfo.address, b64: msg.toString('base64'), atMs: Date.now() - started } satisfies ProbeReceived)}\n`));
+    socket.on('message', (msg, rinfo) =>
+      process.stdout.write(
+        `${JSON.stringify({ port, from: rinfo.address, b64: msg.toString('base64'), atMs: Date.now() - started } satisfies ProbeReceived)}\n`,
+      ),
+    );
     socket.on('error', (error) => process.stderr.write(`probe socket ${port}: ${error.message}\n`));
     socket.bind(port, '0.0.0.0');
     await once(socket, 'listening');
@@ -48,7 +52,10 @@ async function main(plan: ProbePlan): Promise<void> {
     const bytes = Buffer.from(send.b64, 'base64');
     const repeat = Math.min(send.repeat ?? 1, 10_000);
     for (let i = 0; i < repeat; i++) {
-      setTimeout(() => sockets.get(send.fromPort ?? 68)!.send(bytes, send.port ?? 67, send.to), (send.atMs ?? 0) + i * (send.intervalMs ?? 0));
+      setTimeout(
+        () => sockets.get(send.fromPort ?? 68)!.send(bytes, send.port ?? 67, send.to),
+        (send.atMs ?? 0) + i * (send.intervalMs ?? 0),
+      );
     }
   }
   await new Promise((r) => setTimeout(r, Math.min(plan.listenMs, 60_000)));
@@ -57,4 +64,5 @@ async function main(plan: ProbePlan): Promise<void> {
 
 // The plan as JSON, or @file holding it (large plans exceed one argument's size limit).
 const planArg = process.argv[2] ?? '';
-if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) void main(JSON.parse(planArg.startsWith('@') ? readFileSync(planArg.slice(1), 'utf8') : planArg) as ProbePlan);
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!))
+  void main(JSON.parse(planArg.startsWith('@') ? readFileSync(planArg.slice(1), 'utf8') : planArg) as ProbePlan);

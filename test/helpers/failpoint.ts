@@ -5,5 +5,6 @@
  * vms:clones-running, boot:guests-booting, console:job-running.
  */
 export function failpoint(name: string): void {
-  if (process.env.KVMFLEET_TEST_FAIL_AT === name) throw new Error(`failing on purpose at ${name} (KVMFLEET_TEST_FAIL_AT)`);
+  if (process.env.KVMFLEET_TEST_FAIL_AT === name)
+    throw new Error(`failing on purpose at ${name} (KVMFLEET_TEST_FAIL_AT)`);
 }

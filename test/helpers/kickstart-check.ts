@@ -10,7 +10,19 @@ export interface KickstartProblems {
 
 const SECTIONS = ['%packages', '%pre', '%post', '%pre-install', '%onerror', '%addon', '%anaconda', '%traceback'];
 /** Removed from Kickstart in RHEL 8 or 9 (install/upgrade since 8, authconfig since 9, and older probing commands). */
-const REMOVED_IN_8_9 = ['install', 'upgrade', 'authconfig', 'device', 'deviceprobe', 'dmraid', 'interactive', 'key', 'monitor', 'multipath', 'method'];
+const REMOVED_IN_8_9 = [
+  'install',
+  'upgrade',
+  'authconfig',
+  'device',
+  'deviceprobe',
+  'dmraid',
+  'interactive',
+  'key',
+  'monitor',
+  'multipath',
+  'method',
+];
 
 export function checkKickstart(text: string, release: 6 | 8 | 9): KickstartProblems {
   const problems: string[] = [];
@@ -33,10 +45,12 @@ export function checkKickstart(text: string, release: 6 | 8 | 9): KickstartProbl
     }
     if (open) return;
     commands.set(word, [...(commands.get(word) ?? []), line]);
-    if (release >= 8 && REMOVED_IN_8_9.includes(word)) problems.push(`${at}: "${word}" is not a RHEL ${release} Kickstart command`);
+    if (release >= 8 && REMOVED_IN_8_9.includes(word))
+      problems.push(`${at}: "${word}" is not a RHEL ${release} Kickstart command`);
   });
   if (open) problems.push(`section ${open} is never closed with %end`);
-  for (const required of ['url', 'network', 'rootpw', 'bootloader', 'reboot']) if (!commands.has(required)) problems.push(`missing ${required}`);
+  for (const required of ['url', 'network', 'rootpw', 'bootloader', 'reboot'])
+    if (!commands.has(required)) problems.push(`missing ${required}`);
   if (release >= 8 && !commands.has('authselect')) problems.push('RHEL 8/9 Kickstart should use authselect');
   if (!/^%packages\b/m.test(text)) problems.push('no %packages section');
   return { problems, commands };

@@ -24,7 +24,8 @@ function answers(path: string): Promise<boolean> {
 
 export async function ensureLibvirtd(): Promise<{ stop(): Promise<void> }> {
   if (await answers(LIBVIRT_SOCKET)) return { stop: async () => {} };
-  if (!existsSync('/usr/sbin/libvirtd')) throw new Error('libvirtd is not installed (apt-get install libvirt-daemon-system)');
+  if (!existsSync('/usr/sbin/libvirtd'))
+    throw new Error('libvirtd is not installed (apt-get install libvirt-daemon-system)');
   // The qemu driver logs through virtlogd; without it no guest starts.
   const logd: ChildProcess = spawn('/usr/sbin/virtlogd', [], { stdio: 'ignore' });
   const child: ChildProcess = spawn('/usr/sbin/libvirtd', [], { stdio: 'ignore' });
@@ -66,9 +67,13 @@ export async function virshTest(...args: string[]): Promise<string> {
 }
 
 /** socat forwarding 127.0.0.1:port to the daemon's unix socket: libvirt's protocol over TCP. */
-export async function startTcpForwarder(port?: number): Promise<{ port: number; child: ChildProcess; stop(): Promise<void> }> {
+export async function startTcpForwarder(
+  port?: number,
+): Promise<{ port: number; child: ChildProcess; stop(): Promise<void> }> {
   const p = port ?? (await freePort());
-  const child = spawn('socat', [`TCP-LISTEN:${p},bind=127.0.0.1,reuseaddr,fork`, `UNIX-CONNECT:${LIBVIRT_SOCKET}`], { stdio: 'ignore' });
+  const child = spawn('socat', [`TCP-LISTEN:${p},bind=127.0.0.1,reuseaddr,fork`, `UNIX-CONNECT:${LIBVIRT_SOCKET}`], {
+    stdio: 'ignore',
+  });
   await waitForPort(p);
   return {
     port: p,
@@ -77,17 +82,21 @@ export async function startTcpForwarder(port?: number): Promise<{ port: number; 
       // socat forks a child per connection: kill those too, as a host going down would.
       await run('pkill', ['-KILL', '-P', String(child.pid)]).catch(() => undefined);
       child.kill('SIGKILL');
-      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
+      await new Promise((r) =>
+        child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r),
+      );
     },
   };
 }
-
 
 /**
  * At process exit (also after a failed test), removes what a test made on the host: libvirt
  * objects by virsh commands (e.g. ['destroy', NAME], ['pool-destroy', POOL]) and network links.
  */
-export function cleanUpAtExit(virshCommands: readonly (readonly string[])[], links: readonly string[] = []): () => void {
+export function cleanUpAtExit(
+  virshCommands: readonly (readonly string[])[],
+  links: readonly string[] = [],
+): () => void {
   const cleanup = () => {
     for (const args of virshCommands) {
       try {
@@ -110,9 +119,13 @@ export function cleanUpAtExit(virshCommands: readonly (readonly string[])[], lin
 
 /** Test clean-up: destroys and undefines every domain on qemu:///system whose name starts with `prefix` (errors ignored). */
 export async function removeDomains(prefix: string): Promise<void> {
-  const listed = await run('virsh', ['-c', 'qemu:///system', 'list', '--all', '--name']).then((r) => r.stdout, () => '');
+  const listed = await run('virsh', ['-c', 'qemu:///system', 'list', '--all', '--name']).then(
+    (r) => r.stdout,
+    () => '',
+  );
   for (const name of listed.split('\n').filter((n) => n.startsWith(prefix))) {
-    for (const verb of ['destroy', 'undefine']) await run('virsh', ['-c', 'qemu:///system', verb, name]).catch(() => undefined);
+    for (const verb of ['destroy', 'undefine'])
+      await run('virsh', ['-c', 'qemu:///system', verb, name]).catch(() => undefined);
   }
 }
 

@@ -44,7 +44,11 @@ export interface Namespace {
   readonly ip: string;
   readonly device: string;
   /** Runs a command inside the namespace and resolves with its output (rejects on non-zero exit). */
-  exec(command: string, args: string[], options?: { timeoutMs?: number; maxBuffer?: number }): Promise<{ stdout: string; stderr: string }>;
+  exec(
+    command: string,
+    args: string[],
+    options?: { timeoutMs?: number; maxBuffer?: number },
+  ): Promise<{ stdout: string; stderr: string }>;
   /** Starts a long-running command inside the namespace. */
   spawn(command: string, args: string[], options?: SpawnOptions): ChildProcess;
 }
@@ -65,7 +69,11 @@ function namespace(name: string, ip: string, device: string): Namespace {
     name,
     ip,
     device,
-    exec: (command, args, options = {}) => run('ip', ['netns', 'exec', name, command, ...args], { timeout: options.timeoutMs ?? 120_000, maxBuffer: options.maxBuffer ?? 64 * 1024 * 1024 }),
+    exec: (command, args, options = {}) =>
+      run('ip', ['netns', 'exec', name, command, ...args], {
+        timeout: options.timeoutMs ?? 120_000,
+        maxBuffer: options.maxBuffer ?? 64 * 1024 * 1024,
+      }),
     spawn: (command, args, options = {}) => spawn('ip', ['netns', 'exec', name, command, ...args], options),
   };
 }
@@ -74,7 +82,10 @@ function namespace(name: string, ip: string, device: string): Namespace {
  * Creates two namespaces on 10.231.<n>.0/24: server .1, client .2 (or no client address, for DHCP
  * clients). The server namespace routes 255.255.255.255 out of its link, so broadcast replies leave.
  */
-export async function createNamespacePair(label: string, options: { clientAddress?: boolean } = {}): Promise<NamespacePair> {
+export async function createNamespacePair(
+  label: string,
+  options: { clientAddress?: boolean } = {},
+): Promise<NamespacePair> {
   if (process.getuid?.() !== 0) throw new Error('network namespace tests need root (run them as CI does)');
   const id = `${process.pid % 10000}${counter++}`;
   const serverName = `kvt-${label}-${id}-s`;
@@ -87,7 +98,20 @@ export async function createNamespacePair(label: string, options: { clientAddres
   const ip = (...args: string[]) => run('ip', args);
   await ip('netns', 'add', serverName);
   await ip('netns', 'add', clientName);
-  await ip('link', 'add', serverDev, 'netns', serverName, 'type', 'veth', 'peer', 'name', clientDev, 'netns', clientName);
+  await ip(
+    'link',
+    'add',
+    serverDev,
+    'netns',
+    serverName,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    clientDev,
+    'netns',
+    clientName,
+  );
   for (const [ns, dev, addr] of [
     [serverName, serverDev, `${subnet}.1`],
     [clientName, clientDev, options.clientAddress === false ? undefined : `${subnet}.2`],
@@ -96,7 +120,22 @@ export async function createNamespacePair(label: string, options: { clientAddres
     if (addr) await ip('-n', ns, 'addr', 'add', `${addr}/24`, 'dev', dev);
     await ip('-n', ns, 'link', 'set', dev, 'up');
   }
-  await ip('-n', serverName, 'route', 'add', 'broadcast', '255.255.255.255', 'dev', serverDev, 'table', 'local', 'proto', 'kernel', 'scope', 'link').catch(() => ip('-n', serverName, 'route', 'add', '255.255.255.255/32', 'dev', serverDev));
+  await ip(
+    '-n',
+    serverName,
+    'route',
+    'add',
+    'broadcast',
+    '255.255.255.255',
+    'dev',
+    serverDev,
+    'table',
+    'local',
+    'proto',
+    'kernel',
+    'scope',
+    'link',
+  ).catch(() => ip('-n', serverName, 'route', 'add', '255.255.255.255/32', 'dev', serverDev));
   const server = namespace(serverName, `${subnet}.1`, serverDev);
   const client = namespace(clientName, `${subnet}.2`, clientDev);
   return {
@@ -110,7 +149,23 @@ export async function createNamespacePair(label: string, options: { clientAddres
         if (percent <= 0) continue;
         await ns.exec('nft', ['add', 'table', 'inet', 'kvtloss']);
         await ns.exec('nft', ['add', 'chain', 'inet', 'kvtloss', 'input', '{ type filter hook input priority 0; }']);
-        await ns.exec('nft', ['add', 'rule', 'inet', 'kvtloss', 'input', 'meta', 'l4proto', 'udp', 'numgen', 'random', 'mod', '100', '<', String(percent), 'drop']);
+        await ns.exec('nft', [
+          'add',
+          'rule',
+          'inet',
+          'kvtloss',
+          'input',
+          'meta',
+          'l4proto',
+          'udp',
+          'numgen',
+          'random',
+          'mod',
+          '100',
+          '<',
+          String(percent),
+          'drop',
+        ]);
       }
     },
     async cleanup() {
@@ -125,7 +180,11 @@ export async function createNamespacePair(label: string, options: { clientAddres
 export interface RelayChain {
   /** server ── upstream link ── relay ── downstream link ── client */
   readonly server: Namespace;
-  readonly relay: Namespace & { readonly upstreamDevice: string; readonly downstreamDevice: string; readonly downstreamIp: string };
+  readonly relay: Namespace & {
+    readonly upstreamDevice: string;
+    readonly downstreamDevice: string;
+    readonly downstreamIp: string;
+  };
   readonly client: Namespace;
   /** First three octets of the relayed (downstream) /24. */
   readonly relayedSubnet: string;
@@ -142,7 +201,12 @@ export async function createRelayChain(label: string): Promise<RelayChain> {
   const names = { server: `kvt-${label}-${id}-s`, relay: `kvt-${label}-${id}-r`, client: `kvt-${label}-${id}-c` };
   const up = `10.233.${(process.pid + counter) % 250}`;
   const down = `10.234.${(process.pid + counter) % 250}`;
-  const dev = { s: `rs${id}`.slice(0, 15), ru: `ru${id}`.slice(0, 15), rd: `rd${id}`.slice(0, 15), c: `rc${id}`.slice(0, 15) };
+  const dev = {
+    s: `rs${id}`.slice(0, 15),
+    ru: `ru${id}`.slice(0, 15),
+    rd: `rd${id}`.slice(0, 15),
+    c: `rc${id}`.slice(0, 15),
+  };
   const ip = (...args: string[]) => run('ip', args);
   for (const name of Object.values(names)) {
     live.add(name);
@@ -163,7 +227,12 @@ export async function createRelayChain(label: string): Promise<RelayChain> {
   await ip('-n', names.server, 'route', 'add', `${down}.0/24`, 'via', `${up}.2`);
   return {
     server: namespace(names.server, `${up}.1`, dev.s),
-    relay: { ...namespace(names.relay, `${up}.2`, dev.ru), upstreamDevice: dev.ru, downstreamDevice: dev.rd, downstreamIp: `${down}.1` },
+    relay: {
+      ...namespace(names.relay, `${up}.2`, dev.ru),
+      upstreamDevice: dev.ru,
+      downstreamDevice: dev.rd,
+      downstreamIp: `${down}.1`,
+    },
     client: namespace(names.client, '', dev.c),
     relayedSubnet: down,
     serverSubnet: up,
@@ -188,7 +257,11 @@ export interface Segment {
  * An Ethernet segment: a bridge inside a "switch" namespace, and one namespace per member plugged
  * into it by a veth pair. Members listed in `addressed` get subnet.N (N = 1, 2, … in order).
  */
-export async function createSegment(label: string, memberNames: readonly string[], addressed: readonly string[]): Promise<Segment> {
+export async function createSegment(
+  label: string,
+  memberNames: readonly string[],
+  addressed: readonly string[],
+): Promise<Segment> {
   const id = `${process.pid % 10000}${counter++}`;
   const switchNs = `kvt-${label}-${id}-sw`;
   const subnet = `10.235.${(process.pid + counter) % 250}`;

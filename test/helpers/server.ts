@@ -18,11 +18,28 @@ export interface ServerProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startServer(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000, options: { netns?: string; cwd?: string } = {}): Promise<ServerProcess> {
-  const command = [process.execPath, KVMFLEET_BIN, 'serve', '--listen', '127.0.0.1:0', ...(args.includes('--roles') ? [] : ['--roles', 'api']), ...args];
+export async function startServer(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 60_000,
+  options: { netns?: string; cwd?: string } = {},
+): Promise<ServerProcess> {
+  const command = [
+    process.execPath,
+    KVMFLEET_BIN,
+    'serve',
+    '--listen',
+    '127.0.0.1:0',
+    ...(args.includes('--roles') ? [] : ['--roles', 'api']),
+    ...args,
+  ];
   // Boot roles run inside a test namespace, as they would on a boot network.
   const [file, ...argv] = options.netns ? ['ip', 'netns', 'exec', options.netns, ...command] : command;
-  const child = spawn(file!, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...(options.cwd ? { cwd: options.cwd } : {}) });
+  const child = spawn(file!, argv, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+  });
   const lines: string[] = [];
   const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
   const onData = (chunk: Buffer) => {
@@ -44,9 +61,18 @@ export async function startServer(args: string[], env: Record<string, string> = 
     new Promise<string>((resolve, reject) => {
       const seen = lines.find((l) => pattern.test(l));
       if (seen) return resolve(seen);
-      const timer = setTimeout(() => reject(new Error(`server printed no line matching ${pattern} in ${ms} ms:\n${lines.join('\n')}`)), ms);
+      const timer = setTimeout(
+        () => reject(new Error(`server printed no line matching ${pattern} in ${ms} ms:\n${lines.join('\n')}`)),
+        ms,
+      );
       waiters.push({ pattern, resolve: (line) => (clearTimeout(timer), resolve(line)) });
-      void exited.then(() => reject(new Error(`server exited (${child.exitCode ?? child.signalCode}) before printing ${pattern}:\n${lines.join('\n')}`)));
+      void exited.then(() =>
+        reject(
+          new Error(
+            `server exited (${child.exitCode ?? child.signalCode}) before printing ${pattern}:\n${lines.join('\n')}`,
+          ),
+        ),
+      );
     });
   const ready = await waitForLine(/serving .*\(store/);
   const url = /\bapi (https?:\/\/[^\s,]+)/.exec(ready)?.[1] ?? '';
@@ -74,8 +100,16 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function runCli(url: string, args: string[], input?: string, env: Record<string, string> = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, [KVMFLEET_BIN, '--url', url, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+export async function runCli(
+  url: string,
+  args: string[],
+  input?: string,
+  env: Record<string, string> = {},
+): Promise<CliResult> {
+  const child = spawn(process.execPath, [KVMFLEET_BIN, '--url', url, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));

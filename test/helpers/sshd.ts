@@ -49,7 +49,8 @@ export async function startSshd(): Promise<Sshd> {
   if (!existsSync('/usr/sbin/sshd')) throw new Error('sshd is not installed (apt-get install openssh-server)');
   const dir = await mkdtemp(join(tmpdir(), 'kvt-sshd-'));
   await chmod(dir, 0o700);
-  const key = (name: string) => run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `kvmfleet-test-${name}`, '-f', join(dir, name)]);
+  const key = (name: string) =>
+    run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `kvmfleet-test-${name}`, '-f', join(dir, name)]);
   await key('host_key');
   await key('client_key');
   await writeFile(join(dir, 'authorized_keys'), await readFile(join(dir, 'client_key.pub')));
@@ -75,7 +76,9 @@ export async function startSshd(): Promise<Sshd> {
     ].join('\n'),
   );
   await mkdir('/run/sshd', { recursive: true }); // privilege separation directory
-  const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   try {

@@ -55,14 +55,19 @@ export async function openTestStore(backend: Backend): Promise<{ store: Store; d
 }
 
 export async function emptyStore(store: Store): Promise<void> {
-  await sql`truncate sites, networks, profiles, hosts, host_macs, host_events, users, api_tokens, audit_log, leases restart identity cascade`.execute(store.db);
+  await sql`truncate sites, networks, profiles, hosts, host_macs, host_events, users, api_tokens, audit_log, leases restart identity cascade`.execute(
+    store.db,
+  );
 }
 
 /**
  * describe() once per backend with a store that is opened once and emptied before each test.
  * `ctx.store` is valid inside tests.
  */
-export function describeEachStore(title: string, body: (ctx: { readonly store: Store; readonly backend: Backend }) => void): void {
+export function describeEachStore(
+  title: string,
+  body: (ctx: { readonly store: Store; readonly backend: Backend }) => void,
+): void {
   for (const backend of BACKENDS) {
     describe(`${title} [${backend}]`, () => {
       let opened: Awaited<ReturnType<typeof openTestStore>> | undefined;

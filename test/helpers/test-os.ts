@@ -45,7 +45,8 @@ while :; do sleep 3600; done
 
 /** busybox acpid: the power button runs /etc/acpi/power (unmount, power off). */
 const ACPI_CONF = 'PWRF power\n';
-const ACPI_POWER = '#!/bin/sh\necho "kvmfleet-test-os: power button: powering off"\nsync\numount /mnt 2>/dev/null\npoweroff -f\n';
+const ACPI_POWER =
+  '#!/bin/sh\necho "kvmfleet-test-os: power button: powering off"\nsync\numount /mnt 2>/dev/null\npoweroff -f\n';
 
 export interface TestOs {
   readonly kernel: string;
@@ -59,7 +60,15 @@ export async function buildTestOsBoot(kernel: Kernel, dir: string): Promise<Test
   const vmlinuz = join(dir, 'test-os-vmlinuz');
   const initrd = join(dir, 'test-os-initrd.img');
   await copyFile(kernel.vmlinuz, vmlinuz);
-  await writeFile(initrd, await buildBusyboxInitramfs(kernel, INIT, ['virtio_pci', 'virtio_blk', 'virtio_net', 'vfat', 'nls_cp437', 'nls_ascii', 'evdev', 'button'], { 'etc/acpid.conf': ACPI_CONF, 'etc/acpi/power': ACPI_POWER }));
+  await writeFile(
+    initrd,
+    await buildBusyboxInitramfs(
+      kernel,
+      INIT,
+      ['virtio_pci', 'virtio_blk', 'virtio_net', 'vfat', 'nls_cp437', 'nls_ascii', 'evdev', 'button'],
+      { 'etc/acpid.conf': ACPI_CONF, 'etc/acpi/power': ACPI_POWER },
+    ),
+  );
   await chmod(vmlinuz, 0o644);
   await chmod(initrd, 0o644);
   return { kernel: vmlinuz, initrd, cmdline: 'console=ttyS0,115200 panic=-1 quiet' };
@@ -70,9 +79,13 @@ export async function buildTestOsDisk(path: string, hostname = 'template-source'
   const dir = await mkdtemp(join(tmpdir(), 'kvt-osroot-'));
   try {
     const root = join(dir, 'root');
-    for (const d of ['bin', 'sbin', 'etc/ssh', 'dev', 'proc', 'sys', 'tmp', 'root', 'var/log', 'usr/bin']) await mkdir(join(root, d), { recursive: true });
+    for (const d of ['bin', 'sbin', 'etc/ssh', 'dev', 'proc', 'sys', 'tmp', 'root', 'var/log', 'usr/bin'])
+      await mkdir(join(root, d), { recursive: true });
     await copyFile('/bin/busybox', join(root, 'bin/busybox'));
-    await writeFile(join(root, 'etc/os-release'), 'NAME="kvmfleet test OS"\nID=kvmfleet-test\nVERSION_ID=1\nPRETTY_NAME="kvmfleet test OS 1"\n');
+    await writeFile(
+      join(root, 'etc/os-release'),
+      'NAME="kvmfleet test OS"\nID=kvmfleet-test\nVERSION_ID=1\nPRETTY_NAME="kvmfleet test OS 1"\n',
+    );
     await writeFile(join(root, 'etc/hostname'), `${hostname}\n`);
     await writeFile(join(root, 'etc/machine-id'), '0123456789abcdef0123456789abcdef\n');
     await writeFile(join(root, 'etc/fstab'), '/dev/vda / ext4 defaults 0 1\n');

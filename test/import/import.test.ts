@@ -25,7 +25,9 @@ describeEachStore('import', (ctx) => {
     const site = await importSiteYaml(ctx.store.db, enterprise.yaml);
     const hosts = await importHostsCsv(ctx.store.db, enterprise.csv);
     const seconds = (performance.now() - started) / 1000;
-    console.log(`# [${ctx.backend}] imported 3 sites, ${site.networks.created} networks, ${hosts.created} hosts in ${seconds.toFixed(2)} s`);
+    console.log(
+      `# [${ctx.backend}] imported 3 sites, ${site.networks.created} networks, ${hosts.created} hosts in ${seconds.toFixed(2)} s`,
+    );
     assert.equal(hosts.created, 1500);
     assert.equal((await countHostsByState(ctx.store.db)).ready, 1500);
     assert.equal((await countHostsByState(ctx.store.db, 'site2')).ready, 500);
@@ -38,7 +40,10 @@ describeEachStore('import', (ctx) => {
     assert.deepEqual(first.sites, { created: 2, updated: 0 });
     const again = await importSiteYaml(ctx.store.db, yaml.replace(/buildCap: 50/g, 'buildCap: 7'));
     assert.deepEqual(again.sites, { created: 0, updated: 2 });
-    assert.deepEqual((await listSites(ctx.store.db)).map((s) => s.buildCap), [7, 7]);
+    assert.deepEqual(
+      (await listSites(ctx.store.db)).map((s) => s.buildCap),
+      [7, 7],
+    );
     const dry = await importSiteYaml(ctx.store.db, 'sites:\n  - name: site9\n', { dryRun: true });
     assert.deepEqual(dry.sites, { created: 1, updated: 0 });
     assert.equal((await listSites(ctx.store.db)).length, 2);
@@ -118,16 +123,30 @@ describeEachStore('import', (ctx) => {
   test('hosts CSV: header and syntax errors are clear; upsert updates; extra columns work', async () => {
     const { yaml } = generateEnterprise({ sites: 1, hostsPerSite: 1 });
     await importSiteYaml(ctx.store.db, yaml);
-    assert.match((await rejected(importHostsCsv(ctx.store.db, 'hostname,ip\nx,1.2.3.4'))).message, /lacks column\(s\): mac, network, profile/);
-    assert.match((await rejected(importHostsCsv(ctx.store.db, 'hostname,mac,network,profile,colour\n'))).message, /unknown column/);
-    assert.equal((await rejected(importHostsCsv(ctx.store.db, 'hostname,mac,network,profile\n"a,b'))).code, ErrorCode.BadRequest);
-    const csv = 'hostname,mac,ip,network,profile,uuid,bmc_address\nh1,52:54:02:00:00:01;52:54:02:00:00:02,10.1.0.50,site1-hv0,rhel9-kvm,0f8fad5b-d9cb-469f-a165-70867728950e,10.200.0.1\n';
+    assert.match(
+      (await rejected(importHostsCsv(ctx.store.db, 'hostname,ip\nx,1.2.3.4'))).message,
+      /lacks column\(s\): mac, network, profile/,
+    );
+    assert.match(
+      (await rejected(importHostsCsv(ctx.store.db, 'hostname,mac,network,profile,colour\n'))).message,
+      /unknown column/,
+    );
+    assert.equal(
+      (await rejected(importHostsCsv(ctx.store.db, 'hostname,mac,network,profile\n"a,b'))).code,
+      ErrorCode.BadRequest,
+    );
+    const csv =
+      'hostname,mac,ip,network,profile,uuid,bmc_address\nh1,52:54:02:00:00:01;52:54:02:00:00:02,10.1.0.50,site1-hv0,rhel9-kvm,0f8fad5b-d9cb-469f-a165-70867728950e,10.200.0.1\n';
     assert.equal((await importHostsCsv(ctx.store.db, csv)).created, 1);
     const [host] = await listHosts(ctx.store.db);
     assert.deepEqual(host!.macs, ['52:54:02:00:00:01', '52:54:02:00:00:02']);
     assert.deepEqual(host!.bmc, { type: 'ipmi', address: '10.200.0.1' });
     assert.equal((await rejected(importHostsCsv(ctx.store.db, csv))).code, ErrorCode.ImportRejected);
-    const moved = await importHostsCsv(ctx.store.db, csv.replace('10.1.0.50', '10.1.0.51').replace(';52:54:02:00:00:02', ''), { mode: 'upsert' });
+    const moved = await importHostsCsv(
+      ctx.store.db,
+      csv.replace('10.1.0.50', '10.1.0.51').replace(';52:54:02:00:00:02', ''),
+      { mode: 'upsert' },
+    );
     assert.deepEqual([moved.created, moved.updated], [0, 1]);
     const [after] = await listHosts(ctx.store.db);
     assert.equal(after!.ip, '10.1.0.51');

@@ -14,7 +14,6 @@ const name = `kvt-${randomUUID().slice(0, 8)}`;
 const uuid = randomUUID();
 const xml = `<domain type='test'><name>${name}</name><uuid>${uuid}</uuid><memory unit='KiB'>262144</memory><vcpu>2</vcpu><os><type arch='x86_64'>hvm</type></os></domain>`;
 
-
 test('connection facts: type, versions, hostname, node info, capabilities', async () => {
   const client = libvirt();
   assert.equal(await client.getType(), 'TEST');
@@ -66,7 +65,11 @@ test('define, start, state, autostart, shutdown, destroy, undefine — and virsh
   assert.equal((await client.lookupDomainByUuid(dom.uuid)).name, name);
 
   await client.undefineDomain(dom);
-  await assert.rejects(client.lookupDomainByName(name), (error: LibvirtError) => error instanceof LibvirtError && error.code === 42 /* VIR_ERR_NO_DOMAIN */ && /not found/i.test(error.message));
+  await assert.rejects(
+    client.lookupDomainByName(name),
+    (error: LibvirtError) =>
+      error instanceof LibvirtError && error.code === 42 /* VIR_ERR_NO_DOMAIN */ && /not found/i.test(error.message),
+  );
   assert.doesNotMatch(await virsh('list', '--all', '--name'), new RegExp(name));
   await new Promise((r) => setTimeout(r, 200));
   await stopEvents();

@@ -9,7 +9,6 @@ const virsh = virshTest;
 
 const libvirt = useLibvirtClient('test:///default');
 
-
 test('pools: list, look up, refresh, info', async () => {
   const client = libvirt();
   const pools = await client.listAllStoragePools();
@@ -24,15 +23,25 @@ test('volumes: create, clone (create-from), path, info, delete — as virsh vol-
   const client = libvirt();
   const pool = await client.lookupStoragePool('default-pool');
   const name = `kvt-${randomUUID().slice(0, 8)}`;
-  const volume = await client.createVolume(pool, `<volume><name>${name}.img</name><capacity unit='MiB'>64</capacity></volume>`);
+  const volume = await client.createVolume(
+    pool,
+    `<volume><name>${name}.img</name><capacity unit='MiB'>64</capacity></volume>`,
+  );
   assert.equal(volume.name, `${name}.img`);
   assert.equal((await client.getVolumeInfo(volume)).capacity, 64n * 1024n * 1024n);
-  const clone = await client.cloneVolume(pool, `<volume><name>${name}-clone.img</name><capacity unit='MiB'>64</capacity></volume>`, volume);
+  const clone = await client.cloneVolume(
+    pool,
+    `<volume><name>${name}-clone.img</name><capacity unit='MiB'>64</capacity></volume>`,
+    volume,
+  );
   assert.match(await client.getVolumePath(clone), new RegExp(`${name}-clone\\.img$`));
   const listed = await virsh('vol-list', 'default-pool');
   assert.match(listed, new RegExp(`${name}-clone\\.img`), 'virsh vol-list shows the clone');
   assert.deepEqual(
-    (await client.listVolumes(pool)).map((v) => v.name).filter((n) => n.startsWith(name)).sort(),
+    (await client.listVolumes(pool))
+      .map((v) => v.name)
+      .filter((n) => n.startsWith(name))
+      .sort(),
     [`${name}-clone.img`, `${name}.img`],
   );
   assert.equal((await client.lookupVolume(pool, `${name}.img`)).key, volume.key);

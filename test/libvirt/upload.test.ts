@@ -32,17 +32,25 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-test('12 volumes created and uploaded at once on one connection: no deadlock, every byte there', { timeout: 120_000 }, async () => {
-  const pool = await client.lookupStoragePool(POOL);
-  const payloads = Array.from({ length: 12 }, () => randomBytes(1536 * 1024));
-  const started = Date.now();
-  await Promise.all(
-    payloads.map(async (data, i) => {
-      const volume = await client.createVolume(pool, `<volume><name>up-${i}.img</name><capacity unit='bytes'>${data.length}</capacity><target><format type='raw'/></target></volume>`);
-      await client.uploadVolume(volume, data);
-      await client.getVolumeInfo(volume);
-    }),
-  );
-  assert.ok(Date.now() - started < 60_000, `took ${Date.now() - started} ms`);
-  for (const [i, data] of payloads.entries()) assert.ok((await readFile(join(work, `up-${i}.img`))).equals(data), `volume ${i} holds what was sent`);
-});
+test(
+  '12 volumes created and uploaded at once on one connection: no deadlock, every byte there',
+  { timeout: 120_000 },
+  async () => {
+    const pool = await client.lookupStoragePool(POOL);
+    const payloads = Array.from({ length: 12 }, () => randomBytes(1536 * 1024));
+    const started = Date.now();
+    await Promise.all(
+      payloads.map(async (data, i) => {
+        const volume = await client.createVolume(
+          pool,
+          `<volume><name>up-${i}.img</name><capacity unit='bytes'>${data.length}</capacity><target><format type='raw'/></target></volume>`,
+        );
+        await client.uploadVolume(volume, data);
+        await client.getVolumeInfo(volume);
+      }),
+    );
+    assert.ok(Date.now() - started < 60_000, `took ${Date.now() - started} ms`);
+    for (const [i, data] of payloads.entries())
+      assert.ok((await readFile(join(work, `up-${i}.img`))).equals(data), `volume ${i} holds what was sent`);
+  },
+);

@@ -14,23 +14,44 @@ const run = promisify(execFile);
 
 test('URIs: local, unix with socket, tcp, ssh with user/port/params; the remote URI is driver:///path', () => {
   const local = parseLibvirtUri('qemu:///system');
-  assert.deepEqual([local.driver, local.transport, local.host, local.path, local.remoteUri], ['qemu', 'unix', undefined, '/system', 'qemu:///system']);
+  assert.deepEqual(
+    [local.driver, local.transport, local.host, local.path, local.remoteUri],
+    ['qemu', 'unix', undefined, '/system', 'qemu:///system'],
+  );
   assert.equal(parseLibvirtUri('test:///default').remoteUri, 'test:///default');
-  assert.equal(parseLibvirtUri('qemu+unix:///system?socket=/run/libvirt/virtqemud-sock').params.get('socket'), '/run/libvirt/virtqemud-sock');
+  assert.equal(
+    parseLibvirtUri('qemu+unix:///system?socket=/run/libvirt/virtqemud-sock').params.get('socket'),
+    '/run/libvirt/virtqemud-sock',
+  );
   const tcp = parseLibvirtUri('qemu+tcp://hv1.example.com:16600/system');
-  assert.deepEqual([tcp.transport, tcp.host, tcp.port, tcp.remoteUri], ['tcp', 'hv1.example.com', 16600, 'qemu:///system']);
-  const ssh = parseLibvirtUri('qemu+ssh://root@hv1.dc1.example.com/system?keyfile=/etc/kvmfleet/id_ed25519&no_verify=1');
-  assert.deepEqual([ssh.transport, ssh.user, ssh.host, ssh.port, ssh.params.get('keyfile'), ssh.params.get('no_verify')], ['ssh', 'root', 'hv1.dc1.example.com', undefined, '/etc/kvmfleet/id_ed25519', '1']);
+  assert.deepEqual(
+    [tcp.transport, tcp.host, tcp.port, tcp.remoteUri],
+    ['tcp', 'hv1.example.com', 16600, 'qemu:///system'],
+  );
+  const ssh = parseLibvirtUri(
+    'qemu+ssh://root@hv1.dc1.example.com/system?keyfile=/etc/kvmfleet/id_ed25519&no_verify=1',
+  );
+  assert.deepEqual(
+    [ssh.transport, ssh.user, ssh.host, ssh.port, ssh.params.get('keyfile'), ssh.params.get('no_verify')],
+    ['ssh', 'root', 'hv1.dc1.example.com', undefined, '/etc/kvmfleet/id_ed25519', '1'],
+  );
   assert.equal(parseLibvirtUri('qemu+libssh2://admin@[2001:db8::5]:2222/system').host, '2001:db8::5');
 });
 
-test('daemon socket: ?socket=, else libvirtd\'s, else the driver\'s modular daemon', () => {
+test("daemon socket: ?socket=, else libvirtd's, else the driver's modular daemon", () => {
   const none = () => false;
-  assert.equal(daemonSocket(parseLibvirtUri('qemu:///system'), () => true), '/var/run/libvirt/libvirt-sock');
+  assert.equal(
+    daemonSocket(parseLibvirtUri('qemu:///system'), () => true),
+    '/var/run/libvirt/libvirt-sock',
+  );
   assert.equal(daemonSocket(parseLibvirtUri('qemu:///system'), none), '/var/run/libvirt/virtqemud-sock');
   assert.equal(daemonSocket(parseLibvirtUri('lxc:///system'), none), '/var/run/libvirt/virtlxcd-sock');
   assert.equal(daemonSocket(parseLibvirtUri('qemu:///system?socket=/x/sock'), none), '/x/sock');
-  assert.equal(daemonSocket(parseLibvirtUri('qemu+ssh://hv1/system'), none), '/var/run/libvirt/libvirt-sock', 'the far side is not probed');
+  assert.equal(
+    daemonSocket(parseLibvirtUri('qemu+ssh://hv1/system'), none),
+    '/var/run/libvirt/libvirt-sock',
+    'the far side is not probed',
+  );
 });
 
 test('URIs that cannot work are refused with the reason', () => {
@@ -47,8 +68,14 @@ test('URIs that cannot work are refused with the reason', () => {
 
 test('the far side of SSH: virt-ssh-helper when present, else netcat on the socket; quoted', async () => {
   const uri = parseLibvirtUri("qemu+ssh://root@hv1/system?socket=/run/it's/sock");
-  assert.equal(sshRemoteCommand(parseLibvirtUri('qemu+ssh://hv1/system?proxy=native')), "virt-ssh-helper 'qemu:///system'");
-  assert.equal(sshRemoteCommand(parseLibvirtUri('qemu+ssh://hv1/system?proxy=netcat')), "'nc' -U '/var/run/libvirt/libvirt-sock'");
+  assert.equal(
+    sshRemoteCommand(parseLibvirtUri('qemu+ssh://hv1/system?proxy=native')),
+    "virt-ssh-helper 'qemu:///system'",
+  );
+  assert.equal(
+    sshRemoteCommand(parseLibvirtUri('qemu+ssh://hv1/system?proxy=netcat')),
+    "'nc' -U '/var/run/libvirt/libvirt-sock'",
+  );
   assert.match(sshRemoteCommand(uri), /^sh -c '.*command -v virt-ssh-helper.*'$/);
   // Run it through a real shell, with a netcat that prints its arguments and no virt-ssh-helper on PATH.
   const dir = await mkdtemp(join(tmpdir(), 'kvt-nc-'));
@@ -67,13 +94,23 @@ test('known_hosts: plain, [host]:port, hashed, changed, unknown, revoked', () =>
   const other = randomBytes(51);
   const b64 = key.toString('base64');
   assert.deepEqual(verifyHostKey(`hv1,10.0.0.1 ssh-ed25519 ${b64}\n`, 'hv1', 22, key), { ok: true });
-  assert.deepEqual(verifyHostKey(`hv1 ssh-ed25519 ${b64}\n`, 'hv1', 2222, key), { ok: false, reason: 'unknown' }, 'port 2222 is listed as [hv1]:2222');
+  assert.deepEqual(
+    verifyHostKey(`hv1 ssh-ed25519 ${b64}\n`, 'hv1', 2222, key),
+    { ok: false, reason: 'unknown' },
+    'port 2222 is listed as [hv1]:2222',
+  );
   assert.deepEqual(verifyHostKey(`[hv1]:2222 ssh-ed25519 ${b64}\n`, 'hv1', 2222, key), { ok: true });
   const salt = randomBytes(20);
   const hashed = `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update('hv2').digest('base64')}`;
   assert.deepEqual(verifyHostKey(`# comment\n\n${hashed} ssh-ed25519 ${b64}\n`, 'hv2', 22, key), { ok: true });
   assert.deepEqual(verifyHostKey(`${hashed} ssh-ed25519 ${b64}\n`, 'hv3', 22, key), { ok: false, reason: 'unknown' });
-  assert.deepEqual(verifyHostKey(`hv1 ssh-ed25519 ${other.toString('base64')}\n`, 'hv1', 22, key), { ok: false, reason: 'changed' });
-  assert.deepEqual(verifyHostKey(`@revoked * ssh-ed25519 ${b64}\nhv1 ssh-ed25519 ${b64}\n`, 'hv1', 22, key), { ok: false, reason: 'revoked' });
+  assert.deepEqual(verifyHostKey(`hv1 ssh-ed25519 ${other.toString('base64')}\n`, 'hv1', 22, key), {
+    ok: false,
+    reason: 'changed',
+  });
+  assert.deepEqual(verifyHostKey(`@revoked * ssh-ed25519 ${b64}\nhv1 ssh-ed25519 ${b64}\n`, 'hv1', 22, key), {
+    ok: false,
+    reason: 'revoked',
+  });
   assert.deepEqual(verifyHostKey('garbage\n|1|x ssh-ed25519\n', 'hv1', 22, key), { ok: false, reason: 'unknown' });
 });

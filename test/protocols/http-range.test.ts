@@ -23,5 +23,6 @@ test('RFC 9110 §14: suffix ranges, clipping, invalid and malformed ranges ignor
     ['bytes=0-1,5-6', 1000, { kind: 'ignore' }], // several ranges: no multipart, the whole file
     ['bytes=99999999999999999999-', 1000, { kind: 'ignore' }],
   ];
-  for (const [header, size, expected] of cases) assert.deepEqual(resolveRange(header, size), expected, `${header} of ${size}`);
+  for (const [header, size, expected] of cases)
+    assert.deepEqual(resolveRange(header, size), expected, `${header} of ${size}`);
 });

@@ -1,15 +1,35 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cidrsOverlap, firstFreeHostAddress, formatCidr, formatIpv4, isHostAddress, parseCidr, parseIpv4 } from '../../src/protocols/ipv4.ts';
+import {
+  cidrsOverlap,
+  firstFreeHostAddress,
+  formatCidr,
+  formatIpv4,
+  isHostAddress,
+  parseCidr,
+  parseIpv4,
+} from '../../src/protocols/ipv4.ts';
 import { normalizeMac } from '../../src/fleet/mac.ts';
 
 test('parseIpv4 accepts dotted quads and round-trips', () => {
-  for (const text of ['0.0.0.0', '10.1.2.3', '255.255.255.255', '192.168.0.1']) assert.equal(formatIpv4(parseIpv4(text)!), text);
+  for (const text of ['0.0.0.0', '10.1.2.3', '255.255.255.255', '192.168.0.1'])
+    assert.equal(formatIpv4(parseIpv4(text)!), text);
   assert.equal(parseIpv4('10.0.0.1'), 0x0a000001);
 });
 
 test('parseIpv4 rejects everything else', () => {
-  for (const text of ['', '10.0.0', '10.0.0.0.1', '256.0.0.1', '010.0.0.1', '10.0.0.-1', '10..0.1', ' 10.0.0.1', '1e1.0.0.1', '0x10.0.0.1']) {
+  for (const text of [
+    '',
+    '10.0.0',
+    '10.0.0.0.1',
+    '256.0.0.1',
+    '010.0.0.1',
+    '10.0.0.-1',
+    '10..0.1',
+    ' 10.0.0.1',
+    '1e1.0.0.1',
+    '0x10.0.0.1',
+  ]) {
     assert.equal(parseIpv4(text), undefined, text);
   }
 });
@@ -17,7 +37,8 @@ test('parseIpv4 rejects everything else', () => {
 test('parseCidr wants a network address and a prefix ≤ 32', () => {
   assert.deepEqual(parseCidr('10.1.0.0/22'), { network: 0x0a010000, prefix: 22 });
   assert.equal(formatCidr(parseCidr('0.0.0.0/0')!), '0.0.0.0/0');
-  for (const text of ['10.1.0.1/22', '10.1.0.0/33', '10.1.0.0', '10.1.0.0/', '10.1.0.0/a', '10.1.0.0/022x']) assert.equal(parseCidr(text), undefined, text);
+  for (const text of ['10.1.0.1/22', '10.1.0.0/33', '10.1.0.0', '10.1.0.0/', '10.1.0.0/a', '10.1.0.0/022x'])
+    assert.equal(parseCidr(text), undefined, text);
 });
 
 test('cidrsOverlap: nested, equal, adjacent, disjoint', () => {
@@ -39,20 +60,40 @@ test('isHostAddress excludes network and broadcast addresses', () => {
 });
 
 test('normalizeMac accepts the usual spellings and rejects the rest', () => {
-  for (const text of ['52:54:00:AB:cd:ef', '52-54-00-ab-cd-ef', '5254.00ab.cdef', '525400abcdef']) assert.equal(normalizeMac(text), '52:54:00:ab:cd:ef', text);
-  for (const text of ['52:54:00:ab:cd', '52:54:00:ab:cd:eg', '5:254:00:ab:cd:ef', '', '52:54:00:ab:cd:ef:00', '52:54-00:ab:cd:ef']) assert.equal(normalizeMac(text), undefined, text);
+  for (const text of ['52:54:00:AB:cd:ef', '52-54-00-ab-cd-ef', '5254.00ab.cdef', '525400abcdef'])
+    assert.equal(normalizeMac(text), '52:54:00:ab:cd:ef', text);
+  for (const text of [
+    '52:54:00:ab:cd',
+    '52:54:00:ab:cd:eg',
+    '5:254:00:ab:cd:ef',
+    '',
+    '52:54:00:ab:cd:ef:00',
+    '52:54-00:ab:cd:ef',
+  ])
+    assert.equal(normalizeMac(text), undefined, text);
 });
 
 test('firstFreeHostAddress: the lowest usable address not taken; none when the network is full', () => {
   const net = parseCidr('10.60.0.0/29')!; // .1 – .6 usable
   const taken = new Set(['10.60.0.1', '10.60.0.2', '10.60.0.4'].map((t) => parseIpv4(t)!));
   assert.equal(formatIpv4(firstFreeHostAddress(net, (ip) => taken.has(ip))!), '10.60.0.3');
-  assert.equal(firstFreeHostAddress(net, () => true), undefined);
-  assert.equal(formatIpv4(firstFreeHostAddress(parseCidr('10.60.0.8/31')!, () => false)!), '10.60.0.8', '/31: both addresses are usable');
+  assert.equal(
+    firstFreeHostAddress(net, () => true),
+    undefined,
+  );
+  assert.equal(
+    formatIpv4(firstFreeHostAddress(parseCidr('10.60.0.8/31')!, () => false)!),
+    '10.60.0.8',
+    '/31: both addresses are usable',
+  );
   const all = new Set<number>();
   for (let i = 0; i < 6; i++) {
     const ip = firstFreeHostAddress(net, (c) => all.has(c))!;
     all.add(ip);
   }
-  assert.deepEqual([...all].map(formatIpv4), ['10.60.0.1', '10.60.0.2', '10.60.0.3', '10.60.0.4', '10.60.0.5', '10.60.0.6'], 'never the network or broadcast address');
+  assert.deepEqual(
+    [...all].map(formatIpv4),
+    ['10.60.0.1', '10.60.0.2', '10.60.0.3', '10.60.0.4', '10.60.0.5', '10.60.0.6'],
+    'never the network or broadcast address',
+  );
 });

@@ -23,10 +23,23 @@ test('a fresh success answers readiness without a round trip (a saturated pool i
 test('a failure after the last success sends readiness to the probe; a probe that fails or hangs is not ready', async () => {
   const c = clock();
   let answer: 'ok' | 'fail' | 'hang' = 'fail';
-  const health = new StoreHealth(() => (answer === 'ok' ? Promise.resolve() : answer === 'fail' ? Promise.reject(new Error('ECONNREFUSED')) : new Promise(() => {})), c.now);
+  const health = new StoreHealth(
+    () =>
+      answer === 'ok'
+        ? Promise.resolve()
+        : answer === 'fail'
+          ? Promise.reject(new Error('ECONNREFUSED'))
+          : new Promise(() => {}),
+    c.now,
+  );
   health.noteSuccess();
   c.advance(10);
-  health.onQuery({ level: 'error', error: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), query: {} as never, queryDurationMillis: 1 });
+  health.onQuery({
+    level: 'error',
+    error: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }),
+    query: {} as never,
+    queryDurationMillis: 1,
+  });
   assert.equal(await health.ready(), false);
   assert.match(health.snapshot().lastError ?? '', /ECONNREFUSED/);
   answer = 'hang';

@@ -22,7 +22,16 @@ describeEachStore('inventory', (ctx) => {
   const seed = async () => {
     const db = ctx.store.db;
     await createSite(db, { name: 'dc1', buildCap: 5 });
-    await createNetwork(db, { name: 'dc1-hv', site: 'dc1', cidr: '10.1.0.0/22', gateway: '10.1.0.1', dns: ['10.1.0.10'], domain: 'dc1.example.com', dynamicRange: { start: '10.1.3.0', end: '10.1.3.250' }, relays: ['10.1.0.2'] });
+    await createNetwork(db, {
+      name: 'dc1-hv',
+      site: 'dc1',
+      cidr: '10.1.0.0/22',
+      gateway: '10.1.0.1',
+      dns: ['10.1.0.10'],
+      domain: 'dc1.example.com',
+      dynamicRange: { start: '10.1.3.0', end: '10.1.3.250' },
+      relays: ['10.1.0.2'],
+    });
     await createProfile(db, { name: 'rhel9', os: 'rhel9', installTreeUrl: 'http://mirror.example.com/rhel9/' });
   };
 
@@ -41,24 +50,46 @@ describeEachStore('inventory', (ctx) => {
     await seed();
     const network = await getNetwork(ctx.store.db, 'dc1-hv');
     assert.deepEqual(network, {
-      name: 'dc1-hv', site: 'dc1', cidr: '10.1.0.0/22', gateway: '10.1.0.1', dns: ['10.1.0.10'], domain: 'dc1.example.com',
-      dynamicRange: { start: '10.1.3.0', end: '10.1.3.250' }, relays: ['10.1.0.2'], vlan: null, leaseSeconds: 86400,
+      name: 'dc1-hv',
+      site: 'dc1',
+      cidr: '10.1.0.0/22',
+      gateway: '10.1.0.1',
+      dns: ['10.1.0.10'],
+      domain: 'dc1.example.com',
+      dynamicRange: { start: '10.1.3.0', end: '10.1.3.250' },
+      relays: ['10.1.0.2'],
+      vlan: null,
+      leaseSeconds: 86400,
     });
-    const error = await rejects(createNetwork(ctx.store.db, { name: 'other', site: 'dc1', cidr: '10.1.2.0/24' }), ErrorCode.CidrOverlap);
+    const error = await rejects(
+      createNetwork(ctx.store.db, { name: 'other', site: 'dc1', cidr: '10.1.2.0/24' }),
+      ErrorCode.CidrOverlap,
+    );
     assert.match(error.message, /dc1-hv/);
-    await rejects(createNetwork(ctx.store.db, { name: 'other', site: 'nope', cidr: '10.9.0.0/24' }), ErrorCode.UnknownSite);
+    await rejects(
+      createNetwork(ctx.store.db, { name: 'other', site: 'nope', cidr: '10.9.0.0/24' }),
+      ErrorCode.UnknownSite,
+    );
   });
 
   test('the store itself refuses overlapping networks (exclusion constraint)', async () => {
     await seed();
     const { sql } = await import('kysely');
-    await assert.rejects(sql`insert into networks (name, site_id, cidr) values ('raw', 1, '10.1.1.0/24')`.execute(ctx.store.db));
+    await assert.rejects(
+      sql`insert into networks (name, site_id, cidr) values ('raw', 1, '10.1.1.0/24')`.execute(ctx.store.db),
+    );
   });
 
   test('hosts: create, find by MAC, list by site/state, delete', async () => {
     await seed();
     const db = ctx.store.db;
-    const host = await createHost(db, { hostname: 'hv1.dc1.example.com', macs: ['52:54:00:AA:00:01', '52:54:00:aa:00:02'], ip: '10.1.0.11', network: 'dc1-hv', profile: 'rhel9' });
+    const host = await createHost(db, {
+      hostname: 'hv1.dc1.example.com',
+      macs: ['52:54:00:AA:00:01', '52:54:00:aa:00:02'],
+      ip: '10.1.0.11',
+      network: 'dc1-hv',
+      profile: 'rhel9',
+    });
     assert.equal(host.site, 'dc1');
     assert.equal(host.buildState, 'ready');
     assert.deepEqual(host.macs, ['52:54:00:aa:00:01', '52:54:00:aa:00:02']);
@@ -77,7 +108,13 @@ describeEachStore('inventory', (ctx) => {
   test('every invalid host case is a clear coded error', async () => {
     await seed();
     const db = ctx.store.db;
-    await createHost(db, { hostname: 'hv1', macs: ['52:54:00:00:00:01'], ip: '10.1.0.11', network: 'dc1-hv', profile: 'rhel9' });
+    await createHost(db, {
+      hostname: 'hv1',
+      macs: ['52:54:00:00:00:01'],
+      ip: '10.1.0.11',
+      network: 'dc1-hv',
+      profile: 'rhel9',
+    });
     const base = { hostname: 'hv2', macs: ['52:54:00:00:00:02'], ip: '10.1.0.12', network: 'dc1-hv', profile: 'rhel9' };
     await rejects(createHost(db, { ...base, macs: ['52:54:00:00:00:01'] }), ErrorCode.DuplicateMac);
     await rejects(createHost(db, { ...base, ip: '10.1.0.11' }), ErrorCode.DuplicateIp);
@@ -92,17 +129,40 @@ describeEachStore('inventory', (ctx) => {
   test('a network change may not strand reserved addresses', async () => {
     await seed();
     const db = ctx.store.db;
-    await createHost(db, { hostname: 'hv1', macs: ['52:54:00:00:00:01'], ip: '10.1.0.11', network: 'dc1-hv', profile: 'rhel9' });
-    await rejects(updateNetwork(db, 'dc1-hv', { dynamicRange: { start: '10.1.0.10', end: '10.1.0.20' } }), ErrorCode.IpInDynamicRange);
+    await createHost(db, {
+      hostname: 'hv1',
+      macs: ['52:54:00:00:00:01'],
+      ip: '10.1.0.11',
+      network: 'dc1-hv',
+      profile: 'rhel9',
+    });
+    await rejects(
+      updateNetwork(db, 'dc1-hv', { dynamicRange: { start: '10.1.0.10', end: '10.1.0.20' } }),
+      ErrorCode.IpInDynamicRange,
+    );
     await rejects(updateNetwork(db, 'dc1-hv', { cidr: '10.1.2.0/23' }), ErrorCode.IpOutsideNetwork);
     assert.equal((await updateNetwork(db, 'dc1-hv', { dynamicRange: null })).dynamicRange, null);
   });
 
   test('profiles refuse clear-text root passwords and bad URLs', async () => {
-    await rejects(createProfile(ctx.store.db, { name: 'p', os: 'rhel9', installTreeUrl: 'http://m/x', rootPasswordHash: 'secret' }), ErrorCode.BadPasswordHash);
-    await rejects(createProfile(ctx.store.db, { name: 'p', os: 'rhel9', installTreeUrl: 'ftp://m/x' }), ErrorCode.Validation);
-    await rejects(createProfile(ctx.store.db, { name: 'p', os: 'win', installTreeUrl: 'http://m/x' }), ErrorCode.Validation);
-    const profile = await createProfile(ctx.store.db, { name: 'p', os: 'rhel8', installTreeUrl: 'http://m/x/', rootPasswordHash: '$6$salt$hash' });
+    await rejects(
+      createProfile(ctx.store.db, { name: 'p', os: 'rhel9', installTreeUrl: 'http://m/x', rootPasswordHash: 'secret' }),
+      ErrorCode.BadPasswordHash,
+    );
+    await rejects(
+      createProfile(ctx.store.db, { name: 'p', os: 'rhel9', installTreeUrl: 'ftp://m/x' }),
+      ErrorCode.Validation,
+    );
+    await rejects(
+      createProfile(ctx.store.db, { name: 'p', os: 'win', installTreeUrl: 'http://m/x' }),
+      ErrorCode.Validation,
+    );
+    const profile = await createProfile(ctx.store.db, {
+      name: 'p',
+      os: 'rhel8',
+      installTreeUrl: 'http://m/x/',
+      rootPasswordHash: '$6$salt$hash',
+    });
     assert.equal(profile.installTreeUrl, 'http://m/x');
     assert.equal(profile.hasRootPassword, true);
     assert.equal(profile.kickstartTemplate, 'rhel-kvm');

@@ -10,10 +10,24 @@ import { describeEachStore } from '../helpers/stores.ts';
 
 describeEachStore('lease writer', (ctx) => {
   let networkId = 0;
-  const lease = (ip: string, mac: string, extra: Partial<LeaseRecord> = {}): LeaseRecord => ({ ip, networkId, mac, clientId: null, hostname: null, state: 'bound', expiresAt: new Date(Date.now() + 600_000), ...extra });
-  const owner = async (ip: string) => (await ctx.store.db.selectFrom('leases').select(['mac', 'state']).where('ip', '=', ip).executeTakeFirst()) ?? undefined;
+  const lease = (ip: string, mac: string, extra: Partial<LeaseRecord> = {}): LeaseRecord => ({
+    ip,
+    networkId,
+    mac,
+    clientId: null,
+    hostname: null,
+    state: 'bound',
+    expiresAt: new Date(Date.now() + 600_000),
+    ...extra,
+  });
+  const owner = async (ip: string) =>
+    (await ctx.store.db.selectFrom('leases').select(['mac', 'state']).where('ip', '=', ip).executeTakeFirst()) ??
+    undefined;
   const setup = async () => {
-    await importSiteYaml(ctx.store.db, 'sites:\n  - name: s\n    networks:\n      - { name: n, cidr: 10.5.0.0/24, dynamicRange: { start: 10.5.0.10, end: 10.5.0.200 } }\n');
+    await importSiteYaml(
+      ctx.store.db,
+      'sites:\n  - name: s\n    networks:\n      - { name: n, cidr: 10.5.0.0/24, dynamicRange: { start: 10.5.0.10, end: 10.5.0.200 } }\n',
+    );
     networkId = (await ctx.store.db.selectFrom('networks').select('id').executeTakeFirstOrThrow()).id;
   };
 
@@ -25,7 +39,10 @@ describeEachStore('lease writer', (ctx) => {
       writer.write(lease('10.5.0.11', '52:54:00:00:01:02', { networkId: 999_999 })),
       writer.write(lease('10.5.0.12', '52:54:00:00:01:03')),
     ]);
-    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected', 'fulfilled'],
+    );
     assert.equal((results[0] as PromiseFulfilledResult<boolean>).value, true);
     assert.match(String((results[1] as PromiseRejectedResult).reason.cause), /foreign key|violates/);
     assert.equal((await owner('10.5.0.10'))?.mac, '52:54:00:00:01:01');
@@ -36,7 +53,10 @@ describeEachStore('lease writer', (ctx) => {
   test('a host name with a NUL byte is refused before the batch, not by the store', async () => {
     await setup();
     const writer = new LeaseWriter(ctx.store.db, 20);
-    const results = await Promise.allSettled([writer.write(lease('10.5.0.20', '52:54:00:00:02:01', { hostname: 'bad\0name' })), writer.write(lease('10.5.0.21', '52:54:00:00:02:02', { hostname: 'good' }))]);
+    const results = await Promise.allSettled([
+      writer.write(lease('10.5.0.20', '52:54:00:00:02:01', { hostname: 'bad\0name' })),
+      writer.write(lease('10.5.0.21', '52:54:00:00:02:02', { hostname: 'good' })),
+    ]);
     assert.ok(results[0].status === 'rejected' && results[0].reason instanceof LeaseRecordError);
     assert.equal(results[1].status, 'fulfilled');
     assert.equal(writer.stats.failedBatches, 0);
@@ -49,7 +69,11 @@ describeEachStore('lease writer', (ctx) => {
     assert.equal(await writer.write(lease('10.5.0.30', a)), true);
     assert.equal(await writer.write(lease('10.5.0.30', b)), false, 'bound to a');
     assert.equal((await owner('10.5.0.30'))?.mac, a);
-    assert.equal(await writer.write(lease('10.5.0.30', a, { state: 'declined', expiresAt: new Date(Date.now() + 600_000) })), true, 'its owner declines it');
+    assert.equal(
+      await writer.write(lease('10.5.0.30', a, { state: 'declined', expiresAt: new Date(Date.now() + 600_000) })),
+      true,
+      'its owner declines it',
+    );
     assert.equal(await writer.write(lease('10.5.0.30', a)), false, 'in probation: not even its owner');
     assert.equal(await writer.write(lease('10.5.0.30', b)), false, 'in probation');
     assert.equal(await writer.write(lease('10.5.0.31', a, { expiresAt: new Date(Date.now() - 1000) })), true);

@@ -22,7 +22,9 @@ after(async () => rm(dir, { recursive: true, force: true }));
 function contender() {
   const script = `import { acquireDataDirLock } from './src/store/lock.ts';
     acquireDataDirLock(${JSON.stringify(dir)}).then(() => { console.log('got'); setInterval(() => {}, 1000); }, (e) => { console.log('refused', e.message); process.exit(0); });`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   const answer = new Promise<string>((resolve) => {
@@ -32,34 +34,38 @@ function contender() {
   return { child, answer };
 }
 
-test('of 6 processes starting at once on one directory, exactly one holds the store; the others are told who', { timeout: 60_000 }, async () => {
-  // A PID file of a process long gone: no longer a lock at all.
-  await writeFile(join(dir, 'kvmfleet.lock'), '999999\n');
-  const contenders = Array.from({ length: 6 }, contender);
-  try {
-    const answers = await Promise.all(contenders.map((c) => c.answer));
-    assert.equal(answers.filter((a) => a === 'got').length, 1, answers.join(' | '));
-    const holder = contenders[answers.indexOf('got')]!.child.pid;
-    for (const a of answers.filter((x) => x !== 'got')) assert.match(a, new RegExp(`in use by process ${holder}`));
-    // The holder is killed: the lock is free at once.
-    const winner = contenders[answers.indexOf('got')]!.child;
-    winner.kill('SIGKILL');
-    await once(winner, 'exit');
-    const deadline = Date.now() + 5_000;
-    for (;;) {
-      try {
-        const lock = await acquireDataDirLock(dir);
-        await lock.release();
-        break;
-      } catch (error) {
-        assert.ok(Date.now() < deadline, `not freed after SIGKILL: ${(error as Error).message}`);
-        await new Promise((r) => setTimeout(r, 100));
+test(
+  'of 6 processes starting at once on one directory, exactly one holds the store; the others are told who',
+  { timeout: 60_000 },
+  async () => {
+    // A PID file of a process long gone: no longer a lock at all.
+    await writeFile(join(dir, 'kvmfleet.lock'), '999999\n');
+    const contenders = Array.from({ length: 6 }, contender);
+    try {
+      const answers = await Promise.all(contenders.map((c) => c.answer));
+      assert.equal(answers.filter((a) => a === 'got').length, 1, answers.join(' | '));
+      const holder = contenders[answers.indexOf('got')]!.child.pid;
+      for (const a of answers.filter((x) => x !== 'got')) assert.match(a, new RegExp(`in use by process ${holder}`));
+      // The holder is killed: the lock is free at once.
+      const winner = contenders[answers.indexOf('got')]!.child;
+      winner.kill('SIGKILL');
+      await once(winner, 'exit');
+      const deadline = Date.now() + 5_000;
+      for (;;) {
+        try {
+          const lock = await acquireDataDirLock(dir);
+          await lock.release();
+          break;
+        } catch (error) {
+          assert.ok(Date.now() < deadline, `not freed after SIGKILL: ${(error as Error).message}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
       }
+    } finally {
+      for (const c of contenders) c.child.kill('SIGKILL');
     }
-  } finally {
-    for (const c of contenders) c.child.kill('SIGKILL');
-  }
-});
+  },
+);
 
 test('in one process: a second open is refused while the first holds it, and allowed after release', async () => {
   const first = await acquireDataDirLock(dir);

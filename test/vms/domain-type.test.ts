@@ -14,9 +14,17 @@ test('kvm is preferred when offered, qemu otherwise, nothing for a missing arch'
 });
 
 test('a start that failed on KVM is recognised (libvirt 9 / QEMU 7 messages)', () => {
-  assert.ok(isKvmUnavailable('internal error: qemu unexpectedly closed the monitor: Could not access KVM kernel module: Permission denied'));
+  assert.ok(
+    isKvmUnavailable(
+      'internal error: qemu unexpectedly closed the monitor: Could not access KVM kernel module: Permission denied',
+    ),
+  );
   assert.ok(isKvmUnavailable('qemu-system-x86_64: -accel kvm: failed to initialize kvm: Permission denied'));
   // Nested virtualisation where /dev/kvm opens but the host CPU's MSRs cannot be set (this machine):
-  assert.ok(isKvmUnavailable("internal error: qemu unexpectedly closed the monitor: qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69\nqemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: Assertion failed."));
+  assert.ok(
+    isKvmUnavailable(
+      'internal error: qemu unexpectedly closed the monitor: qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69\nqemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: Assertion failed.',
+    ),
+  );
   assert.ok(!isKvmUnavailable('Requested operation is not valid: domain is already running'));
 });

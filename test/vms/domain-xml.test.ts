@@ -27,7 +27,10 @@ const seedVm: DomainSpec = {
   type: 'kvm',
   memoryMiB: 32768,
   vcpus: 4,
-  disks: [{ source: '/vm1/vm1.example.com.qcow2', format: 'qcow2' }, { source: '/vm1/iso/CentOS-6.4-x86_64-bin-DVD1.iso', format: 'raw', device: 'cdrom' }],
+  disks: [
+    { source: '/vm1/vm1.example.com.qcow2', format: 'qcow2' },
+    { source: '/vm1/iso/CentOS-6.4-x86_64-bin-DVD1.iso', format: 'raw', device: 'cdrom' },
+  ],
   interfaces: [{ bridge: 'br0', mac: '52:54:00:aa:bb:cc' }],
   bootOrder: ['disk:0', 'disk:1'],
   graphics: { type: 'spice', password: 'mypassword' },
@@ -61,7 +64,10 @@ test('a TCG UEFI guest network-booting after its disk: OVMF loader and vars, NIC
     directBoot: { kernel: '/boot/vmlinuz', initrd: '/boot/initrd.img', cmdline: 'console=ttyS0 root=/dev/vda' },
   });
   await validate(xml);
-  assert.match(xml, /<kernel>\/boot\/vmlinuz<\/kernel>\s*<initrd>\/boot\/initrd\.img<\/initrd>\s*<cmdline>console=ttyS0 root=\/dev\/vda<\/cmdline>/);
+  assert.match(
+    xml,
+    /<kernel>\/boot\/vmlinuz<\/kernel>\s*<initrd>\/boot\/initrd\.img<\/initrd>\s*<cmdline>console=ttyS0 root=\/dev\/vda<\/cmdline>/,
+  );
   assert.match(xml, /^<domain type='qemu'>/);
   assert.doesNotMatch(xml, /<cpu /, 'TCG keeps its default CPU model');
   assert.match(xml, /machine='q35'/);
@@ -76,7 +82,8 @@ test('values are escaped; bad specs are refused with the reason', async () => {
   assert.match(xml, /<description>&lt;script&gt;&quot;&amp;&apos;<\/description>/);
   await validate(xml);
   assert.equal(escapeXml(`a<b`), 'a&lt;b');
-  const refused = (spec: Partial<DomainSpec>, why: RegExp) => assert.throws(() => domainXml({ ...seedVm, ...spec }), why);
+  const refused = (spec: Partial<DomainSpec>, why: RegExp) =>
+    assert.throws(() => domainXml({ ...seedVm, ...spec }), why);
   refused({ name: 'bad name' }, /a name is 1–64/);
   refused({ name: "x'/><devices" }, /a name is 1–64/);
   refused({ uuid: 'not-a-uuid' }, /not a lower-case UUID/);

@@ -47,7 +47,23 @@ before(async () => {
   store = await openStore({ dataDir: 'memory://' });
   const site = await createSite(store.db, { name: 'lab', buildCap: 10 });
   for (const name of ['hv1', 'hv2']) {
-    await store.db.insertInto('hypervisors').values({ name, uri: `test:///${name}`, site_id: (site as unknown as { id?: number }).id ?? 1, host_id: null, max_parallel: 2, domain_type: 'qemu', cpus: 2, memory_mib: 8192, pool_capacity: null, pool_available: null, last_error: null, checked_at: null }).execute();
+    await store.db
+      .insertInto('hypervisors')
+      .values({
+        name,
+        uri: `test:///${name}`,
+        site_id: (site as unknown as { id?: number }).id ?? 1,
+        host_id: null,
+        max_parallel: 2,
+        domain_type: 'qemu',
+        cpus: 2,
+        memory_mib: 8192,
+        pool_capacity: null,
+        pool_available: null,
+        last_error: null,
+        checked_at: null,
+      })
+      .execute();
   }
 });
 after(async () => store?.close());
@@ -62,51 +78,82 @@ const waitFor = async <T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 20
   }
 };
 
-test('a worker killed mid bulk deploy: another reclaims the job when its lease runs out and finishes it, each VM made once', { timeout: 60_000 }, async () => {
-  const fleet: Fleet = new Map();
-  const first = new JobRunner(store.db, vmServiceDouble(fleet, { hangAfter: 6 }), { leaseMs: 900, pollMs: 100 });
-  const queued = await first.bulkClone({ template: 't', count: 20, namePrefix: 'web', kind: 'linked', site: 'lab' });
-  await waitFor(() => first.get(queued.id), (j) => j.done >= 6);
-  first.stop(); // "SIGKILL": its clones in hand never finish, it renews nothing from now on
-  const half = [...fleet.entries()].filter(([, v]) => !v.complete).map(([k]) => k);
-  assert.ok(half.length >= 1, 'the dead worker left half-made VMs');
-  const held = await store.db.selectFrom('jobs').select(['state', 'lease_owner']).where('id', '=', queued.id).executeTakeFirstOrThrow();
-  assert.deepEqual(held, { state: 'running', lease_owner: first.workerId });
+test(
+  'a worker killed mid bulk deploy: another reclaims the job when its lease runs out and finishes it, each VM made once',
+  { timeout: 60_000 },
+  async () => {
+    const fleet: Fleet = new Map();
+    const first = new JobRunner(store.db, vmServiceDouble(fleet, { hangAfter: 6 }), { leaseMs: 900, pollMs: 100 });
+    const queued = await first.bulkClone({ template: 't', count: 20, namePrefix: 'web', kind: 'linked', site: 'lab' });
+    await waitFor(
+      () => first.get(queued.id),
+      (j) => j.done >= 6,
+    );
+    first.stop(); // "SIGKILL": its clones in hand never finish, it renews nothing from now on
+    const half = [...fleet.entries()].filter(([, v]) => !v.complete).map(([k]) => k);
+    assert.ok(half.length >= 1, 'the dead worker left half-made VMs');
+    const held = await store.db
+      .selectFrom('jobs')
+      .select(['state', 'lease_owner'])
+      .where('id', '=', queued.id)
+      .executeTakeFirstOrThrow();
+    assert.deepEqual(held, { state: 'running', lease_owner: first.workerId });
 
-  const second = new JobRunner(store.db, vmServiceDouble(fleet), { leaseMs: 900, pollMs: 100 });
-  try {
-    const job = await waitFor(() => second.get(queued.id), (j) => j.state !== 'running' && j.state !== 'queued');
-    assert.equal(job.state, 'succeeded', JSON.stringify(job.results.filter((r) => !r.ok)));
-    assert.equal(job.results.length, 20);
-    assert.equal(new Set(job.results.map((r) => r.name)).size, 20, 'every name once');
-    assert.equal(fleet.size, 20);
-    assert.ok([...fleet.values()].every((v) => v.complete), 'the half-made ones were cleaned up and made again');
-    const row = await store.db.selectFrom('jobs').select(['attempts', 'lease_owner']).where('id', '=', queued.id).executeTakeFirstOrThrow();
-    assert.equal(row.attempts, 2);
-    assert.equal(row.lease_owner, null);
-  } finally {
-    second.stop();
-  }
-});
+    const second = new JobRunner(store.db, vmServiceDouble(fleet), { leaseMs: 900, pollMs: 100 });
+    try {
+      const job = await waitFor(
+        () => second.get(queued.id),
+        (j) => j.state !== 'running' && j.state !== 'queued',
+      );
+      assert.equal(job.state, 'succeeded', JSON.stringify(job.results.filter((r) => !r.ok)));
+      assert.equal(job.results.length, 20);
+      assert.equal(new Set(job.results.map((r) => r.name)).size, 20, 'every name once');
+      assert.equal(fleet.size, 20);
+      assert.ok(
+        [...fleet.values()].every((v) => v.complete),
+        'the half-made ones were cleaned up and made again',
+      );
+      const row = await store.db
+        .selectFrom('jobs')
+        .select(['attempts', 'lease_owner'])
+        .where('id', '=', queued.id)
+        .executeTakeFirstOrThrow();
+      assert.equal(row.attempts, 2);
+      assert.equal(row.lease_owner, null);
+    } finally {
+      second.stop();
+    }
+  },
+);
 
-test('cancel: a queued job at once; a running one starts no more items and ends cancelled', { timeout: 60_000 }, async () => {
-  const idle = new JobRunner(store.db, vmServiceDouble(new Map()), { work: false });
-  const queued = await idle.bulkClone({ template: 't', count: 3, namePrefix: 'q', kind: 'linked', site: 'lab' });
-  assert.equal((await idle.cancel(queued.id)).state, 'cancelled');
+test(
+  'cancel: a queued job at once; a running one starts no more items and ends cancelled',
+  { timeout: 60_000 },
+  async () => {
+    const idle = new JobRunner(store.db, vmServiceDouble(new Map()), { work: false });
+    const queued = await idle.bulkClone({ template: 't', count: 3, namePrefix: 'q', kind: 'linked', site: 'lab' });
+    assert.equal((await idle.cancel(queued.id)).state, 'cancelled');
 
-  const fleet: Fleet = new Map();
-  const runner = new JobRunner(store.db, vmServiceDouble(fleet, { delayMs: 150 }), { leaseMs: 600, pollMs: 100 });
-  try {
-    const job = await runner.bulkClone({ template: 't', count: 12, namePrefix: 'c', kind: 'linked', site: 'lab' });
-    await waitFor(() => runner.get(job.id), (j) => j.done >= 2);
-    await runner.cancel(job.id);
-    const ended = await waitFor(() => runner.get(job.id), (j) => j.state !== 'running');
-    assert.equal(ended.state, 'cancelled');
-    assert.equal(ended.results.length, 12, 'every item has a result');
-    const cancelled = ended.results.filter((r) => r.error === 'cancelled by an operator');
-    assert.ok(cancelled.length >= 4, `items not started were cancelled (${cancelled.length})`);
-    assert.equal(fleet.size, 12 - cancelled.length, 'no cancelled item made a VM');
-  } finally {
-    runner.stop();
-  }
-});
+    const fleet: Fleet = new Map();
+    const runner = new JobRunner(store.db, vmServiceDouble(fleet, { delayMs: 150 }), { leaseMs: 600, pollMs: 100 });
+    try {
+      const job = await runner.bulkClone({ template: 't', count: 12, namePrefix: 'c', kind: 'linked', site: 'lab' });
+      await waitFor(
+        () => runner.get(job.id),
+        (j) => j.done >= 2,
+      );
+      await runner.cancel(job.id);
+      const ended = await waitFor(
+        () => runner.get(job.id),
+        (j) => j.state !== 'running',
+      );
+      assert.equal(ended.state, 'cancelled');
+      assert.equal(ended.results.length, 12, 'every item has a result');
+      const cancelled = ended.results.filter((r) => r.error === 'cancelled by an operator');
+      assert.ok(cancelled.length >= 4, `items not started were cancelled (${cancelled.length})`);
+      assert.equal(fleet.size, 12 - cancelled.length, 'no cancelled item made a VM');
+    } finally {
+      runner.stop();
+    }
+  },
+);

@@ -49,7 +49,23 @@ before(async () => {
   await createSite(nodeB.db, { name: 'lab', buildCap: 10 });
   const site = await nodeB.db.selectFrom('sites').select('id').where('name', '=', 'lab').executeTakeFirstOrThrow();
   for (const name of ['hv1', 'hv2']) {
-    await nodeB.db.insertInto('hypervisors').values({ name, uri: `test:///${name}`, site_id: site.id, host_id: null, max_parallel: 2, domain_type: 'qemu', cpus: 2, memory_mib: 8192, pool_capacity: null, pool_available: null, last_error: null, checked_at: null }).execute();
+    await nodeB.db
+      .insertInto('hypervisors')
+      .values({
+        name,
+        uri: `test:///${name}`,
+        site_id: site.id,
+        host_id: null,
+        max_parallel: 2,
+        domain_type: 'qemu',
+        cpus: 2,
+        memory_mib: 8192,
+        pool_capacity: null,
+        pool_available: null,
+        last_error: null,
+        checked_at: null,
+      })
+      .execute();
   }
 });
 after(async () => {
@@ -67,34 +83,54 @@ const waitFor = async <T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 30
   }
 };
 
-test('a worker that loses its store mid bulk deploy: another node reclaims the job and finishes it, each VM once', { timeout: 90_000 }, async () => {
-  const fleet: Fleet = new Map();
-  const unhandled: unknown[] = [];
-  const onUnhandled = (reason: unknown) => unhandled.push(reason);
-  process.on('unhandledRejection', onUnhandled);
-  const first = new JobRunner(nodeA.db, vmServiceDouble(fleet, 150), { leaseMs: 1500, pollMs: 100 });
-  const second = new JobRunner(nodeB.db, vmServiceDouble(fleet, 20), { leaseMs: 1500, pollMs: 100, work: false });
-  let third: JobRunner | undefined;
-  try {
-    const queued = await second.bulkClone({ template: 't', count: 20, namePrefix: 'web', kind: 'linked', site: 'lab' });
-    await waitFor(() => second.get(queued.id), (j) => j.done >= 4);
-    await nodeA.close(); // node A's store is gone: its writes and renewals fail from now on
-    third = new JobRunner(nodeB.db, vmServiceDouble(fleet, 20), { leaseMs: 1500, pollMs: 100 });
-    const job = await waitFor(() => second.get(queued.id), (j) => j.state !== 'running' && j.state !== 'queued');
-    assert.equal(job.state, 'succeeded', JSON.stringify(job.results.filter((r) => !r.ok)));
-    assert.equal(job.results.length, 20);
-    assert.equal(new Set(job.results.map((r) => r.name)).size, 20, 'every name once');
-    assert.equal(fleet.size, 20);
-    assert.ok([...fleet.values()].every((v) => v.complete));
-    const row = await nodeB.db.selectFrom('jobs').select(['attempts', 'lease_owner']).where('id', '=', queued.id).executeTakeFirstOrThrow();
-    assert.equal(row.attempts, 2, 'claimed by A, then reclaimed by the other node');
-    assert.equal(row.lease_owner, null);
-    await new Promise((r) => setTimeout(r, 500)); // node A's last failed writes settle
-    assert.deepEqual(unhandled, [], 'node A handled its store errors');
-  } finally {
-    process.off('unhandledRejection', onUnhandled);
-    first.stop();
-    second.stop();
-    third?.stop();
-  }
-});
+test(
+  'a worker that loses its store mid bulk deploy: another node reclaims the job and finishes it, each VM once',
+  { timeout: 90_000 },
+  async () => {
+    const fleet: Fleet = new Map();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const first = new JobRunner(nodeA.db, vmServiceDouble(fleet, 150), { leaseMs: 1500, pollMs: 100 });
+    const second = new JobRunner(nodeB.db, vmServiceDouble(fleet, 20), { leaseMs: 1500, pollMs: 100, work: false });
+    let third: JobRunner | undefined;
+    try {
+      const queued = await second.bulkClone({
+        template: 't',
+        count: 20,
+        namePrefix: 'web',
+        kind: 'linked',
+        site: 'lab',
+      });
+      await waitFor(
+        () => second.get(queued.id),
+        (j) => j.done >= 4,
+      );
+      await nodeA.close(); // node A's store is gone: its writes and renewals fail from now on
+      third = new JobRunner(nodeB.db, vmServiceDouble(fleet, 20), { leaseMs: 1500, pollMs: 100 });
+      const job = await waitFor(
+        () => second.get(queued.id),
+        (j) => j.state !== 'running' && j.state !== 'queued',
+      );
+      assert.equal(job.state, 'succeeded', JSON.stringify(job.results.filter((r) => !r.ok)));
+      assert.equal(job.results.length, 20);
+      assert.equal(new Set(job.results.map((r) => r.name)).size, 20, 'every name once');
+      assert.equal(fleet.size, 20);
+      assert.ok([...fleet.values()].every((v) => v.complete));
+      const row = await nodeB.db
+        .selectFrom('jobs')
+        .select(['attempts', 'lease_owner'])
+        .where('id', '=', queued.id)
+        .executeTakeFirstOrThrow();
+      assert.equal(row.attempts, 2, 'claimed by A, then reclaimed by the other node');
+      assert.equal(row.lease_owner, null);
+      await new Promise((r) => setTimeout(r, 500)); // node A's last failed writes settle
+      assert.deepEqual(unhandled, [], 'node A handled its store errors');
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      first.stop();
+      second.stop();
+      third?.stop();
+    }
+  },
+);

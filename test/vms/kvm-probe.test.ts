@@ -36,31 +36,64 @@ test('decision: no kvm in the capabilities → qemu', () => {
 });
 
 test('decision: KVM start refused (QEMU aborts setting an MSR) → qemu, the message is the reason', () => {
-  const v = decideDomainType({ capabilities: ['kvm', 'qemu'], kvm: { outcome: 'refused', message: 'internal error: qemu unexpectedly closed the monitor: failed to set MSR 0x10a to 0x69' } });
+  const v = decideDomainType({
+    capabilities: ['kvm', 'qemu'],
+    kvm: {
+      outcome: 'refused',
+      message: 'internal error: qemu unexpectedly closed the monitor: failed to set MSR 0x10a to 0x69',
+    },
+  });
   assert.equal(v.domainType, 'qemu');
   assert.match(v.reason, /could not start: .*failed to set MSR 0x10a/);
 });
 
 test('decision: KVM start accepted but no marker (a KVM that only pretends) → qemu', () => {
-  const silent = decideDomainType({ capabilities: ['kvm', 'qemu'], kvm: { outcome: 'stalled', waitedMs: 10_000, progress: 'nothing', state: 'running' } });
+  const silent = decideDomainType({
+    capabilities: ['kvm', 'qemu'],
+    kvm: { outcome: 'stalled', waitedMs: 10_000, progress: 'nothing', state: 'running' },
+  });
   assert.equal(silent.domainType, 'qemu');
   assert.match(silent.reason, /started \(state running\) and ran no code .* in 10\.0 s: KVM only pretends/);
-  const crawling = decideDomainType({ capabilities: ['kvm', 'qemu'], kvm: { outcome: 'stalled', waitedMs: 10_100, progress: 'memory-written', state: 'running' } });
+  const crawling = decideDomainType({
+    capabilities: ['kvm', 'qemu'],
+    kvm: { outcome: 'stalled', waitedMs: 10_100, progress: 'memory-written', state: 'running' },
+  });
   assert.equal(crawling.domainType, 'qemu');
   assert.match(crawling.reason, /wrote its memory but did not finish/);
-  const wrong = decideDomainType({ capabilities: ['kvm', 'qemu'], kvm: { outcome: 'stalled', waitedMs: 300, progress: 'wrong-result', state: 'running' } });
+  const wrong = decideDomainType({
+    capabilities: ['kvm', 'qemu'],
+    kvm: { outcome: 'stalled', waitedMs: 300, progress: 'wrong-result', state: 'running' },
+  });
   assert.equal(wrong.domainType, 'qemu');
   assert.match(wrong.reason, /wrong result/);
-  const unprovable = decideDomainType({ capabilities: ['kvm', 'qemu'], kvm: { outcome: 'unprovable', message: 'no probe disk in storage pool "default": no such pool' } });
+  const unprovable = decideDomainType({
+    capabilities: ['kvm', 'qemu'],
+    kvm: { outcome: 'unprovable', message: 'no probe disk in storage pool "default": no such pool' },
+  });
   assert.equal(unprovable.domainType, 'qemu');
   assert.match(unprovable.reason, /could not be proven/);
 });
 
 test('decision: marker seen (a machine where KVM works) → kvm, unless TCG did the same work faster', () => {
-  const works = decideDomainType({ capabilities: ['kvm', 'qemu'], kvm: { outcome: 'finished', ms: 350 }, tcg: { outcome: 'finished', ms: 1_200 } });
+  const works = decideDomainType({
+    capabilities: ['kvm', 'qemu'],
+    kvm: { outcome: 'finished', ms: 350 },
+    tcg: { outcome: 'finished', ms: 1_200 },
+  });
   assert.deepEqual(works, { domainType: 'kvm', reason: 'a KVM guest ran the probe in 0.3 s (TCG: 1.2 s)' });
-  assert.equal(decideDomainType({ capabilities: ['kvm', 'qemu'], kvm: { outcome: 'finished', ms: 400 }, tcg: { outcome: 'refused', message: 'x' } }).domainType, 'kvm');
-  const slow = decideDomainType({ capabilities: ['kvm', 'qemu'], kvm: { outcome: 'finished', ms: 8_000 }, tcg: { outcome: 'finished', ms: 1_100 } });
+  assert.equal(
+    decideDomainType({
+      capabilities: ['kvm', 'qemu'],
+      kvm: { outcome: 'finished', ms: 400 },
+      tcg: { outcome: 'refused', message: 'x' },
+    }).domainType,
+    'kvm',
+  );
+  const slow = decideDomainType({
+    capabilities: ['kvm', 'qemu'],
+    kvm: { outcome: 'finished', ms: 8_000 },
+    tcg: { outcome: 'finished', ms: 1_100 },
+  });
   assert.equal(slow.domainType, 'qemu');
   assert.match(slow.reason, /slower than under TCG/);
 });
@@ -89,7 +122,10 @@ test('the probe boot sector is the assembly of src/vms/kvm-probe/boot-sector.S; 
   try {
     await run('as', ['--64', '-o', join(dir, 'bs.o'), 'src/vms/kvm-probe/boot-sector.S']);
     await run('ld', ['-Ttext', '0x7c00', '--oformat', 'binary', '-o', join(dir, 'bs.bin'), join(dir, 'bs.o')]);
-    assert.ok((await readFile(join(dir, 'bs.bin'))).equals(PROBE_BOOT_SECTOR), 'rebuild the bytes in src/vms/kvm-probe.ts from boot-sector.S');
+    assert.ok(
+      (await readFile(join(dir, 'bs.bin'))).equals(PROBE_BOOT_SECTOR),
+      'rebuild the bytes in src/vms/kvm-probe.ts from boot-sector.S',
+    );
     const symbols = (await run('nm', [join(dir, 'bs.o')])).stdout;
     assert.equal(Number.parseInt(/^([0-9a-f]+) t seed$/m.exec(symbols)![1]!, 16), PROBE_SEED_OFFSET);
   } finally {
@@ -126,38 +162,61 @@ function describeOnLibvirt() {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  test('under TCG the probe guest always finishes its work and the host reads the marker back through libvirt', { timeout: 120_000 }, async () => {
-    const pool = await client.lookupStoragePool(POOL);
-    const volume = await client.createVolume(pool, `<volume><name>tcg.img</name><capacity unit='bytes'>1048576</capacity><target><format type='raw'/></target></volume>`);
-    try {
-      await client.uploadVolume(volume, probeBootSector(0x0badcafe));
-      const tcg = await runProbeGuest(client, 'qemu', await client.getVolumePath(volume), 0x0badcafe, 90_000);
-      assert.equal(tcg.outcome, 'finished', JSON.stringify(tcg));
-      // A wrong seed on the host side: the guest's value does not match, it is not taken as proof.
-      const wrong = await runProbeGuest(client, 'qemu', await client.getVolumePath(volume), 0x0badcaff, 90_000);
-      assert.equal(wrong.outcome, 'stalled');
-    } finally {
-      await client.deleteVolume(volume);
-    }
-    assert.deepEqual((await client.listVolumes(pool)).length, 0);
-  });
+  test(
+    'under TCG the probe guest always finishes its work and the host reads the marker back through libvirt',
+    { timeout: 120_000 },
+    async () => {
+      const pool = await client.lookupStoragePool(POOL);
+      const volume = await client.createVolume(
+        pool,
+        `<volume><name>tcg.img</name><capacity unit='bytes'>1048576</capacity><target><format type='raw'/></target></volume>`,
+      );
+      try {
+        await client.uploadVolume(volume, probeBootSector(0x0badcafe));
+        const tcg = await runProbeGuest(client, 'qemu', await client.getVolumePath(volume), 0x0badcafe, 90_000);
+        assert.equal(tcg.outcome, 'finished', JSON.stringify(tcg));
+        // A wrong seed on the host side: the guest's value does not match, it is not taken as proof.
+        const wrong = await runProbeGuest(client, 'qemu', await client.getVolumePath(volume), 0x0badcaff, 90_000);
+        assert.equal(wrong.outcome, 'stalled');
+      } finally {
+        await client.deleteVolume(volume);
+      }
+      assert.deepEqual((await client.listVolumes(pool)).length, 0);
+    },
+  );
 
-  test('the probe agrees with reality on this machine: kvm only if a KVM guest runs, and the reason is recorded', { timeout: 180_000 }, async () => {
-    const verdict = await probeDomainType(client, { storagePool: POOL });
-    assert.ok(verdict.reason.length > 10, verdict.reason);
-    const capabilities = domainTypesFor(await client.getCapabilities());
-    if (verdict.domainType === 'kvm') {
-      // Said kvm: the same guest as a KVM domain really does finish (again, with a new seed).
-      const observation = await observeKvm(client, capabilities, { storagePool: POOL });
-      assert.equal(observation.kvm?.outcome, 'finished', `probe said kvm (${verdict.reason}) but a second KVM run: ${JSON.stringify(observation.kvm)}`);
-    } else {
-      // Said qemu: either libvirt offers no KVM, or the recorded run shows why.
-      assert.match(verdict.reason, /no kvm domain type|could not start|only pretends|slower than under TCG|could not be proven/);
-      if (capabilities.includes('kvm')) assert.doesNotMatch(verdict.reason, /could not be proven/, 'with a storage pool the probe must be able to run');
-    }
-    // Nothing left behind: no probe domain, no probe volume.
-    const domains = (await run('virsh', ['-c', 'qemu:///system', 'list', '--all', '--name'])).stdout;
-    assert.doesNotMatch(domains, /kvmfleet-probe-/);
-    assert.equal((await client.listVolumes(await client.lookupStoragePool(POOL))).length, 0);
-  });
+  test(
+    'the probe agrees with reality on this machine: kvm only if a KVM guest runs, and the reason is recorded',
+    { timeout: 180_000 },
+    async () => {
+      const verdict = await probeDomainType(client, { storagePool: POOL });
+      assert.ok(verdict.reason.length > 10, verdict.reason);
+      const capabilities = domainTypesFor(await client.getCapabilities());
+      if (verdict.domainType === 'kvm') {
+        // Said kvm: the same guest as a KVM domain really does finish (again, with a new seed).
+        const observation = await observeKvm(client, capabilities, { storagePool: POOL });
+        assert.equal(
+          observation.kvm?.outcome,
+          'finished',
+          `probe said kvm (${verdict.reason}) but a second KVM run: ${JSON.stringify(observation.kvm)}`,
+        );
+      } else {
+        // Said qemu: either libvirt offers no KVM, or the recorded run shows why.
+        assert.match(
+          verdict.reason,
+          /no kvm domain type|could not start|only pretends|slower than under TCG|could not be proven/,
+        );
+        if (capabilities.includes('kvm'))
+          assert.doesNotMatch(
+            verdict.reason,
+            /could not be proven/,
+            'with a storage pool the probe must be able to run',
+          );
+      }
+      // Nothing left behind: no probe domain, no probe volume.
+      const domains = (await run('virsh', ['-c', 'qemu:///system', 'list', '--all', '--name'])).stdout;
+      assert.doesNotMatch(domains, /kvmfleet-probe-/);
+      assert.equal((await client.listVolumes(await client.lookupStoragePool(POOL))).length, 0);
+    },
+  );
 }

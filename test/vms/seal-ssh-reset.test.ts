@@ -28,48 +28,68 @@ before(async () => {
 });
 after(() => sshd.stop());
 
-const running = async () => (await run('pgrep', ['-f', `echo ${MARK}`]).then((r) => r.stdout.trim(), () => '')) !== '';
+const running = async () =>
+  (await run('pgrep', ['-f', `echo ${MARK}`]).then(
+    (r) => r.stdout.trim(),
+    () => '',
+  )) !== '';
 
-test('an SSH connection reset during template seal fails the seal with the reason; the process lives on', { timeout: 30_000 }, async () => {
-  const uncaught: unknown[] = [];
-  const onUncaught = (error: unknown) => uncaught.push(error);
-  process.on('uncaughtException', onUncaught);
-  const sockets: Socket[] = [];
-  const relay = createServer((client) => {
-    const server = createConnection({ host: '127.0.0.1', port: sshd.port });
-    sockets.push(client, server);
-    client.pipe(server).pipe(client);
-    client.on('error', () => {});
-    server.on('error', () => {});
-  });
-  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
-  const port = (relay.address() as { port: number }).port;
-  try {
-    // The host key as the relay's address (known_hosts entries name a port).
-    const knownHosts = join(sshd.dir, 'relay_known_hosts');
-    await writeFile(knownHosts, (await readFile(sshd.knownHosts, 'utf8')).replace(/^\[127\.0\.0\.1\]:\d+/, `[127.0.0.1]:${port}`));
-    const uri = parseLibvirtUri(`qemu+ssh://root@127.0.0.1:${port}/system?keyfile=${sshd.clientKey}&known_hosts=${knownHosts}`);
-    const seal = sysprepDisk(uri, '/var/lib/libvirt/images/kvt-none.qcow2', { tcg: true });
-    const outcome = seal.then(() => 'sealed', (error: Error) => `${error.name}: ${error.message}`);
-    const deadline = Date.now() + 10_000;
-    while (!(await running())) {
-      assert.ok(Date.now() < deadline, 'the stand-in never ran');
-      await new Promise((r) => setTimeout(r, 50));
+test(
+  'an SSH connection reset during template seal fails the seal with the reason; the process lives on',
+  { timeout: 30_000 },
+  async () => {
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', onUncaught);
+    const sockets: Socket[] = [];
+    const relay = createServer((client) => {
+      const server = createConnection({ host: '127.0.0.1', port: sshd.port });
+      sockets.push(client, server);
+      client.pipe(server).pipe(client);
+      client.on('error', () => {});
+      server.on('error', () => {});
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    const port = (relay.address() as { port: number }).port;
+    try {
+      // The host key as the relay's address (known_hosts entries name a port).
+      const knownHosts = join(sshd.dir, 'relay_known_hosts');
+      await writeFile(
+        knownHosts,
+        (await readFile(sshd.knownHosts, 'utf8')).replace(/^\[127\.0\.0\.1\]:\d+/, `[127.0.0.1]:${port}`),
+      );
+      const uri = parseLibvirtUri(
+        `qemu+ssh://root@127.0.0.1:${port}/system?keyfile=${sshd.clientKey}&known_hosts=${knownHosts}`,
+      );
+      const seal = sysprepDisk(uri, '/var/lib/libvirt/images/kvt-none.qcow2', { tcg: true });
+      const outcome = seal.then(
+        () => 'sealed',
+        (error: Error) => `${error.name}: ${error.message}`,
+      );
+      const deadline = Date.now() + 10_000;
+      while (!(await running())) {
+        assert.ok(Date.now() < deadline, 'the stand-in never ran');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      for (const socket of sockets) socket.resetAndDestroy();
+      const message = await outcome;
+      assert.match(
+        message,
+        /^HypervisorLostError: SSH to 127\.0\.0\.1 (failed during virt-sysprep: .*ECONNRESET|closed before virt-sysprep finished)/,
+        message,
+      );
+      await new Promise((r) => setTimeout(r, 200)); // an 'error' emitted after the rejection would show up now
+      assert.deepEqual(uncaught, [], 'no error escaped to the process');
+      // The far side notices too: the stand-in ends with its connection.
+      const gone = Date.now() + 10_000;
+      while (await running()) {
+        assert.ok(Date.now() < gone, 'the remote command outlived its connection');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      relay.close();
+      for (const socket of sockets) socket.destroy();
     }
-    for (const socket of sockets) socket.resetAndDestroy();
-    const message = await outcome;
-    assert.match(message, /^HypervisorLostError: SSH to 127\.0\.0\.1 (failed during virt-sysprep: .*ECONNRESET|closed before virt-sysprep finished)/, message);
-    await new Promise((r) => setTimeout(r, 200)); // an 'error' emitted after the rejection would show up now
-    assert.deepEqual(uncaught, [], 'no error escaped to the process');
-    // The far side notices too: the stand-in ends with its connection.
-    const gone = Date.now() + 10_000;
-    while (await running()) {
-      assert.ok(Date.now() < gone, 'the remote command outlived its connection');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } finally {
-    process.off('uncaughtException', onUncaught);
-    relay.close();
-    for (const socket of sockets) socket.destroy();
-  }
-});
+  },
+);

@@ -59,7 +59,11 @@ function TokensSection() {
               </td>
               {canWrite && (
                 <td>
-                  <ActionButton label="Revoke" danger action={async () => (await api('DELETE', `/api/v1/tokens/${t.id}`), tokens.reload())} />
+                  <ActionButton
+                    label="Revoke"
+                    danger
+                    action={async () => (await api('DELETE', `/api/v1/tokens/${t.id}`), tokens.reload())}
+                  />
                 </td>
               )}
             </tr>
@@ -70,25 +74,50 @@ function TokensSection() {
         <form className="inline-form new-token" onSubmit={(e) => e.preventDefault()}>
           <label>
             New token
-            <input name="token-name" placeholder="what it is for" value={name} onChange={(e) => setName(e.target.value)} />
+            <input
+              name="token-name"
+              placeholder="what it is for"
+              value={name}
+              onChange={(e) => setName(e.target.value)}
+            />
           </label>
           <fieldset className="scopes">
             <legend>Scopes (none: all of your role)</legend>
             {SCOPES.filter((s) => who.permissions.includes(s)).map((s) => (
               <label key={s} className="check">
-                <input type="checkbox" name={`scope-${s}`} checked={scopes.includes(s)} onChange={(e) => setScopes(e.target.checked ? [...scopes, s] : scopes.filter((x) => x !== s))} /> {s}
+                <input
+                  type="checkbox"
+                  name={`scope-${s}`}
+                  checked={scopes.includes(s)}
+                  onChange={(e) => setScopes(e.target.checked ? [...scopes, s] : scopes.filter((x) => x !== s))}
+                />{' '}
+                {s}
               </label>
             ))}
           </fieldset>
           <label>
             Expires in days
-            <input name="token-days" className="narrow" inputMode="numeric" placeholder="with this session" title="A token cannot outlive the one that makes it: empty, it expires when this session does" value={days} onChange={(e) => setDays(e.target.value)} />
+            <input
+              name="token-days"
+              className="narrow"
+              inputMode="numeric"
+              placeholder="with this session"
+              title="A token cannot outlive the one that makes it: empty, it expires when this session does"
+              value={days}
+              onChange={(e) => setDays(e.target.value)}
+            />
           </label>
           <ActionButton
             label="Create token"
             disabled={!name.trim() || (!!days && !/^[1-9]\d{0,3}$/.test(days))}
             action={async () => {
-              const reply = await api<{ token: string }>('POST', '/api/v1/tokens', { json: { name: name.trim(), ...(scopes.length ? { scopes } : {}), ...(days ? { expiresInDays: Number(days) } : {}) } });
+              const reply = await api<{ token: string }>('POST', '/api/v1/tokens', {
+                json: {
+                  name: name.trim(),
+                  ...(scopes.length ? { scopes } : {}),
+                  ...(days ? { expiresInDays: Number(days) } : {}),
+                },
+              });
               setMade(reply.token);
               setName('');
               tokens.reload();
@@ -131,7 +160,11 @@ function UsersSection() {
                 <Time at={u.createdAt} />
               </td>
               <td>
-                <ActionButton label="Remove" danger action={async () => (await api('DELETE', `/api/v1/users/${enc(u.name)}`), users.reload())} />
+                <ActionButton
+                  label="Remove"
+                  danger
+                  action={async () => (await api('DELETE', `/api/v1/users/${enc(u.name)}`), users.reload())}
+                />
               </td>
             </tr>
           ))}
@@ -152,7 +185,13 @@ function UsersSection() {
         </label>
         <label>
           Password (12 or more characters)
-          <input name="user-password" type="password" autoComplete="new-password" value={password} onChange={(e) => setPassword(e.target.value)} />
+          <input
+            name="user-password"
+            type="password"
+            autoComplete="new-password"
+            value={password}
+            onChange={(e) => setPassword(e.target.value)}
+          />
         </label>
         <ActionButton
           label="Add user"

@@ -6,9 +6,23 @@ import { ErrorNote, Section, Time, useLoad } from '../ui.tsx';
 
 export function AuditPage() {
   const [actor, setActor] = useState('');
-  const audit = useLoad(() => api<AuditEntry[]>('GET', `/api/v1/audit?limit=500${actor.trim() ? `&actor=${encodeURIComponent(actor.trim())}` : ''}`), [actor]);
+  const audit = useLoad(
+    () =>
+      api<AuditEntry[]>(
+        'GET',
+        `/api/v1/audit?limit=500${actor.trim() ? `&actor=${encodeURIComponent(actor.trim())}` : ''}`,
+      ),
+    [actor],
+  );
   return (
-    <Section title="Audit log" actions={<button type="button" onClick={audit.reload}>Reload</button>}>
+    <Section
+      title="Audit log"
+      actions={
+        <button type="button" onClick={audit.reload}>
+          Reload
+        </button>
+      }
+    >
       <div className="filters">
         <label>
           Actor

@@ -42,7 +42,12 @@ export function DiscoveredPage() {
                 </td>
                 {canWrite && (
                   <td>
-                    <AdoptForm host={h} networks={networks.data ?? []} profiles={profiles.data ?? []} onAdopted={hosts.reload} />
+                    <AdoptForm
+                      host={h}
+                      networks={networks.data ?? []}
+                      profiles={profiles.data ?? []}
+                      onAdopted={hosts.reload}
+                    />
                   </td>
                 )}
               </tr>
@@ -54,7 +59,17 @@ export function DiscoveredPage() {
   );
 }
 
-function AdoptForm({ host, networks, profiles, onAdopted }: { host: Host; networks: Network[]; profiles: Profile[]; onAdopted: () => void }) {
+function AdoptForm({
+  host,
+  networks,
+  profiles,
+  onAdopted,
+}: {
+  host: Host;
+  networks: Network[];
+  profiles: Profile[];
+  onAdopted: () => void;
+}) {
   const [hostname, setHostname] = useState('');
   const [network, setNetwork] = useState(host.network ?? '');
   const [ip, setIp] = useState('');
@@ -62,7 +77,12 @@ function AdoptForm({ host, networks, profiles, onAdopted }: { host: Host; networ
   const chosenProfile = profile || profiles[0]?.name || '';
   return (
     <div className="inline-form">
-      <input aria-label="hostname" placeholder="hostname" value={hostname} onChange={(e) => setHostname(e.target.value)} />
+      <input
+        aria-label="hostname"
+        placeholder="hostname"
+        value={hostname}
+        onChange={(e) => setHostname(e.target.value)}
+      />
       <select aria-label="network" value={network} onChange={(e) => setNetwork(e.target.value)}>
         <option value="">network…</option>
         {networks.map((n) => (
@@ -71,7 +91,13 @@ function AdoptForm({ host, networks, profiles, onAdopted }: { host: Host; networ
           </option>
         ))}
       </select>
-      <input aria-label="address" className="narrow-ip" placeholder="address (optional)" value={ip} onChange={(e) => setIp(e.target.value)} />
+      <input
+        aria-label="address"
+        className="narrow-ip"
+        placeholder="address (optional)"
+        value={ip}
+        onChange={(e) => setIp(e.target.value)}
+      />
       <select aria-label="profile" value={chosenProfile} onChange={(e) => setProfile(e.target.value)}>
         {profiles.map((p) => (
           <option key={p.name}>{p.name}</option>
@@ -81,7 +107,14 @@ function AdoptForm({ host, networks, profiles, onAdopted }: { host: Host; networ
         label="Adopt"
         disabled={!hostname.trim() || !network || !chosenProfile}
         action={async () => {
-          await api('POST', `/api/v1/hosts/${enc(host.hostname)}/adopt`, { json: { hostname: hostname.trim(), network, profile: chosenProfile, ...(ip.trim() ? { ip: ip.trim() } : {}) } });
+          await api('POST', `/api/v1/hosts/${enc(host.hostname)}/adopt`, {
+            json: {
+              hostname: hostname.trim(),
+              network,
+              profile: chosenProfile,
+              ...(ip.trim() ? { ip: ip.trim() } : {}),
+            },
+          });
           onAdopted();
         }}
       />

@@ -11,7 +11,9 @@ function describeEvent(event: LiveEvent): string {
     case 'host':
       return `${event.host}: ${event.kind}${Object.keys(event.detail).length ? ` ${JSON.stringify(event.detail)}` : ''}`;
     case 'activity':
-      return `last ${event.seconds} s: ${Object.entries(event.counts).map(([k, n]) => `${k} ${n}`).join(', ')}`;
+      return `last ${event.seconds} s: ${Object.entries(event.counts)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ')}`;
     case 'job':
       return `job #${event.job} ${event.state}: ${event.done}/${event.total}${event.failed ? ` (${event.failed} failed)` : ''}${event.item ? ` — ${event.item.name} ${event.item.ok ? 'ok' : `failed: ${event.item.error ?? ''}`}` : ''}`;
     case 'vm':
@@ -27,7 +29,14 @@ export function EventsPage() {
     if (!paused) setEvents((list) => [{ at: new Date().toISOString(), event }, ...list].slice(0, KEEP));
   });
   return (
-    <Section title="Live events" actions={<button type="button" onClick={() => setPaused(!paused)}>{paused ? 'Resume' : 'Pause'}</button>}>
+    <Section
+      title="Live events"
+      actions={
+        <button type="button" onClick={() => setPaused(!paused)}>
+          {paused ? 'Resume' : 'Pause'}
+        </button>
+      }
+    >
       <p className="muted">
         Stream {status}; the last {KEEP} events, newest first.
       </p>

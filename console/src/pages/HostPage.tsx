@@ -25,8 +25,12 @@ export function HostPage({ hostname }: { hostname: string }) {
   // Live events the loaded timeline does not have yet are appended (same time, kind and detail: the same event).
   const loaded = timeline.data ?? [];
   const lastLoaded = loaded.at(-1)?.at ?? '';
-  const same = (a: TimelineEntry, b: TimelineEntry) => a.at === b.at && a.kind === b.kind && JSON.stringify(a.detail) === JSON.stringify(b.detail);
-  const events = [...loaded, ...live.filter((e) => e.at > lastLoaded || (e.at === lastLoaded && !loaded.some((l) => same(l, e))))];
+  const same = (a: TimelineEntry, b: TimelineEntry) =>
+    a.at === b.at && a.kind === b.kind && JSON.stringify(a.detail) === JSON.stringify(b.detail);
+  const events = [
+    ...loaded,
+    ...live.filter((e) => e.at > lastLoaded || (e.at === lastLoaded && !loaded.some((l) => same(l, e)))),
+  ];
   const times = stepTimes(events);
   const failed = host.data?.buildState === 'failed';
 
@@ -39,7 +43,16 @@ export function HostPage({ hostname }: { hostname: string }) {
         title={hostname}
         actions={
           canWrite && host.data && host.data.buildState !== 'discovered' ? (
-            <ActionButton label="Rebuild" title="install again at the next network boot" action={async () => (await api('POST', `/api/v1/hosts/${enc(hostname)}/rebuild`), setLive([]), timeline.reload(), host.reload())} />
+            <ActionButton
+              label="Rebuild"
+              title="install again at the next network boot"
+              action={async () => (
+                await api('POST', `/api/v1/hosts/${enc(hostname)}/rebuild`),
+                setLive([]),
+                timeline.reload(),
+                host.reload()
+              )}
+            />
           ) : null
         }
       >
@@ -116,9 +129,21 @@ function Previews({ hostname, canSeeKickstart }: { hostname: string; canSeeKicks
   return (
     <Section title="What it would get now">
       <div className="buttons">
-        <ActionButton label="iPXE script (BIOS)" action={show('iPXE script (BIOS)', `/api/v1/hosts/${enc(hostname)}/boot-script?platform=pcbios`)} />
-        <ActionButton label="iPXE script (UEFI)" action={show('iPXE script (UEFI)', `/api/v1/hosts/${enc(hostname)}/boot-script?platform=efi`)} />
-        {canSeeKickstart && <ActionButton label="Kickstart" title="holds the root password hash: operators only" action={show('Kickstart', `/api/v1/hosts/${enc(hostname)}/kickstart`)} />}
+        <ActionButton
+          label="iPXE script (BIOS)"
+          action={show('iPXE script (BIOS)', `/api/v1/hosts/${enc(hostname)}/boot-script?platform=pcbios`)}
+        />
+        <ActionButton
+          label="iPXE script (UEFI)"
+          action={show('iPXE script (UEFI)', `/api/v1/hosts/${enc(hostname)}/boot-script?platform=efi`)}
+        />
+        {canSeeKickstart && (
+          <ActionButton
+            label="Kickstart"
+            title="holds the root password hash: operators only"
+            action={show('Kickstart', `/api/v1/hosts/${enc(hostname)}/kickstart`)}
+          />
+        )}
       </div>
       <ErrorNote error={error} />
       {shown && (

@@ -23,7 +23,9 @@ export function HostsPage({ query }: { query: URLSearchParams }) {
   const sites = useLoad(() => api<Site[]>('GET', '/api/v1/sites'), []);
   const hosts = useLoad(() => {
     const query = new URLSearchParams(Object.entries({ site, state, q, limit: String(PAGE) }).filter(([, v]) => v));
-    return api<Host[]>('GET', `/api/v1/hosts?${query.toString()}`, { headers: (h) => setTotal(Number(h.get('x-total-count') ?? 0)) });
+    return api<Host[]>('GET', `/api/v1/hosts?${query.toString()}`, {
+      headers: (h) => setTotal(Number(h.get('x-total-count') ?? 0)),
+    });
   }, [site, state, q]);
   const reload = useThrottled(hosts.reload, 2000);
   useLiveEvents((event) => event.type === 'host' && reload());
@@ -54,10 +56,17 @@ export function HostsPage({ query }: { query: URLSearchParams }) {
         </label>
         <label>
           Find
-          <input type="search" placeholder="name, MAC or address" value={search} onChange={(e) => setSearch(e.target.value)} />
+          <input
+            type="search"
+            placeholder="name, MAC or address"
+            value={search}
+            onChange={(e) => setSearch(e.target.value)}
+          />
         </label>
         <span className="muted" data-testid="host-count">
-          {hosts.data ? `${total ?? shown.length} host(s)${(total ?? 0) > shown.length ? `, first ${shown.length} shown` : ''}` : 'loading…'}
+          {hosts.data
+            ? `${total ?? shown.length} host(s)${(total ?? 0) > shown.length ? `, first ${shown.length} shown` : ''}`
+            : 'loading…'}
         </span>
       </div>
       <ErrorNote error={hosts.error} />

@@ -9,7 +9,12 @@ export function HypervisorsPage() {
   return (
     <Section title="Hypervisors">
       <ErrorNote error={hypervisors.error} />
-      {hypervisors.data?.length === 0 && <p className="muted">None yet: a host joins its site's hypervisors when it is built, or register one with `kvmfleet hypervisor add`.</p>}
+      {hypervisors.data?.length === 0 && (
+        <p className="muted">
+          None yet: a host joins its site's hypervisors when it is built, or register one with `kvmfleet hypervisor
+          add`.
+        </p>
+      )}
       {!!hypervisors.data?.length && (
         <table>
           <thead>
@@ -44,7 +49,12 @@ export function HypervisorsPage() {
                   <td>
                     {capacity ? (
                       <span title={`${bytes(used)} of ${bytes(capacity)} in pool ${hv.storagePool}`}>
-                        <ProgressBar done={used} total={capacity} label={`pool ${hv.storagePool}`} text={`${bytes(used)} / ${bytes(capacity)}`} />
+                        <ProgressBar
+                          done={used}
+                          total={capacity}
+                          label={`pool ${hv.storagePool}`}
+                          text={`${bytes(used)} / ${bytes(capacity)}`}
+                        />
                       </span>
                     ) : (
                       '—'
@@ -55,7 +65,13 @@ export function HypervisorsPage() {
                   </td>
                   {canWrite && (
                     <td>
-                      <ActionButton label="Refresh" action={async () => (await api('POST', `/api/v1/hypervisors/${enc(hv.name)}/refresh`), hypervisors.reload())} />
+                      <ActionButton
+                        label="Refresh"
+                        action={async () => (
+                          await api('POST', `/api/v1/hypervisors/${enc(hv.name)}/refresh`),
+                          hypervisors.reload()
+                        )}
+                      />
                     </td>
                   )}
                 </tr>

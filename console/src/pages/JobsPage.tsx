@@ -17,7 +17,8 @@ export function JobsPage({ query }: { query: URLSearchParams }) {
     if (event.type !== 'job') return;
     setProgress((p) => ({ ...p, [event.job]: event }));
     // A job this page has not seen yet, or one that finished: read it again for its results.
-    if (!jobs.data?.some((j) => j.id === event.job) || !['queued', 'running'].includes(event.state) || event.item) reload();
+    if (!jobs.data?.some((j) => j.id === event.job) || !['queued', 'running'].includes(event.state) || event.item)
+      reload();
   });
   const sorted = [...(jobs.data ?? [])].sort((a, b) => b.id - a.id);
   // A safety net for a dropped event stream: read running jobs again every few seconds.
@@ -29,9 +30,18 @@ export function JobsPage({ query }: { query: URLSearchParams }) {
   }, [anyRunning, jobs.reload]);
 
   return (
-    <Section title="Jobs" actions={<button type="button" onClick={jobs.reload}>Reload</button>}>
+    <Section
+      title="Jobs"
+      actions={
+        <button type="button" onClick={jobs.reload}>
+          Reload
+        </button>
+      }
+    >
       <ErrorNote error={jobs.error} />
-      {jobs.data?.length === 0 && <p className="muted">No jobs yet: a clone of more than one VM (VMs page) runs as a job.</p>}
+      {jobs.data?.length === 0 && (
+        <p className="muted">No jobs yet: a clone of more than one VM (VMs page) runs as a job.</p>
+      )}
       {!!sorted.length && (
         <table className="jobs">
           <thead>
@@ -49,7 +59,10 @@ export function JobsPage({ query }: { query: URLSearchParams }) {
               // The stream is newer than the last read while the job runs; the read is final once it ended.
               const live = progress[job.id];
               const ended = !['queued', 'running'].includes(job.state);
-              const view = live && !ended && live.done >= job.done ? { state: live.state, done: live.done - live.failed, failed: live.failed, total: live.total } : { state: job.state, done: job.done - job.failed, failed: job.failed, total: job.total };
+              const view =
+                live && !ended && live.done >= job.done
+                  ? { state: live.state, done: live.done - live.failed, failed: live.failed, total: live.total }
+                  : { state: job.state, done: job.done - job.failed, failed: job.failed, total: job.total };
               return (
                 <tr key={job.id} data-job={job.id} className={job.id === selected ? 'selected' : undefined}>
                   <td>

@@ -29,11 +29,25 @@ export function LoginPage({ onLoggedIn }: { onLoggedIn: () => void }) {
       <h1>kvmfleet</h1>
       <label>
         User
-        <input name="user" autoComplete="username" value={name} onChange={(e) => setName(e.target.value)} required autoFocus />
+        <input
+          name="user"
+          autoComplete="username"
+          value={name}
+          onChange={(e) => setName(e.target.value)}
+          required
+          autoFocus
+        />
       </label>
       <label>
         Password
-        <input name="password" type="password" autoComplete="current-password" value={password} onChange={(e) => setPassword(e.target.value)} required />
+        <input
+          name="password"
+          type="password"
+          autoComplete="current-password"
+          value={password}
+          onChange={(e) => setPassword(e.target.value)}
+          required
+        />
       </label>
       <button type="submit" disabled={busy}>
         {busy ? 'Signing in…' : 'Sign in'}

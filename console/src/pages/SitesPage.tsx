@@ -11,17 +11,24 @@ const ORDER = ['built', 'building', 'queued', 'failed', 'ready', 'discovered'] a
 export function SitesPage() {
   const progress = useLoad(() => api<SiteProgress[]>('GET', '/api/v1/build-progress'), []);
   const reload = useThrottled(progress.reload, 1000);
-  const [activity, setActivity] = useState<{ seconds: number; counts: Record<string, number>; at: number } | undefined>(() => {
-    const last = liveStream.lastActivity;
-    return last && Date.now() - last.at < last.event.seconds * 2000 ? { seconds: last.event.seconds, counts: last.event.counts, at: last.at } : undefined;
-  });
+  const [activity, setActivity] = useState<{ seconds: number; counts: Record<string, number>; at: number } | undefined>(
+    () => {
+      const last = liveStream.lastActivity;
+      return last && Date.now() - last.at < last.event.seconds * 2000
+        ? { seconds: last.event.seconds, counts: last.event.counts, at: last.at }
+        : undefined;
+    },
+  );
   useLiveEvents((event) => {
     if (event.type === 'host') reload();
     if (event.type === 'activity') setActivity({ seconds: event.seconds, counts: event.counts, at: Date.now() });
   });
   // Summaries come only while something happens: once they stop, the last one is stale.
   useEffect(() => {
-    const timer = setInterval(() => setActivity((a) => (a && Date.now() - a.at > a.seconds * 2000 ? undefined : a)), 2000);
+    const timer = setInterval(
+      () => setActivity((a) => (a && Date.now() - a.at > a.seconds * 2000 ? undefined : a)),
+      2000,
+    );
     return () => clearInterval(timer);
   }, []);
   const canWrite = useCan('write');
@@ -31,7 +38,9 @@ export function SitesPage() {
     <>
       <Section title="Sites" actions={<Activity activity={activity} />}>
         <ErrorNote error={progress.error} />
-        {progress.data && progress.data.length === 0 && <p className="muted">No sites yet: import a site YAML below.</p>}
+        {progress.data && progress.data.length === 0 && (
+          <p className="muted">No sites yet: import a site YAML below.</p>
+        )}
         {progress.data && progress.data.length > 0 && (
           <table className="sites">
             <thead>
@@ -60,14 +69,21 @@ export function SitesPage() {
                   </td>
                   {ORDER.map((s) => (
                     <td key={s} className="num" data-count={s}>
-                      <a href={href(['hosts'], { site: site.site, state: s === 'queued' ? 'ready' : s })}>{site.counts[s]}</a>
+                      <a href={href(['hosts'], { site: site.site, state: s === 'queued' ? 'ready' : s })}>
+                        {site.counts[s]}
+                      </a>
                     </td>
                   ))}
                   <td>
                     <CapEditor site={site.site} cap={site.cap} editable={canWrite} onSaved={progress.reload} />
                   </td>
                   <td>
-                    <button type="button" className="link-button" aria-expanded={open === site.site} onClick={() => setOpen(open === site.site ? undefined : site.site)}>
+                    <button
+                      type="button"
+                      className="link-button"
+                      aria-expanded={open === site.site}
+                      onClick={() => setOpen(open === site.site ? undefined : site.site)}
+                    >
                       {open === site.site ? 'hide queue' : 'queue'}
                     </button>
                   </td>
@@ -140,9 +156,15 @@ function SiteQueue({ site }: { site: string }) {
 }
 
 /** What the boot servers did in the last summary period (DHCP, TFTP, scripts, Kickstarts, builds), from the event stream. */
-function Activity({ activity }: { activity: { seconds: number; counts: Record<string, number>; at: number } | undefined }) {
+function Activity({
+  activity,
+}: {
+  activity: { seconds: number; counts: Record<string, number>; at: number } | undefined;
+}) {
   if (!activity) return <span className="muted activity">no boot activity right now</span>;
-  const shown = ['dhcp', 'tftp', 'script', 'kernel', 'kickstart', 'built', 'build-failed', 'discovered'].filter((k) => activity.counts[k]);
+  const shown = ['dhcp', 'tftp', 'script', 'kernel', 'kickstart', 'built', 'build-failed', 'discovered'].filter(
+    (k) => activity.counts[k],
+  );
   return (
     <span className="activity" data-testid="activity" title={`at ${new Date(activity.at).toLocaleTimeString()}`}>
       last {activity.seconds} s: {shown.map((k) => `${k} ${activity.counts[k]}`).join(' · ') || 'nothing'}
@@ -150,15 +172,38 @@ function Activity({ activity }: { activity: { seconds: number; counts: Record<st
   );
 }
 
-function CapEditor({ site, cap, editable, onSaved }: { site: string; cap: number; editable: boolean; onSaved: () => void }) {
+function CapEditor({
+  site,
+  cap,
+  editable,
+  onSaved,
+}: {
+  site: string;
+  cap: number;
+  editable: boolean;
+  onSaved: () => void;
+}) {
   const [value, setValue] = useState(String(cap));
   if (!editable) return <span title="at most this many hosts build at once">{cap}</span>;
   const parsed = Number(value);
   const valid = /^\d+$/.test(value) && parsed <= 100000;
   return (
     <span className="cap">
-      <input aria-label={`build cap of ${site}`} className="narrow" value={value} onChange={(e) => setValue(e.target.value)} inputMode="numeric" />
-      <ActionButton label="Set" disabled={!valid || parsed === cap} action={async () => (await api('PATCH', `/api/v1/sites/${enc(site)}`, { json: { buildCap: parsed } }), onSaved())} />
+      <input
+        aria-label={`build cap of ${site}`}
+        className="narrow"
+        value={value}
+        onChange={(e) => setValue(e.target.value)}
+        inputMode="numeric"
+      />
+      <ActionButton
+        label="Set"
+        disabled={!valid || parsed === cap}
+        action={async () => (
+          await api('PATCH', `/api/v1/sites/${enc(site)}`, { json: { buildCap: parsed } }),
+          onSaved()
+        )}
+      />
     </span>
   );
 }
@@ -187,20 +232,32 @@ function ImportPanel({ onImported }: { onImported: () => void }) {
         <ImportBox
           label="Site YAML (sites, networks, profiles)"
           name="site-yaml"
-          placeholder={'sites:\n  - name: site1\n    buildCap: 50\nnetworks:\n  - name: site1-hv0\n    site: site1\n    cidr: 10.1.0.0/22\n…'}
+          placeholder={
+            'sites:\n  - name: site1\n    buildCap: 50\nnetworks:\n  - name: site1-hv0\n    site: site1\n    cidr: 10.1.0.0/22\n…'
+          }
           submit={async (text, dryRun) => {
-            const reply = await api<SiteImportReply>('POST', `/api/v1/import/site${dryRun ? '?dryRun=true' : ''}`, { text: { body: text, type: 'application/yaml' } });
+            const reply = await api<SiteImportReply>('POST', `/api/v1/import/site${dryRun ? '?dryRun=true' : ''}`, {
+              text: { body: text, type: 'application/yaml' },
+            });
             const verb = reply.dryRun ? 'would be ' : '';
-            return (['sites', 'networks', 'profiles'] as const).map((k) => `${k}: ${reply[k].created} ${verb}created, ${reply[k].updated} ${verb}updated`).join('\n');
+            return (['sites', 'networks', 'profiles'] as const)
+              .map((k) => `${k}: ${reply[k].created} ${verb}created, ${reply[k].updated} ${verb}updated`)
+              .join('\n');
           }}
           onDone={onImported}
         />
         <ImportBox
           label="Hosts CSV (hostname,mac,ip,network,profile)"
           name="hosts-csv"
-          placeholder={'hostname,mac,ip,network,profile\nhv0001.site1.example.com,52:54:00:00:00:01,10.1.0.20,site1-hv0,rhel9-kvm'}
+          placeholder={
+            'hostname,mac,ip,network,profile\nhv0001.site1.example.com,52:54:00:00:00:01,10.1.0.20,site1-hv0,rhel9-kvm'
+          }
           submit={async (text, dryRun) => {
-            const reply = await api<HostsImportReply>('POST', `/api/v1/import/hosts?mode=upsert${dryRun ? '&dryRun=true' : ''}`, { text: { body: text, type: 'text/csv' } });
+            const reply = await api<HostsImportReply>(
+              'POST',
+              `/api/v1/import/hosts?mode=upsert${dryRun ? '&dryRun=true' : ''}`,
+              { text: { body: text, type: 'text/csv' } },
+            );
             return `${reply.rows} rows: ${reply.dryRun ? 'would create' : 'created'} ${reply.created}, ${reply.dryRun ? 'would update' : 'updated'} ${reply.updated}`;
           }}
           onDone={onImported}
@@ -210,7 +267,19 @@ function ImportPanel({ onImported }: { onImported: () => void }) {
   );
 }
 
-function ImportBox({ label, name, placeholder, submit, onDone }: { label: string; name: string; placeholder: string; submit: (text: string, dryRun: boolean) => Promise<string>; onDone: () => void }) {
+function ImportBox({
+  label,
+  name,
+  placeholder,
+  submit,
+  onDone,
+}: {
+  label: string;
+  name: string;
+  placeholder: string;
+  submit: (text: string, dryRun: boolean) => Promise<string>;
+  onDone: () => void;
+}) {
   const [text, setText] = useState('');
   const [result, setResult] = useState<string>();
   const [error, setError] = useState<string>();
@@ -238,7 +307,15 @@ function ImportBox({ label, name, placeholder, submit, onDone }: { label: string
           }}
         />
       </label>
-      <textarea name={name} aria-label={label} rows={8} placeholder={placeholder} value={text} onChange={(e) => setText(e.target.value)} spellCheck={false} />
+      <textarea
+        name={name}
+        aria-label={label}
+        rows={8}
+        placeholder={placeholder}
+        value={text}
+        onChange={(e) => setText(e.target.value)}
+        spellCheck={false}
+      />
       <div className="buttons">
         <ActionButton label="Check" disabled={!text.trim()} action={run(true)} />
         <ActionButton label="Import" disabled={!text.trim()} action={run(false)} />

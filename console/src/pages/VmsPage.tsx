@@ -16,14 +16,23 @@ export function VmsPage() {
     if (event.type === 'job' && event.item) vms.reload();
   });
 
-  const act = (name: string, verb: string, query = '') => async () => {
-    await api('POST', `/api/v1/vms/${enc(name)}/${verb}${query}`);
-    vms.reload();
-  };
+  const act =
+    (name: string, verb: string, query = '') =>
+    async () => {
+      await api('POST', `/api/v1/vms/${enc(name)}/${verb}${query}`);
+      vms.reload();
+    };
 
   return (
     <>
-      <Section title="Virtual machines" actions={<button type="button" onClick={vms.reload}>Reload</button>}>
+      <Section
+        title="Virtual machines"
+        actions={
+          <button type="button" onClick={vms.reload}>
+            Reload
+          </button>
+        }
+      >
         <ErrorNote error={vms.error} />
         {vms.data?.vms.length === 0 && <p className="muted">No VMs yet.</p>}
         {!!vms.data?.vms.length && (
@@ -50,7 +59,12 @@ export function VmsPage() {
                     <td>{vm.hypervisor}</td>
                     <td>
                       <StateBadge state={state} />
-                      {!vm.live && <span className="muted" title="the hypervisor did not answer: last known state"> (last known)</span>}
+                      {!vm.live && (
+                        <span className="muted" title="the hypervisor did not answer: last known state">
+                          {' '}
+                          (last known)
+                        </span>
+                      )}
                     </td>
                     <td className="num">{vm.vcpus}</td>
                     <td className="num">{vm.memoryMiB} MiB</td>
@@ -59,8 +73,19 @@ export function VmsPage() {
                     {canWrite && (
                       <td className="actions">
                         <ActionButton label="Start" disabled={running} action={act(vm.name, 'start')} />
-                        <ActionButton label="Shut down" disabled={!running} title="ACPI power button" action={act(vm.name, 'shutdown', '?timeoutS=120')} />
-                        <ActionButton label="Destroy" danger disabled={!running} title="power off at once" action={act(vm.name, 'destroy')} />
+                        <ActionButton
+                          label="Shut down"
+                          disabled={!running}
+                          title="ACPI power button"
+                          action={act(vm.name, 'shutdown', '?timeoutS=120')}
+                        />
+                        <ActionButton
+                          label="Destroy"
+                          danger
+                          disabled={!running}
+                          title="power off at once"
+                          action={act(vm.name, 'destroy')}
+                        />
                       </td>
                     )}
                   </tr>
@@ -84,7 +109,9 @@ export function VmsPage() {
       </Section>
       <Section title="Templates">
         <ErrorNote error={templates.error} />
-        {templates.data?.length === 0 && <p className="muted">No templates: seal a shut-off VM with `kvmfleet template seal`.</p>}
+        {templates.data?.length === 0 && (
+          <p className="muted">No templates: seal a shut-off VM with `kvmfleet template seal`.</p>
+        )}
         {!!templates.data?.length && (
           <table>
             <thead>
@@ -113,7 +140,9 @@ export function VmsPage() {
             </tbody>
           </table>
         )}
-        {canWrite && !!templates.data?.length && <CloneForm templates={templates.data} onCloned={() => (vms.reload(), templates.reload())} />}
+        {canWrite && !!templates.data?.length && (
+          <CloneForm templates={templates.data} onCloned={() => (vms.reload(), templates.reload())} />
+        )}
       </Section>
     </>
   );
@@ -128,7 +157,9 @@ function CloneForm({ templates, onCloned }: { templates: Template[]; onCloned: (
   const [count, setCount] = useState('1');
   const [start, setStart] = useState(true);
   const many = Number(count) > 1;
-  const site = hypervisors.data?.find((h) => h.name === (hypervisor || templates.find((t) => t.name === template)?.hypervisor))?.site;
+  const site = hypervisors.data?.find(
+    (h) => h.name === (hypervisor || templates.find((t) => t.name === template)?.hypervisor),
+  )?.site;
   return (
     <form className="clone-form" onSubmit={(e) => e.preventDefault()}>
       <h3>Clone</h3>
@@ -146,7 +177,13 @@ function CloneForm({ templates, onCloned }: { templates: Template[]; onCloned: (
       </label>
       <label>
         Count
-        <input name="count" className="narrow" inputMode="numeric" value={count} onChange={(e) => setCount(e.target.value)} />
+        <input
+          name="count"
+          className="narrow"
+          inputMode="numeric"
+          value={count}
+          onChange={(e) => setCount(e.target.value)}
+        />
       </label>
       <label>
         Kind
@@ -172,10 +209,22 @@ function CloneForm({ templates, onCloned }: { templates: Template[]; onCloned: (
         disabled={!name.trim() || !/^[1-9]\d{0,4}$/.test(count) || (many && !site)}
         action={async () => {
           if (many) {
-            const job = await api<{ id: number }>('POST', '/api/v1/jobs/bulk-clone', { json: { template, count: Number(count), namePrefix: name.trim(), kind, site, start, ...(hypervisor ? { hypervisors: [hypervisor] } : {}) } });
+            const job = await api<{ id: number }>('POST', '/api/v1/jobs/bulk-clone', {
+              json: {
+                template,
+                count: Number(count),
+                namePrefix: name.trim(),
+                kind,
+                site,
+                start,
+                ...(hypervisor ? { hypervisors: [hypervisor] } : {}),
+              },
+            });
             navigate(['jobs'], { job: String(job.id) });
           } else {
-            await api('POST', `/api/v1/templates/${enc(template)}/clones`, { json: { name: name.trim(), kind, start, ...(hypervisor ? { hypervisor } : {}) } });
+            await api('POST', `/api/v1/templates/${enc(template)}/clones`, {
+              json: { name: name.trim(), kind, start, ...(hypervisor ? { hypervisor } : {}) },
+            });
             onCloned();
           }
         }}

@@ -25,7 +25,12 @@ export interface RequestAddresses {
 }
 
 export function requestAddresses(packet: DhcpPacket): RequestAddresses {
-  return { ciaddr: toIpv4(packet.ciaddr), giaddr: toIpv4(packet.giaddr), requested: requestedIp(packet), server: serverId(packet) };
+  return {
+    ciaddr: toIpv4(packet.ciaddr),
+    giaddr: toIpv4(packet.giaddr),
+    requested: requestedIp(packet),
+    server: serverId(packet),
+  };
 }
 
 /** Option 61 as hex (type byte included), or null. */
@@ -55,7 +60,10 @@ export function parameterRequestList(packet: DhcpPacket): number[] {
 export function hostName(packet: DhcpPacket): string | null {
   const value = packet.options.get(OptionCode.HostName);
   if (!value) return null;
-  const clean = value.toString('latin1').replace(/[^\x21-\x7e]/g, '').slice(0, 63);
+  const clean = value
+    .toString('latin1')
+    .replace(/[^\x21-\x7e]/g, '')
+    .slice(0, 63);
   return clean || null;
 }
 

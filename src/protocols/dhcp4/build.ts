@@ -30,10 +30,21 @@ export function buildRequest(type: MessageType, spec: RequestSpec): DhcpPacket {
   const mac = Buffer.from(spec.mac.replace(/[:-]/g, ''), 'hex');
   if (mac.length !== 6) throw new RangeError(`bad MAC ${spec.mac}`);
   return {
-    op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0,
-    xid: spec.xid ?? Math.floor(Math.random() * 0xffffffff), secs: spec.secs ?? 0, flags: spec.broadcast ? BROADCAST_FLAG : 0,
-    ciaddr: spec.ciaddr ?? '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: spec.giaddr ?? '0.0.0.0',
-    chaddr: Buffer.concat([mac, Buffer.alloc(10)]), sname: '', file: '', options,
+    op: BOOTREQUEST,
+    htype: 1,
+    hlen: 6,
+    hops: 0,
+    xid: spec.xid ?? Math.floor(Math.random() * 0xffffffff),
+    secs: spec.secs ?? 0,
+    flags: spec.broadcast ? BROADCAST_FLAG : 0,
+    ciaddr: spec.ciaddr ?? '0.0.0.0',
+    yiaddr: '0.0.0.0',
+    siaddr: '0.0.0.0',
+    giaddr: spec.giaddr ?? '0.0.0.0',
+    chaddr: Buffer.concat([mac, Buffer.alloc(10)]),
+    sname: '',
+    file: '',
+    options,
   };
 }
 
@@ -42,15 +53,29 @@ export function buildRequest(type: MessageType, spec: RequestSpec): DhcpPacket {
  * options 53 and 54, and option 82 echoed unchanged (RFC 3046 §2.2).
  */
 export function replyTo(request: DhcpPacket, type: MessageType, server: Ipv4, yiaddr: Ipv4 = UNSPECIFIED): DhcpPacket {
-  const options = new DhcpOptions().set(OptionCode.MessageType, Buffer.from([type])).set(OptionCode.ServerId, ipv4.encode(server));
+  const options = new DhcpOptions()
+    .set(OptionCode.MessageType, Buffer.from([type]))
+    .set(OptionCode.ServerId, ipv4.encode(server));
   const relayInfo = request.options.get(OptionCode.RelayAgentInfo);
   if (relayInfo) options.set(OptionCode.RelayAgentInfo, relayInfo);
   // A NAK through a relay must be broadcast by it (§4.3.2); set on every NAK, which costs nothing.
   const flags = type === MessageType.Nak ? request.flags | BROADCAST_FLAG : request.flags;
   return {
-    op: BOOTREPLY, htype: request.htype, hlen: request.hlen, hops: 0, xid: request.xid, secs: 0, flags,
-    ciaddr: type === MessageType.Ack ? request.ciaddr : '0.0.0.0', yiaddr: formatIpv4(yiaddr), siaddr: '0.0.0.0', giaddr: request.giaddr,
-    chaddr: request.chaddr, sname: '', file: '', options,
+    op: BOOTREPLY,
+    htype: request.htype,
+    hlen: request.hlen,
+    hops: 0,
+    xid: request.xid,
+    secs: 0,
+    flags,
+    ciaddr: type === MessageType.Ack ? request.ciaddr : '0.0.0.0',
+    yiaddr: formatIpv4(yiaddr),
+    siaddr: '0.0.0.0',
+    giaddr: request.giaddr,
+    chaddr: request.chaddr,
+    sname: '',
+    file: '',
+    options,
   };
 }
 
@@ -61,9 +86,16 @@ export function replyTo(request: DhcpPacket, type: MessageType, server: Ipv4, yi
 export function inRequestedOrder(reply: DhcpPacket, request: DhcpPacket): DhcpPacket {
   const wanted = parameterRequestList(request);
   if (wanted.length === 0) return reply;
-  const rank = new Map<number, number>([[OptionCode.MessageType, -2], [OptionCode.ServerId, -1]]);
-  wanted.forEach((code, i) => { if (!rank.has(code)) rank.set(code, i); });
-  const entries = reply.options.entries().map(([code, value], i) => ({ code, value, key: rank.get(code) ?? wanted.length + i }));
+  const rank = new Map<number, number>([
+    [OptionCode.MessageType, -2],
+    [OptionCode.ServerId, -1],
+  ]);
+  wanted.forEach((code, i) => {
+    if (!rank.has(code)) rank.set(code, i);
+  });
+  const entries = reply.options
+    .entries()
+    .map(([code, value], i) => ({ code, value, key: rank.get(code) ?? wanted.length + i }));
   entries.sort((a, b) => a.key - b.key);
   const options = new DhcpOptions();
   for (const { code, value } of entries) options.set(code, value);

@@ -52,7 +52,11 @@ export class LeasePool {
   #cursor: number;
   #nextSweep = 0;
 
-  constructor(range: { start: number; end: number }, isExcluded: (ip: number) => boolean = () => false, limits: PoolLimits = {}) {
+  constructor(
+    range: { start: number; end: number },
+    isExcluded: (ip: number) => boolean = () => false,
+    limits: PoolLimits = {},
+  ) {
     this.#start = range.start;
     this.#end = range.end;
     this.#cursor = range.start;
@@ -109,7 +113,12 @@ export class LeasePool {
    * An address for this client: the one it holds, its previous one if free, else the next free one
    * — new addresses only from `within` (default: the whole range).
    */
-  choose(mac: string, now: number, requested?: number, within: { start: number; end: number } = { start: this.#start, end: this.#end }): number | undefined {
+  choose(
+    mac: string,
+    now: number,
+    requested?: number,
+    within: { start: number; end: number } = { start: this.#start, end: this.#end },
+  ): number | undefined {
     this.#sweep(now);
     const held = this.heldBy(mac, now);
     if (held !== undefined) return held;
@@ -141,7 +150,12 @@ export class LeasePool {
     const previous = this.#lastIpOf.get(mac);
     const before = previous === undefined || previous === ip ? undefined : this.#holds.get(previous);
     // The client's earlier offer lapses when it is offered or bound elsewhere; its earlier binding only when it binds elsewhere.
-    if (before?.mac === mac && kind !== 'declined' && (before.kind === 'offered' || (before.kind === 'bound' && kind === 'bound'))) this.#holds.delete(previous!);
+    if (
+      before?.mac === mac &&
+      kind !== 'declined' &&
+      (before.kind === 'offered' || (before.kind === 'bound' && kind === 'bound'))
+    )
+      this.#holds.delete(previous!);
     this.#holds.set(ip, { ip, mac, kind, until });
     if (kind !== 'declined') this.#remember(mac, ip);
   }
@@ -175,7 +189,14 @@ export class LeasePool {
   }
 
   stats(now: number): PoolStats {
-    const stats: PoolStats = { size: this.#end - this.#start + 1, bound: 0, offered: 0, declined: 0, free: 0, entries: 0 };
+    const stats: PoolStats = {
+      size: this.#end - this.#start + 1,
+      bound: 0,
+      offered: 0,
+      declined: 0,
+      free: 0,
+      entries: 0,
+    };
     for (const ip of [...this.#holds.keys()]) {
       const hold = this.holder(ip, now);
       if (hold) stats[hold.kind] += 1;

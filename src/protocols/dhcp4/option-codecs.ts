@@ -94,7 +94,12 @@ export const u16List: OptionCodec<number[]> = {
  */
 export const userClass: OptionCodec<string[]> = {
   kind: 'user-class',
-  encode: (value) => Buffer.concat(value.map((item) => Buffer.concat([Buffer.from([Buffer.byteLength(item, 'latin1')]), Buffer.from(item, 'latin1')]))),
+  encode: (value) =>
+    Buffer.concat(
+      value.map((item) =>
+        Buffer.concat([Buffer.from([Buffer.byteLength(item, 'latin1')]), Buffer.from(item, 'latin1')]),
+      ),
+    ),
   decode: (buf) => {
     const items: string[] = [];
     let offset = 0;
@@ -112,7 +117,8 @@ export const userClass: OptionCodec<string[]> = {
 /** Sub-options (code, length, value) as in option 82 (RFC 3046) and option 43 (PXE). */
 export const subOptions: OptionCodec<Map<number, Buffer>> = {
   kind: 'sub-options',
-  encode: (value) => Buffer.concat([...value].map(([code, data]) => Buffer.concat([Buffer.from([code, data.length]), data]))),
+  encode: (value) =>
+    Buffer.concat([...value].map(([code, data]) => Buffer.concat([Buffer.from([code, data.length]), data]))),
   decode: (buf) => {
     const map = new Map<number, Buffer>();
     let offset = 0;

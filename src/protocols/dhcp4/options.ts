@@ -77,7 +77,9 @@ export class DhcpOptions {
   /** Encoded as TLVs (split per RFC 3396), option 82 last, ending with END. */
   encode(): Buffer {
     const parts: Buffer[] = [];
-    const ordered = [...this.#raw.entries()].sort(([a], [b]) => (a === OptionCode.RelayAgentInfo ? 1 : b === OptionCode.RelayAgentInfo ? -1 : 0));
+    const ordered = [...this.#raw.entries()].sort(([a], [b]) =>
+      a === OptionCode.RelayAgentInfo ? 1 : b === OptionCode.RelayAgentInfo ? -1 : 0,
+    );
     for (const [code, value] of ordered) {
       if (value.length === 0) {
         parts.push(Buffer.from([code, 0]));
@@ -94,7 +96,8 @@ export class DhcpOptions {
 
   encodingLength(): number {
     let length = 1;
-    for (const value of this.#raw.values()) length += value.length === 0 ? 2 : value.length + 2 * Math.ceil(value.length / 255);
+    for (const value of this.#raw.values())
+      length += value.length === 0 ? 2 : value.length + 2 * Math.ceil(value.length / 255);
     return length;
   }
 }

@@ -56,7 +56,8 @@ const cstring = (buf: Buffer, start: number, length: number) => {
 };
 
 export function decodePacket(buf: Buffer): DhcpPacket {
-  if (buf.length < HEADER_LENGTH + 4) throw new DhcpDecodeError(`packet of ${buf.length} bytes is shorter than a BOOTP header and cookie`);
+  if (buf.length < HEADER_LENGTH + 4)
+    throw new DhcpDecodeError(`packet of ${buf.length} bytes is shorter than a BOOTP header and cookie`);
   if (buf.readUInt32BE(HEADER_LENGTH) !== MAGIC_COOKIE) throw new DhcpDecodeError('no DHCP magic cookie');
   const op = buf[0]!;
   if (op !== BOOTREQUEST && op !== BOOTREPLY) throw new DhcpDecodeError(`bad op ${op}`);

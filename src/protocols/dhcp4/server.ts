@@ -13,7 +13,10 @@ export interface DhcpReply {
   readonly to: Destination;
 }
 
-export type DhcpHandler = (request: DhcpPacket, context: { readonly port: number; readonly from: RemoteInfo }) => Promise<DhcpReply | undefined>;
+export type DhcpHandler = (
+  request: DhcpPacket,
+  context: { readonly port: number; readonly from: RemoteInfo },
+) => Promise<DhcpReply | undefined>;
 
 export interface DhcpServerStats {
   received: Record<string, number>;

@@ -115,7 +115,12 @@ export class IpmiSession {
   }
 
   get info(): SessionInfo {
-    return { suite: this.#suite!, refused: [...this.#refused], dropped: this.#dropped, retransmissions: this.#retransmissions };
+    return {
+      suite: this.#suite!,
+      refused: [...this.#refused],
+      dropped: this.#dropped,
+      retransmissions: this.#retransmissions,
+    };
   }
 
   #connect(): Promise<void> {
@@ -131,7 +136,12 @@ export class IpmiSession {
   }
 
   /** Sends `build()` until `accept` takes an answer, with backoff; `what` names the step in errors. */
-  async #exchange<T>(what: string, build: () => Buffer, accept: (packet: Decoded) => T | undefined, attempts = this.#attempts): Promise<T> {
+  async #exchange<T>(
+    what: string,
+    build: () => Buffer,
+    accept: (packet: Decoded) => T | undefined,
+    attempts = this.#attempts,
+  ): Promise<T> {
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (attempt > 0) this.#retransmissions += 1;
       const wait = this.#timeoutMs * 2 ** attempt;
@@ -159,7 +169,10 @@ export class IpmiSession {
       });
       if (answer !== undefined) return answer;
     }
-    throw new IpmiError('unreachable', `BMC ${this.#target.host}:${this.#target.port} did not answer ${what} (${attempts} tries over ${this.#timeoutMs * (2 ** attempts - 1)} ms)`);
+    throw new IpmiError(
+      'unreachable',
+      `BMC ${this.#target.host}:${this.#target.port} did not answer ${what} (${attempts} tries over ${this.#timeoutMs * (2 ** attempts - 1)} ms)`,
+    );
   }
 
   async #establish(suites: readonly (3 | 17)[], privilege: rakp.Privilege): Promise<void> {
@@ -174,7 +187,11 @@ export class IpmiSession {
       },
     );
     if (caps.completionCode !== 0) throw completion('Get Channel Authentication Capabilities', caps.completionCode);
-    if (!commands.parseChannelAuthCapabilities(caps.data).ipmiV20) throw new IpmiError('unsupported', 'the BMC does not speak IPMI v2.0 (RMCP+); IPMI v1.5 sessions are not used: their authentication is broken');
+    if (!commands.parseChannelAuthCapabilities(caps.data).ipmiV20)
+      throw new IpmiError(
+        'unsupported',
+        'the BMC does not speak IPMI v2.0 (RMCP+); IPMI v1.5 sessions are not used: their authentication is broken',
+      );
     return this.#openSessions(suites, privilege, 0);
   }
 
@@ -186,8 +203,17 @@ export class IpmiSession {
       this.#consoleSessionId = nonZeroU32();
       const open = await this.#exchange(
         'Open Session',
-        () => encodeV2({ payloadType: PayloadType.OpenSessionRequest, sessionId: 0, sequence: 0, payload: rakp.encodeOpenSessionRequest(tag, this.#consoleSessionId, suite, privilege) }),
-        (p) => (p.format === 'v2' && p.payloadType === PayloadType.OpenSessionResponse ? decodeOr(() => rakp.decodeOpenSessionResponse(p.payload)) : undefined),
+        () =>
+          encodeV2({
+            payloadType: PayloadType.OpenSessionRequest,
+            sessionId: 0,
+            sequence: 0,
+            payload: rakp.encodeOpenSessionRequest(tag, this.#consoleSessionId, suite, privilege),
+          }),
+        (p) =>
+          p.format === 'v2' && p.payloadType === PayloadType.OpenSessionResponse
+            ? decodeOr(() => rakp.decodeOpenSessionResponse(p.payload))
+            : undefined,
       );
       if (open.tag !== tag) throw new IpmiError('protocol', 'Open Session answer carries another message tag');
       if (open.status !== 0) {
@@ -198,8 +224,16 @@ export class IpmiSession {
         throw statusError('Open Session', open.status);
       }
       // The BMC must take what was offered: an answer with other algorithms (a downgrade) is refused.
-      if (open.consoleSessionId !== this.#consoleSessionId || open.auth !== suite.auth || open.integrity !== suite.integrity || open.confidentiality !== suite.confidentiality) {
-        throw new IpmiError('protocol', `the BMC answered Open Session for cipher suite ${id} with other algorithms or another session`);
+      if (
+        open.consoleSessionId !== this.#consoleSessionId ||
+        open.auth !== suite.auth ||
+        open.integrity !== suite.integrity ||
+        open.confidentiality !== suite.confidentiality
+      ) {
+        throw new IpmiError(
+          'protocol',
+          `the BMC answered Open Session for cipher suite ${id} with other algorithms or another session`,
+        );
       }
       this.#bmcSessionId = open.bmcSessionId!;
       try {
@@ -215,10 +249,18 @@ export class IpmiSession {
       }
       this.#suite = id;
       const priv = await this.request(commands.setSessionPrivilege(privilege), { check: false });
-      if (priv.completionCode !== 0) throw new IpmiError('auth', `the BMC refused the ${privilegeName(privilege)} privilege for this user (${COMPLETION_CODES[priv.completionCode] ?? `completion code 0x${priv.completionCode.toString(16)}`})`, priv.completionCode);
+      if (priv.completionCode !== 0)
+        throw new IpmiError(
+          'auth',
+          `the BMC refused the ${privilegeName(privilege)} privilege for this user (${COMPLETION_CODES[priv.completionCode] ?? `completion code 0x${priv.completionCode.toString(16)}`})`,
+          priv.completionCode,
+        );
       return;
     }
-    throw new IpmiError('unsupported', `the BMC accepts none of cipher suites ${suites.join(', ')} (${this.#refused.map((r) => `${r.suite}: ${rakp.RMCPP_STATUS[r.status] ?? r.status}`).join('; ')}); weaker suites are never used`);
+    throw new IpmiError(
+      'unsupported',
+      `the BMC accepts none of cipher suites ${suites.join(', ')} (${this.#refused.map((r) => `${r.suite}: ${rakp.RMCPP_STATUS[r.status] ?? r.status}`).join('; ')}); weaker suites are never used`,
+    );
   }
 
   async #rakp(suite: rakp.CipherSuite, privilege: rakp.Privilege): Promise<void> {
@@ -228,28 +270,68 @@ export class IpmiSession {
     const role = 0x10 | privilege;
     const rakp2 = await this.#exchange(
       'RAKP 1',
-      () => encodeV2({ payloadType: PayloadType.Rakp1, sessionId: 0, sequence: 0, payload: rakp.encodeRakp1(tag, this.#bmcSessionId, consoleRandom, role, this.#target.username) }),
-      (p) => (p.format === 'v2' && p.payloadType === PayloadType.Rakp2 ? decodeOr(() => rakp.decodeRakp2(p.payload, suite)) : undefined),
+      () =>
+        encodeV2({
+          payloadType: PayloadType.Rakp1,
+          sessionId: 0,
+          sequence: 0,
+          payload: rakp.encodeRakp1(tag, this.#bmcSessionId, consoleRandom, role, this.#target.username),
+        }),
+      (p) =>
+        p.format === 'v2' && p.payloadType === PayloadType.Rakp2
+          ? decodeOr(() => rakp.decodeRakp2(p.payload, suite))
+          : undefined,
       2,
     );
     if (rakp2.status !== 0) throw statusError('RAKP 2', rakp2.status);
-    if (rakp2.tag !== tag || rakp2.consoleSessionId !== this.#consoleSessionId) throw new IpmiError('protocol', 'RAKP 2 answers another session');
-    const exchange: rakp.Exchange = { suite, consoleSessionId: this.#consoleSessionId, bmcSessionId: this.#bmcSessionId, consoleRandom, bmcRandom: rakp2.bmcRandom!, bmcGuid: rakp2.bmcGuid!, role, username: this.#target.username, kuid: rakp.kuidOf(this.#target.password) };
+    if (rakp2.tag !== tag || rakp2.consoleSessionId !== this.#consoleSessionId)
+      throw new IpmiError('protocol', 'RAKP 2 answers another session');
+    const exchange: rakp.Exchange = {
+      suite,
+      consoleSessionId: this.#consoleSessionId,
+      bmcSessionId: this.#bmcSessionId,
+      consoleRandom,
+      bmcRandom: rakp2.bmcRandom!,
+      bmcGuid: rakp2.bmcGuid!,
+      role,
+      username: this.#target.username,
+      kuid: rakp.kuidOf(this.#target.password),
+    };
     if (!rakp.rakp2Matches(exchange, rakp2.keyExchangeCode!)) {
       // Tell the BMC to drop the half-open session (§13.22: RAKP 3 with an error status), once.
-      this.#socket.send(encodeV2({ payloadType: PayloadType.Rakp3, sessionId: 0, sequence: 0, payload: rakp.encodeRakp3(this.#tag++ & 0xff, 0x0f, this.#bmcSessionId, Buffer.alloc(0)) }));
-      throw new IpmiError('auth', `the BMC refused the login of user "${this.#target.username}": wrong password (RAKP 2 check failed)`);
+      this.#socket.send(
+        encodeV2({
+          payloadType: PayloadType.Rakp3,
+          sessionId: 0,
+          sequence: 0,
+          payload: rakp.encodeRakp3(this.#tag++ & 0xff, 0x0f, this.#bmcSessionId, Buffer.alloc(0)),
+        }),
+      );
+      throw new IpmiError(
+        'auth',
+        `the BMC refused the login of user "${this.#target.username}": wrong password (RAKP 2 check failed)`,
+      );
     }
     const tag3 = this.#tag++ & 0xff;
     const rakp4 = await this.#exchange(
       'RAKP 3',
-      () => encodeV2({ payloadType: PayloadType.Rakp3, sessionId: 0, sequence: 0, payload: rakp.encodeRakp3(tag3, 0, this.#bmcSessionId, rakp.rakp3Code(exchange)) }),
-      (p) => (p.format === 'v2' && p.payloadType === PayloadType.Rakp4 ? decodeOr(() => rakp.decodeRakp4(p.payload, suite)) : undefined),
+      () =>
+        encodeV2({
+          payloadType: PayloadType.Rakp3,
+          sessionId: 0,
+          sequence: 0,
+          payload: rakp.encodeRakp3(tag3, 0, this.#bmcSessionId, rakp.rakp3Code(exchange)),
+        }),
+      (p) =>
+        p.format === 'v2' && p.payloadType === PayloadType.Rakp4
+          ? decodeOr(() => rakp.decodeRakp4(p.payload, suite))
+          : undefined,
       2,
     );
     if (rakp4.status !== 0) throw statusError('RAKP 4', rakp4.status);
     const sik = rakp.sessionIntegrityKey(exchange);
-    if (rakp4.consoleSessionId !== this.#consoleSessionId || !rakp.rakp4Matches(exchange, sik, rakp4.icv!)) throw new IpmiError('auth', 'RAKP 4 check failed: the answer is not from a BMC that knows this password');
+    if (rakp4.consoleSessionId !== this.#consoleSessionId || !rakp.rakp4Matches(exchange, sik, rakp4.icv!))
+      throw new IpmiError('auth', 'RAKP 4 check failed: the answer is not from a BMC that knows this password');
     this.#keys = rakp.sessionKeys(suite, sik);
   }
 
@@ -264,10 +346,19 @@ export class IpmiSession {
         // A retransmission is a new packet (new session sequence number) carrying the same request sequence.
         const sequence = this.#sequence;
         this.#sequence = this.#sequence === 0xffffffff ? 1 : this.#sequence + 1;
-        return encodeV2({ payloadType: PayloadType.Ipmi, sessionId: this.#bmcSessionId, sequence, payload: encodeRequest(request, rq) }, keys);
+        return encodeV2(
+          {
+            payloadType: PayloadType.Ipmi,
+            sessionId: this.#bmcSessionId,
+            sequence,
+            payload: encodeRequest(request, rq),
+          },
+          keys,
+        );
       },
       (p) => {
-        if (p.format !== 'v2' || p.payloadType !== PayloadType.Ipmi || p.sessionId !== this.#consoleSessionId) return undefined;
+        if (p.format !== 'v2' || p.payloadType !== PayloadType.Ipmi || p.sessionId !== this.#consoleSessionId)
+          return undefined;
         // Replayed or stale packets of this session carry a sequence number already seen.
         if (p.sequence <= this.#lastInbound) return undefined;
         const r = safeResponse(p.payload);
@@ -277,7 +368,8 @@ export class IpmiSession {
       },
       options.attempts,
     );
-    if (options.check !== false && response.completionCode !== 0) throw completion(`command 0x${request.cmd.toString(16)}`, response.completionCode);
+    if (options.check !== false && response.completionCode !== 0)
+      throw completion(`command 0x${request.cmd.toString(16)}`, response.completionCode);
     return response;
   }
 
@@ -314,18 +406,27 @@ function privilegeName(p: rakp.Privilege): string {
 
 function statusError(step: string, status: number): IpmiError {
   const text = rakp.RMCPP_STATUS[status] ?? `status 0x${status.toString(16)}`;
-  return new IpmiError(rakp.LOGIN_REFUSED.has(status) ? 'auth' : 'protocol', `the BMC refused ${step}: ${text}`, status);
+  return new IpmiError(
+    rakp.LOGIN_REFUSED.has(status) ? 'auth' : 'protocol',
+    `the BMC refused ${step}: ${text}`,
+    status,
+  );
 }
 
 function completion(step: string, code: number): IpmiError {
   const text = COMPLETION_CODES[code] ?? `completion code 0x${code.toString(16)}`;
   // Invalid command / data field / not supported now: the BMC does not do this.
-  const kind: IpmiErrorKind = code === 0xc1 || code === 0xcc || code === 0xd5 ? 'unsupported' : code === 0xd4 ? 'auth' : 'completion';
+  const kind: IpmiErrorKind =
+    code === 0xc1 || code === 0xcc || code === 0xd5 ? 'unsupported' : code === 0xd4 ? 'auth' : 'completion';
   return new IpmiError(kind, `the BMC answered ${step} with "${text}"`, code);
 }
 
 /** Opens a session, runs `work`, closes the session whatever happens. */
-export async function withIpmiSession<T>(target: IpmiTarget, options: IpmiOptions, work: (session: IpmiSession) => Promise<T>): Promise<T> {
+export async function withIpmiSession<T>(
+  target: IpmiTarget,
+  options: IpmiOptions,
+  work: (session: IpmiSession) => Promise<T>,
+): Promise<T> {
   const session = await IpmiSession.open(target, options);
   try {
     return await work(session);

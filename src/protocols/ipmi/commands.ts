@@ -82,7 +82,13 @@ const PERSISTENT = 0x40;
 const EFI = 0x20;
 
 export function encodeBootFlags(flags: BootFlags): Buffer {
-  return Buffer.from([VALID | (flags.persistent ? PERSISTENT : 0) | (flags.uefi ? EFI : 0), BOOT_DEVICE[flags.device] << 2, 0, 0, 0]);
+  return Buffer.from([
+    VALID | (flags.persistent ? PERSISTENT : 0) | (flags.uefi ? EFI : 0),
+    BOOT_DEVICE[flags.device] << 2,
+    0,
+    0,
+    0,
+  ]);
 }
 
 export function decodeBootFlags(data: Buffer): (BootFlags & { valid: boolean }) | { valid: false; raw: Buffer } {
@@ -97,7 +103,11 @@ export function decodeBootFlags(data: Buffer): (BootFlags & { valid: boolean }) 
 
 /** Only parameter 5 is written: ipmi_sim answers parameter 0 (set in progress) "invalid data field", and real BMCs take 5 alone. */
 export function setBootFlags(flags: BootFlags): IpmiRequest {
-  return { netFn: NetFn.Chassis, cmd: Cmd.SetSystemBootOptions, data: Buffer.concat([Buffer.from([BOOT_FLAGS_PARAM]), encodeBootFlags(flags)]) };
+  return {
+    netFn: NetFn.Chassis,
+    cmd: Cmd.SetSystemBootOptions,
+    data: Buffer.concat([Buffer.from([BOOT_FLAGS_PARAM]), encodeBootFlags(flags)]),
+  };
 }
 
 export function getBootFlags(): IpmiRequest {
@@ -109,6 +119,7 @@ export function parseBootOptions(data: Buffer): { parameterValid: boolean; flags
   const c = new Cursor(data);
   c.u8('parameter version');
   const parameter = c.u8('parameter');
-  if ((parameter & 0x7f) !== BOOT_FLAGS_PARAM) throw new IpmiDecodeError(`asked for boot parameter 5, got ${parameter & 0x7f}`);
+  if ((parameter & 0x7f) !== BOOT_FLAGS_PARAM)
+    throw new IpmiDecodeError(`asked for boot parameter 5, got ${parameter & 0x7f}`);
   return { parameterValid: (parameter & 0x80) === 0, flags: decodeBootFlags(c.rest()) };
 }

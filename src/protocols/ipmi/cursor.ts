@@ -25,7 +25,8 @@ export class Cursor {
   }
 
   #need(bytes: number, what: string): void {
-    if (bytes < 0 || this.#offset + bytes > this.end) throw new IpmiDecodeError(`${what}: needs ${bytes} bytes, ${this.remaining} left`);
+    if (bytes < 0 || this.#offset + bytes > this.end)
+      throw new IpmiDecodeError(`${what}: needs ${bytes} bytes, ${this.remaining} left`);
   }
 
   u8(what = 'byte'): number {

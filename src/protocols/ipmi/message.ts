@@ -43,9 +43,11 @@ export function encodeRequest(request: IpmiRequest, rqSeq: number): Buffer {
 export function decodeResponse(bytes: Buffer): IpmiResponse {
   if (bytes.length < 8) throw new IpmiDecodeError(`an IPMI response is at least 8 bytes, not ${bytes.length}`);
   if (checksum(bytes.subarray(0, 2)) !== bytes[2]) throw new IpmiDecodeError('IPMI response header checksum mismatch');
-  if (checksum(bytes.subarray(3, bytes.length - 1)) !== bytes[bytes.length - 1]) throw new IpmiDecodeError('IPMI response data checksum mismatch');
+  if (checksum(bytes.subarray(3, bytes.length - 1)) !== bytes[bytes.length - 1])
+    throw new IpmiDecodeError('IPMI response data checksum mismatch');
   const c = new Cursor(bytes, 0, bytes.length - 1);
-  if (c.u8('rqAddr') !== CONSOLE_ADDRESS) throw new IpmiDecodeError('IPMI response is not addressed to the remote console (0x81)');
+  if (c.u8('rqAddr') !== CONSOLE_ADDRESS)
+    throw new IpmiDecodeError('IPMI response is not addressed to the remote console (0x81)');
   const netFn = c.u8('netFn') >> 2;
   c.u8('checksum');
   c.u8('rsAddr');

@@ -54,12 +54,21 @@ export interface V2Packet {
   readonly encrypted: boolean;
 }
 
-export type Decoded = { readonly format: 'v1.5'; readonly sessionId: number; readonly sequence: number; readonly message: Buffer } | ({ readonly format: 'v2' } & V2Packet);
+export type Decoded =
+  | { readonly format: 'v1.5'; readonly sessionId: number; readonly sequence: number; readonly message: Buffer }
+  | ({ readonly format: 'v2' } & V2Packet);
 
 /** A pre-session IPMI v1.5 packet, authentication type none (§13.6, table 13-4). */
 export function encodeV15(message: Buffer): Buffer {
   if (message.length > 255) throw new RangeError('an IPMI v1.5 message is at most 255 bytes');
-  return Buffer.concat([RMCP_IPMI_HEADER, Buffer.from([AUTH_TYPE_NONE]), u32le(0), u32le(0), Buffer.from([message.length]), message]);
+  return Buffer.concat([
+    RMCP_IPMI_HEADER,
+    Buffer.from([AUTH_TYPE_NONE]),
+    u32le(0),
+    u32le(0),
+    Buffer.from([message.length]),
+    message,
+  ]);
 }
 
 export function encrypt(aesKey: Buffer, plaintext: Buffer, iv: Buffer = randomBytes(AES_BLOCK)): Buffer {
@@ -71,12 +80,15 @@ export function encrypt(aesKey: Buffer, plaintext: Buffer, iv: Buffer = randomBy
 }
 
 export function decrypt(aesKey: Buffer, payload: Buffer): Buffer {
-  if (payload.length < 2 * AES_BLOCK || payload.length % AES_BLOCK !== 0) throw new IpmiDecodeError(`an encrypted payload is a 16-byte IV and whole blocks, not ${payload.length} bytes`);
+  if (payload.length < 2 * AES_BLOCK || payload.length % AES_BLOCK !== 0)
+    throw new IpmiDecodeError(`an encrypted payload is a 16-byte IV and whole blocks, not ${payload.length} bytes`);
   const decipher = createDecipheriv('aes-128-cbc', aesKey, payload.subarray(0, AES_BLOCK)).setAutoPadding(false);
   const plain = Buffer.concat([decipher.update(payload.subarray(AES_BLOCK)), decipher.final()]);
   const n = plain[plain.length - 1]!;
   if (n >= AES_BLOCK) throw new IpmiDecodeError(`confidentiality pad length ${n} is not below 16`);
-  for (let i = 0; i < n; i++) if (plain[plain.length - 1 - n + i] !== i + 1) throw new IpmiDecodeError('confidentiality pad bytes are not 1, 2, 3 …');
+  for (let i = 0; i < n; i++)
+    if (plain[plain.length - 1 - n + i] !== i + 1)
+      throw new IpmiDecodeError('confidentiality pad bytes are not 1, 2, 3 …');
   return plain.subarray(0, plain.length - 1 - n);
 }
 
@@ -85,10 +97,20 @@ function authCode(integrity: IntegrityKey, covered: Buffer): Buffer {
 }
 
 /** An IPMI v2.0 / RMCP+ packet; with keys, the payload is encrypted and the packet signed. */
-export function encodeV2(packet: { payloadType: number; sessionId: number; sequence: number; payload: Buffer }, keys?: SessionKeys, iv?: Buffer): Buffer {
+export function encodeV2(
+  packet: { payloadType: number; sessionId: number; sequence: number; payload: Buffer },
+  keys?: SessionKeys,
+  iv?: Buffer,
+): Buffer {
   const body = keys ? encrypt(keys.aesKey, packet.payload, iv) : packet.payload;
   const typeByte = (packet.payloadType & 0x3f) | (keys ? ENCRYPTED | AUTHENTICATED : 0);
-  const session = Buffer.concat([Buffer.from([AUTH_FORMAT_RMCPP, typeByte]), u32le(packet.sessionId), u32le(packet.sequence), u16le(body.length), body]);
+  const session = Buffer.concat([
+    Buffer.from([AUTH_FORMAT_RMCPP, typeByte]),
+    u32le(packet.sessionId),
+    u32le(packet.sequence),
+    u16le(body.length),
+    body,
+  ]);
   if (!keys) return Buffer.concat([RMCP_IPMI_HEADER, session]);
   // The AuthCode covers the session header through Next Header, padded with 0xFF to a multiple of 4 (§13.28.4).
   const pad = (4 - ((session.length + 2) % 4)) % 4;
@@ -102,7 +124,8 @@ export function encodeV2(packet: { payloadType: number; sessionId: number; seque
  * the path can answer for the BMC.
  */
 export function decode(datagram: Buffer, keys?: SessionKeys): Decoded {
-  if (datagram.length > MAX_DATAGRAM) throw new IpmiDecodeError(`datagram of ${datagram.length} bytes is larger than any answer (${MAX_DATAGRAM})`);
+  if (datagram.length > MAX_DATAGRAM)
+    throw new IpmiDecodeError(`datagram of ${datagram.length} bytes is larger than any answer (${MAX_DATAGRAM})`);
   const c = new Cursor(datagram);
   const rmcp = c.bytes(4, 'RMCP header');
   if (rmcp[0] !== 0x06 || (rmcp[3]! & 0x1f) !== 0x07) throw new IpmiDecodeError('not an RMCP IPMI-class packet');
@@ -131,10 +154,12 @@ export function decode(datagram: Buffer, keys?: SessionKeys): Decoded {
     if (trailer.length < 2 + codeLength) throw new IpmiDecodeError('integrity trailer is too short');
     const next = trailer[trailer.length - codeLength - 1];
     const pad = trailer[trailer.length - codeLength - 2]!;
-    if (next !== NEXT_HEADER || pad > 3 || trailer.length !== pad + 2 + codeLength) throw new IpmiDecodeError('malformed integrity trailer');
+    if (next !== NEXT_HEADER || pad > 3 || trailer.length !== pad + 2 + codeLength)
+      throw new IpmiDecodeError('malformed integrity trailer');
     const covered = datagram.subarray(4, datagram.length - codeLength);
     const expected = authCode(keys.integrity, covered);
-    if (!timingSafeEqual(expected, datagram.subarray(datagram.length - codeLength))) throw new IpmiDecodeError('AuthCode does not match: not from the BMC of this session');
+    if (!timingSafeEqual(expected, datagram.subarray(datagram.length - codeLength)))
+      throw new IpmiDecodeError('AuthCode does not match: not from the BMC of this session');
     if (!encrypted) throw new IpmiDecodeError('an unencrypted packet in an encrypted session');
     payload = decrypt(keys.aesKey, payload);
   } else if (authenticated || encrypted) {

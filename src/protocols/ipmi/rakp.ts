@@ -66,8 +66,19 @@ function algorithmRecord(kind: number, algorithm: number): Buffer {
 }
 
 /** §13.17, table 13-9. Maximum privilege 0 asks for the highest the suite allows; the role is asked for in RAKP 1. */
-export function encodeOpenSessionRequest(tag: number, consoleSessionId: number, suite: CipherSuite, privilege: Privilege): Buffer {
-  return Buffer.concat([Buffer.from([tag & 0xff, privilege, 0, 0]), u32le(consoleSessionId), algorithmRecord(0x00, suite.auth), algorithmRecord(0x01, suite.integrity), algorithmRecord(0x02, suite.confidentiality)]);
+export function encodeOpenSessionRequest(
+  tag: number,
+  consoleSessionId: number,
+  suite: CipherSuite,
+  privilege: Privilege,
+): Buffer {
+  return Buffer.concat([
+    Buffer.from([tag & 0xff, privilege, 0, 0]),
+    u32le(consoleSessionId),
+    algorithmRecord(0x00, suite.auth),
+    algorithmRecord(0x01, suite.integrity),
+    algorithmRecord(0x02, suite.confidentiality),
+  ]);
 }
 
 export interface OpenSessionResponse {
@@ -92,17 +103,38 @@ export function decodeOpenSessionResponse(payload: Buffer): OpenSessionResponse 
   const bmcSessionId = c.u32('managed system session id');
   const algorithm = (kind: number) => {
     const record = c.bytes(8, 'algorithm payload');
-    if (record[0] !== kind || record[3] !== 8) throw new IpmiDecodeError(`algorithm payload of type ${kind} is malformed`);
+    if (record[0] !== kind || record[3] !== 8)
+      throw new IpmiDecodeError(`algorithm payload of type ${kind} is malformed`);
     return record[4]! & 0x3f;
   };
-  return { tag, status, consoleSessionId, bmcSessionId, auth: algorithm(0), integrity: algorithm(1), confidentiality: algorithm(2) };
+  return {
+    tag,
+    status,
+    consoleSessionId,
+    bmcSessionId,
+    auth: algorithm(0),
+    integrity: algorithm(1),
+    confidentiality: algorithm(2),
+  };
 }
 
 /** §13.20, table 13-11. The role byte: bits 3:0 the privilege, bit 4 name-only lookup. */
-export function encodeRakp1(tag: number, bmcSessionId: number, consoleRandom: Buffer, role: number, username: string): Buffer {
+export function encodeRakp1(
+  tag: number,
+  bmcSessionId: number,
+  consoleRandom: Buffer,
+  role: number,
+  username: string,
+): Buffer {
   const name = Buffer.from(username, 'utf8');
   if (name.length > 16) throw new RangeError('an IPMI user name is at most 16 bytes');
-  return Buffer.concat([Buffer.from([tag & 0xff, 0, 0, 0]), u32le(bmcSessionId), consoleRandom, Buffer.from([role, 0, 0, name.length]), name]);
+  return Buffer.concat([
+    Buffer.from([tag & 0xff, 0, 0, 0]),
+    u32le(bmcSessionId),
+    consoleRandom,
+    Buffer.from([role, 0, 0, name.length]),
+    name,
+  ]);
 }
 
 export interface Rakp2 {
@@ -168,7 +200,8 @@ export function kuidOf(password: string): Buffer {
   return Buffer.concat([bytes, Buffer.alloc(20 - bytes.length)]);
 }
 
-const hmac = (hash: 'sha1' | 'sha256', key: Buffer, ...parts: Buffer[]) => createHmac(hash, key).update(Buffer.concat(parts)).digest();
+const hmac = (hash: 'sha1' | 'sha256', key: Buffer, ...parts: Buffer[]) =>
+  createHmac(hash, key).update(Buffer.concat(parts)).digest();
 const nameBytes = (x: Exchange) => {
   const name = Buffer.from(x.username, 'utf8');
   return Buffer.concat([Buffer.from([x.role, name.length]), name]);
@@ -176,7 +209,16 @@ const nameBytes = (x: Exchange) => {
 
 /** RAKP 2's code (§13.21): HMAC_Kuid(SIDm, SIDc, Rm, Rc, GUIDc, ROLEm, ULENGTHm, UNAMEm). A mismatch: wrong password. */
 export function rakp2Matches(x: Exchange, code: Buffer): boolean {
-  const expected = hmac(x.suite.hash, x.kuid, u32le(x.consoleSessionId), u32le(x.bmcSessionId), x.consoleRandom, x.bmcRandom, x.bmcGuid, nameBytes(x));
+  const expected = hmac(
+    x.suite.hash,
+    x.kuid,
+    u32le(x.consoleSessionId),
+    u32le(x.bmcSessionId),
+    x.consoleRandom,
+    x.bmcRandom,
+    x.bmcGuid,
+    nameBytes(x),
+  );
   return expected.length === code.length && timingSafeEqual(expected, code);
 }
 
@@ -192,7 +234,10 @@ export function sessionIntegrityKey(x: Exchange): Buffer {
 
 /** RAKP 4's check value (§13.23): HMAC_SIK(Rm, SIDc, GUIDc), truncated. */
 export function rakp4Matches(x: Exchange, sik: Buffer, icv: Buffer): boolean {
-  const expected = hmac(x.suite.hash, sik, x.consoleRandom, u32le(x.bmcSessionId), x.bmcGuid).subarray(0, x.suite.icvLength);
+  const expected = hmac(x.suite.hash, sik, x.consoleRandom, u32le(x.bmcSessionId), x.bmcGuid).subarray(
+    0,
+    x.suite.icvLength,
+  );
   return expected.length === icv.length && timingSafeEqual(expected, icv);
 }
 

@@ -9,12 +9,28 @@ import { createConnection, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { XdrReader, XdrWriter } from '../xdr/xdr.ts';
 import { KeepaliveProcedure } from './procedures.ts';
-import { encodePacket, KEEPALIVE_PROGRAM, KEEPALIVE_PROTOCOL_VERSION, MessageKind, MessageStatus, PacketFramer, REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, type Packet } from './packet.ts';
+import {
+  encodePacket,
+  KEEPALIVE_PROGRAM,
+  KEEPALIVE_PROTOCOL_VERSION,
+  MessageKind,
+  MessageStatus,
+  PacketFramer,
+  REMOTE_PROGRAM,
+  REMOTE_PROTOCOL_VERSION,
+  type Packet,
+} from './packet.ts';
 import { LibvirtError, readError } from './types.ts';
 
-
 const keepalivePacket = (procedure: number) =>
-  encodePacket({ program: KEEPALIVE_PROGRAM, version: KEEPALIVE_PROTOCOL_VERSION, procedure, type: MessageKind.Message, serial: 0, status: MessageStatus.Ok });
+  encodePacket({
+    program: KEEPALIVE_PROGRAM,
+    version: KEEPALIVE_PROTOCOL_VERSION,
+    procedure,
+    type: MessageKind.Message,
+    serial: 0,
+    status: MessageStatus.Ok,
+  });
 
 interface Pending {
   resolve: (body: Buffer) => void;
@@ -102,12 +118,18 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
 
   #release(): void {
     const next = this.#waiting.shift();
-    if (next) next(); // the slot passes straight to the next waiter
+    if (next)
+      next(); // the slot passes straight to the next waiter
     else this.#inFlight -= 1;
   }
 
   /** Calls a REMOTE procedure; resolves with its decoded reply. */
-  async call<T = void>(procedure: number, writeArgs?: (w: XdrWriter) => void, readReply?: (r: XdrReader) => T, timeoutMs = this.callTimeoutMs): Promise<T> {
+  async call<T = void>(
+    procedure: number,
+    writeArgs?: (w: XdrWriter) => void,
+    readReply?: (r: XdrReader) => T,
+    timeoutMs = this.callTimeoutMs,
+  ): Promise<T> {
     await this.#acquire();
     try {
       return await this.#send(procedure, writeArgs, readReply, timeoutMs).reply;
@@ -117,13 +139,33 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
   }
 
   /** Sends a CALL now (its serial is taken synchronously) and returns the pending reply. */
-  #send<T>(procedure: number, writeArgs: ((w: XdrWriter) => void) | undefined, readReply: ((r: XdrReader) => T) | undefined, timeoutMs: number): { serial: number; reply: Promise<T> } {
+  #send<T>(
+    procedure: number,
+    writeArgs: ((w: XdrWriter) => void) | undefined,
+    readReply: ((r: XdrReader) => T) | undefined,
+    timeoutMs: number,
+  ): { serial: number; reply: Promise<T> } {
     if (this.#closed) return { serial: 0, reply: Promise.reject(this.#closed) };
     const serial = (this.#serial = (this.#serial + 1) >>> 0);
     const args = new XdrWriter();
     writeArgs?.(args);
-    const packet = encodePacket({ program: REMOTE_PROGRAM, version: REMOTE_PROTOCOL_VERSION, procedure, type: MessageKind.Call, serial, status: MessageStatus.Ok }, args.toBuffer());
-    const reply = this.#expect(this.#pending, serial, timeoutMs, `libvirt procedure ${procedure} timed out after ${timeoutMs} ms`);
+    const packet = encodePacket(
+      {
+        program: REMOTE_PROGRAM,
+        version: REMOTE_PROTOCOL_VERSION,
+        procedure,
+        type: MessageKind.Call,
+        serial,
+        status: MessageStatus.Ok,
+      },
+      args.toBuffer(),
+    );
+    const reply = this.#expect(
+      this.#pending,
+      serial,
+      timeoutMs,
+      `libvirt procedure ${procedure} timed out after ${timeoutMs} ms`,
+    );
     this.#stream.write(packet);
     const decoded = reply.then((body) => {
       const reader = new XdrReader(body);
@@ -164,17 +206,37 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
    * bytes as STREAM packets (status CONTINUE), then an empty STREAM packet with status OK, which the
    * daemon confirms with its own (or answers with an error). Chunks respect the socket's backpressure.
    */
-  async upload(procedure: number, writeArgs: (w: XdrWriter) => void, data: Buffer, timeoutMs = this.callTimeoutMs, chunkBytes = 256 * 1024): Promise<void> {
+  async upload(
+    procedure: number,
+    writeArgs: (w: XdrWriter) => void,
+    data: Buffer,
+    timeoutMs = this.callTimeoutMs,
+    chunkBytes = 256 * 1024,
+  ): Promise<void> {
     await this.#acquire(); // one slot for the call and its whole stream
     try {
       const { serial, reply } = this.#send(procedure, writeArgs, undefined, timeoutMs);
       await reply;
-      const header = (status: MessageStatus) => ({ program: REMOTE_PROGRAM, version: REMOTE_PROTOCOL_VERSION, procedure, type: MessageKind.Stream, serial, status });
-      const confirmed = this.#expect(this.#streams, serial, timeoutMs, `libvirt upload (procedure ${procedure}) not confirmed after ${timeoutMs} ms`);
+      const header = (status: MessageStatus) => ({
+        program: REMOTE_PROGRAM,
+        version: REMOTE_PROTOCOL_VERSION,
+        procedure,
+        type: MessageKind.Stream,
+        serial,
+        status,
+      });
+      const confirmed = this.#expect(
+        this.#streams,
+        serial,
+        timeoutMs,
+        `libvirt upload (procedure ${procedure}) not confirmed after ${timeoutMs} ms`,
+      );
       confirmed.catch(() => undefined); // observed below; an early daemon error must not go unhandled meanwhile
       for (let offset = 0; offset < data.length; offset += chunkBytes) {
         if (this.#closed) break;
-        const ok = this.#stream.write(encodePacket(header(MessageStatus.Continue), data.subarray(offset, offset + chunkBytes)));
+        const ok = this.#stream.write(
+          encodePacket(header(MessageStatus.Continue), data.subarray(offset, offset + chunkBytes)),
+        );
         if (!ok) await new Promise((r) => this.#stream.once('drain', r));
       }
       if (!this.#closed) this.#stream.write(encodePacket(header(MessageStatus.Ok)));
@@ -218,7 +280,11 @@ export class LibvirtConnection extends EventEmitter<{ event: [Packet]; close: [E
     this.#keepaliveTimer = setInterval(() => {
       if (Date.now() - this.#lastHeard < options.intervalMs * (this.#unanswered + 1)) return;
       if (this.#unanswered >= options.count) {
-        this.#fail(new KeepaliveTimeoutError(`libvirt did not answer ${options.count} keepalive PINGs ${options.intervalMs} ms apart: connection dead`));
+        this.#fail(
+          new KeepaliveTimeoutError(
+            `libvirt did not answer ${options.count} keepalive PINGs ${options.intervalMs} ms apart: connection dead`,
+          ),
+        );
         this.#stream.destroy();
         return;
       }

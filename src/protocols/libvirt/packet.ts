@@ -63,7 +63,8 @@ export function encodePacket(header: PacketHeader, body: Buffer = Buffer.alloc(0
 
 /** Decodes one whole packet (length word included). */
 export function decodePacket(buf: Buffer): Packet {
-  if (buf.length < LENGTH_WORD + HEADER_LENGTH) throw new PacketError(`packet of ${buf.length} bytes is shorter than its header`);
+  if (buf.length < LENGTH_WORD + HEADER_LENGTH)
+    throw new PacketError(`packet of ${buf.length} bytes is shorter than its header`);
   const total = buf.readUInt32BE(0);
   if (total !== buf.length) throw new PacketError(`packet says ${total} bytes, has ${buf.length}`);
   return {
@@ -92,7 +93,8 @@ export class PacketFramer {
       if (this.#buffered < LENGTH_WORD) break;
       const head = this.#peek(LENGTH_WORD);
       const total = head.readUInt32BE(0);
-      if (total < LENGTH_WORD + HEADER_LENGTH || total > MESSAGE_MAX) throw new PacketError(`stream announces a packet of ${total} bytes`);
+      if (total < LENGTH_WORD + HEADER_LENGTH || total > MESSAGE_MAX)
+        throw new PacketError(`stream announces a packet of ${total} bytes`);
       if (this.#buffered < total) break;
       packets.push(decodePacket(this.#take(total)));
     }

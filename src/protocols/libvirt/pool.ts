@@ -42,7 +42,11 @@ interface Entry {
 }
 
 export function isConnectionLoss(error: unknown): boolean {
-  return error instanceof ConnectionClosedError || error instanceof KeepaliveTimeoutError || (error instanceof Error && /ECONNRESET|EPIPE|ECONNREFUSED|connection to libvirt closed/.test(error.message));
+  return (
+    error instanceof ConnectionClosedError ||
+    error instanceof KeepaliveTimeoutError ||
+    (error instanceof Error && /ECONNRESET|EPIPE|ECONNREFUSED|connection to libvirt closed/.test(error.message))
+  );
 }
 
 export class LibvirtPool {
@@ -68,7 +72,9 @@ export class LibvirtPool {
     entry.client = undefined;
     if (entry.connecting) return entry.connecting;
     if (Date.now() < entry.retryAt && entry.lastError) {
-      throw new Error(`${uri}: not connected (${entry.lastError.message}); next attempt after ${new Date(entry.retryAt).toISOString()}`);
+      throw new Error(
+        `${uri}: not connected (${entry.lastError.message}); next attempt after ${new Date(entry.retryAt).toISOString()}`,
+      );
     }
     entry.connecting = this.#connect(uri, entry).finally(() => (entry.connecting = undefined));
     return entry.connecting;

@@ -26,7 +26,6 @@ import {
   UUID_LENGTH,
 } from './types.ts';
 
-
 export interface PoolInfo {
   state: number;
   capacity: bigint;
@@ -41,7 +40,16 @@ export interface VolumeInfo {
 }
 
 /** virDomainState */
-export const DOMAIN_STATES = ['nostate', 'running', 'blocked', 'paused', 'shutdown', 'shutoff', 'crashed', 'pmsuspended'] as const;
+export const DOMAIN_STATES = [
+  'nostate',
+  'running',
+  'blocked',
+  'paused',
+  'shutdown',
+  'shutoff',
+  'crashed',
+  'pmsuspended',
+] as const;
 export type DomainStateName = (typeof DOMAIN_STATES)[number];
 
 export interface NodeInfo {
@@ -64,7 +72,17 @@ export interface DomainInfo {
 }
 
 /** virDomainEventType: what a lifecycle event says happened. */
-export const LIFECYCLE_EVENTS = ['defined', 'undefined', 'started', 'suspended', 'resumed', 'stopped', 'shutdown', 'pmsuspended', 'crashed'] as const;
+export const LIFECYCLE_EVENTS = [
+  'defined',
+  'undefined',
+  'started',
+  'suspended',
+  'resumed',
+  'stopped',
+  'shutdown',
+  'pmsuspended',
+  'crashed',
+] as const;
 export type LifecycleEventName = (typeof LIFECYCLE_EVENTS)[number] | 'unknown';
 
 export interface LifecycleEvent {
@@ -78,7 +96,13 @@ export interface LifecycleEvent {
 const EVENT_ID_LIFECYCLE = 0;
 
 /** virDomainUndefineFlagsValues */
-export const UndefineFlags = { ManagedSave: 1, SnapshotsMetadata: 2, Nvram: 4, KeepNvram: 8, CheckpointsMetadata: 16 } as const;
+export const UndefineFlags = {
+  ManagedSave: 1,
+  SnapshotsMetadata: 2,
+  Nvram: 4,
+  KeepNvram: 8,
+  CheckpointsMetadata: 16,
+} as const;
 /** virDomainMemoryFlags */
 export const MemoryPeekFlags = { Virtual: 1, Physical: 2 } as const;
 /** virConnectListAllDomainsFlags */
@@ -97,7 +121,16 @@ export interface ConnectOptions extends TransportOptions {
  * Starting or stopping QEMU can take long: libvirtd answers a failed KVM start only after ~45 s
  * here. These calls get minutes, not the default 30 s.
  */
-const SLOW_PROCEDURES = new Set<Procedure>([Procedure.DomainCreate, Procedure.DomainCreateXml, Procedure.DomainDestroy, Procedure.DomainShutdown, Procedure.StorageVolCreateXmlFrom, Procedure.StorageVolCreateXml, Procedure.StorageVolDelete, Procedure.StoragePoolRefresh]);
+const SLOW_PROCEDURES = new Set<Procedure>([
+  Procedure.DomainCreate,
+  Procedure.DomainCreateXml,
+  Procedure.DomainDestroy,
+  Procedure.DomainShutdown,
+  Procedure.StorageVolCreateXmlFrom,
+  Procedure.StorageVolCreateXml,
+  Procedure.StorageVolDelete,
+  Procedure.StoragePoolRefresh,
+]);
 const SLOW_CALL_TIMEOUT_MS = 300_000;
 const domainArg = (dom: RemoteDomain) => (w: XdrWriter) => writeDomain(w, dom);
 
@@ -116,7 +149,10 @@ export class LibvirtClient {
   static async connect(uriText: string, options: ConnectOptions = {}): Promise<LibvirtClient> {
     const uri = parseLibvirtUri(uriText);
     const stream = await openTransport(uri, options);
-    const client = await LibvirtClient.#handshake(new LibvirtClient(new LibvirtConnection(stream, options.callTimeoutMs)), uri.remoteUri);
+    const client = await LibvirtClient.#handshake(
+      new LibvirtClient(new LibvirtConnection(stream, options.callTimeoutMs)),
+      uri.remoteUri,
+    );
     if (options.keepalive !== false) await client.enableKeepalive(options.keepalive ?? { intervalMs: 5000, count: 5 });
     return client;
   }
@@ -134,7 +170,11 @@ export class LibvirtClient {
 
   /** Starts sending keepalive PINGs if the daemon supports the keepalive program; says whether it does. */
   async enableKeepalive(options: KeepaliveOptions): Promise<boolean> {
-    const supported = await this.#call(Procedure.ConnectSupportsFeature, (w) => void w.int(FEATURE_PROGRAM_KEEPALIVE), (r) => r.int());
+    const supported = await this.#call(
+      Procedure.ConnectSupportsFeature,
+      (w) => void w.int(FEATURE_PROGRAM_KEEPALIVE),
+      (r) => r.int(),
+    );
     if (supported) this.connection.startKeepalive(options);
     return supported === 1;
   }
@@ -145,17 +185,26 @@ export class LibvirtClient {
    * supported (kvmfleet reaches remote hypervisors through SSH to their local socket instead).
    */
   async authenticate(): Promise<void> {
-    const types = await this.#call(Procedure.AuthList, undefined, (r) => r.array(RemoteLimit.AuthTypeList, (x) => x.int()));
+    const types = await this.#call(Procedure.AuthList, undefined, (r) =>
+      r.array(RemoteLimit.AuthTypeList, (x) => x.int()),
+    );
     if (types.length === 0 || types.includes(RemoteAuth.None)) return;
     if (types.includes(RemoteAuth.Polkit)) {
       await this.#call(Procedure.AuthPolkit, undefined, (r) => r.int());
       return;
     }
-    throw new Error(`libvirt wants authentication kvmfleet does not speak (types ${types.join(', ')}; SASL is not supported)`);
+    throw new Error(
+      `libvirt wants authentication kvmfleet does not speak (types ${types.join(', ')}; SASL is not supported)`,
+    );
   }
 
   #call<T = void>(procedure: Procedure, args?: (w: XdrWriter) => void, reply?: (r: XdrReader) => T): Promise<T> {
-    return this.connection.call(procedure, args, reply, SLOW_PROCEDURES.has(procedure) ? SLOW_CALL_TIMEOUT_MS : undefined);
+    return this.connection.call(
+      procedure,
+      args,
+      reply,
+      SLOW_PROCEDURES.has(procedure) ? SLOW_CALL_TIMEOUT_MS : undefined,
+    );
   }
 
   open(uri: string, flags = 0): Promise<void> {
@@ -282,9 +331,19 @@ export class LibvirtClient {
    * Reads `size` bytes (at most 64 KiB, libvirt's limit) of a running domain's memory at `offset`:
    * guest-physical addresses with MemoryPeekFlags.Physical (virDomainMemoryPeek).
    */
-  peekDomainMemory(dom: RemoteDomain, offset: bigint, size: number, flags: number = MemoryPeekFlags.Physical): Promise<Buffer> {
-    if (!(Number.isInteger(size) && size > 0 && size <= MEMORY_PEEK_MAX)) throw new RangeError(`memory peek size ${size} must be 1–${MEMORY_PEEK_MAX}`);
-    return this.#call(Procedure.DomainMemoryPeek, (w) => void (writeDomain(w, dom), w.uhyper(offset).uint(size).uint(flags)), (r) => r.opaque(MEMORY_PEEK_MAX));
+  peekDomainMemory(
+    dom: RemoteDomain,
+    offset: bigint,
+    size: number,
+    flags: number = MemoryPeekFlags.Physical,
+  ): Promise<Buffer> {
+    if (!(Number.isInteger(size) && size > 0 && size <= MEMORY_PEEK_MAX))
+      throw new RangeError(`memory peek size ${size} must be 1–${MEMORY_PEEK_MAX}`);
+    return this.#call(
+      Procedure.DomainMemoryPeek,
+      (w) => void (writeDomain(w, dom), w.uhyper(offset).uint(size).uint(flags)),
+      (r) => r.opaque(MEMORY_PEEK_MAX),
+    );
   }
 
   getDomainXml(dom: RemoteDomain, flags = 0): Promise<string> {
@@ -300,11 +359,15 @@ export class LibvirtClient {
   }
 
   listAllStoragePools(flags = 0): Promise<RemoteStoragePool[]> {
-    return this.#call(Procedure.ConnectListAllStoragePools, (w) => void w.int(1).uint(flags), (r) => {
-      const pools = r.array(4096, readPool);
-      r.uint();
-      return pools;
-    });
+    return this.#call(
+      Procedure.ConnectListAllStoragePools,
+      (w) => void w.int(1).uint(flags),
+      (r) => {
+        const pools = r.array(4096, readPool);
+        r.uint();
+        return pools;
+      },
+    );
   }
 
   lookupStoragePool(name: string): Promise<RemoteStoragePool> {
@@ -316,24 +379,45 @@ export class LibvirtClient {
   }
 
   getStoragePoolInfo(pool: RemoteStoragePool): Promise<PoolInfo> {
-    return this.#call(Procedure.StoragePoolGetInfo, (w) => writePool(w, pool), (r) => ({ state: r.uint(), capacity: r.uhyper(), allocation: r.uhyper(), available: r.uhyper() }));
+    return this.#call(
+      Procedure.StoragePoolGetInfo,
+      (w) => writePool(w, pool),
+      (r) => ({ state: r.uint(), capacity: r.uhyper(), allocation: r.uhyper(), available: r.uhyper() }),
+    );
   }
 
   listVolumes(pool: RemoteStoragePool): Promise<RemoteStorageVolume[]> {
-    return this.#call(Procedure.StoragePoolListAllVolumes, (w) => void (writePool(w, pool), w.int(1).uint(0)), (r) => {
-      const volumes = r.array(16384, readVolume);
-      r.uint();
-      return volumes;
-    });
+    return this.#call(
+      Procedure.StoragePoolListAllVolumes,
+      (w) => void (writePool(w, pool), w.int(1).uint(0)),
+      (r) => {
+        const volumes = r.array(16384, readVolume);
+        r.uint();
+        return volumes;
+      },
+    );
   }
 
   createVolume(pool: RemoteStoragePool, xml: string, flags = 0): Promise<RemoteStorageVolume> {
-    return this.#call(Procedure.StorageVolCreateXml, (w) => void (writePool(w, pool), w.string(xml).uint(flags)), readVolume);
+    return this.#call(
+      Procedure.StorageVolCreateXml,
+      (w) => void (writePool(w, pool), w.string(xml).uint(flags)),
+      readVolume,
+    );
   }
 
   /** A new volume from an existing one (a full clone, done by the storage driver). */
-  cloneVolume(pool: RemoteStoragePool, xml: string, source: RemoteStorageVolume, flags = 0): Promise<RemoteStorageVolume> {
-    return this.#call(Procedure.StorageVolCreateXmlFrom, (w) => void (writePool(w, pool), w.string(xml), writeVolume(w, source), w.uint(flags)), readVolume);
+  cloneVolume(
+    pool: RemoteStoragePool,
+    xml: string,
+    source: RemoteStorageVolume,
+    flags = 0,
+  ): Promise<RemoteStorageVolume> {
+    return this.#call(
+      Procedure.StorageVolCreateXmlFrom,
+      (w) => void (writePool(w, pool), w.string(xml), writeVolume(w, source), w.uint(flags)),
+      readVolume,
+    );
   }
 
   lookupVolume(pool: RemoteStoragePool, name: string): Promise<RemoteStorageVolume> {
@@ -345,15 +429,24 @@ export class LibvirtClient {
   }
 
   getVolumeInfo(volume: RemoteStorageVolume): Promise<VolumeInfo> {
-    return this.#call(Procedure.StorageVolGetInfo, (w) => writeVolume(w, volume), (r) => ({ type: r.int(), capacity: r.uhyper(), allocation: r.uhyper() }));
+    return this.#call(
+      Procedure.StorageVolGetInfo,
+      (w) => writeVolume(w, volume),
+      (r) => ({ type: r.int(), capacity: r.uhyper(), allocation: r.uhyper() }),
+    );
   }
 
   /** Writes `data` into the volume from its start (virStorageVolUpload), e.g. a cloud-init seed. */
   uploadVolume(volume: RemoteStorageVolume, data: Buffer): Promise<void> {
-    return this.connection.upload(Procedure.StorageVolUpload, (w) => {
-      writeVolume(w, volume);
-      w.uhyper(0n).uhyper(BigInt(data.length)).uint(0);
-    }, data, SLOW_CALL_TIMEOUT_MS);
+    return this.connection.upload(
+      Procedure.StorageVolUpload,
+      (w) => {
+        writeVolume(w, volume);
+        w.uhyper(0n).uhyper(BigInt(data.length)).uint(0);
+      },
+      data,
+      SLOW_CALL_TIMEOUT_MS,
+    );
   }
 
   /** Free memory on the host, in bytes. */
@@ -366,11 +459,15 @@ export class LibvirtClient {
   }
 
   listAllNetworks(flags = 0): Promise<RemoteNetwork[]> {
-    return this.#call(Procedure.ConnectListAllNetworks, (w) => void w.int(1).uint(flags), (r) => {
-      const networks = r.array(16384, readNetwork);
-      r.uint();
-      return networks;
-    });
+    return this.#call(
+      Procedure.ConnectListAllNetworks,
+      (w) => void w.int(1).uint(flags),
+      (r) => {
+        const networks = r.array(16384, readNetwork);
+        r.uint();
+        return networks;
+      },
+    );
   }
 
   lookupNetwork(name: string): Promise<RemoteNetwork> {

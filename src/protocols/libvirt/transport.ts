@@ -65,7 +65,8 @@ async function sshConnect(uri: LibvirtUri, timeoutMs: number): Promise<Duplex> {
       channel.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
       channel.once('close', () => ssh.end());
       channel.once('exit', (code: number | null) => {
-        if (code) broken(new Error(`${uri.text}: the remote helper exited with ${code}${stderr ? `: ${stderr.trim()}` : ''}`));
+        if (code)
+          broken(new Error(`${uri.text}: the remote helper exited with ${code}${stderr ? `: ${stderr.trim()}` : ''}`));
       });
       resolve(channel);
     });

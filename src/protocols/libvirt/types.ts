@@ -99,7 +99,10 @@ export function readError(r: XdrReader): LibvirtError {
   return new LibvirtError(code, domain, message, level);
 }
 
-export function writeError(w: XdrWriter, error: { code: number; domain: number; message: string | null; level: number }): void {
+export function writeError(
+  w: XdrWriter,
+  error: { code: number; domain: number; message: string | null; level: number },
+): void {
   w.int(error.code).int(error.domain).optional(error.message, writeString).int(error.level);
   w.bool(false).bool(false).bool(false).bool(false).int(0).int(0).bool(false);
 }

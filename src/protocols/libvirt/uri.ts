@@ -34,7 +34,18 @@ export const LEGACY_SOCKET = '/var/run/libvirt/libvirt-sock';
 
 const DRIVER = /^[a-z][a-z0-9]*$/;
 const TRANSPORTS: Record<string, Transport> = { unix: 'unix', tcp: 'tcp', ssh: 'ssh', libssh: 'ssh', libssh2: 'ssh' };
-const KNOWN_PARAMS = new Set(['socket', 'keyfile', 'known_hosts', 'no_verify', 'proxy', 'netcat', 'command', 'mode', 'no_tty', 'sshauth']);
+const KNOWN_PARAMS = new Set([
+  'socket',
+  'keyfile',
+  'known_hosts',
+  'no_verify',
+  'proxy',
+  'netcat',
+  'command',
+  'mode',
+  'no_tty',
+  'sshauth',
+]);
 
 export class LibvirtUriError extends Error {
   override readonly name = 'LibvirtUriError';
@@ -60,8 +71,12 @@ export function parseLibvirtUri(text: string): LibvirtUri {
   }
   const host = authority ? url.hostname.replace(/^\[|\]$/g, '') || undefined : undefined;
   // libvirt's default for a URI with a host is TLS, which kvmfleet does not speak: make it explicit.
-  if (transportName === undefined && host) bad('a remote host needs a transport kvmfleet speaks: +ssh or +tcp (TLS is not supported)');
-  const transport: Transport = transportName === undefined ? 'unix' : (TRANSPORTS[transportName] ?? bad(`transport "${transportName}" is not supported (unix, tcp, ssh)`));
+  if (transportName === undefined && host)
+    bad('a remote host needs a transport kvmfleet speaks: +ssh or +tcp (TLS is not supported)');
+  const transport: Transport =
+    transportName === undefined
+      ? 'unix'
+      : (TRANSPORTS[transportName] ?? bad(`transport "${transportName}" is not supported (unix, tcp, ssh)`));
   if (transport === 'unix' && host) bad('a unix socket URI has no host');
   if (transport !== 'unix' && !host) bad(`+${transportName} needs a host`);
   const params = new Map<string, string>();

@@ -84,7 +84,8 @@ export class FileStore {
         real = undefined;
       }
       if (real !== undefined) {
-        if (real !== this.#root && !real.startsWith(this.#root + sep)) return { ok: false, reason: 'access-violation', detail: 'symlink leaves the served root' };
+        if (real !== this.#root && !real.startsWith(this.#root + sep))
+          return { ok: false, reason: 'access-violation', detail: 'symlink leaves the served root' };
         return this.#read(real);
       }
     }

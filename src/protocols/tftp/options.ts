@@ -28,7 +28,11 @@ export interface NegotiatedTransfer {
 
 const DECIMAL = /^[0-9]{1,10}$/;
 
-export function negotiate(requested: ReadonlyMap<string, string>, fileSize: number, limits: TransferLimits): NegotiatedTransfer {
+export function negotiate(
+  requested: ReadonlyMap<string, string>,
+  fileSize: number,
+  limits: TransferLimits,
+): NegotiatedTransfer {
   const oack = new Map<string, string>();
   let blockSize = 512;
   let windowSize = 1;

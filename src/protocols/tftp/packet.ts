@@ -93,7 +93,8 @@ export function decodePacket(buf: Buffer): TftpPacket {
       const [filename, mode, ...rest] = readStrings(buf, 2);
       if (filename === undefined || mode === undefined) throw new TftpDecodeError('request lacks filename or mode');
       const lowerMode = mode.toLowerCase();
-      if (lowerMode !== 'octet' && lowerMode !== 'netascii' && lowerMode !== 'mail') throw new TftpUnknownModeError(`unknown mode "${mode.slice(0, 32)}"`);
+      if (lowerMode !== 'octet' && lowerMode !== 'netascii' && lowerMode !== 'mail')
+        throw new TftpUnknownModeError(`unknown mode "${mode.slice(0, 32)}"`);
       return { opcode, filename, mode: lowerMode, options: readOptions(rest) };
     }
     case Opcode.Data:
@@ -142,7 +143,12 @@ export function encodeOack(options: ReadonlyMap<string, string>): Buffer {
   return Buffer.concat(parts);
 }
 
-export function encodeRequest(opcode: Opcode.Rrq | Opcode.Wrq, filename: string, mode: Mode, options: ReadonlyMap<string, string> = new Map()): Buffer {
+export function encodeRequest(
+  opcode: Opcode.Rrq | Opcode.Wrq,
+  filename: string,
+  mode: Mode,
+  options: ReadonlyMap<string, string> = new Map(),
+): Buffer {
   const parts = [Buffer.from([0, opcode]), Buffer.from(`${filename}\0${mode}\0`, 'latin1')];
   for (const [name, value] of options) parts.push(Buffer.from(`${name}\0${value}\0`, 'latin1'));
   return Buffer.concat(parts);

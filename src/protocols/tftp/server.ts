@@ -8,7 +8,15 @@ import { once } from 'node:events';
 import { FileStore } from './files.ts';
 import { negotiate, type TransferLimits } from './options.ts';
 import { NetasciiCache } from './netascii.ts';
-import { decodePacket, encodeError, Opcode, TftpDecodeError, TftpErrorCode, TftpUnknownModeError, type RequestPacket } from './packet.ts';
+import {
+  decodePacket,
+  encodeError,
+  Opcode,
+  TftpDecodeError,
+  TftpErrorCode,
+  TftpUnknownModeError,
+  type RequestPacket,
+} from './packet.ts';
 import { ReadTransfer, sharedPacketCache, type TransferOutcome } from './transfer.ts';
 
 export { toNetascii } from './netascii.ts';
@@ -62,7 +70,18 @@ export interface TftpStats {
 }
 
 export class TftpServer {
-  readonly stats: TftpStats = { requests: 0, active: 0, evicted: 0, busyPerSource: 0, busyTotal: 0, completed: 0, failed: 0, refused: 0, malformed: 0, bytesSent: 0 };
+  readonly stats: TftpStats = {
+    requests: 0,
+    active: 0,
+    evicted: 0,
+    busyPerSource: 0,
+    busyTotal: 0,
+    completed: 0,
+    failed: 0,
+    refused: 0,
+    malformed: 0,
+    bytesSent: 0,
+  };
   readonly #netascii: NetasciiCache;
   /** Active transfers per client address, in start order (the oldest first). */
   readonly #bySource = new Map<string, Set<ReadTransfer>>();
@@ -73,7 +92,13 @@ export class TftpServer {
 
   constructor(options: TftpServerOptions) {
     this.#options = options;
-    this.#limits = { maxBlockSize: 65464, maxWindowSize: 64, defaultTimeoutMs: 1000, maxTimeoutSeconds: 5, ...options.limits };
+    this.#limits = {
+      maxBlockSize: 65464,
+      maxWindowSize: 64,
+      defaultTimeoutMs: 1000,
+      maxTimeoutSeconds: 5,
+      ...options.limits,
+    };
     this.#netascii = new NetasciiCache(options.netasciiCacheBytes);
   }
 
@@ -107,7 +132,8 @@ export class TftpServer {
 
   async #onRequest(msg: Buffer, rinfo: RemoteInfo): Promise<void> {
     let packet;
-    const reply = (code: TftpErrorCode, message: string) => this.#socket?.send(encodeError(code, message), rinfo.port, rinfo.address);
+    const reply = (code: TftpErrorCode, message: string) =>
+      this.#socket?.send(encodeError(code, message), rinfo.port, rinfo.address);
     try {
       packet = decodePacket(msg);
     } catch (error) {
@@ -133,7 +159,9 @@ export class TftpServer {
     const found = await this.#options.files.lookup(packet.filename);
     if (!found.ok) {
       this.#refuse(rinfo, packet.filename, found.detail);
-      return found.reason === 'access-violation' ? reply(TftpErrorCode.AccessViolation, 'Access violation') : reply(TftpErrorCode.FileNotFound, 'File not found');
+      return found.reason === 'access-violation'
+        ? reply(TftpErrorCode.AccessViolation, 'Access violation')
+        : reply(TftpErrorCode.FileNotFound, 'File not found');
     }
     const data = packet.mode === 'netascii' ? this.#netascii.convert(found.data) : found.data;
     if (!data) {
@@ -161,7 +189,10 @@ export class TftpServer {
       }
     }
     if (this.unconfirmed() >= (this.#options.maxUnconfirmed ?? 256)) this.#evictOldestUnconfirmed(this.#transfers);
-    if (this.#transfers.size >= (this.#options.maxTransfers ?? 2000) && !this.#evictOldestUnconfirmed(this.#transfers)) {
+    if (
+      this.#transfers.size >= (this.#options.maxTransfers ?? 2000) &&
+      !this.#evictOldestUnconfirmed(this.#transfers)
+    ) {
       this.stats.busyTotal += 1;
       return 'busy: total limit';
     }
@@ -187,28 +218,52 @@ export class TftpServer {
 
   #refuse(rinfo: RemoteInfo, filename: string, detail: string): void {
     this.stats.refused += 1;
-    this.#options.onTransfer?.({ client: `${rinfo.address}:${rinfo.port}`, filename, outcome: 'refused', bytes: 0, detail });
+    this.#options.onTransfer?.({
+      client: `${rinfo.address}:${rinfo.port}`,
+      filename,
+      outcome: 'refused',
+      bytes: 0,
+      detail,
+    });
   }
 
   #start(request: RequestPacket, data: Buffer, rinfo: RemoteInfo): void {
     const negotiated = negotiate(request.options, data.length, this.#limits);
     // Retries are bounded by time as well as count: silence longer than maxSilenceMs ends a transfer.
-    const retries = Math.max(1, Math.min(this.#options.maxRetries ?? 5, Math.floor((this.#options.maxSilenceMs ?? 10_000) / negotiated.timeoutMs)));
+    const retries = Math.max(
+      1,
+      Math.min(
+        this.#options.maxRetries ?? 5,
+        Math.floor((this.#options.maxSilenceMs ?? 10_000) / negotiated.timeoutMs),
+      ),
+    );
     const socket = createSocket('udp4');
     const source = rinfo.address;
     // Registered before the socket is bound, so that requests arriving in one burst see each other's slots.
-    const transfer = new ReadTransfer(socket, { address: rinfo.address, port: rinfo.port }, data, negotiated, retries, (outcome, bytes) => {
-      this.#transfers.delete(transfer);
-      const set = this.#bySource.get(source);
-      set?.delete(transfer);
-      if (set?.size === 0) this.#bySource.delete(source);
-      this.stats.active = this.#transfers.size;
-      if (outcome === 'evicted') return; // most likely a spoofed request: no timeline event
-      this.stats.bytesSent += bytes;
-      if (outcome === 'completed') this.stats.completed += 1;
-      else this.stats.failed += 1;
-      this.#options.onTransfer?.({ client: `${rinfo.address}:${rinfo.port}`, filename: request.filename, outcome, bytes });
-    });
+    const transfer = new ReadTransfer(
+      socket,
+      { address: rinfo.address, port: rinfo.port },
+      data,
+      negotiated,
+      retries,
+      (outcome, bytes) => {
+        this.#transfers.delete(transfer);
+        const set = this.#bySource.get(source);
+        set?.delete(transfer);
+        if (set?.size === 0) this.#bySource.delete(source);
+        this.stats.active = this.#transfers.size;
+        if (outcome === 'evicted') return; // most likely a spoofed request: no timeline event
+        this.stats.bytesSent += bytes;
+        if (outcome === 'completed') this.stats.completed += 1;
+        else this.stats.failed += 1;
+        this.#options.onTransfer?.({
+          client: `${rinfo.address}:${rinfo.port}`,
+          filename: request.filename,
+          outcome,
+          bytes,
+        });
+      },
+    );
     this.#transfers.add(transfer);
     let set = this.#bySource.get(source);
     if (!set) this.#bySource.set(source, (set = new Set()));

@@ -50,7 +50,15 @@ export class ReadTransfer {
   /** Whether the client has acknowledged anything yet: a spoofed request never does. */
   #confirmed = false;
 
-  constructor(socket: Socket, peer: TransferPeer, data: Buffer, negotiated: NegotiatedTransfer, maxRetries: number, onDone: (outcome: TransferOutcome, bytes: number) => void, packetCache: PacketCache = sharedPacketCache) {
+  constructor(
+    socket: Socket,
+    peer: TransferPeer,
+    data: Buffer,
+    negotiated: NegotiatedTransfer,
+    maxRetries: number,
+    onDone: (outcome: TransferOutcome, bytes: number) => void,
+    packetCache: PacketCache = sharedPacketCache,
+  ) {
     this.#socket = socket;
     this.#peer = peer;
     this.#data = data;
@@ -104,7 +112,10 @@ export class ReadTransfer {
         let packet = this.#packets[block - 1];
         if (!packet) {
           const start = (block - 1) * this.#blockSize;
-          packet = this.#packets[block - 1] = encodeData(block, this.#data.subarray(start, Math.min(start + this.#blockSize, this.#data.length)));
+          packet = this.#packets[block - 1] = encodeData(
+            block,
+            this.#data.subarray(start, Math.min(start + this.#blockSize, this.#data.length)),
+          );
           this.#packetCache.added(this.#data, packet.length);
         }
         this.#bytesSent += packet.length - 4;
@@ -140,7 +151,9 @@ export class ReadTransfer {
 
   /** Retries allowed in a row: for the ACK of an OACK, enough to cover OACK_ACK_PATIENCE_MS. */
   #retryLimit(): number {
-    return this.#awaitingOackAck ? Math.max(this.#maxRetries, Math.ceil(OACK_ACK_PATIENCE_MS / this.#timeoutMs)) : this.#maxRetries;
+    return this.#awaitingOackAck
+      ? Math.max(this.#maxRetries, Math.ceil(OACK_ACK_PATIENCE_MS / this.#timeoutMs))
+      : this.#maxRetries;
   }
 
   #onMessage(msg: Buffer, rinfo: RemoteInfo): void {

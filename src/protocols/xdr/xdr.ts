@@ -27,7 +27,8 @@ export class XdrReader {
   }
 
   #need(bytes: number, what: string): void {
-    if (bytes < 0 || this.#offset + bytes > this.buf.length) throw new XdrError(`${what}: needs ${bytes} bytes, ${this.remaining} left`);
+    if (bytes < 0 || this.#offset + bytes > this.buf.length)
+      throw new XdrError(`${what}: needs ${bytes} bytes, ${this.remaining} left`);
   }
 
   int(): number {
@@ -93,7 +94,8 @@ export class XdrReader {
     const count = this.uint();
     if (count > maxCount) throw new XdrError(`array of ${count} elements exceeds its limit of ${maxCount}`);
     // Each element takes at least 4 bytes: a count larger than what remains is a lie, refuse before looping.
-    if (count * 4 > this.remaining) throw new XdrError(`array of ${count} elements cannot fit in ${this.remaining} bytes`);
+    if (count * 4 > this.remaining)
+      throw new XdrError(`array of ${count} elements cannot fit in ${this.remaining} bytes`);
     const items: T[] = [];
     for (let i = 0; i < count; i++) items.push(read(this));
     return items;
@@ -123,7 +125,8 @@ export class XdrWriter {
   }
 
   int(value: number): this {
-    if (!Number.isInteger(value) || value < -0x80000000 || value > 0x7fffffff) throw new RangeError(`int out of range: ${value}`);
+    if (!Number.isInteger(value) || value < -0x80000000 || value > 0x7fffffff)
+      throw new RangeError(`int out of range: ${value}`);
     this.#ensure(4);
     this.#buf.writeInt32BE(value, this.#length);
     this.#length += 4;
@@ -131,7 +134,8 @@ export class XdrWriter {
   }
 
   uint(value: number): this {
-    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new RangeError(`unsigned int out of range: ${value}`);
+    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff)
+      throw new RangeError(`unsigned int out of range: ${value}`);
     this.#ensure(4);
     this.#buf.writeUInt32BE(value, this.#length);
     this.#length += 4;

@@ -4,7 +4,15 @@ import { test } from 'node:test';
 import { classifyClient, dhcpBootAnswer } from '../../../src/boot/classify.ts';
 import { OPTION_CODECS, userClass } from '../../../src/protocols/dhcp4/option-codecs.ts';
 import { DhcpDecodeError, DhcpOptions, OptionCode } from '../../../src/protocols/dhcp4/options.ts';
-import { BOOTREQUEST, clientMac, decodePacket, encodePacket, messageType, MessageType, type DhcpPacket } from '../../../src/protocols/dhcp4/packet.ts';
+import {
+  BOOTREQUEST,
+  clientMac,
+  decodePacket,
+  encodePacket,
+  messageType,
+  MessageType,
+  type DhcpPacket,
+} from '../../../src/protocols/dhcp4/packet.ts';
 
 function pxeDiscover(extra: [number, Buffer][] = []): DhcpPacket {
   const options = new DhcpOptions()
@@ -15,7 +23,23 @@ function pxeDiscover(extra: [number, Buffer][] = []): DhcpPacket {
     .set(OptionCode.ClientNdi, Buffer.from([1, 2, 1]))
     .set(OptionCode.ClientMachineId, Buffer.from([0, ...randomBytes(16)]));
   for (const [code, value] of extra) options.set(code, value);
-  return { op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0, xid: 0x12345678, secs: 4, flags: 0x8000, ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '10.1.0.2', chaddr: Buffer.from('525400aabb01' + '00'.repeat(10), 'hex'), sname: '', file: '', options };
+  return {
+    op: BOOTREQUEST,
+    htype: 1,
+    hlen: 6,
+    hops: 0,
+    xid: 0x12345678,
+    secs: 4,
+    flags: 0x8000,
+    ciaddr: '0.0.0.0',
+    yiaddr: '0.0.0.0',
+    siaddr: '0.0.0.0',
+    giaddr: '10.1.0.2',
+    chaddr: Buffer.from('525400aabb01' + '00'.repeat(10), 'hex'),
+    sname: '',
+    file: '',
+    options,
+  };
 }
 
 test('a PXE DISCOVER round-trips: decode(encode(p)) equals p, and re-encodes to the same bytes', () => {
@@ -23,7 +47,10 @@ test('a PXE DISCOVER round-trips: decode(encode(p)) equals p, and re-encodes to 
   const bytes = encodePacket(packet);
   assert.ok(bytes.length >= 300, 'padded to the BOOTP minimum');
   const decoded = decodePacket(bytes);
-  assert.deepEqual({ ...decoded, options: decoded.options.entries() }, { ...packet, options: packet.options.entries() });
+  assert.deepEqual(
+    { ...decoded, options: decoded.options.entries() },
+    { ...packet, options: packet.options.entries() },
+  );
   assert.deepEqual(encodePacket(decoded), bytes);
   assert.equal(clientMac(decoded), '52:54:00:aa:bb:01');
   assert.equal(messageType(decoded), MessageType.Discover);
@@ -40,7 +67,10 @@ test('every option kind round-trips with its codec, and encodingLength is exact'
     'code-list': [1, 3, 6, 15, 66, 67],
     'u16-list': [7, 9],
     'user-class': ['iPXE', 'kvmfleet'],
-    'sub-options': new Map([[1, Buffer.from('eth0')], [2, Buffer.from([0xab])]]),
+    'sub-options': new Map([
+      [1, Buffer.from('eth0')],
+      [2, Buffer.from([0xab])],
+    ]),
   };
   for (const [code, codec] of OPTION_CODECS) {
     const value = samples[codec.kind];
@@ -62,7 +92,10 @@ test('user class: iPXE sends a bare string, RFC 3004 length-prefixed items are a
 
 test('RFC 3396: a 600-byte option is split into 255-byte pieces and joined again; unknown options survive', () => {
   const long = randomBytes(600);
-  const packet = pxeDiscover([[224, long], [OptionCode.BootFileName, Buffer.alloc(0)]]);
+  const packet = pxeDiscover([
+    [224, long],
+    [OptionCode.BootFileName, Buffer.alloc(0)],
+  ]);
   const bytes = encodePacket(packet);
   const decoded = decodePacket(bytes);
   assert.deepEqual(decoded.options.get(224), long);
@@ -71,7 +104,7 @@ test('RFC 3396: a 600-byte option is split into 255-byte pieces and joined again
   // Three TLVs of code 224 in the wire form.
   let count = 0;
   const opts = bytes.subarray(240);
-  for (let i = 0; i < opts.length && opts[i] !== 255; ) {
+  for (let i = 0; i < opts.length && opts[i] !== 255;) {
     if (opts[i] === 0) {
       i++;
       continue;
@@ -83,7 +116,10 @@ test('RFC 3396: a 600-byte option is split into 255-byte pieces and joined again
 });
 
 test('option 82 is encoded last whatever the order it was added in', () => {
-  const options = new DhcpOptions().set(OptionCode.RelayAgentInfo, Buffer.from([1, 1, 9])).set(OptionCode.MessageType, Buffer.from([2])).set(OptionCode.ServerId, Buffer.from([10, 0, 0, 1]));
+  const options = new DhcpOptions()
+    .set(OptionCode.RelayAgentInfo, Buffer.from([1, 1, 9]))
+    .set(OptionCode.MessageType, Buffer.from([2]))
+    .set(OptionCode.ServerId, Buffer.from([10, 0, 0, 1]));
   const wire = options.encode();
   assert.equal(wire[wire.length - 1], 255);
   assert.deepEqual([...wire.subarray(wire.length - 6, wire.length - 1)], [82, 3, 1, 1, 9]);
@@ -112,7 +148,16 @@ test('malformed packets are DhcpDecodeErrors', () => {
 });
 
 test('fuzz: 1 000 000 random and mutated packets — decoding throws nothing but DhcpDecodeError, classifying nothing at all', () => {
-  const seeds = [encodePacket(pxeDiscover()), encodePacket(pxeDiscover([[OptionCode.UserClass, Buffer.from('iPXE')], [OptionCode.RelayAgentInfo, Buffer.from([1, 2, 3, 4])]])), encodePacket(pxeDiscover([[OptionCode.Overload, Buffer.from([3])]]))];
+  const seeds = [
+    encodePacket(pxeDiscover()),
+    encodePacket(
+      pxeDiscover([
+        [OptionCode.UserClass, Buffer.from('iPXE')],
+        [OptionCode.RelayAgentInfo, Buffer.from([1, 2, 3, 4])],
+      ]),
+    ),
+    encodePacket(pxeDiscover([[OptionCode.Overload, Buffer.from([3])]])),
+  ];
   const pool = randomBytes(1 << 20);
   let decoded = 0;
   for (let i = 0; i < 1_000_000; i++) {
@@ -154,12 +199,37 @@ test('boot answers: BIOS → undionly.kpxe, UEFI x64 → ipxe.efi, iPXE → scri
   assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(0)]]), { bootFile: 'undionly.kpxe' });
   assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(7)]]), { bootFile: 'ipxe.efi' });
   assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(9)]]), { bootFile: 'ipxe.efi' });
-  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(0)], [OptionCode.UserClass, Buffer.from('iPXE')]]), { bootFile: urls.script });
-  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(9)], [OptionCode.UserClass, Buffer.from('iPXE')]]), { bootFile: urls.script }, 'iPXE is never handed iPXE again');
-  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(16)], [OptionCode.VendorClass, Buffer.from('HTTPClient:Arch:00016:UNDI:003000')]]), { bootFile: urls.httpIpxeEfi, vendorClass: 'HTTPClient' });
+  assert.deepEqual(
+    answerFor([
+      [OptionCode.ClientArch, arch(0)],
+      [OptionCode.UserClass, Buffer.from('iPXE')],
+    ]),
+    { bootFile: urls.script },
+  );
+  assert.deepEqual(
+    answerFor([
+      [OptionCode.ClientArch, arch(9)],
+      [OptionCode.UserClass, Buffer.from('iPXE')],
+    ]),
+    { bootFile: urls.script },
+    'iPXE is never handed iPXE again',
+  );
+  assert.deepEqual(
+    answerFor([
+      [OptionCode.ClientArch, arch(16)],
+      [OptionCode.VendorClass, Buffer.from('HTTPClient:Arch:00016:UNDI:003000')],
+    ]),
+    { bootFile: urls.httpIpxeEfi, vendorClass: 'HTTPClient' },
+  );
   assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(11)]]), {}, 'no ARM64 iPXE is served');
-  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(0)]], { buildState: 'built' }), {}, 'built hosts boot their disk');
-  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(0)]], { buildState: 'ready' }), { bootFile: 'undionly.kpxe' });
+  assert.deepEqual(
+    answerFor([[OptionCode.ClientArch, arch(0)]], { buildState: 'built' }),
+    {},
+    'built hosts boot their disk',
+  );
+  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(0)]], { buildState: 'ready' }), {
+    bootFile: 'undionly.kpxe',
+  });
   const os = pxeDiscover();
   os.options.delete(OptionCode.VendorClass);
   os.options.delete(OptionCode.ClientArch);

@@ -41,7 +41,11 @@ test('lease pool: at most maxClients clients remembered, oldest offers forgotten
   assert.ok(stats.entries <= 6 + 4, `${stats.entries} entries`);
   assert.equal(pool.heldBy('bound-1', now + 10_000), 100, 'the first binding is still found');
   assert.equal(pool.heldBy('bound-2', now + 10_000), 101);
-  assert.equal(pool.choose('bound-1', now + 10_000), 100, 'a bound client is offered its own address, never a second one');
+  assert.equal(
+    pool.choose('bound-1', now + 10_000),
+    100,
+    'a bound client is offered its own address, never a second one',
+  );
   // The cap is never below the range + 1: every address can be bound and one more client seen.
   assert.equal(new LeasePool({ start: 1, end: 10 }, () => false, { maxClients: 2 }).maxClients, 11);
 });

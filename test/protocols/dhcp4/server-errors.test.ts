@@ -7,21 +7,24 @@ import { buildRequest } from '../../../src/protocols/dhcp4/build.ts';
 import { encodePacket, MessageType } from '../../../src/protocols/dhcp4/packet.ts';
 import { DhcpServer } from '../../../src/protocols/dhcp4/server.ts';
 
-test('a failing handler is logged with the store\'s cause and counted; the server keeps answering', async () => {
+test("a failing handler is logged with the store's cause and counted; the server keeps answering", async () => {
   const lines: string[] = [];
   const port = 20000 + (process.pid % 20000);
   let calls = 0;
   const server = new DhcpServer(
     async () => {
       calls += 1;
-      throw new Error('lease 10.0.0.5 for 52:54:00:00:00:01 not stored', { cause: new Error('invalid byte sequence for encoding "UTF8": 0x00') });
+      throw new Error('lease 10.0.0.5 for 52:54:00:00:00:01 not stored', {
+        cause: new Error('invalid byte sequence for encoding "UTF8": 0x00'),
+      });
     },
     { host: '127.0.0.1', ports: [port], onError: rateLimitedErrorLog('dhcp', 20, (line) => lines.push(line)) },
   );
   await server.listen();
   const client = createSocket('udp4');
   try {
-    for (let i = 0; i < 3; i++) client.send(encodePacket(buildRequest(MessageType.Discover, { mac: '52:54:00:00:00:01' })), port, '127.0.0.1');
+    for (let i = 0; i < 3; i++)
+      client.send(encodePacket(buildRequest(MessageType.Discover, { mac: '52:54:00:00:00:01' })), port, '127.0.0.1');
     for (let i = 0; i < 50 && lines.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
   } finally {
     client.close();

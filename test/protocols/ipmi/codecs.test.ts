@@ -17,20 +17,36 @@ const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const CAPTURE = {
   getAuthCapRequest: hex('06 00 ff 07 00 00 00 00 00 00 00 00 00 09 20 18 c8 81 00 38 8e 04 b5'),
   getAuthCapResponse: hex('06 00 ff 07 00 00 00 00 00 00 00 00 00 10 81 1c 63 20 00 38 00 01 97 04 03 00 00 00 00 09'),
-  openRequest: hex('06 00 ff 07 06 10 00 00 00 00 00 00 00 00 20 00 00 00 00 00 a4 a3 a2 a0 00 00 00 08 01 00 00 00 01 00 00 08 01 00 00 00 02 00 00 08 01 00 00 00'),
-  openResponse: hex('06 00 ff 07 06 11 00 00 00 00 00 00 00 00 24 00 00 00 00 00 a4 a3 a2 a0 02 00 00 00 00 00 00 08 01 00 00 00 01 00 00 08 01 00 00 00 02 00 00 08 01 00 00 00'),
+  openRequest: hex(
+    '06 00 ff 07 06 10 00 00 00 00 00 00 00 00 20 00 00 00 00 00 a4 a3 a2 a0 00 00 00 08 01 00 00 00 01 00 00 08 01 00 00 00 02 00 00 08 01 00 00 00',
+  ),
+  openResponse: hex(
+    '06 00 ff 07 06 11 00 00 00 00 00 00 00 00 24 00 00 00 00 00 a4 a3 a2 a0 02 00 00 00 00 00 00 08 01 00 00 00 01 00 00 08 01 00 00 00 02 00 00 08 01 00 00 00',
+  ),
   consoleRandom: hex('43 98 f8 76 a6 b0 50 29 5b ee f0 16 c8 17 66 47'),
-  rakp1: hex('06 00 ff 07 06 12 00 00 00 00 00 00 00 00 21 00 00 00 00 00 02 00 00 00 43 98 f8 76 a6 b0 50 29 5b ee f0 16 c8 17 66 47 14 00 00 05 61 64 6d 69 6e'),
-  rakp2: hex('06 00 ff 07 06 13 00 00 00 00 00 00 00 00 3c 00 00 00 00 00 a4 a3 a2 a0 c3 ec 94 02 44 04 4a 9c 94 95 16 de 1c 56 08 65 a1 23 45 67 89 ab cd ef a1 23 45 67 89 ab cd ef 2a 5c 60 c7 dc ec d9 f4 55 63 b5 5f 4c f7 4c be a5 25 4e e8'),
-  rakp3: hex('06 00 ff 07 06 14 00 00 00 00 00 00 00 00 1c 00 00 00 00 00 02 00 00 00 12 9a c3 2a 69 a0 f9 49 8e 93 a9 05 d2 1d da f0 46 6a c4 c0'),
-  rakp4: hex('06 00 ff 07 06 15 00 00 00 00 00 00 00 00 14 00 00 00 00 00 a4 a3 a2 a0 fb 72 ad 5b 75 62 ea 41 9d f8 3b 63'),
+  rakp1: hex(
+    '06 00 ff 07 06 12 00 00 00 00 00 00 00 00 21 00 00 00 00 00 02 00 00 00 43 98 f8 76 a6 b0 50 29 5b ee f0 16 c8 17 66 47 14 00 00 05 61 64 6d 69 6e',
+  ),
+  rakp2: hex(
+    '06 00 ff 07 06 13 00 00 00 00 00 00 00 00 3c 00 00 00 00 00 a4 a3 a2 a0 c3 ec 94 02 44 04 4a 9c 94 95 16 de 1c 56 08 65 a1 23 45 67 89 ab cd ef a1 23 45 67 89 ab cd ef 2a 5c 60 c7 dc ec d9 f4 55 63 b5 5f 4c f7 4c be a5 25 4e e8',
+  ),
+  rakp3: hex(
+    '06 00 ff 07 06 14 00 00 00 00 00 00 00 00 1c 00 00 00 00 00 02 00 00 00 12 9a c3 2a 69 a0 f9 49 8e 93 a9 05 d2 1d da f0 46 6a c4 c0',
+  ),
+  rakp4: hex(
+    '06 00 ff 07 06 15 00 00 00 00 00 00 00 00 14 00 00 00 00 00 a4 a3 a2 a0 fb 72 ad 5b 75 62 ea 41 9d f8 3b 63',
+  ),
   sik: hex('df 12 c5 b1 c1 3e 80 e0 9a 3e f6 3b 40 1f c4 66 d1 75 a1 6a'),
   k1: hex('7b c1 c2 87 85 3a fd f7 0b c1 b2 fd 29 24 67 10 15 fd b6 38'),
   k2: hex('9a b3 e4 1a d3 0a 6a ed d0 f6 76 15 e8 37 bb 50 5a 8b 52 75'),
   // Set Session Privilege Level (administrator), session sequence 3, with ipmitool's IV.
   privIv: hex('1a 70 93 7e 64 32 ae 2a 4e ef da 83 66 7f df d2'),
-  privRequest: hex('06 00 ff 07 06 c0 02 00 00 00 03 00 00 00 20 00 1a 70 93 7e 64 32 ae 2a 4e ef da 83 66 7f df d2 f6 b8 5a bd 9a 86 a9 0c b7 1f e5 92 58 df 87 fe ff ff 02 07 7e f5 6a ae 80 fd 0a 97 74 40 34 e3'),
-  privResponse: hex('06 00 ff 07 06 c0 a4 a3 a2 a0 01 00 00 00 20 00 3e 43 1b 61 03 b5 88 cc c1 be 6c 61 df 7d 89 d7 58 b0 8f c0 97 52 19 92 dd ac b3 72 0d f1 6e c1 ff ff 02 07 4d 7c 6d de 60 e2 6c a7 95 bb 18 69'),
+  privRequest: hex(
+    '06 00 ff 07 06 c0 02 00 00 00 03 00 00 00 20 00 1a 70 93 7e 64 32 ae 2a 4e ef da 83 66 7f df d2 f6 b8 5a bd 9a 86 a9 0c b7 1f e5 92 58 df 87 fe ff ff 02 07 7e f5 6a ae 80 fd 0a 97 74 40 34 e3',
+  ),
+  privResponse: hex(
+    '06 00 ff 07 06 c0 a4 a3 a2 a0 01 00 00 00 20 00 3e 43 1b 61 03 b5 88 cc c1 be 6c 61 df 7d 89 d7 58 b0 8f c0 97 52 19 92 dd ac b3 72 0d f1 6e c1 ff ff 02 07 4d 7c 6d de 60 e2 6c a7 95 bb 18 69',
+  ),
 };
 const CONSOLE_SID = 0xa0a2a3a4;
 const BMC_SID = 2;
@@ -50,18 +66,24 @@ const keys = rakp.sessionKeys(suite3, CAPTURE.sik);
 
 /** Every strict prefix of a received packet must be refused with a decode error, never read past its end. */
 function refusesEveryTruncation(packet: Buffer, read: (b: Buffer) => unknown): void {
-  for (let n = 0; n < packet.length; n++) assert.throws(() => read(packet.subarray(0, n)), IpmiDecodeError, `prefix of ${n} bytes`);
+  for (let n = 0; n < packet.length; n++)
+    assert.throws(() => read(packet.subarray(0, n)), IpmiDecodeError, `prefix of ${n} bytes`);
 }
 
 describe('IPMI messages and v1.5 framing', () => {
-  it('Get Channel Authentication Capabilities: ipmitool\'s request bytes, the BMC\'s answer', () => {
-    assert.deepEqual(encodeV15(encodeRequest(commands.getChannelAuthCapabilities(rakp.Privilege.Administrator), 0)), CAPTURE.getAuthCapRequest);
+  it("Get Channel Authentication Capabilities: ipmitool's request bytes, the BMC's answer", () => {
+    assert.deepEqual(
+      encodeV15(encodeRequest(commands.getChannelAuthCapabilities(rakp.Privilege.Administrator), 0)),
+      CAPTURE.getAuthCapRequest,
+    );
     const packet = decode(CAPTURE.getAuthCapResponse);
     assert.equal(packet.format, 'v1.5');
     const response = decodeResponse((packet as { message: Buffer }).message);
     assert.deepEqual([response.netFn, response.cmd, response.completionCode, response.rqSeq], [0x07, 0x38, 0, 0]);
     assert.deepEqual(commands.parseChannelAuthCapabilities(response.data), { channel: 1, ipmiV20: true });
-    refusesEveryTruncation(CAPTURE.getAuthCapResponse, (b) => decodeResponse((decode(b) as { message: Buffer }).message));
+    refusesEveryTruncation(CAPTURE.getAuthCapResponse, (b) =>
+      decodeResponse((decode(b) as { message: Buffer }).message),
+    );
   });
 
   it('checksums: bytes plus checksum sum to zero; a flipped byte is refused', () => {
@@ -78,10 +100,21 @@ describe('IPMI messages and v1.5 framing', () => {
 describe('RMCP+ session establishment (cipher suite 3)', () => {
   it('Open Session: request bytes as ipmitool sends them, response decoded', () => {
     const payload = rakp.encodeOpenSessionRequest(0, CONSOLE_SID, suite3, 0 as rakp.Privilege);
-    assert.deepEqual(encodeV2({ payloadType: PayloadType.OpenSessionRequest, sessionId: 0, sequence: 0, payload }), CAPTURE.openRequest);
+    assert.deepEqual(
+      encodeV2({ payloadType: PayloadType.OpenSessionRequest, sessionId: 0, sequence: 0, payload }),
+      CAPTURE.openRequest,
+    );
     const packet = decode(CAPTURE.openResponse);
     assert.ok(packet.format === 'v2' && packet.payloadType === PayloadType.OpenSessionResponse);
-    assert.deepEqual(rakp.decodeOpenSessionResponse(packet.payload), { tag: 0, status: 0, consoleSessionId: CONSOLE_SID, bmcSessionId: BMC_SID, auth: 1, integrity: 1, confidentiality: 1 });
+    assert.deepEqual(rakp.decodeOpenSessionResponse(packet.payload), {
+      tag: 0,
+      status: 0,
+      consoleSessionId: CONSOLE_SID,
+      bmcSessionId: BMC_SID,
+      auth: 1,
+      integrity: 1,
+      confidentiality: 1,
+    });
     refusesEveryTruncation(packet.payload, (b) => rakp.decodeOpenSessionResponse(b));
     // an error answer may stop after the status (ipmi_sim sends tag and status only)
     assert.deepEqual(rakp.decodeOpenSessionResponse(Buffer.from([7, 0x04])), { tag: 7, status: 0x04 });
@@ -91,21 +124,41 @@ describe('RMCP+ session establishment (cipher suite 3)', () => {
     const payload = rakp.encodeOpenSessionRequest(1, 5, rakp.CIPHER_SUITES[17], rakp.Privilege.Operator);
     assert.deepEqual([payload[12], payload[20], payload[28]], [0x03, 0x04, 0x01]);
     assert.deepEqual(rakp.SUITE_PREFERENCE, [17, 3]);
-    for (const suite of Object.values(rakp.CIPHER_SUITES)) assert.ok(suite.auth && suite.integrity && suite.confidentiality, `suite ${suite.id}`);
+    for (const suite of Object.values(rakp.CIPHER_SUITES))
+      assert.ok(suite.auth && suite.integrity && suite.confidentiality, `suite ${suite.id}`);
   });
 
   it('RAKP 1 bytes, RAKP 2 verified with the password, RAKP 3 code, SIK, K1, K2, RAKP 4 check value', () => {
-    assert.deepEqual(encodeV2({ payloadType: PayloadType.Rakp1, sessionId: 0, sequence: 0, payload: rakp.encodeRakp1(0, BMC_SID, CAPTURE.consoleRandom, 0x14, 'admin') }), CAPTURE.rakp1);
+    assert.deepEqual(
+      encodeV2({
+        payloadType: PayloadType.Rakp1,
+        sessionId: 0,
+        sequence: 0,
+        payload: rakp.encodeRakp1(0, BMC_SID, CAPTURE.consoleRandom, 0x14, 'admin'),
+      }),
+      CAPTURE.rakp1,
+    );
     const p2 = decode(CAPTURE.rakp2);
     assert.ok(p2.format === 'v2');
     const rakp2 = rakp.decodeRakp2(p2.payload, suite3);
     assert.equal(rakp2.consoleSessionId, CONSOLE_SID);
     assert.deepEqual(rakp2.bmcRandom, exchange.bmcRandom);
     assert.ok(rakp.rakp2Matches(exchange, rakp2.keyExchangeCode!));
-    assert.ok(!rakp.rakp2Matches({ ...exchange, kuid: rakp.kuidOf('Sim-pass-0418') }, rakp2.keyExchangeCode!), 'a wrong password fails RAKP 2');
+    assert.ok(
+      !rakp.rakp2Matches({ ...exchange, kuid: rakp.kuidOf('Sim-pass-0418') }, rakp2.keyExchangeCode!),
+      'a wrong password fails RAKP 2',
+    );
     refusesEveryTruncation(p2.payload, (b) => rakp.decodeRakp2(b, suite3));
 
-    assert.deepEqual(encodeV2({ payloadType: PayloadType.Rakp3, sessionId: 0, sequence: 0, payload: rakp.encodeRakp3(0, 0, BMC_SID, rakp.rakp3Code(exchange)) }), CAPTURE.rakp3);
+    assert.deepEqual(
+      encodeV2({
+        payloadType: PayloadType.Rakp3,
+        sessionId: 0,
+        sequence: 0,
+        payload: rakp.encodeRakp3(0, 0, BMC_SID, rakp.rakp3Code(exchange)),
+      }),
+      CAPTURE.rakp3,
+    );
     const sik = rakp.sessionIntegrityKey(exchange);
     assert.deepEqual(sik, CAPTURE.sik);
     assert.deepEqual(keys.integrity.key, CAPTURE.k1);
@@ -119,12 +172,15 @@ describe('RMCP+ session establishment (cipher suite 3)', () => {
 });
 
 describe('RMCP+ session packets (signed with K1, encrypted with K2)', () => {
-  it('encodes ipmitool\'s Set Session Privilege packet byte for byte (pad, next header, HMAC-SHA1-96)', () => {
+  it("encodes ipmitool's Set Session Privilege packet byte for byte (pad, next header, HMAC-SHA1-96)", () => {
     const payload = encodeRequest(commands.setSessionPrivilege(rakp.Privilege.Administrator), 1);
-    assert.deepEqual(encodeV2({ payloadType: PayloadType.Ipmi, sessionId: BMC_SID, sequence: 3, payload }, keys, CAPTURE.privIv), CAPTURE.privRequest);
+    assert.deepEqual(
+      encodeV2({ payloadType: PayloadType.Ipmi, sessionId: BMC_SID, sequence: 3, payload }, keys, CAPTURE.privIv),
+      CAPTURE.privRequest,
+    );
   });
 
-  it('decodes the BMC\'s signed, encrypted answer; refuses it altered, truncated, unsigned or under other keys', () => {
+  it("decodes the BMC's signed, encrypted answer; refuses it altered, truncated, unsigned or under other keys", () => {
     const packet = decode(CAPTURE.privResponse, keys);
     assert.ok(packet.format === 'v2' && packet.authenticated && packet.encrypted);
     assert.equal(packet.sessionId, CONSOLE_SID);
@@ -139,7 +195,10 @@ describe('RMCP+ session packets (signed with K1, encrypted with K2)', () => {
     refusesEveryTruncation(CAPTURE.privResponse, (b) => decode(b, keys));
     assert.throws(() => decode(CAPTURE.privResponse, rakp.sessionKeys(suite3, Buffer.alloc(20, 9))), IpmiDecodeError);
     // the same payload unsigned, in a session that has keys: refused (no one on the path answers for the BMC)
-    assert.throws(() => decode(encodeV2({ payloadType: 0, sessionId: CONSOLE_SID, sequence: 2, payload: Buffer.alloc(16) }), keys), IpmiDecodeError);
+    assert.throws(
+      () => decode(encodeV2({ payloadType: 0, sessionId: CONSOLE_SID, sequence: 2, payload: Buffer.alloc(16) }), keys),
+      IpmiDecodeError,
+    );
     // a signed packet before keys exist: refused
     assert.throws(() => decode(CAPTURE.privResponse), IpmiDecodeError);
   });
@@ -158,16 +217,40 @@ describe('RMCP+ session packets (signed with K1, encrypted with K2)', () => {
 
 describe('chassis commands', () => {
   it('boot flags parameter 5: valid, persistent, EFI bits and the device selector (table 28-14)', () => {
-    assert.deepEqual([...commands.encodeBootFlags({ device: 'pxe', persistent: false, uefi: false })], [0x80, 0x04, 0, 0, 0]);
-    assert.deepEqual([...commands.encodeBootFlags({ device: 'disk', persistent: true, uefi: true })], [0xe0, 0x08, 0, 0, 0]);
-    assert.deepEqual([...commands.setBootFlags({ device: 'pxe', persistent: true, uefi: false }).data], [0x05, 0xc0, 0x04, 0, 0, 0]);
-    assert.deepEqual(commands.decodeBootFlags(Buffer.from([0xa0, 0x04, 0, 0, 0])), { valid: true, persistent: false, uefi: true, device: 'pxe' });
-    assert.deepEqual(commands.parseBootOptions(Buffer.from([0x01, 0x05, 0x80, 0x08, 0, 0, 0])).flags, { valid: true, persistent: false, uefi: false, device: 'disk' });
+    assert.deepEqual(
+      [...commands.encodeBootFlags({ device: 'pxe', persistent: false, uefi: false })],
+      [0x80, 0x04, 0, 0, 0],
+    );
+    assert.deepEqual(
+      [...commands.encodeBootFlags({ device: 'disk', persistent: true, uefi: true })],
+      [0xe0, 0x08, 0, 0, 0],
+    );
+    assert.deepEqual(
+      [...commands.setBootFlags({ device: 'pxe', persistent: true, uefi: false }).data],
+      [0x05, 0xc0, 0x04, 0, 0, 0],
+    );
+    assert.deepEqual(commands.decodeBootFlags(Buffer.from([0xa0, 0x04, 0, 0, 0])), {
+      valid: true,
+      persistent: false,
+      uefi: true,
+      device: 'pxe',
+    });
+    assert.deepEqual(commands.parseBootOptions(Buffer.from([0x01, 0x05, 0x80, 0x08, 0, 0, 0])).flags, {
+      valid: true,
+      persistent: false,
+      uefi: false,
+      device: 'disk',
+    });
     assert.throws(() => commands.parseBootOptions(Buffer.from([0x01, 0x04, 0, 0])), IpmiDecodeError);
   });
 
   it('chassis control bytes (table 28-4) and the power bit of Get Chassis Status', () => {
-    assert.deepEqual(Object.fromEntries((['off', 'on', 'cycle', 'reset', 'soft'] as const).map((a) => [a, commands.chassisControl(a).data[0]])), { off: 0, on: 1, cycle: 2, reset: 3, soft: 5 });
+    assert.deepEqual(
+      Object.fromEntries(
+        (['off', 'on', 'cycle', 'reset', 'soft'] as const).map((a) => [a, commands.chassisControl(a).data[0]]),
+      ),
+      { off: 0, on: 1, cycle: 2, reset: 3, soft: 5 },
+    );
     assert.deepEqual(commands.parseChassisStatus(Buffer.from([0x01, 0, 0])), { power: 'on' });
     assert.deepEqual(commands.parseChassisStatus(Buffer.from([0x60, 0, 0])), { power: 'off' });
     assert.throws(() => commands.parseChassisStatus(Buffer.alloc(0)), IpmiDecodeError);

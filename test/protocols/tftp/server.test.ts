@@ -13,7 +13,14 @@ import { createNamespacePair, type NamespacePair } from '../../helpers/netns.ts'
 import { startServer, type ServerProcess } from '../../helpers/server.ts';
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-const SIZES = { 'empty.bin': 0, 's511.bin': 511, 's512.bin': 512, 's513.bin': 513, '1m.bin': 1 << 20, '40m.bin': 40 << 20 };
+const SIZES = {
+  'empty.bin': 0,
+  's511.bin': 511,
+  's512.bin': 512,
+  's513.bin': 513,
+  '1m.bin': 1 << 20,
+  '40m.bin': 40 << 20,
+};
 /** Smaller, for the loss test: lock-step clients wait out a timeout for every lost datagram. */
 const LOSS_FILE = { name: 'loss.bin', size: 256 << 10 };
 /** curl's TFTP client waits seconds per loss whatever the server does, so it gets a smaller file still. */
@@ -30,7 +37,11 @@ describe('TFTP server with real clients in namespaces', { timeout: 600_000 }, ()
   before(async () => {
     mkdirSync(join(root, 'sub'), { recursive: true });
     mkdirSync(out);
-    for (const [name, size] of [...Object.entries(SIZES), [LOSS_FILE.name, LOSS_FILE.size] as const, [CURL_LOSS_FILE.name, CURL_LOSS_FILE.size] as const]) {
+    for (const [name, size] of [
+      ...Object.entries(SIZES),
+      [LOSS_FILE.name, LOSS_FILE.size] as const,
+      [CURL_LOSS_FILE.name, CURL_LOSS_FILE.size] as const,
+    ]) {
       const data = randomBytes(size);
       writeFileSync(join(root, name), data);
       sums.set(name, sha(data));
@@ -38,7 +49,25 @@ describe('TFTP server with real clients in namespaces', { timeout: 600_000 }, ()
     writeFileSync(join(work, 'secret'), 'outside the root');
     symlinkSync(join(work, 'secret'), join(root, 'escape'));
     net = await createNamespacePair('tftp');
-    server = await startServer(['--roles', 'tftp', '--data-dir', 'memory://', '--tftp-root', root, '--tftp-listen', `${net.server.ip}:69`, '--tftp-timeout-ms', '300', '--log-level', 'warn'], {}, 60_000, { netns: net.server.name });
+    server = await startServer(
+      [
+        '--roles',
+        'tftp',
+        '--data-dir',
+        'memory://',
+        '--tftp-root',
+        root,
+        '--tftp-listen',
+        `${net.server.ip}:69`,
+        '--tftp-timeout-ms',
+        '300',
+        '--log-level',
+        'warn',
+      ],
+      {},
+      60_000,
+      { netns: net.server.name },
+    );
   });
   after(async () => {
     await server?.kill();
@@ -50,9 +79,35 @@ describe('TFTP server with real clients in namespaces', { timeout: 600_000 }, ()
 
   const clients: [string, (name: string, local: string) => [string, string[]]][] = [
     ['tftp-hpa', (name, local) => ['tftp', ['-m', 'binary', net.server.ip, '-c', 'get', name, local]]],
-    ['atftp blksize 1428 windowsize 16', (name, local) => ['atftp', ['--option', 'blksize 1428', '--option', 'windowsize 16', '--option', 'tsize 0', '-g', '-r', name, '-l', local, net.server.ip, '69']]],
+    [
+      'atftp blksize 1428 windowsize 16',
+      (name, local) => [
+        'atftp',
+        [
+          '--option',
+          'blksize 1428',
+          '--option',
+          'windowsize 16',
+          '--option',
+          'tsize 0',
+          '-g',
+          '-r',
+          name,
+          '-l',
+          local,
+          net.server.ip,
+          '69',
+        ],
+      ],
+    ],
     ['curl', (name, local) => ['curl', ['-sS', '--fail', '-o', local, `tftp://${net.server.ip}/${name}`]]],
-    ['curl blksize 8192', (name, local) => ['curl', ['-sS', '--fail', '--tftp-blksize', '8192', '-o', local, `tftp://${net.server.ip}/${name}`]]],
+    [
+      'curl blksize 8192',
+      (name, local) => [
+        'curl',
+        ['-sS', '--fail', '--tftp-blksize', '8192', '-o', local, `tftp://${net.server.ip}/${name}`],
+      ],
+    ],
   ];
   for (const [client, command] of clients) {
     test(`${client} fetches 0, 511, 512, 513 bytes, 1 MiB and 40 MiB byte-identical`, async () => {
@@ -70,34 +125,47 @@ describe('TFTP server with real clients in namespaces', { timeout: 600_000 }, ()
     // exact: 69 = access violation, 68 = not found. --path-as-is keeps "..": curl would remove it.
     for (const name of ['../secret', 'sub/../../secret', '/../secret', 'escape', '..\\secret']) {
       const local = join(out, 'refused');
-      const code = await net.client.exec('curl', ['-sS', '--path-as-is', '-o', local, `tftp://${net.server.ip}/${name}`]).then(
-        () => 0,
-        (error: { code: number }) => error.code,
-      );
+      const code = await net.client
+        .exec('curl', ['-sS', '--path-as-is', '-o', local, `tftp://${net.server.ip}/${name}`])
+        .then(
+          () => 0,
+          (error: { code: number }) => error.code,
+        );
       assert.equal(code, 69, `${name}: curl exit code`);
     }
-    const atftp = await net.client.exec('atftp', ['-g', '-r', '../secret', '-l', join(out, 'y'), net.server.ip, '69']).then(
-      (r) => r.stdout + r.stderr,
-      (e: { stdout: string; stderr: string }) => e.stdout + e.stderr,
-    );
+    const atftp = await net.client
+      .exec('atftp', ['-g', '-r', '../secret', '-l', join(out, 'y'), net.server.ip, '69'])
+      .then(
+        (r) => r.stdout + r.stderr,
+        (e: { stdout: string; stderr: string }) => e.stdout + e.stderr,
+      );
     assert.match(atftp, /Access violation/i);
     // A leading slash names the served root (tftpd-hpa -s): "/etc/passwd" is the root's etc/passwd, which does not exist.
     for (const name of ['/etc/passwd', '//etc/passwd']) {
-      const code = await net.client.exec('curl', ['-sS', '--path-as-is', '-o', join(out, 'refused'), `tftp://${net.server.ip}/${name}`]).then(() => 0, (error: { code: number }) => error.code);
+      const code = await net.client
+        .exec('curl', ['-sS', '--path-as-is', '-o', join(out, 'refused'), `tftp://${net.server.ip}/${name}`])
+        .then(
+          () => 0,
+          (error: { code: number }) => error.code,
+        );
       assert.equal(code, 68, `${name}: not found inside the root`);
     }
     await net.client.exec('tftp', ['-m', 'binary', net.server.ip, '-c', 'get', '/s513.bin', join(out, 'slash')]);
     assert.equal(fetched(join(out, 'slash')), sums.get('s513.bin'), '"/s513.bin" served from the root');
-    const hpa = await net.client.exec('tftp', ['-m', 'binary', net.server.ip, '-c', 'get', 'no-such-file', join(out, 'x')]).then(
-      (r) => r.stdout + r.stderr,
-      (e: { stdout: string; stderr: string }) => e.stdout + e.stderr,
-    );
+    const hpa = await net.client
+      .exec('tftp', ['-m', 'binary', net.server.ip, '-c', 'get', 'no-such-file', join(out, 'x')])
+      .then(
+        (r) => r.stdout + r.stderr,
+        (e: { stdout: string; stderr: string }) => e.stdout + e.stderr,
+      );
     assert.match(hpa, /Error code 1: File not found/);
     writeFileSync(join(out, 'upload'), 'x');
-    const put = await net.client.exec('tftp', ['-m', 'binary', net.server.ip, '-c', 'put', join(out, 'upload'), 'upload']).then(
-      (r) => r.stdout + r.stderr,
-      (e: { stdout: string; stderr: string }) => e.stdout + e.stderr,
-    );
+    const put = await net.client
+      .exec('tftp', ['-m', 'binary', net.server.ip, '-c', 'put', join(out, 'upload'), 'upload'])
+      .then(
+        (r) => r.stdout + r.stderr,
+        (e: { stdout: string; stderr: string }) => e.stdout + e.stderr,
+      );
     assert.match(put, /Error code 2/);
   });
 
@@ -126,10 +194,13 @@ describe('TFTP server with real clients in namespaces', { timeout: 600_000 }, ()
       for job in $(jobs -p); do wait $job || fails=$((fails+1)); done
       echo "failures=$fails"; sha256sum storm-* | awk '{print $1}' | sort | uniq -c`;
     // 500 machines, 25 addresses: 20 transfers per address stays under the per-source limit (32), as 500 machines would.
-    for (let i = 0; i < 25; i++) await net.client.exec('ip', ['addr', 'add', `${net.subnet}.${100 + i}/24`, 'dev', net.client.device]);
+    for (let i = 0; i < 25; i++)
+      await net.client.exec('ip', ['addr', 'add', `${net.subnet}.${100 + i}/24`, 'dev', net.client.device]);
     const started = Date.now();
     const { stdout } = await net.client.exec('bash', ['-c', script], { timeoutMs: 300_000 });
-    console.log(`# 500 concurrent fetches of ipxe.efi (${readFileSync('/usr/lib/ipxe/ipxe.efi').length} bytes) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    console.log(
+      `# 500 concurrent fetches of ipxe.efi (${readFileSync('/usr/lib/ipxe/ipxe.efi').length} bytes) in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
     assert.match(stdout, /failures=0/);
     assert.match(stdout.trim(), new RegExp(`^failures=0\\n\\s*500 ${expected}$`));
   });

@@ -1,8 +1,23 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { decodePacket, encodePacket, MessageKind, MessageStatus, PacketError, PacketFramer, REMOTE_PROGRAM } from '../../../src/protocols/libvirt/packet.ts';
-import { LibvirtError, readDomain, readError, uuidToString, writeDomain, writeError } from '../../../src/protocols/libvirt/types.ts';
+import {
+  decodePacket,
+  encodePacket,
+  MessageKind,
+  MessageStatus,
+  PacketError,
+  PacketFramer,
+  REMOTE_PROGRAM,
+} from '../../../src/protocols/libvirt/packet.ts';
+import {
+  LibvirtError,
+  readDomain,
+  readError,
+  uuidToString,
+  writeDomain,
+  writeError,
+} from '../../../src/protocols/libvirt/types.ts';
 import { XdrError, XdrReader, XdrWriter } from '../../../src/protocols/xdr/xdr.ts';
 
 test('XDR: every type round-trips with the right encoded length and padding', () => {
@@ -29,9 +44,18 @@ test('XDR: every type round-trips with the right encoded length and padding', ()
   assert.equal(r.string(100), 'héllo');
   assert.deepEqual(r.opaque(100), Buffer.from([1, 2, 3]));
   assert.deepEqual(r.fixedOpaque(16), Buffer.alloc(16, 7));
-  assert.equal(r.optional((x) => x.string(10)), null);
-  assert.equal(r.optional((x) => x.string(10)), 'yes');
-  assert.deepEqual(r.array(10, (x) => x.int()), [1, 2, 3]);
+  assert.equal(
+    r.optional((x) => x.string(10)),
+    null,
+  );
+  assert.equal(
+    r.optional((x) => x.string(10)),
+    'yes',
+  );
+  assert.deepEqual(
+    r.array(10, (x) => x.int()),
+    [1, 2, 3],
+  );
   r.end();
 });
 
@@ -41,33 +65,55 @@ test('XDR reader refuses lies: lengths past the end, over the limit, huge array 
     ['string past the end', new XdrWriter().uint(100).toBuffer(), (r) => r.string(1000)],
     ['string over its limit', new XdrWriter().string('abcdef').toBuffer(), (r) => r.string(3)],
     ['array count lie', new XdrWriter().uint(1_000_000).toBuffer(), (r) => r.array(10_000_000, (x) => x.int())],
-    ['array over its limit', new XdrWriter().array([1, 2, 3], (w, v) => void w.int(v)).toBuffer(), (r) => r.array(2, (x) => x.int())],
+    [
+      'array over its limit',
+      new XdrWriter().array([1, 2, 3], (w, v) => void w.int(v)).toBuffer(),
+      (r) => r.array(2, (x) => x.int()),
+    ],
     ['bool 2', new XdrWriter().uint(2).toBuffer(), (r) => r.bool()],
   ];
   for (const [name, buf, read] of cases) assert.throws(() => read(new XdrReader(buf)), XdrError, name);
 });
 
-test('remote_error becomes a LibvirtError with libvirt\'s code, domain and message', () => {
+test("remote_error becomes a LibvirtError with libvirt's code, domain and message", () => {
   const w = new XdrWriter();
   writeError(w, { code: 42, domain: 10, message: "Domain not found: no domain with matching name 'x'", level: 2 });
   const error = readError(new XdrReader(w.toBuffer()));
   assert.ok(error instanceof LibvirtError);
-  assert.deepEqual([error.code, error.domain, error.level, error.message], [42, 10, 2, "Domain not found: no domain with matching name 'x'"]);
+  assert.deepEqual(
+    [error.code, error.domain, error.level, error.message],
+    [42, 10, 2, "Domain not found: no domain with matching name 'x'"],
+  );
   const d = new XdrWriter();
   writeDomain(d, { name: 'vm1', uuid: Buffer.from('00112233445566778899aabbccddeeff', 'hex'), id: -1 });
   const domain = readDomain(new XdrReader(d.toBuffer()));
   assert.equal(uuidToString(domain.uuid), '00112233-4455-6677-8899-aabbccddeeff');
 });
 
-const header = (serial: number) => ({ program: REMOTE_PROGRAM, version: 1, procedure: 66, type: MessageKind.Call, serial, status: MessageStatus.Ok });
+const header = (serial: number) => ({
+  program: REMOTE_PROGRAM,
+  version: 1,
+  procedure: 66,
+  type: MessageKind.Call,
+  serial,
+  status: MessageStatus.Ok,
+});
 
 test('framing: every recorded packet split at every offset comes out whole and once', () => {
-  const packets = [encodePacket(header(1)), encodePacket(header(2), new XdrWriter().string('qemu:///system').toBuffer()), encodePacket(header(3), randomBytes(333))];
+  const packets = [
+    encodePacket(header(1)),
+    encodePacket(header(2), new XdrWriter().string('qemu:///system').toBuffer()),
+    encodePacket(header(3), randomBytes(333)),
+  ];
   const stream = Buffer.concat(packets);
   for (let split = 0; split <= stream.length; split++) {
     const framer = new PacketFramer();
     const out = [...framer.push(stream.subarray(0, split)), ...framer.push(stream.subarray(split))];
-    assert.deepEqual(out.map((p) => p.header.serial), [1, 2, 3], `split at ${split}`);
+    assert.deepEqual(
+      out.map((p) => p.header.serial),
+      [1, 2, 3],
+      `split at ${split}`,
+    );
     assert.deepEqual(out[2]!.body, packets[2]!.subarray(28));
   }
   // Byte by byte, too.
