@@ -110,7 +110,7 @@ export class EventHub extends EventEmitter<{ event: [LiveEvent] }> {
           host: row.hostname,
           kind: row.kind,
           at: new Date(row.at).toISOString(),
-          detail: row.detail as unknown as Record<string, unknown>,
+          detail: row.detail,
         });
       }
       for (const [id, since] of this.#gaps) if (now - since > GAP_MS) this.#gaps.delete(id);

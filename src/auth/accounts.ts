@@ -168,7 +168,7 @@ export async function listTokens(db: Kysely<Database>, user?: string): Promise<T
     id: r.id,
     user: r.user,
     name: r.name,
-    scopes: r.scopes as unknown as string[],
+    scopes: r.scopes,
     expiresAt: r.expires_at ? new Date(r.expires_at).toISOString() : null,
     lastUsedAt: r.last_used_at ? new Date(r.last_used_at).toISOString() : null,
     createdAt: new Date(r.created_at).toISOString(),
@@ -205,7 +205,7 @@ export async function authenticateToken(db: Kysely<Database>, token: string): Pr
   return {
     user: row.name,
     role: row.role,
-    permissions: effectivePermissions(row.role, row.scopes as unknown as string[]),
+    permissions: effectivePermissions(row.role, row.scopes),
     tokenId: row.id,
     expiresAt: row.expires_at ? new Date(row.expires_at).toISOString() : null,
   };

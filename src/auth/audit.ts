@@ -69,6 +69,6 @@ export async function listAudit(
     action: r.action,
     target: r.target,
     result: r.result,
-    detail: r.detail as unknown as Record<string, unknown>,
+    detail: r.detail,
   }));
 }

@@ -69,7 +69,7 @@ export async function setState(
 ): Promise<void> {
   await db
     .updateTable('hosts')
-    .set({ build_state: state, state_changed_at: sql`now()` as unknown as string, ...(extra as object) })
+    .set({ build_state: state, state_changed_at: sql<Date>`now()`, ...(extra as object) })
     .where('id', '=', hostId)
     .execute();
 }
@@ -116,7 +116,7 @@ export async function machineAddresses(db: Db, hostId: number): Promise<string[]
     .select('ip')
     .where('mac', 'in', db.selectFrom('host_macs').select('mac').where('host_id', '=', hostId))
     .where('state', '=', 'bound')
-    .where('expires_at', '>', new Date() as unknown as string)
+    .where('expires_at', '>', new Date())
     .orderBy('updated_at', 'desc')
     .execute();
   return [...new Set([...(host?.ip ? [host.ip] : []), ...leases.map((l) => l.ip)])];
@@ -219,15 +219,15 @@ export async function admit(db: Kysely<Database>, host: BootHost, policy: BuildP
       .where('hosts.build_state', '=', 'building')
       .executeTakeFirstOrThrow();
     // Waiting hosts that stopped asking (powered off) do not hold their place for ever.
-    const fresh = new Date(Date.now() - policy.retrySeconds * 3000).toISOString();
-    const queuedAt = current.queued_at ? new Date(current.queued_at).toISOString() : new Date().toISOString();
+    const fresh = new Date(Date.now() - policy.retrySeconds * 3000);
+    const queuedAt = current.queued_at ? new Date(current.queued_at) : new Date();
     const { ahead } = await inSite(trx.selectFrom('hosts'))
       .select((eb) => eb.fn.countAll<number>().as('ahead'))
       .where('hosts.build_state', '=', 'ready')
       .where('hosts.id', '!=', host.id)
       .where('hosts.queued_at', 'is not', null)
-      .where('hosts.queued_at', '<', queuedAt as unknown as Date)
-      .where('hosts.queue_seen_at', '>=', fresh as unknown as Date)
+      .where('hosts.queued_at', '<', queuedAt)
+      .where('hosts.queue_seen_at', '>=', fresh)
       .executeTakeFirstOrThrow();
     const free = site.build_cap - Number(building);
     if (Number(ahead) < free) {
@@ -237,11 +237,11 @@ export async function admit(db: Kysely<Database>, host: BootHost, policy: BuildP
         .set({
           build_state: 'building',
           build_token: hashToken(token),
-          build_started_at: sql`now()` as unknown as Date,
-          state_changed_at: sql`now()` as unknown as string,
+          build_started_at: sql<Date>`now()`,
+          state_changed_at: sql<Date>`now()`,
           queued_at: null,
           queue_seen_at: null,
-          build_count: sql`build_count + 1` as unknown as number,
+          build_count: sql<number>`build_count + 1`,
         })
         .where('id', '=', host.id)
         .execute();
@@ -251,8 +251,8 @@ export async function admit(db: Kysely<Database>, host: BootHost, policy: BuildP
     await trx
       .updateTable('hosts')
       .set({
-        queued_at: current.queued_at ?? (sql`now()` as unknown as Date),
-        queue_seen_at: sql`now()` as unknown as Date,
+        queued_at: current.queued_at ?? sql<Date>`now()`,
+        queue_seen_at: sql<Date>`now()`,
       })
       .where('id', '=', host.id)
       .execute();

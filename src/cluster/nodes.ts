@@ -83,7 +83,7 @@ export async function listNodes(
       return {
         name: row.name,
         site: row.site,
-        roles: row.roles as unknown as string[],
+        roles: row.roles,
         httpAddress: row.http_address,
         apiUrl: row.api_url,
         version: row.version,

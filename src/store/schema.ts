@@ -1,7 +1,19 @@
 /** Row types of the store, as Kysely sees them. Column names are snake_case as in SQL. */
 import type { ColumnType, Generated } from 'kysely';
 
+/**
+ * The one timestamp type (timestamptz): read as a Date; written as a Date, an ISO 8601 string, or an SQL
+ * expression (`sql<Date>\`now()\``). Optional on insert because every such column either has a default or is
+ * nullable; `Timestamp<null>` for a nullable column.
+ */
+type Timestamp<Null extends null = never> = ColumnType<
+  Date | Null,
+  Date | string | Null | undefined,
+  Date | string | Null
+>;
+/** A timestamp the database sets (DEFAULT now()) and nobody writes. */
 type CreatedAt = ColumnType<Date, never, never>;
+/** A json/jsonb column: read as T, written as its JSON text. */
 type Json<T> = ColumnType<T, string, string>;
 
 export type BuildState = 'discovered' | 'ready' | 'building' | 'built' | 'failed';
@@ -64,10 +76,10 @@ export interface HostsTable {
   bmc: Json<Bmc | null>;
   build_state: BuildState;
   build_token: string | null;
-  state_changed_at: ColumnType<Date, string | undefined, string>;
-  build_started_at: Date | null;
-  queued_at: Date | null;
-  queue_seen_at: Date | null;
+  state_changed_at: Timestamp;
+  build_started_at: Timestamp<null>;
+  queued_at: Timestamp<null>;
+  queue_seen_at: Timestamp<null>;
   build_count: Generated<number>;
   last_seen_ip: string | null;
   /** The host's own BMC password, sealed (bmc/secret-box.ts); never selected for answers. */
@@ -82,7 +94,7 @@ export interface BmcCredentialsTable {
   username: string;
   /** Sealed (bmc/secret-box.ts). */
   secret: string;
-  updated_at: ColumnType<Date, string | undefined, string>;
+  updated_at: Timestamp;
 }
 
 export interface HostMacsTable {
@@ -94,7 +106,7 @@ export interface HostMacsTable {
 export interface HostEventsTable {
   id: Generated<number>;
   host_id: number;
-  at: ColumnType<Date, string | undefined, never>;
+  at: Timestamp;
   kind: string;
   detail: Json<Record<string, unknown>>;
 }
@@ -113,14 +125,14 @@ export interface ApiTokensTable {
   name: string;
   token_hash: string;
   scopes: Json<string[]>;
-  expires_at: Date | null;
-  last_used_at: Date | null;
+  expires_at: Timestamp<null>;
+  last_used_at: Timestamp<null>;
   created_at: CreatedAt;
 }
 
 export interface AuditLogTable {
   id: Generated<number>;
-  at: ColumnType<Date, string | undefined, never>;
+  at: Timestamp;
   actor: string;
   action: string;
   target: string;
@@ -137,8 +149,8 @@ export interface LeasesTable {
   client_id: string | null;
   hostname: string | null;
   state: LeaseState;
-  expires_at: Date | string;
-  updated_at: ColumnType<Date, string | undefined, string | undefined>;
+  expires_at: Timestamp;
+  updated_at: Timestamp;
 }
 
 export type HypervisorHealth = 'up' | 'down' | 'unknown';
@@ -158,10 +170,10 @@ export interface HypervisorsTable {
   pool_available: ColumnType<string | number | null, number | null, number | null>;
   domain_type: 'kvm' | 'qemu' | null;
   domain_type_reason: ColumnType<string | null, string | null | undefined, string | null>;
-  probed_at: ColumnType<Date | null, string | null | undefined, string | null>;
+  probed_at: Timestamp<null>;
   health: Generated<HypervisorHealth>;
   last_error: string | null;
-  checked_at: ColumnType<Date | null, string | null, string | null>;
+  checked_at: Timestamp<null>;
   created_at: CreatedAt;
 }
 
@@ -197,7 +209,7 @@ export interface VmsTable {
   network_id: ColumnType<number | null, number | null | undefined, number | null>;
   ip: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
-  updated_at: ColumnType<Date, string | undefined, string | undefined>;
+  updated_at: Timestamp;
 }
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'partial' | 'cancelled';
@@ -213,10 +225,10 @@ export interface JobsTable {
   results: Json<unknown[]>;
   actor: Generated<string>;
   created_at: CreatedAt;
-  finished_at: ColumnType<Date | null, string | null | undefined, string | null>;
+  finished_at: Timestamp<null>;
   /** The worker that holds the job and until when (renewed while it works). */
   lease_owner: ColumnType<string | null, string | null | undefined, string | null>;
-  lease_until: ColumnType<Date | null, string | null | undefined, string | null>;
+  lease_until: Timestamp<null>;
   attempts: Generated<number>;
   cancel_requested: Generated<boolean>;
 }
@@ -228,9 +240,9 @@ export interface NodesTable {
   http_address: string | null;
   api_url: string | null;
   version: string;
-  detail: ColumnType<Record<string, unknown>, string | undefined, string | undefined>;
-  started_at: ColumnType<Date, string | undefined, string | undefined>;
-  seen_at: ColumnType<Date, string | undefined, string | undefined>;
+  detail: Json<Record<string, unknown>>;
+  started_at: Timestamp;
+  seen_at: Timestamp;
 }
 
 export interface Database {

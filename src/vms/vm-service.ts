@@ -152,7 +152,7 @@ function toVm(row: VmRow): Vm {
     template: row.template,
     cloneKind: row.clone_kind,
     disk: row.disk_path,
-    macs: row.macs as unknown as string[],
+    macs: row.macs,
     antiAffinity: row.anti_affinity,
     ip: row.ip ? row.ip.replace(/\/32$/, '') : null,
   };
@@ -661,7 +661,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
       disk: row.disk_path,
       memoryMiB: row.memory_mib,
       vcpus: row.vcpus,
-      operations: row.operations as unknown as string[],
+      operations: row.operations,
       sealedAt: new Date(row.sealed_at).toISOString(),
       linkedClones: Number(row.linked ?? 0),
       spec: row.domain_spec as unknown as DomainSpec,
