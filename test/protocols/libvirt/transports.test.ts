@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
-import { KeepaliveTimeoutError } from '../../src/protocols/libvirt/connection.ts';
-import { LibvirtClient } from '../../src/protocols/libvirt/remote.ts';
-import { ensureLibvirtd, LIBVIRT_SOCKET, startTcpForwarder } from '../helpers/libvirtd.ts';
-import { startSshd, type Sshd } from '../helpers/sshd.ts';
+import { KeepaliveTimeoutError } from '../../../src/protocols/libvirt/connection.ts';
+import { LibvirtClient } from '../../../src/protocols/libvirt/remote.ts';
+import { ensureLibvirtd, LIBVIRT_SOCKET, startTcpForwarder } from '../../helpers/libvirtd.ts';
+import { startSshd, type Sshd } from '../../helpers/sshd.ts';
 
 const run = promisify(execFile);
 let daemon: { stop(): Promise<void> };

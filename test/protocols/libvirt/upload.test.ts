@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { randomBytes } from 'node:crypto';
-import { LibvirtClient } from '../../src/protocols/libvirt/remote.ts';
-import { cleanUpAtExit, createDirPool, ensureLibvirtd } from '../helpers/libvirtd.ts';
+import { LibvirtClient } from '../../../src/protocols/libvirt/remote.ts';
+import { cleanUpAtExit, createDirPool, ensureLibvirtd } from '../../helpers/libvirtd.ts';
 
 const POOL = `kvt-up-${process.pid % 100000}`;
 let work: string;

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { daemonSocket, parseLibvirtUri, sshRemoteCommand } from '../../src/protocols/libvirt/uri.ts';
-import { verifyHostKey } from '../../src/protocols/ssh/known-hosts.ts';
+import { daemonSocket, parseLibvirtUri, sshRemoteCommand } from '../../../src/protocols/libvirt/uri.ts';
+import { verifyHostKey } from '../../../src/protocols/ssh/known-hosts.ts';
 
 const run = promisify(execFile);
 

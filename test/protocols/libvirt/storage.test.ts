@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
-import { LibvirtError } from '../../src/protocols/libvirt/connection.ts';
-import { useLibvirtClient, virshTest } from '../helpers/libvirtd.ts';
+import { LibvirtError } from '../../../src/protocols/libvirt/connection.ts';
+import { useLibvirtClient, virshTest } from '../../helpers/libvirtd.ts';
 
 const virsh = virshTest;
 

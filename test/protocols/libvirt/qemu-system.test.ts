@@ -7,10 +7,10 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
-import { LibvirtClient, type LifecycleEvent } from '../../src/protocols/libvirt/remote.ts';
-import type { RemoteDomain } from '../../src/protocols/libvirt/types.ts';
-import { preferredDomainType, type DomainType } from '../../src/vms/domain-type.ts';
-import { ensureLibvirtd, LIBVIRT_SOCKET } from '../helpers/libvirtd.ts';
+import { LibvirtClient, type LifecycleEvent } from '../../../src/protocols/libvirt/remote.ts';
+import type { RemoteDomain } from '../../../src/protocols/libvirt/types.ts';
+import { preferredDomainType, type DomainType } from '../../../src/vms/domain-type.ts';
+import { ensureLibvirtd, LIBVIRT_SOCKET } from '../../helpers/libvirtd.ts';
 
 const run = promisify(execFile);
 let daemon: { stop(): Promise<void> };

@@ -2,10 +2,10 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
-import { LibvirtError } from '../../src/protocols/libvirt/connection.ts';
-import { ListDomainsFlags } from '../../src/protocols/libvirt/remote.ts';
-import { uuidToString } from '../../src/protocols/libvirt/types.ts';
-import { useLibvirtClient, virshTest } from '../helpers/libvirtd.ts';
+import { LibvirtError } from '../../../src/protocols/libvirt/connection.ts';
+import { ListDomainsFlags } from '../../../src/protocols/libvirt/remote.ts';
+import { uuidToString } from '../../../src/protocols/libvirt/types.ts';
+import { useLibvirtClient, virshTest } from '../../helpers/libvirtd.ts';
 
 const virsh = virshTest;
 

@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { LibvirtPool } from '../../src/protocols/libvirt/pool.ts';
-import { LibvirtClient, type LifecycleEvent } from '../../src/protocols/libvirt/remote.ts';
-import { ensureLibvirtd, startTcpForwarder, virshTest } from '../helpers/libvirtd.ts';
+import { LibvirtPool } from '../../../src/protocols/libvirt/pool.ts';
+import { LibvirtClient, type LifecycleEvent } from '../../../src/protocols/libvirt/remote.ts';
+import { ensureLibvirtd, startTcpForwarder, virshTest } from '../../helpers/libvirtd.ts';
 
 let daemon: { stop(): Promise<void> };
 before(async () => {
