@@ -1,7 +1,7 @@
 /**
- * Libvirt domain XML from a plain description: the one place kvmfleet writes domain XML (the
- * `virt-install` job, clones, the e2e guests). Pure: same spec, same XML. Every value is escaped.
- * Boot order is per device (<boot order='N'/>), which libvirt prefers over <os><boot dev=…/>.
+ * Libvirt domain and storage volume XML from a plain description: the one place kvmfleet writes
+ * libvirt XML (the `virt-install` job, clones, the e2e guests). Pure: same spec, same XML. Every value
+ * is escaped. Boot order is per device (<boot order='N'/>), which libvirt prefers over <os><boot dev=…/>.
  */
 import type { DomainType } from './domain-type.ts';
 
@@ -171,4 +171,37 @@ export function domainXml(spec: DomainSpec): string {
   }
   lines.push("    <memballoon model='virtio'/>", '  </devices>', '</domain>', '');
   return lines.join('\n');
+}
+
+export interface VolumeSpec {
+  /** The volume's name in its storage pool, e.g. "vm1.qcow2". */
+  readonly name: string;
+  readonly capacityBytes: number | bigint;
+  readonly format: 'qcow2' | 'raw';
+  /** A copy-on-write volume reading through this one (a linked clone's disk over its template's). */
+  readonly backingStore?: { readonly path: string; readonly format: 'qcow2' | 'raw' };
+}
+
+/** A storage volume for virStorageVolCreateXML / virStorageVolCreateXMLFrom. */
+export function volumeXml(spec: VolumeSpec): string {
+  const bytes = spec.capacityBytes;
+  if (typeof bytes === 'number' ? !Number.isSafeInteger(bytes) || bytes < 0 : bytes < 0n)
+    throw new Error(`volume ${JSON.stringify(spec.name)}: capacity must be a whole number of bytes`);
+  const backing = spec.backingStore
+    ? [
+        '  <backingStore>',
+        `    <path>${escapeXml(spec.backingStore.path)}</path>`,
+        `    <format type='${spec.backingStore.format}'/>`,
+        '  </backingStore>',
+      ]
+    : [];
+  return [
+    '<volume>',
+    `  <name>${escapeXml(spec.name)}</name>`,
+    `  <capacity unit='bytes'>${bytes}</capacity>`,
+    `  <target><format type='${spec.format}'/></target>`,
+    ...backing,
+    '</volume>',
+    '',
+  ].join('\n');
 }

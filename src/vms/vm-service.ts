@@ -17,7 +17,7 @@ import type { RemoteDomain, RemoteStoragePool } from '../protocols/libvirt/types
 import { parseLibvirtUri } from '../protocols/libvirt/uri.ts';
 import type { CloneKind, Database } from '../store/schema.ts';
 import { seedFiles, type SeedIdentity } from './cloud-init.ts';
-import { domainXml, type DiskSpec, type DomainSpec } from './domain-xml.ts';
+import { domainXml, volumeXml, type DiskSpec, type DomainSpec } from './domain-xml.ts';
 import { getHypervisor, listHypervisors, reprobeHypervisor, type Hypervisor } from './hypervisors.ts';
 import {
   DEFAULT_PLACEMENT_POLICY,
@@ -410,7 +410,11 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
         const pool = await this.#storagePool(client, hv);
         const volume = await client.createVolume(
           pool,
-          `<volume><name>${input.name}.qcow2</name><capacity unit='bytes'>${Math.round(input.diskGiB * 1024 * MiB)}</capacity><target><format type='qcow2'/></target></volume>`,
+          volumeXml({
+            name: `${input.name}.qcow2`,
+            capacityBytes: Math.round(input.diskGiB * 1024 * MiB),
+            format: 'qcow2',
+          }),
         );
         diskPath = await client.getVolumePath(volume);
         disks.push({ source: diskPath, format: 'qcow2' });
@@ -859,16 +863,18 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
         });
         const basePath = await client.getVolumePath(base);
         const capacity = (await client.getVolumeInfo(base)).capacity;
-        const volumeXml = (backing: string | undefined) =>
-          `<volume><name>${input.name}.qcow2</name><capacity unit='bytes'>${capacity}</capacity><target><format type='qcow2'/></target>${backing ? `<backingStore><path>${backing}</path><format type='qcow2'/></backingStore>` : ''}</volume>`;
+        const diskVolume = { name: `${input.name}.qcow2`, capacityBytes: capacity, format: 'qcow2' } as const;
         const disk =
           input.kind === 'linked'
-            ? await client.createVolume(pool, volumeXml(basePath))
-            : await client.cloneVolume(pool, volumeXml(undefined), base);
+            ? await client.createVolume(
+                pool,
+                volumeXml({ ...diskVolume, backingStore: { path: basePath, format: 'qcow2' } }),
+              )
+            : await client.cloneVolume(pool, volumeXml(diskVolume), base);
         const diskPath = await client.getVolumePath(disk);
         const seedVolume = await client.createVolume(
           pool,
-          `<volume><name>${input.name}-seed.img</name><capacity unit='bytes'>${seed.length}</capacity><target><format type='raw'/></target></volume>`,
+          volumeXml({ name: `${input.name}-seed.img`, capacityBytes: seed.length, format: 'raw' }),
         );
         await client.uploadVolume(seedVolume, seed);
         const seedPath = await client.getVolumePath(seedVolume);

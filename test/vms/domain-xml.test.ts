@@ -1,4 +1,4 @@
-/** Domain XML from a spec: validated against libvirt's own schema (virt-xml-validate), and its choices checked. */
+/** Domain and volume XML from a spec: validated against libvirt's own schemas (virt-xml-validate), and its choices checked. */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -6,15 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { domainXml, escapeXml, type DomainSpec } from '../../src/vms/domain-xml.ts';
+import { domainXml, escapeXml, volumeXml, type DomainSpec } from '../../src/vms/domain-xml.ts';
 
 const run = promisify(execFile);
 
-async function validate(xml: string): Promise<void> {
+async function validate(xml: string, schema: 'domain' | 'storagevol' = 'domain'): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'kvt-xml-'));
   try {
-    await writeFile(join(dir, 'domain.xml'), xml);
-    await run('virt-xml-validate', [join(dir, 'domain.xml'), 'domain']);
+    await writeFile(join(dir, `${schema}.xml`), xml);
+    await run('virt-xml-validate', [join(dir, `${schema}.xml`), schema]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -93,4 +93,43 @@ test('values are escaped; bad specs are refused with the reason', async () => {
   refused({ interfaces: [{ bridge: 'br0', mac: '52:54:00:AA:BB:CC' }] }, /lower-case MAC/);
   refused({ bootOrder: ['net:3'] }, /boot device net:3 does not exist/);
   refused({ bootOrder: ['disk:0', 'disk:0'] }, /appears twice/);
+});
+
+test('volume XML: a new qcow2 disk, a linked clone over its backing file, a raw seed; valid for libvirt', async () => {
+  const disk = volumeXml({ name: 'vm1.qcow2', capacityBytes: 10 * 1024 ** 3, format: 'qcow2' });
+  assert.match(disk, /<name>vm1\.qcow2<\/name>/);
+  assert.match(disk, /<capacity unit='bytes'>10737418240<\/capacity>/);
+  assert.match(disk, /<target><format type='qcow2'\/><\/target>/);
+  assert.doesNotMatch(disk, /backingStore/);
+  await validate(disk, 'storagevol');
+  const linked = volumeXml({
+    name: 'c1.qcow2',
+    capacityBytes: 2n ** 40n,
+    format: 'qcow2',
+    backingStore: { path: '/var/lib/libvirt/images/tmpl.qcow2', format: 'qcow2' },
+  });
+  assert.match(linked, /<capacity unit='bytes'>1099511627776<\/capacity>/);
+  assert.match(
+    linked,
+    /<backingStore>\s*<path>\/var\/lib\/libvirt\/images\/tmpl\.qcow2<\/path>\s*<format type='qcow2'\/>\s*<\/backingStore>/,
+  );
+  await validate(linked, 'storagevol');
+  const seed = volumeXml({ name: 'c1-seed.img', capacityBytes: 376_832, format: 'raw' });
+  assert.match(seed, /<target><format type='raw'\/><\/target>/);
+  await validate(seed, 'storagevol');
+});
+
+test('volume XML escapes its name and backing path (the strings built by hand before did not)', async () => {
+  const xml = volumeXml({
+    name: `a<b&c'd"e.qcow2`,
+    capacityBytes: 1024,
+    format: 'qcow2',
+    backingStore: { path: `/pool/</path><x y='1'/>&.qcow2`, format: 'qcow2' },
+  });
+  assert.match(xml, /<name>a&lt;b&amp;c&apos;d&quot;e\.qcow2<\/name>/);
+  assert.match(xml, /<path>\/pool\/&lt;\/path&gt;&lt;x y=&apos;1&apos;\/&gt;&amp;\.qcow2<\/path>/);
+  assert.equal((xml.match(/</g) ?? []).length, (xml.match(/>/g) ?? []).length, 'no markup from the values');
+  await validate(xml, 'storagevol');
+  assert.throws(() => volumeXml({ name: 'v', capacityBytes: 1.5, format: 'raw' }), /whole number of bytes/);
+  assert.throws(() => volumeXml({ name: 'v', capacityBytes: -1n, format: 'raw' }), /whole number of bytes/);
 });
