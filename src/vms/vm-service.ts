@@ -15,6 +15,7 @@ import type { LibvirtPool } from '../protocols/libvirt/pool.ts';
 import { UndefineFlags, type LibvirtClient, type LifecycleEvent } from '../protocols/libvirt/remote.ts';
 import type { RemoteDomain, RemoteStoragePool } from '../protocols/libvirt/types.ts';
 import { parseLibvirtUri } from '../protocols/libvirt/uri.ts';
+import { uniqueViolation } from '../store/constraint.ts';
 import type { CloneKind, Database } from '../store/schema.ts';
 import { seedFiles, type SeedIdentity } from './cloud-init.ts';
 import { domainXml, volumeXml, type DiskSpec, type DomainSpec } from './domain-xml.ts';
@@ -794,10 +795,9 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
           .executeTakeFirstOrThrow();
         return { id: row.id, ...(address ? { address } : {}) };
       } catch (error) {
-        const message = (error as Error).message;
-        if (/vms_name_key/.test(message))
+        if (uniqueViolation(error, 'vms_name_key'))
           throw new KvmfleetError(ErrorCode.AlreadyExists, `a VM "${input.name}" already exists`);
-        if (/vms_ip_key/.test(message) && attempt < 20) continue; // another clone took that address meanwhile
+        if (uniqueViolation(error, 'vms_ip_key') && attempt < 20) continue; // another clone took that address meanwhile
         throw error;
       }
     }
