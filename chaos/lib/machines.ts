@@ -15,7 +15,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { promisify } from 'node:util';
-import { buildRequest } from '../../src/protocols/dhcp4/build.ts';
+import { buildClientMessage } from '../../src/protocols/dhcp4/client-message.ts';
 import { OptionCode } from '../../src/protocols/dhcp4/options.ts';
 import { decodePacket, encodePacket, MessageType, type DhcpPacket } from '../../src/protocols/dhcp4/packet.ts';
 
@@ -109,12 +109,12 @@ const ipxeOptions: [number, Buffer][] = [
 async function dhcp(relay: Relay, mac: string): Promise<DhcpPacket> {
   const xid = xids++ >>> 0;
   const offer = await relay.exchange(
-    buildRequest(MessageType.Discover, { mac, xid, giaddr: relay.giaddr, options: ipxeOptions }),
+    buildClientMessage(MessageType.Discover, { mac, xid, giaddr: relay.giaddr, options: ipxeOptions }),
     MessageType.Offer,
   );
   const serverId = offer.options.get(OptionCode.ServerId);
   return relay.exchange(
-    buildRequest(MessageType.Request, {
+    buildClientMessage(MessageType.Request, {
       mac,
       xid,
       giaddr: relay.giaddr,

@@ -9,7 +9,7 @@
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildRequest } from '../../src/protocols/dhcp4/build.ts';
+import { buildClientMessage } from '../../src/protocols/dhcp4/client-message.ts';
 import { OptionCode } from '../../src/protocols/dhcp4/options.ts';
 import { decodePacket, encodePacket, MessageType } from '../../src/protocols/dhcp4/packet.ts';
 import type { ProbePlan, ProbeReceived } from '../../test/helpers/dhcp-probe.ts';
@@ -44,7 +44,7 @@ export const unknownMacs: Scenario = {
       ];
       const sends = Array.from({ length: CLIENTS }, (_, i) => ({
         b64: encodePacket(
-          buildRequest(MessageType.Discover, {
+          buildClientMessage(MessageType.Discover, {
             mac: unknownMac(i),
             xid: 0x5000_0000 + i,
             giaddr: GIADDR,

@@ -1,6 +1,6 @@
 /**
  * Hostile and unusual clients against the DHCP role, with real datagrams in namespaces (a
- * scripted client, test/helpers/dhcp-probe.ts, packets from src/protocols/dhcp4/build.ts):
+ * scripted client, test/helpers/dhcp-probe.ts, packets from src/protocols/dhcp4/client-message.ts):
  * one client's bad host name never stops another's ACK, DECLINE and DISCOVER cannot take or
  * shrink a lease, leases follow the client identifier, INIT-REBOOT without a record is silent,
  * reply options follow the request list, relays are checked, and a proxy stays out of REQUESTs
@@ -12,7 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { buildRequest, type RequestSpec } from '../../src/protocols/dhcp4/build.ts';
+import {
+  buildClientMessage,
+  type ClientMessageSpec,
+  type ClientMessageType,
+} from '../../src/protocols/dhcp4/client-message.ts';
 import { OptionCode } from '../../src/protocols/dhcp4/options.ts';
 import {
   decodePacket,
@@ -59,7 +63,8 @@ async function probe(ns: Namespace, sends: ProbeSend[], listenMs = 1500): Promis
       }
     });
 }
-const b64 = (type: MessageType, spec: RequestSpec) => encodePacket(buildRequest(type, spec)).toString('base64');
+const b64 = (type: ClientMessageType, spec: ClientMessageSpec) =>
+  encodePacket(buildClientMessage(type, spec)).toString('base64');
 const forMac = (replies: Reply[], mac: string) =>
   replies.filter((r) => r.packet.chaddr.subarray(0, 6).toString('hex') === mac.replace(/:/g, ''));
 const typeOf = (r: Reply) => messageType(r.packet);
@@ -87,7 +92,7 @@ describe('DHCP against hostile and unusual clients', { timeout: 300_000 }, () =>
     ).pools.find((p) => p.network === network)!;
   const to = () => net.server.ip;
   /** A SELECTING REQUEST for a free address is how a client takes its offer: here, without the DISCOVER. */
-  const bind = async (mac: string, ip: string, extra: Partial<RequestSpec> = {}) => {
+  const bind = async (mac: string, ip: string, extra: Partial<ClientMessageSpec> = {}) => {
     const replies = forMac(
       await probe(
         net.client,

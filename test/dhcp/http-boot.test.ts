@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import { buildRequest } from '../../src/protocols/dhcp4/build.ts';
+import { buildClientMessage } from '../../src/protocols/dhcp4/client-message.ts';
 import { text } from '../../src/protocols/dhcp4/option-codecs.ts';
 import { OptionCode } from '../../src/protocols/dhcp4/options.ts';
 import { decodePacket, encodePacket, messageType, MessageType } from '../../src/protocols/dhcp4/packet.ts';
@@ -60,7 +60,7 @@ after(async () => {
 });
 
 test('arch 16 HTTPClient is offered an http:// URL that answers 200 with ipxe.efi', { timeout: 120_000 }, async () => {
-  const discover = buildRequest(MessageType.Discover, {
+  const discover = buildClientMessage(MessageType.Discover, {
     mac: '52:54:00:79:00:01',
     options: [
       [OptionCode.VendorClass, Buffer.from('HTTPClient:Arch:00016:UNDI:003001')],

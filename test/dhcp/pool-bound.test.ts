@@ -8,7 +8,11 @@ import { after, before, test } from 'node:test';
 import { DhcpService } from '../../src/boot/dhcp-service.ts';
 import { createHost } from '../../src/fleet/hosts.ts';
 import { importSiteYaml } from '../../src/import/apply.ts';
-import { buildRequest } from '../../src/protocols/dhcp4/build.ts';
+import {
+  buildClientMessage,
+  type ClientMessageSpec,
+  type ClientMessageType,
+} from '../../src/protocols/dhcp4/client-message.ts';
 import { messageType, MessageType } from '../../src/protocols/dhcp4/packet.ts';
 import { LeaseWriter } from '../../src/store/lease-writer.ts';
 import { openStore, type Store } from '../../src/store/open.ts';
@@ -48,8 +52,8 @@ after(async () => {
   await store.close();
 });
 
-const handle = (type: MessageType, spec: Parameters<typeof buildRequest>[1]) =>
-  service.handle(buildRequest(type, spec), { port: 67 });
+const handle = (type: ClientMessageType, spec: ClientMessageSpec) =>
+  service.handle(buildClientMessage(type, spec), { port: 67 });
 const hex = (b: number) => (b & 255).toString(16).padStart(2, '0');
 /** The i-th unknown MAC (locally administered). */
 const mac = (i: number) => `02:00:00:${hex(i >> 16)}:${hex(i >> 8)}:${hex(i)}`;

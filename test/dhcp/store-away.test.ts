@@ -9,7 +9,11 @@ import { after, before, test } from 'node:test';
 import { DhcpService } from '../../src/boot/dhcp-service.ts';
 import { createHost } from '../../src/fleet/hosts.ts';
 import { importSiteYaml } from '../../src/import/apply.ts';
-import { buildRequest } from '../../src/protocols/dhcp4/build.ts';
+import {
+  buildClientMessage,
+  type ClientMessageSpec,
+  type ClientMessageType,
+} from '../../src/protocols/dhcp4/client-message.ts';
 import { OptionCode } from '../../src/protocols/dhcp4/options.ts';
 import { messageType, MessageType } from '../../src/protocols/dhcp4/packet.ts';
 import { LeaseWriter } from '../../src/store/lease-writer.ts';
@@ -50,8 +54,8 @@ before(async () => {
 });
 after(() => service.stop());
 
-const handle = (type: MessageType, spec: Parameters<typeof buildRequest>[1]) =>
-  service.handle(buildRequest(type, spec), { port: 67 });
+const handle = (type: ClientMessageType, spec: ClientMessageSpec) =>
+  service.handle(buildClientMessage(type, spec), { port: 67 });
 
 test('a known machine network-booting is offered its reserved address; an unknown one a pool address; no ACK without the store', async () => {
   const known = await handle(MessageType.Discover, { mac: '52:54:00:00:bb:01', options: PXE });

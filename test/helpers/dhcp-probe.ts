@@ -2,7 +2,7 @@
  * A scripted DHCP client for tests, run inside a client namespace (`node --import tsx
  * dhcp-probe.ts '<plan JSON>'` or `@plan.json`): sends the planned datagrams (bounded repeats), listens on UDP 68
  * (and 67, to play a relay) and prints every datagram it receives as one JSON line. The packets
- * are built by the caller with src/protocols/dhcp4/build.ts; this only moves bytes.
+ * are built by the caller with src/protocols/dhcp4/client-message.ts; this only moves bytes.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';

@@ -1,52 +1,12 @@
 /**
- * Building DHCP packets: a client's request (the tests' and tools' one builder) and a server's
- * reply to a request (RFC 2131 §4.3 table 3), with reply options in the order the client asked
- * for them (RFC 2132 §9.8).
+ * Building a server's reply to a request (RFC 2131 §4.3 table 3), with reply options in the order
+ * the client asked for them (RFC 2132 §9.8). A client's message is built by client-message.ts.
  */
-import { formatIpv4, toIpv4, UNSPECIFIED, type Ipv4 } from '../ipv4.ts';
+import { formatIpv4, UNSPECIFIED, type Ipv4 } from '../ipv4.ts';
 import { ipv4 } from './option-codecs.ts';
 import { DhcpOptions, OptionCode } from './options.ts';
-import { BOOTREPLY, BOOTREQUEST, BROADCAST_FLAG, MessageType, type DhcpPacket } from './packet.ts';
+import { BOOTREPLY, BROADCAST_FLAG, MessageType, type DhcpPacket } from './packet.ts';
 import { parameterRequestList } from './accessors.ts';
-
-export interface RequestSpec {
-  readonly mac: string;
-  readonly xid?: number;
-  readonly secs?: number;
-  readonly broadcast?: boolean;
-  readonly ciaddr?: string;
-  readonly giaddr?: string;
-  readonly requestedIp?: string;
-  readonly serverId?: string;
-  /** Raw options added after 53, 50 and 54, in this order. */
-  readonly options?: readonly (readonly [number, Buffer])[];
-}
-
-export function buildRequest(type: MessageType, spec: RequestSpec): DhcpPacket {
-  const options = new DhcpOptions().set(OptionCode.MessageType, Buffer.from([type]));
-  if (spec.requestedIp) options.set(OptionCode.RequestedIp, ipv4.encode(toIpv4(spec.requestedIp)));
-  if (spec.serverId) options.set(OptionCode.ServerId, ipv4.encode(toIpv4(spec.serverId)));
-  for (const [code, value] of spec.options ?? []) options.set(code, value);
-  const mac = Buffer.from(spec.mac.replace(/[:-]/g, ''), 'hex');
-  if (mac.length !== 6) throw new RangeError(`bad MAC ${spec.mac}`);
-  return {
-    op: BOOTREQUEST,
-    htype: 1,
-    hlen: 6,
-    hops: 0,
-    xid: spec.xid ?? Math.floor(Math.random() * 0xffffffff),
-    secs: spec.secs ?? 0,
-    flags: spec.broadcast ? BROADCAST_FLAG : 0,
-    ciaddr: spec.ciaddr ?? '0.0.0.0',
-    yiaddr: '0.0.0.0',
-    siaddr: '0.0.0.0',
-    giaddr: spec.giaddr ?? '0.0.0.0',
-    chaddr: Buffer.concat([mac, Buffer.alloc(10)]),
-    sname: '',
-    file: '',
-    options,
-  };
-}
 
 /**
  * The skeleton of a reply: header fields copied from the request as RFC 2131 table 3 says,

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { test } from 'node:test';
 import { describeError, rateLimitedErrorLog } from '../../../src/boot/error-log.ts';
-import { buildRequest } from '../../../src/protocols/dhcp4/build.ts';
+import { buildClientMessage } from '../../../src/protocols/dhcp4/client-message.ts';
 import { encodePacket, MessageType } from '../../../src/protocols/dhcp4/packet.ts';
 import { DhcpServer } from '../../../src/protocols/dhcp4/server.ts';
 
@@ -24,7 +24,11 @@ test("a failing handler is logged with the store's cause and counted; the server
   const client = createSocket('udp4');
   try {
     for (let i = 0; i < 3; i++)
-      client.send(encodePacket(buildRequest(MessageType.Discover, { mac: '52:54:00:00:00:01' })), port, '127.0.0.1');
+      client.send(
+        encodePacket(buildClientMessage(MessageType.Discover, { mac: '52:54:00:00:00:01' })),
+        port,
+        '127.0.0.1',
+      );
     for (let i = 0; i < 50 && lines.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
   } finally {
     client.close();
