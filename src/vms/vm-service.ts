@@ -30,9 +30,8 @@ import {
 import { buildSeedImage } from './seed-image.ts';
 import { HypervisorLostError, sysprepDisk } from './sysprep.ts';
 import { isKvmUnavailable } from './domain-type.ts';
-import { getNetwork } from '../fleet/networks.ts';
+import { freeStaticAddress, type StaticAddress } from '../fleet/addresses.ts';
 import { RE } from '../fleet/validate-names.ts';
-import { firstFreeHostAddress, formatIpv4, parseCidr, parseIpv4 } from '../protocols/ipv4.ts';
 
 export type InstallSource =
   | { readonly kind: 'pxe' }
@@ -80,15 +79,6 @@ export interface CloneInput {
   readonly start?: boolean;
   /** Write the serial console to this directory (default: a pty). */
   readonly serialLogDir?: string;
-}
-
-interface StaticAddress {
-  readonly networkId: number;
-  readonly ip: string;
-  readonly prefix: number;
-  readonly gateway: string | null;
-  readonly dns: string[];
-  readonly domain: string;
 }
 
 export interface Vm {
@@ -705,60 +695,6 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   // ── clones ───────────────────────────────────────────────────────────────────
 
   /**
-   * A static address for a VM from a kvmfleet network: the lowest host address that is not the
-   * gateway, a relay, in the dynamic range, a host's reservation, another VM's or a bound lease.
-   */
-  async #freeAddress(networkName: string): Promise<StaticAddress> {
-    const network = await getNetwork(this.#db, networkName);
-    const row = await this.#db
-      .selectFrom('networks')
-      .select('id')
-      .where('name', '=', networkName)
-      .executeTakeFirstOrThrow();
-    const cidr = parseCidr(network.cidr)!;
-    const taken = new Set<number>();
-    const add = (text: string | null | undefined) => {
-      const ip = text ? parseIpv4(text.replace(/\/\d+$/, '')) : undefined;
-      if (ip !== undefined) taken.add(ip);
-    };
-    add(network.gateway);
-    network.relays.forEach(add);
-    for (const h of await this.#db
-      .selectFrom('hosts')
-      .select('ip')
-      .where('network_id', '=', row.id)
-      .where('ip', 'is not', null)
-      .execute())
-      add(h.ip);
-    for (const v of await this.#db.selectFrom('vms').select('ip').where('ip', 'is not', null).execute()) add(v.ip);
-    for (const l of await this.#db
-      .selectFrom('leases')
-      .select('ip')
-      .where('network_id', '=', row.id)
-      .where('state', '=', 'bound')
-      .execute())
-      add(l.ip);
-    const range = network.dynamicRange
-      ? { start: parseIpv4(network.dynamicRange.start)!, end: parseIpv4(network.dynamicRange.end)! }
-      : undefined;
-    const ip = firstFreeHostAddress(
-      cidr,
-      (candidate) =>
-        taken.has(candidate) || (range !== undefined && candidate >= range.start && candidate <= range.end),
-    );
-    if (ip === undefined)
-      throw new KvmfleetError(ErrorCode.NoPlacement, `network "${networkName}" has no free static address left`);
-    return {
-      networkId: row.id,
-      ip: formatIpv4(ip),
-      prefix: cidr.prefix,
-      gateway: network.gateway,
-      dns: [...network.dns],
-      domain: network.domain,
-    };
-  }
-
-  /**
    * Reserves the VM's row (and its address) before any libvirt work, so two clones can never take
    * one name or one address — on one kvmfleet node or several on one PostgreSQL.
    */
@@ -770,7 +706,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
     mac: string,
   ): Promise<{ id: number; address?: StaticAddress }> {
     for (let attempt = 0; ; attempt++) {
-      const address = input.identity?.network ? await this.#freeAddress(input.identity.network) : undefined;
+      const address = input.identity?.network ? await freeStaticAddress(this.#db, input.identity.network) : undefined;
       try {
         const row = await this.#db
           .insertInto('vms')
