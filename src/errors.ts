@@ -41,6 +41,7 @@ export const ErrorCode = {
   BmcAuth: 'KVMF_ERR_BMC_AUTH',
   BmcUnsupported: 'KVMF_ERR_BMC_UNSUPPORTED',
   BmcProtocol: 'KVMF_ERR_BMC_PROTOCOL',
+  BmcCertificate: 'KVMF_ERR_BMC_CERTIFICATE',
   SecretUnavailable: 'KVMF_ERR_SECRET_UNAVAILABLE',
   StoreUnavailable: 'KVMF_ERR_STORE_UNAVAILABLE',
 } as const;
@@ -86,6 +87,7 @@ const httpStatusOf: Record<ErrorCode, number> = {
   KVMF_ERR_BMC_AUTH: 502,
   KVMF_ERR_BMC_UNSUPPORTED: 422,
   KVMF_ERR_BMC_PROTOCOL: 502,
+  KVMF_ERR_BMC_CERTIFICATE: 502,
   KVMF_ERR_SECRET_UNAVAILABLE: 503,
   KVMF_ERR_STORE_UNAVAILABLE: 503,
 };

@@ -24,6 +24,9 @@ export interface BmcView {
   readonly username: string | null;
   readonly credentials: string | null;
   readonly passwordSet: boolean;
+  /** Redfish only, shown when set. */
+  readonly insecure?: true;
+  readonly caFile?: string;
 }
 
 export interface CredentialSetView {
@@ -41,6 +44,10 @@ export interface BmcSettings {
   readonly password?: string | undefined;
   /** A credentials set instead of the host's own user and password; null: stop using one. */
   readonly credentials?: string | null | undefined;
+  /** Redfish: skip certificate checks (true), check them again (false); omitted: keep. */
+  readonly insecure?: boolean | undefined;
+  /** Redfish: an absolute path to a PEM CA file; null: back to the default; omitted: keep. */
+  readonly caFile?: string | null | undefined;
 }
 
 /** Everything a protocol client needs for one call. Never logged, never answered. */
@@ -50,6 +57,9 @@ export interface BmcLogin {
   readonly port: number;
   readonly username: string;
   readonly password: string;
+  /** Redfish TLS: the host's own CA file and whether it is checked at all. */
+  readonly insecure: boolean;
+  readonly caFile?: string;
 }
 
 const hostContext = (id: number) => `host:${id}`;
@@ -78,6 +88,18 @@ function checkSecret(type: BmcType | undefined, username: string | undefined, pa
   }
 }
 
+function checkTls(settings: BmcSettings): void {
+  if (settings.type !== 'redfish' && (settings.insecure || settings.caFile))
+    throw invalid('insecure and caFile are Redfish settings (HTTPS); an IPMI BMC has no certificate', 'insecure');
+  if (
+    typeof settings.caFile === 'string' &&
+    (!settings.caFile.startsWith('/') || /[\x00-\x1f\x7f]/.test(settings.caFile))
+  )
+    throw invalid('the BMC CA file must be an absolute path', 'caFile');
+  if (settings.insecure && typeof settings.caFile === 'string')
+    throw invalid('give a CA file or insecure, not both', 'caFile');
+}
+
 async function hostRow(db: Db, hostname: string) {
   const row = await db
     .selectFrom('hosts')
@@ -96,6 +118,8 @@ function viewOf(bmc: Bmc | null, secret: string | null): BmcView | null {
     username: bmc.username ?? null,
     credentials: bmc.credentials ?? null,
     passwordSet: !!secret || !!bmc.credentials,
+    ...(bmc.insecure ? { insecure: true as const } : {}),
+    ...(bmc.caFile ? { caFile: bmc.caFile } : {}),
   };
 }
 
@@ -116,6 +140,7 @@ export async function setHostBmc(
   checkSecret(settings.type, settings.username, settings.password);
   if (settings.credentials && settings.password !== undefined)
     throw invalid('give a password or a credentials set, not both', 'password');
+  checkTls(settings);
   return db.transaction().execute(async (trx) => {
     const row = await hostRow(trx, hostname);
     const previous = row.bmc;
@@ -134,11 +159,19 @@ export async function setHostBmc(
         });
     }
     const username = settings.username ?? previous?.username;
+    // TLS settings are Redfish's: kept while the type stays redfish, dropped with a change to ipmi.
+    const redfish = settings.type === 'redfish';
+    // One of the two wins: a CA file given turns checks back on, insecure given drops the CA file.
+    const insecure = redfish && (settings.caFile ? false : (settings.insecure ?? previous?.insecure ?? false));
+    const caFile =
+      redfish && !insecure ? (settings.caFile === null ? undefined : (settings.caFile ?? previous?.caFile)) : undefined;
     const bmc: Bmc = {
       type: settings.type,
       address: settings.address,
       ...(username ? { username } : {}),
       ...(credentials ? { credentials } : {}),
+      ...(insecure ? { insecure } : {}),
+      ...(caFile ? { caFile } : {}),
     };
     // A credentials set replaces the host's own password; a new password replaces the stored one.
     const secret = credentials
@@ -204,6 +237,8 @@ export async function deleteCredentialSet(db: Kysely<Database>, name: string): P
   if (!numDeletedRows) throw new KvmfleetError(ErrorCode.NotFound, `BMC credentials set ${name} does not exist`);
 }
 
+const tlsOf = (bmc: Bmc) => ({ insecure: bmc.insecure === true, ...(bmc.caFile ? { caFile: bmc.caFile } : {}) });
+
 /** The host's BMC login, password opened for this call only. */
 export async function loginFor(db: Db, keyring: () => Keyring, hostname: string): Promise<BmcLogin> {
   const row = await hostRow(db, hostname);
@@ -235,6 +270,7 @@ export async function loginFor(db: Db, keyring: () => Keyring, hostname: string)
       type,
       host,
       port,
+      ...tlsOf(bmc),
       username: bmc.username ?? set.username,
       password: keyring().open(set.secret, setContext(bmc.credentials)),
     };
@@ -245,7 +281,14 @@ export async function loginFor(db: Db, keyring: () => Keyring, hostname: string)
       `host ${hostname}'s BMC has no password (kvmfleet host set ${hostname} --bmc-password-stdin)`,
     );
   if (!bmc.username) throw new KvmfleetError(ErrorCode.NoBmc, `host ${hostname}'s BMC has no user name (--bmc-user)`);
-  return { type, host, port, username: bmc.username, password: keyring().open(row.bmc_secret, hostContext(row.id)) };
+  return {
+    type,
+    host,
+    port,
+    ...tlsOf(bmc),
+    username: bmc.username,
+    password: keyring().open(row.bmc_secret, hostContext(row.id)),
+  };
 }
 
 export async function anySealed(db: Db): Promise<boolean> {

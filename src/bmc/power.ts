@@ -1,15 +1,27 @@
 /**
  * Power and next-boot control of hosts through their BMCs. Resolves the host's login (password
- * opened for this call only), speaks the BMC's protocol, and turns every protocol failure into one
- * coded error: KVMF_ERR_BMC_UNREACHABLE, _AUTH, _UNSUPPORTED, _PROTOCOL (or _NO_BMC before any
- * packet). Bounded: the IPMI client retransmits with backoff a fixed number of times.
+ * opened for this call only), speaks the BMC's protocol — IPMI v2.0 / RMCP+ or Redfish, by the
+ * BMC's type — and turns every protocol failure into one coded error: KVMF_ERR_BMC_UNREACHABLE,
+ * _AUTH, _UNSUPPORTED, _PROTOCOL, _CERTIFICATE (Redfish TLS), or _NO_BMC before any packet. The
+ * answers are the same for both; only `cipherSuite` (IPMI) or `auth` (Redfish) says which spoke.
+ * Bounded: the IPMI client retransmits with backoff a fixed number of times, the Redfish client
+ * repeats only what cannot act twice (transport.ts).
  */
+import { readFileSync } from 'node:fs';
 import type { Kysely } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import { IpmiError, withIpmiSession, type IpmiOptions, type IpmiSession } from '../protocols/ipmi/client.ts';
 import * as commands from '../protocols/ipmi/commands.ts';
+import {
+  withRedfishSession,
+  type AuthMode,
+  type RedfishOptions,
+  type RedfishSession,
+} from '../protocols/redfish/client.ts';
+import { RedfishError } from '../protocols/redfish/errors.ts';
 import type { Database } from '../store/schema.ts';
 import { loginFor, type BmcLogin } from './credentials.ts';
+import { redfishBootdev, redfishPower, type CycleTiming } from './redfish-power.ts';
 import { loadKeyring, type Keyring } from './secret-box.ts';
 
 export const POWER_ACTIONS = ['status', 'on', 'off', 'soft', 'cycle', 'reset'] as const;
@@ -24,7 +36,10 @@ export interface PowerResult {
   readonly powerState: commands.PowerState;
   /** What was sent: a cycle of a machine that is off is a power on. */
   readonly sent: Exclude<PowerAction, 'status'> | null;
-  readonly cipherSuite: number;
+  /** IPMI: the RMCP+ cipher suite of the session. */
+  readonly cipherSuite?: number;
+  /** Redfish: how the client logged in. */
+  readonly auth?: AuthMode;
 }
 
 export interface BootdevResult {
@@ -32,13 +47,16 @@ export interface BootdevResult {
   readonly device: BootTarget;
   readonly persistent: boolean;
   readonly uefi: boolean;
-  readonly cipherSuite: number;
+  readonly cipherSuite?: number;
+  readonly auth?: AuthMode;
 }
 
 export interface BmcDeps {
   readonly keyring: () => Keyring;
   /** IPMI timing and suites (tests shorten the waits). */
   readonly ipmi?: IpmiOptions;
+  /** Redfish timing, and the CA file for BMCs that name none (else the system's CA store). */
+  readonly redfish?: RedfishOptions & CycleTiming & { readonly caFile?: string };
 }
 
 const KIND_CODE = {
@@ -47,6 +65,7 @@ const KIND_CODE = {
   unsupported: ErrorCode.BmcUnsupported,
   protocol: ErrorCode.BmcProtocol,
   completion: ErrorCode.BmcProtocol,
+  certificate: ErrorCode.BmcCertificate,
 } as const;
 
 export class PowerService {
@@ -56,7 +75,15 @@ export class PowerService {
   ) {}
 
   async power(hostname: string, action: PowerAction): Promise<PowerResult> {
-    return this.#ipmi(hostname, async (session) => {
+    const login = await loginFor(this.db, this.deps.keyring, hostname);
+    if (login.type === 'redfish')
+      return this.#redfish(hostname, login, async (session) => ({
+        hostname,
+        action,
+        ...(await redfishPower(session, action, this.deps.redfish)),
+        auth: session.auth,
+      }));
+    return this.#ipmi(hostname, login, async (session) => {
       let sent: PowerResult['sent'] = null;
       if (action !== 'status') {
         const before = commands.parseChassisStatus((await session.request(commands.getChassisStatus())).data).power;
@@ -74,19 +101,19 @@ export class PowerService {
     target: { device: BootTarget; persistent?: boolean; uefi?: boolean },
   ): Promise<BootdevResult> {
     const flags = { device: target.device, persistent: target.persistent ?? false, uefi: target.uefi ?? false };
-    return this.#ipmi(hostname, async (session) => {
+    const login = await loginFor(this.db, this.deps.keyring, hostname);
+    if (login.type === 'redfish')
+      return this.#redfish(hostname, login, async (session) => {
+        await redfishBootdev(session, flags);
+        return { hostname, ...flags, auth: session.auth };
+      });
+    return this.#ipmi(hostname, login, async (session) => {
       await session.request(commands.setBootFlags(flags));
       return { hostname, ...flags, cipherSuite: session.info.suite };
     });
   }
 
-  async #ipmi<T>(hostname: string, work: (session: IpmiSession) => Promise<T>): Promise<T> {
-    const login: BmcLogin = await loginFor(this.db, this.deps.keyring, hostname);
-    if (login.type !== 'ipmi')
-      throw new KvmfleetError(
-        ErrorCode.BmcUnsupported,
-        `host ${hostname}'s BMC speaks ${login.type}, which kvmfleet does not drive yet (IPMI only)`,
-      );
+  async #ipmi<T>(hostname: string, login: BmcLogin, work: (session: IpmiSession) => Promise<T>): Promise<T> {
     try {
       return await withIpmiSession(
         { host: login.host, port: login.port, username: login.username, password: login.password },
@@ -103,10 +130,51 @@ export class PowerService {
       throw error;
     }
   }
+
+  async #redfish<T>(hostname: string, login: BmcLogin, work: (session: RedfishSession) => Promise<T>): Promise<T> {
+    const options = this.deps.redfish ?? {};
+    const caFile = login.caFile ?? options.caFile;
+    let ca: Buffer | undefined;
+    if (!login.insecure && caFile) {
+      try {
+        ca = readFileSync(caFile);
+      } catch (error) {
+        throw new KvmfleetError(
+          ErrorCode.BmcCertificate,
+          `host ${hostname}: the BMC CA file ${caFile} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+        );
+      }
+    }
+    try {
+      return await withRedfishSession(
+        {
+          host: login.host,
+          port: login.port,
+          username: login.username,
+          password: login.password,
+          tls: { insecure: login.insecure, ...(ca ? { ca } : {}) },
+        },
+        options,
+        work,
+      );
+    } catch (error) {
+      if (error instanceof RedfishError)
+        throw new KvmfleetError(
+          KIND_CODE[error.kind],
+          `host ${hostname}: ${error.message}`,
+          error.status !== undefined
+            ? { status: error.status, ...(error.messageId ? { messageId: error.messageId } : {}) }
+            : undefined,
+        );
+      throw error;
+    }
+  }
 }
 
 /** What `serve` gives the API: the keyring from KVMFLEET_SECRET_KEY or the data directory's key file, loaded at first use. */
-export function bmcDepsFor(dataDir: string): BmcDeps {
+export function bmcDepsFor(dataDir: string, env: NodeJS.ProcessEnv = process.env): BmcDeps {
   let ring: Keyring | undefined;
-  return { keyring: () => (ring ??= loadKeyring(dataDir)) };
+  // KVMFLEET_BMC_CA_FILE: the CA that vouches for Redfish BMCs naming no CA file of their own.
+  const caFile = env.KVMFLEET_BMC_CA_FILE;
+  return { keyring: () => (ring ??= loadKeyring(dataDir)), ...(caFile ? { redfish: { caFile } } : {}) };
 }

@@ -2,6 +2,8 @@
  * CLI verbs for BMCs, read like ipmitool's:
  *   kvmfleet host set HOST --bmc-type ipmi --bmc-address 10.0.0.9[:623] --bmc-user admin --bmc-password-stdin
  *   kvmfleet host set HOST --bmc-credentials rack1            (a shared set: kvmfleet bmc credentials set)
+ *   kvmfleet host set HOST --bmc-type redfish --bmc-address bmc9.example --bmc-ca-file /etc/kvmfleet/bmc-ca.pem
+ *   kvmfleet host set HOST --bmc-insecure                     (Redfish: no certificate check for this BMC)
  *   kvmfleet host power HOST status|on|off|soft|cycle|reset
  *   kvmfleet host bootdev HOST pxe|disk [--persistent] [--uefi]
  * Passwords come from standard input only (an argument is visible in `ps` and shell history).
@@ -20,6 +22,8 @@ interface BmcView {
   username: string | null;
   credentials: string | null;
   passwordSet: boolean;
+  insecure?: true;
+  caFile?: string;
 }
 
 /** The first line of standard input, without its line end. */
@@ -45,6 +49,12 @@ export function registerPowerCommands(program: Command, ctx: CliContext): void {
       '--bmc-credentials <name>',
       'use a shared credentials set instead of a password of its own ("none": stop using one)',
     )
+    .option('--bmc-insecure', "Redfish: do not check the BMC's TLS certificate (--no-bmc-insecure: check it again)")
+    .option('--no-bmc-insecure', "Redfish: check the BMC's TLS certificate again")
+    .option(
+      '--bmc-ca-file <path>',
+      'Redfish: PEM CA file (absolute path on the kvmfleet server) for the BMC\'s certificate ("default": KVMFLEET_BMC_CA_FILE or the system store)',
+    )
     .action(
       async (
         hostname: string,
@@ -54,11 +64,21 @@ export function registerPowerCommands(program: Command, ctx: CliContext): void {
           bmcUser?: string;
           bmcPasswordStdin?: boolean;
           bmcCredentials?: string;
+          bmcInsecure?: boolean;
+          bmcCaFile?: string;
         },
       ) => {
-        if (!o.bmcType && !o.bmcAddress && !o.bmcUser && !o.bmcPasswordStdin && !o.bmcCredentials)
+        if (
+          !o.bmcType &&
+          !o.bmcAddress &&
+          !o.bmcUser &&
+          !o.bmcPasswordStdin &&
+          !o.bmcCredentials &&
+          o.bmcInsecure === undefined &&
+          !o.bmcCaFile
+        )
           throw new Error(
-            'nothing to set: give --bmc-type, --bmc-address, --bmc-user, --bmc-password-stdin or --bmc-credentials',
+            'nothing to set: give --bmc-type, --bmc-address, --bmc-user, --bmc-password-stdin, --bmc-credentials, --bmc-insecure or --bmc-ca-file',
           );
         const current = await client().request<BmcView | null>('GET', `/api/v1/hosts/${enc(hostname)}/bmc`);
         const type = o.bmcType ?? current?.type;
@@ -70,12 +90,14 @@ export function registerPowerCommands(program: Command, ctx: CliContext): void {
           ...(o.bmcUser ? { username: o.bmcUser } : {}),
           ...(o.bmcPasswordStdin ? { password: passwordFromStdin() } : {}),
           ...(o.bmcCredentials ? { credentials: o.bmcCredentials === 'none' ? null : o.bmcCredentials } : {}),
+          ...(o.bmcInsecure !== undefined ? { insecure: o.bmcInsecure } : {}),
+          ...(o.bmcCaFile ? { caFile: o.bmcCaFile === 'default' ? null : o.bmcCaFile } : {}),
         };
         const data = await client().request<BmcView>('PUT', `/api/v1/hosts/${enc(hostname)}/bmc`, { json: body });
         print(
           data,
           () =>
-            `host ${hostname}: BMC ${data.type} ${data.address}, user ${data.username ?? '-'}${data.credentials ? `, credentials ${data.credentials}` : ''}, password ${data.passwordSet ? 'set' : 'not set'}`,
+            `host ${hostname}: BMC ${data.type} ${data.address}, user ${data.username ?? '-'}${data.credentials ? `, credentials ${data.credentials}` : ''}, password ${data.passwordSet ? 'set' : 'not set'}${data.insecure ? ', certificate not checked' : ''}${data.caFile ? `, CA ${data.caFile}` : ''}`,
         );
       },
     );
@@ -100,7 +122,9 @@ export function registerPowerCommands(program: Command, ctx: CliContext): void {
       print(data, () =>
         action === 'status'
           ? `Chassis Power is ${data.powerState}`
-          : `host ${hostname}: sent ${data.sent}, power is ${data.powerState}`,
+          : data.sent === null
+            ? `host ${hostname}: power is already ${data.powerState}, nothing sent`
+            : `host ${hostname}: sent ${data.sent}, power is ${data.powerState}`,
       );
     });
 

@@ -49,6 +49,10 @@ export interface Bmc {
   username?: string;
   /** A shared credentials set (bmc_credentials.name) instead of the host's own password. */
   credentials?: string;
+  /** Redfish: do not verify the BMC's TLS certificate (the operator's choice for this host). */
+  insecure?: boolean;
+  /** Redfish: the PEM CA file that vouches for this BMC's certificate (else the server's default). */
+  caFile?: string;
 }
 
 export interface ProfilesTable {
@@ -84,7 +88,20 @@ export interface HostsTable {
   last_seen_ip: string | null;
   /** The host's own BMC password, sealed (bmc/secret-box.ts); never selected for answers. */
   bmc_secret: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The BMC's last power reading (bmc/power-poller.ts) and when; power_error: the code when it did not answer. */
+  power_state: ColumnType<PowerState | null, PowerState | null | undefined, PowerState | null>;
+  power_checked_at: Timestamp<null>;
+  power_error: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
+}
+
+export type PowerState = 'on' | 'off' | 'unknown';
+
+/** Work one node of a cluster does at a time: who holds it, until when (database time). */
+export interface NodeLeasesTable {
+  name: string;
+  owner: string;
+  lease_until: Timestamp;
 }
 
 /** Credentials shared by many BMCs (a site's or a vendor's default account). */
@@ -258,6 +275,7 @@ export interface Database {
   hosts: HostsTable;
   host_macs: HostMacsTable;
   bmc_credentials: BmcCredentialsTable;
+  node_leases: NodeLeasesTable;
   host_events: HostEventsTable;
   users: UsersTable;
   api_tokens: ApiTokensTable;

@@ -25,7 +25,14 @@ import type { Database } from '../../store/schema.ts';
 import { errorReplies, NameParams } from '../schemas.ts';
 
 const tags = ['hosts'];
-const literals = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
+const literals = <T extends string>(values: readonly T[], description?: string) =>
+  Type.Union(
+    values.map((v) => Type.Literal(v)),
+    description ? { description } : {},
+  );
+/** Which protocol spoke: IPMI's cipher suite or Redfish's login, whichever the answer has. */
+const spoke = (r: { cipherSuite?: number; auth?: string }) =>
+  r.cipherSuite !== undefined ? { cipherSuite: r.cipherSuite } : { auth: r.auth };
 const Password = Type.String({
   minLength: 1,
   maxLength: 128,
@@ -40,6 +47,8 @@ const BmcView = Type.Object({
   username: Type.Union([Type.String(), Type.Null()]),
   credentials: Type.Union([Type.String(), Type.Null()], { description: 'the shared credentials set in use, if any' }),
   passwordSet: Type.Boolean(),
+  insecure: Type.Optional(Type.Literal(true, { description: "Redfish: the BMC's certificate is not checked" })),
+  caFile: Type.Optional(Type.String({ description: "Redfish: the CA file that vouches for the BMC's certificate" })),
 });
 const BmcBody = Type.Object(
   {
@@ -53,6 +62,15 @@ const BmcBody = Type.Object(
     password: Type.Optional(Password),
     credentials: Type.Optional(
       Type.Union([SetName, Type.Null()], { description: 'use this shared credentials set (null: stop using one)' }),
+    ),
+    insecure: Type.Optional(
+      Type.Boolean({ description: "Redfish: do not check the BMC's TLS certificate (false: check it again)" }),
+    ),
+    caFile: Type.Optional(
+      Type.Union([Type.String({ minLength: 2, maxLength: 4096, pattern: '^/' }), Type.Null()], {
+        description:
+          "Redfish: absolute path (on the kvmfleet server) of the PEM CA file for this BMC's certificate; null: the default (KVMFLEET_BMC_CA_FILE, else the system's CA store)",
+      }),
     ),
   },
   { additionalProperties: false },
@@ -75,7 +93,8 @@ const PowerReply = Type.Object({
   sent: Type.Union([literals(POWER_ACTIONS.filter((a) => a !== 'status')), Type.Null()], {
     description: 'what was sent to the BMC (a cycle of a machine that is off is a power on)',
   }),
-  cipherSuite: Type.Integer({ description: 'the RMCP+ cipher suite of the session (17 or 3)' }),
+  cipherSuite: Type.Optional(Type.Integer({ description: 'IPMI: the RMCP+ cipher suite of the session (17 or 3)' })),
+  auth: Type.Optional(literals(['session', 'basic'] as const, 'Redfish: how kvmfleet logged in')),
 });
 const BootdevBody = Type.Object(
   {
@@ -96,7 +115,8 @@ const BootdevReply = Type.Object({
   device: literals(BOOT_DEVICES),
   persistent: Type.Boolean(),
   uefi: Type.Boolean(),
-  cipherSuite: Type.Integer(),
+  cipherSuite: Type.Optional(Type.Integer()),
+  auth: Type.Optional(literals(['session', 'basic'] as const)),
 });
 
 // 409 no BMC, 422 unsupported, 502 authentication refused or a bad answer, 503 no secret key, 504 unreachable.
@@ -255,10 +275,7 @@ export function registerPowerRoutes(app: FastifyInstance, db: Kysely<Database>, 
       const { action } = request.body as Static<typeof PowerBody>;
       try {
         const result = await power.power(hostname(request), action);
-        await audit(request, `bmc power ${action}`, result.powerState, {
-          sent: result.sent,
-          cipherSuite: result.cipherSuite,
-        });
+        await audit(request, `bmc power ${action}`, result.powerState, { sent: result.sent, ...spoke(result) });
         return result;
       } catch (error) {
         await audit(request, `bmc power ${action}`, 'failed', {
@@ -290,10 +307,7 @@ export function registerPowerRoutes(app: FastifyInstance, db: Kysely<Database>, 
         const bootdev = await power.bootdev(name, { device: 'pxe', persistent: false, uefi: uefi ?? false });
         await requestRebuild(db, name, request.principal?.user ?? 'api');
         const result = await power.power(name, 'cycle');
-        await audit(request, 'bmc rebuild power-cycle', result.powerState, {
-          sent: result.sent,
-          cipherSuite: result.cipherSuite,
-        });
+        await audit(request, 'bmc rebuild power-cycle', result.powerState, { sent: result.sent, ...spoke(result) });
         reply.code(202);
         return { hostname: name, buildState: 'ready' as const, bootdev, power: result };
       } catch (error) {
@@ -321,7 +335,7 @@ export function registerPowerRoutes(app: FastifyInstance, db: Kysely<Database>, 
       const action = `bmc bootdev ${body.device}${body.persistent ? ' persistent' : ''}${body.uefi ? ' uefi' : ''}`;
       try {
         const result = await power.bootdev(hostname(request), body);
-        await audit(request, action, 'set', { cipherSuite: result.cipherSuite });
+        await audit(request, action, 'set', spoke(result));
         return result;
       } catch (error) {
         await audit(request, action, 'failed', { code: (error as { code?: string }).code ?? 'internal' });
