@@ -28,6 +28,7 @@ import {
   type VmDemand,
 } from './placement.ts';
 import { buildSeedImage } from './seed-image.ts';
+import { readDomainSpec } from './stored-spec.ts';
 import { HypervisorLostError, sysprepDisk } from './sysprep.ts';
 import { isKvmUnavailable } from './domain-type.ts';
 import { freeStaticAddress, type StaticAddress } from '../fleet/addresses.ts';
@@ -596,8 +597,8 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
         .select('domain_spec')
         .where('id', '=', vm.id)
         .executeTakeFirstOrThrow();
-      return row.domain_spec as unknown as DomainSpec;
-    });
+      return row.domain_spec;
+    }).then((stored) => readDomainSpec(stored, `VM "${vmName}"`));
     let sealed;
     try {
       sealed = await sysprepDisk(parseLibvirtUri(hv.uri), vm.disk, { tcg: hv.domainType !== 'kvm' });
@@ -659,7 +660,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
       operations: row.operations,
       sealedAt: new Date(row.sealed_at).toISOString(),
       linkedClones: Number(row.linked ?? 0),
-      spec: row.domain_spec as unknown as DomainSpec,
+      spec: readDomainSpec(row.domain_spec, `template "${name}"`),
     };
   }
 
