@@ -37,6 +37,9 @@ export function dhcpTypeName(type: number | undefined): string {
     : 'unknown';
 }
 
+/** DHCP replies that go without saying in a summary; the rest (nak, no reply) are named. */
+export const dhcpReplyIsOk = (status: number | string) => status === 'offer' || status === 'ack';
+
 /** TFTP: the file's base name if it is one of the boot files served, else "other" (names are chosen by clients). */
 export function tftpKind(filename: string, served: Iterable<string>): string {
   const base = filename.replace(/^.*\//, '');
