@@ -104,14 +104,24 @@ mc_enable 0x20
 
 export async function startIpmiSim(
   ns: Namespace,
-  options: { username?: string; password?: string; port?: number; libvirtDomain?: string } = {},
+  options: {
+    username?: string;
+    password?: string;
+    port?: number;
+    libvirtDomain?: string;
+    /** A chassis-control script of the caller's, run as this file's scripts are (test/bmc/chassis-libvirt.ts). */
+    chassisScript?: string;
+  } = {},
 ): Promise<IpmiSim> {
   const dir = mkdtempSync(join(tmpdir(), 'kvmt-ipmisim-'));
   const username = options.username ?? 'admin';
   const password = options.password ?? 'Sim-pass-0417';
   const port = options.port ?? 623;
   const state = join(dir, 'state');
-  writeFileSync(join(dir, 'chassis'), options.libvirtDomain ? LIBVIRT_CHASSIS_SCRIPT : CHASSIS_SCRIPT);
+  writeFileSync(
+    join(dir, 'chassis'),
+    options.chassisScript ?? (options.libvirtDomain ? LIBVIRT_CHASSIS_SCRIPT : CHASSIS_SCRIPT),
+  );
   chmodSync(join(dir, 'chassis'), 0o755);
   rmSync(state, { recursive: true, force: true });
   writeFileSync(join(dir, 'emu'), EMU);
