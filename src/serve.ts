@@ -1,4 +1,9 @@
-/** `kvmfleet serve`: open the store, start the roles asked for, stop them cleanly on SIGINT/SIGTERM. */
+/**
+ * `kvmfleet serve`: open the store, start the roles asked for, stop them cleanly on SIGINT/SIGTERM.
+ * Each role is a value: `start<Role>()` returns what the others need and its `stop`, which goes on a stack; stopping
+ * runs the stack newest first (heartbeat, api, vms, http, dhcp, tftp, sweeps, cache, store), so a role is stopped
+ * before what it runs on. A role that fails half-way stops its own parts; serve then stops those started before it.
+ */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -100,39 +105,134 @@ function boundPort(app: FastifyInstance, fallback: number): number {
   return typeof address === 'object' && address ? address.port : fallback;
 }
 
+type Stop = () => Promise<void> | void;
+
+/** What has been started, stopped newest first: a role stops before what it was started on. */
+class StopStack {
+  readonly #stops: Stop[] = [];
+
+  push(stop: Stop): void {
+    this.#stops.push(stop);
+  }
+
+  /** Runs every stop, even after one fails (then throws the first failure once all ran). */
+  async stop(): Promise<void> {
+    let failure: { error: unknown } | undefined;
+    for (let stop = this.#stops.pop(); stop; stop = this.#stops.pop()) {
+      try {
+        await stop();
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+    if (failure) throw failure.error;
+  }
+}
+
+/** Starts the parts of one role on a stack of its own: a part that fails stops those started before it. */
+async function starting<T extends object>(build: (parts: StopStack) => Promise<T>): Promise<T & { stop: Stop }> {
+  const parts = new StopStack();
+  try {
+    return { ...(await build(parts)), stop: () => parts.stop() };
+  } catch (error) {
+    await parts.stop().catch(() => {});
+    throw error;
+  }
+}
+
+/** What every role is started with. */
+interface Context {
+  readonly options: ServeOptions;
+  readonly store: Store;
+  readonly boot: BootService;
+  readonly metrics: Metrics;
+  readonly discovery: DiscoveryLimiter;
+  /** A path under the data directory, absolute. */
+  readonly local: (name: string) => string;
+}
+
 export async function serve(options: ServeOptions): Promise<Running> {
   const store = await openStore({ databaseUrl: options.databaseUrl, dataDir: options.dataDir });
-  // Absolute, so that roles (and @fastify/static, which insists) do not depend on the working directory.
-  const local = (name: string) => resolve(options.dataDir === 'memory://' ? '.' : options.dataDir, name);
-  const templatesDir = local(join('templates', 'kickstart'));
-  // A boot server keeps answering known machines while its store is briefly unreachable. The
-  // embedded store is in this process and cannot be: no cache (and no periodic rescan) for it.
-  const cache = options.roles.includes('http') && store.kind === 'postgresql' ? new HostCache(store.db) : undefined;
-  await cache?.start();
-  // One bound for what unknown MACs may record, by DHCP and by boot HTTP alike.
-  const discovery = new DiscoveryLimiter();
-  const boot = new BootService({
-    db: store.db,
-    templates: new KickstartTemplates(templatesDir),
-    policy: { ...DEFAULT_BUILD_POLICY, ...options.policy },
-    discovery,
-    ...(cache ? { cache } : {}),
-  });
-  let api: FastifyInstance | undefined;
-  let http: FastifyInstance | undefined;
-  let tftp: TftpServer | undefined;
-  let dhcp:
-    | { server: DhcpServer; service: DhcpService; writer: LeaseWriter; failover: FailoverMachine | undefined }
-    | undefined;
+  const stack = new StopStack();
+  stack.push(() => store.close());
   const metrics = new Metrics();
   const endpoints: Partial<Record<Role, string>> = {};
-  let libvirt: LibvirtPool | undefined;
-  let vmService: VmService | undefined;
-  let jobs: JobRunner | undefined;
-  let heartbeat: { stop(): Promise<void> } | undefined;
-  let events: EventHub | undefined;
-  let failoverLink: FailoverLink | undefined;
-  // Store upkeep on every node: both sweeps are idempotent across nodes (store/retention.ts, boot/builds.ts).
+  const has = (role: Role) => options.roles.includes(role);
+  try {
+    // Absolute, so that roles (and @fastify/static, which insists) do not depend on the working directory.
+    const local = (name: string) => resolve(options.dataDir === 'memory://' ? '.' : options.dataDir, name);
+    // A boot server keeps answering known machines while its store is briefly unreachable. The
+    // embedded store is in this process and cannot be: no cache (and no periodic rescan) for it.
+    const cache = has('http') && store.kind === 'postgresql' ? new HostCache(store.db) : undefined;
+    if (cache) {
+      await cache.start();
+      stack.push(() => cache.stop());
+    }
+    // One bound for what unknown MACs may record, by DHCP and by boot HTTP alike.
+    const discovery = new DiscoveryLimiter();
+    const boot = new BootService({
+      db: store.db,
+      templates: new KickstartTemplates(local(join('templates', 'kickstart'))),
+      policy: { ...DEFAULT_BUILD_POLICY, ...options.policy },
+      discovery,
+      ...(cache ? { cache } : {}),
+    });
+    const context: Context = { options, store, boot, metrics, discovery, local };
+    stack.push(startSweeps(context));
+    const tftp = has('tftp') ? await startTftp(context) : undefined;
+    if (tftp) {
+      stack.push(tftp.stop);
+      endpoints.tftp = tftp.endpoint;
+    }
+    const dhcp = has('dhcp') ? await startDhcp(context) : undefined;
+    if (dhcp) {
+      stack.push(dhcp.stop);
+      endpoints.dhcp = dhcp.endpoint;
+    }
+    if (tftp) metrics.add(() => tftpSamples(tftp.server));
+    metrics.add(() => [
+      {
+        name: 'kvmfleet_discovery_dropped_total',
+        help: 'discovered hosts and their events not recorded (rate limits; DHCP and boot HTTP)',
+        type: 'counter',
+        values: [
+          { labels: { what: 'host' }, value: discovery.dropped.hosts },
+          { labels: { what: 'event' }, value: discovery.dropped.events },
+        ],
+      },
+    ]);
+    const http = has('http') ? await startHttp(context) : undefined;
+    if (http) {
+      stack.push(http.stop);
+      endpoints.http = http.endpoint;
+    }
+    const vms = has('api') || has('worker') ? startVms(context) : undefined;
+    if (vms) stack.push(vms.stop);
+    if (has('api')) {
+      const api = await startApi(context, { vms: vms!, dhcp, httpEndpoint: endpoints.http });
+      stack.push(api.stop);
+      endpoints.api = api.endpoint;
+    }
+    stack.push(announce(context, endpoints, { cache, dhcp }).stop);
+    let stopping: Promise<void> | undefined;
+    return {
+      store,
+      boot,
+      metrics,
+      endpoints,
+      stop() {
+        stopping ??= stack.stop();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await stack.stop().catch(() => {});
+    throw error;
+  }
+}
+
+/** Store upkeep on every node: both sweeps are idempotent across nodes (store/retention.ts, boot/builds.ts). */
+function startSweeps({ options, store, boot }: Context): Stop {
   const sweeps: Periodic[] = [
     startBuildTimeoutSweep(
       store.db,
@@ -147,254 +247,275 @@ export async function serve(options: ServeOptions): Promise<Running> {
       options.sweepIntervalsMs?.retention,
     ),
   ];
-  const stopAll = async () => {
+  return async () => {
     await Promise.all(sweeps.map((sweep) => sweep.stop()));
-    jobs?.stop();
-    failoverLink?.stop();
-    cache?.stop();
-    await heartbeat?.stop();
-    events?.stop();
-    if (dhcp) {
-      await dhcp.server.close();
-      dhcp.service.stop();
-      await dhcp.writer.drain();
-    }
-    await tftp?.close();
-    await http?.close();
-    await api?.close();
-    await libvirt?.close();
-    await store.close();
   };
-  try {
-    if (options.roles.includes('tftp')) {
-      const root = options.tftp.root ?? local('tftp');
-      mkdirSync(root, { recursive: true });
-      tftp = new TftpServer({
-        files: new FileStore({ root, builtins: DEBIAN_IPXE_FILES }),
-        host: options.tftp.host,
-        port: options.tftp.port,
-        ...(options.tftp.timeoutMs ? { limits: { defaultTimeoutMs: options.tftp.timeoutMs } } : {}),
-        onTransfer: (event) => void recordTftpEvent(store, event).catch(() => {}),
-      });
-      const bound = await tftp.listen().catch((error: NodeJS.ErrnoException) => {
-        throw new Error(
-          `tftp cannot listen on ${options.tftp.host}:${options.tftp.port} (${error.code ?? error.message})${error.code === 'EACCES' ? ': port 69 needs root or CAP_NET_BIND_SERVICE' : ''}`,
-        );
-      });
-      endpoints.tftp = `udp://${bound.address}:${bound.port}`;
+}
+
+function startTftp({ options, store, local }: Context) {
+  return starting(async (parts) => {
+    const root = options.tftp.root ?? local('tftp');
+    mkdirSync(root, { recursive: true });
+    const server = new TftpServer({
+      files: new FileStore({ root, builtins: DEBIAN_IPXE_FILES }),
+      host: options.tftp.host,
+      port: options.tftp.port,
+      ...(options.tftp.timeoutMs ? { limits: { defaultTimeoutMs: options.tftp.timeoutMs } } : {}),
+      onTransfer: (event) => void recordTftpEvent(store, event).catch(() => {}),
+    });
+    const bound = await server.listen().catch((error: NodeJS.ErrnoException) => {
+      throw new Error(
+        `tftp cannot listen on ${options.tftp.host}:${options.tftp.port} (${error.code ?? error.message})${error.code === 'EACCES' ? ': port 69 needs root or CAP_NET_BIND_SERVICE' : ''}`,
+      );
+    });
+    parts.push(() => server.close());
+    return { server, endpoint: `udp://${bound.address}:${bound.port}` };
+  });
+}
+
+interface DhcpRole {
+  readonly stop: Stop;
+  readonly endpoint: string;
+  readonly failover: FailoverMachine | undefined;
+  /** What the API's /api/v1/dhcp/stats answers. */
+  stats(): Record<string, unknown>;
+}
+
+function startDhcp({ options, store, metrics, discovery }: Context): Promise<DhcpRole> {
+  return starting(async (parts) => {
+    const config = options.dhcp;
+    if (!config?.serverId)
+      throw new Error("the dhcp role needs --dhcp-server-id: this server's address on the boot network");
+    if (config.failover && store.kind !== 'postgresql')
+      throw new Error(
+        'a DHCP failover pair shares its leases through PostgreSQL: give both servers the same --database-url',
+      );
+    const failover = config.failover ? await startFailover(config.serverId, config.failover, parts) : undefined;
+    if (failover) {
+      const link = failover.link;
+      metrics.add(() => [
+        {
+          name: 'kvmfleet_dhcp_failover_beats_refused_total',
+          help: 'failover heartbeats dropped: malformed, wrong MAC, stale, replayed',
+          type: 'counter',
+          values: Object.entries(link.refused).map(([reason, value]) => ({ labels: { reason }, value })),
+        },
+      ]);
     }
+    const writer = new LeaseWriter(store.db);
+    parts.push(() => writer.drain());
+    const dhcpErrors = rateLimitedErrorLog('dhcp');
+    const service = new DhcpService({
+      onError: dhcpErrors,
+      failover: failover?.machine,
+      discovery,
+      networks: config.networks,
+      db: store.db,
+      writer,
+      serverId: config.serverId,
+      mode: config.mode,
+      nextServer: config.nextServer,
+      declineProbationMs:
+        config.declineProbationSeconds === undefined ? undefined : config.declineProbationSeconds * 1000,
+      bootBaseUrl: config.bootBaseUrl ?? options.http.baseUrl ?? urlOf(config.serverId, options.http.port),
+    });
+    await service.start();
+    parts.push(() => service.stop());
+    const server = new DhcpServer((request, context) => service.handle(request, context), {
+      ports: config.mode === 'proxy' ? [config.port ?? 67, 4011] : [config.port ?? 67],
+      onError: dhcpErrors,
+    });
+    await server.listen().catch((error: NodeJS.ErrnoException) => {
+      throw new Error(
+        `dhcp cannot listen (${error.code ?? error.message})${error.code === 'EACCES' ? ': port 67 needs root or CAP_NET_BIND_SERVICE' : ''}`,
+      );
+    });
+    parts.push(() => server.close());
+    metrics.add(() => dhcpSamples(server, service, writer));
+    const machine = failover?.machine;
+    return {
+      endpoint: `udp://0.0.0.0:${config.port ?? 67} (${config.mode}, server id ${config.serverId}${config.failover ? `, failover ${config.failover.role} with ${config.failover.peer}` : ''})`,
+      failover: machine,
+      stats: () => ({
+        ...server.stats,
+        policy: service.stats,
+        pools: service.poolStats(),
+        leaseWrites: writer.stats,
+        ...(machine
+          ? {
+              failover: {
+                role: machine.config.role,
+                state: machine.state,
+                partnerState: machine.partnerState ?? null,
+                ...machine.counters,
+              },
+            }
+          : {}),
+      }),
+    };
+  });
+}
+
+/** The failover state machine and its authenticated heartbeat link to the partner (boot/dhcp-failover.ts). */
+async function startFailover(
+  serverId: string,
+  config: NonNullable<NonNullable<ServeOptions['dhcp']>['failover']>,
+  parts: StopStack,
+): Promise<{ machine: FailoverMachine; link: FailoverLink }> {
+  const { role, peer, port, keyFile, ...timers } = config;
+  // Heartbeats are authenticated: a pair without a shared key could be told anything by anyone on the segment.
+  if (!keyFile)
+    throw new Error(
+      'a DHCP failover pair needs --dhcp-failover-key-file: a file with the same secret on both servers (e.g. openssl rand -hex 32)',
+    );
+  const key = loadFailoverKey(keyFile);
+  const machine = new FailoverMachine(
+    {
+      ...FAILOVER_DEFAULTS,
+      ...Object.fromEntries(Object.entries(timers).filter(([, v]) => v !== undefined)),
+      role,
+    },
+    Date.now(),
+  );
+  const link = new FailoverLink(
+    machine,
+    { address: serverId, port: port ?? 647 },
+    { address: peer, port: port ?? 647 },
+    key,
+  );
+  await link.start();
+  parts.push(() => link.stop());
+  return { machine, link };
+}
+
+function startHttp({ options, store, boot, local }: Context) {
+  return starting(async (parts) => {
+    const treesDir = options.http.treesDir ? resolve(options.http.treesDir) : local('trees');
+    mkdirSync(treesDir, { recursive: true });
+    const mirrors = options.http.mirrors?.size
+      ? new MirrorCache(local('mirror-cache'), options.http.mirrors)
+      : undefined;
+    const http = await buildBootHttp({
+      store,
+      boot,
+      treesDir,
+      mirrors,
+      baseUrl: options.http.baseUrl,
+      logger: { level: options.logLevel },
+      trustProxy: options.http.trustProxy ?? [],
+    });
+    parts.push(() => http.close());
+    // /ipxe.efi for UEFI HTTP boot, the URL the DHCP role offers; each download on the client's timeline.
+    await registerFirmwareRoutes(http, {
+      onServed: (event) => void recordFirmwareEvent(store, event).catch(() => {}),
+    });
+    http.addHook('onRequest', hostFallbackHook(options.http.baseUrl)); // no Host header: never a broken URL in a script
+    await http.listen({ host: options.http.host, port: options.http.port });
+    return { endpoint: urlOf(options.http.host, boundPort(http, options.http.port)) };
+  });
+}
+
+interface VmsRole {
+  readonly stop: Stop;
+  readonly libvirt: LibvirtPool;
+  readonly service: VmService;
+  readonly jobs: JobRunner;
+}
+
+/** VMs for the api and worker roles: one libvirt connection per hypervisor for this process, opened on first use. */
+function startVms({ options, store }: Context): VmsRole {
+  const libvirt = new LibvirtPool();
+  const service = new VmService(store.db, libvirt, options.placement);
+  // Jobs are queued in the store by any api node and run by worker nodes.
+  const jobs = new JobRunner(store.db, service, { work: options.roles.includes('worker') });
+  return {
+    libvirt,
+    service,
+    jobs,
+    async stop() {
+      jobs.stop();
+      await libvirt.close();
+    },
+  };
+}
+
+function startApi(
+  { options, store, boot, metrics }: Context,
+  roles: { vms: VmsRole; dhcp: DhcpRole | undefined; httpEndpoint: string | undefined },
+) {
+  return starting(async (parts) => {
+    const exposed = !isLoopback(options.api.host);
+    // Beyond loopback, passwords and tokens would otherwise cross the network in clear.
+    if (exposed && !options.api.tls && !options.api.insecureHttp) {
+      throw new Error(
+        `the API would listen on ${options.api.host} without TLS, so passwords and tokens would cross the network in clear: give --tls-cert FILE --tls-key FILE, or --insecure-http if a TLS-terminating proxy is in front`,
+      );
+    }
+    if (exposed) await requireAdmin(store);
+    const tls = options.api.tls ? readTls(options.api.tls) : undefined;
+    const { vms, dhcp, httpEndpoint } = roles;
+    const events = new EventHub(store.db, { jobs: vms.jobs, vms: vms.service });
+    await events.start();
+    parts.push(() => events.stop());
     const bootBaseUrl =
       options.http.baseUrl ??
       urlOf(options.http.host === '0.0.0.0' ? '127.0.0.1' : options.http.host, options.http.port);
-    if (options.roles.includes('dhcp')) {
-      const config = options.dhcp;
-      if (!config?.serverId)
-        throw new Error("the dhcp role needs --dhcp-server-id: this server's address on the boot network");
-      const writer = new LeaseWriter(store.db);
-      let failover: FailoverMachine | undefined;
-      if (config.failover) {
-        if (store.kind !== 'postgresql')
-          throw new Error(
-            'a DHCP failover pair shares its leases through PostgreSQL: give both servers the same --database-url',
-          );
-        const { role, peer, port: failoverPort, keyFile, ...timers } = config.failover;
-        // Heartbeats are authenticated: a pair without a shared key could be told anything by anyone on the segment.
-        if (!keyFile)
-          throw new Error(
-            'a DHCP failover pair needs --dhcp-failover-key-file: a file with the same secret on both servers (e.g. openssl rand -hex 32)',
-          );
-        const key = loadFailoverKey(keyFile);
-        failover = new FailoverMachine(
-          {
-            ...FAILOVER_DEFAULTS,
-            ...Object.fromEntries(Object.entries(timers).filter(([, v]) => v !== undefined)),
-            role,
-          },
-          Date.now(),
-        );
-        failoverLink = new FailoverLink(
-          failover,
-          { address: config.serverId, port: failoverPort ?? 647 },
-          { address: peer, port: failoverPort ?? 647 },
-          key,
-        );
-        await failoverLink.start();
-        const link = failoverLink;
-        metrics.add(() => [
-          {
-            name: 'kvmfleet_dhcp_failover_beats_refused_total',
-            help: 'failover heartbeats dropped: malformed, wrong MAC, stale, replayed',
-            type: 'counter',
-            values: Object.entries(link.refused).map(([reason, value]) => ({ labels: { reason }, value })),
-          },
-        ]);
-      }
-      const dhcpErrors = rateLimitedErrorLog('dhcp');
-      const service = new DhcpService({
-        onError: dhcpErrors,
-        failover,
-        discovery,
-        networks: config.networks,
-        db: store.db,
-        writer,
-        serverId: config.serverId,
-        mode: config.mode,
-        nextServer: config.nextServer,
-        declineProbationMs:
-          config.declineProbationSeconds === undefined ? undefined : config.declineProbationSeconds * 1000,
-        bootBaseUrl: config.bootBaseUrl ?? options.http.baseUrl ?? urlOf(config.serverId, options.http.port),
-      });
-      await service.start();
-      const server = new DhcpServer((request, context) => service.handle(request, context), {
-        ports: config.mode === 'proxy' ? [config.port ?? 67, 4011] : [config.port ?? 67],
-        onError: dhcpErrors,
-      });
-      await server.listen().catch((error: NodeJS.ErrnoException) => {
-        throw new Error(
-          `dhcp cannot listen (${error.code ?? error.message})${error.code === 'EACCES' ? ': port 67 needs root or CAP_NET_BIND_SERVICE' : ''}`,
-        );
-      });
-      dhcp = { server, service, writer, failover };
-      metrics.add(() => dhcpSamples(server, service, writer));
-      endpoints.dhcp = `udp://0.0.0.0:${config.port ?? 67} (${config.mode}, server id ${config.serverId}${config.failover ? `, failover ${config.failover.role} with ${config.failover.peer}` : ''})`;
-    }
-    if (tftp) metrics.add(() => tftpSamples(tftp!));
-    metrics.add(() => [
-      {
-        name: 'kvmfleet_discovery_dropped_total',
-        help: 'discovered hosts and their events not recorded (rate limits; DHCP and boot HTTP)',
-        type: 'counter',
-        values: [
-          { labels: { what: 'host' }, value: discovery.dropped.hosts },
-          { labels: { what: 'event' }, value: discovery.dropped.events },
-        ],
-      },
-    ]);
-    if (options.roles.includes('http')) {
-      const treesDir = options.http.treesDir ? resolve(options.http.treesDir) : local('trees');
-      mkdirSync(treesDir, { recursive: true });
-      const mirrors = options.http.mirrors?.size
-        ? new MirrorCache(local('mirror-cache'), options.http.mirrors)
-        : undefined;
-      http = await buildBootHttp({
-        store,
-        boot,
-        treesDir,
-        mirrors,
-        baseUrl: options.http.baseUrl,
-        logger: { level: options.logLevel },
-        trustProxy: options.http.trustProxy ?? [],
-      });
-      // /ipxe.efi for UEFI HTTP boot, the URL the DHCP role offers; each download on the client's timeline.
-      await registerFirmwareRoutes(http, {
-        onServed: (event) => void recordFirmwareEvent(store, event).catch(() => {}),
-      });
-      http.addHook('onRequest', hostFallbackHook(options.http.baseUrl)); // no Host header: never a broken URL in a script
-      await http.listen({ host: options.http.host, port: options.http.port });
-      endpoints.http = urlOf(options.http.host, boundPort(http, options.http.port));
-    }
-    if (options.roles.includes('api') || options.roles.includes('worker')) {
-      // One libvirt connection per hypervisor for this process, opened on first use.
-      libvirt = new LibvirtPool();
-      vmService = new VmService(store.db, libvirt, options.placement);
-      // Jobs are queued in the store by any api node and run by worker nodes.
-      jobs = new JobRunner(store.db, vmService, { work: options.roles.includes('worker') });
-    }
-    if (options.roles.includes('api')) {
-      const exposed = !isLoopback(options.api.host);
-      // Beyond loopback, passwords and tokens would otherwise cross the network in clear.
-      if (exposed && !options.api.tls && !options.api.insecureHttp) {
-        throw new Error(
-          `the API would listen on ${options.api.host} without TLS, so passwords and tokens would cross the network in clear: give --tls-cert FILE --tls-key FILE, or --insecure-http if a TLS-terminating proxy is in front`,
-        );
-      }
-      if (exposed) await requireAdmin(store);
-      const tls = options.api.tls ? readTls(options.api.tls) : undefined;
-      const vms = vmService!;
-      events = new EventHub(store.db, { jobs, vms });
-      await events.start();
-      api = await buildApi({
-        store,
-        boot,
-        bmc: bmcDepsFor(options.dataDir),
-        metrics,
-        authAlwaysRequired: exposed,
-        events,
-        vms: { db: store.db, pool: libvirt!, vms, jobs: jobs! },
-        dhcpStats: dhcp
-          ? () => ({
-              ...dhcp!.server.stats,
-              policy: dhcp!.service.stats,
-              pools: dhcp!.service.poolStats(),
-              leaseWrites: dhcp!.writer.stats,
-              ...(dhcp!.failover
-                ? {
-                    failover: {
-                      role: dhcp!.failover.config.role,
-                      state: dhcp!.failover.state,
-                      partnerState: dhcp!.failover.partnerState ?? null,
-                      ...dhcp!.failover.counters,
-                    },
-                  }
-                : {}),
-            })
-          : undefined,
-        bootBaseUrl:
-          endpoints.http && !options.http.baseUrl ? endpoints.http.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl,
-        logger: { level: options.logLevel },
-        https: tls,
-      });
-      await api.listen({ host: options.api.host, port: options.api.port });
-      if (options.api.tls) {
-        const log = api.log;
-        reloadOnSighup(api.server as unknown as HttpsServer, options.api.tls, (message) => log.warn(message));
-      }
-      endpoints.api = urlOf(options.api.host, boundPort(api, options.api.port)).replace(
-        /^http:/,
-        tls ? 'https:' : 'http:',
-      );
-    }
-    // Announce this process (roles, site, where its boot HTTP role is reached) for load balancers and the console.
-    const httpPort = endpoints.http ? Number(/:(\d+)$/.exec(endpoints.http)?.[1]) : undefined;
-    const advertised =
-      options.node?.advertiseHttp ??
-      (endpoints.http && options.http.host !== '0.0.0.0'
-        ? `${options.http.host}:${httpPort}`
-        : httpPort
-          ? `${hostname()}:${httpPort}`
-          : undefined);
-    const name =
-      options.node?.name ??
-      `${hostname()}-${httpPort ?? endpoints.api?.split(':').at(-1) ?? process.pid}`
-        .replace(/[^A-Za-z0-9._-]/g, '-')
-        .slice(0, 64);
-    heartbeat = startHeartbeat(store.db, {
-      name,
-      site: options.node?.site,
-      roles: options.roles,
-      httpAddress: advertised,
-      apiUrl: endpoints.api,
-      detail: () => ({
-        ...(cache ? { cache: { ...cache.stats } } : {}),
-        ...(options.dhcp?.networks ? { networks: options.dhcp.networks } : {}),
-        ...(dhcp?.failover ? { failover: { role: dhcp.failover.config.role, state: dhcp.failover.state } } : {}),
-      }),
+    const api = await buildApi({
+      store,
+      boot,
+      bmc: bmcDepsFor(options.dataDir),
+      metrics,
+      authAlwaysRequired: exposed,
+      events,
+      vms: { db: store.db, pool: vms.libvirt, vms: vms.service, jobs: vms.jobs },
+      dhcpStats: dhcp?.stats,
+      bootBaseUrl: httpEndpoint && !options.http.baseUrl ? httpEndpoint.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl,
+      logger: { level: options.logLevel },
+      https: tls,
     });
-  } catch (error) {
-    await stopAll().catch(() => {});
-    throw error;
-  }
-  let stopping: Promise<void> | undefined;
-  return {
-    store,
-    boot,
-    metrics,
-    endpoints,
-    stop() {
-      stopping ??= stopAll();
-      return stopping;
-    },
-  };
+    parts.push(() => api.close());
+    await api.listen({ host: options.api.host, port: options.api.port });
+    if (options.api.tls) {
+      const log = api.log;
+      reloadOnSighup(api.server as unknown as HttpsServer, options.api.tls, (message) => log.warn(message));
+    }
+    return {
+      endpoint: urlOf(options.api.host, boundPort(api, options.api.port)).replace(/^http:/, tls ? 'https:' : 'http:'),
+    };
+  });
+}
+
+/** Announce this process (roles, site, where its boot HTTP role is reached) for load balancers and the console. */
+function announce(
+  { options, store }: Context,
+  endpoints: Partial<Record<Role, string>>,
+  { cache, dhcp }: { cache: HostCache | undefined; dhcp: DhcpRole | undefined },
+): { stop: Stop } {
+  const httpPort = endpoints.http ? Number(/:(\d+)$/.exec(endpoints.http)?.[1]) : undefined;
+  const advertised =
+    options.node?.advertiseHttp ??
+    (endpoints.http && options.http.host !== '0.0.0.0'
+      ? `${options.http.host}:${httpPort}`
+      : httpPort
+        ? `${hostname()}:${httpPort}`
+        : undefined);
+  const name =
+    options.node?.name ??
+    `${hostname()}-${httpPort ?? endpoints.api?.split(':').at(-1) ?? process.pid}`
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .slice(0, 64);
+  return startHeartbeat(store.db, {
+    name,
+    site: options.node?.site,
+    roles: options.roles,
+    httpAddress: advertised,
+    apiUrl: endpoints.api,
+    detail: () => ({
+      ...(cache ? { cache: { ...cache.stats } } : {}),
+      ...(options.dhcp?.networks ? { networks: options.dhcp.networks } : {}),
+      ...(dhcp?.failover ? { failover: { role: dhcp.failover.config.role, state: dhcp.failover.state } } : {}),
+    }),
+  });
 }
 
 function isLoopback(host: string): boolean {
