@@ -68,12 +68,38 @@ export interface JobRunnerOptions {
 }
 
 export const DEFAULT_LEASE_MS = 30_000;
-const CANCELLED = 'cancelled by an operator';
+/** The error of an item a cancel kept from starting. */
+export const CANCELLED = 'cancelled by an operator';
+
+/**
+ * What a job kind's runner is given (the bulk clone here; others register with `registerKind`, e.g.
+ * bmc/site-power.ts): its parameters, the results earlier attempts recorded, and the lease's fence.
+ * It records one result per item; the runner writes them, tells the progress, and ends the job
+ * once every item has one.
+ */
+export interface JobContext {
+  readonly id: number;
+  readonly params: Record<string, unknown>;
+  readonly total: number;
+  /** Results recorded by earlier attempts (a resumed job): those items are done. */
+  readonly prior: readonly JobItemResult[];
+  readonly resuming: boolean;
+  /** Start an item only while this is true: the lease surely holds and the worker is not stopping. */
+  holds(): boolean;
+  /** An operator asked to cancel: record the items not started with the CANCELLED error. */
+  cancelled(): boolean;
+  record(item: JobItemResult): void;
+  /** Records an item a cancel kept from starting (its error is CANCELLED). */
+  recordCancelled(name: string, hypervisor: string): void;
+}
+
+export type JobKindRunner = (ctx: JobContext) => Promise<void>;
 
 export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
   readonly #db: Kysely<Database>;
   readonly #vms: VmService;
   readonly #running = new Map<number, Promise<Job>>();
+  readonly #kinds = new Map<string, JobKindRunner>();
   readonly #work: boolean;
   readonly #leaseMs: number;
   /** Who holds a lease: unique per process, readable by operators. */
@@ -92,6 +118,27 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
       this.#timer = setInterval(() => void this.#drain(), options.pollMs ?? 1000);
       this.#timer.unref();
     }
+  }
+
+  /**
+   * Another kind of job this worker runs (claimed only by workers that registered it). Register
+   * before the first poll, i.e. right after construction.
+   */
+  registerKind(kind: string, run: JobKindRunner): void {
+    if (kind === 'bulk-clone' || this.#kinds.has(kind)) throw new Error(`job kind ${kind} is registered already`);
+    this.#kinds.set(kind, run);
+    if (this.#work) void this.#drain();
+  }
+
+  /** Queues a job of a registered kind with `total` items; returns it at once. */
+  async enqueue(kind: string, total: number, params: Record<string, unknown>, actor = 'api'): Promise<Job> {
+    const row = await this.#db
+      .insertInto('jobs')
+      .values({ kind, state: 'queued', total, params: JSON.stringify(params), results: '[]', actor })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    if (this.#work) void this.#drain();
+    return this.get(row.id);
   }
 
   /** Stops claiming; jobs in hand stop starting items and keep their lease until it runs out, so another worker resumes them. */
@@ -113,7 +160,8 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
         const claimed = await this.#db.transaction().execute(async (trx) => {
           const row = await trx
             .selectFrom('jobs')
-            .select(['id', 'params', 'results', 'attempts', 'cancel_requested'])
+            .select(['id', 'kind', 'total', 'params', 'results', 'attempts', 'cancel_requested'])
+            .where('kind', 'in', ['bulk-clone', ...this.#kinds.keys()])
             .where((eb) =>
               eb.or([
                 eb('state', '=', 'queued'),
@@ -143,12 +191,21 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
           return row;
         });
         if (!claimed) return;
-        const { names, placements, ...params } = claimed.params as unknown as BulkCloneParams & {
-          names: string[];
-          placements: string[];
-        };
         const prior = claimed.results as unknown as JobItemResult[];
-        const run = this.#runBulk(claimed.id, params, names, placements, prior, claimed.attempts > 0);
+        const resuming = claimed.attempts > 0;
+        const kind = this.#kinds.get(claimed.kind);
+        let run: Promise<Job>;
+        if (kind) {
+          run = this.#runLeased(claimed.id, claimed.total, prior, (ctx) =>
+            kind({ ...ctx, params: claimed.params, resuming }),
+          );
+        } else {
+          const { names, placements, ...params } = claimed.params as unknown as BulkCloneParams & {
+            names: string[];
+            placements: string[];
+          };
+          run = this.#runBulk(claimed.id, params, names, placements, prior, resuming);
+        }
         this.#running.set(claimed.id, run);
         await run.catch(() => undefined).finally(() => this.#running.delete(claimed.id));
       }
@@ -247,11 +304,7 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
     return this.get(row.id);
   }
 
-  /**
-   * Runs the items of a bulk clone that have no result yet (`prior`: those recorded by earlier
-   * attempts). Renews the lease while it works; if the lease is lost (another worker took the job
-   * over after a store outage) it starts no more items and leaves the end to that worker.
-   */
+  /** Runs the items of a bulk clone that have no result yet (`prior`: those recorded by earlier attempts). */
   async #runBulk(
     id: number,
     params: BulkCloneParams,
@@ -263,8 +316,52 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
     const limits = new Map<string, Semaphore>();
     for (const hv of new Set(placements))
       limits.set(hv, new Semaphore((await getHypervisor(this.#db, hv)).maxParallel));
-    const results: JobItemResult[] = [...prior];
     const finished = new Set(prior.map((r) => r.name));
+    return this.#runLeased(id, names.length, prior, async ({ holds, cancelled, record }) => {
+      await Promise.all(
+        names.map((name, i) =>
+          finished.has(name)
+            ? undefined
+            : limits.get(placements[i]!)!.run(async () => {
+                if (!holds()) return; // another worker (or this one after a restart) goes on from here
+                const hypervisor = placements[i]!;
+                const started = Date.now();
+                if (cancelled()) return record({ name, hypervisor, ok: false, error: CANCELLED, ms: 0 });
+                try {
+                  // Resumed: the previous attempt may have made this VM, or half of it.
+                  if (resuming && (await this.#vms.recoverClone(name, hypervisor)) === 'complete')
+                    return record({ name, hypervisor, ok: true, ms: Date.now() - started });
+                  await this.#vms.clone({
+                    template: params.template,
+                    name,
+                    kind: params.kind,
+                    hypervisor,
+                    ...(params.antiAffinity ? { antiAffinity: params.antiAffinity } : {}),
+                    start: params.start ?? false,
+                    ...(params.serialLogDir ? { serialLogDir: params.serialLogDir } : {}),
+                  });
+                  record({ name, hypervisor, ok: true, ms: Date.now() - started });
+                } catch (error) {
+                  record({ name, hypervisor, ok: false, error: (error as Error).message, ms: Date.now() - started });
+                }
+              }),
+        ),
+      );
+    });
+  }
+
+  /**
+   * Runs a job's remaining items under its lease (`work` records their results). Renews the lease
+   * while it works; if the lease is lost (another worker took the job over after a store outage)
+   * `holds()` turns false, so no more items start, and the end is left to that worker.
+   */
+  async #runLeased(
+    id: number,
+    total: number,
+    prior: readonly JobItemResult[],
+    work: (ctx: Omit<JobContext, 'params' | 'resuming'>) => Promise<void>,
+  ): Promise<Job> {
+    const results: JobItemResult[] = [...prior];
     let done = results.length;
     let failed = results.filter((r) => !r.ok).length;
     let held = true;
@@ -316,52 +413,25 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
     };
     const record = (item: JobItemResult) => {
       results.push(item);
-      finished.add(item.name);
       done += 1;
       if (!item.ok) failed += 1;
       write();
-      this.emit('progress', { job: id, state: 'running', done, failed, total: names.length, item });
+      this.emit('progress', { job: id, state: 'running', done, failed, total, item });
     };
     try {
       await renew();
-      await Promise.all(
-        names.map((name, i) =>
-          finished.has(name)
-            ? undefined
-            : limits.get(placements[i]!)!.run(async () => {
-                if (!holds()) return; // another worker (or this one after a restart) goes on from here
-                const hypervisor = placements[i]!;
-                const started = Date.now();
-                if (cancelled) return record({ name, hypervisor, ok: false, error: CANCELLED, ms: 0 });
-                try {
-                  // Resumed: the previous attempt may have made this VM, or half of it.
-                  if (resuming && (await this.#vms.recoverClone(name, hypervisor)) === 'complete')
-                    return record({ name, hypervisor, ok: true, ms: Date.now() - started });
-                  await this.#vms.clone({
-                    template: params.template,
-                    name,
-                    kind: params.kind,
-                    hypervisor,
-                    ...(params.antiAffinity ? { antiAffinity: params.antiAffinity } : {}),
-                    start: params.start ?? false,
-                    ...(params.serialLogDir ? { serialLogDir: params.serialLogDir } : {}),
-                  });
-                  record({ name, hypervisor, ok: true, ms: Date.now() - started });
-                } catch (error) {
-                  record({ name, hypervisor, ok: false, error: (error as Error).message, ms: Date.now() - started });
-                }
-              }),
-        ),
-      );
+      const recordCancelled = (name: string, hypervisor: string) =>
+        record({ name, hypervisor, ok: false, error: CANCELLED, ms: 0 });
+      await work({ id, total, prior, holds, cancelled: () => cancelled, record, recordCancelled });
       await writing;
-      if (!held || this.#stopped || results.length < names.length) return this.get(id);
+      if (!held || this.#stopped || results.length < total) return this.get(id);
       await renew();
       const state: JobState =
         cancelled || results.some((r) => r.error === CANCELLED)
           ? 'cancelled'
           : failed === 0
             ? 'succeeded'
-            : failed === names.length
+            : failed === total
               ? 'failed'
               : 'partial';
       // The last write carries every result and the end, in one statement: a job whose items all ended ends.
@@ -378,8 +448,7 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
         .where('id', '=', id)
         .where('lease_owner', '=', this.workerId)
         .executeTakeFirst();
-      if (Number(ended.numUpdatedRows) === 1)
-        this.emit('progress', { job: id, state, done, failed, total: names.length });
+      if (Number(ended.numUpdatedRows) === 1) this.emit('progress', { job: id, state, done, failed, total });
       return this.get(id);
     } finally {
       clearInterval(heartbeat);

@@ -191,6 +191,10 @@ const JobItem = Type.Object({
   hypervisor: Type.String(),
   ok: Type.Boolean(),
   error: Type.Optional(Type.String()),
+  code: Type.Optional(Type.String({ description: "the error's stable code, when it has one" })),
+  detail: Type.Optional(
+    Type.String({ description: 'what happened (a site power-off: soft, hard after N s, was off)' }),
+  ),
   ms: Type.Number(),
 });
 const jobFields = {
@@ -207,7 +211,7 @@ const jobFields = {
   finishedAt: OrNull(Type.String()),
 };
 const Job = Type.Object(jobFields);
-const QueuedJob = Type.Object({
+export const QueuedJob = Type.Object({
   ...jobFields,
   warning: Type.Optional(Type.String({ description: 'no worker node is alive' })),
 });
