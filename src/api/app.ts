@@ -22,6 +22,7 @@ import { registerBuildRoutes } from './routes/builds.ts';
 import { registerLeaseRoutes } from './routes/leases.ts';
 import { registerVmRoutes, type VmRouteDeps } from './routes/vms.ts';
 import { registerPowerRoutes } from './routes/power.ts';
+import { registerSitePowerRoutes } from './routes/site-power.ts';
 import type { BmcDeps } from '../bmc/power.ts';
 import { listNodes } from '../cluster/nodes.ts';
 import { registerAuth } from './auth.ts';
@@ -375,6 +376,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   registerBuildRoutes(app, db, options.boot, options.bootBaseUrl);
   registerLeaseRoutes(app, db);
   if (options.vms) registerVmRoutes(app, options.vms);
+  if (options.vms) registerSitePowerRoutes(app, db, options.vms.jobs);
   registerPowerRoutes(app, db, options.bmc);
   if (options.events) registerEventStream(app, options.events);
   await registerConsole(app, options.consoleDir);

@@ -224,6 +224,16 @@ export const Host = Type.Object(
     bmc: Type.Union([Bmc, Type.Null()]),
     buildState: Type.Union(BUILD_STATES.map((s) => Type.Literal(s))),
     stateChangedAt: Type.String({ format: 'date-time' }),
+    power: Type.Optional(
+      Type.Object(
+        {
+          state: Type.Union([Type.Literal('on'), Type.Literal('off'), Type.Literal('unknown')]),
+          checkedAt: Type.String({ format: 'date-time' }),
+          error: Type.Optional(Type.String({ description: "why the state is unknown: the BMC error's code" })),
+        },
+        { description: "the BMC's last power reading (polled); absent until it was read" },
+      ),
+    ),
   },
   { $id: 'Host' },
 );

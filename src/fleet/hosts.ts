@@ -62,6 +62,9 @@ function selectHosts(db: Db, filter: HostFilter = {}) {
     'hosts.bmc',
     'hosts.build_state',
     'hosts.state_changed_at',
+    'hosts.power_state',
+    'hosts.power_checked_at',
+    'hosts.power_error',
     'networks.name as network',
     'sites.name as site',
     'profiles.name as profile',
@@ -102,6 +105,15 @@ async function withMacs(db: Db, rows: HostRow[]): Promise<Host[]> {
     bmc: row.bmc,
     buildState: row.build_state,
     stateChangedAt: new Date(row.state_changed_at).toISOString(),
+    ...(row.power_state && row.power_checked_at
+      ? {
+          power: {
+            state: row.power_state,
+            checkedAt: new Date(row.power_checked_at).toISOString(),
+            ...(row.power_error ? { error: row.power_error } : {}),
+          },
+        }
+      : {}),
   }));
 }
 

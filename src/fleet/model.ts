@@ -84,6 +84,15 @@ export interface Host {
   readonly bmc: Bmc | null;
   readonly buildState: BuildState;
   readonly stateChangedAt: string;
+  /** The BMC's last power reading (bmc/power-poller.ts); absent until the host's BMC was read. */
+  readonly power?: HostPower;
+}
+
+export interface HostPower {
+  readonly state: 'on' | 'off' | 'unknown';
+  readonly checkedAt: string;
+  /** Why the state is unknown: the BMC error's code. */
+  readonly error?: string;
 }
 
 export interface HostInput {

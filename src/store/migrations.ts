@@ -282,6 +282,27 @@ const migrations: Record<string, Migration> = {
       await sql`create index jobs_finished_idx on jobs(finished_at) where finished_at is not null`.execute(db);
     },
   },
+  '0011_host_power': {
+    async up(db: Kysely<any>) {
+      // What the power poller (bmc/power-poller.ts) last read from each host's BMC, and when: 'unknown'
+      // with the error's code when the BMC did not answer. Hosts are picked by the oldest reading.
+      await sql`alter table hosts add column power_state text check (power_state in ('on', 'off', 'unknown'))`.execute(
+        db,
+      );
+      await sql`alter table hosts add column power_checked_at timestamptz`.execute(db);
+      await sql`alter table hosts add column power_error text`.execute(db);
+      await sql`create index hosts_power_checked_idx on hosts(power_checked_at nulls first) where jsonb_typeof(bmc) = 'object'`.execute(
+        db,
+      );
+      // Work that one node of a cluster does at a time (the power poller): a lease renewed in database time.
+      await sql`
+        create table node_leases (
+          name text primary key check (name ~ '^[a-z0-9-]{1,63}$'),
+          owner text not null,
+          lease_until timestamptz not null
+        )`.execute(db);
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {
