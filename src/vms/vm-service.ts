@@ -7,19 +7,17 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
-import { LibvirtError } from '../protocols/libvirt/connection.ts';
 import type { LibvirtPool } from '../protocols/libvirt/pool.ts';
 import { UndefineFlags, type LibvirtClient, type LifecycleEvent } from '../protocols/libvirt/remote.ts';
-import type { RemoteDomain, RemoteStoragePool } from '../protocols/libvirt/types.ts';
+import type { RemoteDomain } from '../protocols/libvirt/types.ts';
 import { parseLibvirtUri } from '../protocols/libvirt/uri.ts';
-import { uniqueViolation } from '../store/constraint.ts';
 import type { CloneKind, Database } from '../store/schema.ts';
 import { seedFiles, type SeedIdentity } from './cloud-init.ts';
 import { domainXml, volumeXml, type DiskSpec, type DomainSpec } from './domain-xml.ts';
-import { getHypervisor, listHypervisors, reprobeHypervisor, type Hypervisor } from './hypervisors.ts';
+import { getHypervisor, listHypervisors, type Hypervisor } from './hypervisors.ts';
 import {
   DEFAULT_PLACEMENT_POLICY,
   planPlacements,
@@ -31,8 +29,24 @@ import { buildSeedImage } from './seed-image.ts';
 import { readDomainSpec } from './stored-spec.ts';
 import { HypervisorLostError, sysprepDisk } from './sysprep.ts';
 import { isKvmUnavailable } from './domain-type.ts';
-import { freeStaticAddress, type StaticAddress } from '../fleet/addresses.ts';
-import { RE } from '../fleet/validate-names.ts';
+import { freeStaticAddress } from '../fleet/addresses.ts';
+import { onDomain, storagePool, withHypervisor, type VmContext } from './on-hypervisor.ts';
+import {
+  assertNameFree,
+  checkName,
+  deleteVmRow,
+  findVmRow,
+  finishCloneRow,
+  getVm as getVmRow,
+  insertVm,
+  listVmRows,
+  reserveCloneRow,
+  setVmState,
+  type ManagedVm,
+  type Vm,
+} from './vm-rows.ts';
+
+export type { Vm } from './vm-rows.ts';
 
 export type InstallSource =
   | { readonly kind: 'pxe' }
@@ -82,22 +96,6 @@ export interface CloneInput {
   readonly serialLogDir?: string;
 }
 
-export interface Vm {
-  readonly name: string;
-  readonly hypervisor: string;
-  readonly uuid: string;
-  readonly state: string;
-  readonly memoryMiB: number;
-  readonly vcpus: number;
-  readonly template: string | null;
-  readonly cloneKind: CloneKind | null;
-  readonly disk: string | null;
-  readonly macs: string[];
-  readonly antiAffinity: string | null;
-  /** A static address from a kvmfleet network, if it was given one. */
-  readonly ip: string | null;
-}
-
 export interface Template {
   readonly name: string;
   readonly hypervisor: string;
@@ -109,45 +107,11 @@ export interface Template {
   readonly linkedClones: number;
 }
 
-const NAME = RE.vmName;
 const MiB = 1024 * 1024;
-
-function checkName(name: string, what: string): void {
-  if (!NAME.test(name ?? ''))
-    throw new KvmfleetError(
-      ErrorCode.Validation,
-      `${what} name "${name}" must be 1–64 letters, digits, ".", "_" or "-"`,
-    );
-}
-
-function libvirtFailure(error: unknown, what: string): KvmfleetError {
-  if (error instanceof KvmfleetError) return error;
-  if (error instanceof LibvirtError) return new KvmfleetError(ErrorCode.Libvirt, `${what}: ${error.message}`);
-  return new KvmfleetError(ErrorCode.HypervisorUnavailable, `${what}: ${(error as Error).message}`);
-}
 
 /** A locally administered MAC in QEMU's 52:54:00 range. */
 export function randomMac(): string {
   return ['52', '54', '00', ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
-}
-
-type VmRow = Selectable<Database['vms']> & { hypervisor: string; template: string | null };
-
-function toVm(row: VmRow): Vm {
-  return {
-    name: row.name,
-    hypervisor: row.hypervisor,
-    uuid: row.uuid,
-    state: row.state,
-    memoryMiB: row.memory_mib,
-    vcpus: row.vcpus,
-    template: row.template,
-    cloneKind: row.clone_kind,
-    disk: row.disk_path,
-    macs: row.macs,
-    antiAffinity: row.anti_affinity,
-    ip: row.ip ? row.ip.replace(/\/32$/, '') : null,
-  };
 }
 
 /** libvirt's lifecycle event → the state kvmfleet shows. */
@@ -183,12 +147,14 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   readonly #pool: LibvirtPool;
   readonly #watching = new Set<string>();
   readonly #policy: PlacementPolicy;
+  readonly #ctx: VmContext;
 
   constructor(db: Kysely<Database>, pool: LibvirtPool, policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY) {
     super();
     this.#db = db;
     this.#pool = pool;
     this.#policy = policy;
+    this.#ctx = { db, pool, policy, watch: (hv) => this.watch(hv) };
   }
 
   /** Keeps VM states current from the hypervisor's lifecycle events (once per hypervisor). */
@@ -199,57 +165,12 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
       const state = stateAfterEvent(event.event);
       if (!state) return;
       this.emit('state', { name: event.domain.name, hypervisor: hv.name, state, event: event.event });
-      void this.#db
-        .updateTable('vms')
-        .set({ state, updated_at: new Date().toISOString() })
-        .where('name', '=', event.domain.name)
-        .where('hypervisor_id', '=', hv.id)
-        .execute()
-        .catch(() => undefined);
+      void setVmState(this.#db, { name: event.domain.name, hypervisorId: hv.id }, state).catch(() => undefined);
     });
   }
 
-  #selectVms() {
-    return this.#db
-      .selectFrom('vms')
-      .innerJoin('hypervisors', 'hypervisors.id', 'vms.hypervisor_id')
-      .leftJoin('templates', 'templates.id', 'vms.template_id')
-      .selectAll('vms')
-      .select(['hypervisors.name as hypervisor', 'templates.name as template']);
-  }
-
-  async getVm(name: string): Promise<Vm & { id: number; hypervisorId: number; seedPath: string | null }> {
-    const row = await this.#selectVms().where('vms.name', '=', name).executeTakeFirst();
-    if (!row) throw new KvmfleetError(ErrorCode.NotFound, `VM "${name}" does not exist`);
-    return { ...toVm(row), id: row.id, hypervisorId: row.hypervisor_id, seedPath: row.seed_path };
-  }
-
-  async #withHypervisor<T>(
-    hypervisor: string,
-    what: string,
-    fn: (client: LibvirtClient, hv: Hypervisor & { id: number }) => Promise<T>,
-  ): Promise<T> {
-    let hv = await getHypervisor(this.#db, hypervisor);
-    try {
-      // A hypervisor registered by its install callback has no domain type yet: probe it at first use.
-      if (hv.domainType === null)
-        (await reprobeHypervisor(this.#db, this.#pool, hypervisor), (hv = await getHypervisor(this.#db, hypervisor)));
-      return await this.#pool.use(hv.uri, (client) => fn(client, hv));
-    } catch (error) {
-      throw libvirtFailure(error, `${what} on ${hypervisor}`);
-    }
-  }
-
-  /** Runs `work` on a managed VM's libvirt domain, on its hypervisor (a failure says `what` was being done). */
-  async #onDomain<T>(
-    name: string,
-    what: string,
-    work: (client: LibvirtClient, dom: RemoteDomain) => Promise<T>,
-  ): Promise<T> {
-    const vm = await this.getVm(name);
-    return this.#withHypervisor(vm.hypervisor, `${what} ${name}`, async (client) =>
-      work(client, await client.lookupDomainByName(name)),
-    );
+  getVm(name: string): Promise<ManagedVm> {
+    return getVmRow(this.#db, name);
   }
 
   async #capacities(site: string, only?: readonly string[]): Promise<HostCapacity[]> {
@@ -295,56 +216,6 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
     });
   }
 
-  async #storagePool(client: LibvirtClient, hv: Hypervisor): Promise<RemoteStoragePool> {
-    try {
-      return await client.lookupStoragePool(hv.storagePool);
-    } catch (error) {
-      throw new KvmfleetError(
-        ErrorCode.Validation,
-        `hypervisor ${hv.name} has no storage pool "${hv.storagePool}": ${(error as Error).message}`,
-      );
-    }
-  }
-
-  async #insertVm(values: {
-    name: string;
-    hypervisorId: number;
-    uuid: string;
-    memoryMiB: number;
-    vcpus: number;
-    templateId?: number | null;
-    cloneKind?: CloneKind | null;
-    disk: string | null;
-    seed?: string | null;
-    macs: string[];
-    antiAffinity?: string | null;
-    spec: DomainSpec;
-  }): Promise<void> {
-    await this.#db
-      .insertInto('vms')
-      .values({
-        name: values.name,
-        hypervisor_id: values.hypervisorId,
-        uuid: values.uuid,
-        memory_mib: values.memoryMiB,
-        vcpus: values.vcpus,
-        template_id: values.templateId ?? null,
-        clone_kind: values.cloneKind ?? null,
-        disk_path: values.disk,
-        seed_path: values.seed ?? null,
-        macs: JSON.stringify(values.macs),
-        anti_affinity: values.antiAffinity ?? null,
-        domain_spec: JSON.stringify(values.spec),
-      })
-      .execute();
-  }
-
-  async #assertNameFree(name: string): Promise<void> {
-    const vm = await this.#db.selectFrom('vms').select('id').where('name', '=', name).executeTakeFirst();
-    const template = await this.#db.selectFrom('templates').select('id').where('name', '=', name).executeTakeFirst();
-    if (vm || template) throw new KvmfleetError(ErrorCode.AlreadyExists, `a VM or template "${name}" already exists`);
-  }
-
   /** Defines (and starts) a domain; a KVM start that fails on KVM itself is retried as TCG and the hypervisor remembered as such. */
   async #defineAndStart(
     client: LibvirtClient,
@@ -378,7 +249,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
       throw new KvmfleetError(ErrorCode.Validation, 'vcpus must be a whole number ≥ 1');
     if (input.source.kind !== 'import' && input.source.kind !== 'none' && !(input.diskGiB && input.diskGiB > 0))
       throw new KvmfleetError(ErrorCode.Validation, 'diskGiB must be > 0 for a new disk');
-    await this.#assertNameFree(input.name);
+    await assertNameFree(this.#db, input.name);
     const hypervisor =
       input.hypervisor ??
       (input.site
@@ -391,7 +262,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
     if (!hypervisor) throw new KvmfleetError(ErrorCode.Validation, 'name a hypervisor or a site to place the VM in');
     const uuid = randomUUID();
     const mac = input.mac ?? randomMac();
-    return this.#withHypervisor(hypervisor, `create VM ${input.name}`, async (client, hv) => {
+    return withHypervisor(this.#ctx, hypervisor, `create VM ${input.name}`, async (client, hv) => {
       await this.watch(hv);
       let diskPath: string | null = null;
       const disks: DiskSpec[] = [];
@@ -399,7 +270,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
         diskPath = input.source.disk;
         disks.push({ source: diskPath, format: diskPath.endsWith('.qcow2') ? 'qcow2' : 'raw' });
       } else if (input.diskGiB) {
-        const pool = await this.#storagePool(client, hv);
+        const pool = await storagePool(client, hv);
         const volume = await client.createVolume(
           pool,
           volumeXml({
@@ -435,7 +306,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
         description: `kvmfleet VM${input.osVariant ? ` (${input.osVariant})` : ''}`,
       };
       const final = await this.#defineAndStart(client, hv, spec, input.start ?? true, input.autostart ?? false);
-      await this.#insertVm({
+      await insertVm(this.#db, {
         name: input.name,
         hypervisorId: hv.id,
         uuid,
@@ -453,16 +324,13 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   async #refreshState(name: string): Promise<Vm> {
     const vm = await this.getVm(name);
     try {
-      const state = await this.#withHypervisor(
+      const state = await withHypervisor(
+        this.#ctx,
         vm.hypervisor,
         'read state',
         async (client) => (await client.getDomainState(await client.lookupDomainByName(name))).state,
       );
-      await this.#db
-        .updateTable('vms')
-        .set({ state, updated_at: new Date().toISOString() })
-        .where('id', '=', vm.id)
-        .execute();
+      await setVmState(this.#db, { id: vm.id }, state);
     } catch {
       /* state stays as last known */
     }
@@ -470,7 +338,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   }
 
   async start(name: string): Promise<Vm> {
-    await this.#onDomain(name, 'start', async (client, dom) => {
+    await onDomain(this.#ctx, name, 'start', async (client, dom) => {
       if ((await client.getDomainState(dom)).state !== 'running') await client.startDomain(dom);
     });
     return this.#refreshState(name);
@@ -482,7 +350,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
     options: { timeoutS?: number; force?: boolean } = {},
   ): Promise<Vm & { forced: boolean }> {
     const timeoutMs = (options.timeoutS ?? 120) * 1000;
-    const forced = await this.#onDomain(name, 'shut down', async (client, dom) => {
+    const forced = await onDomain(this.#ctx, name, 'shut down', async (client, dom) => {
       if ((await client.getDomainState(dom)).state === 'shutoff') return false;
       await client.shutdownDomain(dom);
       const deadline = Date.now() + timeoutMs;
@@ -502,20 +370,20 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   }
 
   async destroy(name: string): Promise<Vm> {
-    await this.#onDomain(name, 'destroy', async (client, dom) => {
+    await onDomain(this.#ctx, name, 'destroy', async (client, dom) => {
       if ((await client.getDomainState(dom)).state !== 'shutoff') await client.destroyDomain(dom);
     });
     return this.#refreshState(name);
   }
 
   async setAutostart(name: string, on: boolean): Promise<void> {
-    await this.#onDomain(name, 'autostart', (client, dom) => client.setDomainAutostart(dom, on));
+    await onDomain(this.#ctx, name, 'autostart', (client, dom) => client.setDomainAutostart(dom, on));
   }
 
   /** Removes the definition (a running VM is refused); with storage, its disk and seed volumes too. */
   async undefine(name: string, options: { removeStorage?: boolean } = {}): Promise<void> {
     const vm = await this.getVm(name);
-    await this.#withHypervisor(vm.hypervisor, `undefine ${name}`, async (client, hv) => {
+    await withHypervisor(this.#ctx, vm.hypervisor, `undefine ${name}`, async (client, hv) => {
       let dom: RemoteDomain | undefined;
       try {
         dom = await client.lookupDomainByName(name);
@@ -531,7 +399,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
         );
       }
       if (options.removeStorage) {
-        const pool = await this.#storagePool(client, hv);
+        const pool = await storagePool(client, hv);
         for (const path of [vm.disk, vm.seedPath]) {
           if (!path) continue;
           const volume = await client.lookupVolume(pool, path.split('/').at(-1)!).catch(() => undefined);
@@ -539,7 +407,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
         }
       }
     });
-    await this.#db.deleteFrom('vms').where('id', '=', vm.id).execute();
+    await deleteVmRow(this.#db, vm.id);
   }
 
   /** Every VM kvmfleet manages, with its live state where its hypervisor answers; plus domains it does not manage. */
@@ -547,7 +415,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
     vms: (Vm & { live: boolean })[];
     unmanaged: { hypervisor: string; name: string; state: string }[];
   }> {
-    const rows = (await this.#selectVms().orderBy('vms.name').execute()).map(toVm);
+    const rows = await listVmRows(this.#db);
     const live = new Map<string, string>();
     const unmanaged: { hypervisor: string; name: string; state: string }[] = [];
     const known = new Set(rows.map((r) => `${r.hypervisor}/${r.name}`));
@@ -587,7 +455,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
     const vm = await this.getVm(vmName);
     if (!vm.disk) throw new KvmfleetError(ErrorCode.Validation, `${vmName} has no disk to make a template of`);
     const hv = await getHypervisor(this.#db, vm.hypervisor);
-    const spec = await this.#withHypervisor(vm.hypervisor, `seal ${vmName}`, async (client) => {
+    const spec = await withHypervisor(this.#ctx, vm.hypervisor, `seal ${vmName}`, async (client) => {
       const dom = await client.lookupDomainByName(vmName);
       const state = (await client.getDomainState(dom)).state;
       if (state !== 'shutoff')
@@ -609,7 +477,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
         `sealing ${vmName}: ${(error as Error).message}`,
       );
     }
-    await this.#withHypervisor(vm.hypervisor, `undefine ${vmName}`, async (client) =>
+    await withHypervisor(this.#ctx, vm.hypervisor, `undefine ${vmName}`, async (client) =>
       client.undefineDomain(await client.lookupDomainByName(vmName), UndefineFlags.Nvram),
     );
     const templateSpec: DomainSpec = { ...spec, name: templateName };
@@ -683,8 +551,8 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
         `template "${name}" has ${template.linkedClones} linked clones whose disks are backed by it`,
       );
     if (options.removeStorage) {
-      await this.#withHypervisor(template.hypervisor, `delete template ${name}`, async (client, hv) => {
-        const pool = await this.#storagePool(client, hv);
+      await withHypervisor(this.#ctx, template.hypervisor, `delete template ${name}`, async (client, hv) => {
+        const pool = await storagePool(client, hv);
         const volume = await client.lookupVolume(pool, template.disk.split('/').at(-1)!).catch(() => undefined);
         if (volume) await client.deleteVolume(volume);
       });
@@ -694,51 +562,6 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   }
 
   // ── clones ───────────────────────────────────────────────────────────────────
-
-  /**
-   * Reserves the VM's row (and its address) before any libvirt work, so two clones can never take
-   * one name or one address — on one kvmfleet node or several on one PostgreSQL.
-   */
-  async #reserve(
-    input: CloneInput,
-    template: { id: number; memoryMiB: number; vcpus: number },
-    hypervisorId: number,
-    uuid: string,
-    mac: string,
-  ): Promise<{ id: number; address?: StaticAddress }> {
-    for (let attempt = 0; ; attempt++) {
-      const address = input.identity?.network ? await freeStaticAddress(this.#db, input.identity.network) : undefined;
-      try {
-        const row = await this.#db
-          .insertInto('vms')
-          .values({
-            name: input.name,
-            hypervisor_id: hypervisorId,
-            uuid,
-            memory_mib: template.memoryMiB,
-            vcpus: template.vcpus,
-            state: 'provisioning',
-            template_id: template.id,
-            clone_kind: input.kind,
-            disk_path: null,
-            seed_path: null,
-            macs: JSON.stringify([mac]),
-            anti_affinity: input.antiAffinity ?? null,
-            domain_spec: '{}',
-            network_id: address?.networkId ?? null,
-            ip: address?.ip ?? null,
-          })
-          .returning('id')
-          .executeTakeFirstOrThrow();
-        return { id: row.id, ...(address ? { address } : {}) };
-      } catch (error) {
-        if (uniqueViolation(error, 'vms_name_key'))
-          throw new KvmfleetError(ErrorCode.AlreadyExists, `a VM "${input.name}" already exists`);
-        if (uniqueViolation(error, 'vms_ip_key') && attempt < 20) continue; // another clone took that address meanwhile
-        throw error;
-      }
-    }
-  }
 
   /**
    * A clone of a template: a new disk (linked: qcow2 backed by the template's disk; full: an
@@ -763,7 +586,20 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
     const hv = await getHypervisor(this.#db, input.hypervisor ?? template.hypervisor);
     const uuid = randomUUID();
     const mac = randomMac();
-    const reserved = await this.#reserve(input, template, hv.id, uuid, mac);
+    const network = input.identity?.network;
+    const reserved = await reserveCloneRow(
+      this.#db,
+      {
+        name: input.name,
+        hypervisorId: hv.id,
+        uuid,
+        mac,
+        template,
+        kind: input.kind,
+        antiAffinity: input.antiAffinity ?? null,
+      },
+      network ? () => freeStaticAddress(this.#db, network) : undefined,
+    );
     try {
       const address = reserved.address
         ? {
@@ -789,9 +625,9 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
       });
       const seed = await buildSeedImage(files);
       const templateVolumeName = template.disk.split('/').at(-1)!;
-      const made = await this.#withHypervisor(hv.name, `clone ${input.name}`, async (client, hvFull) => {
+      const made = await withHypervisor(this.#ctx, hv.name, `clone ${input.name}`, async (client, hvFull) => {
         await this.watch(hvFull);
-        const pool = await this.#storagePool(client, hvFull);
+        const pool = await storagePool(client, hvFull);
         const base = await client.lookupVolume(pool, templateVolumeName).catch(() => {
           throw new KvmfleetError(
             ErrorCode.Validation,
@@ -831,21 +667,11 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
         const final = await this.#defineAndStart(client, hvFull, spec, input.start ?? false, false);
         return { diskPath, seedPath, spec: final };
       });
-      await this.#db
-        .updateTable('vms')
-        .set({
-          disk_path: made.diskPath,
-          seed_path: made.seedPath,
-          domain_spec: JSON.stringify(made.spec),
-          state: 'shutoff',
-          updated_at: new Date().toISOString(),
-        })
-        .where('id', '=', reserved.id)
-        .execute();
+      await finishCloneRow(this.#db, reserved.id, made);
     } catch (error) {
       // Nothing half-made stays behind: the domain and volumes this clone may have made go with its row.
       await this.#discardOnHypervisor(input.name, hv.name).catch(() => undefined);
-      await this.#db.deleteFrom('vms').where('id', '=', reserved.id).execute();
+      await deleteVmRow(this.#db, reserved.id);
       throw error;
     }
     return this.#refreshState(input.name);
@@ -857,9 +683,9 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
    * it left — domain, disk, seed, the reserved row — is removed and the item can be made again.
    */
   async recoverClone(name: string, hypervisor: string): Promise<'complete' | 'absent'> {
-    const row = await this.#db.selectFrom('vms').select(['id', 'state']).where('name', '=', name).executeTakeFirst();
+    const row = await findVmRow(this.#db, name);
     if (row && row.state !== 'provisioning') {
-      const defined = await this.#withHypervisor(hypervisor, `look up ${name}`, async (client) =>
+      const defined = await withHypervisor(this.#ctx, hypervisor, `look up ${name}`, async (client) =>
         client.lookupDomainByName(name).then(
           () => true,
           () => false,
@@ -868,13 +694,13 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
       if (defined) return 'complete';
     }
     await this.#discardOnHypervisor(name, hypervisor);
-    if (row) await this.#db.deleteFrom('vms').where('id', '=', row.id).execute();
+    if (row) await deleteVmRow(this.#db, row.id);
     return 'absent';
   }
 
   /** Destroys and undefines the domain `name` and deletes its clone volumes on `hypervisor`, whichever exist. */
   async #discardOnHypervisor(name: string, hypervisor: string): Promise<void> {
-    await this.#withHypervisor(hypervisor, `clean up ${name}`, async (client, hv) => {
+    await withHypervisor(this.#ctx, hypervisor, `clean up ${name}`, async (client, hv) => {
       const dom = await client.lookupDomainByName(name).catch(() => undefined);
       if (dom) {
         await client.destroyDomain(dom).catch(() => undefined);
