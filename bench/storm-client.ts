@@ -19,13 +19,14 @@ import { createSocket, type Socket } from 'node:dgram';
 import { request as httpRequest } from 'node:http';
 import { promisify } from 'node:util';
 import {
-  BOOTREQUEST,
-  decodePacket,
-  encodePacket,
-  MessageType,
-  type DhcpPacket,
-} from '../src/protocols/dhcp4/packet.ts';
-import { DhcpOptions, OptionCode } from '../src/protocols/dhcp4/options.ts';
+  buildClientMessage,
+  type ClientMessageSpec,
+  type ClientMessageType,
+} from '../src/protocols/dhcp4/client-message.ts';
+import { ipv4 } from '../src/protocols/dhcp4/option-codecs.ts';
+import { decodePacket, encodePacket, MessageType, type DhcpPacket } from '../src/protocols/dhcp4/packet.ts';
+import { OptionCode } from '../src/protocols/dhcp4/options.ts';
+import { formatIpv4 } from '../src/protocols/ipv4.ts';
 import { stormMac } from './storm-macs.ts';
 
 const [
@@ -87,47 +88,32 @@ class Relay {
   }
 }
 
-function request(
+/** What PXE firmware (and, with `ipxe`, iPXE) sends on BIOS through the relay at giaddr. */
+const request = (
   mac: string,
   xid: number,
-  type: MessageType,
+  type: ClientMessageType,
   ipxe: boolean,
-  extra: (o: DhcpOptions) => void = () => {},
-): DhcpPacket {
-  const options = new DhcpOptions();
-  options.set(OptionCode.MessageType, Buffer.from([type]));
-  options.set(OptionCode.ClientArch, Buffer.from([0, 0]));
-  options.set(OptionCode.VendorClass, Buffer.from('PXEClient:Arch:00000:UNDI:002001'));
-  if (ipxe) options.set(OptionCode.UserClass, Buffer.from([4, ...Buffer.from('iPXE')]));
-  extra(options);
-  const chaddr = Buffer.alloc(16);
-  Buffer.from(mac.replace(/:/g, ''), 'hex').copy(chaddr);
-  return {
-    op: BOOTREQUEST,
-    htype: 1,
-    hlen: 6,
-    hops: 1,
+  spec: Partial<ClientMessageSpec> = {},
+) =>
+  buildClientMessage(type, {
+    mac,
     xid,
-    secs: 0,
-    flags: 0,
-    ciaddr: '0.0.0.0',
-    yiaddr: '0.0.0.0',
-    siaddr: '0.0.0.0',
+    hops: 1,
     giaddr,
-    chaddr,
-    sname: '',
-    file: '',
-    options,
-  };
-}
+    arch: 0,
+    vendorClass: 'PXEClient:Arch:00000:UNDI:002001',
+    ...(ipxe ? { userClass: ['iPXE'] } : {}),
+    ...spec,
+  });
 
 async function dhcp(relay: Relay, mac: string, xid: number, ipxe: boolean): Promise<DhcpPacket> {
   const offer = await relay.exchange(request(mac, xid, MessageType.Discover, ipxe), MessageType.Offer);
   const serverId = offer.options.get(OptionCode.ServerId);
   return relay.exchange(
-    request(mac, xid, MessageType.Request, ipxe, (o) => {
-      o.set(OptionCode.RequestedIp, Buffer.from(offer.yiaddr.split('.').map(Number)));
-      if (serverId) o.set(OptionCode.ServerId, serverId);
+    request(mac, xid, MessageType.Request, ipxe, {
+      requestedIp: offer.yiaddr,
+      ...(serverId?.length === 4 ? { serverId: formatIpv4(ipv4.decode(serverId)) } : {}),
     }),
     MessageType.Ack,
   );

@@ -16,8 +16,10 @@ import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { promisify } from 'node:util';
 import { buildClientMessage } from '../../src/protocols/dhcp4/client-message.ts';
+import { ipv4 } from '../../src/protocols/dhcp4/option-codecs.ts';
 import { OptionCode } from '../../src/protocols/dhcp4/options.ts';
 import { decodePacket, encodePacket, MessageType, type DhcpPacket } from '../../src/protocols/dhcp4/packet.ts';
+import { formatIpv4 } from '../../src/protocols/ipv4.ts';
 
 export interface MachinePlan {
   readonly server: string;
@@ -100,16 +102,13 @@ class Relay {
 }
 
 let xids = Math.floor(Math.random() * 0x7fffffff);
-const ipxeOptions: [number, Buffer][] = [
-  [OptionCode.ClientArch, Buffer.from([0, 0])],
-  [OptionCode.VendorClass, Buffer.from('PXEClient:Arch:00000:UNDI:002001')],
-  [OptionCode.UserClass, Buffer.from([4, ...Buffer.from('iPXE')])],
-];
+/** What iPXE on BIOS asks with: arch 0, a PXEClient vendor class, user class iPXE (as RFC 3004 items). */
+const ipxe = { arch: 0, vendorClass: 'PXEClient:Arch:00000:UNDI:002001', userClass: ['iPXE'] } as const;
 
 async function dhcp(relay: Relay, mac: string): Promise<DhcpPacket> {
   const xid = xids++ >>> 0;
   const offer = await relay.exchange(
-    buildClientMessage(MessageType.Discover, { mac, xid, giaddr: relay.giaddr, options: ipxeOptions }),
+    buildClientMessage(MessageType.Discover, { mac, xid, giaddr: relay.giaddr, ...ipxe }),
     MessageType.Offer,
   );
   const serverId = offer.options.get(OptionCode.ServerId);
@@ -119,8 +118,8 @@ async function dhcp(relay: Relay, mac: string): Promise<DhcpPacket> {
       xid,
       giaddr: relay.giaddr,
       requestedIp: offer.yiaddr,
-      ...(serverId ? { serverId: `${serverId[0]}.${serverId[1]}.${serverId[2]}.${serverId[3]}` } : {}),
-      options: ipxeOptions,
+      ...(serverId?.length === 4 ? { serverId: formatIpv4(ipv4.decode(serverId)) } : {}),
+      ...ipxe,
     }),
     MessageType.Ack,
   );

@@ -2,103 +2,64 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { classifyClient, dhcpBootAnswer } from '../../src/boot/classify.ts';
-import { DhcpDecodeError, DhcpOptions, OptionCode } from '../../src/protocols/dhcp4/options.ts';
-import {
-  BOOTREQUEST,
-  decodePacket,
-  encodePacket,
-  MessageType,
-  type DhcpPacket,
-} from '../../src/protocols/dhcp4/packet.ts';
+import { classifyClient, dhcpBootAnswer, type DhcpBootAnswer } from '../../src/boot/classify.ts';
+import { buildClientMessage, type ClientMessageSpec } from '../../src/protocols/dhcp4/client-message.ts';
+import { DhcpDecodeError, OptionCode } from '../../src/protocols/dhcp4/options.ts';
+import { decodePacket, encodePacket, MessageType, type DhcpPacket } from '../../src/protocols/dhcp4/packet.ts';
 import { mutatedDatagrams } from '../helpers/dhcp-mutations.ts';
 
-function pxeDiscover(extra: [number, Buffer][] = []): DhcpPacket {
-  const options = new DhcpOptions()
-    .set(OptionCode.MessageType, Buffer.from([MessageType.Discover]))
-    .set(OptionCode.ParameterRequestList, Buffer.from([1, 3, 6, 43, 60, 66, 67]))
-    .set(OptionCode.VendorClass, Buffer.from('PXEClient:Arch:00000:UNDI:002001'))
-    .set(OptionCode.ClientArch, Buffer.from([0, 0]))
-    .set(OptionCode.ClientNdi, Buffer.from([1, 2, 1]))
-    .set(OptionCode.ClientMachineId, Buffer.from([0, ...randomBytes(16)]));
-  for (const [code, value] of extra) options.set(code, value);
-  return {
-    op: BOOTREQUEST,
-    htype: 1,
-    hlen: 6,
-    hops: 0,
+/** Options 94 (network interface) and 97 (machine id) a PXE ROM sends, which no typed field covers. */
+const PXE_ROM_OPTIONS: [number, Buffer][] = [
+  [OptionCode.ClientNdi, Buffer.from([1, 2, 1])],
+  [OptionCode.ClientMachineId, Buffer.from([0, ...randomBytes(16)])],
+];
+
+/** A PXE ROM's DISCOVER through a relay; `spec` replaces or adds fields. */
+function pxeDiscover(spec: Partial<ClientMessageSpec> = {}): DhcpPacket {
+  return buildClientMessage(MessageType.Discover, {
+    mac: '52:54:00:aa:bb:01',
     xid: 0x12345678,
     secs: 4,
-    flags: 0x8000,
-    ciaddr: '0.0.0.0',
-    yiaddr: '0.0.0.0',
-    siaddr: '0.0.0.0',
+    broadcast: true,
     giaddr: '10.1.0.2',
-    chaddr: Buffer.from('525400aabb01' + '00'.repeat(10), 'hex'),
-    sname: '',
-    file: '',
-    options,
-  };
+    parameterRequestList: [1, 3, 6, 43, 60, 66, 67],
+    vendorClass: 'PXEClient:Arch:00000:UNDI:002001',
+    arch: 0,
+    options: PXE_ROM_OPTIONS,
+    ...spec,
+  });
 }
 
 const urls = { script: 'http://boot/boot/${mac:hexhyp}?platform=${platform}', httpIpxeEfi: 'http://boot/ipxe.efi' };
-const answerFor = (extra: [number, Buffer][], host?: { buildState: string }) => {
-  const packet = pxeDiscover(extra);
-  return dhcpBootAnswer(classifyClient(packet), host, urls);
-};
-const arch = (n: number) => Buffer.from([n >> 8, n & 255]);
+const answerFor = (spec: Partial<ClientMessageSpec>, host?: { buildState: string }) =>
+  dhcpBootAnswer(classifyClient(pxeDiscover(spec)), host, urls);
 
 test('boot answers: BIOS → undionly.kpxe, UEFI x64 → ipxe.efi, iPXE → script URL, HTTP boot → URL + HTTPClient', () => {
-  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(0)]]), { bootFile: 'undionly.kpxe' });
-  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(7)]]), { bootFile: 'ipxe.efi' });
-  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(9)]]), { bootFile: 'ipxe.efi' });
-  assert.deepEqual(
-    answerFor([
-      [OptionCode.ClientArch, arch(0)],
-      [OptionCode.UserClass, Buffer.from('iPXE')],
-    ]),
-    { bootFile: urls.script },
-  );
-  assert.deepEqual(
-    answerFor([
-      [OptionCode.ClientArch, arch(9)],
-      [OptionCode.UserClass, Buffer.from('iPXE')],
-    ]),
-    { bootFile: urls.script },
-    'iPXE is never handed iPXE again',
-  );
-  assert.deepEqual(
-    answerFor([
-      [OptionCode.ClientArch, arch(16)],
-      [OptionCode.VendorClass, Buffer.from('HTTPClient:Arch:00016:UNDI:003000')],
-    ]),
-    { bootFile: urls.httpIpxeEfi, vendorClass: 'HTTPClient' },
-  );
-  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(11)]]), {}, 'no ARM64 iPXE is served');
-  assert.deepEqual(
-    answerFor([[OptionCode.ClientArch, arch(0)]], { buildState: 'built' }),
-    {},
-    'built hosts boot their disk',
-  );
-  assert.deepEqual(answerFor([[OptionCode.ClientArch, arch(0)]], { buildState: 'ready' }), {
-    bootFile: 'undionly.kpxe',
-  });
-  const os = pxeDiscover();
-  os.options.delete(OptionCode.VendorClass);
-  os.options.delete(OptionCode.ClientArch);
-  assert.deepEqual(dhcpBootAnswer(classifyClient(os), undefined, urls), {}, 'an OS DHCP client gets no boot file');
+  const cases: [string, Partial<ClientMessageSpec>, { buildState: string } | undefined, DhcpBootAnswer][] = [
+    ['BIOS', { arch: 0 }, undefined, { bootFile: 'undionly.kpxe' }],
+    ['UEFI (EFI BC)', { arch: 7 }, undefined, { bootFile: 'ipxe.efi' }],
+    ['UEFI x64', { arch: 9 }, undefined, { bootFile: 'ipxe.efi' }],
+    ['iPXE on BIOS', { arch: 0, userClass: 'iPXE' }, undefined, { bootFile: urls.script }],
+    ['iPXE is never handed iPXE again', { arch: 9, userClass: 'iPXE' }, undefined, { bootFile: urls.script }],
+    [
+      'UEFI HTTP boot',
+      { arch: 16, vendorClass: 'HTTPClient:Arch:00016:UNDI:003000' },
+      undefined,
+      { bootFile: urls.httpIpxeEfi, vendorClass: 'HTTPClient' },
+    ],
+    ['no ARM64 iPXE is served', { arch: 11 }, undefined, {}],
+    ['built hosts boot their disk', { arch: 0 }, { buildState: 'built' }, {}],
+    ['a ready host is installed', { arch: 0 }, { buildState: 'ready' }, { bootFile: 'undionly.kpxe' }],
+    ['an OS DHCP client gets no boot file', { vendorClass: undefined, arch: undefined }, undefined, {}],
+  ];
+  for (const [name, spec, host, answer] of cases) assert.deepEqual(answerFor(spec, host), answer, name);
 });
 
 test('fuzz: 1 000 000 random and mutated packets — classifying and answering whatever decodes throws nothing', () => {
   const seeds = [
     encodePacket(pxeDiscover()),
-    encodePacket(
-      pxeDiscover([
-        [OptionCode.UserClass, Buffer.from('iPXE')],
-        [OptionCode.RelayAgentInfo, Buffer.from([1, 2, 3, 4])],
-      ]),
-    ),
-    encodePacket(pxeDiscover([[OptionCode.Overload, Buffer.from([3])]])),
+    encodePacket(pxeDiscover({ userClass: 'iPXE', relayAgentInfo: new Map([[1, Buffer.from([3, 4])]]) })),
+    encodePacket(pxeDiscover({ options: [...PXE_ROM_OPTIONS, [OptionCode.Overload, Buffer.from([3])]] })),
   ];
   let classified = 0;
   for (const packet of mutatedDatagrams(seeds, 1_000_000)) {

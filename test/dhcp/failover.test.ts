@@ -9,42 +9,23 @@ import { FAILOVER_DEFAULTS, FailoverMachine, type FailoverState } from '../../sr
 import { DhcpService } from '../../src/boot/dhcp-service.ts';
 import { importSiteYaml } from '../../src/import/apply.ts';
 import { bucketOwner, loadBalanceHash, RFC3074_MIX_TABLE } from '../../src/protocols/dhcp4/load-balance.ts';
+import {
+  buildClientMessage,
+  type ClientMessageSpec,
+  type ClientMessageType,
+} from '../../src/protocols/dhcp4/client-message.ts';
 import { ipv4 } from '../../src/protocols/dhcp4/option-codecs.ts';
-import { formatIpv4, toIpv4 } from '../../src/protocols/ipv4.ts';
-import { DhcpOptions, OptionCode } from '../../src/protocols/dhcp4/options.ts';
-import { BOOTREQUEST, messageType, MessageType, type DhcpPacket } from '../../src/protocols/dhcp4/packet.ts';
+import { formatIpv4 } from '../../src/protocols/ipv4.ts';
+import { OptionCode } from '../../src/protocols/dhcp4/options.ts';
+import { messageType, MessageType } from '../../src/protocols/dhcp4/packet.ts';
 import { LeaseWriter } from '../../src/store/lease-writer.ts';
 import { openStore, type Store } from '../../src/store/open.ts';
 
 const mac = (i: number) =>
   `02:fa:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
-function request(
-  type: MessageType,
-  m: string,
-  fields: Partial<DhcpPacket> = {},
-  options: [number, Buffer][] = [],
-): DhcpPacket {
-  const opts = new DhcpOptions().set(OptionCode.MessageType, Buffer.from([type]));
-  for (const [code, value] of options) opts.set(code, value);
-  return {
-    op: BOOTREQUEST,
-    htype: 1,
-    hlen: 6,
-    hops: 1,
-    xid: 7,
-    secs: 0,
-    flags: 0,
-    ciaddr: '0.0.0.0',
-    yiaddr: '0.0.0.0',
-    siaddr: '0.0.0.0',
-    giaddr: '10.66.0.1',
-    chaddr: Buffer.from(m.replace(/:/g, '') + '00'.repeat(10), 'hex'),
-    sname: '',
-    file: '',
-    options: opts,
-    ...fields,
-  };
-}
+/** A client's message as the pair gets it through the relay at 10.66.0.1. */
+const request = (type: ClientMessageType, m: string, spec: Omit<ClientMessageSpec, 'mac'> = {}) =>
+  buildClientMessage(type, { mac: m, xid: 7, hops: 1, giaddr: '10.66.0.1', ...spec });
 
 test('RFC 3074: the mixing table is a permutation; buckets split the clients evenly; split 0/256 give one server all', () => {
   assert.deepEqual(
@@ -176,10 +157,7 @@ async function dora(m: string, servers: DhcpService[]): Promise<{ by: string; ip
   const acks = await Promise.all(
     servers.map((s) =>
       s.handle(
-        request(MessageType.Request, m, {}, [
-          [OptionCode.ServerId, ipv4.encode(serverId)],
-          [OptionCode.RequestedIp, ipv4.encode(toIpv4(offer.r!.packet.yiaddr))],
-        ]),
+        request(MessageType.Request, m, { serverId: formatIpv4(serverId), requestedIp: offer.r!.packet.yiaddr }),
         { port: 67 },
       ),
     ),

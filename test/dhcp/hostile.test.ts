@@ -30,10 +30,8 @@ import { createNamespacePair, type Namespace, type NamespacePair } from '../help
 import { startServer, type ServerProcess } from '../helpers/server.ts';
 
 const PROBE = fileURLToPath(new URL('../helpers/dhcp-probe.ts', import.meta.url));
-const PXE: [number, Buffer][] = [
-  [OptionCode.VendorClass, Buffer.from('PXEClient:Arch:00000:UNDI:002001')],
-  [OptionCode.ClientArch, Buffer.from([0, 0])],
-];
+/** What PXE firmware on BIOS sends. */
+const PXE = { vendorClass: 'PXEClient:Arch:00000:UNDI:002001', arch: 0 } as const;
 
 interface Reply {
   packet: DhcpPacket;
@@ -148,7 +146,7 @@ describe('DHCP against hostile and unusual clients', { timeout: 300_000 }, () =>
           mac: bad,
           serverId: to(),
           requestedIp: `${s}.150`,
-          options: [[OptionCode.HostName, Buffer.from('ev\0il')]],
+          hostName: 'ev\0il',
         }),
         to: to(),
         repeat: 150,
@@ -159,7 +157,7 @@ describe('DHCP against hostile and unusual clients', { timeout: 300_000 }, () =>
           mac: bad,
           serverId: to(),
           requestedIp: `${s}.150`,
-          options: [[OptionCode.HostName, Buffer.from('ev\0il')]],
+          hostName: 'ev\0il',
         }),
         to: to(),
         repeat: 150,
@@ -171,7 +169,7 @@ describe('DHCP against hostile and unusual clients', { timeout: 300_000 }, () =>
           mac: bad,
           serverId: to(),
           requestedIp: `${s}.150`,
-          options: [[OptionCode.HostName, Buffer.from('ev\0il')]],
+          hostName: 'ev\0il',
         }),
         to: to(),
         repeat: 150,
@@ -183,7 +181,7 @@ describe('DHCP against hostile and unusual clients', { timeout: 300_000 }, () =>
           mac: bad,
           serverId: to(),
           requestedIp: `${s}.150`,
-          options: [[OptionCode.HostName, Buffer.from('ev\0il')]],
+          hostName: 'ev\0il',
         }),
         to: to(),
         repeat: 150,
@@ -195,7 +193,7 @@ describe('DHCP against hostile and unusual clients', { timeout: 300_000 }, () =>
           mac,
           serverId: to(),
           requestedIp: `${s}.${151 + i}`,
-          options: [[OptionCode.HostName, Buffer.from(`good${i}`)]],
+          hostName: `good${i}`,
         }),
         to: to(),
         repeat: 5,
@@ -303,7 +301,7 @@ describe('DHCP against hostile and unusual clients', { timeout: 300_000 }, () =>
 
   test('leases are keyed by the client identifier (option 61) when present', async () => {
     const id = Buffer.from('ff00112233445566', 'hex');
-    await bind('52:54:00:77:04:01', `${s}.133`, { options: [[OptionCode.ClientId, id]] });
+    await bind('52:54:00:77:04:01', `${s}.133`, { clientId: id });
     // The same identifier on another NIC renews the lease; the first NIC with another identifier cannot take it.
     const renew = forMac(
       await probe(
@@ -313,7 +311,7 @@ describe('DHCP against hostile and unusual clients', { timeout: 300_000 }, () =>
             b64: b64(MessageType.Request, {
               mac: '52:54:00:77:04:02',
               ciaddr: `${s}.133`,
-              options: [[OptionCode.ClientId, id]],
+              clientId: id,
             }),
             to: to(),
           },
@@ -332,7 +330,7 @@ describe('DHCP against hostile and unusual clients', { timeout: 300_000 }, () =>
               mac: '52:54:00:77:04:01',
               serverId: to(),
               requestedIp: `${s}.133`,
-              options: [[OptionCode.ClientId, Buffer.from('ff99', 'hex')]],
+              clientId: Buffer.from('ff99', 'hex'),
             }),
             to: to(),
           },
@@ -375,7 +373,8 @@ describe('DHCP against hostile and unusual clients', { timeout: 300_000 }, () =>
                 mac,
                 serverId: to(),
                 requestedIp: `${s}.60`,
-                options: [...PXE, [OptionCode.ClientId, Buffer.from(id, 'hex')]],
+                ...PXE,
+                clientId: Buffer.from(id, 'hex'),
               }),
               to: to(),
             },
@@ -406,7 +405,7 @@ describe('DHCP against hostile and unusual clients', { timeout: 300_000 }, () =>
         net.client,
         [
           {
-            b64: b64(MessageType.Discover, { mac, options: [[OptionCode.ParameterRequestList, Buffer.from(prl)]] }),
+            b64: b64(MessageType.Discover, { mac, parameterRequestList: prl }),
             to: to(),
           },
         ],
@@ -459,7 +458,7 @@ describe('DHCP against hostile and unusual clients', { timeout: 300_000 }, () =>
     await probe(
       net.client,
       macs.map((mac, i) => ({
-        b64: b64(MessageType.Discover, { mac, options: PXE }),
+        b64: b64(MessageType.Discover, { mac, ...PXE }),
         to: to(),
         atMs: Math.floor(i / 10) * 10,
       })),
@@ -476,7 +475,7 @@ describe('DHCP against hostile and unusual clients', { timeout: 300_000 }, () =>
     const mac = one.replace(/^discovered-/, '').replace(/(..)(?!$)/g, '$1:');
     await probe(
       net.client,
-      [{ b64: b64(MessageType.Discover, { mac, options: PXE }), to: to(), repeat: 20, intervalMs: 20 }],
+      [{ b64: b64(MessageType.Discover, { mac, ...PXE }), to: to(), repeat: 20, intervalMs: 20 }],
       1000,
     );
     const timeline = (await api(`/api/v1/hosts/${one}/timeline`)) as
@@ -545,13 +544,13 @@ describe('proxyDHCP against REQUESTs that are not its own', { timeout: 120_000 }
             mac: a,
             serverId: `${net.subnet}.250`,
             requestedIp: `${net.subnet}.120`,
-            options: PXE,
+            ...PXE,
           }),
           to,
         },
-        { b64: b64(MessageType.Request, { mac: b, requestedIp: `${net.subnet}.121`, options: PXE }), to },
-        { b64: b64(MessageType.Discover, { mac: c, options: PXE }), to },
-        { b64: b64(MessageType.Request, { mac: d, serverId: to, ciaddr: net.client.ip, options: PXE }), to },
+        { b64: b64(MessageType.Request, { mac: b, requestedIp: `${net.subnet}.121`, ...PXE }), to },
+        { b64: b64(MessageType.Discover, { mac: c, ...PXE }), to },
+        { b64: b64(MessageType.Request, { mac: d, serverId: to, ciaddr: net.client.ip, ...PXE }), to },
       ],
       1500,
     );

@@ -62,10 +62,8 @@ after(async () => {
 test('arch 16 HTTPClient is offered an http:// URL that answers 200 with ipxe.efi', { timeout: 120_000 }, async () => {
   const discover = buildClientMessage(MessageType.Discover, {
     mac: '52:54:00:79:00:01',
-    options: [
-      [OptionCode.VendorClass, Buffer.from('HTTPClient:Arch:00016:UNDI:003001')],
-      [OptionCode.ClientArch, Buffer.from([0, 16])],
-    ],
+    vendorClass: 'HTTPClient:Arch:00016:UNDI:003001',
+    arch: 16,
   });
   const plan: ProbePlan = {
     sends: [{ b64: encodePacket(discover).toString('base64'), to: net.server.ip }],

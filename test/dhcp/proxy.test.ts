@@ -11,8 +11,9 @@ import { after, before, test } from 'node:test';
 import { once } from 'node:events';
 import type { ChildProcess } from 'node:child_process';
 import { subOptions, text } from '../../src/protocols/dhcp4/option-codecs.ts';
-import { DhcpOptions, OptionCode } from '../../src/protocols/dhcp4/options.ts';
-import { BOOTREQUEST, encodePacket, messageType, MessageType } from '../../src/protocols/dhcp4/packet.ts';
+import { buildClientMessage } from '../../src/protocols/dhcp4/client-message.ts';
+import { OptionCode } from '../../src/protocols/dhcp4/options.ts';
+import { encodePacket, messageType, MessageType } from '../../src/protocols/dhcp4/packet.ts';
 import { createSegment, type Segment } from '../helpers/netns.ts';
 import { dhcpPacketsIn } from '../helpers/pcap.ts';
 import { startServer, type ServerProcess } from '../helpers/server.ts';
@@ -150,30 +151,18 @@ test('a client that is not PXE gets nothing from the proxy', { timeout: 120_000 
 });
 
 test('port 4011: a PXE boot-server REQUEST gets an ACK with the boot file', { timeout: 60_000 }, async () => {
-  // No Debian client speaks to port 4011, so this request is built with kvmfleet's own codec.
+  // No Debian client speaks to port 4011, so this request is built with kvmfleet's own builder.
   const client = segment.members.client!;
   await client.exec('ip', ['addr', 'add', `${segment.subnet}.77/24`, 'dev', client.device]);
-  const options = new DhcpOptions()
-    .set(OptionCode.MessageType, Buffer.from([MessageType.Request]))
-    .set(OptionCode.VendorClass, Buffer.from('PXEClient:Arch:00007:UNDI:003016'))
-    .set(OptionCode.ClientArch, Buffer.from([0, 7]));
-  const request = encodePacket({
-    op: BOOTREQUEST,
-    htype: 1,
-    hlen: 6,
-    hops: 0,
-    xid: 0x4011,
-    secs: 0,
-    flags: 0,
-    ciaddr: `${segment.subnet}.77`,
-    yiaddr: '0.0.0.0',
-    siaddr: '0.0.0.0',
-    giaddr: '0.0.0.0',
-    chaddr: Buffer.from('525400e50003' + '00'.repeat(10), 'hex'),
-    sname: '',
-    file: '',
-    options,
-  });
+  const request = encodePacket(
+    buildClientMessage(MessageType.Request, {
+      mac: '52:54:00:e5:00:03',
+      xid: 0x4011,
+      ciaddr: `${segment.subnet}.77`,
+      vendorClass: 'PXEClient:Arch:00007:UNDI:003016',
+      arch: 7,
+    }),
+  );
   const script = `const s=require('dgram').createSocket('udp4');s.on('message',m=>process.stdout.write(m.toString('base64'),()=>process.exit(0)));s.bind(0,()=>s.send(Buffer.from('${request.toString('base64')}','base64'),4011,'${segment.members.boot!.ip}'));setTimeout(()=>process.exit(3),5000)`;
   const { stdout } = await client.exec(process.execPath, ['-e', script]);
   const { decodePacket } = await import('../../src/protocols/dhcp4/packet.ts');

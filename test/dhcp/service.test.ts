@@ -4,10 +4,15 @@ import { after, before, test } from 'node:test';
 import { DhcpService } from '../../src/boot/dhcp-service.ts';
 import { createHost } from '../../src/fleet/hosts.ts';
 import { importSiteYaml } from '../../src/import/apply.ts';
+import {
+  buildClientMessage,
+  type ClientMessageSpec,
+  type ClientMessageType,
+} from '../../src/protocols/dhcp4/client-message.ts';
 import { ipv4 } from '../../src/protocols/dhcp4/option-codecs.ts';
-import { formatIpv4, toIpv4 } from '../../src/protocols/ipv4.ts';
-import { DhcpOptions, OptionCode } from '../../src/protocols/dhcp4/options.ts';
-import { BOOTREQUEST, messageType, MessageType, type DhcpPacket } from '../../src/protocols/dhcp4/packet.ts';
+import { formatIpv4 } from '../../src/protocols/ipv4.ts';
+import { OptionCode } from '../../src/protocols/dhcp4/options.ts';
+import { messageType, MessageType, type DhcpPacket } from '../../src/protocols/dhcp4/packet.ts';
 import { LeaseWriter } from '../../src/store/lease-writer.ts';
 import { openStore, type Store } from '../../src/store/open.ts';
 
@@ -42,38 +47,12 @@ after(async () => {
   await store.close();
 });
 
-function request(
-  type: MessageType,
-  mac: string,
-  fields: Partial<DhcpPacket> = {},
-  options: [number, Buffer][] = [],
-): DhcpPacket {
-  const opts = new DhcpOptions().set(OptionCode.MessageType, Buffer.from([type]));
-  for (const [code, value] of options) opts.set(code, value);
-  return {
-    op: BOOTREQUEST,
-    htype: 1,
-    hlen: 6,
-    hops: 0,
-    xid: 1,
-    secs: 0,
-    flags: 0,
-    ciaddr: '0.0.0.0',
-    yiaddr: '0.0.0.0',
-    siaddr: '0.0.0.0',
-    giaddr: '0.0.0.0',
-    chaddr: Buffer.from(mac.replace(/:/g, '') + '00'.repeat(10), 'hex'),
-    sname: '',
-    file: '',
-    options: opts,
-    ...fields,
-  };
-}
-const ip = (text: string) => ipv4.encode(toIpv4(text));
+/** A client's message as the service gets it from the socket (xid fixed: the tests read no reply by it). */
+const request = (type: ClientMessageType, spec: ClientMessageSpec) => buildClientMessage(type, { xid: 1, ...spec });
 const handle = (packet: DhcpPacket) => service.handle(packet, { port: 67 });
 
 test('known MAC: OFFER of its reservation with the network options, then ACK', async () => {
-  const offer = (await handle(request(MessageType.Discover, '52:54:00:00:00:0a')))!;
+  const offer = (await handle(request(MessageType.Discover, { mac: '52:54:00:00:00:0a' })))!;
   assert.equal(messageType(offer.packet), MessageType.Offer);
   assert.equal(offer.packet.yiaddr, '10.9.0.10');
   assert.deepEqual(offer.to, { address: '255.255.255.255', port: 68 });
@@ -82,10 +61,7 @@ test('known MAC: OFFER of its reservation with the network options, then ACK', a
   assert.equal(offer.packet.options.get(OptionCode.LeaseTime)!.readUInt32BE(0), 300);
   assert.equal(offer.packet.options.get(OptionCode.RenewalTime)!.readUInt32BE(0), 150);
   const ack = (await handle(
-    request(MessageType.Request, '52:54:00:00:00:0a', {}, [
-      [OptionCode.ServerId, ip(SERVER)],
-      [OptionCode.RequestedIp, ip('10.9.0.10')],
-    ]),
+    request(MessageType.Request, { mac: '52:54:00:00:00:0a', serverId: SERVER, requestedIp: '10.9.0.10' }),
   ))!;
   assert.equal(messageType(ack.packet), MessageType.Ack);
   const [lease] = await store.db.selectFrom('leases').selectAll().where('ip', '=', '10.9.0.10').execute();
@@ -93,35 +69,30 @@ test('known MAC: OFFER of its reservation with the network options, then ACK', a
 });
 
 test('SELECTING another server: our offer is withdrawn, no reply', async () => {
-  await handle(request(MessageType.Discover, '52:54:00:00:00:0b'));
+  await handle(request(MessageType.Discover, { mac: '52:54:00:00:00:0b' }));
   const reply = await handle(
-    request(MessageType.Request, '52:54:00:00:00:0b', {}, [
-      [OptionCode.ServerId, ip('10.9.0.99')],
-      [OptionCode.RequestedIp, ip('10.9.0.100')],
-    ]),
+    request(MessageType.Request, { mac: '52:54:00:00:00:0b', serverId: '10.9.0.99', requestedIp: '10.9.0.100' }),
   );
   assert.equal(reply, undefined);
   assert.equal(service.poolStats().find((p) => p.network === 'n')!.offered, 0);
 });
 
 test("INIT-REBOOT with an address that is not the client's is NAKed (broadcast); RENEWING answers to ciaddr", async () => {
-  const nak = (await handle(
-    request(MessageType.Request, '52:54:00:00:00:0a', {}, [[OptionCode.RequestedIp, ip('10.9.0.11')]]),
-  ))!;
+  const nak = (await handle(request(MessageType.Request, { mac: '52:54:00:00:00:0a', requestedIp: '10.9.0.11' })))!;
   assert.equal(messageType(nak.packet), MessageType.Nak);
   assert.equal(nak.to.address, '255.255.255.255');
-  const renew = (await handle(request(MessageType.Request, '52:54:00:00:00:0a', { ciaddr: '10.9.0.10' })))!;
+  const renew = (await handle(request(MessageType.Request, { mac: '52:54:00:00:00:0a', ciaddr: '10.9.0.10' })))!;
   assert.equal(messageType(renew.packet), MessageType.Ack);
   assert.deepEqual(renew.to, { address: '10.9.0.10', port: 68 });
 });
 
 test('DECLINE takes the address out of the pool; the pool runs dry and says so', async () => {
-  const a = (await handle(request(MessageType.Discover, '52:54:00:00:00:0c')))!.packet.yiaddr;
-  await handle(request(MessageType.Decline, '52:54:00:00:00:0c', {}, [[OptionCode.RequestedIp, ip(a)]]));
-  const b = (await handle(request(MessageType.Discover, '52:54:00:00:00:0d')))!.packet.yiaddr;
+  const a = (await handle(request(MessageType.Discover, { mac: '52:54:00:00:00:0c' })))!.packet.yiaddr;
+  await handle(request(MessageType.Decline, { mac: '52:54:00:00:00:0c', requestedIp: a }));
+  const b = (await handle(request(MessageType.Discover, { mac: '52:54:00:00:00:0d' })))!.packet.yiaddr;
   assert.notEqual(b, a);
   assert.equal(
-    await handle(request(MessageType.Discover, '52:54:00:00:00:0e')),
+    await handle(request(MessageType.Discover, { mac: '52:54:00:00:00:0e' })),
     undefined,
     'two addresses: one declined, one offered',
   );
@@ -129,15 +100,17 @@ test('DECLINE takes the address out of the pool; the pool runs dry and says so',
 });
 
 test("INFORM gets options and no lease; RELEASE frees; relayed requests use giaddr's network and go back to the relay", async () => {
-  const inform = (await handle(request(MessageType.Inform, '52:54:00:00:00:0f', { ciaddr: '10.9.0.50' })))!;
+  const inform = (await handle(request(MessageType.Inform, { mac: '52:54:00:00:00:0f', ciaddr: '10.9.0.50' })))!;
   assert.equal(messageType(inform.packet), MessageType.Ack);
   assert.equal(inform.packet.yiaddr, '0.0.0.0');
   assert.equal(inform.packet.options.has(OptionCode.LeaseTime), false);
   assert.deepEqual(inform.to, { address: '10.9.0.50', port: 68 });
   const relayed = (await handle(
-    request(MessageType.Discover, '52:54:00:00:00:10', { giaddr: '10.8.0.1' }, [
-      [OptionCode.RelayAgentInfo, Buffer.from([1, 2, 0xaa, 0xbb])],
-    ]),
+    request(MessageType.Discover, {
+      mac: '52:54:00:00:00:10',
+      giaddr: '10.8.0.1',
+      relayAgentInfo: new Map([[1, Buffer.from([0xaa, 0xbb])]]),
+    }),
   ))!;
   assert.ok(relayed.packet.yiaddr.startsWith('10.8.0.'));
   assert.deepEqual(relayed.to, { address: '10.8.0.1', port: 67 });
@@ -147,30 +120,31 @@ test("INFORM gets options and no lease; RELEASE frees; relayed requests use giad
     'option 82 echoed',
   );
   const ack = (await handle(
-    request(MessageType.Request, '52:54:00:00:00:10', { giaddr: '10.8.0.1' }, [
-      [OptionCode.ServerId, ip(SERVER)],
-      [OptionCode.RequestedIp, ip(relayed.packet.yiaddr)],
-    ]),
+    request(MessageType.Request, {
+      mac: '52:54:00:00:00:10',
+      giaddr: '10.8.0.1',
+      serverId: SERVER,
+      requestedIp: relayed.packet.yiaddr,
+    }),
   ))!;
   assert.equal(messageType(ack.packet), MessageType.Ack);
   await handle(
-    request(MessageType.Release, '52:54:00:00:00:10', { ciaddr: relayed.packet.yiaddr, giaddr: '10.8.0.1' }),
+    request(MessageType.Release, { mac: '52:54:00:00:00:10', ciaddr: relayed.packet.yiaddr, giaddr: '10.8.0.1' }),
   );
   assert.equal(service.poolStats().find((p) => p.network === 'far')!.bound, 0);
   assert.equal(
-    await handle(request(MessageType.Discover, '52:54:00:00:00:11', { giaddr: '10.7.0.1' })),
+    await handle(request(MessageType.Discover, { mac: '52:54:00:00:00:11', giaddr: '10.7.0.1' })),
     undefined,
     'unknown relay network: no answer',
   );
 });
 
 test('PXE firmware: unknown MAC is recorded as discovered and gets undionly.kpxe; built hosts get no boot file', async () => {
-  const pxe: [number, Buffer][] = [
-    [OptionCode.VendorClass, Buffer.from('PXEClient:Arch:00000:UNDI:002001')],
-    [OptionCode.ClientArch, Buffer.from([0, 0])],
-  ];
+  const pxe = { vendorClass: 'PXEClient:Arch:00000:UNDI:002001', arch: 0 };
   // (via the relayed network: the pool of "n" was used up by the test above)
-  const offer = (await handle(request(MessageType.Discover, '52:54:00:00:00:20', { giaddr: '10.8.0.1' }, pxe)))!;
+  const offer = (await handle(
+    request(MessageType.Discover, { mac: '52:54:00:00:00:20', giaddr: '10.8.0.1', ...pxe }),
+  ))!;
   assert.equal(offer.packet.file, 'undionly.kpxe');
   assert.equal(offer.packet.siaddr, SERVER);
   const discovered = await store.db
@@ -180,14 +154,11 @@ test('PXE firmware: unknown MAC is recorded as discovered and gets undionly.kpxe
     .executeTakeFirst();
   assert.equal(discovered?.build_state, 'discovered');
   await store.db.updateTable('hosts').set({ build_state: 'built' }).where('hostname', '=', 'known').execute();
-  const built = (await handle(request(MessageType.Discover, '52:54:00:00:00:0a', {}, pxe)))!;
+  const built = (await handle(request(MessageType.Discover, { mac: '52:54:00:00:00:0a', ...pxe })))!;
   assert.equal(built.packet.file, '');
   assert.equal(built.packet.options.has(OptionCode.BootFileName), false);
   const ipxe = (await handle(
-    request(MessageType.Discover, '52:54:00:00:00:20', { giaddr: '10.8.0.1' }, [
-      ...pxe,
-      [OptionCode.UserClass, Buffer.from('iPXE')],
-    ]),
+    request(MessageType.Discover, { mac: '52:54:00:00:00:20', giaddr: '10.8.0.1', ...pxe, userClass: 'iPXE' }),
   ))!;
   assert.equal(
     ipxe.packet.options.get(OptionCode.BootFileName)!.toString(),
@@ -208,14 +179,17 @@ test('a distributed boot node (--networks) answers only its own networks', async
   try {
     const before = scoped.stats.noNetwork;
     assert.equal(
-      await scoped.handle(request(MessageType.Discover, '52:54:00:00:0d:01'), { port: 67 }),
+      await scoped.handle(request(MessageType.Discover, { mac: '52:54:00:00:0d:01' }), { port: 67 }),
       undefined,
       'its own segment (n) is not one of its networks',
     );
     assert.equal(scoped.stats.noNetwork, before + 1);
-    const offer = (await scoped.handle(request(MessageType.Discover, '52:54:00:00:0d:02', { giaddr: '10.8.0.1' }), {
-      port: 67,
-    }))!;
+    const offer = (await scoped.handle(
+      request(MessageType.Discover, { mac: '52:54:00:00:0d:02', giaddr: '10.8.0.1' }),
+      {
+        port: 67,
+      },
+    ))!;
     assert.equal(messageType(offer.packet), MessageType.Offer, 'relayed from far: answered');
     assert.match(offer.packet.yiaddr, /^10\.8\.0\./);
   } finally {

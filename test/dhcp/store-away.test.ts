@@ -14,16 +14,13 @@ import {
   type ClientMessageSpec,
   type ClientMessageType,
 } from '../../src/protocols/dhcp4/client-message.ts';
-import { OptionCode } from '../../src/protocols/dhcp4/options.ts';
 import { messageType, MessageType } from '../../src/protocols/dhcp4/packet.ts';
 import { LeaseWriter } from '../../src/store/lease-writer.ts';
 import { openStore, type Store } from '../../src/store/open.ts';
 
 const SERVER = '10.8.0.1';
-const PXE: [number, Buffer][] = [
-  [OptionCode.VendorClass, Buffer.from('PXEClient:Arch:00000:UNDI:002001')],
-  [OptionCode.ClientArch, Buffer.from([0, 0])],
-];
+/** What PXE firmware on BIOS sends. */
+const PXE = { vendorClass: 'PXEClient:Arch:00000:UNDI:002001', arch: 0 } as const;
 let store: Store;
 let service: DhcpService;
 const errors: unknown[] = [];
@@ -58,11 +55,11 @@ const handle = (type: ClientMessageType, spec: ClientMessageSpec) =>
   service.handle(buildClientMessage(type, spec), { port: 67 });
 
 test('a known machine network-booting is offered its reserved address; an unknown one a pool address; no ACK without the store', async () => {
-  const known = await handle(MessageType.Discover, { mac: '52:54:00:00:bb:01', options: PXE });
+  const known = await handle(MessageType.Discover, { mac: '52:54:00:00:bb:01', ...PXE });
   assert.ok(known, 'the known machine got no OFFER while the store is away');
   assert.equal(messageType(known.packet), MessageType.Offer);
   assert.equal(known.packet.yiaddr, '10.8.0.5');
-  const unknown = await handle(MessageType.Discover, { mac: '52:54:00:00:bb:02', options: PXE });
+  const unknown = await handle(MessageType.Discover, { mac: '52:54:00:00:bb:02', ...PXE });
   assert.ok(unknown, 'the unknown machine got no OFFER while the store is away');
   assert.equal(messageType(unknown.packet), MessageType.Offer);
   assert.ok(errors.length >= 2, 'the store errors were reported');
@@ -70,7 +67,7 @@ test('a known machine network-booting is offered its reserved address; an unknow
     mac: '52:54:00:00:bb:02',
     serverId: SERVER,
     requestedIp: unknown.packet.yiaddr,
-    options: PXE,
+    ...PXE,
   }).catch(() => undefined);
   assert.notEqual(request && messageType(request.packet), MessageType.Ack, 'an ACK left without a durable lease');
 });
