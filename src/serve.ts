@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApi } from './api/app.ts';
 import { bmcDepsFor } from './bmc/power.ts';
 import type { PlacementPolicy } from './vms/placement.ts';
-import { DEFAULT_BUILD_POLICY, recordEvent, startBuildTimeoutSweep, type BuildPolicy } from './boot/builds.ts';
+import { DEFAULT_BUILD_POLICY, recordEvent, startBuildTimeoutSweep, type BuildPolicy } from './fleet/builds.ts';
 import { DEFAULT_RETENTION, startRetentionSweep, type RetentionPolicy } from './store/retention.ts';
 import type { Periodic } from './store/periodic.ts';
 import { buildBootHttp } from './boot/http.ts';
@@ -231,7 +231,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
   }
 }
 
-/** Store upkeep on every node: both sweeps are idempotent across nodes (store/retention.ts, boot/builds.ts). */
+/** Store upkeep on every node: both sweeps are idempotent across nodes (store/retention.ts, fleet/builds.ts). */
 function startSweeps({ options, store, boot }: Context): Stop {
   const sweeps: Periodic[] = [
     startBuildTimeoutSweep(

@@ -1,7 +1,7 @@
 /**
  * Users and API tokens. Passwords are hashed with argon2id; tokens are 32 random bytes shown once
  * ("kvmf_…") and stored as their SHA-256 (they are long and random, so a fast hash is enough and
- * lookups stay indexed). Build tokens of the boot role are a different thing (boot/builds.ts).
+ * lookups stay indexed). Build tokens of the boot role are a different thing (fleet/builds.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import argon2 from 'argon2';

@@ -1,6 +1,6 @@
 /**
  * How many machines a site power-on may switch on now: one pure function of the site's admission
- * state (sites.build_cap, hosts building and queued: boot/builds.ts) and the job's own limits, so an
+ * state (sites.build_cap, hosts building and queued: fleet/builds.ts) and the job's own limits, so an
  * install storm is shaped at the power switch, not only at the boot server.
  *
  * A machine powered on and not yet building is waiting for a build slot (booting towards its iPXE

@@ -62,7 +62,7 @@ export async function recordPowerState(
   });
 }
 
-// Written here rather than through boot/builds.ts's recordEvent, whose kinds are the build lifecycle's.
+// Written here rather than through fleet/builds.ts's recordEvent, whose kinds are the build lifecycle's.
 async function insertPowerEvent(db: Db, hostId: number, detail: Record<string, unknown>): Promise<void> {
   await db
     .insertInto('host_events')

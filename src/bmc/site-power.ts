@@ -3,7 +3,7 @@
  * result per host — ok, or the error's code — so a dead BMC is reported and the rest go on).
  *
  * power-on is paced by admission control (power-pacing.ts): each round it reads the site's cap,
- * builds and queue (boot/builds.ts, handed in) and which of the hosts it powered on are still waiting, and
+ * builds and queue (fleet/builds.ts, handed in) and which of the hosts it powered on are still waiting, and
  * powers on only what the site can take — then the rate and the BMC calls in parallel on top. A
  * powered-on host stops counting as waiting once it builds, or when it has not asked to build
  * within `bootGraceS` (it did not network-boot: it must not stall the site for ever). Resumed by
@@ -51,7 +51,7 @@ export interface PowerJobQueue<J> {
   enqueue(kind: string, total: number, params: Record<string, unknown>, actor: string): Promise<J>;
 }
 
-/** The site's admission state (boot/builds.ts siteBuilds): its cap, how many build, who is queued (fresh). */
+/** The site's admission state (fleet/builds.ts siteBuilds): its cap, how many build, who is queued (fresh). */
 export type SiteAdmission = (site: string) => Promise<{ cap: number; building: number; queued: readonly string[] }>;
 
 export const SITE_POWER_KINDS = { on: 'site-power-on', off: 'site-power-off' } as const;

@@ -37,7 +37,7 @@ import type { DhcpReply } from '../protocols/dhcp4/server.ts';
 import type { LeaseWriter } from '../store/lease-writer.ts';
 import type { Database } from '../store/schema.ts';
 import { inventoryEvents } from '../store/tx.ts';
-import { recordEvent, registerDiscovered } from './builds.ts';
+import { recordEvent, registerDiscovered } from '../fleet/builds.ts';
 import { classifyClient, dhcpBootAnswer } from './classify.ts';
 import { DiscoveryLimiter } from './rate-limit.ts';
 import { bootUrls } from './urls.ts';

@@ -22,7 +22,7 @@ import {
   registerDiscovered,
   type BuildPolicy,
   DEFAULT_BUILD_POLICY,
-} from './builds.ts';
+} from '../fleet/builds.ts';
 import { decideBoot, type BootDecision, type InstallPlan, type Platform } from './decide.ts';
 import { renderIpxeScript } from './ipxe-script.ts';
 import { KickstartTemplates, kickstartContext } from './kickstart.ts';

@@ -1,11 +1,11 @@
 /**
  * The BMC work of a node, wired to what sits beside it: site power jobs (bmc/site-power.ts) run by
- * this node's job runner and paced by the site's admission state (boot/builds.ts); the power
+ * this node's job runner and paced by the site's admission state (fleet/builds.ts); the power
  * poller (bmc/power-poller.ts), which polls on one node of the cluster at a time (its lease); and
  * the kvmfleet_host_power gauge an API node serves.
  */
 import type { Kysely } from 'kysely';
-import { siteBuilds, type BuildPolicy } from '../boot/builds.ts';
+import { siteBuilds, type BuildPolicy } from '../fleet/builds.ts';
 import type { BmcDeps } from '../bmc/power.ts';
 import { PowerGauge, PowerPoller, type PowerPollerOptions } from '../bmc/power-poller.ts';
 import { registerSitePowerJobs, type SiteAdmission } from '../bmc/site-power.ts';

@@ -11,7 +11,7 @@ import type { Kysely } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import type { Bmc, Database } from '../store/schema.ts';
 import { inventoryTransaction } from '../store/tx.ts';
-import { recordEvent, setState } from '../boot/builds.ts';
+import { recordEvent, setState } from './builds.ts';
 import { applyHosts, getHost } from './hosts.ts';
 import type { Host } from './model.ts';
 import { normalizeHostname } from './validate-host.ts';

@@ -5,7 +5,7 @@ import { buildApi } from '../../src/api/app.ts';
 import { KickstartTemplates } from '../../src/boot/kickstart.ts';
 import { BootService } from '../../src/boot/service.ts';
 import { ErrorCode } from '../../src/errors.ts';
-import { registerDiscovered } from '../../src/boot/builds.ts';
+import { registerDiscovered } from '../../src/fleet/builds.ts';
 import { generateEnterprise } from '../fixtures/enterprise.ts';
 import { describeEachStore } from '../helpers/stores.ts';
 

@@ -8,7 +8,7 @@ import { after, before, mock, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import { buildApi } from '../../src/api/app.ts';
-import { hostTimeline, requestRebuild, startBuildTimeoutSweep, sweepBuildTimeouts } from '../../src/boot/builds.ts';
+import { hostTimeline, requestRebuild, startBuildTimeoutSweep, sweepBuildTimeouts } from '../../src/fleet/builds.ts';
 import { buildBootHttp } from '../../src/boot/http.ts';
 import { KickstartTemplates } from '../../src/boot/kickstart.ts';
 import { BootService } from '../../src/boot/service.ts';

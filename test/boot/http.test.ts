@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { requestRebuild, siteBuilds } from '../../src/boot/builds.ts';
+import { requestRebuild, siteBuilds } from '../../src/fleet/builds.ts';
 import { buildBootHttp } from '../../src/boot/http.ts';
 import { KickstartTemplates } from '../../src/boot/kickstart.ts';
 import { BootService } from '../../src/boot/service.ts';
@@ -121,7 +121,7 @@ describeEachStore('boot HTTP', (ctx) => {
 
     const kinds = (await boot.preview(host!.hostname, 'http://x', 'efi')).decision.action;
     assert.equal(kinds, 'install');
-    const { hostTimeline } = await import('../../src/boot/builds.ts');
+    const { hostTimeline } = await import('../../src/fleet/builds.ts');
     const timeline = (await hostTimeline(ctx.store.db, host!.hostname)).map((e) => e.kind);
     assert.deepEqual(timeline.slice(0, 6), ['build-started', 'script', 'kernel', 'kickstart', 'script', 'built']);
     assert.ok(timeline.includes('rebuild-requested'));
@@ -210,7 +210,7 @@ describeEachStore('boot HTTP', (ctx) => {
       (await fromHost(hosts[0]!, `/boot/${hosts[0]!.macs[0]!.replace(/:/g, '-')}?platform=efi`)).body,
       /build cap: .* number 1 in the queue/,
     );
-    const { hostTimeline, buildProgress } = await import('../../src/boot/builds.ts');
+    const { hostTimeline, buildProgress } = await import('../../src/fleet/builds.ts');
     assert.deepEqual((await hostTimeline(ctx.store.db, 'new1.site1.example.com')).map((e) => e.kind).slice(0, 4), [
       'discovered',
       'script',

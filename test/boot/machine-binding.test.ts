@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { hostTimeline } from '../../src/boot/builds.ts';
+import { hostTimeline } from '../../src/fleet/builds.ts';
 import { buildBootHttp } from '../../src/boot/http.ts';
 import { KickstartTemplates } from '../../src/boot/kickstart.ts';
 import { BootService } from '../../src/boot/service.ts';

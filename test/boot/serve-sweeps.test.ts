@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { sql } from 'kysely';
-import { hostTimeline } from '../../src/boot/builds.ts';
+import { hostTimeline } from '../../src/fleet/builds.ts';
 import { listHosts } from '../../src/fleet/hosts.ts';
 import { importHostsCsv, importSiteYaml } from '../../src/import/apply.ts';
 import { openStore, type Store } from '../../src/store/open.ts';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sql } from 'kysely';
 import { stepTimes } from '../../console/src/timeline.ts';
-import { hostTimeline } from '../../src/boot/builds.ts';
+import { hostTimeline } from '../../src/fleet/builds.ts';
 import { listHosts } from '../../src/fleet/hosts.ts';
 import { importHostsCsv, importSiteYaml } from '../../src/import/apply.ts';
 import { startRetentionSweep, sweepRetention, DEFAULT_RETENTION } from '../../src/store/retention.ts';

@@ -2,7 +2,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
-import { buildProgress, hostTimeline, operatorMarkBuilt, requestRebuild, siteBuilds } from '../../boot/builds.ts';
+import { buildProgress, hostTimeline, operatorMarkBuilt, requestRebuild, siteBuilds } from '../../fleet/builds.ts';
 import { adoptHost } from '../../fleet/adopt.ts';
 import { PREVIEW_TOKEN, type BootService } from '../../boot/service.ts';
 import type { Database } from '../../store/schema.ts';

@@ -7,7 +7,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { recordAudit } from '../../auth/audit.ts';
-import { requestRebuild } from '../../boot/builds.ts';
+import { requestRebuild } from '../../fleet/builds.ts';
 import {
   anySealed,
   BMC_TYPES,
@@ -285,7 +285,7 @@ export function registerPowerRoutes(app: FastifyInstance, db: Kysely<Database>, 
       }
     },
   );
-  // The existing rebuild (boot/builds.ts) plus the BMC: the next boot is PXE (once), then a power
+  // The existing rebuild (fleet/builds.ts) plus the BMC: the next boot is PXE (once), then a power
   // cycle (a machine that is off is powered on). The BMC is tried first, so an unreachable BMC or a
   // wrong password leaves the host as it was.
   app.post(

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import { cidrContains, parseCidr, parseIpv4 } from '../protocols/ipv4.ts';
-import { normalizeMac } from '../fleet/mac.ts';
+import { normalizeMac } from './mac.ts';
 import type { Database } from '../store/schema.ts';
 import type { Db } from '../store/tx.ts';
 import { startPeriodic, type Periodic } from '../store/periodic.ts';
