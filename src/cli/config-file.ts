@@ -137,18 +137,19 @@ function describe(node: Node | null): string {
   return isScalar(node) ? `${typeof node.value} ${JSON.stringify(node.value)}` : 'that';
 }
 
-/** "did you mean" for a key one or two edits from a setting (a typo), else nothing. */
+/** "did you mean" for a key a few edits from a setting (a typo, "retry-secs"), else nothing. */
 function suggestion(key: string): string {
+  const most = key.length >= 8 ? 3 : 2;
   let best: [string, number] | undefined;
   for (const candidate of KEYS.keys()) {
     const d = distance(key, candidate);
-    if (d <= 2 && (!best || d < best[1])) best = [candidate, d];
+    if (d <= most && (!best || d < best[1])) best = [candidate, d];
   }
   return best ? ` (did you mean "${best[0]}"?)` : '';
 }
 
 function distance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 2 || a.length > 64) return 3;
+  if (Math.abs(a.length - b.length) > 3 || a.length > 64) return 4;
   let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
     const row = [i];

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import type { Command } from 'commander';
 import type { Host, Network, Profile, Site } from '../fleet/model.ts';
+import { integer } from './serve-options.ts';
 import { formatRecord, formatTable } from './table.ts';
 import type { CliContext } from './vm-commands.ts';
 
@@ -16,15 +17,10 @@ const list = (value: string) =>
     .split(',')
     .map((v) => v.trim())
     .filter((v) => v !== '');
-const integer = (value: string) => {
-  if (!/^\d+$/.test(value)) throw new Error(`"${value}" is not a whole number`);
-  return Number(value);
-};
 
 /** site, network, profile, host, boot, kickstart and import. */
 export function registerInventoryCommands(program: Command, ctx: CliContext): void {
   const { client, print } = ctx;
-  const quiet = () => ctx.json();
   const site = program.command('site').description('sites and their build caps');
   site.command('list').action(async () => {
     const sites = await client().request<Site[]>('GET', '/api/v1/sites');
@@ -84,7 +80,7 @@ export function registerInventoryCommands(program: Command, ctx: CliContext): vo
     });
   site.command('rm <name>').action(async (name: string) => {
     await client().request('DELETE', `/api/v1/sites/${enc(name)}`);
-    if (!quiet()) console.log(`site ${name} removed`);
+    if (!ctx.json()) console.log(`site ${name} removed`);
   });
 
   const network = program.command('network').description('networks (subnets) of sites');
@@ -165,7 +161,7 @@ export function registerInventoryCommands(program: Command, ctx: CliContext): vo
     );
   network.command('rm <name>').action(async (name: string) => {
     await client().request('DELETE', `/api/v1/networks/${enc(name)}`);
-    if (!quiet()) console.log(`network ${name} removed`);
+    if (!ctx.json()) console.log(`network ${name} removed`);
   });
 
   const profile = program.command('profile').description('install profiles (OS, install tree, Kickstart template)');
@@ -227,7 +223,7 @@ export function registerInventoryCommands(program: Command, ctx: CliContext): vo
     );
   profile.command('rm <name>').action(async (name: string) => {
     await client().request('DELETE', `/api/v1/profiles/${enc(name)}`);
-    if (!quiet()) console.log(`profile ${name} removed`);
+    if (!ctx.json()) console.log(`profile ${name} removed`);
   });
 
   const host = program.command('host').description('hosts (bare-metal machines)');
@@ -331,7 +327,7 @@ export function registerInventoryCommands(program: Command, ctx: CliContext): vo
     });
   host.command('rm <hostname>').action(async (name: string) => {
     await client().request('DELETE', `/api/v1/hosts/${enc(name)}`);
-    if (!quiet()) console.log(`host ${name} removed`);
+    if (!ctx.json()) console.log(`host ${name} removed`);
   });
 
   program

@@ -4,7 +4,7 @@
  * and `--print-config` are all made from this table; `serveOptionsFrom` turns the flat values into `ServeOptions`.
  * Defaults come from the modules that own them, so a default changed there changes here too.
  */
-import { DEFAULT_BUILD_POLICY, BUILD_SWEEP_INTERVAL_MS } from '../boot/builds.ts';
+import { DEFAULT_BUILD_POLICY, BUILD_SWEEP_INTERVAL_MS } from '../fleet/builds.ts';
 import { FAILOVER_DEFAULTS } from '../boot/dhcp-failover.ts';
 import { DECLINE_PROBATION_MS } from '../boot/dhcp-service.ts';
 import { parseMirrors } from '../boot/mirror.ts';
@@ -255,7 +255,12 @@ export const SERVE_SETTINGS = {
     default: DEFAULT_PLACEMENT_POLICY.reserveMiB,
     parse: integer,
   },
-  logLevel: { arg: '<level>', help: 'log level', default: 'info', parse: text },
+  logLevel: {
+    arg: '<level>',
+    help: 'log level: fatal, error, warn, info, debug, trace or silent',
+    default: 'info',
+    parse: text,
+  },
 } as const satisfies Record<string, Setting<string> | Setting<number> | Setting<boolean>>;
 
 export type SettingName = keyof typeof SERVE_SETTINGS;
