@@ -11,7 +11,7 @@ import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import type { LibvirtPool } from '../protocols/libvirt/pool.ts';
-import { UndefineFlags, type LibvirtClient, type LifecycleEvent } from '../protocols/libvirt/remote.ts';
+import { UndefineFlags, type LibvirtClient } from '../protocols/libvirt/remote.ts';
 import type { RemoteDomain } from '../protocols/libvirt/types.ts';
 import { parseLibvirtUri } from '../protocols/libvirt/uri.ts';
 import type { CloneKind, Database } from '../store/schema.ts';
@@ -30,7 +30,19 @@ import { readDomainSpec } from './stored-spec.ts';
 import { HypervisorLostError, sysprepDisk } from './sysprep.ts';
 import { isKvmUnavailable } from './domain-type.ts';
 import { freeStaticAddress } from '../fleet/addresses.ts';
-import { onDomain, storagePool, withHypervisor, type VmContext } from './on-hypervisor.ts';
+import {
+  destroyVm,
+  listVms,
+  refreshState,
+  setAutostart,
+  shutdownVm,
+  startVm,
+  StateWatch,
+  undefineVm,
+  type VmListing,
+  type VmStateEvent,
+} from './lifecycle.ts';
+import { storagePool, withHypervisor, type HypervisorRow, type VmContext } from './on-hypervisor.ts';
 import {
   assertNameFree,
   checkName,
@@ -39,14 +51,13 @@ import {
   finishCloneRow,
   getVm as getVmRow,
   insertVm,
-  listVmRows,
   reserveCloneRow,
-  setVmState,
   type ManagedVm,
   type Vm,
 } from './vm-rows.ts';
 
 export type { Vm } from './vm-rows.ts';
+export { stateAfterEvent, type VmStateEvent } from './lifecycle.ts';
 
 export type InstallSource =
   | { readonly kind: 'pxe' }
@@ -115,58 +126,23 @@ export function randomMac(): string {
 }
 
 /** libvirt's lifecycle event → the state kvmfleet shows. */
-export function stateAfterEvent(event: LifecycleEvent['event']): string | undefined {
-  switch (event) {
-    case 'started':
-    case 'resumed':
-      return 'running';
-    case 'suspended':
-      return 'paused';
-    case 'stopped':
-    case 'shutdown':
-      return 'shutoff';
-    case 'crashed':
-      return 'crashed';
-    case 'pmsuspended':
-      return 'pmsuspended';
-    default:
-      return undefined;
-  }
-}
-
-export interface VmStateEvent {
-  readonly name: string;
-  readonly hypervisor: string;
-  readonly state: string;
-  /** libvirt's event, e.g. "started", "stopped". */
-  readonly event: string;
-}
-
 export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   readonly #db: Kysely<Database>;
-  readonly #pool: LibvirtPool;
-  readonly #watching = new Set<string>();
+  readonly #states: StateWatch;
   readonly #policy: PlacementPolicy;
   readonly #ctx: VmContext;
 
   constructor(db: Kysely<Database>, pool: LibvirtPool, policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY) {
     super();
     this.#db = db;
-    this.#pool = pool;
     this.#policy = policy;
-    this.#ctx = { db, pool, policy, watch: (hv) => this.watch(hv) };
+    this.#states = new StateWatch(db, pool, (event) => this.emit('state', event));
+    this.#ctx = { db, pool, policy, watch: (hv) => this.#states.watch(hv) };
   }
 
   /** Keeps VM states current from the hypervisor's lifecycle events (once per hypervisor). */
-  async watch(hv: Hypervisor & { id: number }): Promise<void> {
-    if (this.#watching.has(hv.uri)) return;
-    this.#watching.add(hv.uri);
-    await this.#pool.onLifecycle(hv.uri, (event) => {
-      const state = stateAfterEvent(event.event);
-      if (!state) return;
-      this.emit('state', { name: event.domain.name, hypervisor: hv.name, state, event: event.event });
-      void setVmState(this.#db, { name: event.domain.name, hypervisorId: hv.id }, state).catch(() => undefined);
-    });
+  watch(hv: HypervisorRow): Promise<void> {
+    return this.#states.watch(hv);
   }
 
   getVm(name: string): Promise<ManagedVm> {
@@ -317,131 +293,35 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
         antiAffinity: input.antiAffinity ?? null,
         spec: final,
       });
-      return this.#refreshState(input.name);
+      return refreshState(this.#ctx, input.name);
     });
   }
 
-  async #refreshState(name: string): Promise<Vm> {
-    const vm = await this.getVm(name);
-    try {
-      const state = await withHypervisor(
-        this.#ctx,
-        vm.hypervisor,
-        'read state',
-        async (client) => (await client.getDomainState(await client.lookupDomainByName(name))).state,
-      );
-      await setVmState(this.#db, { id: vm.id }, state);
-    } catch {
-      /* state stays as last known */
-    }
-    return this.getVm(name);
-  }
-
-  async start(name: string): Promise<Vm> {
-    await onDomain(this.#ctx, name, 'start', async (client, dom) => {
-      if ((await client.getDomainState(dom)).state !== 'running') await client.startDomain(dom);
-    });
-    return this.#refreshState(name);
+  start(name: string): Promise<Vm> {
+    return startVm(this.#ctx, name);
   }
 
   /** ACPI shutdown; after `timeoutS` still running: destroyed when `force`, else an error. */
-  async shutdown(
-    name: string,
-    options: { timeoutS?: number; force?: boolean } = {},
-  ): Promise<Vm & { forced: boolean }> {
-    const timeoutMs = (options.timeoutS ?? 120) * 1000;
-    const forced = await onDomain(this.#ctx, name, 'shut down', async (client, dom) => {
-      if ((await client.getDomainState(dom)).state === 'shutoff') return false;
-      await client.shutdownDomain(dom);
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        if ((await client.getDomainState(dom)).state === 'shutoff') return false;
-        await new Promise((r) => setTimeout(r, 500));
-      }
-      if (!options.force)
-        throw new KvmfleetError(
-          ErrorCode.VmRunning,
-          `${name} did not shut down within ${options.timeoutS ?? 120} s (use --force to destroy it)`,
-        );
-      await client.destroyDomain(dom);
-      return true;
-    });
-    return { ...(await this.#refreshState(name)), forced };
+  shutdown(name: string, options: { timeoutS?: number; force?: boolean } = {}): Promise<Vm & { forced: boolean }> {
+    return shutdownVm(this.#ctx, name, options);
   }
 
-  async destroy(name: string): Promise<Vm> {
-    await onDomain(this.#ctx, name, 'destroy', async (client, dom) => {
-      if ((await client.getDomainState(dom)).state !== 'shutoff') await client.destroyDomain(dom);
-    });
-    return this.#refreshState(name);
+  destroy(name: string): Promise<Vm> {
+    return destroyVm(this.#ctx, name);
   }
 
-  async setAutostart(name: string, on: boolean): Promise<void> {
-    await onDomain(this.#ctx, name, 'autostart', (client, dom) => client.setDomainAutostart(dom, on));
+  setAutostart(name: string, on: boolean): Promise<void> {
+    return setAutostart(this.#ctx, name, on);
   }
 
   /** Removes the definition (a running VM is refused); with storage, its disk and seed volumes too. */
-  async undefine(name: string, options: { removeStorage?: boolean } = {}): Promise<void> {
-    const vm = await this.getVm(name);
-    await withHypervisor(this.#ctx, vm.hypervisor, `undefine ${name}`, async (client, hv) => {
-      let dom: RemoteDomain | undefined;
-      try {
-        dom = await client.lookupDomainByName(name);
-      } catch {
-        dom = undefined; // already gone from libvirt: forget it here too
-      }
-      if (dom) {
-        if ((await client.getDomainState(dom)).state !== 'shutoff')
-          throw new KvmfleetError(ErrorCode.VmRunning, `${name} is running: shut it down or destroy it first`);
-        await client.undefineDomain(
-          dom,
-          UndefineFlags.ManagedSave | UndefineFlags.SnapshotsMetadata | UndefineFlags.Nvram,
-        );
-      }
-      if (options.removeStorage) {
-        const pool = await storagePool(client, hv);
-        for (const path of [vm.disk, vm.seedPath]) {
-          if (!path) continue;
-          const volume = await client.lookupVolume(pool, path.split('/').at(-1)!).catch(() => undefined);
-          if (volume) await client.deleteVolume(volume);
-        }
-      }
-    });
-    await deleteVmRow(this.#db, vm.id);
+  undefine(name: string, options: { removeStorage?: boolean } = {}): Promise<void> {
+    return undefineVm(this.#ctx, name, options);
   }
 
   /** Every VM kvmfleet manages, with its live state where its hypervisor answers; plus domains it does not manage. */
-  async list(): Promise<{
-    vms: (Vm & { live: boolean })[];
-    unmanaged: { hypervisor: string; name: string; state: string }[];
-  }> {
-    const rows = await listVmRows(this.#db);
-    const live = new Map<string, string>();
-    const unmanaged: { hypervisor: string; name: string; state: string }[] = [];
-    const known = new Set(rows.map((r) => `${r.hypervisor}/${r.name}`));
-    await Promise.all(
-      (await listHypervisors(this.#db)).map(async (hv) => {
-        try {
-          await this.#pool.use(hv.uri, async (client) => {
-            for (const dom of await client.listAllDomains()) {
-              const state = (await client.getDomainState(dom)).state;
-              if (known.has(`${hv.name}/${dom.name}`)) live.set(`${hv.name}/${dom.name}`, state);
-              else unmanaged.push({ hypervisor: hv.name, name: dom.name, state });
-            }
-          });
-        } catch {
-          /* an unreachable hypervisor: its VMs show their last known state */
-        }
-      }),
-    );
-    return {
-      vms: rows.map((r) => ({
-        ...r,
-        state: live.get(`${r.hypervisor}/${r.name}`) ?? r.state,
-        live: live.has(`${r.hypervisor}/${r.name}`),
-      })),
-      unmanaged,
-    };
+  list(): Promise<VmListing> {
+    return listVms(this.#ctx);
   }
 
   // ── templates ────────────────────────────────────────────────────────────────
@@ -674,7 +554,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
       await deleteVmRow(this.#db, reserved.id);
       throw error;
     }
-    return this.#refreshState(input.name);
+    return refreshState(this.#ctx, input.name);
   }
 
   /**
