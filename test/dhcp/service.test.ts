@@ -1,7 +1,7 @@
 /** The DHCP policy called directly (no sockets): every message type and REQUEST state of RFC 2131. */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { DhcpService } from '../../src/boot/dhcp-service.ts';
+import { after, afterEach, before, beforeEach, test } from 'node:test';
+import { DhcpService, type DhcpServiceOptions } from '../../src/boot/dhcp-service.ts';
 import { createHost } from '../../src/fleet/hosts.ts';
 import { importSiteYaml } from '../../src/import/apply.ts';
 import {
@@ -15,17 +15,36 @@ import { OptionCode } from '../../src/protocols/dhcp4/options.ts';
 import { messageType, MessageType, type DhcpPacket } from '../../src/protocols/dhcp4/packet.ts';
 import { LeaseWriter } from '../../src/store/lease-writer.ts';
 import { openStore, type Store } from '../../src/store/open.ts';
+import { emptyStore } from '../helpers/stores.ts';
 
-let store: Store;
-let service: DhcpService;
 const SERVER = '10.9.0.1';
+const SITE =
+  'sites:\n  - name: s\n    networks:\n      - { name: n, cidr: 10.9.0.0/24, gateway: 10.9.0.1, dns: [10.9.0.2], domain: lab.test, dynamicRange: { start: 10.9.0.100, end: 10.9.0.101 }, leaseSeconds: 300 }\n      - { name: far, cidr: 10.8.0.0/24, dynamicRange: { start: 10.8.0.10, end: 10.8.0.20 } }\nprofiles:\n  - { name: p, os: rhel9, installTreeUrl: "http://x/t" }\n';
+
+// One store for the file (opening one takes seconds); each test starts from the same inventory
+// and a service that has seen nothing, so any test passes alone and in any order.
+let store: Store;
+let writer: LeaseWriter;
+let service: DhcpService;
+const newService = (options: Partial<DhcpServiceOptions> = {}) =>
+  new DhcpService({
+    db: store.db,
+    writer,
+    serverId: SERVER,
+    mode: 'full',
+    bootBaseUrl: 'http://10.9.0.1:8081',
+    ...options,
+  });
 
 before(async () => {
   store = await openStore({ dataDir: 'memory://' });
-  await importSiteYaml(
-    store.db,
-    'sites:\n  - name: s\n    networks:\n      - { name: n, cidr: 10.9.0.0/24, gateway: 10.9.0.1, dns: [10.9.0.2], domain: lab.test, dynamicRange: { start: 10.9.0.100, end: 10.9.0.101 }, leaseSeconds: 300 }\n      - { name: far, cidr: 10.8.0.0/24, dynamicRange: { start: 10.8.0.10, end: 10.8.0.20 } }\nprofiles:\n  - { name: p, os: rhel9, installTreeUrl: "http://x/t" }\n',
-  );
+});
+after(async () => {
+  await store.close();
+});
+beforeEach(async () => {
+  await emptyStore(store);
+  await importSiteYaml(store.db, SITE);
   await createHost(store.db, {
     hostname: 'known',
     macs: ['52:54:00:00:00:0a'],
@@ -33,18 +52,13 @@ before(async () => {
     network: 'n',
     profile: 'p',
   });
-  service = new DhcpService({
-    db: store.db,
-    writer: new LeaseWriter(store.db),
-    serverId: SERVER,
-    mode: 'full',
-    bootBaseUrl: 'http://10.9.0.1:8081',
-  });
+  writer = new LeaseWriter(store.db);
+  service = newService();
   await service.start();
 });
-after(async () => {
+afterEach(async () => {
   service.stop();
-  await store.close();
+  await writer.drain();
 });
 
 /** A client's message as the service gets it from the socket (xid fixed: the tests read no reply by it). */
@@ -141,7 +155,6 @@ test("INFORM gets options and no lease; RELEASE frees; relayed requests use giad
 
 test('PXE firmware: unknown MAC is recorded as discovered and gets undionly.kpxe; built hosts get no boot file', async () => {
   const pxe = { vendorClass: 'PXEClient:Arch:00000:UNDI:002001', arch: 0 };
-  // (via the relayed network: the pool of "n" was used up by the test above)
   const offer = (await handle(
     request(MessageType.Discover, { mac: '52:54:00:00:00:20', giaddr: '10.8.0.1', ...pxe }),
   ))!;
@@ -167,14 +180,7 @@ test('PXE firmware: unknown MAC is recorded as discovered and gets undionly.kpxe
 });
 
 test('a distributed boot node (--networks) answers only its own networks', async () => {
-  const scoped = new DhcpService({
-    db: store.db,
-    writer: new LeaseWriter(store.db),
-    serverId: SERVER,
-    mode: 'full',
-    bootBaseUrl: 'http://10.9.0.1:8081',
-    networks: ['far'],
-  });
+  const scoped = newService({ networks: ['far'] });
   await scoped.start();
   try {
     const before = scoped.stats.noNetwork;
