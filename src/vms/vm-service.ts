@@ -5,30 +5,23 @@
  * autostart), and listing with states across every hypervisor. The store holds what kvmfleet made;
  * libvirt holds what runs — states are kept current from libvirt's lifecycle events.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Kysely } from 'kysely';
-import { sql } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import type { LibvirtPool } from '../protocols/libvirt/pool.ts';
-import { UndefineFlags, type LibvirtClient } from '../protocols/libvirt/remote.ts';
-import type { RemoteDomain } from '../protocols/libvirt/types.ts';
+import { UndefineFlags } from '../protocols/libvirt/remote.ts';
 import { parseLibvirtUri } from '../protocols/libvirt/uri.ts';
 import type { CloneKind, Database } from '../store/schema.ts';
+import { capacities, place } from './capacity.ts';
+import { createVm, defineAndStart, randomMac, type CreateVmInput } from './create.ts';
 import { seedFiles, type SeedIdentity } from './cloud-init.ts';
-import { domainXml, volumeXml, type DiskSpec, type DomainSpec } from './domain-xml.ts';
-import { getHypervisor, listHypervisors, type Hypervisor } from './hypervisors.ts';
-import {
-  DEFAULT_PLACEMENT_POLICY,
-  planPlacements,
-  type HostCapacity,
-  type PlacementPolicy,
-  type VmDemand,
-} from './placement.ts';
+import { volumeXml, type DomainSpec } from './domain-xml.ts';
+import { getHypervisor } from './hypervisors.ts';
+import { DEFAULT_PLACEMENT_POLICY, type HostCapacity, type PlacementPolicy, type VmDemand } from './placement.ts';
 import { buildSeedImage } from './seed-image.ts';
 import { readDomainSpec } from './stored-spec.ts';
 import { HypervisorLostError, sysprepDisk } from './sysprep.ts';
-import { isKvmUnavailable } from './domain-type.ts';
 import { freeStaticAddress } from '../fleet/addresses.ts';
 import {
   destroyVm,
@@ -44,48 +37,19 @@ import {
 } from './lifecycle.ts';
 import { storagePool, withHypervisor, type HypervisorRow, type VmContext } from './on-hypervisor.ts';
 import {
-  assertNameFree,
   checkName,
   deleteVmRow,
   findVmRow,
   finishCloneRow,
   getVm as getVmRow,
-  insertVm,
   reserveCloneRow,
   type ManagedVm,
   type Vm,
 } from './vm-rows.ts';
 
 export type { Vm } from './vm-rows.ts';
+export { randomMac, type CreateVmInput, type InstallSource } from './create.ts';
 export { stateAfterEvent, type VmStateEvent } from './lifecycle.ts';
-
-export type InstallSource =
-  | { readonly kind: 'pxe' }
-  | { readonly kind: 'cdrom'; readonly iso: string }
-  | { readonly kind: 'import'; readonly disk: string }
-  | { readonly kind: 'none' };
-
-export interface CreateVmInput {
-  readonly name: string;
-  /** A hypervisor by name, or a site to place in. */
-  readonly hypervisor?: string;
-  readonly site?: string;
-  readonly memoryMiB: number;
-  readonly vcpus: number;
-  /** New qcow2 disk in the hypervisor's pool (ignored for kind "import"). */
-  readonly diskGiB?: number;
-  readonly source: InstallSource;
-  readonly osVariant?: string;
-  readonly bridge?: string;
-  readonly mac?: string;
-  readonly graphics?: DomainSpec['graphics'];
-  readonly directBoot?: DomainSpec['directBoot'];
-  /** 'pty' (virsh console) by default; a file for unattended logs. */
-  readonly serial?: DomainSpec['serial'];
-  readonly autostart?: boolean;
-  readonly start?: boolean;
-  readonly antiAffinity?: string;
-}
 
 export interface CloneInput {
   readonly template: string;
@@ -118,14 +82,6 @@ export interface Template {
   readonly linkedClones: number;
 }
 
-const MiB = 1024 * 1024;
-
-/** A locally administered MAC in QEMU's 52:54:00 range. */
-export function randomMac(): string {
-  return ['52', '54', '00', ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
-}
-
-/** libvirt's lifecycle event → the state kvmfleet shows. */
 export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   readonly #db: Kysely<Database>;
   readonly #states: StateWatch;
@@ -149,152 +105,19 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
     return getVmRow(this.#db, name);
   }
 
-  async #capacities(site: string, only?: readonly string[]): Promise<HostCapacity[]> {
-    const hvs = (await listHypervisors(this.#db, site)).filter((h) => !only || only.includes(h.name));
-    const usage = await this.#db
-      .selectFrom('vms')
-      .innerJoin('hypervisors', 'hypervisors.id', 'vms.hypervisor_id')
-      .select([
-        'hypervisors.name as hypervisor',
-        sql<number>`sum(vms.memory_mib)`.as('memory'),
-        sql<number>`sum(vms.vcpus)`.as('vcpus'),
-        sql<string[]>`array_remove(array_agg(vms.anti_affinity), null)`.as('groups'),
-      ])
-      .groupBy('hypervisors.name')
-      .execute();
-    const byName = new Map(usage.map((u) => [u.hypervisor, u]));
-    return hvs.map((h) => ({
-      name: h.name,
-      up: h.health === 'up',
-      cpus: h.cpus ?? 0,
-      memoryMiB: h.memoryMiB ?? 0,
-      usedMemoryMiB: Number(byName.get(h.name)?.memory ?? 0),
-      usedVcpus: Number(byName.get(h.name)?.vcpus ?? 0),
-      groups: byName.get(h.name)?.groups ?? [],
-    }));
-  }
-
   /** What the placement rule sees: each hypervisor's capacity and what kvmfleet put on it. */
   capacities(site: string, only?: readonly string[]): Promise<HostCapacity[]> {
-    return this.#capacities(site, only);
+    return capacities(this.#db, site, only);
   }
 
   /** Chooses hypervisors for demands in a site (see placement.ts). */
-  async place(site: string, demands: readonly VmDemand[], only?: readonly string[]): Promise<string[]> {
-    const plans = planPlacements(demands, await this.#capacities(site, only), this.#policy);
-    return plans.map((p, i) => {
-      if (!p.ok)
-        throw new KvmfleetError(
-          ErrorCode.NoPlacement,
-          `no hypervisor in site "${site}" can take VM ${i + 1} (${demands[i]!.memoryMiB} MiB, ${demands[i]!.vcpus} vCPUs): ${p.reasons.join('; ')}`,
-        );
-      return p.hypervisor;
-    });
-  }
-
-  /** Defines (and starts) a domain; a KVM start that fails on KVM itself is retried as TCG and the hypervisor remembered as such. */
-  async #defineAndStart(
-    client: LibvirtClient,
-    hv: Hypervisor & { id: number },
-    spec: DomainSpec,
-    start: boolean,
-    autostart: boolean,
-  ): Promise<DomainSpec> {
-    let dom: RemoteDomain = await client.defineDomainXml(domainXml(spec));
-    if (autostart) await client.setDomainAutostart(dom, true);
-    if (!start) return spec;
-    try {
-      await client.startDomain(dom);
-      return spec;
-    } catch (error) {
-      if (spec.type !== 'kvm' || !isKvmUnavailable((error as Error).message)) throw error;
-      const tcg: DomainSpec = { ...spec, type: 'qemu' };
-      dom = await client.defineDomainXml(domainXml(tcg));
-      await client.startDomain(dom);
-      await this.#db.updateTable('hypervisors').set({ domain_type: 'qemu' }).where('id', '=', hv.id).execute();
-      return tcg;
-    }
+  place(site: string, demands: readonly VmDemand[], only?: readonly string[]): Promise<string[]> {
+    return place(this.#db, this.#policy, site, demands, only);
   }
 
   /** The `virt-install` job: a new domain with a new qcow2 disk (or an imported one), its install source and network. */
-  async create(input: CreateVmInput): Promise<Vm> {
-    checkName(input.name, 'VM');
-    if (!Number.isInteger(input.memoryMiB) || input.memoryMiB < 16)
-      throw new KvmfleetError(ErrorCode.Validation, 'memoryMiB must be a whole number ≥ 16');
-    if (!Number.isInteger(input.vcpus) || input.vcpus < 1)
-      throw new KvmfleetError(ErrorCode.Validation, 'vcpus must be a whole number ≥ 1');
-    if (input.source.kind !== 'import' && input.source.kind !== 'none' && !(input.diskGiB && input.diskGiB > 0))
-      throw new KvmfleetError(ErrorCode.Validation, 'diskGiB must be > 0 for a new disk');
-    await assertNameFree(this.#db, input.name);
-    const hypervisor =
-      input.hypervisor ??
-      (input.site
-        ? (
-            await this.place(input.site, [
-              { memoryMiB: input.memoryMiB, vcpus: input.vcpus, antiAffinity: input.antiAffinity },
-            ])
-          )[0]!
-        : undefined);
-    if (!hypervisor) throw new KvmfleetError(ErrorCode.Validation, 'name a hypervisor or a site to place the VM in');
-    const uuid = randomUUID();
-    const mac = input.mac ?? randomMac();
-    return withHypervisor(this.#ctx, hypervisor, `create VM ${input.name}`, async (client, hv) => {
-      await this.watch(hv);
-      let diskPath: string | null = null;
-      const disks: DiskSpec[] = [];
-      if (input.source.kind === 'import') {
-        diskPath = input.source.disk;
-        disks.push({ source: diskPath, format: diskPath.endsWith('.qcow2') ? 'qcow2' : 'raw' });
-      } else if (input.diskGiB) {
-        const pool = await storagePool(client, hv);
-        const volume = await client.createVolume(
-          pool,
-          volumeXml({
-            name: `${input.name}.qcow2`,
-            capacityBytes: Math.round(input.diskGiB * 1024 * MiB),
-            format: 'qcow2',
-          }),
-        );
-        diskPath = await client.getVolumePath(volume);
-        disks.push({ source: diskPath, format: 'qcow2' });
-      }
-      if (input.source.kind === 'cdrom') disks.push({ source: input.source.iso, format: 'raw', device: 'cdrom' });
-      const bootOrder: DomainSpec['bootOrder'] =
-        input.source.kind === 'pxe'
-          ? [...(disks.length ? (['disk:0'] as const) : []), 'net:0']
-          : input.source.kind === 'cdrom'
-            ? ['disk:0', `disk:${disks.length - 1}`]
-            : disks.length
-              ? ['disk:0']
-              : [];
-      const spec: DomainSpec = {
-        name: input.name,
-        uuid,
-        type: hv.domainType ?? 'qemu',
-        memoryMiB: input.memoryMiB,
-        vcpus: input.vcpus,
-        disks,
-        interfaces: [{ bridge: input.bridge ?? hv.bridge, mac }],
-        bootOrder: input.directBoot ? [] : bootOrder,
-        serial: input.serial ?? 'pty',
-        ...(input.graphics ? { graphics: input.graphics } : {}),
-        ...(input.directBoot ? { directBoot: input.directBoot } : {}),
-        description: `kvmfleet VM${input.osVariant ? ` (${input.osVariant})` : ''}`,
-      };
-      const final = await this.#defineAndStart(client, hv, spec, input.start ?? true, input.autostart ?? false);
-      await insertVm(this.#db, {
-        name: input.name,
-        hypervisorId: hv.id,
-        uuid,
-        memoryMiB: input.memoryMiB,
-        vcpus: input.vcpus,
-        disk: diskPath,
-        macs: [mac],
-        antiAffinity: input.antiAffinity ?? null,
-        spec: final,
-      });
-      return refreshState(this.#ctx, input.name);
-    });
+  create(input: CreateVmInput): Promise<Vm> {
+    return createVm(this.#ctx, input);
   }
 
   start(name: string): Promise<Vm> {
@@ -544,7 +367,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
           serial: input.serialLogDir ? { file: `${input.serialLogDir}/${input.name}.serial.log` } : 'pty',
           description: `kvmfleet ${input.kind} clone of ${template.name}`,
         };
-        const final = await this.#defineAndStart(client, hvFull, spec, input.start ?? false, false);
+        const final = await defineAndStart(this.#db, client, hvFull, spec, input.start ?? false, false);
         return { diskPath, seedPath, spec: final };
       });
       await finishCloneRow(this.#db, reserved.id, made);
