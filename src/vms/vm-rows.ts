@@ -214,6 +214,16 @@ export async function setVmState(
   await update.execute();
 }
 
+/** The domain spec a VM's row keeps, as stored (read it with readDomainSpec). */
+export async function storedVmSpec(db: Db, id: number): Promise<Record<string, unknown>> {
+  return (await db.selectFrom('vms').select('domain_spec').where('id', '=', id).executeTakeFirstOrThrow()).domain_spec;
+}
+
+/** A template about to go: its (full) clones keep their rows but no longer name it. */
+export async function detachFromTemplate(db: Db, templateId: number): Promise<void> {
+  await db.updateTable('vms').set({ template_id: null }).where('template_id', '=', templateId).execute();
+}
+
 export async function deleteVmRow(db: Db, id: number): Promise<void> {
   await db.deleteFrom('vms').where('id', '=', id).execute();
 }

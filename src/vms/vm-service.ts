@@ -11,17 +11,22 @@ import type { Kysely } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import type { LibvirtPool } from '../protocols/libvirt/pool.ts';
 import { UndefineFlags } from '../protocols/libvirt/remote.ts';
-import { parseLibvirtUri } from '../protocols/libvirt/uri.ts';
 import type { CloneKind, Database } from '../store/schema.ts';
 import { capacities, place } from './capacity.ts';
 import { createVm, defineAndStart, randomMac, type CreateVmInput } from './create.ts';
+import {
+  deleteTemplate,
+  getTemplate,
+  listTemplates,
+  sealTemplate,
+  type Template,
+  type TemplateRecord,
+} from './templates.ts';
 import { seedFiles, type SeedIdentity } from './cloud-init.ts';
 import { volumeXml, type DomainSpec } from './domain-xml.ts';
 import { getHypervisor } from './hypervisors.ts';
 import { DEFAULT_PLACEMENT_POLICY, type HostCapacity, type PlacementPolicy, type VmDemand } from './placement.ts';
 import { buildSeedImage } from './seed-image.ts';
-import { readDomainSpec } from './stored-spec.ts';
-import { HypervisorLostError, sysprepDisk } from './sysprep.ts';
 import { freeStaticAddress } from '../fleet/addresses.ts';
 import {
   destroyVm,
@@ -48,6 +53,7 @@ import {
 } from './vm-rows.ts';
 
 export type { Vm } from './vm-rows.ts';
+export type { Template, TemplateRecord } from './templates.ts';
 export { randomMac, type CreateVmInput, type InstallSource } from './create.ts';
 export { stateAfterEvent, type VmStateEvent } from './lifecycle.ts';
 
@@ -69,17 +75,6 @@ export interface CloneInput {
   readonly start?: boolean;
   /** Write the serial console to this directory (default: a pty). */
   readonly serialLogDir?: string;
-}
-
-export interface Template {
-  readonly name: string;
-  readonly hypervisor: string;
-  readonly disk: string;
-  readonly memoryMiB: number;
-  readonly vcpus: number;
-  readonly operations: string[];
-  readonly sealedAt: string;
-  readonly linkedClones: number;
 }
 
 export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
@@ -153,115 +148,21 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
    * Seals a shut-off VM as a template: virt-sysprep on its disk, then the domain is undefined so the
    * disk (the backing file of linked clones) is never written again; its spec is kept to clone from.
    */
-  async sealTemplate(vmName: string, templateName = vmName): Promise<Template> {
-    checkName(templateName, 'template');
-    const vm = await this.getVm(vmName);
-    if (!vm.disk) throw new KvmfleetError(ErrorCode.Validation, `${vmName} has no disk to make a template of`);
-    const hv = await getHypervisor(this.#db, vm.hypervisor);
-    const spec = await withHypervisor(this.#ctx, vm.hypervisor, `seal ${vmName}`, async (client) => {
-      const dom = await client.lookupDomainByName(vmName);
-      const state = (await client.getDomainState(dom)).state;
-      if (state !== 'shutoff')
-        throw new KvmfleetError(ErrorCode.VmRunning, `${vmName} is ${state}: only a shut-off VM can be sealed`);
-      const row = await this.#db
-        .selectFrom('vms')
-        .select('domain_spec')
-        .where('id', '=', vm.id)
-        .executeTakeFirstOrThrow();
-      return row.domain_spec;
-    }).then((stored) => readDomainSpec(stored, `VM "${vmName}"`));
-    let sealed;
-    try {
-      sealed = await sysprepDisk(parseLibvirtUri(hv.uri), vm.disk, { tcg: hv.domainType !== 'kvm' });
-    } catch (error) {
-      const lost = error instanceof HypervisorLostError;
-      throw new KvmfleetError(
-        lost ? ErrorCode.HypervisorUnavailable : ErrorCode.Internal,
-        `sealing ${vmName}: ${(error as Error).message}`,
-      );
-    }
-    await withHypervisor(this.#ctx, vm.hypervisor, `undefine ${vmName}`, async (client) =>
-      client.undefineDomain(await client.lookupDomainByName(vmName), UndefineFlags.Nvram),
-    );
-    const templateSpec: DomainSpec = { ...spec, name: templateName };
-    await this.#db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('vms').where('id', '=', vm.id).execute();
-      await trx
-        .insertInto('templates')
-        .values({
-          name: templateName,
-          hypervisor_id: hv.id,
-          disk_path: vm.disk!,
-          memory_mib: vm.memoryMiB,
-          vcpus: vm.vcpus,
-          domain_spec: JSON.stringify(templateSpec),
-          operations: JSON.stringify(sealed.operations),
-        })
-        .execute();
-    });
-    return this.getTemplate(templateName);
+  sealTemplate(vmName: string, templateName = vmName): Promise<Template> {
+    return sealTemplate(this.#ctx, vmName, templateName);
   }
 
-  async getTemplate(name: string): Promise<Template & { id: number; spec: DomainSpec; hypervisorId: number }> {
-    const row = await this.#db
-      .selectFrom('templates')
-      .innerJoin('hypervisors', 'hypervisors.id', 'templates.hypervisor_id')
-      .selectAll('templates')
-      .select([
-        'hypervisors.name as hypervisor',
-        (eb) =>
-          eb
-            .selectFrom('vms')
-            .select(eb.fn.countAll<number>().as('n'))
-            .whereRef('vms.template_id', '=', 'templates.id')
-            .where('vms.clone_kind', '=', 'linked')
-            .as('linked'),
-      ])
-      .where('templates.name', '=', name)
-      .executeTakeFirst();
-    if (!row) throw new KvmfleetError(ErrorCode.NotFound, `template "${name}" does not exist`);
-    return {
-      id: row.id,
-      name: row.name,
-      hypervisor: row.hypervisor,
-      hypervisorId: row.hypervisor_id,
-      disk: row.disk_path,
-      memoryMiB: row.memory_mib,
-      vcpus: row.vcpus,
-      operations: row.operations,
-      sealedAt: new Date(row.sealed_at).toISOString(),
-      linkedClones: Number(row.linked ?? 0),
-      spec: readDomainSpec(row.domain_spec, `template "${name}"`),
-    };
+  getTemplate(name: string): Promise<TemplateRecord> {
+    return getTemplate(this.#db, name);
   }
 
-  async listTemplates(): Promise<Template[]> {
-    const names = await this.#db.selectFrom('templates').select('name').orderBy('name').execute();
-    return Promise.all(
-      names.map(async (n) => {
-        const { id: _id, spec: _spec, hypervisorId: _h, ...template } = await this.getTemplate(n.name);
-        return template;
-      }),
-    );
+  listTemplates(): Promise<Template[]> {
+    return listTemplates(this.#db);
   }
 
   /** A template with linked clones cannot go: their disks read through its disk. */
-  async deleteTemplate(name: string, options: { removeStorage?: boolean } = {}): Promise<void> {
-    const template = await this.getTemplate(name);
-    if (template.linkedClones > 0)
-      throw new KvmfleetError(
-        ErrorCode.InUse,
-        `template "${name}" has ${template.linkedClones} linked clones whose disks are backed by it`,
-      );
-    if (options.removeStorage) {
-      await withHypervisor(this.#ctx, template.hypervisor, `delete template ${name}`, async (client, hv) => {
-        const pool = await storagePool(client, hv);
-        const volume = await client.lookupVolume(pool, template.disk.split('/').at(-1)!).catch(() => undefined);
-        if (volume) await client.deleteVolume(volume);
-      });
-    }
-    await this.#db.updateTable('vms').set({ template_id: null }).where('template_id', '=', template.id).execute();
-    await this.#db.deleteFrom('templates').where('id', '=', template.id).execute();
+  deleteTemplate(name: string, options: { removeStorage?: boolean } = {}): Promise<void> {
+    return deleteTemplate(this.#ctx, name, options);
   }
 
   // ── clones ───────────────────────────────────────────────────────────────────
