@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { after, before, test } from 'node:test';
 import { sql } from 'kysely';
 import type { FastifyInstance } from 'fastify';
@@ -133,7 +134,7 @@ test('a BMC password goes in and never comes out: answers, host list, audit, par
   assert.match(stored.rows[0]!.bmc_secret, /^kvmf1\./);
 });
 
-test('power and bootdev: a host without a BMC is KVMF_ERR_NO_BMC, a redfish BMC KVMF_ERR_BMC_UNSUPPORTED, bad actions 400', async () => {
+test('power and bootdev: a host without a BMC is KVMF_ERR_NO_BMC, an unreachable redfish BMC KVMF_ERR_BMC_UNREACHABLE, bad actions 400', async () => {
   assert.equal(
     (
       await call('POST', '/api/v1/hosts', {
@@ -147,14 +148,19 @@ test('power and bootdev: a host without a BMC is KVMF_ERR_NO_BMC, a redfish BMC 
   );
   const none = await call('POST', '/api/v1/hosts/hv2/power', { action: 'on' });
   assert.deepEqual([none.status, none.body.error.code], [409, 'KVMF_ERR_NO_BMC']);
+  // A Redfish BMC on a loopback port that was just ours and is closed now: unreachable, 504.
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const closedPort = (probe.address() as { port: number }).port;
+  await new Promise((r) => probe.close(r));
   await call('PUT', '/api/v1/hosts/hv2/bmc', {
     type: 'redfish',
-    address: 'bmc2.example:8443',
+    address: `127.0.0.1:${closedPort}`,
     username: 'root',
     password: 'x',
   });
   const redfish = await call('GET', '/api/v1/hosts/hv2/power');
-  assert.deepEqual([redfish.status, redfish.body.error.code], [422, 'KVMF_ERR_BMC_UNSUPPORTED']);
+  assert.deepEqual([redfish.status, redfish.body.error.code], [504, 'KVMF_ERR_BMC_UNREACHABLE']);
   assert.equal((await call('POST', '/api/v1/hosts/hv2/power', { action: 'explode' })).status, 400);
   assert.equal((await call('POST', '/api/v1/hosts/hv2/bootdev', { device: 'floppy' })).status, 400);
   assert.equal((await call('GET', '/api/v1/hosts/nope/power')).status, 404);
