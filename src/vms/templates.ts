@@ -111,6 +111,10 @@ export async function getTemplate(db: Kysely<Database>, name: string): Promise<T
   };
 }
 
+export async function templateExists(db: Kysely<Database>, name: string): Promise<boolean> {
+  return (await db.selectFrom('templates').select('id').where('name', '=', name).executeTakeFirst()) !== undefined;
+}
+
 export async function listTemplates(db: Kysely<Database>): Promise<Template[]> {
   const names = await db.selectFrom('templates').select('name').orderBy('name').execute();
   return Promise.all(

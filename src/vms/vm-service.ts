@@ -1,37 +1,21 @@
 /**
- * VMs on the fleet's hypervisors, through libvirt: the `virt-install` job (create), templates sealed
- * with virt-sysprep, linked and full clones with a cloud-init identity each, lifecycle (start, ACPI
- * shutdown with a timeout then optional destroy, destroy, undefine with or without storage,
- * autostart), and listing with states across every hypervisor. The store holds what kvmfleet made;
- * libvirt holds what runs — states are kept current from libvirt's lifecycle events.
+ * VMs on the fleet's hypervisors, through libvirt, as one service for the API, the job runner and the
+ * CLI: a facade over the capability modules, each in its own file — create.ts (the `virt-install`
+ * job), lifecycle.ts (start, shutdown, destroy, autostart, undefine, states from libvirt's events,
+ * listing), templates.ts (sealing with virt-sysprep, template rows), clone.ts (linked and full clones
+ * with a cloud-init identity), capacity.ts (placement), with vm-rows.ts for the store's VM rows and
+ * on-hypervisor.ts for reaching a hypervisor. It holds what they share and emits each state change.
  */
-import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Kysely } from 'kysely';
-import { ErrorCode, KvmfleetError } from '../errors.ts';
 import type { LibvirtPool } from '../protocols/libvirt/pool.ts';
-import { UndefineFlags } from '../protocols/libvirt/remote.ts';
-import type { CloneKind, Database } from '../store/schema.ts';
+import type { Database } from '../store/schema.ts';
 import { capacities, place } from './capacity.ts';
-import { createVm, defineAndStart, randomMac, type CreateVmInput } from './create.ts';
-import {
-  deleteTemplate,
-  getTemplate,
-  listTemplates,
-  sealTemplate,
-  type Template,
-  type TemplateRecord,
-} from './templates.ts';
-import { seedFiles, type SeedIdentity } from './cloud-init.ts';
-import { volumeXml, type DomainSpec } from './domain-xml.ts';
-import { getHypervisor } from './hypervisors.ts';
-import { DEFAULT_PLACEMENT_POLICY, type HostCapacity, type PlacementPolicy, type VmDemand } from './placement.ts';
-import { buildSeedImage } from './seed-image.ts';
-import { freeStaticAddress } from '../fleet/addresses.ts';
+import { cloneVm, recoverClone, type CloneInput } from './clone.ts';
+import { createVm, type CreateVmInput } from './create.ts';
 import {
   destroyVm,
   listVms,
-  refreshState,
   setAutostart,
   shutdownVm,
   startVm,
@@ -40,42 +24,23 @@ import {
   type VmListing,
   type VmStateEvent,
 } from './lifecycle.ts';
-import { storagePool, withHypervisor, type HypervisorRow, type VmContext } from './on-hypervisor.ts';
+import type { HypervisorRow, VmContext } from './on-hypervisor.ts';
+import { DEFAULT_PLACEMENT_POLICY, type HostCapacity, type PlacementPolicy, type VmDemand } from './placement.ts';
 import {
-  checkName,
-  deleteVmRow,
-  findVmRow,
-  finishCloneRow,
-  getVm as getVmRow,
-  reserveCloneRow,
-  type ManagedVm,
-  type Vm,
-} from './vm-rows.ts';
+  deleteTemplate,
+  getTemplate,
+  listTemplates,
+  sealTemplate,
+  type Template,
+  type TemplateRecord,
+} from './templates.ts';
+import { getVm, type ManagedVm, type Vm } from './vm-rows.ts';
 
-export type { Vm } from './vm-rows.ts';
+export type { ManagedVm, Vm } from './vm-rows.ts';
+export type { CloneInput } from './clone.ts';
 export type { Template, TemplateRecord } from './templates.ts';
 export { randomMac, type CreateVmInput, type InstallSource } from './create.ts';
-export { stateAfterEvent, type VmStateEvent } from './lifecycle.ts';
-
-export interface CloneInput {
-  readonly template: string;
-  readonly name: string;
-  readonly kind: CloneKind;
-  readonly hypervisor?: string;
-  /** hostname, domain, SSH keys; a static ip (prefix, gateway, dns), or a kvmfleet network to take a free address from; else DHCP. */
-  readonly identity?: Omit<SeedIdentity, 'instanceId' | 'hostname' | 'network'> & {
-    hostname?: string;
-    ip?: string;
-    prefix?: number;
-    gateway?: string;
-    dns?: string[];
-    network?: string;
-  };
-  readonly antiAffinity?: string;
-  readonly start?: boolean;
-  /** Write the serial console to this directory (default: a pty). */
-  readonly serialLogDir?: string;
-}
+export { stateAfterEvent, type VmListing, type VmStateEvent } from './lifecycle.ts';
 
 export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   readonly #db: Kysely<Database>;
@@ -97,7 +62,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
   }
 
   getVm(name: string): Promise<ManagedVm> {
-    return getVmRow(this.#db, name);
+    return getVm(this.#db, name);
   }
 
   /** What the placement rule sees: each hypervisor's capacity and what kvmfleet put on it. */
@@ -144,10 +109,7 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
 
   // ── templates ────────────────────────────────────────────────────────────────
 
-  /**
-   * Seals a shut-off VM as a template: virt-sysprep on its disk, then the domain is undefined so the
-   * disk (the backing file of linked clones) is never written again; its spec is kept to clone from.
-   */
+  /** Seals a shut-off VM as a template with virt-sysprep (templates.ts). */
   sealTemplate(vmName: string, templateName = vmName): Promise<Template> {
     return sealTemplate(this.#ctx, vmName, templateName);
   }
@@ -167,155 +129,13 @@ export class VmService extends EventEmitter<{ state: [VmStateEvent] }> {
 
   // ── clones ───────────────────────────────────────────────────────────────────
 
-  /**
-   * A clone of a template: a new disk (linked: qcow2 backed by the template's disk; full: an
-   * independent copy through the storage API), a NoCloud seed with its own identity (hostname,
-   * SSH keys, a static address given or taken from a kvmfleet network, else DHCP), new name, UUID
-   * and MAC. On another hypervisor than the template's, the template's volume must be there too
-   * (same name in its pool). A clone that fails leaves no row behind.
-   */
-  async clone(input: CloneInput): Promise<Vm> {
-    checkName(input.name, 'VM');
-    if (input.kind !== 'linked' && input.kind !== 'full')
-      throw new KvmfleetError(ErrorCode.Validation, 'a clone is "linked" or "full"');
-    if (input.identity?.ip && input.identity.network)
-      throw new KvmfleetError(ErrorCode.Validation, 'give an address or a network to take one from, not both');
-    const template = await this.getTemplate(input.template);
-    const existingTemplate = await this.#db
-      .selectFrom('templates')
-      .select('id')
-      .where('name', '=', input.name)
-      .executeTakeFirst();
-    if (existingTemplate) throw new KvmfleetError(ErrorCode.AlreadyExists, `a template "${input.name}" already exists`);
-    const hv = await getHypervisor(this.#db, input.hypervisor ?? template.hypervisor);
-    const uuid = randomUUID();
-    const mac = randomMac();
-    const network = input.identity?.network;
-    const reserved = await reserveCloneRow(
-      this.#db,
-      {
-        name: input.name,
-        hypervisorId: hv.id,
-        uuid,
-        mac,
-        template,
-        kind: input.kind,
-        antiAffinity: input.antiAffinity ?? null,
-      },
-      network ? () => freeStaticAddress(this.#db, network) : undefined,
-    );
-    try {
-      const address = reserved.address
-        ? {
-            ip: reserved.address.ip,
-            prefix: reserved.address.prefix,
-            gateway: reserved.address.gateway ?? undefined,
-            dns: reserved.address.dns,
-          }
-        : input.identity?.ip
-          ? {
-              ip: input.identity.ip,
-              prefix: input.identity.prefix ?? 24,
-              gateway: input.identity.gateway,
-              dns: input.identity.dns ?? [],
-            }
-          : undefined;
-      const files = seedFiles({
-        instanceId: uuid,
-        hostname: input.identity?.hostname ?? input.name.split('.')[0]!.toLowerCase(),
-        domain: input.identity?.domain ?? (reserved.address?.domain || undefined),
-        sshKeys: input.identity?.sshKeys ?? [],
-        network: { mac, ...(address ? { address } : {}) },
-      });
-      const seed = await buildSeedImage(files);
-      const templateVolumeName = template.disk.split('/').at(-1)!;
-      const made = await withHypervisor(this.#ctx, hv.name, `clone ${input.name}`, async (client, hvFull) => {
-        await this.watch(hvFull);
-        const pool = await storagePool(client, hvFull);
-        const base = await client.lookupVolume(pool, templateVolumeName).catch(() => {
-          throw new KvmfleetError(
-            ErrorCode.Validation,
-            `template "${template.name}" has no volume ${templateVolumeName} in pool ${hvFull.storagePool} on ${hvFull.name}`,
-          );
-        });
-        const basePath = await client.getVolumePath(base);
-        const capacity = (await client.getVolumeInfo(base)).capacity;
-        const diskVolume = { name: `${input.name}.qcow2`, capacityBytes: capacity, format: 'qcow2' } as const;
-        const disk =
-          input.kind === 'linked'
-            ? await client.createVolume(
-                pool,
-                volumeXml({ ...diskVolume, backingStore: { path: basePath, format: 'qcow2' } }),
-              )
-            : await client.cloneVolume(pool, volumeXml(diskVolume), base);
-        const diskPath = await client.getVolumePath(disk);
-        const seedVolume = await client.createVolume(
-          pool,
-          volumeXml({ name: `${input.name}-seed.img`, capacityBytes: seed.length, format: 'raw' }),
-        );
-        await client.uploadVolume(seedVolume, seed);
-        const seedPath = await client.getVolumePath(seedVolume);
-        const spec: DomainSpec = {
-          ...template.spec,
-          name: input.name,
-          uuid,
-          type: hvFull.domainType ?? template.spec.type,
-          disks: [
-            { source: diskPath, format: 'qcow2' },
-            { source: seedPath, format: 'raw', readonly: true },
-          ],
-          interfaces: [{ ...(template.spec.interfaces?.[0] ?? {}), bridge: hvFull.bridge, mac }],
-          serial: input.serialLogDir ? { file: `${input.serialLogDir}/${input.name}.serial.log` } : 'pty',
-          description: `kvmfleet ${input.kind} clone of ${template.name}`,
-        };
-        const final = await defineAndStart(this.#db, client, hvFull, spec, input.start ?? false, false);
-        return { diskPath, seedPath, spec: final };
-      });
-      await finishCloneRow(this.#db, reserved.id, made);
-    } catch (error) {
-      // Nothing half-made stays behind: the domain and volumes this clone may have made go with its row.
-      await this.#discardOnHypervisor(input.name, hv.name).catch(() => undefined);
-      await deleteVmRow(this.#db, reserved.id);
-      throw error;
-    }
-    return refreshState(this.#ctx, input.name);
+  /** A linked or full clone of a template with its own cloud-init identity (clone.ts); a failed one leaves nothing. */
+  clone(input: CloneInput): Promise<Vm> {
+    return cloneVm(this.#ctx, input);
   }
 
-  /**
-   * For a job resuming an item whose outcome it never recorded (its worker died): "complete" when
-   * the clone was finished (its row is no longer provisioning and its domain exists), else whatever
-   * it left — domain, disk, seed, the reserved row — is removed and the item can be made again.
-   */
-  async recoverClone(name: string, hypervisor: string): Promise<'complete' | 'absent'> {
-    const row = await findVmRow(this.#db, name);
-    if (row && row.state !== 'provisioning') {
-      const defined = await withHypervisor(this.#ctx, hypervisor, `look up ${name}`, async (client) =>
-        client.lookupDomainByName(name).then(
-          () => true,
-          () => false,
-        ),
-      );
-      if (defined) return 'complete';
-    }
-    await this.#discardOnHypervisor(name, hypervisor);
-    if (row) await deleteVmRow(this.#db, row.id);
-    return 'absent';
-  }
-
-  /** Destroys and undefines the domain `name` and deletes its clone volumes on `hypervisor`, whichever exist. */
-  async #discardOnHypervisor(name: string, hypervisor: string): Promise<void> {
-    await withHypervisor(this.#ctx, hypervisor, `clean up ${name}`, async (client, hv) => {
-      const dom = await client.lookupDomainByName(name).catch(() => undefined);
-      if (dom) {
-        await client.destroyDomain(dom).catch(() => undefined);
-        await client.undefineDomain(dom, UndefineFlags.Nvram).catch(() => undefined);
-      }
-      const pool = await client.lookupStoragePool(hv.storagePool).catch(() => undefined);
-      if (!pool) return;
-      for (const volume of [`${name}.qcow2`, `${name}-seed.img`]) {
-        const found = await client.lookupVolume(pool, volume).catch(() => undefined);
-        if (found) await client.deleteVolume(found).catch(() => undefined);
-      }
-    });
+  /** What a clone whose outcome a job never recorded left: "complete", or removed and "absent" (clone.ts). */
+  recoverClone(name: string, hypervisor: string): Promise<'complete' | 'absent'> {
+    return recoverClone(this.#ctx, name, hypervisor);
   }
 }
