@@ -5,6 +5,7 @@
  * and our key derivation its keys; our decoders must read the BMC's bytes and refuse any truncation.
  */
 import assert from 'node:assert/strict';
+import { createCipheriv, createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
 import * as commands from '../../../src/protocols/ipmi/commands.ts';
 import { IpmiDecodeError } from '../../../src/protocols/ipmi/cursor.ts';
@@ -254,5 +255,131 @@ describe('chassis commands', () => {
     assert.deepEqual(commands.parseChassisStatus(Buffer.from([0x01, 0, 0])), { power: 'on' });
     assert.deepEqual(commands.parseChassisStatus(Buffer.from([0x60, 0, 0])), { power: 'off' });
     assert.throws(() => commands.parseChassisStatus(Buffer.alloc(0)), IpmiDecodeError);
+  });
+});
+
+/**
+ * Cipher suite 17 (RAKP-HMAC-SHA256, HMAC-SHA256-128, AES-CBC-128) has no capture (ipmi_sim does
+ * not speak it), so its values are computed here from the IPMI v2.0 formulas with node:crypto
+ * alone (§13.20–13.32 with SHA-256 for SHA-1, as the errata for suite 17 define it), pinned as
+ * hex, and the code under test must agree with both.
+ */
+describe('RMCP+ cipher suite 17 known answers (HMAC-SHA256)', () => {
+  const suite17 = rakp.CIPHER_SUITES[17];
+  const le32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(n);
+    return b;
+  };
+  const sha256 = (key: Buffer, ...parts: Buffer[]) => createHmac('sha256', key).update(Buffer.concat(parts)).digest();
+  const SIDm = 0x0a0b0c0d;
+  const SIDc = 0x11223344;
+  const Rm = hex('00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f');
+  const Rc = hex('f0 e1 d2 c3 b4 a5 96 87 78 69 5a 4b 3c 2d 1e 0f');
+  const GUIDc = hex('a1 b2 c3 d4 e5 f6 07 18 29 3a 4b 5c 6d 7e 8f 90');
+  const ROLE = 0x14; // operator, name-only lookup
+  const UNAME = Buffer.from('admin');
+  // Kuid: the password, zero-padded to 20 bytes; Kg = Kuid (no BMC key)
+  const Kuid = Buffer.concat([Buffer.from('Sim-pass-0417'), Buffer.alloc(20 - 13)]);
+  const roleName = Buffer.concat([Buffer.from([ROLE, UNAME.length]), UNAME]);
+
+  // The spec's formulas, written out here, not taken from rakp.ts:
+  const expected = {
+    rakp2: sha256(Kuid, le32(SIDm), le32(SIDc), Rm, Rc, GUIDc, roleName), // §13.21
+    rakp3: sha256(Kuid, Rc, le32(SIDm), roleName), // §13.22
+    sik: sha256(Kuid, Rm, Rc, roleName), // §13.31
+  };
+  const rakp4 = sha256(expected.sik, Rm, le32(SIDc), GUIDc).subarray(0, 16); // §13.23, HMAC-SHA256-128
+  const K1 = sha256(expected.sik, Buffer.alloc(20, 0x01)); // §13.32
+  const K2 = sha256(expected.sik, Buffer.alloc(20, 0x02));
+  const exchange17: rakp.Exchange = {
+    suite: suite17,
+    consoleSessionId: SIDm,
+    bmcSessionId: SIDc,
+    consoleRandom: Rm,
+    bmcRandom: Rc,
+    bmcGuid: GUIDc,
+    role: ROLE,
+    username: 'admin',
+    kuid: rakp.kuidOf('Sim-pass-0417'),
+  };
+
+  it('the independent computation gives the pinned values', () => {
+    assert.deepEqual(
+      Object.fromEntries(Object.entries({ ...expected, rakp4, K1, K2 }).map(([k, v]) => [k, v.toString('hex')])),
+      {
+        rakp2: 'a9bb3b2f9c8694bf6c4a0faa8cc9f6025e04601ba7d9f3ae2c598efcc9b8b26b',
+        rakp3: 'e50109d8b68498814b7558842a0c7d2565b7cc963bbdca6f05605aa4a1594dbb',
+        sik: '7389aa2f1f1b53f8a90b9389008ba60e8b18b34977b8da15b33d07d6bdfbad40',
+        rakp4: '0a1d3d54c8cd6b3bb053923c22c316eb',
+        K1: 'd61b4f35bc902b2f5db529d947a7b71e66a024b64b02c2df0687ff679ce27845',
+        K2: '56fcf8b6fbf8189e95c0127cd4f947ba0abd8e9370409955b33376caf65f70d1',
+      },
+    );
+  });
+
+  it('RAKP 2 (32-byte code) verified, RAKP 3 code, SIK, RAKP 4 check value (16 bytes), K1, K2', () => {
+    // RAKP 2 as a BMC sends it: tag, status, reserved, SIDm, Rc, GUIDc, 32-byte key exchange code
+    const payload2 = Buffer.concat([Buffer.from([7, 0, 0, 0]), le32(SIDm), Rc, GUIDc, expected.rakp2]);
+    const m2 = rakp.decodeRakp2(payload2, suite17);
+    assert.deepEqual([m2.consoleSessionId, m2.bmcRandom, m2.bmcGuid], [SIDm, Rc, GUIDc]);
+    assert.equal(m2.keyExchangeCode!.length, 32);
+    assert.ok(rakp.rakp2Matches(exchange17, m2.keyExchangeCode!));
+    assert.ok(!rakp.rakp2Matches({ ...exchange17, kuid: rakp.kuidOf('Sim-pass-0418') }, m2.keyExchangeCode!));
+    refusesEveryTruncation(payload2, (b) => rakp.decodeRakp2(b, suite17));
+
+    assert.deepEqual(rakp.rakp3Code(exchange17), expected.rakp3);
+    assert.deepEqual(
+      rakp.encodeRakp3(9, 0, SIDc, rakp.rakp3Code(exchange17)),
+      Buffer.concat([Buffer.from([9, 0, 0, 0]), le32(SIDc), expected.rakp3]),
+    );
+    const sik = rakp.sessionIntegrityKey(exchange17);
+    assert.deepEqual(sik, expected.sik);
+
+    const payload4 = Buffer.concat([Buffer.from([9, 0, 0, 0]), le32(SIDm), rakp4]);
+    const m4 = rakp.decodeRakp4(payload4, suite17);
+    assert.deepEqual(m4.icv, rakp4);
+    assert.ok(rakp.rakp4Matches(exchange17, sik, m4.icv!));
+    assert.ok(!rakp.rakp4Matches(exchange17, sik, Buffer.alloc(16)));
+    refusesEveryTruncation(payload4, (b) => rakp.decodeRakp4(b, suite17));
+
+    const keys17 = rakp.sessionKeys(suite17, sik);
+    assert.deepEqual(keys17.integrity, { hash: 'sha256', length: 16, key: K1 });
+    assert.deepEqual(keys17.aesKey, K2.subarray(0, 16));
+  });
+
+  it('a session packet: AES-CBC-128 under K2, HMAC-SHA256-128 AuthCode under K1, byte for byte', () => {
+    const keys17 = rakp.sessionKeys(suite17, expected.sik);
+    const iv = hex('0f 1e 2d 3c 4b 5a 69 78 87 96 a5 b4 c3 d2 e1 f0');
+    const plain = encodeRequest(commands.getChassisStatus(), 5);
+    // §13.29: confidentiality pad 1, 2, … n, then n, to a multiple of 16; AES-CBC-128, key K2[0..15]
+    const n = (16 - ((plain.length + 1) % 16)) % 16;
+    const padded = Buffer.concat([plain, Buffer.from(Array.from({ length: n }, (_, i) => i + 1)), Buffer.from([n])]);
+    const cipher = createCipheriv('aes-128-cbc', K2.subarray(0, 16), iv).setAutoPadding(false);
+    const body = Buffer.concat([iv, cipher.update(padded), cipher.final()]);
+    // §13.6 / §13.28.4: auth type 06, payload type 0x00 | encrypted | authenticated, SID, sequence, length
+    const session = Buffer.concat([
+      Buffer.from([0x06, 0xc0]),
+      le32(SIDc),
+      le32(7),
+      Buffer.from([body.length & 0xff, body.length >> 8]),
+      body,
+    ]);
+    const pad = (4 - ((session.length + 2) % 4)) % 4;
+    const covered = Buffer.concat([session, Buffer.alloc(pad, 0xff), Buffer.from([pad, 0x07])]);
+    const authCode = createHmac('sha256', K1).update(covered).digest().subarray(0, 16);
+    const packet = Buffer.concat([Buffer.from([0x06, 0x00, 0xff, 0x07]), covered, authCode]);
+
+    assert.deepEqual(
+      encodeV2({ payloadType: PayloadType.Ipmi, sessionId: SIDc, sequence: 7, payload: plain }, keys17, iv),
+      packet,
+    );
+    const decoded = decode(packet, keys17);
+    assert.ok(decoded.format === 'v2' && decoded.authenticated && decoded.encrypted);
+    assert.deepEqual([decoded.sessionId, decoded.sequence, decoded.payload], [SIDc, 7, plain]);
+    assert.deepEqual(decrypt(keys17.aesKey, body), plain);
+    const altered = Buffer.from(packet);
+    altered[altered.length - 1]! ^= 0x01;
+    assert.throws(() => decode(altered, keys17), IpmiDecodeError);
   });
 });
