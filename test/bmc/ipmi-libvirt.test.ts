@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { createNamespacePair, type NamespacePair } from '../helpers/netns.ts';
+import { LIBVIRT_CHASSIS_SCRIPT } from './chassis-libvirt.ts';
 import { startIpmiSim, type IpmiSim } from './ipmi-sim.ts';
 
 const run = promisify(execFile);
@@ -69,7 +70,7 @@ describe('IPMI through ipmi_sim to a libvirt guest', { timeout: 300_000 }, () =>
     );
     await virsh('define', xml);
     net = await createNamespacePair('ipmilv');
-    sim = await startIpmiSim(net.server, { libvirtDomain: DOMAIN });
+    sim = await startIpmiSim(net.server, { libvirtDomain: DOMAIN, chassisScript: LIBVIRT_CHASSIS_SCRIPT });
   });
   after(async () => {
     await sim?.stop();

@@ -206,29 +206,45 @@ before(async () => {
   bmc = await bmcNet.addBmc(1, machine.name, { username: 'admin', password: `Bmc-${process.pid}-pw1` });
 });
 
-after(async () => {
-  // Teardown goes on past a failing part: every resource is released whatever happened before.
-  const quietly = async (what: string, body: () => Promise<unknown>) =>
-    body().catch((error) => console.log(`# teardown: ${what}: ${(error as Error).message}`));
-  await mkdir(ARTIFACTS, { recursive: true }).catch(() => {});
-  await quietly('serial logs', () => guests?.saveSerialLogs(ARTIFACTS) ?? Promise.resolve());
-  if (server)
-    await quietly('server log', () =>
-      writeFile(join(ARTIFACTS, 'power-boot.kvmfleet.log'), server.lines.join('\n') + '\n'),
-    );
+/** Serial consoles, the server's log and each BMC's own output, chassis requests and power changes. */
+async function saveArtifacts(): Promise<void> {
+  await mkdir(ARTIFACTS, { recursive: true });
+  await guests?.saveSerialLogs(ARTIFACTS);
+  if (server) await writeFile(join(ARTIFACTS, 'power-boot.kvmfleet.log'), server.lines.join('\n') + '\n');
   for (const [i, sim] of (bmcNet?.bmcs ?? []).entries()) {
-    const lines = [`# ipmi_sim ${sim.host}:${sim.port}`, ...sim.output, '# chassis record', ...sim.record()];
-    await quietly('BMC log', () => writeFile(join(ARTIFACTS, `power-boot.bmc${i + 1}.log`), lines.join('\n') + '\n'));
+    const changes = powerChanges(sim.dir).map((c) => `${new Date(c.atMs).toISOString()} ${c.change}`);
+    const lines = [`# ipmi_sim ${sim.host}:${sim.port}`, ...sim.output, '# chassis requests', ...sim.record()];
+    await writeFile(
+      join(ARTIFACTS, `power-boot.bmc${i + 1}.log`),
+      [...lines, '# power changes', ...changes].join('\n') + '\n',
+    );
   }
   console.log(`# serial consoles, server and BMC logs: ${ARTIFACTS}`);
-  await quietly('guests', () => guests?.removeAll() ?? Promise.resolve());
-  await quietly('libvirt client', () => client?.close() ?? Promise.resolve());
-  await quietly('libvirtd', () => daemon?.stop() ?? Promise.resolve());
-  await quietly('server', () => server?.kill() ?? Promise.resolve());
-  await quietly('BMCs', () => bmcNet?.cleanup() ?? Promise.resolve());
-  await quietly('lab', () => lab?.cleanup() ?? Promise.resolve());
+}
+
+let tornDown = false;
+/** Stops and removes everything this file started; goes on past a failing part. */
+async function teardown(): Promise<void> {
+  if (tornDown) return;
+  tornDown = true;
+  const quietly = async (what: string, body: () => Promise<unknown> | undefined) => {
+    try {
+      await body();
+    } catch (error) {
+      console.log(`# teardown: ${what}: ${(error as Error).message}`);
+    }
+  };
+  await quietly('artifacts', saveArtifacts);
+  await quietly('guests', () => guests?.removeAll());
+  await quietly('libvirt client', () => client?.close());
+  await quietly('libvirtd', () => daemon?.stop());
+  await quietly('server', () => server?.kill());
+  await quietly('BMCs', () => bmcNet?.cleanup());
+  await quietly('lab', () => lab?.cleanup());
   if (work) await rm(work, { recursive: true, force: true });
-});
+}
+
+after(teardown);
 
 test(
   '1. registered with its BMC through the CLI, a powered-off machine is powered on by kvmfleet over IPMI, network-boots, installs and is built',
@@ -371,15 +387,12 @@ test(
 );
 
 test('3. the run leaves nothing behind: no guest, BMC, namespace or bridge', { timeout: 120_000 }, async () => {
-  await guests.saveSerialLogs(ARTIFACTS);
-  await guests.removeAll();
-  assert.deepEqual(await guests.leftovers(PREFIX), []);
-  await server.kill();
-  const simDirs = bmcNet.bmcs.map((s) => s.dir);
-  await bmcNet.cleanup();
+  const simDirs = bmcNet.bmcs.map((sim) => sim.dir);
+  await teardown();
+  const domains = await virsh('list', '--all', '--name'); // libvirt's own view (the client is closed)
+  assert.ok(!domains.includes(PREFIX), `guests left: ${domains}`);
   assert.deepEqual(await bmcNetworkLeftovers(bmcNet), []);
   const { stdout } = await run('pgrep', ['-a', 'ipmi_sim']).catch(() => ({ stdout: '' }));
   for (const dir of simDirs) assert.ok(!stdout.includes(dir), `an ipmi_sim of this run is still running: ${stdout}`);
-  await lab.cleanup();
   assert.deepEqual(await labLeftovers(lab), []);
 });
