@@ -3,13 +3,13 @@
  * of an answer, the console imports that type, so a change on either side fails the other's type
  * check; the rest (answers built in modules that need Node) are described here.
  */
-import type { BuildState } from '../../src/store/schema.ts';
 import type { JobEvent } from '../../src/vms/job-model.ts';
 import type { Permission } from '../../src/auth/policy.ts';
 
 export type { Host, Network, Profile, Site } from '../../src/fleet/model.ts';
 export type { BuildState, JobState } from '../../src/store/schema.ts';
 export type { Job, JobItemResult } from '../../src/vms/job-model.ts';
+export type { SiteBuilds, SiteProgress, TimelineEntry } from '../../src/fleet/build-model.ts';
 export type { Permission } from '../../src/auth/policy.ts';
 export type { TokenInfo, User } from '../../src/auth/model.ts';
 export type { AuditEntry } from '../../src/auth/audit.ts';
@@ -20,19 +20,6 @@ export interface WhoAmI {
   readonly permissions: Permission[];
   /** No user exists yet and the API listens on loopback only: everything is allowed. */
   readonly open?: boolean;
-}
-
-export interface SiteProgress {
-  readonly site: string;
-  readonly cap: number;
-  readonly hosts: number;
-  readonly counts: Record<BuildState | 'queued', number>;
-}
-
-export interface TimelineEntry {
-  readonly at: string;
-  readonly kind: string;
-  readonly detail: Record<string, unknown>;
 }
 
 export interface Hypervisor {

@@ -14,31 +14,29 @@ import { normalizeMac } from './mac.ts';
 import type { Database } from '../store/schema.ts';
 import type { Db } from '../store/tx.ts';
 import { startPeriodic, type Periodic } from '../store/periodic.ts';
+import type {
+  Admission,
+  BootHost,
+  BuildPolicy,
+  HostEventKind,
+  ProgressState,
+  SiteBuilds,
+  SiteProgress,
+  TimelineEntry,
+} from './build-model.ts';
 
-export interface BuildPolicy {
-  /** A build that has not called back after this long is marked failed and frees its slot. */
-  readonly buildTimeoutMs: number;
-  /** How often a waiting machine asks again. */
-  readonly retrySeconds: number;
-}
-
-export const DEFAULT_BUILD_POLICY: BuildPolicy = { buildTimeoutMs: 3 * 3600_000, retrySeconds: 30 };
-
-export type HostEventKind =
-  | 'discovered'
-  | 'dhcp'
-  | 'tftp'
-  | 'firmware'
-  | 'script'
-  | 'queued'
-  | 'build-started'
-  | 'kernel'
-  | 'initrd'
-  | 'kickstart'
-  | 'built'
-  | 'build-failed'
-  | 'rebuild-requested'
-  | 'adopted';
+// Its model, for importers of the lifecycle (the types' one declaration is build-model.ts).
+export { DEFAULT_BUILD_POLICY } from './build-model.ts';
+export type {
+  Admission,
+  BootHost,
+  BuildPolicy,
+  HostEventKind,
+  ProgressState,
+  SiteBuilds,
+  SiteProgress,
+  TimelineEntry,
+} from './build-model.ts';
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
@@ -74,33 +72,45 @@ export async function setState(
     .execute();
 }
 
-export interface BootHost {
-  readonly id: number;
-  readonly hostname: string;
-  readonly buildState: Database['hosts']['build_state'];
-  readonly siteId: number | null;
-  readonly profileId: number | null;
+/**
+ * The one read of a booting machine's host: host_macs ⋈ hosts (and its network's site). Every
+ * lookup by MAC or UUID goes through it (findBootHost here, boot/backend.ts for the boot roles).
+ */
+export function selectBootHosts(db: Db) {
+  return db
+    .selectFrom('host_macs')
+    .innerJoin('hosts', 'hosts.id', 'host_macs.host_id')
+    .leftJoin('networks', 'networks.id', 'hosts.network_id')
+    .select([
+      'host_macs.mac',
+      'hosts.id',
+      'hosts.hostname',
+      'hosts.ip',
+      'hosts.network_id',
+      'networks.site_id',
+      'hosts.profile_id',
+      'hosts.build_state',
+    ]);
 }
+
+type BootHostRow = Awaited<ReturnType<ReturnType<typeof selectBootHosts>['executeTakeFirstOrThrow']>>;
+
+export const toBootHost = (row: BootHostRow): BootHost => ({
+  id: row.id,
+  mac: row.mac,
+  hostname: row.hostname,
+  ip: row.ip,
+  networkId: row.network_id,
+  siteId: row.site_id,
+  profileId: row.profile_id,
+  buildState: row.build_state,
+});
 
 export async function findBootHost(db: Db, mac: string): Promise<BootHost | undefined> {
   const normalized = normalizeMac(mac);
   if (!normalized) return undefined;
-  const row = await db
-    .selectFrom('host_macs')
-    .innerJoin('hosts', 'hosts.id', 'host_macs.host_id')
-    .leftJoin('networks', 'networks.id', 'hosts.network_id')
-    .select(['hosts.id', 'hosts.hostname', 'hosts.build_state', 'networks.site_id', 'hosts.profile_id'])
-    .where('host_macs.mac', '=', normalized)
-    .executeTakeFirst();
-  return row
-    ? {
-        id: row.id,
-        hostname: row.hostname,
-        buildState: row.build_state,
-        siteId: row.site_id,
-        profileId: row.profile_id,
-      }
-    : undefined;
+  const row = await selectBootHosts(db).where('host_macs.mac', '=', normalized).executeTakeFirst();
+  return row ? toBootHost(row) : undefined;
 }
 
 const bare = (ip: string | undefined) => ip?.replace(/^::ffff:/, '');
@@ -167,13 +177,18 @@ export async function registerDiscovered(
     const site = networkId
       ? await trx.selectFrom('networks').select('site_id').where('id', '=', networkId).executeTakeFirst()
       : undefined;
-    return { id: row.id, hostname, buildState: 'discovered', siteId: site?.site_id ?? null, profileId: null };
+    return {
+      id: row.id,
+      mac: normalized,
+      hostname,
+      ip: null,
+      networkId,
+      siteId: site?.site_id ?? null,
+      profileId: null,
+      buildState: 'discovered',
+    };
   });
 }
-
-export type Admission =
-  | { readonly admitted: true; readonly token: string }
-  | { readonly admitted: false; readonly position: number; readonly cap: number };
 
 /**
  * Lets a ready (or building) host build if its site has a free slot and no one is ahead of it.
@@ -437,12 +452,6 @@ export async function requestRebuild(db: Kysely<Database>, hostname: string, act
   });
 }
 
-export interface TimelineEntry {
-  readonly at: string;
-  readonly kind: string;
-  readonly detail: Record<string, unknown>;
-}
-
 export async function hostTimeline(db: Db, hostname: string): Promise<TimelineEntry[]> {
   const host = await db
     .selectFrom('hosts')
@@ -458,13 +467,6 @@ export async function hostTimeline(db: Db, hostname: string): Promise<TimelineEn
     .orderBy('id')
     .execute();
   return rows.map((r) => ({ at: new Date(r.at).toISOString(), kind: r.kind, detail: r.detail }));
-}
-
-export interface SiteBuilds {
-  readonly site: string;
-  readonly cap: number;
-  readonly building: { hostname: string; since: string }[];
-  readonly queued: { hostname: string; position: number; since: string }[];
 }
 
 /** A queued machine that has not asked again for three retry intervals has gone away (powered off): no longer counted as queued. */
@@ -501,16 +503,6 @@ export async function siteBuilds(db: Db, siteName: string, policy: BuildPolicy):
       since: new Date(q.queued_at!).toISOString(),
     })),
   };
-}
-
-export type ProgressState = Database['hosts']['build_state'] | 'queued';
-
-export interface SiteProgress {
-  readonly site: string;
-  readonly cap: number;
-  readonly hosts: number;
-  /** `ready` counts machines not yet asking to install; `queued` those asking while the site is at its cap. */
-  readonly counts: Record<ProgressState, number>;
 }
 
 /** Build progress of every site in two grouped queries (the console's overview of thousands of hosts). */

@@ -3,7 +3,7 @@ import { useEffect, useState } from 'react';
 import { api, enc } from '../api.ts';
 import { liveStream, useLiveEvents } from '../live.ts';
 import { href } from '../router.ts';
-import type { SiteProgress } from '../types.ts';
+import type { SiteBuilds, SiteProgress } from '../types.ts';
 import { ActionButton, describe, ErrorNote, Section, StackedBar, Time, useCan, useLoad, useThrottled } from '../ui.tsx';
 
 const ORDER = ['built', 'building', 'queued', 'failed', 'ready', 'discovered'] as const;
@@ -103,12 +103,6 @@ export function SitesPage() {
       {canWrite && <ImportPanel onImported={progress.reload} />}
     </>
   );
-}
-
-interface SiteBuilds {
-  readonly cap: number;
-  readonly building: { hostname: string; since: string }[];
-  readonly queued: { hostname: string; position: number; since: string }[];
 }
 
 /** Admission control of one site: who holds a build slot, and who waits for one, in order. */
