@@ -9,7 +9,6 @@ import {
   parseCidr,
   parseIpv4,
 } from '../../src/protocols/ipv4.ts';
-import { normalizeMac } from '../../src/fleet/mac.ts';
 
 test('parseIpv4 accepts dotted quads and round-trips', () => {
   for (const text of ['0.0.0.0', '10.1.2.3', '255.255.255.255', '192.168.0.1'])
@@ -57,20 +56,6 @@ test('isHostAddress excludes network and broadcast addresses', () => {
   assert.equal(isHostAddress(net, parseIpv4('10.1.0.255')!), false);
   assert.equal(isHostAddress(net, parseIpv4('10.1.0.1')!), true);
   assert.equal(isHostAddress(net, parseIpv4('10.1.1.1')!), false);
-});
-
-test('normalizeMac accepts the usual spellings and rejects the rest', () => {
-  for (const text of ['52:54:00:AB:cd:ef', '52-54-00-ab-cd-ef', '5254.00ab.cdef', '525400abcdef'])
-    assert.equal(normalizeMac(text), '52:54:00:ab:cd:ef', text);
-  for (const text of [
-    '52:54:00:ab:cd',
-    '52:54:00:ab:cd:eg',
-    '5:254:00:ab:cd:ef',
-    '',
-    '52:54:00:ab:cd:ef:00',
-    '52:54-00:ab:cd:ef',
-  ])
-    assert.equal(normalizeMac(text), undefined, text);
 });
 
 test('firstFreeHostAddress: the lowest usable address not taken; none when the network is full', () => {
