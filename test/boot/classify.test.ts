@@ -1,38 +1,16 @@
 /** Who is asking to boot, and what DHCP tells it (src/boot/classify.ts), from PXE DISCOVERs. */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { classifyClient, dhcpBootAnswer, type DhcpBootAnswer } from '../../src/boot/classify.ts';
-import { buildClientMessage, type ClientMessageSpec } from '../../src/protocols/dhcp4/client-message.ts';
-import { DhcpDecodeError, OptionCode } from '../../src/protocols/dhcp4/options.ts';
-import { decodePacket, encodePacket, MessageType, type DhcpPacket } from '../../src/protocols/dhcp4/packet.ts';
+import type { ClientMessageSpec } from '../../src/protocols/dhcp4/client-message.ts';
+import { DhcpDecodeError } from '../../src/protocols/dhcp4/options.ts';
+import { decodePacket, type DhcpPacket } from '../../src/protocols/dhcp4/packet.ts';
+import { pxeFuzzSeeds, pxeRomDiscover } from '../helpers/dhcp-clients.ts';
 import { mutatedDatagrams } from '../helpers/dhcp-mutations.ts';
-
-/** Options 94 (network interface) and 97 (machine id) a PXE ROM sends, which no typed field covers. */
-const PXE_ROM_OPTIONS: [number, Buffer][] = [
-  [OptionCode.ClientNdi, Buffer.from([1, 2, 1])],
-  [OptionCode.ClientMachineId, Buffer.from([0, ...randomBytes(16)])],
-];
-
-/** A PXE ROM's DISCOVER through a relay; `spec` replaces or adds fields. */
-function pxeDiscover(spec: Partial<ClientMessageSpec> = {}): DhcpPacket {
-  return buildClientMessage(MessageType.Discover, {
-    mac: '52:54:00:aa:bb:01',
-    xid: 0x12345678,
-    secs: 4,
-    broadcast: true,
-    giaddr: '10.1.0.2',
-    parameterRequestList: [1, 3, 6, 43, 60, 66, 67],
-    vendorClass: 'PXEClient:Arch:00000:UNDI:002001',
-    arch: 0,
-    options: PXE_ROM_OPTIONS,
-    ...spec,
-  });
-}
 
 const urls = { script: 'http://boot/boot/${mac:hexhyp}?platform=${platform}', httpIpxeEfi: 'http://boot/ipxe.efi' };
 const answerFor = (spec: Partial<ClientMessageSpec>, host?: { buildState: string }) =>
-  dhcpBootAnswer(classifyClient(pxeDiscover(spec)), host, urls);
+  dhcpBootAnswer(classifyClient(pxeRomDiscover(spec)), host, urls);
 
 test('boot answers: BIOS → undionly.kpxe, UEFI x64 → ipxe.efi, iPXE → script URL, HTTP boot → URL + HTTPClient', () => {
   const cases: [string, Partial<ClientMessageSpec>, { buildState: string } | undefined, DhcpBootAnswer][] = [
@@ -56,13 +34,8 @@ test('boot answers: BIOS → undionly.kpxe, UEFI x64 → ipxe.efi, iPXE → scri
 });
 
 test('fuzz: 1 000 000 random and mutated packets — classifying and answering whatever decodes throws nothing', () => {
-  const seeds = [
-    encodePacket(pxeDiscover()),
-    encodePacket(pxeDiscover({ userClass: 'iPXE', relayAgentInfo: new Map([[1, Buffer.from([3, 4])]]) })),
-    encodePacket(pxeDiscover({ options: [...PXE_ROM_OPTIONS, [OptionCode.Overload, Buffer.from([3])]] })),
-  ];
   let classified = 0;
-  for (const packet of mutatedDatagrams(seeds, 1_000_000)) {
+  for (const packet of mutatedDatagrams(pxeFuzzSeeds(), 1_000_000)) {
     let p: DhcpPacket;
     try {
       p = decodePacket(packet);

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { OPTION_CODECS, userClass } from '../../../src/protocols/dhcp4/option-codecs.ts';
-import { buildClientMessage } from '../../../src/protocols/dhcp4/client-message.ts';
 import { DhcpDecodeError, DhcpOptions, OptionCode } from '../../../src/protocols/dhcp4/options.ts';
 import {
   clientMac,
@@ -12,26 +11,12 @@ import {
   MessageType,
   type DhcpPacket,
 } from '../../../src/protocols/dhcp4/packet.ts';
+import { PXE_ROM_OPTIONS, pxeFuzzSeeds, pxeRomDiscover } from '../../helpers/dhcp-clients.ts';
 import { mutatedDatagrams } from '../../helpers/dhcp-mutations.ts';
 
-/** A PXE ROM's DISCOVER through a relay, with `extra` raw options after its own. */
-function pxeDiscover(extra: [number, Buffer][] = []): DhcpPacket {
-  return buildClientMessage(MessageType.Discover, {
-    mac: '52:54:00:aa:bb:01',
-    xid: 0x12345678,
-    secs: 4,
-    broadcast: true,
-    giaddr: '10.1.0.2',
-    parameterRequestList: [1, 3, 6, 43, 60, 66, 67],
-    vendorClass: 'PXEClient:Arch:00000:UNDI:002001',
-    arch: 0,
-    options: [
-      [OptionCode.ClientNdi, Buffer.from([1, 2, 1])],
-      [OptionCode.ClientMachineId, Buffer.from([0, ...randomBytes(16)])],
-      ...extra,
-    ],
-  });
-}
+/** The PXE ROM's DISCOVER with `extra` raw options after its own. */
+const pxeDiscover = (extra: [number, Buffer][] = []): DhcpPacket =>
+  pxeRomDiscover({ options: [...PXE_ROM_OPTIONS, ...extra] });
 
 test('a PXE DISCOVER round-trips: decode(encode(p)) equals p, and re-encodes to the same bytes', () => {
   const packet = pxeDiscover([[OptionCode.RelayAgentInfo, Buffer.from([1, 3, 0x65, 0x74, 0x30, 2, 2, 0xab, 0xcd])]]);
@@ -140,18 +125,8 @@ test('malformed packets are DhcpDecodeErrors', () => {
 });
 
 test('fuzz: 1 000 000 random and mutated packets — decoding throws nothing but DhcpDecodeError', () => {
-  const seeds = [
-    encodePacket(pxeDiscover()),
-    encodePacket(
-      pxeDiscover([
-        [OptionCode.UserClass, Buffer.from('iPXE')],
-        [OptionCode.RelayAgentInfo, Buffer.from([1, 2, 3, 4])],
-      ]),
-    ),
-    encodePacket(pxeDiscover([[OptionCode.Overload, Buffer.from([3])]])),
-  ];
   let decoded = 0;
-  for (const packet of mutatedDatagrams(seeds, 1_000_000)) {
+  for (const packet of mutatedDatagrams(pxeFuzzSeeds(), 1_000_000)) {
     try {
       const p = decodePacket(packet);
       decoded++;
