@@ -10,6 +10,7 @@ import { createNetwork } from '../../src/fleet/networks.ts';
 import { createProfile } from '../../src/fleet/profiles.ts';
 import { createSite } from '../../src/fleet/sites.ts';
 import { describeEachStore } from '../helpers/stores.ts';
+import { insertBareVm } from '../helpers/vm-rows.ts';
 
 describeEachStore('VM static addresses', (ctx) => {
   const db = () => ctx.store.db;
@@ -24,33 +25,8 @@ describeEachStore('VM static addresses', (ctx) => {
       relays: ['10.9.0.3'],
       dynamicRange,
     });
-  const vmWith = async (name: string, ip: string, networkId: number, n: number) => {
-    const site = await db().selectFrom('sites').select('id').where('name', '=', 'lab').executeTakeFirstOrThrow();
-    const hv =
-      (await db().selectFrom('hypervisors').select('id').where('name', '=', 'hv1').executeTakeFirst()) ??
-      (await db()
-        .insertInto('hypervisors')
-        .values({ name: 'hv1', uri: 'qemu+ssh://hv1/system', site_id: site.id })
-        .returning('id')
-        .executeTakeFirstOrThrow());
-    await db()
-      .insertInto('vms')
-      .values({
-        name,
-        hypervisor_id: hv.id,
-        uuid: `00000000-0000-4000-8000-00000000000${n}`,
-        memory_mib: 512,
-        vcpus: 1,
-        disk_path: null,
-        seed_path: null,
-        macs: '[]',
-        anti_affinity: null,
-        domain_spec: '{}',
-        network_id: networkId,
-        ip,
-      })
-      .execute();
-  };
+  const vmWith = (name: string, ip: string, networkId: number, n: number) =>
+    insertBareVm(db(), { name, uuid: `00000000-0000-4000-8000-00000000000${n}`, ip, networkId });
 
   test('the lowest address nobody claims, with what the guest needs to use it', async () => {
     await createSite(db(), { name: 'lab' });

@@ -7,39 +7,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { uniqueViolation } from '../../src/store/constraint.ts';
 import { describeEachStore } from '../helpers/stores.ts';
+import { insertBareVm } from '../helpers/vm-rows.ts';
 
 describeEachStore('unique violations by code and constraint', (ctx) => {
   const db = () => ctx.store.db;
-  const insertVm = async (name: string, uuid: string, ip: string | null) => {
-    const site = await db()
-      .insertInto('sites')
-      .values({ name: 'lab', description: '', build_cap: 20 })
-      .onConflict((oc) => oc.column('name').doUpdateSet({ name: 'lab' }))
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    const hv = await db()
-      .insertInto('hypervisors')
-      .values({ name: 'hv1', uri: 'qemu+ssh://hv1/system', site_id: site.id })
-      .onConflict((oc) => oc.column('name').doUpdateSet({ name: 'hv1' }))
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    await db()
-      .insertInto('vms')
-      .values({
-        name,
-        hypervisor_id: hv.id,
-        uuid,
-        memory_mib: 512,
-        vcpus: 1,
-        disk_path: null,
-        seed_path: null,
-        macs: '[]',
-        anti_affinity: null,
-        domain_spec: '{}',
-        ip,
-      })
-      .execute();
-  };
+  const insertVm = (name: string, uuid: string, ip: string | null) => insertBareVm(db(), { name, uuid, ip });
   const failure = async (work: Promise<unknown>): Promise<unknown> => {
     try {
       await work;

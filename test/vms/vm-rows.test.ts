@@ -20,6 +20,7 @@ import {
   type CloneReservation,
 } from '../../src/vms/vm-rows.ts';
 import { describeEachStore } from '../helpers/stores.ts';
+import { labHypervisor } from '../helpers/vm-rows.ts';
 
 describeEachStore('VM rows', (ctx) => {
   const db = () => ctx.store.db;
@@ -29,12 +30,7 @@ describeEachStore('VM rows', (ctx) => {
     const site = await createSite(db(), { name: 'lab' });
     await createNetwork(db(), { name: 'vmnet', site: site.name, cidr: '10.9.0.0/24' });
     const networkId = (await db().selectFrom('networks').select('id').executeTakeFirstOrThrow()).id;
-    const siteId = (await db().selectFrom('sites').select('id').executeTakeFirstOrThrow()).id;
-    const hv = await db()
-      .insertInto('hypervisors')
-      .values({ name: 'hv1', uri: 'qemu+ssh://hv1/system', site_id: siteId })
-      .returning('id')
-      .executeTakeFirstOrThrow();
+    const hv = { id: await labHypervisor(db()) };
     const template = await db()
       .insertInto('templates')
       .values({
