@@ -13,6 +13,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import * as networks from '../fleet/networks.ts';
 import * as profiles from '../fleet/profiles.ts';
 import * as sites from '../fleet/sites.ts';
+import { readiness } from '../store/health.ts';
 import type { Store } from '../store/open.ts';
 import { VERSION } from '../version.ts';
 import { eventStreamHeaders, registerResource } from './resource.ts';
@@ -243,10 +244,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         response: { 200: S.Ready, 503: { ...S.Ready, description: 'the store does not answer' } },
       },
     },
-    async (_request, reply) =>
-      (await options.store.health.ready())
-        ? { status: 'ready' }
-        : reply.code(503).send({ status: 'store unreachable' }),
+    async (_request, reply) => {
+      const { statusCode, body } = await readiness(options.store.health);
+      return reply.code(statusCode).send(body);
+    },
   );
   app.get(
     '/api/v1/nodes',

@@ -20,6 +20,12 @@ export interface StoreHealthSnapshot {
   readonly lastError: string | null;
 }
 
+/** What /readyz answers, on the boot HTTP role and the API alike. */
+export interface Readiness {
+  readonly statusCode: 200 | 503;
+  readonly body: { readonly status: 'ready' | 'store unreachable' };
+}
+
 export class StoreHealth {
   #lastSuccessAt: number | null = null;
   #lastFailureAt: number | null = null;
@@ -81,6 +87,13 @@ export class StoreHealth {
       clearTimeout(timer);
     }
   }
+}
+
+/** /readyz of every role that serves from the store: 200 while it is reachable (see ready), else 503. */
+export async function readiness(health: StoreHealth): Promise<Readiness> {
+  return (await health.ready())
+    ? { statusCode: 200, body: { status: 'ready' } }
+    : { statusCode: 503, body: { status: 'store unreachable' } };
 }
 
 /** PostgreSQL errors with an SQLSTATE came from the server: it is reachable. Class 08 (connection) and 57P (shutdown) do not count. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FRESH_MS, StoreHealth } from '../../src/store/health.ts';
+import { FRESH_MS, readiness, StoreHealth } from '../../src/store/health.ts';
 
 function clock(start = 1_000_000) {
   let now = start;
@@ -61,4 +61,15 @@ test('an error the server itself answered (a constraint, SQLSTATE 23505) proves 
   health.noteFailure(Object.assign(new Error('connection failure'), { code: '08006' }));
   assert.equal(await health.ready(), true);
   assert.equal(probes, 1, 'a connection error sends readiness to the probe');
+});
+
+test('readiness (what /readyz answers on the boot HTTP role and the API): 200 ready while the store answers, else 503', async () => {
+  const c = clock();
+  let up = true;
+  const health = new StoreHealth(() => (up ? Promise.resolve() : Promise.reject(new Error('ECONNREFUSED'))), c.now);
+  assert.deepEqual(await readiness(health), { statusCode: 200, body: { status: 'ready' } });
+  up = false;
+  c.advance(1);
+  health.noteFailure(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+  assert.deepEqual(await readiness(health), { statusCode: 503, body: { status: 'store unreachable' } });
 });
