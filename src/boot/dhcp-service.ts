@@ -43,9 +43,13 @@ import { DiscoveryLimiter } from './rate-limit.ts';
 import { bootUrls } from './urls.ts';
 import { HTTP_BOOT_IPXE_EFI } from './firmware-http.ts';
 import type { FailoverMachine } from './dhcp-failover.ts';
+import { StoreBootBackend, type BootBackend, type BootHost } from './backend.ts';
+import { HostCache } from './host-cache.ts';
 
 export interface DhcpServiceOptions {
   readonly db: Kysely<Database>;
+  /** Where machines are looked up; default: the store behind `db`. */
+  readonly backend?: BootBackend | undefined;
   readonly writer: LeaseWriter;
   /** Our address on the boot segment: option 54, and how directly attached clients find their network. */
   readonly serverId: string;
@@ -112,19 +116,13 @@ interface HostView {
   readonly buildState: string;
 }
 
-/** A hosts row as the handler sees it (the store keeps addresses as text). */
-const hostView = (row: {
-  id: number;
-  hostname: string;
-  ip: string | null;
-  network_id: number | null;
-  build_state: string;
-}): HostView => ({
-  id: row.id,
-  hostname: row.hostname,
-  ip: row.ip === null ? null : toIpv4(row.ip),
-  networkId: row.network_id,
-  buildState: row.build_state,
+/** A host as the handler sees it (the store keeps addresses as text). */
+const hostView = (host: BootHost): HostView => ({
+  id: host.id,
+  hostname: host.hostname,
+  ip: host.ip === null ? null : toIpv4(host.ip),
+  networkId: host.networkId,
+  buildState: host.buildState,
 });
 
 export class DhcpService {
@@ -136,8 +134,12 @@ export class DhcpService {
   /** Pools survive a refresh of the network list as long as the range is unchanged. */
   readonly #pools = new Map<string, LeasePool>();
   #reserved = new Set<Ipv4>();
-  /** Hosts by MAC as of the last refresh, for clients that are not network-booting (see handle). */
-  #hostsByMac = new Map<string, HostView>();
+  readonly #backend: BootBackend;
+  /**
+   * Hosts by MAC as of the last refresh: for clients that are not network-booting (see handle), and
+   * for everyone while the store does not answer.
+   */
+  readonly #hosts: HostCache;
   #timer: NodeJS.Timeout | undefined;
   #refreshedAt = 0;
   readonly #discovery: DiscoveryLimiter;
@@ -159,6 +161,8 @@ export class DhcpService {
     this.#server = toIpv4(options.serverId);
     this.#nextServer = toIpv4(options.nextServer ?? options.serverId);
     this.#discovery = options.discovery ?? new DiscoveryLimiter();
+    this.#backend = options.backend ?? new StoreBootBackend(options.db);
+    this.#hosts = new HostCache(this.#backend);
     // Entering partner-down, or leaving recover: the partner's leases must be known before serving its half.
     options.failover?.on(
       'reload-leases',
@@ -202,13 +206,8 @@ export class DhcpService {
   async refresh(): Promise<void> {
     this.#refreshedAt = Date.now();
     const rows = await this.#options.db.selectFrom('networks').selectAll().execute();
-    const hosts = await this.#options.db
-      .selectFrom('host_macs')
-      .innerJoin('hosts', 'hosts.id', 'host_macs.host_id')
-      .select(['host_macs.mac', 'hosts.id', 'hosts.hostname', 'hosts.ip', 'hosts.network_id', 'hosts.build_state'])
-      .execute();
-    this.#hostsByMac = new Map(hosts.map((h) => [h.mac, hostView(h)]));
-    this.#reserved = new Set([...this.#hostsByMac.values()].flatMap((h) => (h.ip === null ? [] : [h.ip])));
+    await this.#hosts.refresh();
+    this.#reserved = new Set([...this.#hosts.hosts()].flatMap((h) => (h.ip === null ? [] : [toIpv4(h.ip)])));
     const reserved = () => this.#reserved;
     this.#networks = rows.map((row) => {
       let pool: LeasePool | undefined;
@@ -278,17 +277,18 @@ export class DhcpService {
    */
   async #host(mac: string): Promise<HostView | undefined> {
     try {
-      const row = await this.#options.db
-        .selectFrom('host_macs')
-        .innerJoin('hosts', 'hosts.id', 'host_macs.host_id')
-        .select(['hosts.id', 'hosts.hostname', 'hosts.ip', 'hosts.network_id', 'hosts.build_state'])
-        .where('host_macs.mac', '=', mac)
-        .executeTakeFirst();
-      return row ? hostView(row) : undefined;
+      const host = await this.#backend.hostByMac(mac);
+      return host ? hostView(host) : undefined;
     } catch (error) {
       this.#fail('reading a host (answered from the last inventory copy)', error);
-      return this.#hostsByMac.get(mac);
+      return this.#copied(mac);
     }
+  }
+
+  /** The host of a MAC as of the last refresh (no store query). */
+  #copied(mac: string): HostView | undefined {
+    const host = this.#hosts.get(mac);
+    return host ? hostView(host) : undefined;
   }
 
   /**
@@ -317,7 +317,7 @@ export class DhcpService {
     // A network-booting machine's answer depends on its build state, which changes at any moment
     // (rebuild, built): read it fresh. Other clients only need their reservation, which changes
     // rarely: the copy refreshed every few seconds serves them without a store query per packet.
-    let host = client.netboot ? await this.#host(mac) : this.#hostsByMac.get(mac);
+    let host = client.netboot ? await this.#host(mac) : this.#copied(mac);
     if (type === MessageType.Discover && client.netboot) host = await this.#discovered(at, mac, host, client);
     if (this.#options.mode === 'proxy') return this.#proxyAnswer(request, at, state, type, client, host, context.port);
     if (!this.#failoverServes(request, type, state)) return undefined;

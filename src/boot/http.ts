@@ -7,6 +7,7 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { normalizeMac } from '../fleet/mac.ts';
 import { UUID } from '../fleet/validate-host.ts';
+import { readiness } from '../store/health.ts';
 import type { Store } from '../store/open.ts';
 import type { Platform } from './decide.ts';
 import { bootLogSerializers } from './log-redact.ts';
@@ -65,9 +66,10 @@ export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyIn
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   // For load balancers: this node can answer boot requests only while the store answers.
-  app.get('/readyz', async (_request, reply) =>
-    (await options.store.health.ready()) ? { status: 'ready' } : reply.code(503).send({ status: 'store unreachable' }),
-  );
+  app.get('/readyz', async (_request, reply) => {
+    const { statusCode, body } = await readiness(options.store.health);
+    return reply.code(statusCode).send(body);
+  });
 
   /** Text a machine must read fresh every time (scripts carry tokens; Kickstarts carry secrets). */
   const sendFresh = (reply: FastifyReply, text: string) =>
@@ -96,15 +98,9 @@ export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyIn
     async (request, reply) => {
       const uuid = request.params.uuid.toLowerCase();
       if (!UUID.test(uuid)) return reply.code(400).type('text/plain').send('bad UUID\n');
-      const row = await options.store.db
-        .selectFrom('hosts')
-        .innerJoin('host_macs', 'host_macs.host_id', 'hosts.id')
-        .select('host_macs.mac')
-        .where('hosts.smbios_uuid', '=', uuid)
-        .orderBy('host_macs.position')
-        .executeTakeFirst();
-      if (!row) return reply.code(404).type('text/plain').send('no host with that UUID; boot by MAC\n');
-      return sendScript(row.mac, request, reply);
+      const host = await options.boot.backend.hostByUuid(uuid);
+      if (!host) return reply.code(404).type('text/plain').send('no host with that UUID; boot by MAC\n');
+      return sendScript(host.mac, request, reply);
     },
   );
 

@@ -14,7 +14,6 @@ import { getSite } from '../fleet/sites.ts';
 import type { Database } from '../store/schema.ts';
 import {
   admit,
-  findBootHost,
   hostByToken,
   isFromMachine,
   markBuilt,
@@ -28,6 +27,7 @@ import { renderIpxeScript } from './ipxe-script.ts';
 import { KickstartTemplates, kickstartContext } from './kickstart.ts';
 import { bootUrls } from './urls.ts';
 import { isStoreUnavailable, type HostCache } from './host-cache.ts';
+import { StoreBootBackend, type BootBackend } from './backend.ts';
 import type { DiscoveryLimiter } from './rate-limit.ts';
 
 export const PREVIEW_TOKEN = 'PREVIEW-TOKEN-NOT-VALID';
@@ -36,6 +36,8 @@ export interface BootServiceOptions {
   readonly db: Kysely<Database>;
   readonly templates: KickstartTemplates;
   readonly policy?: BuildPolicy;
+  /** Where machines are looked up; default: the store behind `db`. */
+  readonly backend?: BootBackend;
   /** Answers scripts from what it remembers when the store does not answer (boot HTTP role). */
   readonly cache?: HostCache;
   /** Bounds what unknown MACs can record (discovered hosts, their script events); shared with the DHCP role. */
@@ -46,6 +48,7 @@ export class BootService {
   readonly #db: Kysely<Database>;
   readonly #templates: KickstartTemplates;
   readonly policy: BuildPolicy;
+  readonly backend: BootBackend;
   readonly cache: HostCache | undefined;
   readonly #discovery: DiscoveryLimiter | undefined;
 
@@ -53,6 +56,7 @@ export class BootService {
     this.#db = options.db;
     this.#templates = options.templates;
     this.policy = options.policy ?? DEFAULT_BUILD_POLICY;
+    this.backend = options.backend ?? new StoreBootBackend(options.db);
     this.cache = options.cache;
     this.#discovery = options.discovery;
   }
@@ -71,7 +75,7 @@ export class BootService {
       if (!this.cache || !isStoreUnavailable(error)) throw error;
       this.cache.noteStoreError(error);
       this.cache.stats.answeredFromCache += 1;
-      const known = this.cache.get(mac);
+      const known = await this.cache.hostByMac(mac);
       const decision: BootDecision =
         known?.buildState === 'built'
           ? { action: 'local', hostname: known.hostname, platform: request.platform }
@@ -89,7 +93,7 @@ export class BootService {
     mac: string,
     request: { clientIp?: string | undefined; platform?: Platform | undefined; baseUrl: string },
   ): Promise<{ script: string; decision: BootDecision }> {
-    let host = await findBootHost(this.#db, mac);
+    let host = await this.backend.hostByMac(mac);
     if (!host) {
       // Past the discovery limit an unknown MAC waits like any discovered one, without a row.
       if (this.#discovery && !this.#discovery.newHost()) {

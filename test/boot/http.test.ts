@@ -12,7 +12,7 @@ import { requestRebuild, siteBuilds } from '../../src/fleet/builds.ts';
 import { buildBootHttp } from '../../src/boot/http.ts';
 import { KickstartTemplates } from '../../src/boot/kickstart.ts';
 import { BootService } from '../../src/boot/service.ts';
-import { countHostsByState, getHost, listHosts } from '../../src/fleet/hosts.ts';
+import { countHostsByState, createHost, getHost, listHosts } from '../../src/fleet/hosts.ts';
 import { updateSite } from '../../src/fleet/sites.ts';
 import { listHypervisors } from '../../src/vms/hypervisors.ts';
 import { adoptHost } from '../../src/fleet/adopt.ts';
@@ -224,6 +224,35 @@ describeEachStore('boot HTTP', (ctx) => {
       hosts: 3,
       counts: { discovered: 0, ready: 1, queued: 1, building: 1, built: 0, failed: 0 },
     });
+  });
+
+  test('boot by SMBIOS UUID: the host found by its first MAC (in its BOOTIF); unknown 404, malformed 400', async () => {
+    await seed(1, 5);
+    const uuid = '4c4c4544-0042-3510-8052-b4c04f4a4d31';
+    await createHost(ctx.store.db, {
+      hostname: 'byuuid.site1.example.com',
+      macs: ['52:54:00:ee:00:02', '52:54:00:ee:00:01'],
+      ip: '10.1.0.200',
+      network: 'site1-hv0',
+      profile: 'rhel9-kvm',
+      smbiosUuid: uuid,
+    });
+    const r = await get(`/boot/uuid/${uuid.toUpperCase()}?platform=pcbios`, {}, '10.1.0.200');
+    assert.equal(r.status, 200);
+    assert.match(r.body, /BOOTIF=01-52-54-00-ee-00-02/, 'installs as its first MAC');
+    assert.equal((await getHost(ctx.store.db, 'byuuid.site1.example.com')).buildState, 'building');
+    // Back to ready, not queued: it holds none of site1's build slots in the tests after this one.
+    await requestRebuild(ctx.store.db, 'byuuid.site1.example.com', 'test');
+    const unknown = await get('/boot/uuid/00000000-0000-0000-0000-000000000000');
+    assert.equal(unknown.status, 404);
+    assert.match(unknown.body, /boot by MAC/);
+    assert.equal((await get('/boot/uuid/not-a-uuid')).status, 400);
+  });
+
+  test('/readyz: ready while the store answers', async () => {
+    const r = await get('/readyz');
+    assert.equal(r.status, 200);
+    assert.deepEqual(JSON.parse(r.body), { status: 'ready' });
   });
 
   test('install trees: whole file, Range, ETag revalidation, no dotfiles, no traversal', async () => {
