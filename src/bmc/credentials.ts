@@ -57,8 +57,8 @@ export interface BmcLogin {
   readonly port: number;
   readonly username: string;
   readonly password: string;
-  /** Redfish TLS: the host's own CA file and whether it is checked at all. */
-  readonly insecure: boolean;
+  /** Redfish TLS: the host's own CA file, and `insecure` when the certificate is not checked. */
+  readonly insecure?: true;
   readonly caFile?: string;
 }
 
@@ -237,7 +237,10 @@ export async function deleteCredentialSet(db: Kysely<Database>, name: string): P
   if (!numDeletedRows) throw new KvmfleetError(ErrorCode.NotFound, `BMC credentials set ${name} does not exist`);
 }
 
-const tlsOf = (bmc: Bmc) => ({ insecure: bmc.insecure === true, ...(bmc.caFile ? { caFile: bmc.caFile } : {}) });
+const tlsOf = (bmc: Bmc) => ({
+  ...(bmc.insecure ? { insecure: true as const } : {}),
+  ...(bmc.caFile ? { caFile: bmc.caFile } : {}),
+});
 
 /** The host's BMC login, password opened for this call only. */
 export async function loginFor(db: Db, keyring: () => Keyring, hostname: string): Promise<BmcLogin> {

@@ -152,7 +152,7 @@ export class PowerService {
           port: login.port,
           username: login.username,
           password: login.password,
-          tls: { insecure: login.insecure, ...(ca ? { ca } : {}) },
+          tls: { insecure: login.insecure === true, ...(ca ? { ca } : {}) },
         },
         options,
         work,

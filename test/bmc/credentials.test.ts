@@ -136,6 +136,44 @@ describeEachStore('BMC credentials', (ctx) => {
     assert.deepEqual(parseBmcAddress('bmc1.example', 'redfish'), { host: 'bmc1.example', port: 443 });
   });
 
+  it('Redfish TLS settings: a CA file or insecure, one replacing the other, kept across changes, dropped for IPMI', async () => {
+    const db = ctx.store.db;
+    const rf = { type: 'redfish' as const, address: 'bmc-h1:8443', username: 'root' };
+    assert.deepEqual(
+      await setHostBmc(db, keyring, 'h1', { ...rf, password: 'rf-pw', caFile: '/etc/kvmfleet/ca.pem' }),
+      {
+        type: 'redfish',
+        address: 'bmc-h1:8443',
+        username: 'root',
+        credentials: null,
+        passwordSet: true,
+        caFile: '/etc/kvmfleet/ca.pem',
+      },
+    );
+    assert.deepEqual(await loginFor(db, keyring, 'h1'), {
+      type: 'redfish',
+      host: 'bmc-h1',
+      port: 8443,
+      caFile: '/etc/kvmfleet/ca.pem',
+      username: 'root',
+      password: 'rf-pw',
+    });
+    // an address change keeps it; insecure replaces the CA file; a CA file turns the check back on
+    assert.equal((await setHostBmc(db, keyring, 'h1', { ...rf, address: 'bmc-h1b' })).caFile, '/etc/kvmfleet/ca.pem');
+    const insecure = await setHostBmc(db, keyring, 'h1', { ...rf, insecure: true });
+    assert.deepEqual([insecure.insecure, insecure.caFile], [true, undefined]);
+    assert.equal((await loginFor(db, keyring, 'h1')).insecure, true);
+    const back = await setHostBmc(db, keyring, 'h1', { ...rf, caFile: '/etc/kvmfleet/ca2.pem' });
+    assert.deepEqual([back.insecure, back.caFile], [undefined, '/etc/kvmfleet/ca2.pem']);
+    assert.equal((await setHostBmc(db, keyring, 'h1', { ...rf, caFile: null })).caFile, undefined);
+    await rejects(setHostBmc(db, keyring, 'h1', { ...rf, caFile: 'relative.pem' }), 'KVMF_ERR_VALIDATION');
+    await rejects(setHostBmc(db, keyring, 'h1', { ...rf, insecure: true, caFile: '/x.pem' }), 'KVMF_ERR_VALIDATION');
+    await rejects(setHostBmc(db, keyring, 'h1', { type: 'ipmi', address: 'b', insecure: true }), 'KVMF_ERR_VALIDATION');
+    await setHostBmc(db, keyring, 'h1', { ...rf, insecure: true });
+    const ipmi = await setHostBmc(db, keyring, 'h1', { type: 'ipmi', address: 'b' });
+    assert.deepEqual([ipmi.insecure, ipmi.caFile], [undefined, undefined]);
+  });
+
   it('rotation: resealAll moves every secret to the new first key; the old key can then go', async () => {
     const db = ctx.store.db;
     await setHostBmc(db, keyring, 'h1', { type: 'ipmi', address: 'b', username: 'u', password: 'pw1' });
