@@ -10,6 +10,7 @@ import { registerVmCommands } from './vm-commands.ts';
 import { registerPlanCommand } from './plan-command.ts';
 import { registerAuthCommands } from './auth-commands.ts';
 import { registerPowerCommands } from './power-commands.ts';
+import { registerSitePowerCommands } from './site-power-commands.ts';
 
 interface GlobalOptions {
   url: string;
@@ -48,6 +49,7 @@ registerVmCommands(program, context);
 registerPlanCommand(program, context.json);
 registerAuthCommands(program, context);
 registerPowerCommands(program, context); // after the inventory verbs: it adds to `host`
+registerSitePowerCommands(program, context); // adds to `site`
 registerNodeCommands(program, context);
 
 /** Problems of an import, one line each, so an operator can fix the file. */

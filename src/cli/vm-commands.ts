@@ -51,7 +51,7 @@ export function progressLine(done: number, failed: number, total: number, width 
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}${failed ? ` (${failed} failed)` : ''}`;
 }
 
-async function followJob(ctx: CliContext, id: number): Promise<Job> {
+export async function followJob(ctx: CliContext, id: number): Promise<Job> {
   const tty = process.stderr.isTTY && !ctx.json();
   let last = '';
   for (;;) {
@@ -452,10 +452,20 @@ export function registerVmCommands(program: Command, ctx: CliContext): void {
     print(data, () =>
       [
         progressLine(data.done, data.failed, data.total),
-        formatTable(
-          ['vm', 'hypervisor', 'result', 'ms'],
-          data.results.map((r) => [r.name, r.hypervisor, r.ok ? 'ok' : r.error, r.ms]),
-        ),
+        data.kind.startsWith('site-power')
+          ? formatTable(
+              ['host', 'bmc', 'result', 'ms'],
+              data.results.map((r) => [
+                r.name,
+                r.hypervisor,
+                r.ok ? (r.detail ?? 'ok') : `${r.code}: ${r.error}`,
+                r.ms,
+              ]),
+            )
+          : formatTable(
+              ['vm', 'hypervisor', 'result', 'ms'],
+              data.results.map((r) => [r.name, r.hypervisor, r.ok ? 'ok' : r.error, r.ms]),
+            ),
       ].join('\n'),
     );
   });
