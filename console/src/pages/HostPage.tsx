@@ -9,6 +9,7 @@ import { href } from '../router.ts';
 import type { Host, TimelineEntry } from '../types.ts';
 import { STEPS, stepTimes } from '../timeline.ts';
 import { ActionButton, describe, ErrorNote, Section, StateBadge, Time, useCan, useLoad } from '../ui.tsx';
+import { POWER_BUTTONS, powerLabel, sendPower } from '../power.ts';
 
 export function HostPage({ hostname }: { hostname: string }) {
   const host = useLoad(() => api<Host>('GET', `/api/v1/hosts/${enc(hostname)}`), [hostname]);
@@ -19,7 +20,8 @@ export function HostPage({ hostname }: { hostname: string }) {
   useLiveEvents((event) => {
     if (event.type !== 'host' || event.host !== hostname) return;
     setLive((l) => [...l, { at: event.at, kind: event.kind, detail: event.detail }]);
-    if (['build-started', 'built', 'build-failed', 'rebuild-requested', 'adopted'].includes(event.kind)) host.reload();
+    if (['build-started', 'built', 'build-failed', 'rebuild-requested', 'adopted', 'power'].includes(event.kind))
+      host.reload();
   });
 
   // Live events the loaded timeline does not have yet are appended (same time, kind and detail: the same event).
@@ -42,18 +44,33 @@ export function HostPage({ hostname }: { hostname: string }) {
       <Section
         title={hostname}
         actions={
-          canWrite && host.data && host.data.buildState !== 'discovered' ? (
-            <ActionButton
-              label="Rebuild"
-              title="install again at the next network boot"
-              action={async () => (
-                await api('POST', `/api/v1/hosts/${enc(hostname)}/rebuild`),
-                setLive([]),
-                timeline.reload(),
-                host.reload()
-              )}
-            />
-          ) : null
+          <>
+            {canWrite && host.data?.bmc
+              ? POWER_BUTTONS.map((b) => (
+                  <ActionButton
+                    key={b.action}
+                    label={b.label}
+                    danger={b.danger}
+                    title="through the host's BMC (asks first)"
+                    action={async () => {
+                      if (await sendPower(hostname, b.action)) host.reload();
+                    }}
+                  />
+                ))
+              : null}
+            {canWrite && host.data && host.data.buildState !== 'discovered' ? (
+              <ActionButton
+                label="Rebuild"
+                title="install again at the next network boot"
+                action={async () => (
+                  await api('POST', `/api/v1/hosts/${enc(hostname)}/rebuild`),
+                  setLive([]),
+                  timeline.reload(),
+                  host.reload()
+                )}
+              />
+            ) : null}
+          </>
         }
       >
         <ErrorNote error={host.error ?? timeline.error} />
@@ -73,6 +90,16 @@ export function HostPage({ hostname }: { hostname: string }) {
             </dd>
             <dt>Profile</dt>
             <dd>{host.data.profile ?? '—'}</dd>
+            <dt>Power</dt>
+            <dd data-power={host.data.power?.state ?? ''} title={powerLabel(host.data.power).title}>
+              {host.data.bmc ? powerLabel(host.data.power).text : 'no BMC'}
+              {host.data.power && (
+                <>
+                  {' '}
+                  (read <Time at={host.data.power.checkedAt} />)
+                </>
+              )}
+            </dd>
           </dl>
         )}
         <ol className="steps" aria-label="boot timeline">

@@ -5,6 +5,7 @@ import { useLiveEvents } from '../live.ts';
 import { href, navigate } from '../router.ts';
 import type { BuildState, Host, Site } from '../types.ts';
 import { ErrorNote, Section, StateBadge, Time, useLoad, useThrottled } from '../ui.tsx';
+import { powerLabel } from '../power.ts';
 
 const STATES: BuildState[] = ['discovered', 'ready', 'building', 'built', 'failed'];
 /** A page of hosts: a site has hundreds; the filters (applied by the API) narrow it. */
@@ -79,6 +80,7 @@ export function HostsPage({ query }: { query: URLSearchParams }) {
             <th>Network</th>
             <th>Profile</th>
             <th>State</th>
+            <th>Power</th>
             <th>Since</th>
           </tr>
         </thead>
@@ -94,6 +96,9 @@ export function HostsPage({ query }: { query: URLSearchParams }) {
               <td>{h.profile ?? '—'}</td>
               <td>
                 <StateBadge state={h.buildState} />
+              </td>
+              <td data-power={h.power?.state ?? ''} title={powerLabel(h.power).title}>
+                {powerLabel(h.power).text}
               </td>
               <td>
                 <Time at={h.stateChangedAt} />
