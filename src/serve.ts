@@ -35,6 +35,7 @@ import { hostname } from 'node:os';
 import type { Server as HttpsServer } from 'node:https';
 import { readTls, reloadOnSighup, type TlsFiles } from './api/tls.ts';
 import { JobRunner } from './vms/jobs.ts';
+import { startPowerGauge, startPowerWork } from './cluster/power-work.ts';
 import { EventHub } from './api/events.ts';
 import { HostCache } from './boot/host-cache.ts';
 import { FAILOVER_DEFAULTS, FailoverLink, FailoverMachine, type FailoverConfig } from './boot/dhcp-failover.ts';
@@ -423,17 +424,24 @@ interface VmsRole {
 }
 
 /** VMs for the api and worker roles: one libvirt connection per hypervisor for this process, opened on first use. */
-function startVms({ options, store }: Context): VmsRole {
+function startVms({ options, store, boot }: Context): VmsRole {
   const libvirt = new LibvirtPool();
   const service = new VmService(store.db, libvirt, options.placement);
   // Jobs are queued in the store by any api node and run by worker nodes.
   const jobs = new JobRunner(store.db, service, { work: options.roles.includes('worker') });
+  // A worker's BMC work: site power jobs, and the power poller (one node of the cluster at a time: its lease).
+  const power = options.roles.includes('worker')
+    ? startPowerWork(store.db, jobs, bmcDepsFor(options.dataDir), boot.policy, {
+        poller: { onError: rateLimitedErrorLog('power poller', 1) },
+      })
+    : undefined;
   return {
     libvirt,
     service,
     jobs,
     async stop() {
       jobs.stop();
+      await power?.stop();
       await libvirt.close();
     },
   };
@@ -457,6 +465,8 @@ function startApi(
     const events = new EventHub(store.db, { jobs: vms.jobs, vms: vms.service });
     await events.start();
     parts.push(() => events.stop());
+    const powerGauge = startPowerGauge(store.db, metrics, rateLimitedErrorLog('power gauge', 1));
+    parts.push(() => powerGauge.stop());
     const bootBaseUrl =
       options.http.baseUrl ??
       urlOf(options.http.host === '0.0.0.0' ? '127.0.0.1' : options.http.host, options.http.port);
