@@ -26,8 +26,10 @@ import { TftpServer, type TransferEvent } from './protocols/tftp/server.ts';
 import { openStore, type Store } from './store/open.ts';
 import { LeaseWriter } from './store/lease-writer.ts';
 import { DhcpService } from './boot/dhcp-service.ts';
-import { DhcpServer } from './protocols/dhcp4/server.ts';
+import { DhcpServer, type DhcpHandler } from './protocols/dhcp4/server.ts';
 import { rateLimitedErrorLog } from './boot/error-log.ts';
+import { BootSummary, createLogger, dhcpReplyIsOk, dhcpTypeName, loggerOptions, tftpKind } from './logging/index.ts';
+import { clientMac, messageType } from './protocols/dhcp4/packet.ts';
 import { LibvirtPool } from './protocols/libvirt/pool.ts';
 import { startHeartbeat } from './cluster/nodes.ts';
 import { countUsers, createToken, createUser } from './auth/accounts.ts';
@@ -253,16 +255,38 @@ function startSweeps({ options, store, boot }: Context): Stop {
   };
 }
 
+/** A logger for a role that is not a Fastify app, written as the others are (JSON, or text on a terminal). */
+function roleLogger(options: ServeOptions, role: string) {
+  return createLogger({ level: options.logLevel }).child({ role });
+}
+
 function startTftp({ options, store, local }: Context) {
   return starting(async (parts) => {
     const root = options.tftp.root ?? local('tftp');
     mkdirSync(root, { recursive: true });
+    // Each transfer at debug, their counts at info once a minute: a storm does not bury the rest.
+    const summary = new BootSummary({ label: 'tftp', noun: 'transfer', log: roleLogger(options, 'tftp') });
+    parts.push(() => summary.stop());
+    const builtinNames = Object.keys(DEBIAN_IPXE_FILES);
     const server = new TftpServer({
       files: new FileStore({ root, builtins: DEBIAN_IPXE_FILES }),
       host: options.tftp.host,
       port: options.tftp.port,
       ...(options.tftp.timeoutMs ? { limits: { defaultTimeoutMs: options.tftp.timeoutMs } } : {}),
-      onTransfer: (event) => void recordTftpEvent(store, event).catch(() => {}),
+      onTransfer: (event) => {
+        summary.record({
+          kind: tftpKind(event.filename, builtinNames),
+          status: event.outcome,
+          msg: 'tftp transfer finished',
+          fields: {
+            client: event.client,
+            filename: event.filename,
+            bytes: event.bytes,
+            ...(event.detail ? { detail: event.detail } : {}),
+          },
+        });
+        void recordTftpEvent(store, event).catch(() => {});
+      },
     });
     const bound = await server.listen().catch((error: NodeJS.ErrnoException) => {
       throw new Error(
@@ -322,7 +346,25 @@ function startDhcp({ options, store, metrics, discovery }: Context): Promise<Dhc
     });
     await service.start();
     parts.push(() => service.stop());
-    const server = new DhcpServer((request, context) => service.handle(request, context), {
+    // Each exchange at debug, their counts at info once a minute.
+    const summary = new BootSummary({
+      label: 'dhcp',
+      noun: 'packet',
+      log: roleLogger(options, 'dhcp'),
+      isOk: dhcpReplyIsOk,
+    });
+    parts.push(() => summary.stop());
+    const answer: DhcpHandler = async (request, context) => {
+      const reply = await service.handle(request, context);
+      summary.record({
+        kind: dhcpTypeName(messageType(request)),
+        status: reply ? dhcpTypeName(messageType(reply.packet)) : 'no reply',
+        msg: 'dhcp packet',
+        fields: { mac: clientMac(request), from: `${context.from.address}:${context.from.port}` },
+      });
+      return reply;
+    };
+    const server = new DhcpServer(answer, {
       ports: config.mode === 'proxy' ? [config.port ?? 67, 4011] : [config.port ?? 67],
       onError: dhcpErrors,
     });
@@ -402,7 +444,7 @@ function startHttp({ options, store, boot, local }: Context) {
       treesDir,
       mirrors,
       baseUrl: options.http.baseUrl,
-      logger: { level: options.logLevel },
+      logger: loggerOptions({ level: options.logLevel }),
       trustProxy: options.http.trustProxy ?? [],
     });
     parts.push(() => http.close());
@@ -480,7 +522,7 @@ function startApi(
       vms: { db: store.db, pool: vms.libvirt, vms: vms.service, jobs: vms.jobs },
       dhcpStats: dhcp?.stats,
       bootBaseUrl: httpEndpoint && !options.http.baseUrl ? httpEndpoint.replace('0.0.0.0', '127.0.0.1') : bootBaseUrl,
-      logger: { level: options.logLevel },
+      logger: loggerOptions({ level: options.logLevel }),
       https: tls,
     });
     parts.push(() => api.close());
