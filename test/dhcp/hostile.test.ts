@@ -204,8 +204,9 @@ describe('DHCP against hostile and unusual clients', { timeout: 300_000 }, () =>
     const replies = await probe(net.client, sends, 3000);
     for (const mac of good) {
       const acks = forMac(replies, mac).filter((r) => typeOf(r) === MessageType.Ack);
-      // (before the fix: 0 of 5; ≥ 3 leaves room for datagrams the kernel drops under the flood on a busy machine)
-      assert.ok(acks.length >= 3, `${mac}: ACKed ${acks.length} of 5 times`);
+      // Before the fix: 0 of 5 (the bad client's failing write failed everyone's commit). At least one: how many
+      // of its datagrams the kernel drops under the flood depends on how busy the machine is, not on kvmfleet.
+      assert.ok(acks.length >= 1, `${mac}: ACKed ${acks.length} of 5 times`);
     }
     assert.ok(
       forMac(replies, bad).some((r) => typeOf(r) === MessageType.Ack),
