@@ -251,15 +251,21 @@ export function registerInventoryCommands(program: Command, ctx: CliContext): vo
         const data = await client().request<Host[]>('GET', `/api/v1/hosts${query ? `?${query}` : ''}`);
         print(data, () =>
           formatTable(
-            ['hostname', 'mac', 'ip', 'network', 'profile', 'state'],
-            data.map((h) => [h.hostname, h.macs, h.ip, h.network, h.profile, h.buildState]),
+            ['hostname', 'mac', 'ip', 'network', 'profile', 'state', 'power'],
+            data.map((h) => [h.hostname, h.macs, h.ip, h.network, h.profile, h.buildState, h.power?.state ?? '-']),
           ),
         );
       },
     );
   host.command('show <hostname>').action(async (name: string) => {
     const data = await client().request<Host>('GET', `/api/v1/hosts/${enc(name)}`);
-    print(data, () => formatRecord({ ...data }));
+    // The BMC's last power reading (polled), as one line.
+    const power = data.power
+      ? `${data.power.state}${data.power.error ? ` (${data.power.error})` : ''}, read ${data.power.checkedAt}`
+      : data.bmc
+        ? 'not read yet'
+        : 'no BMC';
+    print(data, () => formatRecord({ ...data, power }));
   });
   host
     .command('add <hostname>')

@@ -65,8 +65,10 @@ describe('kvmfleet serve + CLI (embedded store)', () => {
       'rhel9',
     );
     const table = await ok('host', 'list');
-    assert.match(table, /^HOSTNAME\s+MAC\s+IP\s+NETWORK\s+PROFILE\s+STATE$/m);
-    assert.match(table, /^hv1\s+52:54:00:00:00:01\s+10\.1\.0\.11\s+dc1-hv\s+rhel9\s+ready$/m);
+    assert.match(table, /^HOSTNAME\s+MAC\s+IP\s+NETWORK\s+PROFILE\s+STATE\s+POWER$/m);
+    assert.match(table, /^hv1\s+52:54:00:00:00:01\s+10\.1\.0\.11\s+dc1-hv\s+rhel9\s+ready\s+-$/m); // no BMC: no power reading
+    // kvmfleet_host_power counts the hosts with a BMC (none here) by their last power reading.
+    assert.match(await (await fetch(`${server.url}/metrics`)).text(), /^kvmfleet_host_power\{state="on"\} 0$/m);
     const hosts = JSON.parse(await ok('--json', 'host', 'list', '--site', 'dc1'));
     assert.equal(hosts[0].hostname, 'hv1');
     assert.equal(JSON.parse(await ok('--json', 'site', 'set', 'dc1', '--cap', '7')).buildCap, 7);
