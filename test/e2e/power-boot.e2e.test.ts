@@ -12,7 +12,9 @@
  *
  * Scenario: (1) registered through the CLI (`host add`, `host set --bmc-… --bmc-password-stdin`),
  * `host power on` → installed, built, timeline complete, its disk boots; (2) `host rebuild
- * --power-cycle` → next boot PXE once, power cycle, installed again (a second build), built.
+ * --power-cycle` → next boot PXE once, power cycle, installed again (a second build), built;
+ * (3) `POST /api/v1/sites/lab/power-on` (the job behind `site power-on`) of three more machines with
+ * a site cap of 1 and no margin: each is powered on only once the one before is built.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -151,7 +153,7 @@ before(async () => {
   server = await startServer(
     [
       '--roles',
-      'api,http,tftp,dhcp',
+      'api,http,tftp,dhcp,worker', // worker: site power jobs and the power poller
       '--data-dir',
       join(work, 'data'), // BMC passwords are sealed under the key file kvmfleet creates here
       '--trees-dir',
@@ -386,7 +388,103 @@ test(
   },
 );
 
-test('3. the run leaves nothing behind: no guest, BMC, namespace or bridge', { timeout: 120_000 }, async () => {
+test(
+  '3. `site power-on` with a site cap of 1 powers the ready guests on one at a time, as build slots free; all are built',
+  { timeout: 1_200_000 },
+  async () => {
+    const group: { guest: Guest; sim: IpmiSim }[] = [];
+    await step('three more racked machines, off, registered with their BMCs through the CLI', 120_000, async () => {
+      for (const n of [1, 2, 3]) {
+        const guest = await guests.define(`${PREFIX}pw-site${n}`, `52:54:00:e2:01:1${n}`, 'bios');
+        const sim = await bmcNet.addBmc(1 + n, guest.name, { username: 'admin', password: `Bmc-${process.pid}-s${n}` });
+        await cli([
+          'host',
+          'add',
+          guest.name,
+          '--mac',
+          guest.mac,
+          '--ip',
+          `${lab.subnet}.3${n}`,
+          '--network',
+          'lab-boot',
+          '--profile',
+          'e2e-double',
+        ]);
+        await cli(
+          [
+            'host',
+            'set',
+            guest.name,
+            '--bmc-type',
+            'ipmi',
+            '--bmc-address',
+            `${sim.host}:${sim.port}`,
+            '--bmc-user',
+            sim.username,
+            '--bmc-password-stdin',
+          ],
+          `${sim.password}\n`,
+        );
+        group.push({ guest, sim });
+      }
+      await cli(['site', 'set', 'lab', '--cap', '1']);
+    });
+    const job = await step('site power-on (margin 0: no machine waits beyond the free slots)', 60_000, () =>
+      api<{ id: number; total: number; warning?: string }>('POST', '/api/v1/sites/lab/power-on', { margin: 0 }),
+    );
+    // Only the ready hosts: the first machine is built and stays off.
+    assert.equal(job.total, group.length, JSON.stringify(job));
+    assert.equal(job.warning, undefined, 'a worker runs the job');
+    type JobView = { state: string; results: { name: string; ok: boolean; code?: string }[] };
+    const jobNow = () => api<JobView>('GET', `/api/v1/jobs/${job.id}`);
+    await step('a worker takes the job', 75_000, () =>
+      waitFor(`a worker to take job ${job.id} (does the worker role run site power jobs?)`, 60_000, async () =>
+        (await jobNow()).state !== 'queued' ? true : undefined,
+      ),
+    );
+    const finished = await step('the job powers every host on and ends', 900_000, () =>
+      waitFor(`job ${job.id} to end`, 900_000, async () => {
+        const now = await jobNow();
+        return ['queued', 'running'].includes(now.state) ? undefined : now;
+      }),
+    );
+    assert.equal(finished.state, 'succeeded', JSON.stringify(finished));
+    assert.deepEqual(finished.results.map((r) => [r.name, r.ok]).sort(), group.map((g) => [g.guest.name, true]).sort());
+    await step('every machine installs and is built', 600_000, () =>
+      waitFor('all three built', 600_000, async () => {
+        const states = await Promise.all(group.map((g) => buildState(g.guest.name)));
+        return states.every((state) => state === 'built') ? true : undefined;
+      }),
+    );
+    await step('one at a time: each power-on and build after the one before was built', 60_000, async () => {
+      const runs = await Promise.all(
+        group.map(async ({ guest, sim }) => {
+          const events = await timeline(guest.name);
+          assertInOrder(events, BUILD_CHAIN, guest.name);
+          const at = (kind: string) => Date.parse(events.find((e) => e.kind === kind)!.at);
+          const ons = powerChanges(sim.dir).filter((c) => c.change === 'on');
+          assert.equal(ons.length, 1, `${guest.name} powered on once: ${JSON.stringify(ons)}`);
+          return { name: guest.name, on: ons[0]!.atMs, started: at('build-started'), built: at('built') };
+        }),
+      );
+      runs.sort((a, b) => a.on - b.on);
+      const story = runs
+        .map(
+          (r) =>
+            `${r.name}: on ${new Date(r.on).toISOString()}, build ${new Date(r.started).toISOString()}–${new Date(r.built).toISOString()}`,
+        )
+        .join('\n');
+      for (let i = 1; i < runs.length; i++) {
+        const [before, next] = [runs[i - 1]!, runs[i]!];
+        assert.ok(next.on >= before.built, `${next.name} was powered on before ${before.name} was built:\n${story}`);
+        assert.ok(next.started >= before.built, `builds overlapped:\n${story}`);
+      }
+      console.log(`# site power-on, cap 1:\n${story.replace(/^/gm, '#   ')}`);
+    });
+  },
+);
+
+test('4. the run leaves nothing behind: no guest, BMC, namespace or bridge', { timeout: 120_000 }, async () => {
   const simDirs = bmcNet.bmcs.map((sim) => sim.dir);
   await teardown();
   const domains = await virsh('list', '--all', '--name'); // libvirt's own view (the client is closed)
