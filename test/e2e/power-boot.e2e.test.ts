@@ -13,8 +13,8 @@
  * Scenario: (1) registered through the CLI (`host add`, `host set --bmc-… --bmc-password-stdin`),
  * `host power on` → installed, built, timeline complete, its disk boots; (2) `host rebuild
  * --power-cycle` → next boot PXE once, power cycle, installed again (a second build), built;
- * (3) `POST /api/v1/sites/lab/power-on` (the job behind `site power-on`) of three more machines with
- * a site cap of 1 and no margin: each is powered on only once the one before is built.
+ * (3) `site power-on` of three more machines with a site cap of 1 and no margin: each is powered on
+ * only once the one before is built; `site power-off` then turns them off (soft, then hard).
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -389,7 +389,7 @@ test(
 );
 
 test(
-  '3. `site power-on` with a site cap of 1 powers the ready guests on one at a time, as build slots free; all are built',
+  '3. `site power-on` with a site cap of 1 powers the ready guests on one at a time, as build slots free; all are built; site power-off turns them off',
   { timeout: 1_200_000 },
   async () => {
     const group: { guest: Guest; sim: IpmiSim }[] = [];
@@ -429,8 +429,16 @@ test(
       }
       await cli(['site', 'set', 'lab', '--cap', '1']);
     });
-    const job = await step('site power-on (margin 0: no machine waits beyond the free slots)', 60_000, () =>
-      api<{ id: number; total: number; warning?: string }>('POST', '/api/v1/sites/lab/power-on', { margin: 0 }),
+    // The job is followed here (with this step's deadlines), not by the CLI's own wait.
+    const job = await step(
+      'kvmfleet site power-on lab --margin 0 (no machine waits beyond the free slots)',
+      60_000,
+      async () =>
+        JSON.parse(await cli(['--json', 'site', 'power-on', 'lab', '--margin', '0', '--no-wait'])) as {
+          id: number;
+          total: number;
+          warning?: string;
+        },
     );
     // Only the ready hosts: the first machine is built and stays off.
     assert.equal(job.total, group.length, JSON.stringify(job));
@@ -481,6 +489,24 @@ test(
       }
       console.log(`# site power-on, cap 1:\n${story.replace(/^/gm, '#   ')}`);
     });
+    await step(
+      'kvmfleet site power-off lab --soft-timeout 5: soft, then hard for machines that ignore ACPI',
+      180_000,
+      async () => {
+        // The installed "disk" halts in its boot code, so no ACPI shutdown is heard; the first machine is off already.
+        const done = JSON.parse(await cli(['--json', 'site', 'power-off', 'lab', '--soft-timeout', '5'])) as {
+          state: string;
+          results: { name: string; ok: boolean; detail?: string }[];
+        };
+        assert.equal(done.state, 'succeeded', JSON.stringify(done));
+        const detail = new Map(done.results.map((r) => [r.name, r.detail]));
+        assert.equal(detail.get(machine.name), 'was off');
+        for (const { guest } of group) {
+          assert.match(detail.get(guest.name) ?? '', /^hard after 5 s/, guest.name);
+          assert.equal(await domainState(guest), 'shut off');
+        }
+      },
+    );
   },
 );
 
