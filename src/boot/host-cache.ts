@@ -24,29 +24,6 @@ export interface CacheStats {
   hosts: number;
 }
 
-/** Errors that mean "the store is not reachable now", as opposed to a bad query or a conflict. */
-export function isStoreUnavailable(error: unknown): boolean {
-  const e = error as { code?: string; message?: string };
-  return (
-    [
-      'ECONNREFUSED',
-      'ECONNRESET',
-      'ETIMEDOUT',
-      'EPIPE',
-      'ENOTFOUND',
-      '57P01',
-      '57P03',
-      '08000',
-      '08001',
-      '08003',
-      '08006',
-    ].includes(e?.code ?? '') ||
-    /Connection terminated|timeout exceeded|Query read timeout|connect ETIMEDOUT|server closed the connection/i.test(
-      e?.message ?? '',
-    )
-  );
-}
-
 export class HostCache implements BootBackend {
   readonly #store: BootBackend;
   #hosts = new Map<string, CachedHost>();

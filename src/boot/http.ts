@@ -7,6 +7,7 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { normalizeMac } from '../fleet/mac.ts';
 import { UUID } from '../fleet/validate-host.ts';
+import { summarizeBootHttp, type BootHttpSummaryOptions } from '../logging/index.ts';
 import { readiness } from '../store/health.ts';
 import type { Store } from '../store/open.ts';
 import type { Platform } from './decide.ts';
@@ -23,6 +24,8 @@ export interface BootHttpOptions {
   readonly baseUrl?: string | undefined;
   /** Logging (the request serializer is always the redacting one); `stream` for tests. */
   readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
+  /** The request summary's interval, clock and timers (tests); it runs whenever there is a logger. */
+  readonly requestSummary?: BootHttpSummaryOptions;
   /** Caching proxy of upstream mirrors, under /mirror/NAME/. */
   readonly mirrors?: MirrorCache | undefined;
   /**
@@ -41,10 +44,13 @@ export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyIn
     : false;
   const app = Fastify({
     logger,
+    // A storm is thousands of requests a minute: each at debug, their counts at info (logging/boot-http.ts).
+    disableRequestLogging: Boolean(logger),
     trustProxy: options.trustProxy?.length ? [...options.trustProxy] : false,
     bodyLimit: 64 * 1024,
     requestTimeout: 30_000,
   });
+  if (logger) summarizeBootHttp(app, options.requestSummary);
   const baseUrl = (request: FastifyRequest) => options.baseUrl ?? `${request.protocol}://${request.host}`;
   const platformOf = (value: unknown): Platform | undefined =>
     value === 'pcbios' || value === 'efi' ? value : undefined;

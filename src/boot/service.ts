@@ -26,7 +26,9 @@ import { decideBoot, type BootDecision, type InstallPlan, type Platform } from '
 import { renderIpxeScript } from './ipxe-script.ts';
 import { KickstartTemplates, kickstartContext } from './kickstart.ts';
 import { bootUrls } from './urls.ts';
-import { isStoreUnavailable, type HostCache } from './host-cache.ts';
+import type { HostCache } from './host-cache.ts';
+// What counts as the store being away (and so answered from the cache) is the store's own rule.
+import { isStoreUnavailable } from '../store/unavailable.ts';
 import { StoreBootBackend, type BootBackend } from './backend.ts';
 import type { DiscoveryLimiter } from './rate-limit.ts';
 

@@ -3,6 +3,7 @@
  * its Kickstart, imports; and the node registry with the HAProxy configuration made from it. Each talks to the
  * REST API and prints a table, or JSON with --json.
  */
+import type { SiteBuilds, TimelineEntry } from '../fleet/build-model.ts';
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import type { Command } from 'commander';
@@ -60,11 +61,7 @@ export function registerInventoryCommands(program: Command, ctx: CliContext): vo
     .command('builds <name>')
     .description('hosts building and queued at the site (admission control)')
     .action(async (name: string) => {
-      const data = await client().request<{
-        cap: number;
-        building: { hostname: string; since: string }[];
-        queued: { hostname: string; position: number; since: string }[];
-      }>('GET', `/api/v1/sites/${enc(name)}/builds`);
+      const data = await client().request<SiteBuilds>('GET', `/api/v1/sites/${enc(name)}/builds`);
       print(data, () =>
         [
           `site ${name}: ${data.building.length} of ${data.cap} building, ${data.queued.length} queued`,
@@ -320,10 +317,7 @@ export function registerInventoryCommands(program: Command, ctx: CliContext): vo
     .command('timeline <hostname>')
     .description('boot and build events of a host (DHCP, TFTP, script, kernel, Kickstart, built)')
     .action(async (name: string) => {
-      const data = await client().request<{ at: string; kind: string; detail: Record<string, unknown> }[]>(
-        'GET',
-        `/api/v1/hosts/${enc(name)}/timeline`,
-      );
+      const data = await client().request<TimelineEntry[]>('GET', `/api/v1/hosts/${enc(name)}/timeline`);
       print(data, () =>
         formatTable(
           ['at', 'event', 'detail'],

@@ -33,7 +33,7 @@ before(async () => {
   app = await buildBootHttp({
     store,
     boot: new BootService({ db: store.db, templates: new KickstartTemplates() }),
-    logger: { level: 'info', stream },
+    logger: { level: 'debug', stream }, // each request's line is at debug (its counts at info)
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   port = (app.server.address() as { port: number }).port;

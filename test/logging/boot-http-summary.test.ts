@@ -1,5 +1,5 @@
 /**
- * The summary on the real boot HTTP role: summarizeBootHttp's hook sees the routes the role really
+ * The summary on the real boot HTTP role (it adds summarizeBootHttp's hook itself): the hook sees the routes the role really
  * has (so the kinds table matches them), counts at info once per interval, and writes each request
  * at debug through the role's own redacting serializer (boot/log-redact.ts) — a build token never appears. Requests by
  * inject (no socket); the interval timer and clock are test doubles.
@@ -12,12 +12,11 @@ import { buildBootHttp } from '../../src/boot/http.ts';
 import { KickstartTemplates } from '../../src/boot/kickstart.ts';
 import { BootService } from '../../src/boot/service.ts';
 import { importHostsCsv, importSiteYaml } from '../../src/import/apply.ts';
-import { createLogger, summarizeBootHttp, type BootSummary } from '../../src/logging/index.ts';
+import { createLogger } from '../../src/logging/index.ts';
 import { openStore, type Store } from '../../src/store/open.ts';
 
 let store: Store;
 let app: FastifyInstance;
-let summary: BootSummary;
 let fire: () => void;
 let now = 0;
 const records: { level: number; msg: string; [key: string]: unknown }[] = [];
@@ -40,15 +39,16 @@ before(async () => {
       records.push(JSON.parse(line));
     }
   });
+  let callback: (() => void) | undefined;
+  // The role adds the summary itself whenever it logs; the test gives it a clock and a timer of its own.
   app = await buildBootHttp({
     store,
     boot: new BootService({ db: store.db, templates: new KickstartTemplates() }),
     logger: { level: 'debug', stream },
-  });
-  let callback: (() => void) | undefined;
-  summary = summarizeBootHttp(app, {
-    now: () => now,
-    timers: { setInterval: (cb) => (callback = cb), clearInterval: () => {} }, // test double of the timer
+    requestSummary: {
+      now: () => now,
+      timers: { setInterval: (cb) => (callback = cb), clearInterval: () => {} }, // test double of the timer
+    },
   });
   fire = () => callback?.();
   await app.ready();
