@@ -7,7 +7,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database, JobState } from '../store/schema.ts';
-import type { JobEvent, JobItemResult } from '../vms/job-model.ts';
+import type { JobEvent } from '../vms/job-model.ts';
 
 const ACTIVE: readonly JobState[] = ['queued', 'running'];
 const isActive = (state: JobState | undefined) => state === undefined || ACTIVE.includes(state);
@@ -49,7 +49,7 @@ export class JobProgressFeed {
     for (const row of await query.orderBy('id').execute()) {
       const told = this.#told.get(row.id) ?? { done: 0, state: undefined };
       if (!isActive(told.state)) continue; // finished, as told by a local event
-      const results = row.results as unknown as JobItemResult[];
+      const results = row.results;
       let failed = results.slice(0, told.done).filter((r) => !r.ok).length;
       for (let i = told.done; i < Math.min(row.done, results.length); i++) {
         if (!results[i]!.ok) failed += 1;

@@ -231,6 +231,21 @@ export interface VmsTable {
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'partial' | 'cancelled';
 
+/** One item of a job as stored in jobs.results (and answered by the API: vms/job-model.ts). */
+export interface JobItemResult {
+  /** The VM of a bulk clone; the host of a site power job. */
+  readonly name: string;
+  /** Where the item ran: the clone's hypervisor; for a site power job, the host's BMC address. */
+  readonly hypervisor: string;
+  readonly ok: boolean;
+  readonly error?: string;
+  /** The error's stable code (KVMF_ERR_…), when it has one. */
+  readonly code?: string;
+  /** What happened, when there is more to say than ok (a site power-off: "soft", "hard after 120 s", "was off"). */
+  readonly detail?: string;
+  readonly ms: number;
+}
+
 export interface JobsTable {
   id: Generated<number>;
   kind: string;
@@ -239,7 +254,7 @@ export interface JobsTable {
   done: Generated<number>;
   failed: Generated<number>;
   params: Json<Record<string, unknown>>;
-  results: Json<unknown[]>;
+  results: Json<JobItemResult[]>;
   actor: Generated<string>;
   created_at: CreatedAt;
   finished_at: Timestamp<null>;

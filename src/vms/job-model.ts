@@ -2,21 +2,10 @@
  * Jobs as the API answers them and the event stream tells their progress. Types only, importing
  * nothing with a runtime: the web console type-checks against these too (console/src/types.ts).
  */
-import type { JobState } from '../store/schema.ts';
+import type { JobItemResult, JobState } from '../store/schema.ts';
 
-export interface JobItemResult {
-  /** The VM of a bulk clone; the host of a site power job. */
-  readonly name: string;
-  /** Where the item ran: the clone's hypervisor; for a site power job, the host's BMC address. */
-  readonly hypervisor: string;
-  readonly ok: boolean;
-  readonly error?: string;
-  /** The error's stable code (KVMF_ERR_…), when it has one. */
-  readonly code?: string;
-  /** What happened, when there is more to say than ok (a site power-off: "soft", "hard after 120 s", "was off"). */
-  readonly detail?: string;
-  readonly ms: number;
-}
+// One item's outcome is stored as it is answered: its one declaration is the store's row type.
+export type { JobItemResult } from '../store/schema.ts';
 
 export interface Job {
   readonly id: number;

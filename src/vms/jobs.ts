@@ -191,7 +191,7 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
           return row;
         });
         if (!claimed) return;
-        const prior = claimed.results as unknown as JobItemResult[];
+        const prior = claimed.results;
         const resuming = claimed.attempts > 0;
         const kind = this.#kinds.get(claimed.kind);
         let run: Promise<Job>;
@@ -245,7 +245,7 @@ export class JobRunner extends EventEmitter<{ progress: [JobEvent] }> {
       total: row.total,
       done: row.done,
       failed: row.failed,
-      results: row.results as unknown as JobItemResult[],
+      results: row.results,
       createdAt: new Date(row.created_at).toISOString(),
       finishedAt: row.finished_at ? new Date(row.finished_at).toISOString() : null,
     };
