@@ -15,7 +15,11 @@ import type { VmService } from '../../src/vms/vm-service.ts';
 type Fleet = Map<string, { complete: boolean; makes: number }>;
 
 /** A test double of the VmService calls JobRunner makes; `hangAfter`: clones after that many never finish (a worker killed mid-clone). */
-function vmServiceDouble(fleet: Fleet, options: { hangAfter?: number; delayMs?: number } = {}): VmService {
+/** A test double of VmService. `gate`: clones after the first `gateAfter` wait for it before they finish. */
+function vmServiceDouble(
+  fleet: Fleet,
+  options: { hangAfter?: number; delayMs?: number; gateAfter?: number; gate?: Promise<void> } = {},
+): VmService {
   let started = 0;
   return {
     async getTemplate() {
@@ -29,6 +33,7 @@ function vmServiceDouble(fleet: Fleet, options: { hangAfter?: number; delayMs?: 
       fleet.set(input.name, { complete: false, makes: (fleet.get(input.name)?.makes ?? 0) + 1 });
       started += 1;
       if (options.hangAfter !== undefined && started > options.hangAfter) return new Promise(() => {});
+      if (options.gate && started > (options.gateAfter ?? 0)) await options.gate;
       await new Promise((r) => setTimeout(r, options.delayMs ?? 20));
       fleet.get(input.name)!.complete = true;
       return {};
@@ -135,7 +140,14 @@ test(
     assert.equal((await idle.cancel(queued.id)).state, 'cancelled');
 
     const fleet: Fleet = new Map();
-    const runner = new JobRunner(store.db, vmServiceDouble(fleet, { delayMs: 150 }), { leaseMs: 600, pollMs: 100 });
+    // Clones after the first two wait at a gate that opens only once the runner has read the cancel flag,
+    // so the job cannot finish before the cancel lands however slow the machine is.
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const runner = new JobRunner(store.db, vmServiceDouble(fleet, { delayMs: 20, gateAfter: 2, gate }), {
+      leaseMs: 600,
+      pollMs: 100,
+    });
     try {
       const job = await runner.bulkClone({ template: 't', count: 12, namePrefix: 'c', kind: 'linked', site: 'lab' });
       await waitFor(
@@ -143,6 +155,16 @@ test(
         (j) => j.done >= 2,
       );
       await runner.cancel(job.id);
+      // The runner reads the flag when it renews its lease (one statement): a lease renewed after the cancel
+      // was written has seen it.
+      const leaseUntil = async () =>
+        new Date(
+          (await store.db.selectFrom('jobs').select('lease_until').where('id', '=', job.id).executeTakeFirstOrThrow())
+            .lease_until ?? 0,
+        ).getTime();
+      const leaseAtCancel = await leaseUntil();
+      await waitFor(leaseUntil, (at) => at !== leaseAtCancel);
+      open();
       const ended = await waitFor(
         () => runner.get(job.id),
         (j) => j.state !== 'running',
