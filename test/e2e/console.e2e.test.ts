@@ -446,6 +446,34 @@ test('a clone job started from the console shows its progress live, item by item
   await page.waitForSelector(`${first} .badge.shutoff`);
 });
 
+test(
+  "an operator sets a host's BMC on its page; the password goes in once and is never shown",
+  { timeout: 60_000 },
+  async () => {
+    const bmcPassword = 'console-bmc-pass-7Qx';
+    await page.goto(`${server.url}/console/#/hosts/hv2.lab.example.com`);
+    await page.waitForSelector('.bmc-summary:has-text("no BMC")');
+    await page.selectOption('select[name=bmc-type]', 'ipmi');
+    await page.fill('input[name=bmc-address]', '10.99.0.2:623');
+    await page.fill('input[name=bmc-user]', 'admin');
+    await page.fill('input[name=bmc-password]', bmcPassword);
+    await page.click('button:has-text("Save BMC")');
+    await page.waitForSelector('.bmc-summary:has-text("ipmi at 10.99.0.2:623, user admin; password set")');
+    assert.equal(await page.inputValue('input[name=bmc-password]'), '', 'the password field is empty again');
+    assert.equal((await page.content()).includes(bmcPassword), false, 'the password is nowhere on the page');
+    // The power buttons appear once the host has a BMC.
+    await page.waitForSelector('button:has-text("Power on")');
+    const stored = (await page.evaluate(`(async () => {
+    const token = sessionStorage.getItem('kvmfleet.token');
+    const r = await fetch('/api/v1/hosts/hv2.lab.example.com/bmc', { headers: { authorization: 'Bearer ' + token } });
+    return r.text();
+  })()`)) as string;
+    assert.match(stored, /"passwordSet":true/);
+    assert.equal(stored.includes(bmcPassword), false, 'nor in the API answer');
+    await shot('09-bmc');
+  },
+);
+
 test('a viewer sees no controls and is refused by the API; a wrong token gets 401', { timeout: 60_000 }, async () => {
   await signOut();
   await login('victor');
@@ -456,6 +484,7 @@ test('a viewer sees no controls and is refused by the API; a wrong token gets 40
   await page.goto(`${server.url}/console/#/hosts/hv1.lab.example.com`);
   await page.waitForSelector('ol.steps li[data-step=built].done');
   assert.equal(await page.locator('button:has-text("Rebuild")').count(), 0);
+  assert.equal(await page.locator('input[name=bmc-password]').count(), 0, 'no BMC form for a viewer');
   assert.equal(
     await page.locator('button:has-text("Kickstart")').count(),
     0,

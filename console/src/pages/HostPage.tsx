@@ -10,6 +10,7 @@ import type { Host, TimelineEntry } from '../types.ts';
 import { STEPS, stepTimes } from '../timeline.ts';
 import { ActionButton, describe, ErrorNote, Section, StateBadge, Time, useCan, useLoad } from '../ui.tsx';
 import { POWER_BUTTONS, powerLabel, sendPower } from '../power.ts';
+import { BmcSettings } from './BmcSettings.tsx';
 
 export function HostPage({ hostname }: { hostname: string }) {
   const host = useLoad(() => api<Host>('GET', `/api/v1/hosts/${enc(hostname)}`), [hostname]);
@@ -137,6 +138,7 @@ export function HostPage({ hostname }: { hostname: string }) {
           </tbody>
         </table>
       </Section>
+      <BmcSettings hostname={hostname} canWrite={canWrite} onSaved={() => host.reload()} />
     </>
   );
 }
