@@ -13,7 +13,7 @@
  * Scenario: (1) registered through the CLI (`host add`, `host set --bmc-… --bmc-password-stdin`),
  * `host power on` → installed, built, timeline complete, its disk boots; (2) `host rebuild
  * --power-cycle` → next boot PXE once, power cycle, installed again (a second build), built;
- * (3) `site power-on` of three more machines with a site cap of 1 and no margin: each is powered on
+ * (3) `site power-on` of four more machines with a site cap of 1 and no margin: each is powered on
  * only once the one before is built; `site power-off` then turns them off (soft, then hard).
  */
 import assert from 'node:assert/strict';
@@ -393,8 +393,8 @@ test(
   { timeout: 1_200_000 },
   async () => {
     const group: { guest: Guest; sim: IpmiSim }[] = [];
-    await step('three more racked machines, off, registered with their BMCs through the CLI', 120_000, async () => {
-      for (const n of [1, 2, 3]) {
+    await step('four more racked machines, off, registered with their BMCs through the CLI', 120_000, async () => {
+      for (const n of [1, 2, 3, 4]) {
         const guest = await guests.define(`${PREFIX}pw-site${n}`, `52:54:00:e2:01:1${n}`, 'bios');
         const sim = await bmcNet.addBmc(1 + n, guest.name, { username: 'admin', password: `Bmc-${process.pid}-s${n}` });
         await cli([
@@ -459,7 +459,7 @@ test(
     assert.equal(finished.state, 'succeeded', JSON.stringify(finished));
     assert.deepEqual(finished.results.map((r) => [r.name, r.ok]).sort(), group.map((g) => [g.guest.name, true]).sort());
     await step('every machine installs and is built', 600_000, () =>
-      waitFor('all three built', 600_000, async () => {
+      waitFor('all four built', 600_000, async () => {
         const states = await Promise.all(group.map((g) => buildState(g.guest.name)));
         return states.every((state) => state === 'built') ? true : undefined;
       }),
