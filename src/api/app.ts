@@ -35,6 +35,7 @@ import { registerNulGuard } from './nul-guard.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
 import { EVENT_TYPES, type EventHub, type LiveEvent } from './events.ts';
 import { haproxyConfig } from '../cluster/haproxy.ts';
+import { DEFAULT_NGINX_TREES_DIR, nginxConfig } from '../cluster/nginx.ts';
 import { registerConsole } from './console.ts';
 import type { BootService } from '../boot/service.ts';
 import type { Metrics } from '../metrics.ts';
@@ -294,6 +295,40 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
             ...(query.bind ? { bind: query.bind } : {}),
             ...(query.stats ? { statsBind: query.stats } : {}),
             ...(query.checkIntervalMs ? { checkIntervalMs: Number(query.checkIntervalMs) } : {}),
+          }),
+        );
+      } catch (error) {
+        throw new KvmfleetError(ErrorCode.Validation, (error as Error).message);
+      }
+    },
+  );
+  app.get(
+    '/api/v1/sites/:name/nginx.conf',
+    {
+      config: { permission: 'read' },
+      schema: {
+        tags: ['sites'],
+        summary: "nginx configuration serving the site's install trees itself, in front of its live boot HTTP nodes",
+        params: S.NameParams,
+        querystring: Type.Object({
+          listen: Type.Optional(Type.String({ maxLength: 64 })),
+          treesDir: Type.Optional(Type.String({ maxLength: 4096 })),
+        }),
+        response: { 200: S.textReply('text/plain', 'nginx.conf'), ...S.errorReplies(422) },
+      },
+    },
+    async (request, reply) => {
+      const site = await sites.getSite(db, (request.params as { name: string }).name);
+      const query = request.query as { listen?: string; treesDir?: string };
+      const nodes = (await listNodes(db, { site: site.name, role: 'http', aliveOnly: true }))
+        .filter((n) => n.httpAddress)
+        .map((n) => ({ name: n.name, address: n.httpAddress! }));
+      try {
+        return reply.type('text/plain; charset=utf-8').send(
+          nginxConfig(nodes, {
+            site: site.name,
+            treesDir: query.treesDir ?? DEFAULT_NGINX_TREES_DIR,
+            ...(query.listen ? { listen: query.listen } : {}),
           }),
         );
       } catch (error) {

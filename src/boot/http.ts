@@ -10,6 +10,7 @@ import { UUID } from '../fleet/validate-host.ts';
 import { summarizeBootHttp, type BootHttpSummaryOptions } from '../logging/index.ts';
 import { readiness } from '../store/health.ts';
 import type { Store } from '../store/open.ts';
+import { accelTarget } from './accel.ts';
 import type { Platform } from './decide.ts';
 import { bootLogSerializers } from './log-redact.ts';
 import type { MirrorCache } from './mirror.ts';
@@ -121,6 +122,9 @@ export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyIn
     if (which !== 'kernel' && which !== 'initrd') return reply.code(404).type('text/plain').send('not found\n');
     const url = await options.boot.bootFile(request.params.token, which);
     if (url === undefined) return reply.code(403).type('text/plain').send(FORBIDDEN);
+    // Behind the generated nginx (cluster/nginx.ts) nginx sends the tree file itself (boot/accel.ts).
+    const accel = accelTarget(request, url);
+    if (accel) return reply.header('x-accel-redirect', accel).header('cache-control', 'no-store').send();
     return reply.redirect(url, 302);
   });
 

@@ -11,6 +11,7 @@ import { registerPlanCommand } from './plan-command.ts';
 import { registerAuthCommands } from './auth-commands.ts';
 import { registerPowerCommands } from './power-commands.ts';
 import { registerSitePowerCommands } from './site-power-commands.ts';
+import { registerNginxCommand } from './nginx-command.ts';
 
 interface GlobalOptions {
   url: string;
@@ -51,6 +52,7 @@ registerAuthCommands(program, context);
 registerPowerCommands(program, context); // after the inventory verbs: it adds to `host`
 registerSitePowerCommands(program, context); // adds to `site`
 registerNodeCommands(program, context);
+registerNginxCommand(program, context);
 
 /** Problems of an import, one line each, so an operator can fix the file. */
 function describeDetails(details: unknown): string {
