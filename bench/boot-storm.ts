@@ -4,8 +4,23 @@
  * store, N hosts in its inventory, build cap N) and against a dnsmasq (DHCP with a static host
  * per MAC, TFTP) + nginx (static per-host scripts and Kickstarts) baseline serving equivalent
  * files. Also the peak RSS of kvmfleet and of dnsmasq + nginx over the run.
+ * With `files`, each machine also fetches a kernel and an initrd of those sizes (created here, random
+ * bytes): from kvmfleet through the token-checked /boot/files/TOKEN/kernel|initrd, which redirects to
+ * the profile's tree that kvmfleet serves itself (--trees-dir); from nginx as plain static files.
  */
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
@@ -16,6 +31,12 @@ import { stormMac } from './storm-macs.ts';
 
 const GIADDR = '10.241.0.1';
 const MAC_PREFIX = '02:00:00';
+
+/** Sizes of the kernel and initrd each simulated machine fetches; without them it fetches neither. */
+export interface BootFiles {
+  readonly kernelBytes: number;
+  readonly initrdBytes: number;
+}
 
 export interface StormResult {
   readonly seconds: number;
@@ -64,15 +85,45 @@ function childPids(pid: number): number[] {
   }
 }
 
+/** The pxeboot kernel and initrd of a tree under `root`, filled with random bytes (1 MiB repeated). */
+function writeBootFiles(root: string, files: BootFiles): void {
+  const dir = join(root, 'rhel9', 'images', 'pxeboot');
+  mkdirSync(dir, { recursive: true });
+  const chunk = randomBytes(2 ** 20);
+  for (const [name, size] of [
+    ['vmlinuz', files.kernelBytes],
+    ['initrd.img', files.initrdBytes],
+  ] as const) {
+    const fd = openSync(join(dir, name), 'w');
+    for (let written = 0; written < size; written += chunk.length)
+      writeSync(fd, chunk, 0, Math.min(chunk.length, size - written));
+    closeSync(fd);
+  }
+}
+
 async function runClients(
   net: NamespacePair,
   count: number,
   concurrency: number,
+  files?: BootFiles,
 ): Promise<{ seconds: number; failures: number; errors: string[] }> {
   const script = join(import.meta.dirname, 'storm-client.ts');
+  const bootBytes = files ? files.kernelBytes + files.initrdBytes : 0;
   const { stdout } = await net.client.exec(
     process.execPath,
-    ['--import', 'tsx', script, net.server.ip, GIADDR, String(count), String(concurrency), MAC_PREFIX, 'POST'],
+    [
+      '--import',
+      'tsx',
+      script,
+      net.server.ip,
+      GIADDR,
+      String(count),
+      String(concurrency),
+      MAC_PREFIX,
+      'POST',
+      '0',
+      String(bootBytes),
+    ],
     { timeoutMs: 600_000 },
   );
   return JSON.parse(stdout.trim().split('\n').at(-1)!);
@@ -92,9 +143,10 @@ async function withNetwork<T>(fn: (net: NamespacePair, work: string) => Promise<
   }
 }
 
-export function stormKvmfleet(count: number, concurrency: number): Promise<StormResult> {
+export function stormKvmfleet(count: number, concurrency: number, files?: BootFiles): Promise<StormResult> {
   return withNetwork(async (net, work) => {
     const ip = net.server.ip;
+    if (files) writeBootFiles(join(work, 'trees'), files);
     const server = await startServer(
       [
         '--roles',
@@ -109,6 +161,7 @@ export function stormKvmfleet(count: number, concurrency: number): Promise<Storm
         `${ip}:69`,
         '--boot-base-url',
         `http://${ip}:8081`,
+        ...(files ? ['--trees-dir', join(work, 'trees')] : []),
         '--log-level',
         'error',
       ],
@@ -150,7 +203,7 @@ export function stormKvmfleet(count: number, concurrency: number): Promise<Storm
       ]);
       await new Promise((r) => setTimeout(r, 1500)); // the DHCP role reloads networks and reservations
       resetPeakRss([server.child.pid!, ...childPids(server.child.pid!)]);
-      const result = await runClients(net, count, concurrency);
+      const result = await runClients(net, count, concurrency, files);
       const rss = peakRssMiB([server.child.pid!, ...childPids(server.child.pid!)]);
       return { ...result, peakRssMiB: rss };
     } finally {
@@ -159,12 +212,13 @@ export function stormKvmfleet(count: number, concurrency: number): Promise<Storm
   });
 }
 
-export function stormBaseline(count: number, concurrency: number): Promise<StormResult> {
+export function stormBaseline(count: number, concurrency: number, files?: BootFiles): Promise<StormResult> {
   return withNetwork(async (net, work) => {
     const ip = net.server.ip;
     const tftp = join(work, 'tftp');
     const www = join(work, 'www');
     for (const dir of [tftp, join(www, 'boot'), join(www, 'ks')]) mkdirSync(dir, { recursive: true });
+    if (files) writeBootFiles(join(www, 'trees'), files);
     copyFileSync('/usr/lib/ipxe/undionly.kpxe', join(tftp, 'undionly.kpxe'));
     const hosts: string[] = [];
     for (let i = 0; i < count; i++) {
@@ -184,7 +238,7 @@ export function stormBaseline(count: number, concurrency: number): Promise<Storm
     writeFileSync(join(work, 'hosts'), hosts.join('\n') + '\n');
     writeFileSync(
       join(work, 'nginx.conf'),
-      `worker_processes auto;\ndaemon off;\npid ${join(work, 'nginx.pid')};\nerror_log ${join(work, 'nginx-error.log')} error;\nevents { worker_connections 4096; }\nhttp {\n  access_log off;\n  server {\n    listen ${ip}:8082;\n    root ${www};\n    location /built/ { return 200 "built\\n"; }\n  }\n}\n`,
+      `worker_processes auto;\ndaemon off;\npid ${join(work, 'nginx.pid')};\nerror_log ${join(work, 'nginx-error.log')} error;\nevents { worker_connections 4096; }\nhttp {\n  access_log off;\n  sendfile on;\n  server {\n    listen ${ip}:8082;\n    root ${www};\n    location /built/ { return 200 "built\\n"; }\n  }\n}\n`,
     );
     const children: ChildProcess[] = [];
     try {
@@ -223,7 +277,7 @@ export function stormBaseline(count: number, concurrency: number): Promise<Storm
       for (const child of children)
         if (child.exitCode !== null) throw new Error(`${child.spawnargs.join(' ')} did not start`);
       resetPeakRss(children.flatMap((c) => [c.pid!, ...childPids(c.pid!)]));
-      const result = await runClients(net, count, concurrency);
+      const result = await runClients(net, count, concurrency, files);
       const pids = children.flatMap((c) => [c.pid!, ...childPids(c.pid!)]);
       return { ...result, peakRssMiB: peakRssMiB(pids) };
     } finally {

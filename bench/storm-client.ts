@@ -5,8 +5,11 @@
  *   given → DHCP again as iPXE → HTTP GET of the script URL it was given → GET of the Kickstart named
  *   by inst.ks= → the %post callback (POST, or GET where the baseline's file server has no POST).
  * At most `concurrency` machines are in flight. Prints one JSON line: seconds, failures, first errors.
- * Usage: node --import tsx bench/storm-client.ts SERVER_IP[,SERVER_IP] GIADDR COUNT CONCURRENCY MAC_PREFIX CALLBACK_METHOD [FIRST]
+ * Usage: node --import tsx bench/storm-client.ts SERVER_IP[,SERVER_IP] GIADDR COUNT CONCURRENCY MAC_PREFIX CALLBACK_METHOD [FIRST] [BOOT_BYTES]
  * (machine i, from FIRST on, has MAC MAC_PREFIX:hh:hh:hh of i)
+ * With BOOT_BYTES > 0 each machine also fetches the kernel and initrd its script names (after the
+ * script, before the Kickstart, as iPXE does; following redirects, as iPXE does) and fails unless
+ * they add up to BOOT_BYTES; the bytes are counted and dropped, not kept.
  * With two servers (a failover pair) every DHCP message goes to both, as a router with two
  * helper addresses does, and the first answer is taken.
  * Each machine's HTTP requests come from the address DHCP gave it, as a real machine's do (kvmfleet
@@ -37,7 +40,9 @@ const [
   macPrefix = '02:00:00',
   callbackMethod = 'POST',
   firstText = '0',
+  bootBytesText = '0',
 ] = process.argv.slice(2);
+const bootBytes = Number(bootBytesText);
 const first = Number(firstText);
 const servers = serverList.split(',').filter(Boolean);
 const serverIp = servers[0]!;
@@ -200,6 +205,39 @@ function http(url: string, from: string, method = 'GET'): Promise<string> {
   });
 }
 
+/** GETs `url` from `from`, following up to 3 redirects, and resolves with the body's length (the body is dropped). */
+function download(url: string, from: string, redirects = 3): Promise<number> {
+  return new Promise((resolve, reject) => {
+    if (!URL.canParse(url)) return reject(new Error(`GET ${JSON.stringify(url)}: not a URL`));
+    const req = httpRequest(url, { localAddress: from, headers: { 'x-forwarded-for': from } }, (res) => {
+      const status = res.statusCode ?? 0;
+      const location = res.headers.location;
+      if (status >= 300 && status < 400 && location && redirects > 0) {
+        res.resume();
+        return resolve(download(new URL(location, url).toString(), from, redirects - 1));
+      }
+      if (status >= 400) {
+        res.resume();
+        return reject(new Error(`GET ${url.replace(/\/boot\/files\/[^/]+/, '/boot/files/[token]')}: HTTP ${status}`));
+      }
+      let bytes = 0;
+      res.on('data', (c: Buffer) => (bytes += c.length));
+      res.on('error', reject);
+      res.on('end', () => resolve(bytes));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The kernel and initrd URLs of an iPXE install script (`kernel URL …`, `initrd [--name N] URL`). */
+function bootFileUrls(script: string): string[] {
+  const kernel = /^kernel\s+(\S+)/m.exec(script)?.[1];
+  const initrd = /^initrd\s+(?:--name\s+\S+\s+)?(\S+)/m.exec(script)?.[1];
+  if (!kernel || !initrd) throw new Error(`the script names no kernel or initrd: ${script.slice(0, 200)}`);
+  return [kernel, initrd];
+}
+
 async function machine(relay: Relay, i: number): Promise<void> {
   const mac = macOf(i);
   const firmware = await dhcp(relay, mac, 0x10000000 + i * 2, false);
@@ -216,6 +254,11 @@ async function machine(relay: Relay, i: number): Promise<void> {
     scriptUrl.replace('${mac:hexhyp}', mac.replace(/:/g, '-')).replace('${platform}', 'pcbios'),
     address,
   );
+  if (bootBytes > 0) {
+    let total = 0;
+    for (const url of bootFileUrls(script)) total += await download(url, address); // one after the other, as iPXE does
+    if (total !== bootBytes) throw new Error(`${mac}: kernel + initrd came to ${total} bytes, not ${bootBytes}`);
+  }
   const ks = /inst\.ks=(\S+)/.exec(script)?.[1];
   if (!ks) throw new Error(`${mac}: the script names no Kickstart: ${script.slice(0, 200)}`);
   const kickstart = await http(ks, address);
