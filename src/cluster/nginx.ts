@@ -102,6 +102,8 @@ export function nginxConfig(nodes: readonly BootNode[], options: NginxOptions): 
       ? servers
       : ['        # no live boot HTTP nodes registered for this site', '        server 127.0.0.1:9 down;']),
     '        keepalive 32;',
+    // Well under the node's own keep-alive (Fastify's 72 s): nginx never reuses a connection the node is closing.
+    '        keepalive_timeout 4s;',
     '    }',
     '',
     '    server {',
