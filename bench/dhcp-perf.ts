@@ -184,7 +184,7 @@ export async function dhcpCeiling(
           options.log?.(
             `dhcp ${server} ${rate}/s offered: ${probe.acksPerSecond.toFixed(0)} ACK/s, ${probe.dropPercent.toFixed(2)} % dropped`,
           );
-          await new Promise((r) => setTimeout(r, 500)); // let the server drain its queue before the next probe
+          await new Promise((r) => setTimeout(r, 1000)); // let the server drain its queue before the next probe
           return probe;
         },
         { budgetMs: options.budgetSeconds * 1000 },
