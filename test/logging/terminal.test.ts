@@ -183,7 +183,7 @@ before(async () => {
   app = await buildBootHttp({
     store,
     boot: new BootService({ db: store.db, templates: new KickstartTemplates() }),
-    logger: loggerOptions({ level: 'info', stream: terminal, env: { NO_COLOR: '1' } }),
+    logger: loggerOptions({ level: 'debug', stream: terminal, env: { NO_COLOR: '1' } }), // request lines are at debug
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   port = (app.server.address() as { port: number }).port;
@@ -206,9 +206,9 @@ test('the boot role in text mode: the redacting serializer still runs, so no bui
   assert.deepEqual(leaks, [], 'no line holds the token');
   for (const url of ['/boot/ks/[redacted]', '/boot/files/[redacted]/kernel'])
     assert.ok(
-      terminal.lines.some((line) => line.includes(`incoming request GET ${url} `)),
+      terminal.lines.some((line) => / DEBUG request completed GET /.test(line) && line.includes(` GET ${url} → `)),
       `${url} in:\n${terminal.lines.join('\n')}`,
     );
-  assert.ok(terminal.lines.some((line) => / request completed → 302 in [\d.]+ ms reqId=req-\w+$/.test(line)));
+  assert.ok(terminal.lines.some((line) => / request completed GET \S+ → 302 in [\d.]+ ms .*reqId=req-\w+$/.test(line)));
   for (const line of terminal.lines) assert.match(line, TIME, 'readable lines, not JSON');
 });
