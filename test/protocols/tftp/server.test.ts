@@ -176,9 +176,26 @@ describe('TFTP server with real clients in namespaces', { timeout: 600_000 }, ()
         const local = join(out, `loss-${client.replace(/\W+/g, '_')}`);
         const file = client === 'curl' ? CURL_LOSS_FILE.name : LOSS_FILE.name;
         const [cmd, args] = command(file, local);
-        // curl derives the retransmission timeout it negotiates from its connect timeout (300 s → 6 s).
-        if (cmd === 'curl') args.unshift('--connect-timeout', '30');
-        await net.client.exec(cmd, args, { timeoutMs: 240_000 });
+        if (cmd !== 'curl') {
+          await net.client.exec(cmd, args, { timeoutMs: 240_000 });
+        } else {
+          // curl derives the retransmission timeout it negotiates from its connect timeout (300 s → 6 s). Once
+          // connected it has no deadline of its own, and after some losses its state machine waits for ever (seen
+          // once in a clean-clone run: 240 s on a 32 KiB file that takes ~5 s): what is tested is the server, so
+          // curl gets --max-time and three tries, and each try that ends has the whole, right file.
+          args.unshift('--connect-timeout', '30', '--max-time', '60');
+          let done = false;
+          for (let attempt = 1; attempt <= 3 && !done; attempt++) {
+            done = await net.client.exec(cmd, args, { timeoutMs: 90_000 }).then(
+              () => true,
+              (error: Error) => (
+                console.log(`# curl under loss, try ${attempt}: ${error.message.split('\n')[0]}`),
+                false
+              ),
+            );
+          }
+          assert.ok(done, 'curl fetched the file under loss in one of three tries');
+        }
         assert.equal(fetched(local), sums.get(file), client);
       }
     } finally {
