@@ -217,6 +217,11 @@ test(
     const kernel = await fetch(kernelUrl, { redirect: 'manual' });
     assert.equal(kernel.status, 200, 'sent, not redirected');
     assert.equal(kernel.headers.get('x-accel-redirect'), null, 'nginx consumed the redirect');
+    assert.equal(
+      kernel.headers.get('content-type'),
+      'application/octet-stream',
+      "the file's type, not the empty answer's",
+    );
     assert.ok(Buffer.from(await kernel.arrayBuffer()).equals(KERNEL), 'the kernel from the tree');
     const initrd = await fetch(initrdUrl, { redirect: 'manual', headers: { range: 'bytes=-4096' } });
     assert.equal(initrd.status, 206, 'Range works through X-Accel-Redirect');
