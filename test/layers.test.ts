@@ -13,7 +13,7 @@ const src = join(root, 'src');
 
 /** Lowest first. A path is matched by its first segment under src/ (a folder, or a file at the top). */
 const LAYERS: readonly (readonly string[])[] = [
-  ['errors.ts', 'metrics.ts', 'version.ts', 'process-guard.ts', 'logging'],
+  ['errors.ts', 'metrics.ts', 'version.ts', 'process-guard.ts', 'semaphore.ts', 'logging'],
   ['protocols'],
   ['store'],
   ['fleet', 'auth', 'bmc', 'import'],

@@ -18,6 +18,7 @@ import type { BuildState, Database } from '../store/schema.ts';
 import { decidePowerOn, defaultMargin, TokenBucket } from './power-pacing.ts';
 import { recordPowerState } from './power-poller.ts';
 import { PowerService, type BmcDeps, type PowerAction } from './power.ts';
+import { Semaphore } from '../semaphore.ts';
 
 // The job runner (vms/jobs.ts) and admission control (boot/builds.ts) sit above this layer: what is
 // used of them is stated here and handed in (cluster/power-work.ts wires them).
@@ -156,26 +157,6 @@ export interface SitePowerDeps {
 export function registerSitePowerJobs(jobs: PowerJobQueue<unknown>, deps: SitePowerDeps): void {
   jobs.registerKind(SITE_POWER_KINDS.on, (ctx) => new SitePowerRun(ctx, deps).powerOn());
   jobs.registerKind(SITE_POWER_KINDS.off, (ctx) => new SitePowerRun(ctx, deps).powerOff());
-}
-
-/** A counting semaphore for the BMC calls in parallel. */
-class Slots {
-  #free: number;
-  readonly #waiting: (() => void)[] = [];
-  constructor(limit: number) {
-    this.#free = limit;
-  }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) this.#free--;
-    else await new Promise<void>((r) => this.#waiting.push(r));
-    try {
-      return await fn();
-    } finally {
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#free++;
-    }
-  }
 }
 
 const codeOf = (error: unknown) => {
@@ -348,7 +329,7 @@ class SitePowerRun {
     const todo = this.#todo();
     const rows = await this.#hostRows(this.#p.hosts);
     const addresses = new Map([...rows].map(([name, r]) => [name, r.bmc?.address ?? '']));
-    const slots = new Slots(this.#p.maxParallel);
+    const slots = new Semaphore(this.#p.maxParallel);
     const bucket = new TokenBucket(this.#p.ratePerMinute, Date.now(), burstOf(this.#p));
     const softMs = this.#p.softTimeoutS * 1000;
     const hosts: Promise<void>[] = [];

@@ -23,6 +23,7 @@ import type { Job, JobEvent, JobItemResult } from './job-model.ts';
 import { getHypervisor } from './hypervisors.ts';
 import type { VmService } from './vm-service.ts';
 import { RE } from '../fleet/validate-names.ts';
+import { Semaphore } from '../semaphore.ts';
 
 export interface BulkCloneParams {
   readonly template: string;
@@ -37,26 +38,6 @@ export interface BulkCloneParams {
   readonly antiAffinity?: string;
   readonly start?: boolean;
   readonly serialLogDir?: string;
-}
-
-/** A counting semaphore: at most `limit` holders at a time. */
-class Semaphore {
-  #free: number;
-  readonly #waiting: (() => void)[] = [];
-  constructor(limit: number) {
-    this.#free = limit;
-  }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) this.#free--;
-    else await new Promise<void>((r) => this.#waiting.push(r));
-    try {
-      return await fn();
-    } finally {
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#free++;
-    }
-  }
 }
 
 export interface JobRunnerOptions {
