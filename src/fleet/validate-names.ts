@@ -8,6 +8,8 @@
 const LABEL = '[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?';
 const OCTET = '(0|[1-9][0-9]?|1[0-9]{2}|2[0-4][0-9]|25[0-5])';
 const IPV4 = `${OCTET}(\\.${OCTET}){3}`;
+/** A TCP port, 1–65535, no leading zero. */
+const PORT = '([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])';
 
 export const PATTERN = {
   /** Sites and networks: a DNS label (they name DHCP scopes and files). */
@@ -35,7 +37,7 @@ export const PATTERN = {
   /** IPv4 CIDR with a prefix a network of hosts can have (/0–/30); host bits must be zero (checked by the server). */
   cidr: `^${IPV4}/([0-9]|[12][0-9]|30)$`,
   /** An install tree: http(s), a host (IPv4 or a name whose last label starts with a letter), an optional port and path. */
-  httpUrl: `^[hH][tT][tT][pP][sS]?://(${IPV4}|([A-Za-z0-9_-]+\\.)*[A-Za-z][A-Za-z0-9_-]*)(:[0-9]{1,4})?([/?#]\\S*)?$`,
+  httpUrl: `^[hH][tT][tT][pP][sS]?://(${IPV4}|([A-Za-z0-9_-]+\\.)*[A-Za-z][A-Za-z0-9_-]*)(:${PORT})?([/?#]\\S*)?$`,
   /** A path inside the install tree: not absolute, no ".." segment. */
   relativePath: '^(?!/)(?!(.*/)?\\.\\.(/|$)).*$',
   /** SMBIOS UUID (lower case, as the firmware's is normalised). */
