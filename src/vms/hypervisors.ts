@@ -3,7 +3,7 @@
  * read from libvirt, with their health (up when the last check reached them). The domain type is
  * chosen once: "kvm" when the capabilities offer it and a KVM guest can really start, else "qemu".
  */
-import type { Kysely, Selectable } from 'kysely';
+import type { Insertable, Kysely, Selectable } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import { siteIdOf } from '../fleet/sites.ts';
 import { RE } from '../fleet/validate-names.ts';
@@ -11,6 +11,7 @@ import type { LibvirtPool } from '../protocols/libvirt/pool.ts';
 import type { LibvirtClient } from '../protocols/libvirt/remote.ts';
 import { parseLibvirtUri } from '../protocols/libvirt/uri.ts';
 import type { Database } from '../store/schema.ts';
+import { uniqueViolation } from '../store/constraint.ts';
 import { domainTypesFor, type DomainType } from './domain-type.ts';
 import { decideDomainType, observeKvm, type ProbeOptions, type ProbeVerdict } from './kvm-probe.ts';
 
@@ -200,28 +201,40 @@ export async function registerHypervisor(
     if (error instanceof KvmfleetError) throw error;
     throw new KvmfleetError(ErrorCode.HypervisorUnavailable, `cannot reach ${input.uri}: ${(error as Error).message}`);
   }
-  await db
-    .insertInto('hypervisors')
-    .values({
-      name: input.name,
-      uri: input.uri,
-      site_id: siteId,
-      host_id: input.hostId ?? null,
-      storage_pool: input.storagePool ?? 'default',
-      bridge: input.bridge ?? 'br0',
-      max_parallel: input.maxParallel ?? 4,
-      domain_type: verdict.domainType,
-      domain_type_reason: verdict.reason,
-      probed_at: new Date().toISOString(),
-      cpus: null,
-      memory_mib: null,
-      pool_capacity: null,
-      pool_available: null,
-      last_error: null,
-      checked_at: null,
-    })
-    .execute();
+  // The check above is only a friendly early answer: two registrations of one name or URI at once
+  // both pass it while the probe runs, and the unique constraints decide which one lands.
+  await insertHypervisor(db, {
+    name: input.name,
+    uri: input.uri,
+    site_id: siteId,
+    host_id: input.hostId ?? null,
+    storage_pool: input.storagePool ?? 'default',
+    bridge: input.bridge ?? 'br0',
+    max_parallel: input.maxParallel ?? 4,
+    domain_type: verdict.domainType,
+    domain_type_reason: verdict.reason,
+    probed_at: new Date().toISOString(),
+    cpus: null,
+    memory_mib: null,
+    pool_capacity: null,
+    pool_available: null,
+    last_error: null,
+    checked_at: null,
+  });
   return refreshHypervisor(db, pool, input.name);
+}
+
+async function insertHypervisor(db: Kysely<Database>, row: Insertable<Database['hypervisors']>): Promise<void> {
+  try {
+    await db.insertInto('hypervisors').values(row).execute();
+  } catch (error) {
+    if (uniqueViolation(error, 'hypervisors_name_key') || uniqueViolation(error, 'hypervisors_uri_key'))
+      throw new KvmfleetError(
+        ErrorCode.AlreadyExists,
+        `a hypervisor "${row.name}" or one at ${row.uri} already exists`,
+      );
+    throw error;
+  }
 }
 
 export async function removeHypervisor(db: Kysely<Database>, name: string): Promise<void> {
