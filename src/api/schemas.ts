@@ -209,6 +209,15 @@ const Bmc = Type.Object(
     credentials: Type.Optional(
       Type.String({ maxLength: 63, description: 'a shared BMC credentials set (its password is never answered)' }),
     ),
+    insecure: Type.Optional(
+      Type.Boolean({ description: "Redfish: the BMC's TLS certificate is not checked (the operator's choice)" }),
+    ),
+    caFile: Type.Optional(
+      Type.String({
+        maxLength: 4096,
+        description: "Redfish: absolute path of the PEM CA file for the BMC's certificate",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -128,12 +128,8 @@ export async function getHostBmc(db: Db, hostname: string): Promise<BmcView | nu
   return viewOf(row.bmc, row.bmc_secret);
 }
 
-export async function setHostBmc(
-  db: Kysely<Database>,
-  keyring: () => Keyring,
-  hostname: string,
-  settings: BmcSettings,
-): Promise<BmcView> {
+/** The rules a host's BMC settings obey, wherever they come from (this API, a host record, a CSV import). */
+export function checkBmcSettings(settings: BmcSettings): void {
   if (!(BMC_TYPES as readonly string[]).includes(settings.type))
     throw invalid(`BMC type "${settings.type}" is not ${BMC_TYPES.join(' or ')}`, 'type');
   parseBmcAddress(settings.address, settings.type);
@@ -141,6 +137,15 @@ export async function setHostBmc(
   if (settings.credentials && settings.password !== undefined)
     throw invalid('give a password or a credentials set, not both', 'password');
   checkTls(settings);
+}
+
+export async function setHostBmc(
+  db: Kysely<Database>,
+  keyring: () => Keyring,
+  hostname: string,
+  settings: BmcSettings,
+): Promise<BmcView> {
+  checkBmcSettings(settings);
   return db.transaction().execute(async (trx) => {
     const row = await hostRow(trx, hostname);
     const previous = row.bmc;

@@ -3,11 +3,12 @@
  * existing identifiers (hostname, IP, MACs, SMBIOS UUID) and against the other rows of the batch.
  * The same function serves a single API call and a bulk import, so both give the same errors.
  */
-import { ErrorCode, type Problem } from '../errors.ts';
+import { ErrorCode, KvmfleetError, type Problem } from '../errors.ts';
 import { formatIpv4, isHostAddress, parseCidr, parseIpv4, rangeContains } from '../protocols/ipv4.ts';
 import { normalizeMac } from './mac.ts';
 import type { DynamicRange, HostInput } from './model.ts';
 import type { Bmc } from '../store/schema.ts';
+import { checkBmcSettings, type BmcType } from '../bmc/credentials.ts';
 
 import { HOSTNAME_MAX, RE } from './validate-names.ts';
 
@@ -157,6 +158,16 @@ export function validateHostBatch(rows: readonly HostInput[], ctx: HostContext):
       else {
         const other = takenBy(ctx.existing.uuidOwners, batchUuids, smbiosUuid);
         if (other) bad(ErrorCode.Validation, 'smbiosUuid', `SMBIOS UUID ${smbiosUuid} already belongs to ${other}`);
+      }
+    }
+
+    // A BMC given with the host record obeys the same rules as one set through the BMC API.
+    if (input.bmc) {
+      try {
+        checkBmcSettings({ ...input.bmc, type: input.bmc.type as BmcType });
+      } catch (error) {
+        if (!(error instanceof KvmfleetError)) throw error;
+        bad(ErrorCode.Validation, 'bmc', error.message);
       }
     }
 

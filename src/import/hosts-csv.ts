@@ -1,6 +1,8 @@
 /**
  * Hosts CSV: one host a row, header first. Required columns: hostname, mac, network, profile;
- * optional: ip, uuid, bmc_type, bmc_address, bmc_username, bmc_credentials. Several MACs go in one cell, separated by ";" or spaces.
+ * optional: ip, uuid, bmc_type, bmc_address, bmc_username, bmc_credentials, and for Redfish BMCs
+ * bmc_ca_file (the PEM CA that vouches for the BMC) and bmc_insecure (true/false: skip the
+ * certificate check). Several MACs go in one cell, separated by ";" or spaces.
  * No password column: a CSV file gets mailed, committed and left in /tmp. bmc_credentials names a
  * credentials set (kvmfleet bmc credentials set NAME) holding the sealed password.
  */
@@ -19,6 +21,8 @@ export const HOSTS_CSV_COLUMNS = [
   'bmc_address',
   'bmc_username',
   'bmc_credentials',
+  'bmc_insecure',
+  'bmc_ca_file',
 ] as const;
 const REQUIRED = ['hostname', 'mac', 'network', 'profile'];
 
@@ -67,14 +71,22 @@ export function parseHostsCsv(text: string): CsvHostRow[] {
     throw new KvmfleetError(ErrorCode.BadRequest, `hosts CSV has unknown column(s): ${unknown.join(', ')}`);
 
   return records.map(({ record, info }) => {
+    const insecure = csvBoolean(record.bmc_insecure, info.lines);
     const bmc = record.bmc_address
       ? {
           type: record.bmc_type || 'ipmi',
           address: record.bmc_address,
           ...(record.bmc_username ? { username: record.bmc_username } : {}),
           ...(record.bmc_credentials ? { credentials: record.bmc_credentials } : {}),
+          ...(insecure !== undefined ? { insecure } : {}),
+          ...(record.bmc_ca_file ? { caFile: record.bmc_ca_file } : {}),
         }
       : null;
+    if (!bmc && (insecure !== undefined || record.bmc_ca_file))
+      throw new KvmfleetError(
+        ErrorCode.BadRequest,
+        `hosts CSV line ${info.lines}: bmc_insecure and bmc_ca_file need a bmc_address`,
+      );
     return {
       line: info.lines,
       host: {
@@ -88,4 +100,16 @@ export function parseHostsCsv(text: string): CsvHostRow[] {
       },
     };
   });
+}
+
+/** An empty cell is "not set"; otherwise one of the usual spellings, or the line is refused. */
+function csvBoolean(cell: string | undefined, line: number): boolean | undefined {
+  const value = (cell ?? '').toLowerCase();
+  if (value === '') return undefined;
+  if (['true', 'yes', '1'].includes(value)) return true;
+  if (['false', 'no', '0'].includes(value)) return false;
+  throw new KvmfleetError(
+    ErrorCode.BadRequest,
+    `hosts CSV line ${line}: bmc_insecure is ${JSON.stringify(cell!.slice(0, 20))}, not true/false (yes/no, 1/0)`,
+  );
 }

@@ -117,3 +117,16 @@ test('validateNetwork: overlap, gateway outside, range order, gateway in range',
   );
   assert.deepEqual(codes({ name: 'b', site: 's', cidr: '10.2.0.1/24' }), [ErrorCode.Validation]);
 });
+
+test('a BMC given with the host record obeys the BMC rules (type, address, TLS settings only for Redfish)', () => {
+  const problemsOf = (bmc: HostInput['bmc']) =>
+    validateHostBatch([row({ bmc })], context()).errors.flatMap((e) =>
+      e.problems.map((p) => `${p.field}: ${p.message}`),
+    );
+  assert.deepEqual(problemsOf({ type: 'redfish', address: '10.1.0.200', caFile: '/etc/kvmfleet/bmc-ca.pem' }), []);
+  assert.deepEqual(problemsOf({ type: 'ipmi', address: '10.1.0.200:623', username: 'admin' }), []);
+  assert.match(problemsOf({ type: 'telnet', address: '10.1.0.200' }).join(), /^bmc: BMC type "telnet" is not/);
+  assert.match(problemsOf({ type: 'ipmi', address: 'bmc host\n' }).join(), /^bmc: BMC address/);
+  assert.match(problemsOf({ type: 'ipmi', address: '10.1.0.200', insecure: true }).join(), /Redfish settings/);
+  assert.match(problemsOf({ type: 'redfish', address: '10.1.0.200', caFile: 'ca.pem' }).join(), /absolute path/);
+});
