@@ -15,6 +15,7 @@ import type { Platform } from './decide.ts';
 import { bootLogSerializers } from './log-redact.ts';
 import type { MirrorCache } from './mirror.ts';
 import type { BootService } from './service.ts';
+import { registerTrees } from './trees.ts';
 
 export interface BootHttpOptions {
   readonly store: Store;
@@ -139,8 +140,8 @@ export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyIn
     return reply.type('text/plain').send(`built: ${hostname}\n`);
   });
 
-  // send (under @fastify/static) answers Range, If-None-Match/ETag and If-Modified-Since, streams
-  // the file, and refuses paths that climb out of the root; dotfiles are not served.
+  // The install trees are served by trees.ts (ranges, validators, no dotfiles, nothing outside the
+  // root). send (under @fastify/static) serves the mirror cache's files: Range, ETag, no dotfiles.
   const staticOptions = {
     index: false,
     dotfiles: 'deny',
@@ -149,24 +150,15 @@ export async function buildBootHttp(options: BootHttpOptions): Promise<FastifyIn
     lastModified: true,
     cacheControl: false,
   } as const;
-  if (options.treesDir) {
-    await app.register(fastifyStatic, {
-      ...staticOptions,
-      root: options.treesDir,
-      prefix: '/trees/',
-      decorateReply: true,
-    });
-    app.addHook('onRequest', (await import('./tree-ranges.ts')).treeRangeHook(options.treesDir, '/trees/')); // RFC 9110 ranges (tree-ranges.ts)
-  } else {
-    // reply.sendFile is needed by the mirror route even without a local tree.
-    await app.register(fastifyStatic, {
-      ...staticOptions,
-      root: process.cwd(),
-      prefix: '/-/',
-      serve: false,
-      decorateReply: true,
-    });
-  }
+  if (options.treesDir) await registerTrees(app, { root: options.treesDir, prefix: '/trees/' });
+  // reply.sendFile is needed by the mirror route.
+  await app.register(fastifyStatic, {
+    ...staticOptions,
+    root: process.cwd(),
+    prefix: '/-/',
+    serve: false,
+    decorateReply: true,
+  });
   const mirrors = options.mirrors;
   if (mirrors) {
     app.get<{ Params: { name: string; '*': string } }>('/mirror/:name/*', async (request, reply) => {
