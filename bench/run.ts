@@ -171,6 +171,7 @@ if (wanted('http')) {
       peer: 'nginx (static)',
       peerValue: ksN,
       lowerIsBetter: false,
+      goal: '≥ 0.1×',
     }),
   );
   const mib = (v: number) => v / 2 ** 20;
@@ -184,6 +185,32 @@ if (wanted('http')) {
       kvmfleet: trK,
       peer: 'nginx',
       peerValue: trN,
+      lowerIsBetter: false,
+      goal: '≥ 0.5×',
+    }),
+  );
+  rows.push(
+    compare({
+      area: 'HTTP',
+      metric:
+        'install-tree throughput through the nginx of `kvmfleet nginx-config` (it serves /trees/), 64 MiB file, wrk 8 connections',
+      unit: 'MiB/s',
+      kvmfleet: measure(results.map((r) => mib(r.nginxConfigTreeBytesPerSecond.kvmfleet))),
+      peer: 'nginx',
+      peerValue: measure(results.map((r) => mib(r.nginxConfigTreeBytesPerSecond.nginx))),
+      lowerIsBetter: false,
+      goal: '≥ 0.9×',
+    }),
+  );
+  rows.push(
+    compare({
+      area: 'HTTP',
+      metric:
+        'kernel fetches (8 MiB) through the nginx of `kvmfleet nginx-config`: token checked and timeline written by kvmfleet, bytes by nginx (X-Accel-Redirect); peer sends the file, wrk 8 connections',
+      unit: 'MiB/s',
+      kvmfleet: measure(results.map((r) => mib(r.kernelBytesPerSecond.kvmfleet))),
+      peer: 'nginx',
+      peerValue: measure(results.map((r) => mib(r.kernelBytesPerSecond.nginx))),
       lowerIsBetter: false,
     }),
   );

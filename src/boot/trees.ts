@@ -53,7 +53,6 @@ export function chunkSize(active: number): number {
 }
 
 export async function registerTrees(app: FastifyInstance, options: TreesOptions): Promise<void> {
-  const root = await realpath(options.root);
   let active = 0;
 
   const refuse = (reply: FastifyReply, status: 400 | 403 | 404) =>
@@ -67,8 +66,11 @@ export async function registerTrees(app: FastifyInstance, options: TreesOptions)
     const query = url.indexOf('?');
     const named = treePath(url.slice(options.prefix.length, query === -1 ? undefined : query));
     if (!named.ok) return refuse(reply, named.status);
+    // The root too is resolved per request: it may not exist yet, or be a symlink a new release moves.
+    let root: string;
     let real: string;
     try {
+      root = await realpath(options.root);
       real = await realpath(join(root, named.path));
     } catch {
       return refuse(reply, 404);
