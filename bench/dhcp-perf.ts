@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createNamespacePair, type NamespacePair } from '../test/helpers/netns.ts';
 import { startServer } from '../test/helpers/server.ts';
-import { searchCeiling, type Ceiling, type Probe } from './dhcp-search.ts';
+import { MAX_DROP_PERCENT, searchCeiling, type Ceiling, type Probe } from './dhcp-search.ts';
 import type { BenchPostgres } from './postgres.ts';
 
 export type DhcpServer = 'kvmfleet' | 'kvmfleet-pg' | 'kea' | 'kea-mt' | 'kea-pg';
@@ -37,7 +37,8 @@ async function startKvmfleet(net: NamespacePair, work: string, databaseUrl?: str
       '--log-level',
       'error',
     ],
-    {},
+    // e.g. KVMFLEET_BENCH_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the server.
+    process.env.KVMFLEET_BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.KVMFLEET_BENCH_NODE_OPTIONS } : {},
     60_000,
     { netns: net.server.name },
   );
@@ -55,8 +56,12 @@ async function startKvmfleet(net: NamespacePair, work: string, databaseUrl?: str
   ]);
   await new Promise((r) => setTimeout(r, 1500)); // the DHCP role picks up new networks within a second
   return async () => {
-    if (process.env.KVMFLEET_BENCH_DEBUG)
+    if (process.env.KVMFLEET_BENCH_DEBUG) {
       console.error((await net.server.exec('curl', ['-sS', `${server.url}/api/v1/dhcp/stats`])).stdout);
+      // The kernel's UDP counters in the server's namespace: RcvbufErrors are datagrams the socket had no room for.
+      console.error((await net.server.exec('grep', ['^Udp:', '/proc/net/snmp'])).stdout);
+      console.error((await net.server.exec('ss', ['-uamn', 'sport', '= :67'])).stdout);
+    }
     await server.kill();
   };
 }
@@ -160,10 +165,19 @@ async function perfdhcp(net: NamespacePair, rate: number, seconds: number): Prom
   };
 }
 
-/** Starts `server` in a fresh namespace pair and searches its ceiling (one server process for all probes). */
+/**
+ * Starts `server` in a fresh namespace pair and searches its ceiling (one server process for all
+ * probes); with `rates`, probes exactly those offered rates instead (profiling, a quick look).
+ */
 export async function dhcpCeiling(
   server: DhcpServer,
-  options: { budgetSeconds: number; probeSeconds: number; pg?: BenchPostgres; log?: (text: string) => void },
+  options: {
+    budgetSeconds: number;
+    probeSeconds: number;
+    pg?: BenchPostgres;
+    log?: (text: string) => void;
+    rates?: readonly number[];
+  },
 ): Promise<Ceiling> {
   const work = mkdtempSync(join(tmpdir(), `kvb-dhcp-${server}-`));
   const net = await createNamespacePair('bdhcp');
@@ -177,18 +191,29 @@ export async function dhcpCeiling(
       const name = await options.pg.createDatabase(`kvmfleet_${process.pid}_${Date.now() % 100000}`);
       stop = await startKvmfleet(net, work, options.pg.socketUrl(name));
     } else stop = await startKea(server, net, work, options.pg);
-    try {
-      return await searchCeiling(
-        async (rate) => {
-          const probe = await perfdhcp(net, rate, options.probeSeconds);
-          options.log?.(
-            `dhcp ${server} ${rate}/s offered: ${probe.acksPerSecond.toFixed(0)} ACK/s, ${probe.dropPercent.toFixed(2)} % dropped`,
-          );
-          await new Promise((r) => setTimeout(r, 1000)); // let the server drain its queue before the next probe
-          return probe;
-        },
-        { budgetMs: options.budgetSeconds * 1000 },
+    const probe = async (rate: number) => {
+      const result = await perfdhcp(net, rate, options.probeSeconds);
+      options.log?.(
+        `dhcp ${server} ${rate}/s offered: ${result.acksPerSecond.toFixed(0)} ACK/s, ${result.dropPercent.toFixed(2)} % dropped`,
       );
+      await new Promise((r) => setTimeout(r, 1000)); // let the server drain its queue before the next probe
+      return result;
+    };
+    try {
+      if (options.rates) {
+        const probes: Probe[] = [];
+        for (const rate of options.rates) probes.push(await probe(rate));
+        const passed = probes.filter((p) => p.dropPercent <= MAX_DROP_PERCENT);
+        const best = passed.at(-1);
+        return {
+          rate: best?.offered ?? 0,
+          acksPerSecond: best?.acksPerSecond ?? 0,
+          clientLimited: false,
+          budgetSpent: false,
+          probes,
+        };
+      }
+      return await searchCeiling(probe, { budgetMs: options.budgetSeconds * 1000 });
     } finally {
       await stop();
     }

@@ -3,7 +3,7 @@
  * iPXE (user class "iPXE", option 77, or its option 175), or UEFI HTTP boot (vendor class HTTPClient).
  */
 import type { DhcpPacket } from '../protocols/dhcp4/packet.ts';
-import { text, u16List, userClass } from '../protocols/dhcp4/option-codecs.ts';
+import { text, u16List, userClass, type OptionCodec } from '../protocols/dhcp4/option-codecs.ts';
 import { OptionCode } from '../protocols/dhcp4/options.ts';
 
 /** RFC 4578 / IANA processor architecture types (option 93). */
@@ -28,18 +28,21 @@ export interface ClientClass {
   readonly httpBoot: boolean;
 }
 
-function safe<T>(decode: () => T): T | undefined {
+/** An option's value by its codec; an absent or malformed one is `fallback` (an absent one costs no exception). */
+function read<T>(packet: DhcpPacket, code: OptionCode, codec: OptionCodec<T>, fallback: T): T {
+  const value = packet.options.get(code);
+  if (value === undefined) return fallback;
   try {
-    return decode();
+    return codec.decode(value);
   } catch {
-    return undefined;
+    return fallback;
   }
 }
 
 export function classifyClient(packet: DhcpPacket): ClientClass {
-  const vendor = safe(() => text.decode(packet.options.get(OptionCode.VendorClass) ?? Buffer.alloc(0))) ?? '';
-  const arches = safe(() => u16List.decode(packet.options.get(OptionCode.ClientArch) ?? Buffer.alloc(0))) ?? [];
-  const classes = safe(() => userClass.decode(packet.options.get(OptionCode.UserClass) ?? Buffer.alloc(0))) ?? [];
+  const vendor = read(packet, OptionCode.VendorClass, text, '');
+  const arches = read<number[]>(packet, OptionCode.ClientArch, u16List, []);
+  const classes = read<string[]>(packet, OptionCode.UserClass, userClass, []);
   const ipxe = classes.includes('iPXE') || packet.options.has(OptionCode.IpxeEncapsulated);
   const httpBoot =
     vendor.startsWith('HTTPClient') ||

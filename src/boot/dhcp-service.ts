@@ -38,6 +38,7 @@ import type { LeaseWriter } from '../store/lease-writer.ts';
 import type { Database } from '../store/schema.ts';
 import { inventoryEvents } from '../store/tx.ts';
 import { recordEvent, registerDiscovered } from '../fleet/builds.ts';
+import type { TimelineWriter } from '../fleet/timeline-writer.ts';
 import { classifyClient, dhcpBootAnswer } from './classify.ts';
 import { DiscoveryLimiter } from './rate-limit.ts';
 import { bootUrls } from './urls.ts';
@@ -70,6 +71,8 @@ export interface DhcpServiceOptions {
   readonly onError?: ((error: unknown) => void) | undefined;
   /** One of a failover pair: which clients and which half of each pool are this server's. */
   readonly failover?: FailoverMachine | undefined;
+  /** Group commit of timeline events (DISCOVERs of network-booting machines); default: one INSERT each. */
+  readonly timeline?: TimelineWriter | undefined;
   /** A distributed site's boot node serves only these networks (by name); default: all. */
   readonly networks?: readonly string[] | undefined;
 }
@@ -130,6 +133,8 @@ export class DhcpService {
   /** Our address (option 54) and the TFTP server's (siaddr), parsed once. */
   readonly #server: Ipv4;
   readonly #nextServer: Ipv4;
+  /** What a booting client is pointed at (see dhcpBootAnswer), built once. */
+  readonly #bootUrls: { readonly script: string; readonly httpIpxeEfi: string };
   #networks: NetworkView[] = [];
   /** Pools survive a refresh of the network list as long as the range is unchanged. */
   readonly #pools = new Map<string, LeasePool>();
@@ -160,6 +165,10 @@ export class DhcpService {
     this.#options = options;
     this.#server = toIpv4(options.serverId);
     this.#nextServer = toIpv4(options.nextServer ?? options.serverId);
+    this.#bootUrls = {
+      script: bootUrls(options.bootBaseUrl).script(),
+      httpIpxeEfi: `${options.bootBaseUrl.replace(/\/+$/, '')}${HTTP_BOOT_IPXE_EFI}`,
+    };
     this.#discovery = options.discovery ?? new DiscoveryLimiter();
     this.#backend = options.backend ?? new StoreBootBackend(options.db);
     this.#hosts = new HostCache(this.#backend);
@@ -408,13 +417,17 @@ export class DhcpService {
     // A known host's timeline is never thinned; a discovered one's (any MAC can be sent) is bounded.
     // A timeline row that cannot be written costs the machine nothing: its OFFER does not wait on it.
     if (host.buildState !== 'discovered' || this.#discovery.event(mac)) {
-      await recordEvent(this.#options.db, host.id, 'dhcp', {
+      const detail = {
         message: 'discover',
         firmware: client.firmware,
         ipxe: client.ipxe,
         httpBoot: client.httpBoot,
         relay,
-      }).catch((error: unknown) => this.#fail('recording a DISCOVER on the timeline', error));
+      };
+      const timeline = this.#options.timeline;
+      await (
+        timeline ? timeline.record(host.id, 'dhcp', detail) : recordEvent(this.#options.db, host.id, 'dhcp', detail)
+      ).catch((error: unknown) => this.#fail('recording a DISCOVER on the timeline', error));
     }
     return host;
   }
@@ -544,11 +557,8 @@ export class DhcpService {
 
   /** Options 66/67 and siaddr (and option 60 for HTTP boot) when this client is told to boot something. */
   #withBoot(packet: DhcpPacket, client: ReturnType<typeof classifyClient>, host: HostView | undefined): void {
-    const urls = bootUrls(this.#options.bootBaseUrl);
-    const answer = dhcpBootAnswer(client, host, {
-      script: urls.script(),
-      httpIpxeEfi: `${this.#options.bootBaseUrl.replace(/\/+$/, '')}${HTTP_BOOT_IPXE_EFI}`,
-    });
+    if (!client.netboot) return; // (dhcpBootAnswer's first rule, without building the URLs)
+    const answer = dhcpBootAnswer(client, host, this.#bootUrls);
     if (!answer.bootFile) return;
     packet.siaddr = formatIpv4(this.#nextServer);
     packet.options.set(OptionCode.TftpServerName, text.encode(packet.siaddr));

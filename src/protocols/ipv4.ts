@@ -17,16 +17,31 @@ export interface Cidr {
 const OCTET = /^(0|[1-9][0-9]{0,2})$/;
 
 export function parseIpv4(text: string): Ipv4 | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
+  // By character codes (it runs several times per DHCP packet): four dot-separated octets, each
+  // 0 or 1–3 digits without a leading zero, at most 255 — what OCTET says of each part.
   let value = 0;
-  for (const part of parts) {
-    if (!OCTET.test(part)) return undefined;
-    const octet = Number(part);
-    if (octet > 255) return undefined;
+  let parts = 0;
+  let i = 0;
+  const n = text.length;
+  while (parts < 4) {
+    const start = i;
+    let octet = 0;
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      octet = octet * 10 + (c - 48);
+      i += 1;
+    }
+    const digits = i - start;
+    if (digits === 0 || digits > 3 || (digits > 1 && text.charCodeAt(start) === 48) || octet > 255) return undefined;
     value = value * 256 + octet;
+    parts += 1;
+    if (parts < 4) {
+      if (text.charCodeAt(i) !== 46) return undefined;
+      i += 1;
+    }
   }
-  return value;
+  return i === n ? value : undefined;
 }
 
 /** parseIpv4 for text that must be an address (our configuration, a caller's argument): RangeError otherwise. */

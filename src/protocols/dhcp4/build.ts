@@ -53,11 +53,5 @@ export function inRequestedOrder(reply: DhcpPacket, request: DhcpPacket): DhcpPa
   wanted.forEach((code, i) => {
     if (!rank.has(code)) rank.set(code, i);
   });
-  const entries = reply.options
-    .entries()
-    .map(([code, value], i) => ({ code, value, key: rank.get(code) ?? wanted.length + i }));
-  entries.sort((a, b) => a.key - b.key);
-  const options = new DhcpOptions();
-  for (const { code, value } of entries) options.set(code, value);
-  return { ...reply, options };
+  return { ...reply, options: reply.options.reordered((code, i) => rank.get(code) ?? wanted.length + i) };
 }

@@ -70,28 +70,48 @@ export class DhcpOptions {
     return [...this.#raw.entries()];
   }
 
+  /** The same options (sharing their values) ordered by `rank`, lowest first; equal ranks keep their order. */
+  reordered(rank: (code: number, index: number) => number): DhcpOptions {
+    const entries = [...this.#raw.entries()].map(([code, value], i) => ({ code, value, key: rank(code, i) }));
+    entries.sort((a, b) => a.key - b.key);
+    const options = new DhcpOptions();
+    for (const { code, value } of entries) options.#raw.set(code, value);
+    return options;
+  }
+
   get size(): number {
     return this.#raw.size;
   }
 
   /** Encoded as TLVs (split per RFC 3396), option 82 last, ending with END. */
   encode(): Buffer {
-    const parts: Buffer[] = [];
-    const ordered = [...this.#raw.entries()].sort(([a], [b]) =>
-      a === OptionCode.RelayAgentInfo ? 1 : b === OptionCode.RelayAgentInfo ? -1 : 0,
-    );
-    for (const [code, value] of ordered) {
+    const out = Buffer.allocUnsafe(this.encodingLength());
+    this.encodeInto(out, 0);
+    return out;
+  }
+
+  /** encode() written into `out` at `offset` (which has encodingLength() bytes free); returns the end. */
+  encodeInto(out: Buffer, offset: number): number {
+    let at = offset;
+    const put = (code: number, value: Buffer) => {
       if (value.length === 0) {
-        parts.push(Buffer.from([code, 0]));
-        continue;
+        out[at++] = code;
+        out[at++] = 0;
+        return;
       }
-      for (let offset = 0; offset < value.length; offset += 255) {
-        const chunk = value.subarray(offset, offset + 255);
-        parts.push(Buffer.from([code, chunk.length]), chunk);
+      for (let start = 0; start < value.length; start += 255) {
+        const length = Math.min(255, value.length - start);
+        out[at++] = code;
+        out[at++] = length;
+        value.copy(out, at, start, start + length);
+        at += length;
       }
-    }
-    parts.push(Buffer.from([OptionCode.End]));
-    return Buffer.concat(parts);
+    };
+    for (const [code, value] of this.#raw) if (code !== OptionCode.RelayAgentInfo) put(code, value);
+    const relayInfo = this.#raw.get(OptionCode.RelayAgentInfo);
+    if (relayInfo) put(OptionCode.RelayAgentInfo, relayInfo);
+    out[at++] = OptionCode.End;
+    return at;
   }
 
   encodingLength(): number {

@@ -89,8 +89,8 @@ export function decodePacket(buf: Buffer): DhcpPacket {
 }
 
 export function encodePacket(packet: DhcpPacket): Buffer {
-  const options = packet.options.encode();
-  const out = Buffer.alloc(Math.max(MIN_PACKET_LENGTH, HEADER_LENGTH + 4 + options.length));
+  const optionsLength = packet.options.encodingLength();
+  const out = Buffer.alloc(Math.max(MIN_PACKET_LENGTH, HEADER_LENGTH + 4 + optionsLength));
   out[0] = packet.op;
   out[1] = packet.htype;
   out[2] = packet.hlen;
@@ -103,22 +103,25 @@ export function encodePacket(packet: DhcpPacket): Buffer {
   writeIp(out, 20, packet.siaddr);
   writeIp(out, 24, packet.giaddr);
   packet.chaddr.copy(out, 28, 0, 16);
-  const sname = Buffer.from(packet.sname, 'latin1');
-  const file = Buffer.from(packet.file, 'latin1');
-  if (sname.length > 63) throw new RangeError('sname longer than 63 bytes');
-  if (file.length > 127) throw new RangeError('file longer than 127 bytes');
-  sname.copy(out, 44);
-  file.copy(out, 108);
+  if (Buffer.byteLength(packet.sname, 'latin1') > 63) throw new RangeError('sname longer than 63 bytes');
+  if (Buffer.byteLength(packet.file, 'latin1') > 127) throw new RangeError('file longer than 127 bytes');
+  if (packet.sname) out.write(packet.sname, 44, 'latin1');
+  if (packet.file) out.write(packet.file, 108, 'latin1');
   out.writeUInt32BE(MAGIC_COOKIE, HEADER_LENGTH);
-  options.copy(out, HEADER_LENGTH + 4);
+  packet.options.encodeInto(out, HEADER_LENGTH + 4);
   return out;
 }
 
 /** The client's MAC (Ethernet) as aa:bb:cc:dd:ee:ff, or undefined for other hardware types. */
 export function clientMac(packet: DhcpPacket): string | undefined {
   if (packet.htype !== 1 || packet.hlen !== 6) return undefined;
-  return [...packet.chaddr.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+  const c = packet.chaddr;
+  if (c.length < 6) return [...c].map((b) => HEX[b]).join(':');
+  return `${HEX[c[0]!]}:${HEX[c[1]!]}:${HEX[c[2]!]}:${HEX[c[3]!]}:${HEX[c[4]!]}:${HEX[c[5]!]}`;
 }
+
+/** Two lower-case hex digits of each byte value (clientMac runs several times per packet). */
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
 
 export function messageType(packet: DhcpPacket): MessageType | undefined {
   const value = packet.options.get(OptionCode.MessageType);

@@ -26,6 +26,9 @@ export interface DhcpServerStats {
   errors: number;
 }
 
+/** ~4 000 queued requests (the kernel counts ~1 KiB per datagram); a second's worth at the bench's ceiling. */
+export const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
+
 const TYPE_NAMES = ['unknown', 'discover', 'offer', 'request', 'decline', 'ack', 'nak', 'release', 'inform'];
 
 export class DhcpServer {
@@ -39,7 +42,10 @@ export class DhcpServer {
 
   async listen(): Promise<void> {
     for (const port of this.options.ports ?? [67]) {
-      const socket = createSocket({ type: 'udp4', reuseAddr: true });
+      // A deep receive queue: while a lease commit holds the thread, a burst of requests waits in the
+      // kernel (the request then only waits longer) instead of being dropped for want of room.
+      // Linux caps it at net.core.rmem_max.
+      const socket = createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize: RECEIVE_BUFFER_BYTES });
       socket.on('message', (msg, rinfo) => void this.#onMessage(socket, port, msg, rinfo));
       socket.on('error', (error) => this.options.onError?.(error));
       socket.bind(port, this.options.host ?? '0.0.0.0');
