@@ -20,6 +20,7 @@ import { DiscoveryLimiter } from './boot/rate-limit.ts';
 import { KickstartTemplates } from './boot/kickstart.ts';
 import { MirrorCache } from './boot/mirror.ts';
 import { BootService } from './boot/service.ts';
+import { TimelineWriter } from './fleet/timeline-writer.ts';
 import type { Role } from './cluster/roles.ts';
 import { DEBIAN_IPXE_FILES, FileStore } from './protocols/tftp/files.ts';
 import { TftpServer, type TransferEvent } from './protocols/tftp/server.ts';
@@ -173,11 +174,15 @@ export async function serve(options: ServeOptions): Promise<Running> {
     }
     // One bound for what unknown MACs may record, by DHCP and by boot HTTP alike.
     const discovery = new DiscoveryLimiter();
+    // Group commit of the hosts' timelines for every role; drained after the roles stop, before the store closes.
+    const timeline = new TimelineWriter(store.db);
+    stack.push(() => timeline.drain());
     const boot = new BootService({
       db: store.db,
       templates: new KickstartTemplates(local(join('templates', 'kickstart'))),
       policy: { ...DEFAULT_BUILD_POLICY, ...options.policy },
       discovery,
+      timeline,
       ...(cache ? { cache } : {}),
     });
     const context: Context = { options, store, boot, metrics, discovery, local };

@@ -41,10 +41,10 @@ export interface KickstartContext {
 }
 
 export function kickstartContext(input: {
-  host: Host;
-  network: Network;
-  site: Site;
-  profile: Profile;
+  host: Pick<Host, 'hostname' | 'ip' | 'macs'>;
+  network: Pick<Network, 'name' | 'cidr' | 'gateway' | 'dns' | 'domain'>;
+  site: Pick<Site, 'name'>;
+  profile: Pick<Profile, 'name' | 'os' | 'installTreeUrl' | 'packages' | 'kernelArgs'>;
   rootPasswordHash: string;
   urls: { built: string; kickstart: string };
 }): KickstartContext {

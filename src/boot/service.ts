@@ -7,21 +7,21 @@ import type { Kysely } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import { getHost } from '../fleet/hosts.ts';
 import { hasControlCharacter } from '../fleet/kickstart-inputs.ts';
-import type { Host } from '../fleet/model.ts';
+import type { Host, Profile } from '../fleet/model.ts';
 import { getNetwork } from '../fleet/networks.ts';
 import { getProfile } from '../fleet/profiles.ts';
 import { getSite } from '../fleet/sites.ts';
 import type { Database } from '../store/schema.ts';
 import {
   admit,
-  hostByToken,
   isFromMachine,
   markBuilt,
-  recordEvent,
   registerDiscovered,
   type BuildPolicy,
+  type TokenBuild,
   DEFAULT_BUILD_POLICY,
 } from '../fleet/builds.ts';
+import { TimelineWriter } from '../fleet/timeline-writer.ts';
 import { decideBoot, type BootDecision, type InstallPlan, type Platform } from './decide.ts';
 import { renderIpxeScript } from './ipxe-script.ts';
 import { KickstartTemplates, kickstartContext } from './kickstart.ts';
@@ -31,6 +31,7 @@ import type { HostCache } from './host-cache.ts';
 import { isStoreUnavailable } from '../store/unavailable.ts';
 import { StoreBootBackend, type BootBackend } from './backend.ts';
 import type { DiscoveryLimiter } from './rate-limit.ts';
+import { TokenBatcher } from './token-batch.ts';
 
 export const PREVIEW_TOKEN = 'PREVIEW-TOKEN-NOT-VALID';
 
@@ -44,7 +45,15 @@ export interface BootServiceOptions {
   readonly cache?: HostCache;
   /** Bounds what unknown MACs can record (discovered hosts, their script events); shared with the DHCP role. */
   readonly discovery?: DiscoveryLimiter;
+  /**
+   * Group commit of the boot events (script, kickstart, kernel, initrd); shared with the other
+   * roles of the process and drained by whoever made it. Default: one of the service's own.
+   */
+  readonly timeline?: TimelineWriter;
 }
+
+/** What a profile contributes to a machine's install command line. */
+type InstallProfile = Pick<Profile, 'name' | 'os' | 'installTreeUrl' | 'kernelArgs'>;
 
 export class BootService {
   readonly #db: Kysely<Database>;
@@ -53,6 +62,11 @@ export class BootService {
   readonly backend: BootBackend;
   readonly cache: HostCache | undefined;
   readonly #discovery: DiscoveryLimiter | undefined;
+  readonly timeline: TimelineWriter;
+  /** Build-token checks of concurrent requests, one query per batch. */
+  readonly tokens: TokenBatcher;
+  /** Kickstarts rendered for a batch's build, by base URL: requests sharing a token and a batch share the text. */
+  readonly #rendered = new WeakMap<TokenBuild, Map<string, string>>();
 
   constructor(options: BootServiceOptions) {
     this.#db = options.db;
@@ -61,6 +75,8 @@ export class BootService {
     this.backend = options.backend ?? new StoreBootBackend(options.db);
     this.cache = options.cache;
     this.#discovery = options.discovery;
+    this.timeline = options.timeline ?? new TimelineWriter(options.db);
+    this.tokens = new TokenBatcher(options.db);
   }
 
   /**
@@ -115,7 +131,8 @@ export class BootService {
     const fromMachine = await isFromMachine(this.#db, host.id, request.clientIp);
     if ((host.buildState === 'ready' || host.buildState === 'building') && host.profileId !== null && fromMachine) {
       const admission = await admit(this.#db, host, this.policy);
-      if (admission.admitted) install = await this.#installPlan(host.hostname, mac, admission.token, request.baseUrl);
+      if (admission.admitted)
+        install = this.#installPlan(await this.#profileById(host.profileId), mac, admission.token, request.baseUrl);
       else queuePosition = admission.position;
       host = { ...host, buildState: admission.admitted ? 'building' : host.buildState };
     }
@@ -132,7 +149,7 @@ export class BootService {
       retrySeconds: this.policy.retrySeconds,
     });
     if (host.buildState !== 'discovered' || !this.#discovery || this.#discovery.event(mac))
-      await recordEvent(this.#db, host.id, 'script', {
+      await this.timeline.record(host.id, 'script', {
         action: decision.action,
         ...(decision.action === 'wait' ? { reason: decision.reason } : {}),
         ip: request.clientIp ?? null,
@@ -140,9 +157,17 @@ export class BootService {
     return { script: renderIpxeScript(decision, bootUrls(request.baseUrl).script()), decision };
   }
 
-  async #installPlan(hostname: string, mac: string, token: string, baseUrl: string): Promise<InstallPlan> {
-    const host = await getHost(this.#db, hostname);
-    const profile = await getProfile(this.#db, host.profile!);
+  /** The profile columns an install plan needs, in one query (the profile exists: hosts.profile_id references it). */
+  async #profileById(id: number): Promise<InstallProfile> {
+    const row = await this.#db
+      .selectFrom('profiles')
+      .select(['name', 'os', 'install_tree_url', 'kernel_args'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+    return { name: row.name, os: row.os, installTreeUrl: row.install_tree_url, kernelArgs: row.kernel_args };
+  }
+
+  #installPlan(profile: InstallProfile, mac: string, token: string, baseUrl: string): InstallPlan {
     const urls = bootUrls(baseUrl);
     const legacy = profile.os === 'rhel6';
     const bootif = `BOOTIF=01-${mac.toLowerCase().replace(/[:]/g, '-')}`;
@@ -160,13 +185,40 @@ export class BootService {
     return { kernelUrl: urls.kernel(token), initrdUrl: urls.initrd(token), kernelArgs: args.join(' ') };
   }
 
-  /** The Kickstart for the build this token belongs to, or undefined when the token is not current. */
+  /**
+   * The Kickstart for the build this token belongs to, or undefined when the token is not current.
+   * It is answered only once its `kickstart` event is committed (a crash loses no served event).
+   */
   async kickstart(token: string, baseUrl: string, clientIp?: string): Promise<string | undefined> {
-    const found = await hostByToken(this.#db, token);
-    if (!found) return undefined;
-    const text = await this.renderKickstart(found.hostname, token, baseUrl);
-    await recordEvent(this.#db, found.id, 'kickstart', { ip: clientIp ?? null });
+    const build = await this.tokens.lookup(token);
+    if (!build) return undefined;
+    let texts = this.#rendered.get(build);
+    if (!texts) this.#rendered.set(build, (texts = new Map()));
+    let text = texts.get(baseUrl);
+    if (text === undefined) {
+      text = this.#renderBuild(build, token, baseUrl);
+      texts.set(baseUrl, text);
+    }
+    await this.timeline.record(build.hostId, 'kickstart', { ip: clientIp ?? null });
     return text;
+  }
+
+  #renderBuild(build: TokenBuild, token: string, baseUrl: string): string {
+    if (!build.profile || !build.network)
+      throw new KvmfleetError(
+        ErrorCode.Validation,
+        `host "${build.hostname}" needs a profile and a network to have a Kickstart`,
+      );
+    const urls = bootUrls(baseUrl);
+    const context = kickstartContext({
+      host: build,
+      network: build.network,
+      site: { name: build.network.site },
+      profile: build.profile,
+      rootPasswordHash: build.profile.rootPasswordHash,
+      urls: { built: urls.built(token), kickstart: urls.kickstart(token) },
+    });
+    return this.#templates.render(build.profile.kickstartTemplate, context);
   }
 
   /** Renders a host's Kickstart with the given token in its URLs (a placeholder for previews). */
@@ -196,13 +248,14 @@ export class BootService {
     return this.#templates.render(profile.kickstartTemplate, context);
   }
 
-  /** Where the kernel or initrd of this build lives; records that the machine fetched it. */
+  /** Where the kernel or initrd of this build lives; records (and commits) that the machine fetched it. */
   async bootFile(token: string, which: 'kernel' | 'initrd'): Promise<string | undefined> {
-    const found = await hostByToken(this.#db, token);
-    if (!found) return undefined;
-    const host = await getHost(this.#db, found.hostname);
-    const profile = await getProfile(this.#db, host.profile!);
-    await recordEvent(this.#db, found.id, which, {});
+    const build = await this.tokens.lookup(token);
+    if (!build) return undefined;
+    const profile = build.profile;
+    if (!profile)
+      throw new KvmfleetError(ErrorCode.Validation, `host "${build.hostname}" is building without a profile`);
+    await this.timeline.record(build.hostId, which, {});
     return `${profile.installTreeUrl}/${which === 'kernel' ? profile.kernelPath : profile.initrdPath}`;
   }
 
@@ -221,7 +274,12 @@ export class BootService {
     const host = await getHost(this.#db, hostname);
     const canInstall = (host.buildState === 'ready' || host.buildState === 'building') && host.profile !== null;
     const install = canInstall
-      ? await this.#installPlan(host.hostname, host.macs[0] ?? '00:00:00:00:00:00', PREVIEW_TOKEN, baseUrl)
+      ? this.#installPlan(
+          await getProfile(this.#db, host.profile!),
+          host.macs[0] ?? '00:00:00:00:00:00',
+          PREVIEW_TOKEN,
+          baseUrl,
+        )
       : undefined;
     const decision = decideBoot({
       host: { hostname: host.hostname, buildState: host.buildState, hasProfile: host.profile !== null, install },

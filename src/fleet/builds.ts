@@ -12,6 +12,7 @@ import { ErrorCode, KvmfleetError } from '../errors.ts';
 import { cidrContains, parseCidr, parseIpv4 } from '../protocols/ipv4.ts';
 import { normalizeMac } from './mac.ts';
 import type { Database } from '../store/schema.ts';
+import { textLiteral } from '../store/literal.ts';
 import type { Db } from '../store/tx.ts';
 import { startPeriodic, type Periodic } from '../store/periodic.ts';
 import type {
@@ -328,13 +329,128 @@ export function startBuildTimeoutSweep(
 
 /** The host whose current build token this is, or undefined (wrong, old or used token). */
 export async function hostByToken(db: Db, token: string): Promise<{ id: number; hostname: string } | undefined> {
-  if (!/^[A-Za-z0-9_-]{16,64}$/.test(token)) return undefined;
+  if (!isTokenShaped(token)) return undefined;
   return db
     .selectFrom('hosts')
     .select(['id', 'hostname'])
     .where('build_token', '=', hashToken(token))
     .where('build_state', '=', 'building')
     .executeTakeFirst();
+}
+
+/** What a current build's Kickstart and boot files are made of, found by its token (buildsByTokenHashes). */
+export interface TokenBuild {
+  readonly hostId: number;
+  readonly hostname: string;
+  readonly ip: string | null;
+  /** In their order (the first is the host's primary MAC). */
+  readonly macs: readonly string[];
+  readonly network: {
+    readonly name: string;
+    readonly site: string;
+    readonly cidr: string;
+    readonly gateway: string | null;
+    readonly dns: readonly string[];
+    readonly domain: string;
+  } | null;
+  readonly profile: {
+    readonly name: string;
+    readonly os: string;
+    readonly installTreeUrl: string;
+    readonly kernelPath: string;
+    readonly initrdPath: string;
+    readonly kickstartTemplate: string;
+    readonly packages: readonly string[];
+    readonly kernelArgs: string;
+    /** crypt(3) hash, for the Kickstart's rootpw; never logged or returned by the API. */
+    readonly rootPasswordHash: string;
+  } | null;
+}
+
+interface TokenBuildRow {
+  id: number;
+  hostname: string;
+  ip: string | null;
+  build_token: string | null;
+  macs: string[];
+  network_name: string | null;
+  cidr: string | null;
+  gateway: string | null;
+  dns: string[] | null;
+  domain: string | null;
+  site_name: string | null;
+  profile_name: string | null;
+  os: string | null;
+  install_tree_url: string | null;
+  kernel_path: string | null;
+  initrd_path: string | null;
+  kickstart_template: string | null;
+  packages: string[] | null;
+  kernel_args: string | null;
+  root_password_hash: string | null;
+}
+
+/** Whether a string can be a build token at all (what newToken makes, with room to spare). */
+export const isTokenShaped = (token: string): boolean => /^[A-Za-z0-9_-]{16,64}$/.test(token);
+
+/**
+ * The current builds whose token hashes these are, with their host, MACs, network, site and
+ * profile, in ONE query (hosts ⋈ networks ⋈ sites ⋈ profiles, the MACs aggregated), keyed by hash.
+ * A hash that is no building host's current one is simply absent. Read fresh every time: nothing is
+ * kept, so a spent or replaced token stops working on every boot server at once.
+ */
+export async function buildsByTokenHashes(db: Db, hashes: readonly string[]): Promise<Map<string, TokenBuild>> {
+  const found = new Map<string, TokenBuild>();
+  // Hashes are hex (hashToken): anything else is no one's, and the rest can go in as literals —
+  // one statement without parameters, the cheapest the store runs (store/literal.ts).
+  const wanted = [...new Set(hashes)].filter((hash) => /^[0-9a-f]{64}$/.test(hash));
+  if (wanted.length === 0) return found;
+  const { rows } = await sql<TokenBuildRow>`
+    select h.id, h.hostname, h.ip, h.build_token,
+      coalesce((select json_agg(m.mac order by m.position, m.mac) from host_macs m where m.host_id = h.id), '[]'::json) as macs,
+      n.name as network_name, n.cidr, n.gateway, n.dns, n.domain, s.name as site_name,
+      p.name as profile_name, p.os, p.install_tree_url, p.kernel_path, p.initrd_path, p.kickstart_template,
+      p.packages, p.kernel_args, p.root_password_hash
+    from hosts h
+      left join networks n on n.id = h.network_id
+      left join sites s on s.id = n.site_id
+      left join profiles p on p.id = h.profile_id
+    where h.build_state = 'building' and h.build_token in (${sql.raw(wanted.map(textLiteral).join(', '))})`.execute(db);
+  for (const row of rows) {
+    if (row.build_token === null) continue;
+    found.set(row.build_token, {
+      hostId: row.id,
+      hostname: row.hostname,
+      ip: row.ip,
+      macs: row.macs,
+      network:
+        row.network_name !== null && row.site_name !== null
+          ? {
+              name: row.network_name,
+              site: row.site_name,
+              cidr: row.cidr!,
+              gateway: row.gateway,
+              dns: row.dns ?? [],
+              domain: row.domain ?? '',
+            }
+          : null,
+      profile:
+        row.profile_name !== null
+          ? {
+              name: row.profile_name,
+              os: row.os!,
+              installTreeUrl: row.install_tree_url!,
+              kernelPath: row.kernel_path!,
+              initrdPath: row.initrd_path!,
+              kickstartTemplate: row.kickstart_template!,
+              packages: row.packages ?? [],
+              kernelArgs: row.kernel_args ?? '',
+              rootPasswordHash: row.root_password_hash ?? '',
+            }
+          : null,
+    });
+  }
+  return found;
 }
 
 /**
@@ -348,7 +464,7 @@ export async function markBuilt(
   token: string,
   clientIp: string | undefined,
 ): Promise<string | undefined> {
-  if (!/^[A-Za-z0-9_-]{16,64}$/.test(token)) return undefined;
+  if (!isTokenShaped(token)) return undefined;
   return db.transaction().execute(async (trx) => {
     const host = await trx
       .selectFrom('hosts')
