@@ -2,7 +2,8 @@
  * What the TFTP server may send: files under one served root, plus a few named built-in files
  * (Debian's iPXE binaries). A requested name never leads outside the root: "..", absolute paths,
  * NUL or control bytes and symlinks that resolve outside the root are refused as access violations.
- * Files are read once and served from memory until their size, mtime or inode changes.
+ * Files are read once and served from memory (shared memory, for the transfer workers) until their
+ * size, mtime or inode changes.
  */
 import { realpathSync } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
@@ -36,6 +37,16 @@ export interface FileStoreOptions {
   readonly builtins?: Readonly<Record<string, string>>;
   /** Cache at most this many bytes; least recently used files go first. */
   readonly cacheBytes?: number;
+}
+
+/**
+ * A copy in shared memory, which the transfer workers read without a copy of their own
+ * (transfer-pool.ts).
+ */
+export function inSharedMemory(data: Buffer): Buffer {
+  const shared = Buffer.from(new SharedArrayBuffer(data.length));
+  data.copy(shared);
+  return shared;
 }
 
 export class FileStore {
@@ -110,7 +121,12 @@ export class FileStore {
     }
     let loading = this.#loading.get(path);
     if (!loading) {
-      loading = readFile(path).then((data) => ({ data, mtimeMs: info.mtimeMs, size: data.length, ino: info.ino }));
+      loading = readFile(path).then((data) => ({
+        data: inSharedMemory(data),
+        mtimeMs: info.mtimeMs,
+        size: data.length,
+        ino: info.ino,
+      }));
       this.#loading.set(path, loading);
       loading.finally(() => this.#loading.delete(path)).catch(() => {});
     }

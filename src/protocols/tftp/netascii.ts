@@ -8,7 +8,8 @@ export function toNetascii(data: Buffer): Buffer {
   let extra = 0;
   for (const byte of data) if (byte === 10 || byte === 13) extra += 1;
   if (extra === 0) return data;
-  const out = Buffer.allocUnsafe(data.length + extra);
+  // In shared memory, as the file store's originals are: transfer workers read it without a copy.
+  const out = Buffer.from(new SharedArrayBuffer(data.length + extra));
   let o = 0;
   for (const byte of data) {
     if (byte === 10) {

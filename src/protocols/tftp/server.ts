@@ -5,6 +5,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { once } from 'node:events';
+import { availableParallelism } from 'node:os';
 import { FileStore } from './files.ts';
 import { negotiate, type TransferLimits } from './options.ts';
 import { NetasciiCache } from './netascii.ts';
@@ -17,7 +18,8 @@ import {
   TftpUnknownModeError,
   type RequestPacket,
 } from './packet.ts';
-import { ReadTransfer, sharedPacketCache, type TransferOutcome } from './transfer.ts';
+import { openTransfer, sharedPacketCache, type TransferOutcome, type TransferSpec } from './transfer.ts';
+import { TransferPool, type TransferHandle } from './transfer-pool.ts';
 
 export { toNetascii } from './netascii.ts';
 
@@ -42,6 +44,11 @@ export interface TftpServerOptions {
   readonly maxSilenceMs?: number;
   /** Memory for netascii copies (default 64 MiB). */
   readonly netasciiCacheBytes?: number;
+  /**
+   * Worker threads that run the transfers (transfer-pool.ts); 0 runs them in this thread. Default:
+   * one per core up to 4 on a machine with more than one core, else 0.
+   */
+  readonly workers?: number;
   /** Called once per finished transfer (boot timeline, metrics). */
   readonly onTransfer?: (event: TransferEvent) => void;
 }
@@ -84,11 +91,12 @@ export class TftpServer {
   };
   readonly #netascii: NetasciiCache;
   /** Active transfers per client address, in start order (the oldest first). */
-  readonly #bySource = new Map<string, Set<ReadTransfer>>();
+  readonly #bySource = new Map<string, Set<TransferHandle>>();
   readonly #options: TftpServerOptions;
   readonly #limits: TransferLimits;
-  readonly #transfers = new Set<ReadTransfer>();
+  readonly #transfers = new Set<TransferHandle>();
   #socket: Socket | undefined;
+  #pool: TransferPool | undefined;
 
   constructor(options: TftpServerOptions) {
     this.#options = options;
@@ -102,9 +110,13 @@ export class TftpServer {
     this.#netascii = new NetasciiCache(options.netasciiCacheBytes);
   }
 
-  /** Bytes held in memory: file contents, shared DATA packets, netascii copies. */
+  /** Bytes held in memory: file contents, shared DATA packets (here and in the workers), netascii copies. */
   memory(): { files: number; packets: number; netascii: number } {
-    return { files: this.#options.files.cachedBytes, packets: sharedPacketCache.bytes, netascii: this.#netascii.bytes };
+    return {
+      files: this.#options.files.cachedBytes,
+      packets: sharedPacketCache.bytes + (this.#pool?.packetBytes ?? 0),
+      netascii: this.#netascii.bytes,
+    };
   }
 
   async listen(): Promise<{ address: string; port: number }> {
@@ -120,13 +132,33 @@ export class TftpServer {
     socket.bind(this.#options.port ?? 69, this.#options.host ?? '0.0.0.0');
     await once(socket, 'listening');
     this.#socket = socket;
+    const cores = availableParallelism();
+    const workers = this.#options.workers ?? (cores > 1 ? Math.min(4, cores) : 0);
+    if (workers > 0) {
+      this.#pool = new TransferPool(workers);
+      this.#pool.start();
+    }
     return socket.address();
   }
 
+  /** Transfer workers ready, and how many died (and were started again). */
+  workers(): { ready: number; crashes: number; lastError?: string } {
+    const pool = this.#pool;
+    return {
+      ready: pool?.ready ?? 0,
+      crashes: pool?.crashes ?? 0,
+      ...(pool?.lastError ? { lastError: pool.lastError } : {}),
+    };
+  }
+
   async close(): Promise<void> {
-    for (const transfer of this.#transfers) transfer.close();
     const socket = this.#socket;
     this.#socket = undefined;
+    if (socket) socket.removeAllListeners('message');
+    for (const transfer of [...this.#transfers]) transfer.close();
+    const pool = this.#pool;
+    this.#pool = undefined;
+    await pool?.stop();
     if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
 
@@ -206,7 +238,7 @@ export class TftpServer {
     return n;
   }
 
-  #evictOldestUnconfirmed(among: Iterable<ReadTransfer>): boolean {
+  #evictOldestUnconfirmed(among: Iterable<TransferHandle>): boolean {
     for (const transfer of among) {
       if (transfer.confirmed) continue;
       this.stats.evicted += 1;
@@ -237,40 +269,38 @@ export class TftpServer {
         Math.floor((this.#options.maxSilenceMs ?? 10_000) / negotiated.timeoutMs),
       ),
     );
-    const socket = createSocket('udp4');
     const source = rinfo.address;
-    // Registered before the socket is bound, so that requests arriving in one burst see each other's slots.
-    const transfer = new ReadTransfer(
-      socket,
-      { address: rinfo.address, port: rinfo.port },
-      data,
+    const spec: TransferSpec = {
+      peer: { address: rinfo.address, port: rinfo.port },
       negotiated,
-      retries,
-      (outcome, bytes) => {
-        this.#transfers.delete(transfer);
-        const set = this.#bySource.get(source);
-        set?.delete(transfer);
-        if (set?.size === 0) this.#bySource.delete(source);
-        this.stats.active = this.#transfers.size;
-        if (outcome === 'evicted') return; // most likely a spoofed request: no timeline event
-        this.stats.bytesSent += bytes;
-        if (outcome === 'completed') this.stats.completed += 1;
-        else this.stats.failed += 1;
-        this.#options.onTransfer?.({
-          client: `${rinfo.address}:${rinfo.port}`,
-          filename: request.filename,
-          outcome,
-          bytes,
-        });
-      },
-    );
+      maxRetries: retries,
+      bindHost: this.#options.host === '0.0.0.0' ? undefined : this.#options.host,
+    };
+    const onDone = (outcome: TransferOutcome, bytes: number, detail?: string) => {
+      this.#transfers.delete(transfer);
+      const set = this.#bySource.get(source);
+      set?.delete(transfer);
+      if (set?.size === 0) this.#bySource.delete(source);
+      this.stats.active = this.#transfers.size;
+      if (outcome === 'evicted') return; // most likely a spoofed request: no timeline event
+      this.stats.bytesSent += bytes;
+      if (outcome === 'completed') this.stats.completed += 1;
+      else this.stats.failed += 1;
+      this.#options.onTransfer?.({
+        client: `${rinfo.address}:${rinfo.port}`,
+        filename: request.filename,
+        outcome,
+        bytes,
+        ...(detail ? { detail } : {}),
+      });
+    };
+    // On a worker when one is ready, else here. Neither calls onDone before this returns, and the
+    // transfer is registered at once, so that requests arriving in one burst see each other's slots.
+    const transfer: TransferHandle = this.#pool?.run(spec, data, onDone) ?? openTransfer(spec, data, onDone);
     this.#transfers.add(transfer);
     let set = this.#bySource.get(source);
     if (!set) this.#bySource.set(source, (set = new Set()));
     set.add(transfer);
     this.stats.active = this.#transfers.size;
-    socket.bind(0, this.#options.host === '0.0.0.0' ? undefined : this.#options.host, () => {
-      if (!transfer.finished) transfer.start();
-    });
   }
 }

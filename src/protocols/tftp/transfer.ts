@@ -4,7 +4,7 @@
  * first unacknowledged block on timeout, and gives up after maxRetries silent timeouts.
  * Block numbers are 16-bit on the wire and wrap to 0; internally blocks are counted absolutely.
  */
-import type { RemoteInfo, Socket } from 'node:dgram';
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { decodePacket, encodeData, encodeError, encodeOack, Opcode, TftpDecodeError, TftpErrorCode } from './packet.ts';
 import type { NegotiatedTransfer } from './options.ts';
 import { PacketCache } from './packet-cache.ts';
@@ -46,6 +46,7 @@ export class ReadTransfer {
   readonly #onDone: (outcome: TransferOutcome, bytes: number) => void;
   readonly #packets: Buffer[];
   readonly #packetCache: PacketCache;
+  readonly #onConfirmed: (() => void) | undefined;
   #bytesSent = 0;
   /** Whether the client has acknowledged anything yet: a spoofed request never does. */
   #confirmed = false;
@@ -58,6 +59,7 @@ export class ReadTransfer {
     maxRetries: number,
     onDone: (outcome: TransferOutcome, bytes: number) => void,
     packetCache: PacketCache = sharedPacketCache,
+    onConfirmed?: () => void,
   ) {
     this.#socket = socket;
     this.#peer = peer;
@@ -72,6 +74,7 @@ export class ReadTransfer {
     // A file that is an exact multiple of the block size ends with an empty block.
     this.#totalBlocks = Math.floor(data.length / this.#blockSize) + 1;
     this.#packetCache = packetCache;
+    this.#onConfirmed = onConfirmed;
     this.#packets = packetCache.packets(data, this.#blockSize);
     socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
     socket.on('error', () => this.#finish('closed'));
@@ -125,9 +128,10 @@ export class ReadTransfer {
     this.#arm();
   }
 
+  /** (Re)starts the retransmission timer: one Timeout per transfer, refreshed at each window. */
   #arm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#onTimeout(), this.#timeoutMs);
+    if (this.#timer) this.#timer.refresh();
+    else this.#timer = setTimeout(() => this.#onTimeout(), this.#timeoutMs);
   }
 
   #onTimeout(): void {
@@ -192,7 +196,7 @@ export class ReadTransfer {
   #onAck(wireBlock: number): void {
     if (this.#awaitingOackAck) {
       if (wireBlock !== 0) return;
-      this.#confirmed = true;
+      this.#confirm();
       this.#awaitingOackAck = false;
       this.#retries = 0;
       this.#sendWindow();
@@ -209,7 +213,7 @@ export class ReadTransfer {
       }
     }
     if (acked < 0) return;
-    this.#confirmed = true;
+    if (!this.#confirmed) this.#confirm();
     this.#acked = acked;
     this.#retries = 0;
     if (acked === this.#totalBlocks) {
@@ -218,6 +222,11 @@ export class ReadTransfer {
     }
     // RFC 7440: an ACK inside the window means the client lost what followed; go on from there.
     this.#sendWindow();
+  }
+
+  #confirm(): void {
+    this.#confirmed = true;
+    this.#onConfirmed?.();
   }
 
   #finish(outcome: TransferOutcome): void {
@@ -231,4 +240,50 @@ export class ReadTransfer {
     }
     this.#onDone(outcome, this.#bytesSent);
   }
+}
+
+/** What a transfer needs, wherever it runs (this thread or a transfer worker). */
+export interface TransferSpec {
+  readonly peer: TransferPeer;
+  readonly negotiated: NegotiatedTransfer;
+  readonly maxRetries: number;
+  /** Address to bind the transfer's own socket to; undefined for any. */
+  readonly bindHost: string | undefined;
+}
+
+/**
+ * The peer's address is always an IPv4 literal (it comes from a received datagram): resolving it is
+ * the identity, done at once instead of through dns.lookup and a tick per datagram sent.
+ */
+function literalLookup(
+  address: string,
+  _family: unknown,
+  callback: (error: null, address: string, family: number) => void,
+) {
+  callback(null, address, 4);
+}
+
+/** Opens the transfer's socket (a fresh port: its TID) and starts sending once it is bound. */
+export function openTransfer(
+  spec: TransferSpec,
+  data: Buffer,
+  onDone: (outcome: TransferOutcome, bytes: number) => void,
+  packetCache: PacketCache = sharedPacketCache,
+  onConfirmed?: () => void,
+): ReadTransfer {
+  const socket = createSocket({ type: 'udp4', lookup: literalLookup as never });
+  const transfer = new ReadTransfer(
+    socket,
+    spec.peer,
+    data,
+    spec.negotiated,
+    spec.maxRetries,
+    onDone,
+    packetCache,
+    onConfirmed,
+  );
+  socket.bind(0, spec.bindHost, () => {
+    if (!transfer.finished) transfer.start();
+  });
+  return transfer;
 }
