@@ -37,7 +37,7 @@ async function startKvmfleet(net: NamespacePair, work: string, databaseUrl?: str
       '--log-level',
       'error',
     ],
-    // e.g. KVMFLEET_BENCH_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the server.
+    // e.g. KVMFLEET_BENCH_NODE_OPTIONS='--require ./profile.cjs' to profile the server (--cpu-prof is refused there).
     process.env.KVMFLEET_BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.KVMFLEET_BENCH_NODE_OPTIONS } : {},
     60_000,
     { netns: net.server.name },

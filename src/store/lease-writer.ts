@@ -160,36 +160,36 @@ function rounds(batch: Pending[]): Pending[][] {
   return out;
 }
 
-/** The conditional upsert; returns the records it wrote (a refused one is simply not returned). */
+/**
+ * The conditional upsert; returns the records it wrote (a refused one is simply not returned).
+ * The rows travel as one JSON parameter (json_to_recordset): one short statement whatever the batch
+ * size, cheaper for the store to parse and plan than a VALUES list of 7 parameters a row, and
+ * escaped by JSON.stringify alone (the records were validated: no NUL, no lone surrogate).
+ */
 async function upsert(db: Kysely<Database> | Transaction<Database>, pendings: Pending[]): Promise<Pending[]> {
-  const rows = await db
-    .insertInto('leases')
-    .values(
-      pendings.map(({ record: r }) => ({
-        ip: r.ip,
-        network_id: r.networkId,
-        mac: r.mac,
-        client_id: r.clientId,
-        hostname: r.hostname,
-        state: r.state,
-        expires_at: r.expiresAt.toISOString(),
-      })),
-    )
-    .onConflict((oc) =>
-      // Free, or already this client's (and not in decline probation, which even its owner waits out).
-      oc.column('ip').doUpdateSet({
-        network_id: (eb) => eb.ref('excluded.network_id'),
-        mac: (eb) => eb.ref('excluded.mac'),
-        client_id: (eb) => eb.ref('excluded.client_id'),
-        hostname: (eb) => eb.ref('excluded.hostname'),
-        state: (eb) => eb.ref('excluded.state'),
-        expires_at: (eb) => eb.ref('excluded.expires_at'),
-        updated_at: sql`now()`,
-      }).where(sql<boolean>`leases.state in ('released', 'expired') or leases.expires_at <= now()
-          or (leases.state <> 'declined' and coalesce(leases.client_id, leases.mac) = coalesce(excluded.client_id, excluded.mac))`),
-    )
-    .returning('ip')
-    .execute();
-  const done = new Set(rows.map((row) => stripMask(String(row.ip))));
+  const rows = JSON.stringify(
+    pendings.map(({ record: r }) => ({
+      ip: r.ip,
+      network_id: r.networkId,
+      mac: r.mac,
+      client_id: r.clientId,
+      hostname: r.hostname,
+      state: r.state,
+      expires_at: r.expiresAt.toISOString(),
+    })),
+  );
+  // Free, or already this client's (and not in decline probation, which even its owner waits out).
+  const result = await sql<{ ip: string }>`
+    insert into leases (ip, network_id, mac, client_id, hostname, state, expires_at)
+    select ip, network_id, mac, client_id, hostname, state, expires_at
+      from json_to_recordset(${rows}::json)
+        as r(ip inet, network_id integer, mac text, client_id text, hostname text, state text, expires_at timestamptz)
+    on conflict (ip) do update set
+      network_id = excluded.network_id, mac = excluded.mac, client_id = excluded.client_id,
+      hostname = excluded.hostname, state = excluded.state, expires_at = excluded.expires_at, updated_at = now()
+    where leases.state in ('released', 'expired') or leases.expires_at <= now()
+      or (leases.state <> 'declined' and coalesce(leases.client_id, leases.mac) = coalesce(excluded.client_id, excluded.mac))
+    returning ip`.execute(db);
+  const done = new Set(result.rows.map((row) => stripMask(String(row.ip))));
   return pendings.filter((p) => done.has(p.record.ip));
 }
