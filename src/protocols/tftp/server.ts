@@ -45,8 +45,8 @@ export interface TftpServerOptions {
   /** Memory for netascii copies (default 64 MiB). */
   readonly netasciiCacheBytes?: number;
   /**
-   * Worker threads that run the transfers (transfer-pool.ts); 0 runs them in this thread. Default:
-   * one per core up to 4 on a machine with more than one core, else 0.
+   * Worker threads that run the transfers (transfer-pool.ts), started at the first transfer; 0 runs
+   * them in this thread. Default: one per core up to 4 on a machine with more than one core, else 0.
    */
   readonly workers?: number;
   /** Called once per finished transfer (boot timeline, metrics). */
@@ -134,10 +134,8 @@ export class TftpServer {
     this.#socket = socket;
     const cores = availableParallelism();
     const workers = this.#options.workers ?? (cores > 1 ? Math.min(4, cores) : 0);
-    if (workers > 0) {
-      this.#pool = new TransferPool(workers);
-      this.#pool.start();
-    }
+    // Started at the first transfer: a role that serves nothing costs no threads (~30 MiB each).
+    if (workers > 0) this.#pool = new TransferPool(workers);
     return socket.address();
   }
 
@@ -296,6 +294,7 @@ export class TftpServer {
     };
     // On a worker when one is ready, else here. Neither calls onDone before this returns, and the
     // transfer is registered at once, so that requests arriving in one burst see each other's slots.
+    this.#pool?.start();
     const transfer: TransferHandle = this.#pool?.run(spec, data, onDone) ?? openTransfer(spec, data, onDone);
     this.#transfers.add(transfer);
     let set = this.#bySource.get(source);

@@ -120,6 +120,7 @@ export class TransferPool {
   readonly #fileIds = new WeakMap<SharedArrayBuffer, number>();
   #nextFile = 1;
   #nextTransfer = 1;
+  #started = false;
   #stopping = false;
   /** Worker deaths in a row, each soon after its start (the restart pause grows with them). */
   #quickDeaths = 0;
@@ -133,8 +134,10 @@ export class TransferPool {
     this.#cacheBytes = Math.floor((options.cacheBytes ?? 256 * 1024 * 1024) / Math.max(1, size));
   }
 
-  /** Starts the workers (they take transfers once each says it is ready). */
+  /** Starts the workers (they take transfers once each says it is ready); again, does nothing. */
   start(): void {
+    if (this.#started || this.#stopping) return;
+    this.#started = true;
     for (let i = 0; i < this.#size; i++) this.#spawn();
   }
 
