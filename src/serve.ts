@@ -723,6 +723,18 @@ function tftpSamples(tftp: TftpServer): Sample[] {
       type: 'gauge',
       values: Object.entries(tftp.memory()).map(([kind, value]) => ({ labels: { kind }, value })),
     },
+    {
+      name: 'kvmfleet_tftp_workers',
+      help: 'TFTP transfer worker threads ready',
+      type: 'gauge',
+      values: [{ value: tftp.workers().ready }],
+    },
+    {
+      name: 'kvmfleet_tftp_worker_restarts_total',
+      help: 'TFTP transfer worker threads that died (their transfers ended as closed) and were started again',
+      type: 'counter',
+      values: [{ value: tftp.workers().crashes }],
+    },
   ];
 }
 
