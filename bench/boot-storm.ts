@@ -9,6 +9,7 @@
  * the profile's tree that kvmfleet serves itself (--trees-dir); from nginx as plain static files.
  */
 import {
+  appendFileSync,
   chmodSync,
   closeSync,
   copyFileSync,
@@ -147,6 +148,15 @@ export function stormKvmfleet(count: number, concurrency: number, files?: BootFi
   return withNetwork(async (net, work) => {
     const ip = net.server.ip;
     if (files) writeBootFiles(join(work, 'trees'), files);
+    // KVMFLEET_BENCH_MEMORY_PROBE=FILE: the server samples where its memory is into FILE (bench/memory-probe.mjs).
+    const probe = process.env.KVMFLEET_BENCH_MEMORY_PROBE;
+    const probeEnv: Record<string, string> = probe
+      ? {
+          NODE_OPTIONS:
+            `${process.env.NODE_OPTIONS ?? ''} --import ${join(import.meta.dirname, 'memory-probe.mjs')}`.trim(),
+          KVMFLEET_MEMORY_PROBE: probe,
+        }
+      : {};
     const server = await startServer(
       [
         '--roles',
@@ -165,7 +175,7 @@ export function stormKvmfleet(count: number, concurrency: number, files?: BootFi
         '--log-level',
         'error',
       ],
-      {},
+      probeEnv,
       60_000,
       { netns: net.server.name },
     );
@@ -203,6 +213,7 @@ export function stormKvmfleet(count: number, concurrency: number, files?: BootFi
       ]);
       await new Promise((r) => setTimeout(r, 1500)); // the DHCP role reloads networks and reservations
       resetPeakRss([server.child.pid!, ...childPids(server.child.pid!)]);
+      if (probe) appendFileSync(probe, `${JSON.stringify({ t: Date.now(), mark: 'storm starts' })}\n`);
       const result = await runClients(net, count, concurrency, files);
       const rss = peakRssMiB([server.child.pid!, ...childPids(server.child.pid!)]);
       return { ...result, peakRssMiB: rss };

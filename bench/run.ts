@@ -23,6 +23,8 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     clients: { type: 'string', default: '500' },
     only: { type: 'string' },
+    // e.g. --storm-sizes 500: only those rows of the boot storm's series (the full-size row runs at 100)
+    'storm-sizes': { type: 'string' },
     'update-latest': { type: 'boolean' },
   },
 });
@@ -250,6 +252,7 @@ if (wanted('storm')) {
   const full = { kernelBytes: 8 * MiB, initrdBytes: 32 * MiB };
   const scaled = { kernelBytes: full.kernelBytes / SCALE, initrdBytes: full.initrdBytes / SCALE };
   const inFlight = 100;
+  const sizes = values['storm-sizes']?.split(',').map(Number);
   const storms = [
     { hosts: 100, files: full, label: '8 MiB + 32 MiB (full size)' },
     ...[100, 250, 500, 1000].map((hosts) => ({
@@ -257,7 +260,7 @@ if (wanted('storm')) {
       files: scaled,
       label: `1 MiB + 4 MiB (8 + 32 MiB scaled down ${SCALE}×)`,
     })),
-  ];
+  ].filter((storm) => !sizes || (storm.files === scaled && sizes.includes(storm.hosts)));
   const failures = (list: { failures: number }[]) => list.reduce((sum, r) => sum + r.failures, 0);
   const peaks = { kvmfleet: [] as number[], baseline: [] as number[] };
   for (let run = 0; run < runs; run++) {

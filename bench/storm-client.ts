@@ -16,11 +16,12 @@
  * hands an install only to a host's own address): the client makes that address local (a /32 on
  * lo — so the namespace it runs in needs a route back from the servers, which the harnesses set up)
  * and binds to it; it also sends it as X-Forwarded-For, which only a trusted balancer's is believed.
+ * The JSON line also has the mean milliseconds per machine of each step (stepMs) and the load
+ * generator's own CPU seconds (clientCpuSeconds).
  */
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { request as httpRequest } from 'node:http';
-import { promisify } from 'node:util';
 import {
   buildClientMessage,
   type ClientMessageSpec,
@@ -179,12 +180,51 @@ function tftpGet(host: string, file: string, from: string): Promise<number> {
   });
 }
 
-/** Makes a machine's leased address local to this namespace, so requests can come from it. */
-const claimed = new Set<string>();
-async function claimAddress(ip: string): Promise<void> {
-  if (claimed.has(ip)) return; // the PXE and the iPXE offer give a machine the same address
-  await promisify(execFile)('ip', ['route', 'replace', 'local', `${ip}/32`, 'dev', 'lo']);
-  claimed.add(ip);
+/**
+ * Makes a machine's leased address local to this namespace, so requests can come from it. Claims that
+ * arrive while one `ip` runs are made together by the next (`ip -batch`): one process per batch, not
+ * per machine — in a storm the load generator's own process spawns would otherwise take CPU from the
+ * servers it measures.
+ */
+const claims = new Map<string, Promise<void>>();
+let waitingClaims: { ip: string; resolve: () => void; reject: (error: Error) => void }[] = [];
+let claiming = false;
+function claimAddress(ip: string): Promise<void> {
+  let claim = claims.get(ip); // the PXE and the iPXE offer give a machine the same address
+  if (!claim) {
+    claim = new Promise<void>((resolve, reject) => waitingClaims.push({ ip, resolve, reject }));
+    claims.set(ip, claim);
+    void claimWaiting();
+  }
+  return claim;
+}
+async function claimWaiting(): Promise<void> {
+  if (claiming) return;
+  claiming = true;
+  while (waitingClaims.length > 0) {
+    const batch = waitingClaims;
+    waitingClaims = [];
+    try {
+      await ipBatch(batch.map(({ ip }) => `route replace local ${ip}/32 dev lo`));
+      for (const claim of batch) claim.resolve();
+    } catch (error) {
+      for (const claim of batch) {
+        claims.delete(claim.ip); // a later machine with that address tries again
+        claim.reject(error as Error);
+      }
+    }
+  }
+  claiming = false;
+}
+function ipBatch(commands: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('ip', ['-batch', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ip -batch: ${code}: ${stderr.trim()}`))));
+    child.stdin.end(commands.join('\n') + '\n');
+  });
 }
 
 function http(url: string, from: string, method = 'GET'): Promise<string> {
@@ -238,38 +278,57 @@ function bootFileUrls(script: string): string[] {
   return [kernel, initrd];
 }
 
+/** Milliseconds spent in each step, summed over the machines that got through it (where a storm's time goes). */
+const steps: Record<string, number> = {};
+async function timed<T>(step: string, work: Promise<T>): Promise<T> {
+  const started = performance.now();
+  const result = await work;
+  steps[step] = (steps[step] ?? 0) + performance.now() - started;
+  return result;
+}
+
 async function machine(relay: Relay, i: number): Promise<void> {
   const mac = macOf(i);
-  const firmware = await dhcp(relay, mac, 0x10000000 + i * 2, false);
+  const firmware = await timed('dhcpPxe', dhcp(relay, mac, 0x10000000 + i * 2, false));
   if (!firmware.file) throw new Error(`${mac}: no boot file for PXE firmware`);
   // A PXE ROM fetches its boot file from the address it was offered: TFTP limits per source apply per machine.
-  await claimAddress(firmware.yiaddr);
-  await tftpGet(firmware.siaddr !== '0.0.0.0' ? firmware.siaddr : serverIp, firmware.file, firmware.yiaddr);
-  const ipxe = await dhcp(relay, mac, 0x10000001 + i * 2, true);
+  await timed('claimAddress', claimAddress(firmware.yiaddr));
+  await timed(
+    'tftp',
+    tftpGet(firmware.siaddr !== '0.0.0.0' ? firmware.siaddr : serverIp, firmware.file, firmware.yiaddr),
+  );
+  const ipxe = await timed('dhcpIpxe', dhcp(relay, mac, 0x10000001 + i * 2, true));
   const scriptUrl = ipxe.file || ipxe.options.get(OptionCode.BootFileName)?.toString('latin1');
   if (!scriptUrl?.startsWith('http')) throw new Error(`${mac}: iPXE was not given a script URL (${scriptUrl})`);
   const address = ipxe.yiaddr;
   await claimAddress(address);
-  const script = await http(
-    scriptUrl.replace('${mac:hexhyp}', mac.replace(/:/g, '-')).replace('${platform}', 'pcbios'),
-    address,
+  const script = await timed(
+    'script',
+    http(scriptUrl.replace('${mac:hexhyp}', mac.replace(/:/g, '-')).replace('${platform}', 'pcbios'), address),
   );
   if (bootBytes > 0) {
     let total = 0;
-    for (const url of bootFileUrls(script)) total += await download(url, address); // one after the other, as iPXE does
+    for (const url of bootFileUrls(script)) total += await timed('bootFiles', download(url, address)); // one after the other, as iPXE does
     if (total !== bootBytes) throw new Error(`${mac}: kernel + initrd came to ${total} bytes, not ${bootBytes}`);
   }
   const ks = /inst\.ks=(\S+)/.exec(script)?.[1];
   if (!ks) throw new Error(`${mac}: the script names no Kickstart: ${script.slice(0, 200)}`);
-  const kickstart = await http(ks, address);
+  const kickstart = await timed('kickstart', http(ks, address));
   // The callback URL, quoted or not (the Kickstart templates quote it in a shell command).
   const callback = /-X POST '?([^\s']+)/.exec(kickstart)?.[1] ?? /^# callback: (\S+)/m.exec(kickstart)?.[1];
   if (!callback) throw new Error(`${mac}: the Kickstart has no callback`);
-  await http(callback, address, callbackMethod);
+  await timed('callback', http(callback, address, callbackMethod));
 }
 
 const relay = new Relay();
 await relay.open();
+// KVMFLEET_STORM_GO=stdin: say so once ready and start on the first line read, so that several load
+// generators start their storms together and their own start-up is not counted as the storm's.
+if (process.env.KVMFLEET_STORM_GO === 'stdin') {
+  console.log(JSON.stringify({ ready: true }));
+  await new Promise((resolve) => process.stdin.once('data', resolve));
+  process.stdin.pause();
+}
 const started = performance.now();
 let next = 0;
 let failures = 0;
@@ -288,4 +347,14 @@ await Promise.all(
   }),
 );
 relay.close();
-console.log(JSON.stringify({ seconds: (performance.now() - started) / 1000, failures, errors }));
+const cpu = process.cpuUsage();
+console.log(
+  JSON.stringify({
+    seconds: (performance.now() - started) / 1000,
+    failures,
+    errors,
+    // Mean milliseconds per machine in each step, and this load generator's own CPU time.
+    stepMs: Object.fromEntries(Object.entries(steps).map(([step, ms]) => [step, Math.round(ms / Math.max(1, count))])),
+    clientCpuSeconds: Math.round((cpu.user + cpu.system) / 1e4) / 100,
+  }),
+);
