@@ -2,9 +2,11 @@
  * The install trees under /trees/: kernels, initrds and repositories, read by installers and by a
  * storm of booting machines. Node has no sendfile, so each byte is read from the page cache and
  * written to the socket: the cost is per chunk (a thread-pool read, a write, an event-loop turn),
- * and the chunk is as large as a shared budget allows — a few clients get 1 MiB chunks, a storm of
- * hundreds 64 KiB ones (the memory held for reads stays about BUDGET however many connect). Each
- * response reads into its own buffers and reuses them only once the socket has taken the bytes.
+ * and chunks are as large as a shared budget allows: a few clients get two 1 MiB buffers each (one
+ * read while the other is written), more get smaller ones within BUDGET, and past 128 responses,
+ * as in a storm, each has one 64 KiB buffer — what send's read stream held before (@fastify/static
+ * moved 64 KiB chunks through a stream pipe and reached ~0.2× nginx here). Each response reads
+ * into its own buffers and reuses one only once the socket has taken the bytes written from it.
  *
  * Refused: paths with NUL or undecodable escapes (400), any part that is `..` or starts with a
  * dot — dotfiles, `%2e%2e`, `..%2f` once decoded (403), and files a symlink leads to outside the
@@ -20,7 +22,7 @@ import { treeAnswer } from './tree-ranges.ts';
 
 const MIN_CHUNK = 64 * 1024;
 const MAX_CHUNK = 1024 * 1024;
-/** Bytes of read buffers shared by all tree responses in progress (each holds two chunks). */
+/** Bytes of read buffers the tree responses in progress share while each can have two. */
 const BUDGET = 16 * 1024 * 1024;
 
 export interface TreesOptions {
@@ -28,6 +30,8 @@ export interface TreesOptions {
   readonly root: string;
   /** URL prefix, with its slashes: `/trees/`. */
   readonly prefix: string;
+  /** Bytes of read buffers shared while responses can have two (tests); default 16 MiB. */
+  readonly readBudget?: number;
 }
 
 /** The tree file a URL path (after the prefix, still percent-encoded) names, or the status refusing it. */
@@ -45,11 +49,15 @@ export function treePath(rest: string): { ok: true; path: string } | { ok: false
   return { ok: true, path: parts.join('/') };
 }
 
-/** Chunk size for a new response while `active` others stream: a power of two in [MIN_CHUNK, MAX_CHUNK]. */
-export function chunkSize(active: number): number {
-  let chunk = MAX_CHUNK;
-  while (chunk > MIN_CHUNK && (active + 1) * 2 * chunk > BUDGET) chunk /= 2;
-  return chunk;
+/**
+ * The read buffers of a new response while `active` others stream: two (the next chunk is read
+ * while the socket takes the last) of the largest power of two in [MIN_CHUNK, MAX_CHUNK] that keeps
+ * everyone within BUDGET; past that, as in a storm, one MIN_CHUNK buffer each.
+ */
+export function chunking(active: number, budget = BUDGET): { readonly size: number; readonly buffers: 1 | 2 } {
+  const share = budget / (active + 1);
+  for (let size = MAX_CHUNK; size >= MIN_CHUNK; size /= 2) if (2 * size <= share) return { size, buffers: 2 };
+  return { size: MIN_CHUNK, buffers: 1 };
 }
 
 export async function registerTrees(app: FastifyInstance, options: TreesOptions): Promise<void> {
@@ -106,39 +114,40 @@ export async function registerTrees(app: FastifyInstance, options: TreesOptions)
   /** Writes the headers and `length` bytes from `start`; on any error the connection is cut. */
   async function stream(file: FileHandle, start: number, length: number, reply: FastifyReply): Promise<void> {
     const res = reply.raw;
-    const size = Math.min(chunkSize(active), length);
+    const plan = chunking(active, options.readBudget);
     active++;
-    // Two buffers: the next chunk is read while the socket takes the last one.
-    const buffers = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(length > size ? size : 0)];
-    // A write to a socket that is destroyed meanwhile may never call back: 'close' ends the wait.
-    const closed = new Promise<never>((_resolve, reject) =>
-      res.once('close', () => reject(new Error('connection closed'))),
-    );
-    closed.catch(() => undefined);
-    const write = (chunk: Buffer) => {
-      const written = Promise.race([
-        new Promise<void>((resolve, reject) => res.write(chunk, (error) => (error ? reject(error) : resolve()))),
-        closed,
-      ]);
-      written.catch(() => undefined); // awaited later; a rejection meanwhile is not unhandled
-      return written;
-    };
     try {
+      const size = Math.min(plan.size, length);
+      const buffers = Array.from({ length: length > size ? plan.buffers : 1 }, () => Buffer.allocUnsafeSlow(size));
+      // A write to a socket that is destroyed meanwhile may never call back: 'close' ends the wait.
+      const closed = new Promise<never>((_resolve, reject) =>
+        res.once('close', () => reject(new Error('connection closed'))),
+      );
+      closed.catch(() => undefined);
+      const write = (chunk: Buffer) => {
+        const done = Promise.race([
+          new Promise<void>((resolve, reject) => res.write(chunk, (error) => (error ? reject(error) : resolve()))),
+          closed,
+        ]);
+        done.catch(() => undefined); // awaited later; a rejection meanwhile is not unhandled
+        return done;
+      };
       res.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string | number>);
       let position = start;
       let left = length;
-      let writing: Promise<void> | undefined;
-      for (let i = 0; left > 0; i ^= 1) {
+      // A buffer is read into again only once the socket has taken what was last written from it.
+      const written: (Promise<void> | undefined)[] = buffers.map(() => undefined);
+      for (let i = 0; left > 0; i = (i + 1) % buffers.length) {
         const buffer = buffers[i]!;
+        await written[i];
+        if (res.destroyed) throw new Error('client went away');
         const { bytesRead } = await file.read(buffer, 0, Math.min(size, left), position);
         if (bytesRead === 0) throw new Error('tree file shrank while being sent');
         position += bytesRead;
         left -= bytesRead;
-        if (writing) await writing; // the other buffer is free again only now
-        if (res.destroyed) throw new Error('client went away');
-        writing = write(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
+        written[i] = write(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
       }
-      await writing;
+      await Promise.all(written);
       res.end();
     } catch (error) {
       if (!res.destroyed) reply.log.debug({ err: error }, 'tree file not sent whole');

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { treeAnswer, treeEtag } from '../../src/boot/tree-ranges.ts';
-import { chunkSize, registerTrees, treePath } from '../../src/boot/trees.ts';
+import { chunking, registerTrees, treePath } from '../../src/boot/trees.ts';
 
 const MiB = 1024 * 1024;
 const work = mkdtempSync(join(tmpdir(), 'kvt-trees-'));
@@ -77,12 +77,14 @@ test('paths: NUL and bad escapes 400, dot parts (encoded or not) 403, directorie
   for (const dir of ['', 'rhel9/', '/']) assert.deepEqual(treePath(dir), { ok: false, status: 404 }, dir);
 });
 
-test('chunks: 1 MiB for a few responses, halved as more stream, never below 64 KiB', () => {
-  assert.equal(chunkSize(0), MiB);
-  assert.equal(chunkSize(7), MiB);
-  assert.equal(chunkSize(8), MiB / 2);
-  assert.equal(chunkSize(499), 64 * 1024);
-  assert.equal(chunkSize(100_000), 64 * 1024);
+test('chunks: two of 1 MiB for a few responses, halved as more stream, one of 64 KiB in a storm', () => {
+  assert.deepEqual(chunking(0), { size: MiB, buffers: 2 });
+  assert.deepEqual(chunking(7), { size: MiB, buffers: 2 });
+  assert.deepEqual(chunking(8), { size: MiB / 2, buffers: 2 });
+  assert.deepEqual(chunking(127), { size: 64 * 1024, buffers: 2 });
+  assert.deepEqual(chunking(128), { size: 64 * 1024, buffers: 1 });
+  assert.deepEqual(chunking(100_000), { size: 64 * 1024, buffers: 1 });
+  assert.deepEqual(chunking(0, 64 * 1024), { size: 64 * 1024, buffers: 1 });
 });
 
 test('answers: validators, preconditions, ranges and If-Range', () => {
@@ -203,6 +205,30 @@ test('refused: dotfiles, climbing out, symlinks that leave the tree, directories
     assert.equal(answer.status, status, path);
     assert.ok(!answer.body.toString().includes('outside-the-tree'), `${path} leaked a file outside the tree`);
     assert.ok(!answer.body.toString().includes('dot'), `${path} served the dotfile`);
+  }
+});
+
+test('past the budget (one 64 KiB buffer per response): the same bytes, whole and by range', async () => {
+  const small = Fastify();
+  await registerTrees(small, { root, prefix: '/trees/', readBudget: 64 * 1024 });
+  await small.listen({ host: '127.0.0.1', port: 0 });
+  const mainPort = port;
+  port = (small.server.address() as { port: number }).port;
+  try {
+    const whole = await get('/trees/rhel9/images/pxeboot/initrd.img');
+    assert.ok(whole.body.equals(big));
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        get('/trees/rhel9/images/pxeboot/initrd.img', { range: `bytes=${i * 1000}-${MiB + 77_777 * i}` }),
+      ),
+    );
+    answers.forEach((answer, i) => {
+      assert.equal(answer.status, 206);
+      assert.ok(answer.body.equals(big.subarray(i * 1000, MiB + 77_777 * i + 1)), `client ${i}`);
+    });
+  } finally {
+    port = mainPort;
+    await small.close();
   }
 });
 
