@@ -12,7 +12,7 @@
  * Needs root, PostgreSQL's server binaries, HAProxy and iproute2 (deploy/debian-packages.txt installs them).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, readdirSync, readFileSync, existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -279,51 +279,89 @@ async function main(): Promise<void> {
 
   if (values.storm) {
     const client = join(import.meta.dirname, '..', '..', 'bench', 'storm-client.ts');
+    interface Part {
+      lab: string;
+      part: string;
+      child: ChildProcess;
+      ready: Promise<void>;
+      done: Promise<StormPart>;
+    }
+    // Every load generator starts (Node + tsx, a second or two of CPU each) before the storm does: they
+    // say when they are ready, and all begin on one word, so the time is the machines' only.
+    const parts: Part[] = labs.flatMap((lab, s) => {
+      const m = lab.segment.members;
+      const d = lab.distributed.members;
+      const prefix = sitePrefix(s);
+      const storm = (
+        ns: Segment['members'][string] | undefined,
+        servers: string,
+        giaddr: string,
+        count: number,
+        first: number,
+        part: string,
+      ): Part => {
+        const child = ns!.spawn(
+          process.execPath,
+          ['--import', 'tsx', client, servers, giaddr, String(count), '40', prefix, 'POST', String(first)],
+          { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, KVMFLEET_STORM_GO: 'stdin' } },
+        );
+        let stdout = '';
+        let readySeen: () => void;
+        const ready = new Promise<void>((resolve) => (readySeen = resolve));
+        child.stdout!.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString();
+          if (stdout.includes('"ready":true')) readySeen();
+        });
+        const done = new Promise<StormPart>((resolve, reject) => {
+          child.on('error', reject);
+          child.on('exit', (code) => {
+            const last = stdout.trim().split('\n').at(-1) ?? '';
+            if (code !== 0 || last.includes('"ready"'))
+              return reject(new Error(`storm client ${lab.name} ${part} exited ${code}: ${stdout}`));
+            resolve({ lab: lab.name, part, ...(JSON.parse(last) as Omit<StormPart, 'lab' | 'part'>) });
+          });
+        });
+        done.catch(() => undefined);
+        return { lab: lab.name, part, child, ready: Promise.race([ready, done.then(() => undefined)]), done };
+      };
+      const pair = `${m.dhcp1!.ip},${m.dhcp2!.ip}`;
+      return [
+        // Clustered networks: through the routers' relay, to both DHCP servers of the pair.
+        storm(m.relay, pair, `${lab.relayNet}.0.1`, lab.half, 0, 'hv-a'),
+        storm(m.relay, pair, `${lab.relayNet}.4.1`, lab.clustered - lab.half, lab.half, 'hv-b'),
+        // The distributed network: its own boot node (the simulator stands in for the machines on it).
+        storm(d.machines, d.node!.ip, d.machines!.ip, HOSTS - lab.clustered, lab.clustered, 'dist'),
+      ];
+    });
+    const abort = setTimeout(() => parts.forEach((p) => p.child.kill()), 900_000);
+    await Promise.all(parts.map((p) => p.ready));
+    const cpuBefore = cpuByKind();
     const started = Date.now();
-    const results = await Promise.all(
-      labs.flatMap((lab, s) => {
-        const m = lab.segment.members;
-        const d = lab.distributed.members;
-        const prefix = sitePrefix(s);
-        const storm = (
-          ns: typeof m.relay,
-          servers: string,
-          giaddr: string,
-          count: number,
-          first: number,
-          part: string,
-        ) =>
-          ns!
-            .exec(
-              process.execPath,
-              ['--import', 'tsx', client, servers, giaddr, String(count), '40', prefix, 'POST', String(first)],
-              { timeoutMs: 900_000 },
-            )
-            .then((r) => ({
-              lab: lab.name,
-              part,
-              ...(JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
-                seconds: number;
-                failures: number;
-                errors: string[];
-              }),
-            }));
-        const pair = `${m.dhcp1!.ip},${m.dhcp2!.ip}`;
-        return [
-          // Clustered networks: through the routers' relay, to both DHCP servers of the pair.
-          storm(m.relay, pair, `${lab.relayNet}.0.1`, lab.half, 0, 'hv-a'),
-          storm(m.relay, pair, `${lab.relayNet}.4.1`, lab.clustered - lab.half, lab.half, 'hv-b'),
-          // The distributed network: its own boot node (the simulator stands in for the machines on it).
-          storm(d.machines, d.node!.ip, d.machines!.ip, HOSTS - lab.clustered, lab.clustered, 'dist'),
-        ];
-      }),
-    );
+    for (const p of parts) p.child.stdin!.end('go\n');
+    const results = await Promise.all(parts.map((p) => p.done)).finally(() => clearTimeout(abort));
     const seconds = (Date.now() - started) / 1000;
+    const cpuAfter = cpuByKind();
     const built = JSON.parse(
       (await runCli(control.url, ['--json', 'host', 'list', '--state', 'built'])).stdout,
     ) as unknown[];
     console.log(
       `\nstorm: ${results.map((r) => `${r.lab} ${r.part}: ${r.failures} failed in ${Number(r.seconds).toFixed(1)} s`).join('; ')}`,
+    );
+    // Where the time went: each step's mean per machine, and the CPU seconds each kind of process used.
+    const stepMs: Record<string, number> = {};
+    for (const r of results)
+      for (const [step, ms] of Object.entries(r.stepMs ?? {})) stepMs[step] = (stepMs[step] ?? 0) + ms / results.length;
+    say(
+      `mean ms per machine by step: ${Object.entries(stepMs)
+        .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+        .join(', ')}`,
+    );
+    const cpu = Object.entries(cpuAfter)
+      .map(([kind, s]) => [kind, s - (cpuBefore[kind] ?? 0)] as const)
+      .concat([['storm clients', results.reduce((sum, r) => sum + (r.clientCpuSeconds ?? 0), 0)]])
+      .sort((a, b) => b[1] - a[1]);
+    say(
+      `CPU seconds during the storm (2 cores × ${seconds.toFixed(1)} s = ${(2 * seconds).toFixed(0)}): ${cpu.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`,
     );
     console.log(`built: ${built.length} hosts in ${seconds.toFixed(1)} s`);
     if (results.some((r) => r.failures > 0))
@@ -333,6 +371,46 @@ async function main(): Promise<void> {
     say(`running; API ${control.url} (from this machine). Ctrl-C stops everything.`);
     await new Promise((resolve) => process.once('SIGINT', resolve));
   }
+}
+
+interface StormPart {
+  lab: string;
+  part: string;
+  seconds: number;
+  failures: number;
+  errors: string[];
+  stepMs?: Record<string, number>;
+  clientCpuSeconds?: number;
+}
+
+/** CPU seconds (user + system) so far of the servers by their roles, HAProxy and PostgreSQL. */
+function cpuByKind(): Record<string, number> {
+  const ticks = 100; // USER_HZ
+  const of = (pid: number | undefined) => {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+        .replace(/^.*\) /, '')
+        .split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / ticks;
+    } catch {
+      return 0;
+    }
+  };
+  const kinds: Record<string, number> = {};
+  const add = (kind: string, seconds: number) => (kinds[kind] = (kinds[kind] ?? 0) + seconds);
+  for (const server of servers) {
+    const roles = /--roles (\S+)/.exec(server.child.spawnargs.join(' '))?.[1] ?? '?';
+    add(`kvmfleet ${roles}`, of(server.child.pid));
+  }
+  for (const child of children) add('haproxy', of(child.pid));
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') add('postgres', of(Number(pid)));
+    } catch {
+      /* gone */
+    }
+  }
+  return kinds;
 }
 
 async function teardown(): Promise<void> {
