@@ -21,6 +21,7 @@ import { KickstartTemplates } from './boot/kickstart.ts';
 import { MirrorCache } from './boot/mirror.ts';
 import { BootService } from './boot/service.ts';
 import { TimelineWriter } from './fleet/timeline-writer.ts';
+import { TokenBatcher } from './boot/token-batch.ts';
 import type { Role } from './cluster/roles.ts';
 import { DEBIAN_IPXE_FILES, FileStore } from './protocols/tftp/files.ts';
 import { TftpServer, type TransferEvent } from './protocols/tftp/server.ts';
@@ -183,6 +184,8 @@ export async function serve(options: ServeOptions): Promise<Running> {
       policy: { ...DEFAULT_BUILD_POLICY, ...options.policy },
       discovery,
       timeline,
+      // The embedded store is one session: its token lookup can be planned once.
+      tokens: new TokenBatcher(store.db, { prepared: store.kind === 'embedded' }),
       ...(cache ? { cache } : {}),
     });
     const context: Context = { options, store, boot, metrics, discovery, local };
@@ -206,6 +209,39 @@ export async function serve(options: ServeOptions): Promise<Running> {
         values: [
           { labels: { what: 'host' }, value: discovery.dropped.hosts },
           { labels: { what: 'event' }, value: discovery.dropped.events },
+        ],
+      },
+    ]);
+    metrics.add(() => [
+      {
+        name: 'kvmfleet_timeline_events_total',
+        help: 'host timeline events committed, in group commits (fleet/timeline-writer.ts)',
+        type: 'counter',
+        values: [{ value: timeline.stats.events }],
+      },
+      {
+        name: 'kvmfleet_timeline_commits_total',
+        help: 'statements that committed host timeline events (a batch, or one row of a failed batch)',
+        type: 'counter',
+        values: [{ value: timeline.stats.commits }],
+      },
+      {
+        name: 'kvmfleet_timeline_refused_total',
+        help: 'host timeline events not stored: refused before the batch, or failing alone after it',
+        type: 'counter',
+        values: [
+          { labels: { why: 'invalid' }, value: timeline.stats.invalid },
+          { labels: { why: 'store' }, value: timeline.stats.failedRows },
+        ],
+      },
+      {
+        name: 'kvmfleet_boot_token_checks_total',
+        help: 'build-token checks (Kickstarts, boot files) and the batched queries that answered them',
+        type: 'counter',
+        values: [
+          { labels: { what: 'check' }, value: boot.tokens.stats.lookups },
+          { labels: { what: 'query' }, value: boot.tokens.stats.queries },
+          { labels: { what: 'malformed' }, value: boot.tokens.stats.refusedShape },
         ],
       },
     ]);

@@ -50,6 +50,8 @@ export interface BootServiceOptions {
    * roles of the process and drained by whoever made it. Default: one of the service's own.
    */
   readonly timeline?: TimelineWriter;
+  /** Batched build-token checks; default: the service's own, on `db`. */
+  readonly tokens?: TokenBatcher;
 }
 
 /** What a profile contributes to a machine's install command line. */
@@ -76,7 +78,7 @@ export class BootService {
     this.cache = options.cache;
     this.#discovery = options.discovery;
     this.timeline = options.timeline ?? new TimelineWriter(options.db);
-    this.tokens = new TokenBatcher(options.db);
+    this.tokens = options.tokens ?? new TokenBatcher(options.db);
   }
 
   /**

@@ -26,8 +26,15 @@ export class TokenBatcher {
   #running = false;
   readonly stats = { lookups: 0, queries: 0, refusedShape: 0 };
 
-  constructor(db: Kysely<Database>, options: { maxBatch?: number } = {}) {
+  readonly #prepared: boolean;
+
+  /**
+   * @param options.prepared plan the query once (a prepared statement): only for a store that is
+   * one session, the embedded one (serve.ts)
+   */
+  constructor(db: Kysely<Database>, options: { maxBatch?: number; prepared?: boolean } = {}) {
     this.#db = db;
+    this.#prepared = options.prepared ?? false;
     this.#maxBatch = Math.max(1, Math.floor(options.maxBatch ?? 500));
   }
 
@@ -82,7 +89,7 @@ export class TokenBatcher {
   async #query(batch: Map<string, Waiter[]>): Promise<void> {
     try {
       this.stats.queries += 1;
-      const found = await buildsByTokenHashes(this.#db, [...batch.keys()]);
+      const found = await buildsByTokenHashes(this.#db, [...batch.keys()], { prepared: this.#prepared });
       for (const [hash, waiters] of batch) {
         const build = found.get(hash);
         for (const waiter of waiters) waiter.resolve(build);

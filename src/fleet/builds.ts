@@ -390,6 +390,44 @@ interface TokenBuildRow {
   root_password_hash: string | null;
 }
 
+const TOKEN_BUILDS_SQL = `
+  select h.id, h.hostname, h.ip, h.build_token,
+    coalesce((select json_agg(m.mac order by m.position, m.mac) from host_macs m where m.host_id = h.id), '[]'::json) as macs,
+    n.name as network_name, n.cidr, n.gateway, n.dns, n.domain, s.name as site_name,
+    p.name as profile_name, p.os, p.install_tree_url, p.kernel_path, p.initrd_path, p.kickstart_template,
+    p.packages, p.kernel_args, p.root_password_hash
+  from hosts h
+    left join networks n on n.id = h.network_id
+    left join sites s on s.id = n.site_id
+    left join profiles p on p.id = h.profile_id
+  where h.build_state = 'building' and h.build_token`;
+
+/** Stores (one session each: the embedded one) on which the lookup is prepared already. */
+const preparedOn = new WeakSet<object>();
+const PREPARED = 'kvmfleet_builds_by_token';
+
+/**
+ * The lookup as a prepared statement, planned once per session instead of once per batch (the
+ * embedded store plans slowly). Only for a store that is a single session: on a pool, the
+ * statement would exist on one connection and be executed on another.
+ */
+async function executePrepared(db: Db, array: string): Promise<TokenBuildRow[]> {
+  const run = async () => (await sql<TokenBuildRow>`execute ${sql.raw(PREPARED)}(${sql.raw(array)})`.execute(db)).rows;
+  const prepare = async () => {
+    await sql`prepare ${sql.raw(PREPARED)}(text[]) as ${sql.raw(TOKEN_BUILDS_SQL)} = any($1)`.execute(db);
+    preparedOn.add(db);
+  };
+  if (!preparedOn.has(db)) await prepare();
+  try {
+    return await run();
+  } catch (error) {
+    // 26000: the session lost it (it cannot here, but a retry is cheap).
+    if ((error as { code?: string }).code !== '26000') throw error;
+    await prepare();
+    return run();
+  }
+}
+
 /** Whether a string can be a build token at all (what newToken makes, with room to spare). */
 export const isTokenShaped = (token: string): boolean => /^[A-Za-z0-9_-]{16,64}$/.test(token);
 
@@ -399,23 +437,20 @@ export const isTokenShaped = (token: string): boolean => /^[A-Za-z0-9_-]{16,64}$
  * A hash that is no building host's current one is simply absent. Read fresh every time: nothing is
  * kept, so a spent or replaced token stops working on every boot server at once.
  */
-export async function buildsByTokenHashes(db: Db, hashes: readonly string[]): Promise<Map<string, TokenBuild>> {
+export async function buildsByTokenHashes(
+  db: Db,
+  hashes: readonly string[],
+  options: { prepared?: boolean } = {},
+): Promise<Map<string, TokenBuild>> {
   const found = new Map<string, TokenBuild>();
   // Hashes are hex (hashToken): anything else is no one's, and the rest can go in as literals —
   // one statement without parameters, the cheapest the store runs (store/literal.ts).
   const wanted = [...new Set(hashes)].filter((hash) => /^[0-9a-f]{64}$/.test(hash));
   if (wanted.length === 0) return found;
-  const { rows } = await sql<TokenBuildRow>`
-    select h.id, h.hostname, h.ip, h.build_token,
-      coalesce((select json_agg(m.mac order by m.position, m.mac) from host_macs m where m.host_id = h.id), '[]'::json) as macs,
-      n.name as network_name, n.cidr, n.gateway, n.dns, n.domain, s.name as site_name,
-      p.name as profile_name, p.os, p.install_tree_url, p.kernel_path, p.initrd_path, p.kickstart_template,
-      p.packages, p.kernel_args, p.root_password_hash
-    from hosts h
-      left join networks n on n.id = h.network_id
-      left join sites s on s.id = n.site_id
-      left join profiles p on p.id = h.profile_id
-    where h.build_state = 'building' and h.build_token in (${sql.raw(wanted.map(textLiteral).join(', '))})`.execute(db);
+  const list = wanted.map(textLiteral).join(', ');
+  const rows = options.prepared
+    ? await executePrepared(db, `array[${list}]::text[]`)
+    : (await sql<TokenBuildRow>`${sql.raw(TOKEN_BUILDS_SQL)} in (${sql.raw(list)})`.execute(db)).rows;
   for (const row of rows) {
     if (row.build_token === null) continue;
     found.set(row.build_token, {

@@ -84,6 +84,22 @@ describeEachStore('batched build-token checks', (ctx) => {
     assert.equal(batcher.stats.queries, 4);
   });
 
+  test('prepared (the embedded store, one session): the same answers, batch after batch', async (t) => {
+    if (ctx.backend !== 'embedded') return t.skip('a pool has many sessions: never prepared there');
+    await setup();
+    const batcher = new TokenBatcher(ctx.store.db, { prepared: true });
+    for (let round = 0; round < 3; round++) {
+      const [a, b, c] = await Promise.all(tokens.map((token) => batcher.lookup(token)));
+      assert.equal(a?.hostname, hostnames[0]);
+      assert.deepEqual(a?.macs, ['52:54:07:00:00:01']);
+      assert.equal(a?.profile?.kernelPath, 'images/pxeboot/vmlinuz');
+      assert.equal(b?.hostname, hostnames[1]);
+      assert.equal(c, undefined);
+    }
+    await ctx.store.db.updateTable('hosts').set({ build_state: 'built', build_token: null }).execute();
+    assert.equal(await batcher.lookup(tokens[0]!), undefined);
+  });
+
   test('a batch larger than maxBatch is split', async () => {
     await setup();
     const batcher = new TokenBatcher(ctx.store.db, { maxBatch: 2 });
