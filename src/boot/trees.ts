@@ -4,9 +4,9 @@
  * written to the socket: the cost is per chunk (a thread-pool read, a write, an event-loop turn),
  * and chunks are as large as a shared budget allows: a few clients get two 1 MiB buffers each (one
  * read while the other is written), more get smaller ones within BUDGET, and past 128 responses,
- * as in a storm, each has one 64 KiB buffer — what send's read stream held before (@fastify/static
- * moved 64 KiB chunks through a stream pipe and reached ~0.2× nginx here). Each response reads
- * into its own buffers and reuses one only once the socket has taken the bytes written from it.
+ * as in a storm, each has one buffer of 64 KiB down to 16 KiB, about BUDGET in all (@fastify/static
+ * moved 64 KiB chunks through a stream pipe per response and reached ~0.2× nginx here). Each
+ * response reads into its own buffers and reuses one only once the socket has taken its bytes.
  *
  * Refused: paths with NUL or undecodable escapes (400), any part that is `..` or starts with a
  * dot — dotfiles, `%2e%2e`, `..%2f` once decoded (403), and files a symlink leads to outside the
@@ -22,6 +22,8 @@ import { treeAnswer } from './tree-ranges.ts';
 
 const MIN_CHUNK = 64 * 1024;
 const MAX_CHUNK = 1024 * 1024;
+/** The smallest buffer, for a storm of thousands (64 KiB at 256 responses, 32 KiB at 512, 16 KiB from 1 024). */
+const FLOOR_CHUNK = 16 * 1024;
 /** Bytes of read buffers the tree responses in progress share while each can have two. */
 const BUDGET = 16 * 1024 * 1024;
 
@@ -52,12 +54,15 @@ export function treePath(rest: string): { ok: true; path: string } | { ok: false
 /**
  * The read buffers of a new response while `active` others stream: two (the next chunk is read
  * while the socket takes the last) of the largest power of two in [MIN_CHUNK, MAX_CHUNK] that keeps
- * everyone within BUDGET; past that, as in a storm, one MIN_CHUNK buffer each.
+ * everyone within `budget`; past that, as in a storm, one buffer, its share of the budget rounded
+ * down to a power of two in [FLOOR_CHUNK, MIN_CHUNK].
  */
 export function chunking(active: number, budget = BUDGET): { readonly size: number; readonly buffers: 1 | 2 } {
   const share = budget / (active + 1);
   for (let size = MAX_CHUNK; size >= MIN_CHUNK; size /= 2) if (2 * size <= share) return { size, buffers: 2 };
-  return { size: MIN_CHUNK, buffers: 1 };
+  let size = MIN_CHUNK;
+  while (size > FLOOR_CHUNK && size > share) size /= 2;
+  return { size, buffers: 1 };
 }
 
 export async function registerTrees(app: FastifyInstance, options: TreesOptions): Promise<void> {
