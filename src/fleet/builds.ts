@@ -11,6 +11,7 @@ import { sql, type Kysely } from 'kysely';
 import { ErrorCode, KvmfleetError } from '../errors.ts';
 import { cidrContains, parseCidr, parseIpv4 } from '../protocols/ipv4.ts';
 import { normalizeMac } from './mac.ts';
+import type { Network, Profile } from './model.ts';
 import type { Database } from '../store/schema.ts';
 import { textLiteral } from '../store/literal.ts';
 import type { Db } from '../store/tx.ts';
@@ -345,26 +346,16 @@ export interface TokenBuild {
   readonly ip: string | null;
   /** In their order (the first is the host's primary MAC). */
   readonly macs: readonly string[];
-  readonly network: {
-    readonly name: string;
-    readonly site: string;
-    readonly cidr: string;
-    readonly gateway: string | null;
-    readonly dns: readonly string[];
-    readonly domain: string;
-  } | null;
-  readonly profile: {
-    readonly name: string;
-    readonly os: string;
-    readonly installTreeUrl: string;
-    readonly kernelPath: string;
-    readonly initrdPath: string;
-    readonly kickstartTemplate: string;
-    readonly packages: readonly string[];
-    readonly kernelArgs: string;
-    /** crypt(3) hash, for the Kickstart's rootpw; never logged or returned by the API. */
-    readonly rootPasswordHash: string;
-  } | null;
+  readonly network: Pick<Network, 'name' | 'site' | 'cidr' | 'gateway' | 'dns' | 'domain'> | null;
+  readonly profile:
+    | (Pick<
+        Profile,
+        'name' | 'os' | 'installTreeUrl' | 'kernelPath' | 'initrdPath' | 'kickstartTemplate' | 'packages' | 'kernelArgs'
+      > & {
+        /** crypt(3) hash, for the Kickstart's rootpw; never logged or returned by the API. */
+        readonly rootPasswordHash: string;
+      })
+    | null;
 }
 
 interface TokenBuildRow {
