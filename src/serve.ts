@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApi } from './api/app.ts';
 import { bmcDepsFor } from './bmc/power.ts';
 import type { PlacementPolicy } from './vms/placement.ts';
-import { DEFAULT_BUILD_POLICY, recordEvent, startBuildTimeoutSweep, type BuildPolicy } from './fleet/builds.ts';
+import { DEFAULT_BUILD_POLICY, startBuildTimeoutSweep, type BuildPolicy } from './fleet/builds.ts';
 import { DEFAULT_RETENTION, startRetentionSweep, type RetentionPolicy } from './store/retention.ts';
 import type { Periodic } from './store/periodic.ts';
 import { buildBootHttp } from './boot/http.ts';
@@ -152,6 +152,8 @@ interface Context {
   readonly boot: BootService;
   readonly metrics: Metrics;
   readonly discovery: DiscoveryLimiter;
+  /** Group commit of every role's timeline events. */
+  readonly timeline: TimelineWriter;
   /** A path under the data directory, absolute. */
   readonly local: (name: string) => string;
 }
@@ -188,7 +190,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
       tokens: new TokenBatcher(store.db, { prepared: store.kind === 'embedded' }),
       ...(cache ? { cache } : {}),
     });
-    const context: Context = { options, store, boot, metrics, discovery, local };
+    const context: Context = { options, store, boot, metrics, discovery, timeline, local };
     stack.push(startSweeps(context));
     const tftp = has('tftp') ? await startTftp(context) : undefined;
     if (tftp) {
@@ -301,7 +303,7 @@ function roleLogger(options: ServeOptions, role: string) {
   return createLogger({ level: options.logLevel }).child({ role });
 }
 
-function startTftp({ options, store, local }: Context) {
+function startTftp({ options, store, timeline, local }: Context) {
   return starting(async (parts) => {
     const root = options.tftp.root ?? local('tftp');
     mkdirSync(root, { recursive: true });
@@ -326,7 +328,7 @@ function startTftp({ options, store, local }: Context) {
             ...(event.detail ? { detail: event.detail } : {}),
           },
         });
-        void recordTftpEvent(store, event).catch(() => {});
+        void recordTftpEvent(store, timeline, event).catch(() => {});
       },
     });
     const bound = await server.listen().catch((error: NodeJS.ErrnoException) => {
@@ -347,7 +349,7 @@ interface DhcpRole {
   stats(): Record<string, unknown>;
 }
 
-function startDhcp({ options, store, metrics, discovery }: Context): Promise<DhcpRole> {
+function startDhcp({ options, store, metrics, discovery, timeline }: Context): Promise<DhcpRole> {
   return starting(async (parts) => {
     const config = options.dhcp;
     if (!config?.serverId)
@@ -378,6 +380,7 @@ function startDhcp({ options, store, metrics, discovery }: Context): Promise<Dhc
       networks: config.networks,
       db: store.db,
       writer,
+      timeline,
       serverId: config.serverId,
       mode: config.mode,
       nextServer: config.nextServer,
@@ -472,7 +475,7 @@ async function startFailover(
   return { machine, link };
 }
 
-function startHttp({ options, store, boot, local }: Context) {
+function startHttp({ options, store, boot, timeline, local }: Context) {
   return starting(async (parts) => {
     const treesDir = options.http.treesDir ? resolve(options.http.treesDir) : local('trees');
     mkdirSync(treesDir, { recursive: true });
@@ -491,7 +494,7 @@ function startHttp({ options, store, boot, local }: Context) {
     parts.push(() => http.close());
     // /ipxe.efi for UEFI HTTP boot, the URL the DHCP role offers; each download on the client's timeline.
     await registerFirmwareRoutes(http, {
-      onServed: (event) => void recordFirmwareEvent(store, event).catch(() => {}),
+      onServed: (event) => void recordFirmwareEvent(store, timeline, event).catch(() => {}),
     });
     http.addHook('onRequest', hostFallbackHook(options.http.baseUrl)); // no Host header: never a broken URL in a script
     await http.listen({ host: options.http.host, port: options.http.port });
@@ -774,16 +777,21 @@ function tftpSamples(tftp: TftpServer): Sample[] {
   ];
 }
 
-/** A firmware download over HTTP (UEFI HTTP boot) goes on the timeline of the host that has the client's address. */
-async function recordFirmwareEvent(store: Store, event: FirmwareServed): Promise<void> {
-  const ip = event.client.replace(/^::ffff:/, '');
+/** The host that has this address (its own, or the one it was last seen at), for a download's timeline event. */
+async function hostIdAt(store: Store, ip: string): Promise<number | undefined> {
   const host = await store.db
     .selectFrom('hosts')
     .select('id')
     .where((eb) => eb.or([eb('ip', '=', ip), eb('last_seen_ip', '=', ip)]))
     .executeTakeFirst();
-  if (host)
-    await recordEvent(store.db, host.id, 'firmware', {
+  return host?.id;
+}
+
+/** A firmware download over HTTP (UEFI HTTP boot) goes on the timeline of the host that has the client's address. */
+async function recordFirmwareEvent(store: Store, timeline: TimelineWriter, event: FirmwareServed): Promise<void> {
+  const hostId = await hostIdAt(store, event.client.replace(/^::ffff:/, ''));
+  if (hostId !== undefined)
+    await timeline.record(hostId, 'firmware', {
       file: event.file,
       via: 'http',
       outcome: event.outcome,
@@ -792,13 +800,8 @@ async function recordFirmwareEvent(store: Store, event: FirmwareServed): Promise
 }
 
 /** A finished TFTP transfer goes on the timeline of the host that has the client's address. */
-async function recordTftpEvent(store: Store, event: TransferEvent): Promise<void> {
-  const ip = event.client.replace(/:\d+$/, '');
-  const host = await store.db
-    .selectFrom('hosts')
-    .select('id')
-    .where((eb) => eb.or([eb('ip', '=', ip), eb('last_seen_ip', '=', ip)]))
-    .executeTakeFirst();
-  if (host)
-    await recordEvent(store.db, host.id, 'tftp', { file: event.filename, outcome: event.outcome, bytes: event.bytes });
+async function recordTftpEvent(store: Store, timeline: TimelineWriter, event: TransferEvent): Promise<void> {
+  const hostId = await hostIdAt(store, event.client.replace(/:\d+$/, ''));
+  if (hostId !== undefined)
+    await timeline.record(hostId, 'tftp', { file: event.filename, outcome: event.outcome, bytes: event.bytes });
 }
