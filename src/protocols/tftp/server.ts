@@ -5,7 +5,6 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { once } from 'node:events';
-import { availableParallelism } from 'node:os';
 import { FileStore } from './files.ts';
 import { negotiate, type TransferLimits } from './options.ts';
 import { NetasciiCache } from './netascii.ts';
@@ -46,7 +45,9 @@ export interface TftpServerOptions {
   readonly netasciiCacheBytes?: number;
   /**
    * Worker threads that run the transfers (transfer-pool.ts), started at the first transfer; 0 runs
-   * them in this thread. Default: one per core up to 4 on a machine with more than one core, else 0.
+   * them in this thread. Default 0: a worker's "confirmed" reaches this thread late under load, so
+   * the unconfirmed limit can evict transfers that are running (5 of 500 curl clients stalled in a
+   * loaded CI run); on by default once eviction asks the worker.
    */
   readonly workers?: number;
   /** Called once per finished transfer (boot timeline, metrics). */
@@ -132,8 +133,7 @@ export class TftpServer {
     socket.bind(this.#options.port ?? 69, this.#options.host ?? '0.0.0.0');
     await once(socket, 'listening');
     this.#socket = socket;
-    const cores = availableParallelism();
-    const workers = this.#options.workers ?? (cores > 1 ? Math.min(4, cores) : 0);
+    const workers = this.#options.workers ?? 0;
     // Started at the first transfer: a role that serves nothing costs no threads (~30 MiB each).
     if (workers > 0) this.#pool = new TransferPool(workers);
     return socket.address();
