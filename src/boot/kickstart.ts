@@ -109,9 +109,13 @@ handlebars.registerHelper('join', (list: unknown, separator: unknown) =>
   Array.isArray(list) ? list.join(typeof separator === 'string' ? separator : ',') : '',
 );
 
+const CHECK_MS = 1000;
+
 export class KickstartTemplates {
   readonly #dirs: string[];
   readonly #compiled = new Map<string, { mtimeMs: number; render: HandlebarsTemplateDelegate }>();
+  /** Where each name resolved and when (ms): the files are looked at again at most every CHECK_MS. */
+  readonly #resolved = new Map<string, { path: string | undefined; checkedAt: number }>();
 
   /** @param operatorDir templates here win over the built-in ones of the same name. */
   constructor(operatorDir?: string) {
@@ -121,7 +125,7 @@ export class KickstartTemplates {
   render(name: string, context: KickstartContext): string {
     if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(name))
       throw new KvmfleetError(ErrorCode.Validation, `bad Kickstart template name "${name}"`);
-    const path = this.#dirs.map((dir) => join(dir, `${name}.ks.hbs`)).find((p) => existsSync(p));
+    const path = this.#resolve(name);
     if (!path)
       throw new KvmfleetError(ErrorCode.NotFound, `Kickstart template "${name}" not found in ${this.#dirs.join(', ')}`);
     assertSafeContext(context);
@@ -133,10 +137,30 @@ export class KickstartTemplates {
     }
   }
 
+  /**
+   * The file a name renders from, looked up on disk at most every CHECK_MS (a storm renders many
+   * Kickstarts a second; an operator's edit is seen within a second). A template that failed to
+   * compile is not cached, so it is read again on the next render.
+   */
+  #resolve(name: string): string | undefined {
+    const now = Date.now();
+    const seen = this.#resolved.get(name);
+    if (seen && now - seen.checkedAt < CHECK_MS && (seen.path === undefined || this.#compiled.has(seen.path)))
+      return seen.path;
+    const path = this.#dirs.map((dir) => join(dir, `${name}.ks.hbs`)).find((p) => existsSync(p));
+    // A changed file is compiled again below: its cached entry is dropped when its mtime differs.
+    if (path) {
+      const cached = this.#compiled.get(path);
+      if (cached && statSync(path).mtimeMs !== cached.mtimeMs) this.#compiled.delete(path);
+    }
+    this.#resolved.set(name, { path, checkedAt: now });
+    return path;
+  }
+
   #template(path: string): HandlebarsTemplateDelegate {
-    const mtimeMs = statSync(path).mtimeMs;
     const cached = this.#compiled.get(path);
-    if (cached && cached.mtimeMs === mtimeMs) return cached.render;
+    if (cached) return cached.render;
+    const mtimeMs = statSync(path).mtimeMs;
     const render = handlebars.compile(readFileSync(path, 'utf8'), { strict: true, noEscape: true });
     this.#compiled.set(path, { mtimeMs, render });
     return render;
